@@ -1,0 +1,284 @@
+"""The catalog `modelfiles/models.yaml`: weights and model variants, validated on load.
+
+It is the single source of truth: templates, Modelfiles and registered models all derive from it.
+Shared settings live in `defaults` (and `extends` chains), so no variant repeats another.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import InputError
+from .parameters import PARAMETER_NAMES, Parameters
+from .yaml_lines import KeyPath, LocatedYaml, load_yaml_with_lines
+
+# Ollama's model-name rule (types/model/name.go), narrowed to lower case so names never collide
+# on case-insensitive file systems and never contain a path separator.
+NAME_PATTERN = re.compile(r"^[a-z0-9_][a-z0-9_.-]{0,79}$")
+BUILTIN_WEIGHTS = ("smollm2-135m",)
+TEMPLATE_FILES = ("chat_template.jinja.j2", "ollama.gotmpl.j2")
+
+
+class HFSource(BaseModel):
+    """A GGUF in a Hugging Face repository, picked by quantisation."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    repo: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    quant: str = Field(default="Q4_K_M", pattern=r"^[A-Za-z0-9_]+$")
+
+
+class WeightsSpec(BaseModel):
+    """Where a model's weights come from: exactly one source."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    description: str | None = None
+    gguf: str | None = Field(default=None, min_length=1)
+    hf: HFSource | None = None
+    ollama: str | None = Field(default=None, min_length=1)
+    builtin: Literal["smollm2-135m"] | None = None
+    license: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WeightsSpec:
+        given = [k for k in ("gguf", "hf", "ollama", "builtin") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of gguf, hf, ollama, builtin"
+                             + (f" (got {', '.join(given)})" if given else ""))
+        return self
+
+
+class VariantSpec(BaseModel):
+    """A variant as written: every field optional, filled from `extends` and `defaults`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    description: str | None = None
+    extends: str | None = None
+    weights: str | None = None
+    template: str | None = None
+    think_prefill: bool | None = None
+    system: str | None = None
+    parameters: Parameters | None = None
+
+
+class CatalogSpec(BaseModel):
+    """The whole file."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    templates: str = "../templates"
+    weights: dict[str, WeightsSpec]
+    defaults: VariantSpec = VariantSpec()
+    variants: dict[str, VariantSpec] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Resolved weights: `source` says which field of the spec applies."""
+
+    name: str
+    source: Literal["gguf", "hf", "ollama", "builtin"]
+    gguf_path: Path | None = None
+    hf_repo: str | None = None
+    hf_quant: str | None = None
+    ollama_ref: str | None = None
+    license: str | None = None
+    description: str | None = None
+
+    @property
+    def modelfile_from(self) -> str:
+        """What a hand-run `ollama create -f` should see after FROM."""
+        if self.source == "hf":
+            return f"hf.co/{self.hf_repo}:{self.hf_quant}"
+        if self.source == "ollama":
+            return str(self.ollama_ref)
+        if self.source == "gguf":
+            return str(self.gguf_path)
+        from .smollm2 import smollm2_path
+
+        return str(smollm2_path())
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A fully resolved variant, ready to render and register."""
+
+    name: str
+    description: str
+    weights: str
+    template: str
+    think_prefill: bool
+    system: str | None
+    parameters: Parameters
+    line: int | None
+
+    @property
+    def generation_prompt(self) -> str:
+        return "<|im_start|>assistant\n" + ("<think>\n" if self.think_prefill else "")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    path: Path
+    templates_dir: Path
+    weights: dict[str, Weights]
+    variants: dict[str, Variant]
+    located: LocatedYaml
+
+    def variant(self, name: str) -> Variant:
+        try:
+            return self.variants[name]
+        except KeyError:
+            raise InputError(f"unknown variant {name!r} (known: {', '.join(self.variants)})",
+                             file=self.path) from None
+
+    def weights_named(self, name: str) -> Weights:
+        try:
+            return self.weights[name]
+        except KeyError:
+            raise InputError(f"unknown weights {name!r} (known: {', '.join(self.weights)})",
+                             file=self.path) from None
+
+    def line_of(self, *path: str | int) -> int | None:
+        return self.located.line_of(tuple(path))
+
+
+def default_catalog_path() -> Path:
+    """`QWQ_OLLAMA_CATALOG`, else `modelfiles/models.yaml` under the working dir or the checkout."""
+    configured = os.environ.get("QWQ_OLLAMA_CATALOG")
+    if configured:
+        return Path(configured)
+    local = Path("modelfiles/models.yaml")
+    if local.exists():
+        return local
+    from .paths import project_root
+
+    return project_root() / "modelfiles" / "models.yaml"
+
+
+def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:
+    """Load, validate and resolve; any problem is one InputError naming file:line and field."""
+    file = Path(path) if path is not None else default_catalog_path()
+    located = load_yaml_with_lines(file)
+    if not isinstance(located.data, dict):
+        raise located.error("the catalog must be a mapping with weights and variants", ())
+    try:
+        spec = CatalogSpec.model_validate(located.data)
+    except ValidationError as exc:
+        raise _first_error(exc, located) from None
+    templates_dir = (file.parent / spec.templates).resolve()
+    weights = {name: _resolve_weights(name, w, file, located) for name, w in spec.weights.items()}
+    variants = {
+        name: _resolve_variant(name, spec, templates_dir, weights, located)
+        for name in spec.variants
+    }
+    return Catalog(file, templates_dir, weights, variants, located)
+
+
+def _first_error(exc: ValidationError, located: LocatedYaml) -> InputError:
+    errors = sorted(exc.errors(), key=lambda e: located.line_of(tuple(e["loc"])) or 0)
+    first = errors[0]
+    loc: KeyPath = tuple(first["loc"])
+    # pydantic adds the model-validator name or a union branch to the location; drop non-keys.
+    loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+    message = _explain(first, loc)
+    if len(errors) > 1:
+        message += f" (+{len(errors) - 1} more)"
+    return located.error(message, loc)
+
+
+def _explain(error: dict[str, Any], loc: KeyPath) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        if len(loc) >= 2 and loc[-2] == "parameters":
+            return (f"unknown parameter for Ollama v0.24.0 (known: {', '.join(PARAMETER_NAMES)})")
+        return "unknown key"
+    if kind == "missing":
+        return "required"
+    got = error.get("input")
+    shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+    return f"{error['msg'].rstrip('.')}{shown}".replace("Value error, ", "")
+
+
+def _check_name(kind: str, name: str, located: LocatedYaml, path: KeyPath) -> None:
+    if not NAME_PATTERN.match(name):
+        raise located.error(
+            f"{kind} name {name!r} is not a valid Ollama model name: use lower-case letters, "
+            "digits, '_', '-', '.', starting with a letter, digit or '_', at most 80 characters",
+            path,
+        )
+
+
+def _resolve_weights(name: str, spec: WeightsSpec, file: Path, located: LocatedYaml) -> Weights:
+    _check_name("weights", name, located, ("weights", name))
+    if spec.gguf is not None:
+        path = Path(os.path.expanduser(spec.gguf))
+        if not path.is_absolute():
+            path = (file.parent / path).resolve()
+        return Weights(name, "gguf", gguf_path=path, license=spec.license,
+                       description=spec.description)
+    if spec.hf is not None:
+        return Weights(name, "hf", hf_repo=spec.hf.repo, hf_quant=spec.hf.quant,
+                       license=spec.license, description=spec.description)
+    if spec.ollama is not None:
+        return Weights(name, "ollama", ollama_ref=spec.ollama, license=spec.license,
+                       description=spec.description)
+    return Weights(name, "builtin", license=spec.license, description=spec.description)
+
+
+def _chain(name: str, spec: CatalogSpec, located: LocatedYaml) -> list[tuple[str, VariantSpec]]:
+    """The variant, then what it extends, and so on (nearest first)."""
+    chain: list[tuple[str, VariantSpec]] = []
+    current: str | None = name
+    while current is not None:
+        if current in (n for n, _ in chain):
+            raise located.error(f"extends forms a cycle: {' -> '.join(n for n, _ in chain)}"
+                                f" -> {current}", ("variants", name, "extends"))
+        chain.append((current, spec.variants[current]))
+        parent = spec.variants[current].extends
+        if parent is not None and parent not in spec.variants:
+            raise located.error(f"extends unknown variant {parent!r}",
+                                ("variants", current, "extends"))
+        current = parent
+    return chain
+
+
+def _resolve_variant(name: str, spec: CatalogSpec, templates_dir: Path,
+                     weights: dict[str, Weights], located: LocatedYaml) -> Variant:
+    where: KeyPath = ("variants", name)
+    _check_name("variant", name, located, where)
+    layers = [v for _, v in reversed(_chain(name, spec, located))]
+    merged: dict[str, Any] = {}
+    params: dict[str, Any] = {}
+    for layer in [spec.defaults, *layers]:
+        merged.update(layer.model_dump(exclude_none=True, exclude={"parameters", "extends"}))
+        if layer.parameters is not None:
+            params.update(layer.parameters.as_dict())
+    for field in ("weights", "template"):
+        if field not in merged:
+            raise located.error(f"no {field}: set it here or in defaults", where)
+    if merged["weights"] not in weights:
+        raise located.error(f"names unknown weights {merged['weights']!r} "
+                            f"(known: {', '.join(weights)})", (*where, "weights"))
+    family = templates_dir / merged["template"]
+    missing = [f for f in TEMPLATE_FILES if not (family / f).is_file()]
+    if missing:
+        raise located.error(f"template {merged['template']!r} not found: expected "
+                            f"{', '.join(str(family / f) for f in missing)}", (*where, "template"))
+    if "num_ctx" not in params:
+        raise located.error("num_ctx must be set: Ollama's default context (4096 without a large "
+                            "GPU) silently truncates long reasoning", (*where, "parameters"))
+    return Variant(
+        name=name,
+        description=merged.get("description", ""),
+        weights=merged["weights"],
+        template=merged["template"],
+        think_prefill=merged.get("think_prefill", True),
+        system=merged.get("system"),
+        parameters=Parameters.model_validate(params),
+        line=located.line_of(where),
+    )

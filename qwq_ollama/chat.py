@@ -1,0 +1,69 @@
+"""One streamed chat through the `ollama` client, with thinking and answer kept apart."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .client import OllamaAPI
+
+Sink = Callable[[str], None]
+
+
+@dataclass
+class ChatResult:
+    thinking: str = ""
+    content: str = ""
+    done: bool = False
+    done_reason: str | None = None
+    chunks: list[tuple[str, str]] = field(default_factory=list)  # ("thinking"|"content", text)
+    eval_count: int = 0
+    eval_seconds: float = 0.0
+    stopped_early: str | None = None
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.eval_count / self.eval_seconds if self.eval_seconds else 0.0
+
+
+def run_chat(api: OllamaAPI, model: str, messages: list[dict[str, Any]], *,
+             options: dict[str, Any] | None = None, think: bool | None = None,
+             on_thinking: Sink | None = None, on_content: Sink | None = None,
+             should_stop: Callable[[ChatResult], str | None] | None = None) -> ChatResult:
+    """Stream a reply; `should_stop` may end the request early (e.g. a loop was detected)."""
+    result = ChatResult()
+    kwargs: dict[str, Any] = {}
+    if options:
+        kwargs["options"] = options
+    if think is not None:
+        kwargs["think"] = think
+    stream = api.chat_stream(model, messages, **kwargs)
+    try:
+        for part in stream:
+            message = part.message
+            if message.thinking:
+                result.thinking += message.thinking
+                result.chunks.append(("thinking", message.thinking))
+                if on_thinking:
+                    on_thinking(message.thinking)
+            if message.content:
+                result.content += message.content
+                result.chunks.append(("content", message.content))
+                if on_content:
+                    on_content(message.content)
+            if part.done:
+                result.done = True
+                result.done_reason = part.done_reason
+                result.eval_count = part.eval_count or 0
+                result.eval_seconds = (part.eval_duration or 0) / 1e9
+            elif should_stop is not None:
+                reason = should_stop(result)
+                if reason:
+                    result.stopped_early = reason
+                    break
+    finally:
+        close = getattr(stream, "close", None)
+        if close:
+            close()  # closing the generator drops the HTTP stream; Ollama cancels the request
+    return result

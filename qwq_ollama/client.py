@@ -1,0 +1,181 @@
+"""The one place that talks to an Ollama daemon.
+
+The `ollama` Python client does the work where it can (create, chat, delete, list); plain HTTP
+covers what it drops or cannot send: `system` and `capabilities` from /api/show, blob HEAD/POST
+with a digest we already know, and `_debug_render_only`.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import ollama
+
+from .errors import DaemonError
+from .parameters import LIST_PARAMETERS
+
+DEFAULT_HOST = "127.0.0.1:11434"
+
+
+def resolve_host(host: str | None = None) -> str:
+    """`host`, else $OLLAMA_HOST, else the default; as a full URL.
+
+    >>> resolve_host("localhost")
+    'http://localhost:11434'
+    >>> resolve_host("0.0.0.0:1234")
+    'http://127.0.0.1:1234'
+    """
+    value = (host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST).strip().strip("\"'")
+    if "://" not in value:
+        value = "http://" + value
+    parts = urlsplit(value)
+    hostname = parts.hostname or "127.0.0.1"
+    if hostname in ("0.0.0.0", "::"):
+        hostname = "127.0.0.1"
+    port = parts.port or (443 if parts.scheme == "https" else 11434)
+    if ":" in hostname:
+        hostname = f"[{hostname}]"
+    return f"{parts.scheme}://{hostname}:{port}{parts.path.rstrip('/')}"
+
+
+def parse_show_parameters(text: str) -> dict[str, Any]:
+    """Read /api/show's `parameters` text (`name  <Go %#v value>` per line) back into values."""
+    values: dict[str, Any] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        name, _, raw = line.strip().partition(" ")
+        raw = raw.strip()
+        value: Any
+        if raw.startswith('"'):
+            value = ast.literal_eval(raw)  # Go's %#v quoting is a subset of Python's
+        elif raw in ("true", "false"):
+            value = raw == "true"
+        elif re.fullmatch(r"-?\d+", raw):
+            value = int(raw)
+        else:
+            value = float(raw)
+        if name in LIST_PARAMETERS:
+            values.setdefault(name, []).append(value)
+        else:
+            values[name] = value
+    return values
+
+
+def blob_digest_of(modelfile: str) -> str | None:
+    """The weights blob digest from /api/show's modelfile (`FROM …/blobs/sha256-<hex>`)."""
+    match = re.search(r"^FROM \S*sha256[-:]([0-9a-f]{64})\s*$", modelfile, re.MULTILINE)
+    return f"sha256:{match.group(1)}" if match else None
+
+
+class OllamaAPI:
+    """A daemon at `host` (default: $OLLAMA_HOST)."""
+
+    def __init__(self, host: str | None = None, timeout: float = 600.0) -> None:
+        self.host = resolve_host(host)
+        self.client = ollama.Client(host=self.host, timeout=timeout)
+        self.http = httpx.Client(base_url=self.host, timeout=timeout)
+
+    def _unreachable(self) -> DaemonError:
+        return DaemonError(f"cannot reach Ollama at {self.host}: start it (`ollama serve`) or "
+                           "point OLLAMA_HOST / --host at a running daemon")
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self.http.request(method, path, **kwargs)
+        except httpx.TransportError:
+            raise self._unreachable() from None
+
+    def version(self) -> str:
+        reply = self._call("GET", "/api/version")
+        reply.raise_for_status()
+        return str(reply.json()["version"])
+
+    def show(self, model: str) -> dict[str, Any] | None:
+        """The raw /api/show answer, or None if the model is not registered."""
+        reply = self._call("POST", "/api/show", json={"model": model})
+        if reply.status_code == 404:
+            return None
+        self._raise_for(reply, f"show {model}")
+        return dict(reply.json())
+
+    def list_names(self) -> list[str]:
+        reply = self._call("GET", "/api/tags")
+        self._raise_for(reply, "list models")
+        return [m["name"] for m in reply.json().get("models", [])]
+
+    def has_blob(self, digest: str) -> bool:
+        reply = self._call("HEAD", f"/api/blobs/{digest}")
+        return reply.status_code == 200
+
+    def push_blob(self, digest: str, path: Path) -> None:
+        """Upload a file under a digest computed once by us (the server re-checks it)."""
+        def chunks() -> Iterator[bytes]:
+            with open(path, "rb") as handle:
+                while block := handle.read(1 << 22):
+                    yield block
+        reply = self._call("POST", f"/api/blobs/{digest}", content=chunks())
+        self._raise_for(reply, f"upload {path.name}")
+
+    def create(self, model: str, **fields: Any) -> Iterator[Mapping[str, Any]]:
+        """Stream the server's status lines for one /api/create."""
+        try:
+            for update in self.client.create(model=model, stream=True, **fields):
+                yield update.model_dump(exclude_none=True)
+        except ollama.ResponseError as exc:
+            raise DaemonError(f"Ollama refused {model}: {exc.error}") from None
+        except ConnectionError:
+            raise self._unreachable() from None
+
+    def delete(self, model: str) -> None:
+        try:
+            self.client.delete(model)
+        except ollama.ResponseError as exc:
+            if exc.status_code != 404:
+                raise DaemonError(f"Ollama could not delete {model}: {exc.error}") from None
+        except ConnectionError:
+            raise self._unreachable() from None
+
+    def render_prompt(self, model: str, messages: list[dict[str, Any]],
+                      tools: list[dict[str, Any]] | None = None) -> str:
+        """The prompt the daemon would send to the model (`_debug_render_only`)."""
+        body: dict[str, Any] = {"model": model, "messages": messages, "stream": False,
+                                "_debug_render_only": True}
+        if tools:
+            body["tools"] = tools
+        reply = self._call("POST", "/api/chat", json=body)
+        self._raise_for(reply, f"render a prompt with {model}")
+        return str(reply.json()["_debug_info"]["rendered_template"])
+
+    def chat_stream(self, model: str, messages: list[dict[str, Any]],
+                    **kwargs: Any) -> Iterator[Any]:
+        try:
+            yield from self.client.chat(model=model, messages=messages, stream=True, **kwargs)
+        except ollama.ResponseError as exc:
+            if exc.status_code == 404:
+                raise DaemonError(f"model {model} is not registered at {self.host}: run "
+                                  f"`qwq-ollama create {model}`") from None
+            raise DaemonError(f"Ollama refused a chat with {model}: {exc.error}") from None
+        except ConnectionError:
+            raise self._unreachable() from None
+
+    def _raise_for(self, reply: httpx.Response, what: str) -> None:
+        if reply.status_code < 400:
+            return
+        try:
+            detail = reply.json().get("error", reply.text)
+        except ValueError:
+            detail = reply.text
+        if reply.status_code == 404 and "not found" in str(detail):
+            raise DaemonError(f"cannot {what}: {detail} (run `qwq-ollama create` first?)")
+        raise DaemonError(f"cannot {what}: {detail} (HTTP {reply.status_code})")
+
+    def close(self) -> None:
+        self.http.close()

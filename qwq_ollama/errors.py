@@ -1,0 +1,44 @@
+"""The exceptions the library raises; the CLI turns them into one-line messages and exit codes."""
+
+from __future__ import annotations
+
+
+class QwqOllamaError(Exception):
+    """Base class: something the user can act on. The message is one line."""
+
+    exit_code = 1
+
+
+class InputError(QwqOllamaError):
+    """Bad input (a catalog, a template, a conversation file, a GGUF): exit code 2.
+
+    The message names the file, and the line and field where there is one.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, file: object = None, line: int | None = None,
+                 field: str | None = None) -> None:
+        self.file = None if file is None else str(file)
+        self.line = line
+        self.field = field
+        self.detail = message
+        where = self.file or ""
+        if where and line is not None:
+            where += f":{line}"
+        prefix = f"{where}: " if where else ""
+        if field:
+            prefix += f"{field}: "
+        super().__init__(f"{prefix}{message}")
+
+
+class EnvironmentProblem(QwqOllamaError):
+    """A missing tool or an unusable machine (no Go, no network, a daemon that won't start): exit 2."""
+
+    exit_code = 2
+
+
+class DaemonError(QwqOllamaError):
+    """The Ollama daemon is unreachable or refused a request: exit 2."""
+
+    exit_code = 2

@@ -1,0 +1,130 @@
+"""Template fidelity: the prompt Ollama builds against the variant's Hugging Face template.
+
+Every difference is a failure unless a known divergence below explains it. The divergences are
+what Ollama's Go templates cannot express; they are listed here, in one place, with the reason,
+and `validate` reports them as such rather than hiding them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .catalog import Catalog, Variant
+from .conversation import Conversation
+from .hf_render import render_chat
+from .render import render_variant
+
+
+@dataclass(frozen=True)
+class Divergence:
+    key: str
+    reason: str
+    applies: Callable[[Conversation], bool]
+    # Masks the differing span in both prompts; if the masked prompts agree, the difference is
+    # proven to lie there. None: the divergence cannot be isolated textually.
+    mask: Callable[[str], str] | None = None
+
+
+def _assistants(conv: Conversation) -> list[dict[str, Any]]:
+    return [m for m in conv.messages if m["role"] == "assistant"]
+
+
+def _args_differ_in_go(conv: Conversation) -> bool:
+    """Go prints arguments with sorted keys, compact nested JSON and HTML-escaped <, >, &."""
+    for message in _assistants(conv):
+        for call in message.get("tool_calls") or []:
+            args = call["function"]["arguments"]
+            if list(args) != sorted(args):
+                return True
+            for value in args.values():
+                if isinstance(value, (dict, list)) or re.search(r"[<>&]", str(value)):
+                    return True
+    return False
+
+
+def _consecutive_same_role(conv: Conversation) -> bool:
+    roles = [m["role"] for m in conv.messages]
+    return any(a == b and a != "tool" for a, b in zip(roles, roles[1:]))
+
+
+KNOWN_DIVERGENCES: tuple[Divergence, ...] = (
+    Divergence(
+        "tool-schema-json",
+        "Go's json prints tool schemas compactly, in Ollama's struct field order and with <, >, "
+        "& escaped; transformers' tojson uses ', ' and ': ' and the client's key order",
+        lambda c: bool(c.tools),
+        lambda text: re.sub(r"<tools>.*?\n</tools>", "<tools>…</tools>", text, flags=re.S),
+    ),
+    Divergence(
+        "tool-call-arguments-json",
+        "Go templates print tool-call arguments with sorted keys and compact nested JSON",
+        _args_differ_in_go,
+        lambda text: re.sub(r'"arguments": .*?\}\n</tool_call>', '"arguments": …}</tool_call>',
+                            text, flags=re.S),
+    ),
+    Divergence(
+        "reasoning-in-history-content",
+        "the HF template cuts assistant content up to the last </think>; Go templates have no "
+        "string functions and Ollama strips think tags only for qwen3/deepseek-r1 models. "
+        "Clients should send reasoning in `thinking`, which both leave out",
+        lambda c: any("</think>" in m["content"] for m in _assistants(c)),
+    ),
+    Divergence(
+        "assistant-leading-newlines",
+        "the HF template strips leading newlines from assistant content; Go templates cannot",
+        lambda c: any(m["content"].startswith("\n") for m in _assistants(c)),
+    ),
+    Divergence(
+        "merged-consecutive-roles",
+        "Ollama joins consecutive messages of the same role with a blank line before the "
+        "template runs; the HF template renders each as its own turn",
+        _consecutive_same_role,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class FidelityResult:
+    conversation: str
+    status: str  # "pass", "known", "fail"
+    divergences: tuple[str, ...]
+    detail: str
+    hf_prompt: str
+    ollama_prompt: str
+
+
+def hf_prompt(catalog: Catalog, variant: Variant, conv: Conversation) -> str:
+    """The variant's HF template applied to the conversation, generation prompt on."""
+    template = render_variant(catalog, variant).hf_template
+    return render_chat(template, conv.messages, tools=conv.tools)
+
+
+def first_difference(a: str, b: str) -> str:
+    index = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return (f"first difference at char {index}: HF {a[index:index + 30]!r} vs "
+            f"Ollama {b[index:index + 30]!r}")
+
+
+def compare(name: str, conv: Conversation, hf: str, live: str) -> FidelityResult:
+    """Classify one conversation's two prompts."""
+    if hf == live:
+        return FidelityResult(name, "pass", (), "identical", hf, live)
+    applicable = [d for d in KNOWN_DIVERGENCES if d.applies(conv)]
+    if not applicable:
+        return FidelityResult(name, "fail", (), first_difference(hf, live), hf, live)
+    keys = tuple(d.key for d in applicable)
+    masks = [d.mask for d in applicable if d.mask is not None]
+    unmaskable = any(d.mask is None for d in applicable)
+    if masks and not unmaskable:
+        masked_hf, masked_live = hf, live
+        for mask in masks:
+            masked_hf, masked_live = mask(masked_hf), mask(masked_live)
+        if masked_hf != masked_live:
+            return FidelityResult(name, "fail", keys,
+                                  "differs outside the known divergences: "
+                                  + first_difference(masked_hf, masked_live), hf, live)
+    reasons = "; ".join(d.reason for d in applicable)
+    return FidelityResult(name, "known", keys, reasons, hf, live)

@@ -1,0 +1,243 @@
+"""Register catalog variants with an Ollama daemon, idempotently.
+
+The weights are imported once into a base model (`qwq-ollama-weights/<name>`); every variant is
+created `from` it. So a 20 GB GGUF is hashed once, and deleting or re-creating a variant never
+deletes the GGUF blob (Ollama removes a blob with the last model that uses it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from .catalog import Catalog, Variant, Weights
+from .client import OllamaAPI, blob_digest_of, parse_show_parameters
+from .digests import file_digest
+from .errors import EnvironmentProblem, InputError
+from .paths import cache_dir
+from .render import render_variant
+
+BASE_NAMESPACE = "qwq-ollama-weights"
+Progress = Callable[[str, Mapping[str, Any]], None]
+
+
+def base_model_name(weights: Weights) -> str:
+    return f"{BASE_NAMESPACE}/{weights.name}"
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What a registered variant must look like."""
+
+    name: str
+    template: str
+    system: str | None
+    parameters: dict[str, Any]
+    license: str | None
+
+    def create_fields(self, base: str) -> dict[str, Any]:
+        fields: dict[str, Any] = {"from_": base, "template": self.template,
+                                  "parameters": self.parameters}
+        if self.system is not None:
+            fields["system"] = self.system
+        if self.license:
+            fields["license"] = self.license
+        return fields
+
+
+def desired_state(catalog: Catalog, variant: Variant, weights: Weights) -> Desired:
+    rendered = render_variant(catalog, variant, weights=weights)
+    return Desired(variant.name, rendered.ollama_template, variant.system,
+                   variant.parameters.as_dict(), weights.license)
+
+
+def _same_number(a: Any, b: Any) -> bool:
+    """Ollama keeps floats as float32: compare at that precision."""
+    import struct
+
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        pack = struct.Struct("f")
+        return pack.unpack(pack.pack(a)) == pack.unpack(pack.pack(b))
+    return bool(a == b)
+
+
+def parameters_equal(want: Mapping[str, Any], got: Mapping[str, Any]) -> bool:
+    if set(want) != set(got):
+        return False
+    for key, value in want.items():
+        other = got[key]
+        if isinstance(value, list):
+            if not isinstance(other, list) or list(value) != list(other):
+                return False
+        elif not _same_number(value, other) and value != other:
+            return False
+    return True
+
+
+def drift(desired: Desired, shown: Mapping[str, Any] | None, weights_digest: str | None
+          ) -> list[str]:
+    """Fields in which the live model differs from the catalog; empty means up to date."""
+    if shown is None:
+        return ["not registered"]
+    diffs: list[str] = []
+    if shown.get("template", "") != desired.template:
+        diffs.append("template")
+    if (shown.get("system") or None) != desired.system:
+        diffs.append("system")
+    live = parse_show_parameters(shown.get("parameters", ""))
+    if not parameters_equal(desired.parameters, live):
+        diffs.append("parameters")
+    if weights_digest and blob_digest_of(shown.get("modelfile", "")) != weights_digest:
+        diffs.append("weights")
+    want_license = [desired.license] if desired.license else []
+    got_license = shown.get("license") or []
+    if isinstance(got_license, str):
+        got_license = [got_license]
+    if list(got_license) != want_license:
+        diffs.append("license")
+    return diffs
+
+
+@dataclass
+class CreateReport:
+    created: list[str] = field(default_factory=list)
+    up_to_date: list[str] = field(default_factory=list)
+    base: str = ""
+    base_created: bool = False
+    weights_digest: str | None = None
+
+
+class Registrar:
+    """Creates variants on one daemon; a lock per daemon keeps concurrent runs apart."""
+
+    def __init__(self, api: OllamaAPI, catalog: Catalog, progress: Progress | None = None
+                 ) -> None:
+        self.api = api
+        self.catalog = catalog
+        self.progress = progress or (lambda _name, _update: None)
+
+    def _lock(self) -> FileLock:
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", self.api.host).strip("-")
+        path = cache_dir() / "locks" / f"create-{slug}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(path), timeout=0)
+
+    def create(self, names: list[str] | None = None, weights_name: str | None = None
+               ) -> CreateReport:
+        variants = [self.catalog.variant(n) for n in (names or list(self.catalog.variants))]
+        lock = self._lock()
+        try:
+            lock.acquire()
+        except Timeout:
+            raise EnvironmentProblem(
+                f"another `qwq-ollama create` is registering models with {self.api.host} "
+                f"(lock {lock.lock_file}); wait for it to finish") from None
+        try:
+            return self._create_locked(variants, weights_name)
+        finally:
+            lock.release()
+
+    def _create_locked(self, variants: list[Variant], weights_name: str | None) -> CreateReport:
+        report = CreateReport()
+        by_weights: dict[str, list[Variant]] = {}
+        for variant in variants:
+            by_weights.setdefault(weights_name or variant.weights, []).append(variant)
+        for wname, group in by_weights.items():
+            weights = self.catalog.weights_named(wname)
+            # Render every variant before touching the daemon: bad input changes nothing.
+            desired = [desired_state(self.catalog, v, weights) for v in group]
+            base, digest = self.ensure_base(weights, report)
+            for want in desired:
+                shown = self.api.show(want.name)
+                if not drift(want, shown, digest):
+                    report.up_to_date.append(want.name)
+                    continue
+                for update in self.api.create(want.name, **want.create_fields(base)):
+                    self.progress(want.name, update)
+                report.created.append(want.name)
+        return report
+
+    def ensure_base(self, weights: Weights, report: CreateReport) -> tuple[str, str | None]:
+        """Import the weights once; returns the base model name and its blob digest."""
+        base = base_model_name(weights)
+        report.base = base
+        if weights.source == "ollama":
+            ref = str(weights.ollama_ref)
+            if self.api.show(base) is None:
+                for update in self.api.create(base, from_=ref):
+                    self.progress(base, update)
+                report.base_created = True
+            shown = self.api.show(base) or {}
+            return base, blob_digest_of(shown.get("modelfile", ""))
+        path = self._local_gguf(weights)
+        digest = file_digest(path)
+        report.weights_digest = digest
+        shown = self.api.show(base)
+        if shown is not None and blob_digest_of(shown.get("modelfile", "")) == digest:
+            return base, digest
+        if not self.api.has_blob(digest):
+            self.progress(base, {"status": f"uploading {path.name}"})
+            self.api.push_blob(digest, path)
+        for update in self.api.create(base, files={path.name: digest}):
+            self.progress(base, update)
+        report.base_created = True
+        return base, digest
+
+    def _local_gguf(self, weights: Weights) -> Path:
+        if weights.source == "builtin":
+            from .smollm2 import ensure_smollm2
+
+            return ensure_smollm2()
+        if weights.source == "hf":
+            from .download import download_gguf
+
+            files = download_gguf(str(weights.hf_repo), str(weights.hf_quant))
+            if len(files) != 1:
+                raise InputError(f"{weights.hf_repo} {weights.hf_quant} is split into "
+                                 f"{len(files)} files; Ollama needs one GGUF: merge them with "
+                                 "llama-gguf-split --merge", file=self.catalog.path)
+            return files[0]
+        path = Path(str(weights.gguf_path))
+        if not path.is_file():
+            raise InputError(f"GGUF not found: {path}", file=self.catalog.path,
+                             line=self.catalog.line_of("weights", weights.name, "gguf"),
+                             field=f"weights.{weights.name}.gguf")
+        with open(path, "rb") as handle:
+            if handle.read(4) != b"GGUF":
+                raise InputError(f"{path} is not a GGUF file", file=self.catalog.path,
+                                 line=self.catalog.line_of("weights", weights.name, "gguf"),
+                                 field=f"weights.{weights.name}.gguf")
+        return path
+
+
+@dataclass(frozen=True)
+class VariantStatus:
+    name: str
+    weights: str
+    registered: bool
+    drift: list[str]
+
+
+def status(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None
+           ) -> list[VariantStatus]:
+    """Each catalog variant: registered or not, and which fields differ from the catalog."""
+    rows = []
+    for variant in catalog.variants.values():
+        weights = catalog.weights_named(weights_name or variant.weights)
+        want = desired_state(catalog, variant, weights)
+        shown = api.show(variant.name)
+        base = api.show(base_model_name(weights))
+        digest = blob_digest_of(base.get("modelfile", "")) if base else None
+        diffs = drift(want, shown, digest)
+        rows.append(VariantStatus(variant.name, weights.name, shown is not None,
+                                  [] if diffs == ["not registered"] else diffs))
+    return rows
+
+

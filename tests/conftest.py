@@ -1,0 +1,82 @@
+"""Shared fixtures: the real Ollama v0.24.0 daemon on a free loopback port, the small model,
+and a copy of the project's catalog and templates that tests may edit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from qwq_ollama.catalog import Catalog, load_catalog
+from qwq_ollama.client import OllamaAPI
+from qwq_ollama.daemon import OllamaDaemon
+from qwq_ollama.ollama_install import OllamaBinary, ensure_ollama
+from qwq_ollama.registry import Registrar
+from qwq_ollama.smollm2 import ensure_smollm2
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+OFFICIAL_TEMPLATE = (DATA / "official" / "qwq-32b.chat_template.jinja").read_text()
+
+
+@pytest.fixture(autouse=True)
+def _no_user_daemon(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may reach a daemon it did not start: point the default at a closed port."""
+    monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:9")
+
+
+@pytest.fixture(scope="session")
+def ollama_binary() -> OllamaBinary:
+    return ensure_ollama()
+
+
+@pytest.fixture(scope="session")
+def small_gguf() -> Path:
+    return ensure_smollm2()
+
+
+@pytest.fixture(scope="session")
+def daemon(ollama_binary: OllamaBinary, small_gguf: Path,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[OllamaDaemon]:
+    models = tmp_path_factory.mktemp("ollama-models")
+    with OllamaDaemon(ollama_binary.path, models,
+                      env={"OLLAMA_KEEP_ALIVE": "10m", "OLLAMA_NUM_PARALLEL": "1"}) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def api(daemon: OllamaDaemon) -> OllamaAPI:
+    return OllamaAPI(daemon.host)
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    return load_catalog(ROOT / "modelfiles" / "models.yaml")
+
+
+@pytest.fixture(scope="session")
+def registered(api: OllamaAPI, catalog: Catalog) -> Catalog:
+    """Every catalog variant registered over the small model, once per session."""
+    Registrar(api, catalog).create(weights_name="smollm2-135m")
+    return catalog
+
+
+@pytest.fixture()
+def project_copy(tmp_path: Path) -> Path:
+    """A throwaway copy of modelfiles/ and templates/ (what `render` reads and writes)."""
+    for name in ("modelfiles", "templates"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    return tmp_path
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    """The real command line, as a user runs it."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "qwq_ollama", *args], capture_output=True,
+                          text=True, env=full_env, cwd=cwd or ROOT, timeout=900)
