@@ -251,24 +251,29 @@ def _resolve_variant(name: str, spec: CatalogSpec, templates_dir: Path,
                      weights: dict[str, Weights], located: LocatedYaml) -> Variant:
     where: KeyPath = ("variants", name)
     _check_name("variant", name, located, where)
-    layers = [v for _, v in reversed(_chain(name, spec, located))]
+    layers: list[tuple[KeyPath, VariantSpec]] = [(("defaults",), spec.defaults)]
+    layers += [(("variants", n), v) for n, v in reversed(_chain(name, spec, located))]
     merged: dict[str, Any] = {}
+    origin: dict[str, KeyPath] = {}  # where each field's value was written, for errors
     params: dict[str, Any] = {}
-    for layer in [spec.defaults, *layers]:
-        merged.update(layer.model_dump(exclude_none=True, exclude={"parameters", "extends"}))
+    for place, layer in layers:
+        values = layer.model_dump(exclude_none=True, exclude={"parameters", "extends"})
+        merged.update(values)
+        origin.update({key: (*place, key) for key in values})
         if layer.parameters is not None:
             params.update(layer.parameters.as_dict())
     for field in ("weights", "template"):
         if field not in merged:
             raise located.error(f"no {field}: set it here or in defaults", where)
+    used_by = "" if origin["weights"][:2] == where else f" (used by variant {name})"
     if merged["weights"] not in weights:
-        raise located.error(f"names unknown weights {merged['weights']!r} "
-                            f"(known: {', '.join(weights)})", (*where, "weights"))
+        raise located.error(f"names unknown weights {merged['weights']!r}{used_by} "
+                            f"(known: {', '.join(weights)})", origin["weights"])
     family = templates_dir / merged["template"]
     missing = [f for f in TEMPLATE_FILES if not (family / f).is_file()]
     if missing:
         raise located.error(f"template {merged['template']!r} not found: expected "
-                            f"{', '.join(str(family / f) for f in missing)}", (*where, "template"))
+                            f"{', '.join(str(family / f) for f in missing)}", origin["template"])
     if "num_ctx" not in params:
         raise located.error("num_ctx must be set: Ollama's default context (4096 without a large "
                             "GPU) silently truncates long reasoning", (*where, "parameters"))

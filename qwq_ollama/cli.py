@@ -154,6 +154,52 @@ def _answer_printer():  # type: ignore[no-untyped-def]
     return show
 
 
+@app.command()
+def validate(variants: Annotated[Optional[list[str]], typer.Argument(help="Variants "
+                                 "(default: all).")] = None,
+             weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None,
+             checks: Annotated[str, typer.Option(help="Comma-separated: fidelity, "
+                               "registration, generation.")] = "fidelity,registration,generation",
+             json_: Annotated[Optional[Path], typer.Option("--json", help="Write findings as "
+                              "JSON (also when a step fails).")] = None,
+             report: Annotated[Optional[Path], typer.Option("--report", help="Write a "
+                               "Markdown report.")] = None,
+             num_predict: Annotated[int, typer.Option(help="Token cap for generation "
+                                    "checks.")] = 256) -> None:
+    """Prove each variant right against the live daemon; exit 1 if any check fails."""
+    import json
+
+    from .atomic import write_text_atomic
+    from .client import OllamaAPI
+    from .errors import InputError
+    from .validate import CHECKS, ValidationReport, markdown_report
+    from .validate import validate as run_validate
+
+    chosen = tuple(c.strip() for c in checks.split(",") if c.strip())
+    unknown = [c for c in chosen if c not in CHECKS]
+    if unknown:
+        raise InputError(f"unknown check {unknown[0]!r} (known: {', '.join(CHECKS)})",
+                         field="--checks")
+    cat = _catalog(catalog)
+    findings = ValidationReport()
+    try:
+        run_validate(OllamaAPI(host), cat, variants or None, weights_name=weights, checks=chosen,
+                     num_predict=num_predict, progress=lambda m: _err(f"  checking {m}"),
+                     report=findings)
+    finally:
+        if json_:
+            write_text_atomic(json_, json.dumps(findings.to_dict(), indent=1,
+                                                ensure_ascii=False) + "\n")
+        if report:
+            write_text_atomic(report, markdown_report(findings))
+    typer.echo(f"{'VARIANT':<16} {'CHECK':<13} {'RESULT':<7} REASON")
+    for f in findings.findings:
+        shown = {"pass": "pass", "fail": "FAIL", "known": "known", "error": "ERROR"}[f.status]
+        typer.echo(f"{f.variant:<16} {f.check:<13} {shown:<7} {f.reason}")
+    if findings.failed:
+        raise typer.Exit(1)
+
+
 @app.command("install-ollama")
 def install_ollama() -> None:
     """Find Ollama v0.24.0 on PATH, or build it once into .local/bin; print its path."""

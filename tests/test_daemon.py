@@ -1,0 +1,113 @@
+"""The private daemon and the pinned Ollama: the ground every other live test stands on."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from pathlib import Path
+
+import ollama
+import pytest
+
+from qwq_ollama.client import OllamaAPI, parse_show_parameters
+from qwq_ollama.daemon import OllamaDaemon, process_group_alive
+from qwq_ollama.digests import file_digest
+from qwq_ollama.errors import DaemonError, EnvironmentProblem
+from qwq_ollama.ollama_install import PINNED_VERSION, build_ollama, find_ollama
+
+
+def test_daemon_reports_the_pinned_version(daemon, ollama_binary) -> None:
+    assert ollama_binary.version == PINNED_VERSION
+    assert daemon.version() == "0.24.0"
+
+
+def test_a_model_created_from_the_small_gguf_chats_and_keeps_its_parameters(
+        api: OllamaAPI, small_gguf: Path) -> None:
+    client = ollama.Client(host=api.host)
+    digest = client.create_blob(small_gguf)
+    params = {"temperature": 0.0, "num_ctx": 2048, "num_predict": 48, "seed": 7,
+              "stop": ["<|im_end|>"]}
+    for _ in client.create(model="plain-smollm2", files={small_gguf.name: digest},
+                           template="{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}"
+                                    "<|im_end|>\n{{ end }}<|im_start|>assistant\n",
+                           parameters=params, stream=True):
+        pass
+    reply = client.chat(model="plain-smollm2",
+                        messages=[{"role": "user", "content": "Say hello."}])
+    assert reply.message.content.strip()
+    assert reply.done_reason in ("stop", "length")
+    shown = api.show("plain-smollm2")
+    assert shown is not None
+    assert parse_show_parameters(shown["parameters"]) == params
+
+
+def test_stopping_leaves_no_process_and_frees_the_port(ollama_binary, tmp_path: Path) -> None:
+    daemon = OllamaDaemon(ollama_binary.path, tmp_path / "models").start()
+    pgid, port = daemon.process.pid, daemon.port  # type: ignore[union-attr]
+    assert process_group_alive(pgid)
+    daemon.stop()
+    assert not process_group_alive(pgid)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+
+
+def test_port_already_taken_is_a_clear_error(ollama_binary, tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(DaemonError, match=f"port {port} on 127.0.0.1 is already in use"):
+            OllamaDaemon(ollama_binary.path, tmp_path / "models", port=port).start()
+
+
+def test_unwritable_models_dir_is_a_clear_error(ollama_binary, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(DaemonError, match="models dir .* is not writable"):
+        OllamaDaemon(ollama_binary.path, blocker / "models").start()
+
+
+def test_a_daemon_that_dies_while_starting_reports_its_log(tmp_path: Path) -> None:
+    fake = tmp_path / "ollama"
+    fake.write_text("#!/bin/sh\necho 'Error: listen tcp: bind: cannot assign address' >&2\nexit 1\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    with pytest.raises(DaemonError, match="exited with code 1 while starting; log: .*bind"):
+        OllamaDaemon(fake, tmp_path / "models", startup_timeout=10).start()
+
+
+def test_build_without_go_says_what_to_install(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    target = tmp_path / "bin" / "ollama"
+    target.parent.mkdir()
+    with pytest.raises(EnvironmentProblem, match="Go 1.26\\+ is needed to build Ollama"):
+        build_ollama(target)
+    assert not target.exists()
+
+
+def test_other_version_on_path_is_reported_not_used(tmp_path: Path, monkeypatch) -> None:
+    fake = tmp_path / "ollama"
+    fake.write_text("#!/bin/sh\necho 'ollama version is 0.9.9'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("QWQ_OLLAMA_BIN", str(tmp_path / "no-local-build"))
+    monkeypatch.delenv("QWQ_OLLAMA_BINARY", raising=False)
+    lookup = find_ollama(allow_other_version=False)
+    assert lookup.binary is None or lookup.binary.path != fake
+    assert any("0.9.9, not 0.24.0; not used" in note for note in lookup.notes)
+    assert find_ollama(allow_other_version=True).binary.path == fake  # type: ignore[union-attr]
+
+
+def test_weights_are_hashed_once(small_gguf: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("QWQ_OLLAMA_CACHE", str(tmp_path))
+    first = file_digest(small_gguf)
+    index = (tmp_path / "digests.json").read_text()
+    assert first.removeprefix("sha256:") in index
+    # A second call must come from the index: make the file unreadable to prove it.
+    copy = tmp_path / "copy.gguf"
+    copy.write_bytes(small_gguf.read_bytes()[:4096])
+    digest = file_digest(copy)
+    os.chmod(copy, 0)
+    if os.geteuid() != 0:
+        assert file_digest(copy) == digest
+    assert file_digest(small_gguf) == first

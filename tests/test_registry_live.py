@@ -1,0 +1,81 @@
+"""Registering the catalog's variants with the real daemon, over the small model."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from qwq_ollama.client import OllamaAPI, blob_digest_of, parse_show_parameters
+from qwq_ollama.registry import Registrar, base_model_name, status
+from qwq_ollama.render import render_all, render_variant
+
+from .conftest import run_cli
+
+
+def test_every_variant_registers_with_the_catalogs_template_and_parameters(
+        api: OllamaAPI, registered) -> None:
+    for variant in registered.variants.values():
+        shown = api.show(variant.name)
+        assert shown is not None, variant.name
+        assert shown["template"] == render_variant(registered, variant).ollama_template
+        assert parse_show_parameters(shown["parameters"]) == variant.parameters.as_dict()
+        assert "num_ctx" in parse_show_parameters(shown["parameters"])
+
+
+def test_variants_are_thinking_and_tool_capable(api: OllamaAPI, registered) -> None:
+    for name in registered.variants:
+        capabilities = api.show(name)["capabilities"]  # type: ignore[index]
+        assert "thinking" in capabilities and "tools" in capabilities, (name, capabilities)
+
+
+def test_variants_share_one_weights_blob_from_the_base_model(api: OllamaAPI, registered) -> None:
+    base = api.show(base_model_name(registered.weights["smollm2-135m"]))
+    digest = blob_digest_of(base["modelfile"])  # type: ignore[index]
+    assert digest is not None
+    for name in registered.variants:
+        assert blob_digest_of(api.show(name)["modelfile"]) == digest  # type: ignore[index]
+
+
+def test_deleting_every_variant_keeps_the_weights(api: OllamaAPI, registered) -> None:
+    base = api.show(base_model_name(registered.weights["smollm2-135m"]))
+    digest = blob_digest_of(base["modelfile"])  # type: ignore[index]
+    api.delete("qwq-minp")
+    assert api.has_blob(digest)  # type: ignore[arg-type]
+    report = Registrar(api, registered).create(["qwq-minp"], "smollm2-135m")
+    assert report.created == ["qwq-minp"] and not report.base_created
+
+
+def test_second_create_changes_nothing_and_says_so(daemon, registered) -> None:
+    result = run_cli("create", "--weights", "smollm2-135m", "--host", daemon.host)
+    assert result.returncode == 0, result.stderr
+    for name in registered.variants:
+        assert f"{name} is up to date" in result.stdout
+    assert "created" not in result.stdout
+
+
+def test_list_shows_registration_and_drift(api: OllamaAPI, daemon, registered) -> None:
+    result = run_cli("list", "--weights", "smollm2-135m", "--host", daemon.host)
+    assert result.returncode == 0, result.stderr
+    assert "qwq-fixed" in result.stdout and "up to date" in result.stdout
+    for _ in api.create("qwq-baseline", from_="qwq-baseline",
+                        parameters={"repeat_penalty": 1.3}):
+        pass
+    rows = {r.name: r for r in status(api, registered, "smollm2-135m")}
+    assert rows["qwq-baseline"].drift == ["parameters"]
+    assert rows["qwq-fixed"].drift == []
+    report = Registrar(api, registered).create(["qwq-baseline"], "smollm2-135m")
+    assert report.created == ["qwq-baseline"]
+
+
+def test_rendered_modelfiles_work_with_ollama_create_by_hand(
+        ollama_binary, daemon, api: OllamaAPI, registered, tmp_path: Path) -> None:
+    render_all(registered, out_dir=tmp_path, weights=registered.weights["smollm2-135m"])
+    modelfile = tmp_path / "qwq-noprefill.Modelfile"
+    subprocess.run([str(ollama_binary.path), "create", "by-hand", "-f", str(modelfile)],
+                   check=True, capture_output=True, env={"OLLAMA_HOST": daemon.host,
+                                                         "HOME": str(tmp_path)})
+    by_hand, ours = api.show("by-hand"), api.show("qwq-noprefill")
+    assert by_hand["template"] == ours["template"]  # type: ignore[index]
+    assert parse_show_parameters(by_hand["parameters"]) == parse_show_parameters(  # type: ignore[index]
+        ours["parameters"])  # type: ignore[index]
+    assert by_hand["license"] == ours["license"]  # type: ignore[index]
