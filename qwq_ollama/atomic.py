@@ -29,10 +29,26 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
 
 
 def write_many_atomic(files: dict[Path, str]) -> None:
-    """Write several files, each atomically, after all have been encoded.
+    """Write several files all-or-nothing, as far as a file system allows.
 
-    Encoding first means a bad value stops the run before any file is touched.
+    Every file is encoded and staged (written and fsynced beside its target) first; only when
+    all are staged are they renamed into place, and renames need no free space. A failure while
+    staging (a bad value, a full disk, an unwritable folder) leaves every target untouched.
     """
     encoded = {Path(p): text.encode("utf-8") for p, text in files.items()}
-    for path, data in encoded.items():
-        write_bytes_atomic(path, data)
+    staged: list[tuple[str, Path]] = []
+    try:
+        for target, data in encoded.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            staged.append((tmp, target))
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+    except BaseException:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    for tmp, target in staged:
+        os.replace(tmp, target)

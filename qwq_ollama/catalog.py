@@ -62,7 +62,7 @@ class VariantSpec(BaseModel):
     weights: str | None = None
     template: str | None = None
     think_prefill: bool | None = None
-    system: str | None = None
+    system: str | None = Field(default=None, min_length=1)
     parameters: Parameters | None = None
 
 
@@ -269,7 +269,10 @@ def _resolve_variant(name: str, spec: CatalogSpec, templates_dir: Path,
     if merged["weights"] not in weights:
         raise located.error(f"names unknown weights {merged['weights']!r}{used_by} "
                             f"(known: {', '.join(weights)})", origin["weights"])
-    family = templates_dir / merged["template"]
+    family = (templates_dir / merged["template"]).resolve()
+    if not family.is_relative_to(templates_dir) or family == templates_dir:
+        raise located.error(f"template {merged['template']!r} must name a folder inside "
+                            f"{templates_dir}", origin["template"])
     missing = [f for f in TEMPLATE_FILES if not (family / f).is_file()]
     if missing:
         raise located.error(f"template {merged['template']!r} not found: expected "

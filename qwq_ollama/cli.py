@@ -128,13 +128,15 @@ def prompt(variant: str,
 
 
 @app.command()
-def chat(variant: str, message: str, host: HostOpt = None) -> None:
+def chat(variant: str, message: str, host: HostOpt = None,
+         num_predict: Annotated[int, typer.Option(help="Token cap (-1: none).")] = 1024) -> None:
     """Chat once with a registered variant, showing its thinking and its answer apart."""
     from .chat import run_chat
     from .client import OllamaAPI
 
     typer.echo("--- thinking ---")
     result = run_chat(OllamaAPI(host), variant, [{"role": "user", "content": message}],
+                      options={"num_predict": num_predict},
                       on_thinking=lambda t: typer.echo(t, nl=False),
                       on_content=_answer_printer())
     typer.echo(f"\n--- done: {result.done_reason}, {result.eval_count} tokens, "
@@ -240,8 +242,15 @@ def demo(message: Annotated[str, typer.Option(help="What to ask.")] =
         typer.echo(f"daemon: Ollama {daemon.version()} at {daemon.host} (private models dir)")
         create(None, "smollm2-135m", catalog, daemon.host)
         list_("smollm2-135m", catalog, daemon.host)
+        typer.echo("")
+        try:
+            validate(["qwq-fixed", "qwq-noprefill"], "smollm2-135m", catalog, daemon.host,
+                     "fidelity,registration", None, None, 256)
+        except typer.Exit as exc:
+            if exc.exit_code:
+                raise
         typer.echo(f"\nqwq-fixed over smollm2-135m, asked: {message}")
-        chat("qwq-fixed", message, daemon.host)
+        chat("qwq-fixed", message, daemon.host, 512)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import httpx
 import ollama
 
 from .errors import DaemonError
-from .parameters import LIST_PARAMETERS
+from .parameters import INT_PARAMETERS, LIST_PARAMETERS
 
 DEFAULT_HOST = "127.0.0.1:11434"
 
@@ -62,6 +62,9 @@ def parse_show_parameters(text: str) -> dict[str, Any]:
             value = int(raw)
         else:
             value = float(raw)
+            # Ollama keeps parameters as JSON numbers (float64), so large ints print as 1.2e+07.
+            if name in INT_PARAMETERS and value.is_integer():
+                value = int(value)
         if name in LIST_PARAMETERS:
             values.setdefault(name, []).append(value)
         else:

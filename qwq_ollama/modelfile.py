@@ -21,7 +21,11 @@ class Unrepresentable(ValueError):
 
 
 def _dropped_rune(text: str) -> str | None:
-    """The first character Ollama's lexer would drop (Go's strconv.IsPrint is false)."""
+    """The first character Ollama's lexer would drop (Go's strconv.IsPrint is false).
+
+    A character unassigned in this Python's Unicode tables counts as dropped: Go's tables may
+    be newer, but refusing is safe where guessing is not.
+    """
     for ch in text:
         if ch in _KEPT_CONTROL:
             continue
@@ -50,13 +54,14 @@ def quote_value(text: str) -> str:
     >>> quote_value('say "hi"\\n')
     '\"\"\"say "hi"\\n\"\"\"'
     """
+    if text == "":
+        raise Unrepresentable("is empty, and Ollama stores an empty value as no value at all")
     bad = _dropped_rune(text)
     if bad is not None:
         raise Unrepresentable(f"contains U+{ord(bad):04X} ({unicodedata.name(bad, 'unnamed')}),"
                               " which Ollama's Modelfile parser drops")
     bare_ok = (
-        text != ""
-        and text == text.strip()
+        text == text.strip()
         and "\n" not in text
         and "\r" not in text
         and not text.startswith('"')

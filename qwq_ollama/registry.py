@@ -209,12 +209,30 @@ class Registrar:
             raise InputError(f"GGUF not found: {path}", file=self.catalog.path,
                              line=self.catalog.line_of("weights", weights.name, "gguf"),
                              field=f"weights.{weights.name}.gguf")
-        with open(path, "rb") as handle:
-            if handle.read(4) != b"GGUF":
-                raise InputError(f"{path} is not a GGUF file", file=self.catalog.path,
-                                 line=self.catalog.line_of("weights", weights.name, "gguf"),
-                                 field=f"weights.{weights.name}.gguf")
+        problem = gguf_problem(path)
+        if problem:
+            raise InputError(f"{path}: {problem}", file=self.catalog.path,
+                             line=self.catalog.line_of("weights", weights.name, "gguf"),
+                             field=f"weights.{weights.name}.gguf")
         return path
+
+
+def gguf_problem(path: Path) -> str | None:
+    """Why `path` is not a usable GGUF, checked from its header before anything is uploaded."""
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"GGUF":
+            return "not a GGUF file (no GGUF magic bytes)"
+    import gguf
+
+    try:
+        # Memory-maps the file and parses the header, metadata and tensor index only.
+        reader = gguf.GGUFReader(path)
+    except Exception as exc:  # the reader raises ValueError/IndexError/struct errors
+        return f"truncated or corrupt GGUF ({type(exc).__name__}: {str(exc)[:80]})"
+    end = max((t.data_offset + t.n_bytes for t in reader.tensors), default=0)
+    if end > path.stat().st_size:
+        return f"truncated GGUF: tensor data ends at byte {end}, file has {path.stat().st_size}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -70,8 +70,10 @@ def _render_file(env: SandboxedEnvironment, name: str, **context: object) -> str
         raise InputError(f"template uses an undefined value: {exc.message}",
                          file=Path(env.loader.searchpath[0]) / name  # type: ignore[union-attr]
                          ) from None
-    except jinja2.TemplateError as exc:
-        raise InputError(f"template error: {exc}", file=name) from None
+    except jinja2.TemplateError as exc:  # includes the sandbox's SecurityError
+        raise InputError(f"template error: {exc}",
+                         file=Path(env.loader.searchpath[0]) / name  # type: ignore[union-attr]
+                         ) from None
 
 
 def _modelfile_from(weights: Weights, out_dir: Path) -> str:

@@ -1,0 +1,224 @@
+"""Malformed input of every kind: exit code 2, one line naming the file (and line and field
+where there is one), and every output file and the daemon's model list exactly as before."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from qwq_ollama.client import OllamaAPI
+
+from .conftest import run_cli
+
+CATALOG = "modelfiles/models.yaml"
+CHAT_J2 = "templates/qwq/chat_template.jinja.j2"
+VARIANT_TAIL = "      min_p: 0.1\n"  # first found in qwq-minp's parameters
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    file: str  # which file the bad input lives in (relative to the project copy)
+    old: str | None  # text to replace (None: replace the whole file with `new`)
+    new: str | bytes
+    command: str = "render"  # render | prompt | create
+    field: str | None = None  # expected in the message
+    line: bool = False  # the message must carry a line number
+
+
+def yaml_case(id: str, old: str, new: str, field: str | None = None, line: bool = True) -> Case:
+    return Case(id, CATALOG, old, new, field=field, line=line)
+
+
+def conv_case(id: str, content: object, field: str | None = None) -> Case:
+    text = content if isinstance(content, (str, bytes)) else json.dumps(content)
+    return Case(id, "conversation.json", None, text, command="prompt", field=field)
+
+
+def gguf_case(id: str, content: bytes | None) -> Case:
+    return Case(id, "weights.gguf", None, content if content is not None else b"",
+                command="create", field="weights.local.gguf", line=True)
+
+
+P = "  parameters:\n    # Qwen's recommended sampling for QwQ-32B.\n    temperature: 0.6\n"
+CASES: list[Case] = [
+    # YAML itself
+    yaml_case("yaml-unclosed-flow", 'stop: ["<|im_end|>", "<|im_start|>", "<|endoftext|>"]',
+              'stop: ["<|im_end|>", "<|im_start|>"'),
+    yaml_case("yaml-tab-indent", "  qwq-minp:\n", "\tqwq-minp:\n"),
+    yaml_case("yaml-python-tag", "  template: qwq\n",
+              "  template: !!python/object/apply:os.system ['echo pwned']\n"),
+    yaml_case("yaml-bad-mapping", "  qwq-fixed:\n", "  qwq-fixed: : :\n"),
+    Case("yaml-top-level-list", CATALOG, None, "- qwq-fixed\n- qwq-minp\n"),
+    Case("yaml-empty-file", CATALOG, None, ""),
+    Case("yaml-not-utf8", CATALOG, None, b"weights:\n  \xff\xfe: {}\n"),
+    # unknown keys
+    yaml_case("unknown-top-key", "templates: ../templates\n", "templates: ../templates\nweigths: {}\n",
+              "weigths"),
+    yaml_case("unknown-variant-key", "    think_prefill: false\n",
+              "    think_prefill: false\n    temprature: 0.6\n", "variants.qwq-noprefill.temprature"),
+    yaml_case("unknown-weights-key", "    builtin: smollm2-135m\n",
+              "    builtin: smollm2-135m\n    path: ./x.gguf\n", "weights.smollm2-135m.path"),
+    # wrong types
+    yaml_case("type-temperature-string", "temperature: 0.6", "temperature: hot",
+              "defaults.parameters.temperature"),
+    yaml_case("type-num-ctx-float", "num_ctx: 16384", "num_ctx: 16384.5",
+              "defaults.parameters.num_ctx"),
+    yaml_case("type-stop-string", 'stop: ["<|im_end|>", "<|im_start|>", "<|endoftext|>"]',
+              'stop: "<|im_end|>"', "defaults.parameters.stop"),
+    yaml_case("type-prefill-string", "think_prefill: true", 'think_prefill: "yes"',
+              "defaults.think_prefill"),
+    yaml_case("type-variants-list", "  qwq-fixed:\n    description:", "  - qwq-fixed:\n    description:",
+              None),
+    yaml_case("type-num-ctx-bool", "num_ctx: 16384", "num_ctx: true", "defaults.parameters.num_ctx"),
+    # out of range
+    yaml_case("range-temperature-negative", "temperature: 0.6", "temperature: -1",
+              "defaults.parameters.temperature"),
+    yaml_case("range-top-p-above-1", "top_p: 0.95", "top_p: 1.5", "defaults.parameters.top_p"),
+    yaml_case("range-min-p-negative", "min_p: 0.0", "min_p: -0.1", "defaults.parameters.min_p"),
+    yaml_case("range-num-ctx-zero", "num_ctx: 16384", "num_ctx: 0", "defaults.parameters.num_ctx"),
+    yaml_case("range-num-ctx-negative", "num_ctx: 16384", "num_ctx: -5",
+              "defaults.parameters.num_ctx"),
+    yaml_case("range-top-k-negative", "top_k: 40", "top_k: -1", "defaults.parameters.top_k"),
+    yaml_case("range-repeat-penalty-zero", "repeat_penalty: 1.0", "repeat_penalty: 0",
+              "defaults.parameters.repeat_penalty"),
+    yaml_case("range-stop-empty", '"<|endoftext|>"]', '""]', "defaults.parameters.stop"),
+    yaml_case("range-stop-duplicate", '"<|endoftext|>"]', '"<|im_end|>"]',
+              "defaults.parameters.stop"),
+    # parameter names Ollama v0.24.0 does not know
+    yaml_case("param-mirostat", VARIANT_TAIL, VARIANT_TAIL + "      mirostat: 2\n",
+              "variants.qwq-minp.parameters.mirostat"),
+    yaml_case("param-capitalised", VARIANT_TAIL, VARIANT_TAIL + "      Temperature: 0.7\n",
+              "variants.qwq-minp.parameters.Temperature"),
+    yaml_case("param-tfs-z", VARIANT_TAIL, VARIANT_TAIL + "      tfs_z: 1.0\n",
+              "variants.qwq-minp.parameters.tfs_z"),
+    yaml_case("param-penalize-newline", VARIANT_TAIL, VARIANT_TAIL + "      penalize_newline: true\n",
+              "variants.qwq-minp.parameters.penalize_newline"),
+    yaml_case("param-llama-cpp-name", VARIANT_TAIL, VARIANT_TAIL + "      dry_multiplier: 0.5\n",
+              "variants.qwq-minp.parameters.dry_multiplier"),
+    # names
+    yaml_case("name-duplicate-variant", "  qwq-baseline:\n", "  qwq-fixed:\n", "variants.qwq-fixed"),
+    yaml_case("name-duplicate-parameter", "    top_k: 40\n", "    top_k: 40\n    top_k: 20\n",
+              "defaults.parameters.top_k"),
+    yaml_case("name-uppercase", "  qwq-minp:\n", "  QWQ-MINP:\n", "variants.QWQ-MINP"),
+    yaml_case("name-slash", "  qwq-minp:\n", "  qwq/minp:\n", "variants.qwq/minp"),
+    yaml_case("name-dot-dot", "  qwq-minp:\n", "  ../minp:\n", "variants.../minp"),
+    yaml_case("name-too-long", "  qwq-minp:\n", "  " + "q" * 81 + ":\n", "variants." + "q" * 81),
+    yaml_case("name-weights-space", "  smollm2-135m:\n", "  smol lm:\n", "weights.smol lm"),
+    # missing references
+    yaml_case("missing-weights", "  weights: qwq-32b\n", "  weights: qwq-64b\n", "defaults.weights"),
+    yaml_case("missing-template", "  template: qwq\n", "  template: qwen\n", "defaults.template"),
+    yaml_case("template-escapes-folder", "  template: qwq\n", "  template: ../modelfiles\n",
+              "defaults.template"),
+    yaml_case("extends-unknown", "    think_prefill: false\n",
+              "    think_prefill: false\n    extends: qwq-nothing\n", "variants.qwq-noprefill.extends"),
+    yaml_case("extends-cycle", "    think_prefill: false\n",
+              "    think_prefill: false\n    extends: qwq-noprefill\n",
+              "variants.qwq-noprefill.extends"),
+    yaml_case("weights-two-sources", "    builtin: smollm2-135m\n",
+              "    builtin: smollm2-135m\n    gguf: ./x.gguf\n", "weights.smollm2-135m"),
+    yaml_case("weights-no-source", "    builtin: smollm2-135m\n", "", "weights.smollm2-135m"),
+    yaml_case("weights-bad-hf-repo", "repo: unsloth/QwQ-32B-GGUF", "repo: not a repo",
+              "weights.qwq-32b.hf.repo"),
+    yaml_case("num-ctx-unset", "    num_ctx: 16384\n", "", "variants.qwq-fixed.parameters"),
+    yaml_case("system-unrepresentable", "    think_prefill: false\n",
+              '    think_prefill: false\n    system: "a\\u200db"\n', "variants.qwq-noprefill.system"),
+    yaml_case("system-closing-quotes", "    think_prefill: false\n",
+              '    think_prefill: false\n    system: "one\\nline ends \\"\\"\\"\\ntwo"\n',
+              "variants.qwq-noprefill.system"),
+    # templates with Jinja errors (meta level)
+    Case("template-syntax-error", CHAT_J2, "(( variant ))", "(% if %)"),
+    Case("template-undefined-value", CHAT_J2, "(( generation_prompt | jinja_string ))",
+         "(( generation_promt | jinja_string ))"),
+    Case("template-sandbox-escape", CHAT_J2, "(( variant ))", "(( ''.__class__.__mro__[1].__subclasses__() ))"),
+    # conversation files that are not valid chat JSON
+    conv_case("conv-invalid-json", '[{"role": "user", "content": "hi"'),
+    conv_case("conv-number", 42),
+    conv_case("conv-empty-list", [], "messages"),
+    conv_case("conv-missing-role", [{"content": "hi"}], "messages[0].role"),
+    conv_case("conv-unknown-role", [{"role": "robot", "content": "hi"}], "messages[0].role"),
+    conv_case("conv-content-list", [{"role": "user", "content": ["hi"]}], "messages[0].content"),
+    conv_case("conv-tool-calls-on-user",
+              [{"role": "user", "content": "", "tool_calls": []}], "messages[0].tool_calls"),
+    conv_case("conv-arguments-string", [{"role": "user", "content": "x"}, {
+        "role": "assistant", "content": "", "tool_calls": [
+            {"function": {"name": "f", "arguments": "{\"a\": 1}"}}]}],
+              "messages[1].tool_calls[0]"),
+    conv_case("conv-unknown-message-key", [{"role": "user", "content": "x", "name": "bob"}],
+              "messages[0]"),
+    conv_case("conv-tools-not-list", {"messages": [{"role": "user", "content": "x"}],
+                                      "tools": {"a": 1}}, "tools"),
+    conv_case("conv-not-utf8", b"[{\"role\": \"user\", \"content\": \"\xff\"}]"),
+    # GGUFs that are not GGUFs
+    gguf_case("gguf-text-file", b"this is not a model\n"),
+    gguf_case("gguf-empty", None),
+    gguf_case("gguf-truncated-header", b"TRUNCATED"),  # replaced by a real prefix below
+]
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def _apply(case: Case, root: Path, small_gguf: Path) -> Path:
+    target = root / case.file
+    if case.id == "gguf-truncated-header":
+        target.write_bytes(small_gguf.read_bytes()[:200_000])
+    elif case.old is None:
+        target.write_bytes(case.new if isinstance(case.new, bytes) else case.new.encode())
+    else:
+        text = target.read_text()
+        assert case.old in text, (case.id, case.old)
+        target.write_text(text.replace(case.old, str(case.new), 1))
+    return target
+
+
+def test_the_table_is_large_enough() -> None:
+    print(f"bad-input cases: {len(CASES)}")
+    assert len(CASES) >= 40
+    assert len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(
+        case: Case, project_copy: Path, small_gguf: Path, daemon, api: OllamaAPI) -> None:
+    root = project_copy
+    catalog = root / CATALOG
+    (root / "conversation.json").write_text('[{"role": "user", "content": "hello"}]')
+    if case.command == "create":
+        catalog.write_text(catalog.read_text().replace(
+            "weights:\n", "weights:\n  local:\n    gguf: ../weights.gguf\n", 1))
+    bad_file = _apply(case, root, small_gguf)
+    before_files = _snapshot(root / "modelfiles")
+    before_models = sorted(api.list_names())
+
+    if case.command == "render":
+        result = run_cli("render", "--catalog", str(catalog))
+        named = str(bad_file)
+    elif case.command == "prompt":
+        result = run_cli("prompt", "qwq-fixed", "--messages", str(bad_file),
+                         "--catalog", str(catalog))
+        named = str(bad_file)
+    else:
+        result = run_cli("create", "qwq-fixed", "--weights", "local", "--catalog", str(catalog),
+                         "--host", daemon.host)
+        named = str(catalog)
+
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    message = lines[0]
+    assert message.startswith("Error: "), message
+    assert named in message or str(bad_file.resolve()) in message, message
+    if case.line:
+        assert re.search(re.escape(named) + r":\d+: ", message), message
+    if case.field:
+        assert re.search(": " + re.escape(case.field) + r"[.:\[]", message), message
+    assert "Traceback" not in result.stderr
+    assert _snapshot(root / "modelfiles") == before_files
+    assert sorted(api.list_names()) == before_models
