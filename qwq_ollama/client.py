@@ -136,6 +136,9 @@ class OllamaAPI:
             raise DaemonError(f"Ollama refused {model}: {exc.error}") from None
         except ConnectionError:
             raise self._unreachable() from None
+        except httpx.TransportError as exc:
+            raise DaemonError(f"lost the connection to Ollama at {self.host} while creating "
+                              f"{model} ({type(exc).__name__}); run create again") from None
 
     def delete(self, model: str) -> None:
         try:
@@ -168,6 +171,9 @@ class OllamaAPI:
             raise DaemonError(f"Ollama refused a chat with {model}: {exc.error}") from None
         except ConnectionError:
             raise self._unreachable() from None
+        except httpx.TransportError as exc:
+            raise DaemonError(f"lost the connection to Ollama at {self.host} during a chat "
+                              f"with {model} ({type(exc).__name__})") from None
 
     def _raise_for(self, reply: httpx.Response, what: str) -> None:
         if reply.status_code < 400:

@@ -20,6 +20,8 @@ import httpx
 from .errors import DaemonError
 
 LOG_TAIL_LINES = 15
+# A private daemon needs none of these; keeping them out keeps them out of its log.
+SECRET_VARIABLES = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "OLLAMA_API_KEY"})
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -75,7 +77,8 @@ class OllamaDaemon:
                               "choose another port or stop what listens there")
         home = self.state_dir / "home"
         home.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "OLLAMA_HOST": f"{self.bind_host}:{self.port}",
+        inherited = {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
+        env = {**inherited, "OLLAMA_HOST": f"{self.bind_host}:{self.port}",
                "OLLAMA_MODELS": str(self.models_dir), "HOME": str(home), **self.extra_env}
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(

@@ -132,6 +132,7 @@ class Registrar:
     def create(self, names: list[str] | None = None, weights_name: str | None = None
                ) -> CreateReport:
         variants = [self.catalog.variant(n) for n in (names or list(self.catalog.variants))]
+        self.api.version()  # an unreachable daemon is reported before any work is done
         lock = self._lock()
         try:
             lock.acquire()

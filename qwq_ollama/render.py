@@ -179,7 +179,7 @@ def render_all(catalog: Catalog, *, check: bool = False, out_dir: Path | None = 
     for path, text in planned_outputs(catalog, out_dir, weights).items():
         try:
             current = path.read_bytes().decode("utf-8")
-        except (FileNotFoundError, UnicodeDecodeError):
+        except (OSError, UnicodeDecodeError):  # missing, unreadable, or not under a folder
             current = None
         if current == text:
             result.unchanged.append(path)

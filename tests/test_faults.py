@@ -1,0 +1,150 @@
+"""Faults: an absent daemon, a daemon killed mid-create, a refused variant, a full disk, two
+creates at once. Each ends in a clear message, a non-zero exit, and a consistent state."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from filelock import FileLock
+
+from qwq_ollama.catalog import load_catalog
+from qwq_ollama.client import OllamaAPI
+from qwq_ollama.daemon import OllamaDaemon
+from qwq_ollama.registry import Registrar, desired_state, drift
+
+from .conftest import ROOT, run_cli
+
+DOWN = "127.0.0.1:9"
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_daemon_down_before_the_run_is_one_clear_line() -> None:
+    for args in (["create"], ["list"], ["validate", "qwq-fixed"]):
+        result = run_cli(*args, "--host", DOWN)
+        assert result.returncode == 2, args
+        assert result.stderr == (f"Error: cannot reach Ollama at http://{DOWN}: start it "
+                                 "(`ollama serve`) or point OLLAMA_HOST / --host at a running "
+                                 "daemon\n")
+
+
+def test_daemon_killed_during_create_leaves_each_variant_old_or_new(
+        ollama_binary, project_copy: Path, tmp_path: Path) -> None:
+    catalog_file = project_copy / "modelfiles" / "models.yaml"
+    new = load_catalog(catalog_file)
+    old_file = project_copy / "modelfiles" / "old.yaml"
+    old_file.write_text(catalog_file.read_text().replace("temperature: 0.6", "temperature: 0.7"))
+    old = load_catalog(old_file)
+    models = tmp_path / "models"
+    weights = new.weights["smollm2-135m"]
+    with OllamaDaemon(ollama_binary.path, models) as daemon:
+        Registrar(OllamaAPI(daemon.host), old).create(None, "smollm2-135m")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "qwq_ollama", "create", "--weights", "smollm2-135m",
+             "--catalog", str(catalog_file), "--host", daemon.host],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "qwq-noprefill:" in line:  # the second variant is being written
+                os.killpg(daemon.process.pid, signal.SIGKILL)  # type: ignore[union-attr]
+                break
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, (out, err)
+    assert err.strip().splitlines()[-1].startswith(
+        ("Error: lost the connection to Ollama", "Error: cannot reach Ollama"))
+    assert "Traceback" not in err
+    with OllamaDaemon(ollama_binary.path, models) as restarted:
+        api = OllamaAPI(restarted.host)
+        states = {}
+        for name in new.variants:
+            shown = api.show(name)
+            is_new = not drift(desired_state(new, new.variant(name), weights), shown, None)
+            is_old = not drift(desired_state(old, old.variant(name), weights), shown, None)
+            assert is_new or is_old, (name, shown and shown.get("parameters"))
+            states[name] = "new" if is_new else "old"
+        assert states["qwq-fixed"] == "new"
+        assert "old" in states.values()  # the kill landed before the last variant
+
+
+def test_a_variant_the_daemon_refuses_is_not_registered(api: OllamaAPI, daemon,
+                                                        project_copy: Path) -> None:
+    family = project_copy / "templates" / "unparsable"
+    family.mkdir()
+    (family / "chat_template.jinja.j2").write_text("{{ messages }}")
+    (family / "ollama.gotmpl.j2").write_text("{{ if .Messages }}unclosed")
+    catalog_file = project_copy / "modelfiles" / "models.yaml"
+    catalog_file.write_text(catalog_file.read_text()
+                            + "  qwq-unparsable:\n    template: unparsable\n")
+    before = sorted(api.list_names())
+    result = run_cli("create", "qwq-unparsable", "--weights", "smollm2-135m",
+                     "--catalog", str(catalog_file), "--host", daemon.host)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: Ollama refused qwq-unparsable: template error")
+    after = sorted(api.list_names())
+    assert "qwq-unparsable:latest" not in after
+    assert set(after) - set(before) <= {"qwq-ollama-weights/smollm2-135m:latest"}
+
+
+def test_disk_full_during_render_writes_nothing(project_copy: Path) -> None:
+    catalog_file = project_copy / "modelfiles" / "models.yaml"
+    catalog_file.write_text(catalog_file.read_text().replace("temperature: 0.6",
+                                                             "temperature: 0.65"))
+    before = _snapshot(project_copy / "modelfiles")
+
+    def small_disk() -> None:  # files may not grow past 2 KiB: like a disk that fills up
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+
+    result = subprocess.run([sys.executable, "-m", "qwq_ollama", "render", "--catalog",
+                             str(catalog_file)], capture_output=True, text=True,
+                            preexec_fn=small_disk, cwd=ROOT)
+    assert result.returncode == 2
+    assert result.stderr.startswith("Error: ") and "cannot write: File too large" in result.stderr
+    assert _snapshot(project_copy / "modelfiles") == before  # no temp files, no partial files
+
+
+def test_unwritable_output_dir_is_exit_2(project_copy: Path) -> None:
+    blocker = project_copy / "blocker"
+    blocker.write_text("a file, not a folder")
+    result = run_cli("render", "--weights", "smollm2-135m", "--out", str(blocker / "out"),
+                     "--catalog", str(project_copy / "modelfiles" / "models.yaml"))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"Error: {blocker}")
+    assert blocker.read_text() == "a file, not a folder"
+
+
+def test_a_second_create_is_told_another_is_running(daemon, registered, tmp_path) -> None:
+    from qwq_ollama.paths import cache_dir
+
+    slug = daemon.host.replace("://", "-").replace(":", "-").replace(".", "-")
+    lock = FileLock(str(cache_dir() / "locks" / f"create-{slug}.lock"))
+    with lock:
+        result = run_cli("create", "--weights", "smollm2-135m", "--host", daemon.host)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        f"Error: another `qwq-ollama create` is registering models with {daemon.host}")
+
+
+def test_two_creates_at_once_end_consistent(api: OllamaAPI, daemon, registered) -> None:
+    api.delete("qwq-minp")
+    api.delete("qwq-baseline")
+    cmd = [sys.executable, "-m", "qwq_ollama", "create", "--weights", "smollm2-135m",
+           "--host", daemon.host]
+    runs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             cwd=ROOT) for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in runs]  # type: ignore[union-attr]
+    for code, _out, err in results:
+        assert code == 0 or "another `qwq-ollama create` is registering" in err, err
+    assert any(code == 0 for code, _, _ in results)
+    weights = registered.weights["smollm2-135m"]
+    for name in registered.variants:
+        assert drift(desired_state(registered, registered.variant(name), weights),
+                     api.show(name), None) == [], name
