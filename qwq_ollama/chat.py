@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ class ChatResult:
     eval_count: int = 0
     eval_seconds: float = 0.0
     stopped_early: str | None = None
+    first_token_seconds: float | None = None
 
     @property
     def tokens_per_second(self) -> float:
@@ -38,10 +40,13 @@ def run_chat(api: OllamaAPI, model: str, messages: list[dict[str, Any]], *,
         kwargs["options"] = options
     if think is not None:
         kwargs["think"] = think
+    started = time.monotonic()
     stream = api.chat_stream(model, messages, **kwargs)
     try:
         for part in stream:
             message = part.message
+            if result.first_token_seconds is None and (message.thinking or message.content):
+                result.first_token_seconds = time.monotonic() - started
             if message.thinking:
                 result.thinking += message.thinking
                 result.chunks.append(("thinking", message.thinking))

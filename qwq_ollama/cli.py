@@ -161,7 +161,8 @@ def validate(variants: Annotated[Optional[list[str]], typer.Argument(help="Varia
                                  "(default: all).")] = None,
              weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None,
              checks: Annotated[str, typer.Option(help="Comma-separated: fidelity, "
-                               "registration, generation.")] = "fidelity,registration,generation",
+                               "registration, generation, code (the Flappy Bird program).")
+                               ] = "fidelity,registration,generation",
              json_: Annotated[Optional[Path], typer.Option("--json", help="Write findings as "
                               "JSON (also when a step fails).")] = None,
              report: Annotated[Optional[Path], typer.Option("--report", help="Write a "
@@ -200,6 +201,33 @@ def validate(variants: Annotated[Optional[list[str]], typer.Argument(help="Varia
         typer.echo(f"{f.variant:<16} {f.check:<13} {shown:<7} {f.reason}")
     if findings.failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def compare(variants: Annotated[list[str], typer.Argument(help="Variants to compare.")],
+            prompt: Annotated[str, typer.Option("--prompt", help="A built-in prompt: "
+                              "flappy-bird, add-function, sky, poem-loop.")] = "flappy-bird",
+            seeds: Annotated[int, typer.Option(help="Runs per variant (seeds 1..N).")] = 3,
+            num_predict: Annotated[int, typer.Option(help="Token cap per run.")] = 4096,
+            report: Annotated[Optional[Path], typer.Option("--report", help="Write a Markdown "
+                              "report with a plot beside it.")] = None,
+            host: HostOpt = None) -> None:
+    """Run one prompt over variants and seeds: loop rate, speed, thinking, code that compiles."""
+    from .atomic import write_text_atomic
+    from .client import OllamaAPI
+    from .compare import compare as run_compare
+    from .compare import markdown, plot, table_rows
+    from .prompts import get_prompt
+
+    chosen = get_prompt(prompt)
+    summaries, runs = run_compare(OllamaAPI(host), variants, chosen, seeds, num_predict,
+                                  progress=lambda m: _err(f"  running {m}"))
+    for row in table_rows(summaries):
+        typer.echo("  ".join(f"{cell:<14}" for cell in row).rstrip())
+    if report:
+        image = plot(summaries, report.with_suffix(".png"))
+        write_text_atomic(report, markdown(chosen, summaries, runs, image.name))
+        typer.echo(f"wrote {report} and {image}")
 
 
 @app.command("install-ollama")

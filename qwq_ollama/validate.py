@@ -18,7 +18,8 @@ from .errors import DaemonError, QwqOllamaError
 from .fidelity import compare, hf_prompt
 from .registry import desired_state, drift
 
-CHECKS = ("fidelity", "registration", "generation")
+DEFAULT_CHECKS = ("fidelity", "registration", "generation")
+CHECKS = (*DEFAULT_CHECKS, "code")  # `code` generates a whole program: opt in
 GENERATION_PROMPT = "In two short sentences: why is the sky blue?"
 LEAKS = ("<|im_end|>", "<|im_start|>", "<|endoftext|>")
 
@@ -48,8 +49,8 @@ Progress = Callable[[str], None]
 
 
 def validate(api: OllamaAPI, catalog: Catalog, names: list[str] | None = None, *,
-             weights_name: str | None = None, checks: tuple[str, ...] = CHECKS,
-             num_predict: int = 256, progress: Progress | None = None,
+             weights_name: str | None = None, checks: tuple[str, ...] = DEFAULT_CHECKS,
+             num_predict: int = 256, code_prompt: str = "flappy-bird", progress: Progress | None = None,
              report: ValidationReport | None = None) -> ValidationReport:
     """Run the checks per variant; a step that cannot run is an `error` finding, not a crash.
 
@@ -67,6 +68,8 @@ def validate(api: OllamaAPI, catalog: Catalog, names: list[str] | None = None, *
             "fidelity": lambda v=variant: check_fidelity(api, catalog, v),
             "registration": lambda v=variant: check_registration(api, catalog, v, weights_name),
             "generation": lambda v=variant: check_generation(api, v, num_predict=num_predict),
+            "code": lambda v=variant: check_code_generation(api, v, code_prompt,
+                                                            num_predict=num_predict),
         }
         for check in checks:
             say(f"{variant.name}: {check}")
@@ -125,35 +128,12 @@ def check_registration(api: OllamaAPI, catalog: Catalog, variant: Variant,
 def check_generation(api: OllamaAPI, variant: Variant, *, num_predict: int,
                      prompt: str = GENERATION_PROMPT) -> Finding:
     """Stream one answer: thinking apart from content, stops holding, no runaway loop."""
-    from .chat import run_chat
-    from .loop_detector import LoopDetector
-
-    detector = LoopDetector()
-    verdicts: list[Any] = []
-
-    def watch(result: Any) -> str | None:
-        kind, text = result.chunks[-1] if result.chunks else ("", "")
-        verdict = detector.feed(text)
-        if verdict is not None:
-            verdicts.append(verdict)
-            return verdict.reason
-        return None
+    from .compare import generate_watched
 
     started = time.monotonic()
-    result = run_chat(api, variant.name, [{"role": "user", "content": prompt}],
-                      options={"num_predict": num_predict}, should_stop=watch)
-    problems = []
-    if "<think>" in result.content or "</think>" in result.content:
-        problems.append("think tags leaked into the answer content")
-    leaked = [s for s in LEAKS if s in result.content or s in result.thinking]
-    if leaked:
-        problems.append(f"stop token text in the output: {', '.join(leaked)}")
-    if variant.think_prefill and result.content and not result.thinking:
-        problems.append("the prefilled reasoning did not arrive as thinking")
-    if verdicts:
-        v = verdicts[0]
-        problems.append(f"loop: began at token {v.loop_start_token}, stopped at token "
-                        f"{v.detected_at_token} ({v.reason})")
+    result, verdict = generate_watched(api, variant.name, prompt,
+                                       options={"num_predict": num_predict})
+    problems = _output_problems(variant, result, verdict)
     details = {"done_reason": result.done_reason, "thinking_chars": len(result.thinking),
                "content_chars": len(result.content), "eval_count": result.eval_count,
                "tokens_per_second": round(result.tokens_per_second, 1),
@@ -164,6 +144,62 @@ def check_generation(api: OllamaAPI, variant: Variant, *, num_predict: int,
     return Finding(variant.name, "generation", "pass",
                    f"thinking {len(result.thinking)} chars apart from answer "
                    f"{len(result.content)} chars; done_reason {result.done_reason}", details)
+
+
+def _output_problems(variant: Variant, result: Any, verdict: Any) -> list[str]:
+    problems = []
+    if "<think>" in result.content or "</think>" in result.content:
+        problems.append("think tags leaked into the answer content")
+    leaked = [s for s in LEAKS if s in result.content or s in result.thinking]
+    if leaked:
+        problems.append(f"stop token text in the output: {', '.join(leaked)}")
+    if variant.think_prefill and result.content and not result.thinking:
+        problems.append("the prefilled reasoning did not arrive as thinking")
+    if verdict is not None:
+        problems.append(f"loop: began at token {verdict.loop_start_token}, stopped at token "
+                        f"{verdict.detected_at_token} ({verdict.reason})")
+    return problems
+
+
+def check_code_generation(api: OllamaAPI, variant: Variant, prompt_name: str, *,
+                          num_predict: int) -> Finding:
+    """The guide's end-to-end test: the answer's last python block compiles, and runs."""
+    from .code_check import check_code, extract_last_python_block, run_headless
+    from .compare import generate_watched
+    from .prompts import get_prompt
+
+    prompt = get_prompt(prompt_name)
+    result, verdict = generate_watched(api, variant.name, prompt.text,
+                                       options={"num_predict": num_predict})
+    problems = _output_problems(variant, result, verdict)
+    source = extract_last_python_block(result.content)
+    details: dict[str, Any] = {"prompt": prompt.name, "done_reason": result.done_reason,
+                               "answer_chars": len(result.content)}
+    if source is None:
+        problems.append("no python code block in the answer")
+    else:
+        report = check_code(source)
+        details["code"] = asdict(report) if hasattr(report, "__dataclass_fields__") else str(report)
+        if not report.ok:
+            problems.append(_describe_code(report))
+        elif prompt.run:
+            run = run_headless(source)
+            details["run"] = asdict(run) if hasattr(run, "__dataclass_fields__") else str(run)
+            if getattr(run, "skipped", None):
+                details["run_skipped"] = run.skipped
+            elif not run.exited_cleanly:
+                problems.append("the program " + ("never exited" if run.timed_out else
+                                f"failed: {run.error or run.returncode}"))
+    if problems:
+        return Finding(variant.name, "code", "fail", "; ".join(problems), details)
+    return Finding(variant.name, "code", "pass", "the answer's program compiles"
+                   + (" and runs headless" if prompt.run else ""), details)
+
+
+def _describe_code(report: Any) -> str:
+    if report.syntax_error:
+        return f"syntax error: {report.syntax_error}"
+    return f"undefined names: {', '.join(report.undefined_names[:5])}"
 
 
 def markdown_report(report: ValidationReport) -> str:
