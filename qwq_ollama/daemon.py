@@ -7,6 +7,7 @@ the whole process group (server and runners), so no process outlives it.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -139,6 +140,8 @@ class OllamaDaemon:
             pass
         proc.wait()
         _wait_group_gone(proc.pid)
+        if self._own_state:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def __enter__(self) -> OllamaDaemon:
         return self.start()
