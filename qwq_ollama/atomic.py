@@ -50,5 +50,9 @@ def write_many_atomic(files: dict[Path, str]) -> None:
         for tmp, _ in staged:
             Path(tmp).unlink(missing_ok=True)
         raise
-    for tmp, target in staged:
-        os.replace(tmp, target)
+    try:
+        for tmp, target in staged:
+            os.replace(tmp, target)
+    finally:  # a rename that failed (a folder in the way) leaves no temp files behind
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)

@@ -281,6 +281,96 @@ def demo(message: Annotated[str, typer.Option(help="What to ask.")] =
         chat("qwq-fixed", message, daemon.host, 512)
 
 
+export_app = typer.Typer(add_completion=False, rich_markup_mode=None, no_args_is_help=True,
+                         help="Write a variant's settings for another engine: llama.cpp, a "
+                         "Hugging Face GGUF repository, vLLM.")
+app.add_typer(export_app, name="export")
+
+OutOpt = Annotated[Path, typer.Option("--out", help="Folder to write into (created if "
+                   "missing; every file or none is written).")]
+
+
+@export_app.command("llama-cpp")
+def export_llama_cpp(
+        variant: str,
+        binary: Annotated[str, typer.Option("--binary", help="llama-cli, llama-server, or "
+                          "llama-completion (what newer builds need for --prompt); a path to "
+                          "one works too.")] = "llama-cli",
+        model: Annotated[Optional[str], typer.Option("--model", help="The GGUF. Default: where "
+                         "the guide's snapshot_download puts the variant's weights, e.g. "
+                         "unsloth-QwQ-32B-GGUF/QwQ-32B-Q4_K_M.gguf under the working dir; "
+                         "give your own path if it lives elsewhere.")] = None,
+        template: Annotated[Optional[Path], typer.Option("--template", help="Chat template "
+                            "file. Default: <variant>.chat_template.jinja next to the catalog "
+                            "(written by `qwq-ollama render`).")] = None,
+        prompt: Annotated[Optional[str], typer.Option("--prompt", help="One-shot run of this "
+                          "user message: the variant's template is applied here and passed "
+                          "with --prompt and -no-cnv, as in the guide.")] = None,
+        dry_multiplier: Annotated[float, typer.Option("--dry-multiplier", help="DRY "
+                                  "repetition penalty, 0 = off (the guide used 0.5).")] = 0.0,
+        export_preset: Annotated[Optional[Path], typer.Option("--export-preset", help="Also "
+                                 "write preset.ini (llama.cpp's params file for a GGUF "
+                                 "repository) into this folder.")] = None,
+        catalog: CatalogOpt = None) -> None:
+    """Print the llama.cpp command, as a shell script, that runs a variant as on Ollama."""
+    from . import export as exporting
+
+    cat = _catalog(catalog)
+    chosen = cat.variant(variant)
+    template_path = template or exporting.default_template_path(cat, chosen)
+    if not template_path.is_file():
+        _err(f"note: {template_path} does not exist yet: run `qwq-ollama render`")
+    command = exporting.llama_cpp_command(
+        cat, chosen, binary=binary, template_path=str(template_path), prompt=prompt,
+        model_path=model or exporting.default_model_path(cat.weights_named(chosen.weights)),
+        dry_multiplier=dry_multiplier)
+    if export_preset is not None:
+        written = exporting.write_llama_cpp_preset(cat, chosen, export_preset,
+                                                   dry_multiplier=dry_multiplier)
+        _err(f"wrote {written}")
+    sys.stdout.write(command.script)
+    sys.stdout.flush()
+
+
+@export_app.command("hf")
+def export_hf(variant: str, out: OutOpt, catalog: CatalogOpt = None) -> None:
+    """Write the files of a GGUF repository for `ollama run hf.co/<repo>`: template, params."""
+    from . import export as exporting
+
+    cat = _catalog(catalog)
+    for path in exporting.export_hf(cat, cat.variant(variant), out):
+        typer.echo(f"wrote {path}")
+
+
+@export_app.command("vllm")
+def export_vllm(variant: str, out: OutOpt, catalog: CatalogOpt = None) -> None:
+    """Write vLLM's generation_config.json and chat template; print the `vllm serve` command."""
+    from . import export as exporting
+
+    cat = _catalog(catalog)
+    chosen = cat.variant(variant)
+    paths, command = exporting.export_vllm(cat, chosen, out)
+    for path in paths:
+        _err(f"wrote {path}")
+    for note in exporting.vllm_notes(chosen):
+        _err(f"note: {note}")
+    typer.echo(command)
+
+
+@app.command()
+def doctor(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None) -> None:
+    """Check the daemon, each variant's registration and context, and loaded models' offload."""
+    from .client import OllamaAPI
+    from .doctor import diagnose
+
+    findings = diagnose(OllamaAPI(host, timeout=60.0), _catalog(catalog), weights)
+    for f in findings:
+        line = f"{f.level if f.level == 'ok' else f.level.upper():<5} {f.topic:<12} {f.message}"
+        typer.echo(line + (f"  (fix: {f.fix})" if f.fix and f.level != "ok" else ""))
+    if any(f.level == "error" for f in findings):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point: library errors become `Error: …` on stderr with their exit code."""
     try:

@@ -1,0 +1,444 @@
+"""One profile, every engine: a catalog variant as llama.cpp flags and preset, as the files of a
+Hugging Face GGUF repository (which `ollama run hf.co/...` and `llama-cli -hf` read), and as vLLM's
+generation config.
+
+Every value comes from the variant's parameters. A sampling parameter the catalog leaves unset
+takes the value Ollama v0.24.0 uses (`api/types.go` defaults), because that is what the variant
+does on Ollama. The other engines' defaults differ (llama.cpp's min_p is not 0, Ollama's
+repeat_penalty is 1.1), so every sampling value is written out explicitly, never left to an
+engine's default. Nothing here prints; files are rendered in full before any is written.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .atomic import write_many_atomic
+from .catalog import Catalog, Variant, Weights
+from .errors import InputError
+from .hf_render import render_chat
+from .render import render_variant
+
+# Ollama v0.24.0's values for what a Modelfile leaves unset (api/types.go:1070-1096).
+OLLAMA_SAMPLING_DEFAULTS: dict[str, Any] = {
+    "temperature": 0.8, "top_k": 40, "top_p": 0.9, "min_p": 0.0, "typical_p": 1.0,
+    "repeat_penalty": 1.1, "repeat_last_n": 64, "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+}
+
+LLAMA_CPP_BINARIES = ("llama-cli", "llama-completion", "llama-server")
+
+# llama.cpp's default chain (common/common.h; `--samplers` help text).
+LLAMA_CPP_DEFAULT_ORDER = ("penalties", "dry", "top_n_sigma", "top_k", "typ_p", "top_p", "min_p",
+                           "xtc", "temperature")
+# The guide's string, verbatim. Kept for the comment it earns below; never emitted.
+GUIDE_LITERAL_ORDER = ("top_k", "top_p", "min_p", "temperature", "dry", "typ_p", "xtc")
+# The order emitted whenever a repetition penalty or DRY is active.
+#
+# The guide wants the repetition penalty applied *after* the truncation samplers instead of first
+# (llama.cpp's default starts with it), and writes that as
+# `--samplers "top_k;top_p;min_p;temperature;dry;typ_p;xtc"`. But llama.cpp builds the chain from
+# the listed steps only, and `penalties` is one of those steps (common/sampling.cpp adds the
+# penalties sampler only for a `penalties` entry; the default list starts with it). Copied
+# literally, that string drops the penalty: `--repeat-penalty 1.1` then does nothing and the run is
+# silently the no-penalty profile, which is not what the guide measured or recommends.
+#
+# What the guide means: top_k, top_p and min_p first choose the plausible tokens from the model's
+# own, unpenalised distribution; only then does the penalty re-rank those candidates. It can no
+# longer push down the frequent tokens code is made of (brackets, indentation, names already used)
+# until junk from the tail enters the candidate set, which is the failure the guide shows with the
+# default order. `penalties` sits right after min_p, before temperature: the penalty scales a
+# token's logit by a factor that depends on the logit's sign and temperature divides every logit by
+# the same positive number, so the two commute and "before temperature" equals "after temperature";
+# this position keeps the guide's tail (temperature;dry;typ_p;xtc) exactly as written.
+PENALTY_ORDER = ("top_k", "top_p", "min_p", "penalties", "temperature", "dry", "typ_p", "xtc")
+# `--sampler-seq` letters (common/sampling.cpp common_sampler_type_to_chr); a preset file needs
+# them because llama.cpp's INI reader ends a value at ';' (a comment), so `samplers = a;b` breaks.
+SAMPLER_LETTERS = {"penalties": "e", "dry": "d", "top_n_sigma": "s", "top_k": "k", "typ_p": "y",
+                   "top_p": "p", "min_p": "m", "xtc": "x", "temperature": "t"}
+
+# Qwen2.5/QwQ special tokens (tokenizer.json), for vLLM's generation_config.json `eos_token_id`.
+CHATML_TOKEN_IDS = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645}
+VLLM_MODEL = "Qwen/QwQ-32B"
+# vLLM's parser for QwQ-32B (docs.vllm.ai, "Reasoning Outputs": QwQ-32B -> deepseek_r1).
+VLLM_REASONING_PARSER = "deepseek_r1"
+PRESET_NAME = "preset.ini"
+
+
+def _variant(catalog: Catalog, variant: Variant | str) -> Variant:
+    return catalog.variant(variant) if isinstance(variant, str) else variant
+
+
+def effective_parameters(variant: Variant) -> dict[str, Any]:
+    """The variant's parameters over Ollama's defaults: what the variant runs with on Ollama."""
+    return {**OLLAMA_SAMPLING_DEFAULTS, **variant.parameters.as_dict()}
+
+
+def _num(value: float | int) -> str:
+    """A number as llama.cpp and INI files take it: ints bare, floats with a decimal point."""
+    if isinstance(value, bool):
+        raise TypeError("not a number")
+    return str(value) if isinstance(value, int) else repr(float(value))
+
+
+def penalty_window(params: Mapping[str, Any]) -> int:
+    """Ollama's repeat_last_n as llama.cpp's `--repeat-last-n`.
+
+    Ollama hands the value straight to llama.cpp's penalties sampler, which clamps a negative
+    window to 0 (off); llama.cpp's own CLI would read -1 as "the whole context". So -1 becomes 0.
+    """
+    return max(int(params["repeat_last_n"]), 0)
+
+
+def penalties_active(params: Mapping[str, Any]) -> bool:
+    """Whether llama.cpp's penalties step changes anything at these values."""
+    changes = (params["repeat_penalty"] != 1.0 or params["presence_penalty"] != 0.0
+               or params["frequency_penalty"] != 0.0)
+    return changes and penalty_window(params) > 0
+
+
+def _step_effect(step: str, params: Mapping[str, Any], dry_multiplier: float) -> str | None:
+    """What one sampler step does at these values, or None if it is a no-op."""
+    if step == "top_k":
+        return f"top_k {params['top_k']}" if params["top_k"] > 0 else None
+    if step == "top_p":
+        return f"top_p {_num(params['top_p'])}" if params["top_p"] < 1.0 else None
+    if step == "min_p":
+        return f"min_p {_num(params['min_p'])}" if params["min_p"] > 0.0 else None
+    if step == "typ_p":
+        return f"typ_p {_num(params['typical_p'])}" if params["typical_p"] < 1.0 else None
+    if step == "temperature":
+        temp = params["temperature"]
+        return f"temperature {_num(temp)}" if temp > 0 else "temperature 0 (greedy)"
+    if step == "dry":
+        return f"dry {_num(dry_multiplier)}" if dry_multiplier > 0 else None
+    if step == "penalties":
+        if not penalties_active(params):
+            return None
+        parts = [f"repeat {_num(params['repeat_penalty'])}"]
+        if params["presence_penalty"]:
+            parts.append(f"presence {_num(params['presence_penalty'])}")
+        if params["frequency_penalty"]:
+            parts.append(f"frequency {_num(params['frequency_penalty'])}")
+        return f"penalties ({', '.join(parts)}; last {penalty_window(params)} tokens)"
+    return None  # top_n_sigma and xtc: this tool never switches them on
+
+
+def samplers_run(order: tuple[str, ...], params: Mapping[str, Any],
+                 dry_multiplier: float = 0.0) -> tuple[list[str], list[str]]:
+    """(steps that act, in order; listed steps that are no-ops at these values)."""
+    active: list[str] = []
+    idle: list[str] = []
+    for step in order:
+        effect = _step_effect(step, params, dry_multiplier)
+        if effect is None:
+            idle.append(step)
+        else:
+            active.append(effect)
+    return active, idle
+
+
+@dataclass(frozen=True)
+class ExportedCommand:
+    """A command line: `argv` to run, `shell` as one quoted line, `comment` as `# ` lines.
+
+    `script` is the comment plus the command with one option per line and ` \\` continuations,
+    ready to paste into a POSIX shell (shlex.split does not understand continuations; `shell`
+    is the form it reads back).
+    """
+
+    argv: list[str]
+    comment: str
+    chunks: tuple[tuple[str, ...], ...]
+
+    @property
+    def shell(self) -> str:
+        return shlex.join(self.argv)
+
+    @property
+    def script(self) -> str:
+        body = " \\\n    ".join(shlex.join(chunk) for chunk in self.chunks)
+        return f"{self.comment}\n{body}\n"
+
+
+def default_template_path(catalog: Catalog, variant: Variant | str) -> Path:
+    """The HF chat template `qwq-ollama render` writes for the variant, next to the catalog."""
+    return catalog.path.parent / f"{_variant(catalog, variant).name}.chat_template.jinja"
+
+
+def default_model_path(weights: Weights) -> str:
+    """Where the guide's download step puts the GGUF (`snapshot_download(local_dir=...)`)."""
+    if weights.source == "hf" and weights.hf_repo:
+        owner, name = weights.hf_repo.split("/", 1)
+        stem = name[:-5] if name.lower().endswith("-gguf") else name
+        return f"{owner}-{name}/{stem}-{weights.hf_quant}.gguf"
+    if weights.source in ("gguf", "builtin"):
+        return weights.modelfile_from
+    return "PATH/TO/MODEL.gguf"
+
+
+def _binary_kind(binary: str) -> str:
+    kind = Path(binary).name
+    if kind not in LLAMA_CPP_BINARIES:
+        raise InputError(f"unknown llama.cpp program {binary!r}: use one of "
+                         f"{', '.join(LLAMA_CPP_BINARIES)}", field="--binary")
+    return kind
+
+
+def _sampling_chunks(params: Mapping[str, Any], variant: Variant,
+                     dry_multiplier: float) -> list[tuple[str, ...]]:
+    chunks = [("--temp", _num(params["temperature"])), ("--top-k", _num(params["top_k"])),
+              ("--top-p", _num(params["top_p"])),
+              # Always explicit: llama.cpp's own min_p default is not 0 (0.1 in the guide's day).
+              ("--min-p", _num(params["min_p"]))]
+    given = variant.parameters.as_dict()
+    if "typical_p" in given:
+        chunks.append(("--typical", _num(params["typical_p"])))
+    chunks.append(("--repeat-penalty", _num(params["repeat_penalty"])))
+    if "repeat_last_n" in given:
+        chunks.append(("--repeat-last-n", str(penalty_window(params))))
+    if "presence_penalty" in given:
+        chunks.append(("--presence-penalty", _num(params["presence_penalty"])))
+    if "frequency_penalty" in given:
+        chunks.append(("--frequency-penalty", _num(params["frequency_penalty"])))
+    if dry_multiplier > 0:
+        chunks.append(("--dry-multiplier", _num(dry_multiplier)))
+    if "seed" in given:
+        chunks.append(("--seed", str(params["seed"])))
+    if "num_predict" in given:
+        chunks.append(("-n", str(params["num_predict"])))
+    return chunks
+
+
+# Runner options Ollama and llama.cpp share, with llama.cpp's flag.
+_RUNNER_FLAGS = {"num_gpu": "--n-gpu-layers", "num_thread": "--threads",
+                 "num_batch": "--batch-size"}
+
+
+def _sampler_comment(params: Mapping[str, Any], dry_multiplier: float,
+                     flag: str = "--samplers") -> tuple[tuple[str, ...] | None, list[str]]:
+    """The sampler order to emit (None: keep llama.cpp's default) and its `# ` comment lines."""
+    if penalties_active(params) or dry_multiplier > 0:
+        active, idle = samplers_run(PENALTY_ORDER, params, dry_multiplier)
+        lines = [f"# samplers run: {' > '.join([*active, 'dist'])}",
+                 f"# {flag} puts the penalty after top_k/top_p/min_p as the guide intends; the "
+                 "guide's literal",
+                 "# \"" + ";".join(GUIDE_LITERAL_ORDER) + "\" would leave `penalties` out of the "
+                 "chain: no penalty at all"]
+        if idle:
+            lines.append(f"# listed but a no-op at these values: {', '.join(idle)}")
+        return PENALTY_ORDER, lines
+    active, _ = samplers_run(LLAMA_CPP_DEFAULT_ORDER, params)
+    return None, [
+        f"# samplers run: {' > '.join([*active, 'dist'])}",
+        f"# (llama.cpp's default order, no {flag} needed: its first step, penalties, is a no-op",
+        f"# at repeat-penalty {_num(params['repeat_penalty'])} with no presence/frequency "
+        "penalty)"]
+
+
+def llama_cpp_command(catalog: Catalog, variant: Variant | str, *, binary: str = "llama-cli",
+                      model_path: str, template_path: str, prompt: str | None = None,
+                      dry_multiplier: float = 0.0) -> ExportedCommand:
+    """The llama.cpp command that runs `variant` with the settings it has on Ollama.
+
+    With `prompt`, the guide's one-shot form: the variant's HF template applied to one user
+    message, passed with `--prompt` and `-no-cnv` (llama-cli; llama-completion in newer builds).
+    """
+    chosen = _variant(catalog, variant)
+    kind = _binary_kind(binary)
+    if prompt is not None and kind == "llama-server":
+        raise InputError("--prompt is for llama-cli or llama-completion; llama-server takes "
+                         "prompts over HTTP", field="--prompt")
+    if dry_multiplier < 0:
+        raise InputError(f"dry multiplier must be >= 0 (got {dry_multiplier})",
+                         field="--dry-multiplier")
+    params = effective_parameters(chosen)
+    given = chosen.parameters.as_dict()
+    chunks: list[tuple[str, ...]] = [(binary,), ("--model", model_path),
+                                     ("--ctx-size", str(params["num_ctx"]))]
+    chunks += [(flag, _num(given[name])) for name, flag in _RUNNER_FLAGS.items() if name in given]
+    chunks += _sampling_chunks(params, chosen, dry_multiplier)
+    order, sampler_lines = _sampler_comment(params, dry_multiplier)
+    if order is not None:
+        chunks.append(("--samplers", ";".join(order)))
+    chunks += [("--jinja",), ("--chat-template-file", template_path)]
+    if prompt is not None:
+        rendered = render_chat(render_variant(catalog, chosen).hf_template,
+                               [{"role": "user", "content": prompt}])
+        # The prompt goes through verbatim (real newlines, shell-quoted), so llama.cpp's escape
+        # processing (on by default) must not touch backslashes in it.
+        chunks += [("--no-escape",), ("-no-cnv",), ("--prompt", rendered)]
+    comment = _command_comment(chosen, params, kind, prompt is not None, sampler_lines)
+    argv = [token for chunk in chunks for token in chunk]
+    return ExportedCommand(argv, comment, tuple(chunks))
+
+
+def _command_comment(variant: Variant, params: Mapping[str, Any], kind: str, one_shot: bool,
+                     sampler_lines: list[str]) -> str:
+    lines = [f"# {variant.name}: {variant.description}".rstrip(),
+             "# settings as on Ollama (from the catalog; unset ones at Ollama v0.24.0's "
+             "defaults), all explicit", *sampler_lines]
+    stops = params.get("stop") or []
+    if stops:
+        lines.append(f"# stop: llama.cpp ends at the model's end-of-generation tokens; Ollama also "
+                     f"stops at {', '.join(stops)}")
+    if kind == "llama-server":
+        lines.append("# llama-server: these are defaults; a request's own sampling fields "
+                     "override them")
+    if one_shot and kind == "llama-cli":
+        lines.append("# newer llama.cpp builds refuse -no-cnv in llama-cli: use --binary "
+                     "llama-completion there")
+    return "\n".join(lines)
+
+
+def llama_cpp_preset(catalog: Catalog, variant: Variant | str, *,
+                     dry_multiplier: float = 0.0) -> str:
+    """The variant's settings as llama.cpp's `preset.ini` (docs/preset.md).
+
+    At the root of a GGUF repository, `llama-cli -hf <repo>` / `llama-server -hf <repo>` apply
+    it the way Ollama applies `params`; command-line flags override it. llama.cpp accepts only
+    sampling options and a short list of others from such a remote preset (common/preset.cpp,
+    get_remote_preset_whitelist) and rejects the whole file otherwise, so the context size and
+    the chat template stay on the command line and are named in the header comment.
+    """
+    chosen = _variant(catalog, variant)
+    params = effective_parameters(chosen)
+    given = chosen.parameters.as_dict()
+    order, sampler_lines = _sampler_comment(params, dry_multiplier, flag="sampler-seq")
+    on_command_line = f"--ctx-size {params['num_ctx']}" + (
+        f" -n {params['num_predict']}" if "num_predict" in given else "")
+    lines = [f"; llama.cpp preset for {chosen.name}, written by qwq-ollama from "
+             f"{catalog.path.name}.",
+             "; At the root of a GGUF repository as preset.ini, `-hf <repo>` applies it.",
+             "; A remote preset may not set these, so give them on the command line:",
+             f";   {on_command_line}",
+             "; The chat template is the GGUF's own (jinja = true), or pass --chat-template-file.",
+             *(";" + line[1:] for line in sampler_lines), "",
+             "jinja = true"]
+    for chunk in _sampling_chunks(params, chosen, dry_multiplier):
+        flag, value = chunk
+        if flag != "-n":
+            lines.append(f"{flag.lstrip('-')} = {value}")
+    if order is not None:
+        letters = "".join(SAMPLER_LETTERS[s] for s in order)
+        # llama.cpp's INI reader ends a value at ';', so `samplers = a;b` cannot be written.
+        lines += [f"; sampler-seq is --samplers in letters: {letters} = {';'.join(order)}",
+                  f"sampler-seq = {letters}"]
+    return "\n".join(lines) + "\n"
+
+
+def _write_export(out_dir: Path, files: Mapping[str, str]) -> list[Path]:
+    """Write every file or none (all are staged before any is renamed into place)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError("not a directory: cannot export into it", file=out_dir)
+    targets = {out_dir / name: text for name, text in files.items()}
+    in_the_way = [str(p) for p in targets if p.is_dir()]
+    if in_the_way:
+        raise InputError(f"a folder is in the way of {', '.join(in_the_way)}", file=out_dir)
+    try:
+        write_many_atomic(targets)
+    except OSError as exc:
+        raise InputError(f"cannot write the export here: {exc.strerror or exc}",
+                         file=out_dir) from None
+    return list(targets)
+
+
+def write_llama_cpp_preset(catalog: Catalog, variant: Variant | str, out_dir: Path, *,
+                           dry_multiplier: float = 0.0) -> Path:
+    """Write `preset.ini` into `out_dir` atomically; returns its path."""
+    text = llama_cpp_preset(catalog, variant, dry_multiplier=dry_multiplier)
+    return _write_export(out_dir, {PRESET_NAME: text})[0]
+
+
+def ollama_params(variant: Variant) -> dict[str, Any]:
+    """The `params` file of a Hugging Face GGUF repository: Ollama's parameter names -> values."""
+    return variant.parameters.as_dict()
+
+
+def hf_files(catalog: Catalog, variant: Variant | str) -> dict[str, str]:
+    """Name -> content of every file `export_hf` writes."""
+    chosen = _variant(catalog, variant)
+    rendered = render_variant(catalog, chosen)
+    files = {
+        "params": json.dumps(ollama_params(chosen), indent=2, ensure_ascii=False) + "\n",
+        "template": rendered.ollama_template,
+        "chat_template.jinja": rendered.hf_template,
+        PRESET_NAME: llama_cpp_preset(catalog, chosen),
+    }
+    if chosen.system is not None:
+        files["system"] = chosen.system
+    return files
+
+
+def export_hf(catalog: Catalog, variant: Variant | str, out_dir: Path) -> list[Path]:
+    """The files a Hugging Face GGUF repository carries so that `ollama run hf.co/<repo>` uses
+    this variant's template and parameters (`template`, `params`, `system`), plus its HF chat
+    template and llama.cpp's `preset.ini` for `llama-cli -hf <repo>`. Returns the written paths.
+    """
+    return _write_export(Path(out_dir), hf_files(catalog, variant))
+
+
+def vllm_generation_config(variant: Variant) -> dict[str, Any]:
+    """What vLLM reads from `generation_config.json` as default sampling.
+
+    vLLM takes temperature, top_k, top_p, min_p, repetition_penalty and max_new_tokens from it
+    (ModelConfig.get_diff_sampling_param), and stop token ids from `eos_token_id`. It has no
+    penalty window (its repetition_penalty covers prompt and output) and reads no presence or
+    frequency penalty from the file; see `vllm_notes`.
+    """
+    params = effective_parameters(variant)
+    config: dict[str, Any] = {
+        "do_sample": True,
+        "temperature": params["temperature"],
+        # vLLM: -1 disables top_k in every version (0 only in newer ones); Ollama uses 0.
+        "top_k": params["top_k"] if params["top_k"] > 0 else -1,
+        "top_p": params["top_p"],
+        "min_p": params["min_p"],
+        "repetition_penalty": params["repeat_penalty"] if penalty_window(params) > 0 else 1.0,
+    }
+    if params.get("num_predict", -1) > 0:
+        config["max_new_tokens"] = params["num_predict"]
+    eos = [CHATML_TOKEN_IDS[s] for s in params.get("stop") or [] if s in CHATML_TOKEN_IDS]
+    if eos:
+        config["eos_token_id"] = eos
+    return config
+
+
+def vllm_notes(variant: Variant) -> list[str]:
+    """Where vLLM cannot reproduce the variant's Ollama settings exactly."""
+    params = effective_parameters(variant)
+    notes = []
+    if params["repeat_penalty"] != 1.0 and penalty_window(params) > 0:
+        notes.append(f"vLLM applies repetition_penalty {_num(params['repeat_penalty'])} over the "
+                     f"whole prompt and output, Ollama over the last {penalty_window(params)} "
+                     "tokens")
+    for name in ("presence_penalty", "frequency_penalty"):
+        if params[name]:
+            notes.append(f"vLLM reads no {name} from generation_config.json: send "
+                         f"{name}={_num(params[name])} with each request")
+    return notes
+
+
+def export_vllm(catalog: Catalog, variant: Variant | str, out_dir: Path, *,
+                model: str = VLLM_MODEL) -> tuple[list[Path], str]:
+    """Write `generation_config.json` and the chat template; return them and the serve command."""
+    chosen = _variant(catalog, variant)
+    out_dir = Path(out_dir)
+    files = {
+        "generation_config.json": json.dumps(vllm_generation_config(chosen), indent=2) + "\n",
+        "chat_template.jinja": render_variant(catalog, chosen).hf_template,
+    }
+    paths = _write_export(out_dir, files)
+    command = shlex.join([
+        "vllm", "serve", model, "--generation-config", str(out_dir),
+        "--chat-template", str(out_dir / "chat_template.jinja"),
+        "--max-model-len", str(chosen.parameters.num_ctx),
+        "--reasoning-parser", VLLM_REASONING_PARSER,
+    ])
+    return paths, command
