@@ -168,7 +168,11 @@ def validate(variants: Annotated[Optional[list[str]], typer.Argument(help="Varia
              report: Annotated[Optional[Path], typer.Option("--report", help="Write a "
                                "Markdown report.")] = None,
              num_predict: Annotated[int, typer.Option(help="Token cap for generation "
-                                    "checks.")] = 256) -> None:
+                                    "checks.")] = 256,
+             seed: Annotated[Optional[int], typer.Option(help="Fix the sampling seed of "
+                             "generation checks.")] = None,
+             code_prompt: Annotated[str, typer.Option(help="Prompt for the code check.")
+                                    ] = "flappy-bird") -> None:
     """Prove each variant right against the live daemon; exit 1 if any check fails."""
     import json
 
@@ -187,7 +191,8 @@ def validate(variants: Annotated[Optional[list[str]], typer.Argument(help="Varia
     findings = ValidationReport()
     try:
         run_validate(OllamaAPI(host), cat, variants or None, weights_name=weights, checks=chosen,
-                     num_predict=num_predict, progress=lambda m: _err(f"  checking {m}"),
+                     num_predict=num_predict, code_prompt=code_prompt, seed=seed,
+                     progress=lambda m: _err(f"  checking {m}"),
                      report=findings)
     finally:
         if json_:
@@ -273,7 +278,7 @@ def demo(message: Annotated[str, typer.Option(help="What to ask.")] =
         typer.echo("")
         try:
             validate(["qwq-fixed", "qwq-noprefill"], "smollm2-135m", catalog, daemon.host,
-                     "fidelity,registration", None, None, 256)
+                     "fidelity,registration,generation", None, None, 256, 1, "flappy-bird")
         except typer.Exit as exc:
             if exc.exit_code:
                 raise

@@ -50,7 +50,7 @@ Progress = Callable[[str], None]
 
 def validate(api: OllamaAPI, catalog: Catalog, names: list[str] | None = None, *,
              weights_name: str | None = None, checks: tuple[str, ...] = DEFAULT_CHECKS,
-             num_predict: int = 256, code_prompt: str = "flappy-bird", progress: Progress | None = None,
+             num_predict: int = 256, code_prompt: str = "flappy-bird", seed: int | None = None, progress: Progress | None = None,
              report: ValidationReport | None = None) -> ValidationReport:
     """Run the checks per variant; a step that cannot run is an `error` finding, not a crash.
 
@@ -67,9 +67,10 @@ def validate(api: OllamaAPI, catalog: Catalog, names: list[str] | None = None, *
         steps: dict[str, Callable[[], Finding]] = {
             "fidelity": lambda v=variant: check_fidelity(api, catalog, v),
             "registration": lambda v=variant: check_registration(api, catalog, v, weights_name),
-            "generation": lambda v=variant: check_generation(api, v, num_predict=num_predict),
+            "generation": lambda v=variant: check_generation(api, v, num_predict=num_predict,
+                                                             seed=seed),
             "code": lambda v=variant: check_code_generation(api, v, code_prompt,
-                                                            num_predict=num_predict),
+                                                            num_predict=num_predict, seed=seed),
         }
         for check in checks:
             say(f"{variant.name}: {check}")
@@ -125,14 +126,18 @@ def check_registration(api: OllamaAPI, catalog: Catalog, variant: Variant,
                    "template, parameters and capabilities match the catalog", details)
 
 
+def _options(num_predict: int, seed: int | None) -> dict[str, Any]:
+    return {"num_predict": num_predict} | ({} if seed is None else {"seed": seed})
+
+
 def check_generation(api: OllamaAPI, variant: Variant, *, num_predict: int,
-                     prompt: str = GENERATION_PROMPT) -> Finding:
+                     seed: int | None = None, prompt: str = GENERATION_PROMPT) -> Finding:
     """Stream one answer: thinking apart from content, stops holding, no runaway loop."""
     from .compare import generate_watched
 
     started = time.monotonic()
     result, verdict = generate_watched(api, variant.name, prompt,
-                                       options={"num_predict": num_predict})
+                                       options=_options(num_predict, seed))
     problems = _output_problems(variant, result, verdict)
     details = {"done_reason": result.done_reason, "thinking_chars": len(result.thinking),
                "content_chars": len(result.content), "eval_count": result.eval_count,
@@ -162,7 +167,7 @@ def _output_problems(variant: Variant, result: Any, verdict: Any) -> list[str]:
 
 
 def check_code_generation(api: OllamaAPI, variant: Variant, prompt_name: str, *,
-                          num_predict: int) -> Finding:
+                          num_predict: int, seed: int | None = None) -> Finding:
     """The guide's end-to-end test: the answer's last python block compiles, and runs."""
     from .code_check import check_code, extract_last_python_block, run_headless
     from .compare import generate_watched
@@ -170,7 +175,7 @@ def check_code_generation(api: OllamaAPI, variant: Variant, prompt_name: str, *,
 
     prompt = get_prompt(prompt_name)
     result, verdict = generate_watched(api, variant.name, prompt.text,
-                                       options={"num_predict": num_predict})
+                                       options=_options(num_predict, seed))
     problems = _output_problems(variant, result, verdict)
     source = extract_last_python_block(result.content)
     details: dict[str, Any] = {"prompt": prompt.name, "done_reason": result.done_reason,

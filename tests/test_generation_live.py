@@ -1,0 +1,113 @@
+"""Generation through the real daemon: the loop detector on recorded and live streams,
+validate's generation and code checks, and compare."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qwq_ollama.client import OllamaAPI
+from qwq_ollama.compare import compare, generate_watched, markdown, plot
+from qwq_ollama.loop_detector import LoopDetector, load_stream
+from qwq_ollama.prompts import NamedPrompt, get_prompt
+from qwq_ollama.validate import validate
+
+from .conftest import DATA, run_cli
+
+STREAMS = DATA / "streams"
+
+
+def _first_verdict(chunks: list[str]):  # type: ignore[no-untyped-def]
+    detector = LoopDetector()
+    for chunk in chunks:
+        verdict = detector.feed(chunk)
+        if verdict is not None:
+            return verdict
+    return None
+
+
+@pytest.mark.parametrize("name", ["real-normal-sky", "real-normal-code"])
+def test_recorded_normal_answers_do_not_fire(name: str) -> None:
+    assert _first_verdict(load_stream(STREAMS / f"{name}.json")) is None
+
+
+@pytest.mark.parametrize("name", ["real-loop-the-end", "real-loop-identifier",
+                                  "real-loop-rambling"])
+def test_recorded_runaways_are_stopped_within_200_tokens_of_the_loop(name: str) -> None:
+    chunks = load_stream(STREAMS / f"{name}.json")
+    verdict = _first_verdict(chunks)
+    assert verdict is not None
+    assert verdict.detected_at_token - verdict.loop_start_token <= 200
+    assert verdict.detected_at_token < len(chunks)  # well before num_predict (400) ran out
+
+
+def test_a_live_runaway_is_aborted_early(api: OllamaAPI, registered) -> None:
+    num_predict = 1500
+    result, verdict = generate_watched(api, "qwq-fixed", get_prompt("poem-loop").text,
+                                       options={"temperature": 0, "seed": 1,
+                                                "num_predict": num_predict})
+    assert verdict is not None, result.thinking[-300:]
+    assert result.stopped_early
+    assert not result.done  # the request was abandoned, not finished
+    generated = len(result.chunks)
+    assert generated < num_predict / 3
+    assert verdict.detected_at_token - verdict.loop_start_token <= 200
+
+
+def test_a_live_normal_answer_is_not_cut(api: OllamaAPI, registered) -> None:
+    result, verdict = generate_watched(api, "qwq-noprefill", get_prompt("sky").text,
+                                       options={"temperature": 0, "seed": 1,
+                                                "num_predict": 400})
+    assert verdict is None
+    assert result.done and result.done_reason == "stop"
+
+
+def test_validate_generation_checks_on_the_small_model(api: OllamaAPI, registered) -> None:
+    report = validate(api, registered, ["qwq-fixed", "qwq-noprefill"],
+                      weights_name="smollm2-135m", checks=("generation",), seed=1)
+    by_variant = {f.variant: f for f in report.findings}
+    fixed = by_variant["qwq-fixed"]
+    # The prefilled variant's output arrives as thinking; no tags or stop text in the answer.
+    assert fixed.status == "pass", fixed.reason
+    assert fixed.details["thinking_chars"] > 0
+    assert fixed.details["done_reason"] in ("stop", "length")
+    noprefill = by_variant["qwq-noprefill"]
+    assert noprefill.status == "pass", noprefill.reason
+    assert noprefill.details["content_chars"] > 0
+
+
+def test_code_check_reports_what_the_small_model_wrote(api: OllamaAPI, registered) -> None:
+    report = validate(api, registered, ["qwq-noprefill"], weights_name="smollm2-135m",
+                      checks=("code",), seed=1, code_prompt="add-function", num_predict=400)
+    finding = report.findings[0]
+    # Either way the reason is specific: the program compiles, or what is wrong with it.
+    if finding.status == "pass":
+        assert finding.details["code"]["compiles"] is True
+    else:
+        assert finding.status == "fail"
+        assert any(word in finding.reason for word in
+                   ("no python code block", "syntax error", "undefined names", "loop"))
+
+
+def test_compare_reports_per_variant_with_a_plot(api: OllamaAPI, registered,
+                                                 tmp_path: Path) -> None:
+    prompt = NamedPrompt("tiny", "Say hello in three words.", code=False, run=False)
+    summaries, runs = compare(api, ["qwq-fixed", "qwq-baseline"], prompt, seeds=2,
+                              num_predict=48)
+    assert [s.variant for s in summaries] == ["qwq-fixed", "qwq-baseline"]
+    assert len(runs) == 4 and all(s.runs == 2 for s in summaries)
+    for s in summaries:
+        assert 0.0 <= s.loop_rate <= 1.0 and s.tokens_per_second > 0
+        assert s.first_token_seconds is not None and s.first_token_seconds > 0
+    image = plot(summaries, tmp_path / "compare.png")
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = markdown(prompt, summaries, runs, image.name)
+    assert "| qwq-fixed | 2 |" in text and "compare.png" in text
+
+
+def test_compare_cli_unknown_prompt_is_exit_2(daemon) -> None:
+    result = run_cli("compare", "qwq-fixed", "--prompt", "nope", "--host", daemon.host)
+    assert result.returncode == 2
+    assert result.stderr == ("Error: --prompt: unknown prompt 'nope' (known: flappy-bird, "
+                             "add-function, sky, poem-loop)\n")
