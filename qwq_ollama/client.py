@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+from contextlib import contextmanager
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -127,18 +128,25 @@ class OllamaAPI:
         reply = self._call("POST", f"/api/blobs/{digest}", content=chunks())
         self._raise_for(reply, f"upload {path.name}")
 
-    def create(self, model: str, **fields: Any) -> Iterator[Mapping[str, Any]]:
-        """Stream the server's status lines for one /api/create."""
+    @contextmanager
+    def _client_errors(self, refused: str, during: str) -> Iterator[None]:
+        """Turn the `ollama` client's and httpx's exceptions into one-line DaemonErrors."""
         try:
-            for update in self.client.create(model=model, stream=True, **fields):
-                yield update.model_dump(exclude_none=True)
+            yield
         except ollama.ResponseError as exc:
-            raise DaemonError(f"Ollama refused {model}: {exc.error}") from None
+            raise DaemonError(f"{refused}: {exc.error}") from None
         except ConnectionError:
             raise self._unreachable() from None
         except httpx.TransportError as exc:
-            raise DaemonError(f"lost the connection to Ollama at {self.host} while creating "
-                              f"{model} ({type(exc).__name__}); run create again") from None
+            raise DaemonError(f"lost the connection to Ollama at {self.host} {during} "
+                              f"({type(exc).__name__})") from None
+
+    def create(self, model: str, **fields: Any) -> Iterator[Mapping[str, Any]]:
+        """Stream the server's status lines for one /api/create."""
+        with self._client_errors(f"Ollama refused {model}",
+                                 f"while creating {model}; run create again"):
+            for update in self.client.create(model=model, stream=True, **fields):
+                yield update.model_dump(exclude_none=True)
 
     def delete(self, model: str) -> None:
         try:
@@ -162,18 +170,12 @@ class OllamaAPI:
 
     def chat_stream(self, model: str, messages: list[dict[str, Any]],
                     **kwargs: Any) -> Iterator[Any]:
-        try:
+        if self.show(model) is None:
+            raise DaemonError(f"model {model} is not registered at {self.host}: run "
+                              f"`qwq-ollama create {model}`")
+        with self._client_errors(f"Ollama refused a chat with {model}",
+                                 f"during a chat with {model}"):
             yield from self.client.chat(model=model, messages=messages, stream=True, **kwargs)
-        except ollama.ResponseError as exc:
-            if exc.status_code == 404:
-                raise DaemonError(f"model {model} is not registered at {self.host}: run "
-                                  f"`qwq-ollama create {model}`") from None
-            raise DaemonError(f"Ollama refused a chat with {model}: {exc.error}") from None
-        except ConnectionError:
-            raise self._unreachable() from None
-        except httpx.TransportError as exc:
-            raise DaemonError(f"lost the connection to Ollama at {self.host} during a chat "
-                              f"with {model} ({type(exc).__name__})") from None
 
     def _raise_for(self, reply: httpx.Response, what: str) -> None:
         if reply.status_code < 400:

@@ -148,3 +148,11 @@ def test_two_creates_at_once_end_consistent(api: OllamaAPI, daemon, registered) 
     for name in registered.variants:
         assert drift(desired_state(registered, registered.variant(name), weights),
                      api.show(name), None) == [], name
+
+
+def test_chat_with_an_unregistered_variant_suggests_create(daemon) -> None:
+    result = run_cli("chat", "qwq-nowhere", "hi", "--host", daemon.host)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: model qwq-nowhere is not registered at {daemon.host}: "
+        "run `qwq-ollama create qwq-nowhere`")
