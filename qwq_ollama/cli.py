@@ -376,6 +376,71 @@ def doctor(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt
         raise typer.Exit(1)
 
 
+@app.command()
+def inspect(path: Annotated[Path, typer.Argument(help="A GGUF file.")],
+            variant: Annotated[str, typer.Option(help="Compare the embedded chat template "
+                               "with this variant's.")] = "qwq-fixed",
+            json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+            catalog: CatalogOpt = None) -> None:
+    """Read a GGUF's header (never its tensors): architecture, quant, context, tokens, template."""
+    import json
+
+    from .fidelity import template_behaviour_diff
+    from .gguf_info import inspect_gguf
+    from .render import render_variant
+
+    cat = _catalog(catalog)
+    chosen = cat.variant(variant)
+    report = inspect_gguf(path, expect_prefill=chosen.think_prefill)
+    if report.chat_template is not None:
+        # Same behaviour, not same text: equivalent templates may be written differently.
+        diff = template_behaviour_diff(render_variant(cat, chosen).hf_template,
+                                       report.chat_template)
+        report.template_matches, report.template_diff = diff is None, diff
+    if json_:
+        typer.echo(json.dumps(report.to_dict(), indent=1, ensure_ascii=False, default=str))
+        return
+    facts = report.to_dict()
+    for key in ("architecture", "name", "size_label", "quantization", "parameter_count",
+                "context_length", "rope_scaling_type", "rope_scaling_factor",
+                "rope_original_context_length", "rms_norm_eps", "special_tokens",
+                "think_tokens", "generation_prompt"):
+        typer.echo(f"{key + ':':<30} {facts.get(key)!r}" if isinstance(facts.get(key), str)
+                   else f"{key + ':':<30} {facts.get(key)}")
+    same = {True: "same", False: "differs", None: "-"}[report.template_matches]
+    typer.echo(f"{'chat template vs ' + variant + ':':<30} {same}")
+    if report.template_diff:
+        typer.echo(f"  first difference: {report.template_diff}")
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}")
+
+
+@app.command("fix-tokenizer")
+def fix_tokenizer(path: Annotated[Path, typer.Argument(help="tokenizer_config.json")],
+                  out: Annotated[Optional[Path], typer.Option(help="Write here instead of "
+                                 "in place.")] = None) -> None:
+    """The guide's PAD fix: pad_token <|vision_pad|> instead of EOS; nothing else changes."""
+    from .tokenizer_fix import fix_tokenizer_config
+
+    result = fix_tokenizer_config(path, out)
+    typer.echo(f"{result.status}: pad_token {result.old_pad!r} -> {result.new_pad!r}"
+               + (f" (written to {result.out})" if result.written else ""))
+
+
+@app.command()
+def download(quant: Annotated[str, typer.Option(help="Quantisation, e.g. Q4_K_M.")] = "Q4_K_M",
+             repo: Annotated[str, typer.Option(help="Hugging Face repository.")] =
+             "unsloth/QwQ-32B-GGUF",
+             dir_: Annotated[Optional[Path], typer.Option("--dir", help="Download into this "
+                             "folder (default: the Hugging Face cache, $HF_HOME).")] = None
+             ) -> None:
+    """Fetch the GGUF (resumable; honours HF_HOME, HF_TOKEN, HF_HUB_OFFLINE)."""
+    from .download import download_gguf
+
+    for path in download_gguf(repo, quant, dir_):
+        typer.echo(str(path))
+
+
 def main() -> None:
     """Entry point: library errors become `Error: …` on stderr with their exit code."""
     try:

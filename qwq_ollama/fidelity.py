@@ -102,10 +102,10 @@ def hf_prompt(catalog: Catalog, variant: Variant, conv: Conversation) -> str:
     return render_chat(template, conv.messages, tools=conv.tools)
 
 
-def first_difference(a: str, b: str) -> str:
+def first_difference(a: str, b: str, other: str = "Ollama") -> str:
     index = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
     return (f"first difference at char {index}: HF {a[index:index + 30]!r} vs "
-            f"Ollama {b[index:index + 30]!r}")
+            f"{other} {b[index:index + 30]!r}")
 
 
 def compare(name: str, conv: Conversation, hf: str, live: str) -> FidelityResult:
@@ -128,3 +128,21 @@ def compare(name: str, conv: Conversation, hf: str, live: str) -> FidelityResult
                                   + first_difference(masked_hf, masked_live), hf, live)
     reasons = "; ".join(d.reason for d in applicable)
     return FidelityResult(name, "known", keys, reasons, hf, live)
+
+
+def template_behaviour_diff(expected: str, actual: str) -> str | None:
+    """None if two HF chat templates render every corpus conversation identically; else the
+    first conversation that differs. Text comparison would call two equivalent templates
+    written differently (ours and Qwen's) different."""
+    from .conversation import load_corpus
+    from .errors import InputError
+
+    for conv in load_corpus():
+        want = render_chat(expected, conv.messages, tools=conv.tools)
+        try:
+            got = render_chat(actual, conv.messages, tools=conv.tools)
+        except InputError as exc:
+            return f"{conv.name}: the embedded template fails: {exc}"
+        if got != want:
+            return f"{conv.name}: {first_difference(want, got, other='embedded')}"
+    return None

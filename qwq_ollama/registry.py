@@ -183,6 +183,7 @@ class Registrar:
         shown = self.api.show(base)
         if shown is not None and blob_digest_of(shown.get("modelfile", "")) == digest:
             return base, digest
+        self._check_gguf(weights, path)
         if not self.api.has_blob(digest):
             self.progress(base, {"status": f"uploading {path.name}"})
             self.api.push_blob(digest, path)
@@ -210,30 +211,18 @@ class Registrar:
             raise InputError(f"GGUF not found: {path}", file=self.catalog.path,
                              line=self.catalog.line_of("weights", weights.name, "gguf"),
                              field=f"weights.{weights.name}.gguf")
-        problem = gguf_problem(path)
-        if problem:
-            raise InputError(f"{path}: {problem}", file=self.catalog.path,
-                             line=self.catalog.line_of("weights", weights.name, "gguf"),
-                             field=f"weights.{weights.name}.gguf")
         return path
 
+    def _check_gguf(self, weights: Weights, path: Path) -> None:
+        """Refuse a file that is not a whole GGUF before anything is uploaded."""
+        from .gguf_info import check_gguf
 
-def gguf_problem(path: Path) -> str | None:
-    """Why `path` is not a usable GGUF, checked from its header before anything is uploaded."""
-    with open(path, "rb") as handle:
-        if handle.read(4) != b"GGUF":
-            return "not a GGUF file (no GGUF magic bytes)"
-    import gguf
-
-    try:
-        # Memory-maps the file and parses the header, metadata and tensor index only.
-        reader = gguf.GGUFReader(path)
-    except Exception as exc:  # the reader raises ValueError/IndexError/struct errors
-        return f"truncated or corrupt GGUF ({type(exc).__name__}: {str(exc)[:80]})"
-    end = max((t.data_offset + t.n_bytes for t in reader.tensors), default=0)
-    if end > path.stat().st_size:
-        return f"truncated GGUF: tensor data ends at byte {end}, file has {path.stat().st_size}"
-    return None
+        try:
+            check_gguf(path)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc.detail}", file=self.catalog.path,
+                             line=self.catalog.line_of("weights", weights.name, "gguf"),
+                             field=f"weights.{weights.name}.gguf") from None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,264 @@
+"""Read what a GGUF really contains (architecture, quantisation, context, special tokens, template)
+and flag the guide's pitfalls, from the header alone: the tensor data is never read."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gguf
+import numpy as np
+from gguf import GGUFReader, ReaderField
+
+from .errors import InputError
+
+GGUF_MAGIC = b"GGUF"
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+VISION_PAD = "<|vision_pad|>"
+PREFILL = "<think>\n"
+QWEN2_NATIVE_CONTEXT = 32768
+MAX_DIFF_LINES = 40
+SPECIAL_KEYS = {
+    "bos": "tokenizer.ggml.bos_token_id",
+    "eos": "tokenizer.ggml.eos_token_id",
+    "pad": "tokenizer.ggml.padding_token_id",
+    "unk": "tokenizer.ggml.unknown_token_id",
+}
+# A one-turn conversation: rendered with and without the generation prompt, the difference is it.
+_PROBE = [{"role": "user", "content": "Hi"}]
+
+
+@dataclass
+class SpecialToken:
+    id: int
+    text: str | None  # None when the id is outside the vocabulary
+
+
+@dataclass
+class GGUFReport:
+    path: str
+    file_size: int
+    gguf_version: int
+    architecture: str | None
+    name: str | None
+    size_label: str | None
+    quantization: str | None  # general.file_type as llama.cpp names it: Q4_K_M, Q4_1, BF16 ...
+    tensor_types: dict[str, int]  # tensor count per ggml type
+    tensor_count: int
+    parameter_count: int
+    context_length: int | None
+    rope_scaling_type: str | None
+    rope_scaling_factor: float | None
+    rope_original_context_length: int | None
+    rms_norm_eps: float | None
+    special_tokens: dict[str, SpecialToken]  # bos/eos/pad/unk, those the file sets
+    think_tokens: dict[str, int]  # "<think>"/"</think>" -> id, those in the vocabulary
+    chat_template: str | None
+    generation_prompt: str | None  # what the template appends for add_generation_prompt
+    template_matches: bool | None = None  # None when no expected template was given
+    template_diff: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_gguf(path: str | os.PathLike[str]) -> None:
+    """Raise a one-line InputError unless `path` is a whole, readable GGUF (header only)."""
+    path = Path(path)
+    _open_reader(path, _check_magic(path))
+
+
+def inspect_gguf(path: str | os.PathLike[str], *, expected_template: str | None = None,
+                 expect_prefill: bool | None = None) -> GGUFReport:
+    """Inspect `path`; InputError (one line) if it is missing, not a GGUF, or truncated."""
+    path = Path(path)
+    size = _check_magic(path)
+    reader = _open_reader(path, size)
+    fields = reader.fields
+    arch = _value(fields, "general.architecture")
+    tokens = fields.get("tokenizer.ggml.tokens")
+    found = _find_tokens(tokens, (THINK_OPEN, THINK_CLOSE, VISION_PAD))
+    template = _value(fields, "tokenizer.chat_template")
+    report = GGUFReport(
+        path=str(path),
+        file_size=size,
+        gguf_version=int(_value(fields, "GGUF.version") or 0),
+        architecture=arch,
+        name=_value(fields, "general.name"),
+        size_label=_value(fields, "general.size_label"),
+        quantization=_file_type_name(_value(fields, "general.file_type")),
+        tensor_types=dict(sorted(Counter(t.tensor_type.name for t in reader.tensors).items())),
+        tensor_count=len(reader.tensors),
+        parameter_count=sum(int(t.n_elements) for t in reader.tensors),
+        context_length=_value(fields, f"{arch}.context_length"),
+        rope_scaling_type=_value(fields, f"{arch}.rope.scaling.type"),
+        rope_scaling_factor=_value(fields, f"{arch}.rope.scaling.factor"),
+        rope_original_context_length=_value(fields, f"{arch}.rope.scaling.original_context_length"),
+        rms_norm_eps=_value(fields, f"{arch}.attention.layer_norm_rms_epsilon"),
+        special_tokens=_special_tokens(fields, tokens),
+        think_tokens={k: v for k, v in found.items() if k in (THINK_OPEN, THINK_CLOSE)},
+        chat_template=template,
+        generation_prompt=_generation_prompt(template) if template is not None else None,
+    )
+    report.warnings = _warnings(report, found.get(VISION_PAD), expect_prefill)
+    if expected_template is not None:
+        report.template_matches = template == expected_template
+        if not report.template_matches:
+            report.template_diff = template_diff(expected_template, template or "")
+    return report
+
+
+def template_diff(expected: str, actual: str, limit: int = MAX_DIFF_LINES) -> str:
+    """A unified diff (expected -> embedded), cut to `limit` lines; missing final newlines shown."""
+    lines = []
+    for line in difflib.unified_diff(expected.splitlines(keepends=True),
+                                     actual.splitlines(keepends=True),
+                                     fromfile="expected", tofile="embedded in GGUF", n=1):
+        if line.endswith("\n"):
+            lines.append(line[:-1])
+        else:
+            lines += [line, "\\ No newline at end of file"]
+    if len(lines) > limit:
+        lines = lines[:limit] + [f"... ({len(lines) - limit} more diff lines)"]
+    return "\n".join(lines) + "\n"
+
+
+def _check_magic(path: Path) -> int:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+            size = os.fstat(handle.fileno()).st_size
+    except FileNotFoundError:
+        raise InputError("no such file", file=path) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not a GGUF file", file=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", file=path) from None
+    if head != GGUF_MAGIC:
+        raise InputError(f"not a GGUF file (magic {head!r}, expected {GGUF_MAGIC!r})", file=path)
+    return size
+
+
+def _open_reader(path: Path, size: int) -> GGUFReader:
+    """GGUFReader memory-maps the file and parses the header, KV pairs and tensor index only."""
+    try:
+        reader = GGUFReader(path)
+    except IndexError:  # a read ran past the end of the mapping
+        raise InputError(f"truncated GGUF: the header runs past the end of the file "
+                         f"({size} bytes); download it again", file=path) from None
+    except ValueError as exc:
+        if "reshape" in str(exc):  # a tensor's data region is shorter than its shape says
+            raise InputError(f"truncated GGUF: tensor data is cut short ({size} bytes); "
+                             "download it again", file=path) from None
+        raise InputError(f"unsupported or corrupt GGUF: {str(exc)[:100]}", file=path) from None
+    except (KeyError, OverflowError, TypeError) as exc:
+        raise InputError(f"corrupt GGUF header ({type(exc).__name__}: {str(exc)[:80]})",
+                         file=path) from None
+    end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
+    if end > size:
+        raise InputError(f"truncated GGUF: tensor data ends at byte {end}, the file has {size}; "
+                         "download it again", file=path)
+    return reader
+
+
+def _value(fields: dict[str, ReaderField], key: str) -> Any:
+    """A scalar KV value as a plain Python value; float32 rounded to its shortest repr (1e-05)."""
+    entry = fields.get(key)
+    if entry is None or not entry.types or len(entry.types) != 1:
+        return None
+    raw = entry.parts[entry.data[0]]
+    if entry.types[0] == gguf.GGUFValueType.STRING:
+        return bytes(raw).decode("utf-8", errors="replace")
+    if entry.types[0] == gguf.GGUFValueType.FLOAT32:
+        return float(str(np.float32(raw[0])))
+    return raw[0].item()
+
+
+def _file_type_name(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        name = gguf.LlamaFileType(value).name
+    except ValueError:
+        return f"unknown file type {value}"
+    return name.removeprefix("MOSTLY_").removeprefix("ALL_")
+
+
+def _token_text(tokens: ReaderField | None, token_id: int) -> str | None:
+    if tokens is None or not 0 <= token_id < len(tokens.data):
+        return None
+    return bytes(tokens.parts[tokens.data[token_id]]).decode("utf-8", errors="replace")
+
+
+def _find_tokens(tokens: ReaderField | None, wanted: tuple[str, ...]) -> dict[str, int]:
+    """Ids of `wanted` texts; added tokens sit at the end of the vocabulary, so search backwards."""
+    if tokens is None:
+        return {}
+    targets = {text.encode("utf-8"): text for text in wanted}
+    found: dict[str, int] = {}
+    for token_id in range(len(tokens.data) - 1, -1, -1):
+        text = targets.get(tokens.parts[tokens.data[token_id]].tobytes())
+        if text is not None and text not in found:
+            found[text] = token_id
+            if len(found) == len(targets):
+                break
+    return found
+
+
+def _special_tokens(fields: dict[str, ReaderField],
+                    tokens: ReaderField | None) -> dict[str, SpecialToken]:
+    special = {}
+    for role, key in SPECIAL_KEYS.items():
+        token_id = _value(fields, key)
+        if isinstance(token_id, int):
+            special[role] = SpecialToken(token_id, _token_text(tokens, token_id))
+    return special
+
+
+def _generation_prompt(template: str) -> str | None:
+    """What the template adds for `add_generation_prompt`, or None if it cannot be rendered."""
+    from .hf_render import render_chat
+
+    try:
+        with_prompt = render_chat(template, _PROBE, add_generation_prompt=True)
+        without = render_chat(template, _PROBE, add_generation_prompt=False)
+    except Exception:  # an embedded template is untrusted input; any failure means "unknown"
+        return None
+    return with_prompt[len(without):] if with_prompt.startswith(without) else None
+
+
+def _warnings(report: GGUFReport, vision_pad_id: int | None,
+              expect_prefill: bool | None) -> list[str]:
+    warnings = []
+    pad, eos = report.special_tokens.get("pad"), report.special_tokens.get("eos")
+    if pad is not None and eos is not None and pad.id == eos.id:
+        where = f" (id {vision_pad_id} here)" if vision_pad_id is not None else ""
+        warnings.append(f"PAD token id {pad.id} equals EOS ({eos.text!r}): set PAD to "
+                        f"{VISION_PAD}{where} before fine-tuning (the guide's tokenizer fix)")
+    ctx = report.context_length
+    if (report.architecture == "qwen2" and isinstance(ctx, int) and ctx > QWEN2_NATIVE_CONTEXT
+            and report.rope_scaling_type != "yarn"):
+        warnings.append(f"context_length {ctx} is above qwen2's native {QWEN2_NATIVE_CONTEXT} "
+                        "without YaRN rope scaling: keep num_ctx <= 32768, or set "
+                        "rope.scaling.type=yarn, factor 4, original_context_length 32768")
+    if report.chat_template is None:
+        warnings.append("no chat template embedded: set TEMPLATE in the Modelfile "
+                        "(qwq-ollama render), or the runtime falls back to a generic one")
+        return warnings
+    gen = report.generation_prompt
+    if gen is None:
+        warnings.append("the embedded chat template could not be rendered: check it with "
+                        "qwq-ollama render, or set TEMPLATE in the Modelfile")
+    elif expect_prefill is False and gen.endswith(PREFILL):
+        warnings.append("the template's generation prompt ends with '<think>\\n' but this variant "
+                        "expects the model to open <think> itself: use the no-prefill template")
+    elif expect_prefill is True and not gen.endswith(PREFILL):
+        warnings.append("the template's generation prompt lacks the '<think>\\n' prefill: use the "
+                        "official template (it ends with '<|im_start|>assistant\\n<think>\\n')")
+    return warnings

@@ -1,0 +1,70 @@
+"""`qwq-ollama inspect`, `fix-tokenizer` and `download` through the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .conftest import OFFICIAL_TEMPLATE, run_cli
+from .test_gguf_info import NO_PREFILL, write_qwen2
+
+
+def test_inspect_the_small_model(small_gguf: Path) -> None:
+    result = run_cli("inspect", str(small_gguf))
+    assert result.returncode == 0, result.stderr
+    assert "architecture:                  'llama'" in result.stdout
+    assert "quantization:                  'Q4_1'" in result.stdout
+    assert "chat template vs qwq-fixed:    differs" in result.stdout
+    assert "warning: PAD token id 2 equals EOS ('<|im_end|>')" in result.stdout
+    assert "  first difference: user: " in result.stdout
+
+
+def test_official_template_text_counts_as_the_same_as_ours(tmp_path: Path) -> None:
+    path = write_qwen2(tmp_path / "qwq.gguf", pad=5, context=32768, template=OFFICIAL_TEMPLATE)
+    result = run_cli("inspect", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "chat template vs qwq-fixed:    same" in result.stdout
+    no_prefill = run_cli("inspect", str(path), "--variant", "qwq-noprefill")
+    assert "chat template vs qwq-noprefill: differs" in no_prefill.stdout
+
+
+def test_a_template_without_prefill_matches_the_noprefill_variant(tmp_path: Path) -> None:
+    path = write_qwen2(tmp_path / "np.gguf", pad=5, context=32768, template=NO_PREFILL)
+    data = json.loads(run_cli("inspect", str(path), "--variant", "qwq-noprefill",
+                              "--json").stdout)
+    assert data["template_matches"] is True
+    fixed = json.loads(run_cli("inspect", str(path), "--json").stdout)
+    assert fixed["template_matches"] is False
+    assert "first difference" in fixed["template_diff"]
+
+
+def test_inspect_not_a_gguf_is_exit_2(tmp_path: Path) -> None:
+    bogus = tmp_path / "model.gguf"
+    bogus.write_text("hello")
+    result = run_cli("inspect", str(bogus))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"Error: {bogus}: not a GGUF file")
+
+
+def test_fix_tokenizer_cli(tmp_path: Path) -> None:
+    config = {"added_tokens_decoder": {"151643": {"content": "<|endoftext|>"},
+                                       "151645": {"content": "<|im_end|>"},
+                                       "151654": {"content": "<|vision_pad|>"}},
+              "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}
+    path = tmp_path / "tokenizer_config.json"
+    path.write_text(json.dumps(config, indent=2))
+    result = run_cli("fix-tokenizer", str(path))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(path.read_text())["pad_token"] == "<|vision_pad|>"
+    again = run_cli("fix-tokenizer", str(path))
+    assert again.stdout.startswith("already fixed")
+
+
+def test_download_offline_without_cache_is_one_line(tmp_path: Path) -> None:
+    result = run_cli("download", "--quant", "Q4_K_M", env={"HF_HOME": str(tmp_path),
+                                                            "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("Error: ") and "Q4_K_M" in lines[-1]
+    unknown = run_cli("download", "--quant", "Q9_X")
+    assert unknown.returncode == 2 and "unknown quant" in unknown.stderr
