@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import ollama
 
-from .errors import DaemonError
+from .errors import DaemonError, RefusedError
 from .parameters import INT_PARAMETERS, LIST_PARAMETERS
 
 DEFAULT_HOST = "127.0.0.1:11434"
@@ -134,7 +134,7 @@ class OllamaAPI:
         try:
             yield
         except ollama.ResponseError as exc:
-            raise DaemonError(f"{refused}: {exc.error}") from None
+            raise RefusedError(f"{refused}: {exc.error}", detail=str(exc.error)) from None
         except ConnectionError:
             raise self._unreachable() from None
         except httpx.TransportError as exc:

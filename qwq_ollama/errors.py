@@ -42,3 +42,11 @@ class DaemonError(QwqOllamaError):
     """The Ollama daemon is unreachable or refused a request: exit 2."""
 
     exit_code = 2
+
+
+class RefusedError(DaemonError):
+    """The daemon answered, and said no (a template it cannot parse, a GGUF it cannot read)."""
+
+    def __init__(self, message: str, *, detail: str) -> None:
+        self.detail = detail
+        super().__init__(message)

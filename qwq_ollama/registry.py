@@ -18,7 +18,7 @@ from filelock import FileLock, Timeout
 from .catalog import Catalog, Variant, Weights
 from .client import OllamaAPI, blob_digest_of, parse_show_parameters
 from .digests import file_digest
-from .errors import EnvironmentProblem, InputError
+from .errors import EnvironmentProblem, InputError, RefusedError
 from .paths import cache_dir
 from .render import render_variant
 
@@ -183,12 +183,20 @@ class Registrar:
         shown = self.api.show(base)
         if shown is not None and blob_digest_of(shown.get("modelfile", "")) == digest:
             return base, digest
-        self._check_gguf(weights, path)
+        with open(path, "rb") as handle:
+            if handle.read(4) != b"GGUF":
+                raise self._gguf_error(weights, path, "not a GGUF file (no GGUF magic bytes)")
         if not self.api.has_blob(digest):
             self.progress(base, {"status": f"uploading {path.name}"})
             self.api.push_blob(digest, path)
-        for update in self.api.create(base, files={path.name: digest}):
-            self.progress(base, update)
+        try:
+            # The daemon parses the header and checks every tensor against the file size, in
+            # Go, far faster than a Python reader: a truncated file is refused here.
+            for update in self.api.create(base, files={path.name: digest}):
+                self.progress(base, update)
+        except RefusedError as exc:
+            raise self._gguf_error(weights, path, f"Ollama cannot use it: {exc.detail}"
+                                   ) from None
         report.base_created = True
         return base, digest
 
@@ -213,16 +221,10 @@ class Registrar:
                              field=f"weights.{weights.name}.gguf")
         return path
 
-    def _check_gguf(self, weights: Weights, path: Path) -> None:
-        """Refuse a file that is not a whole GGUF before anything is uploaded."""
-        from .gguf_info import check_gguf
-
-        try:
-            check_gguf(path)
-        except InputError as exc:
-            raise InputError(f"{path}: {exc.detail}", file=self.catalog.path,
-                             line=self.catalog.line_of("weights", weights.name, "gguf"),
-                             field=f"weights.{weights.name}.gguf") from None
+    def _gguf_error(self, weights: Weights, path: Path, problem: str) -> InputError:
+        return InputError(f"{path}: {problem}", file=self.catalog.path,
+                          line=self.catalog.line_of("weights", weights.name, "gguf"),
+                          field=f"weights.{weights.name}.gguf")
 
 
 @dataclass(frozen=True)
