@@ -172,7 +172,9 @@ def validate(variants: Annotated[Optional[list[str]], typer.Argument(help="Varia
              seed: Annotated[Optional[int], typer.Option(help="Fix the sampling seed of "
                              "generation checks.")] = None,
              code_prompt: Annotated[str, typer.Option(help="Prompt for the code check.")
-                                    ] = "flappy-bird") -> None:
+                                    ] = "flappy-bird",
+             timeout: Annotated[float, typer.Option(help="Seconds to wait for the daemon "
+                                "in any one step.")] = 600.0) -> None:
     """Prove each variant right against the live daemon; exit 1 if any check fails."""
     import json
 
@@ -190,7 +192,8 @@ def validate(variants: Annotated[Optional[list[str]], typer.Argument(help="Varia
     cat = _catalog(catalog)
     findings = ValidationReport()
     try:
-        run_validate(OllamaAPI(host), cat, variants or None, weights_name=weights, checks=chosen,
+        run_validate(OllamaAPI(host, timeout=timeout), cat, variants or None,
+                     weights_name=weights, checks=chosen,
                      num_predict=num_predict, code_prompt=code_prompt, seed=seed,
                      progress=lambda m: _err(f"  checking {m}"),
                      report=findings)
@@ -204,6 +207,10 @@ def validate(variants: Annotated[Optional[list[str]], typer.Argument(help="Varia
     for f in findings.findings:
         shown = {"pass": "pass", "fail": "FAIL", "known": "known", "error": "ERROR"}[f.status]
         typer.echo(f"{f.variant:<16} {f.check:<13} {shown:<7} {f.reason}")
+    broken = [f for f in findings.findings if f.status == "error"]
+    if broken:  # a step that could not run (timeout, daemon gone) is not a verdict: exit 2
+        _err(f"Error: {broken[0].variant} {broken[0].check}: {broken[0].reason}")
+        raise typer.Exit(2)
     if findings.failed:
         raise typer.Exit(1)
 

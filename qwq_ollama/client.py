@@ -84,6 +84,7 @@ class OllamaAPI:
 
     def __init__(self, host: str | None = None, timeout: float = 600.0) -> None:
         self.host = resolve_host(host)
+        self.timeout = timeout
         self.client = ollama.Client(host=self.host, timeout=timeout)
         self.http = httpx.Client(base_url=self.host, timeout=timeout)
 
@@ -137,6 +138,9 @@ class OllamaAPI:
             raise RefusedError(f"{refused}: {exc.error}", detail=str(exc.error)) from None
         except ConnectionError:
             raise self._unreachable() from None
+        except httpx.TimeoutException:
+            raise DaemonError(f"Ollama at {self.host} did not answer within {self.timeout:g} s "
+                              f"{during}") from None
         except httpx.TransportError as exc:
             raise DaemonError(f"lost the connection to Ollama at {self.host} {during} "
                               f"({type(exc).__name__})") from None

@@ -59,7 +59,12 @@ def validate(api: OllamaAPI, catalog: Catalog, names: list[str] | None = None, *
     say = progress or (lambda _m: None)
     report = report if report is not None else ValidationReport()
     for variant in [catalog.variant(n) for n in (names or list(catalog.variants))]:
-        if api.show(variant.name) is None:
+        try:
+            shown = api.show(variant.name)
+        except QwqOllamaError as exc:
+            report.findings.append(Finding(variant.name, "registered", "error", str(exc)))
+            raise
+        if shown is None:
             report.findings.append(Finding(variant.name, "registered", "error",
                                            "not registered"))
             raise DaemonError(f"variant {variant.name} is not registered at {api.host}: run "
