@@ -8,6 +8,7 @@ deletes the GGUF blob (Ollama removes a blob with the last model that uses it).
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,8 +59,6 @@ def desired_state(catalog: Catalog, variant: Variant, weights: Weights) -> Desir
 
 def _same_number(a: Any, b: Any) -> bool:
     """Ollama keeps floats as float32: compare at that precision."""
-    import struct
-
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
@@ -239,12 +238,15 @@ def status(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None
            ) -> list[VariantStatus]:
     """Each catalog variant: registered or not, and which fields differ from the catalog."""
     rows = []
+    digests: dict[str, str | None] = {}  # one /api/show per base model, not per variant
     for variant in catalog.variants.values():
         weights = catalog.weights_named(weights_name or variant.weights)
         want = desired_state(catalog, variant, weights)
         shown = api.show(variant.name)
-        base = api.show(base_model_name(weights))
-        digest = blob_digest_of(base.get("modelfile", "")) if base else None
+        if weights.name not in digests:
+            base = api.show(base_model_name(weights))
+            digests[weights.name] = blob_digest_of(base.get("modelfile", "")) if base else None
+        digest = digests[weights.name]
         diffs = drift(want, shown, digest)
         rows.append(VariantStatus(variant.name, weights.name, shown is not None,
                                   [] if diffs == ["not registered"] else diffs))

@@ -15,8 +15,10 @@ from .catalog import Catalog, Variant
 from .client import OllamaAPI, parse_show_parameters
 from .conversation import load_corpus
 from .errors import DaemonError, QwqOllamaError
-from .fidelity import compare, hf_prompt
+from .fidelity import compare
+from .hf_render import render_chat
 from .registry import desired_state, drift
+from .render import render_variant
 
 DEFAULT_CHECKS = ("fidelity", "registration", "generation")
 CHECKS = (*DEFAULT_CHECKS, "code")  # `code` generates a whole program: opt in
@@ -87,10 +89,12 @@ def validate(api: OllamaAPI, catalog: Catalog, names: list[str] | None = None, *
 
 
 def check_fidelity(api: OllamaAPI, catalog: Catalog, variant: Variant) -> Finding:
+    template = render_variant(catalog, variant).hf_template  # once, not per conversation
     results = []
     for conv in load_corpus():
         live = api.render_prompt(variant.name, conv.messages, conv.tools)
-        results.append(compare(conv.name, conv, hf_prompt(catalog, variant, conv), live))
+        expected = render_chat(template, conv.messages, tools=conv.tools)
+        results.append(compare(conv.name, conv, expected, live))
     failed = [r for r in results if r.status == "fail"]
     known = [r for r in results if r.status == "known"]
     details = {"conversations": [{"name": r.conversation, "status": r.status,
@@ -119,7 +123,7 @@ def check_registration(api: OllamaAPI, catalog: Catalog, variant: Variant,
     capabilities = shown.get("capabilities") or []
     if "thinking" not in capabilities:
         problems.append("no `thinking` capability: Ollama will not separate the reasoning")
-    if "{{" in want.template and ".Tools" in want.template and "tools" not in capabilities:
+    if ".Tools" in want.template and "tools" not in capabilities:
         problems.append("no `tools` capability")
     if "num_ctx" not in parse_show_parameters(shown.get("parameters", "")):
         problems.append("num_ctx is not set: Ollama's small default truncates reasoning")
@@ -189,13 +193,13 @@ def check_code_generation(api: OllamaAPI, variant: Variant, prompt_name: str, *,
         problems.append("no python code block in the answer")
     else:
         report = check_code(source)
-        details["code"] = asdict(report) if hasattr(report, "__dataclass_fields__") else str(report)
+        details["code"] = asdict(report)
         if not report.ok:
             problems.append(_describe_code(report))
         elif prompt.run:
             run = run_headless(source)
-            details["run"] = asdict(run) if hasattr(run, "__dataclass_fields__") else str(run)
-            if getattr(run, "skipped", None):
+            details["run"] = asdict(run)
+            if run.skipped:
                 details["run_skipped"] = run.skipped
             elif not run.exited_cleanly:
                 problems.append("the program " + ("never exited" if run.timed_out else
