@@ -130,11 +130,17 @@ class OllamaAPI:
         self._raise_for(reply, f"upload {path.name}")
 
     @contextmanager
-    def _client_errors(self, refused: str, during: str) -> Iterator[None]:
-        """Turn the `ollama` client's and httpx's exceptions into one-line DaemonErrors."""
+    def _client_errors(self, refused: str, during: str, missing: str | None = None
+                       ) -> Iterator[None]:
+        """Turn the `ollama` client's and httpx's exceptions into one-line DaemonErrors.
+
+        `missing`, if given, is the message for a 404 (the model named is not registered).
+        """
         try:
             yield
         except ollama.ResponseError as exc:
+            if missing is not None and exc.status_code == 404:
+                raise DaemonError(missing) from None
             raise RefusedError(f"{refused}: {exc.error}", detail=str(exc.error)) from None
         except ConnectionError:
             raise self._unreachable() from None
@@ -174,11 +180,10 @@ class OllamaAPI:
 
     def chat_stream(self, model: str, messages: list[dict[str, Any]],
                     **kwargs: Any) -> Iterator[Any]:
-        if self.show(model) is None:
-            raise DaemonError(f"model {model} is not registered at {self.host}: run "
-                              f"`qwq-ollama create {model}`")
         with self._client_errors(f"Ollama refused a chat with {model}",
-                                 f"during a chat with {model}"):
+                                 f"during a chat with {model}",
+                                 missing=f"model {model} is not registered at {self.host}: run "
+                                         f"`qwq-ollama create {model}`"):
             yield from self.client.chat(model=model, messages=messages, stream=True, **kwargs)
 
     def _raise_for(self, reply: httpx.Response, what: str) -> None:

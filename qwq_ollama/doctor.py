@@ -16,7 +16,7 @@ import httpx
 from .catalog import Catalog, Variant
 from .client import OllamaAPI, blob_digest_of, parse_show_parameters
 from .errors import DaemonError
-from .registry import base_model_name, desired_state, drift, parameters_equal
+from .registry import base_digest, desired_state, drift, parameters_equal
 
 Level = Literal["ok", "warn", "error"]
 SUPPORTED_SERIES = "0.24."
@@ -78,11 +78,7 @@ def _version_finding(api: OllamaAPI, version: str) -> Finding:
 
 def _base_digests(api: OllamaAPI, catalog: Catalog) -> dict[str, str | None]:
     """Each catalog weights name -> the blob digest of its base model here (None if absent)."""
-    digests: dict[str, str | None] = {}
-    for name, weights in catalog.weights.items():
-        base = api.show(base_model_name(weights))
-        digests[name] = blob_digest_of(base.get("modelfile", "")) if base else None
-    return digests
+    return {name: base_digest(api, weights) for name, weights in catalog.weights.items()}
 
 
 def _create_fix(name: str, weights_name: str | None) -> str:

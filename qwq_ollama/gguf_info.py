@@ -68,12 +68,6 @@ class GGUFReport:
         return asdict(self)
 
 
-def check_gguf(path: str | os.PathLike[str]) -> None:
-    """Raise a one-line InputError unless `path` is a whole, readable GGUF (header only)."""
-    path = Path(path)
-    _open_reader(path, _check_magic(path))
-
-
 def inspect_gguf(path: str | os.PathLike[str], *, expected_template: str | None = None,
                  expect_prefill: bool | None = None) -> GGUFReport:
     """Inspect `path`; InputError (one line) if it is missing, not a GGUF, or truncated."""

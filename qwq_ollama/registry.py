@@ -31,6 +31,12 @@ def base_model_name(weights: Weights) -> str:
     return f"{BASE_NAMESPACE}/{weights.name}"
 
 
+def base_digest(api: OllamaAPI, weights: Weights) -> str | None:
+    """The weights blob digest of the base model on this daemon, None if it is absent."""
+    base = api.show(base_model_name(weights))
+    return blob_digest_of(base.get("modelfile", "")) if base else None
+
+
 @dataclass(frozen=True)
 class Desired:
     """What a registered variant must look like."""
@@ -244,8 +250,7 @@ def status(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None
         want = desired_state(catalog, variant, weights)
         shown = api.show(variant.name)
         if weights.name not in digests:
-            base = api.show(base_model_name(weights))
-            digests[weights.name] = blob_digest_of(base.get("modelfile", "")) if base else None
+            digests[weights.name] = base_digest(api, weights)
         digest = digests[weights.name]
         diffs = drift(want, shown, digest)
         rows.append(VariantStatus(variant.name, weights.name, shown is not None,
