@@ -11,7 +11,7 @@ deps: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[test,game,plot]'
+	$(BIN)/pip install -q --disable-pip-version-check --config-settings editable_mode=compat -e '.[test,game,plot]'
 	touch $@
 
 # Headers llama.cpp needs that the Go module zip leaves out (Debian names); installed only when

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import InputError
 from .parameters import PARAMETER_NAMES, Parameters
+from .paths import default_catalog_path
 from .yaml_lines import KeyPath, LocatedYaml, load_yaml_with_lines
 
 # Ollama's model-name rule (types/model/name.go), narrowed to lower case so names never collide
@@ -145,19 +146,6 @@ class Catalog:
 
     def line_of(self, *path: str | int) -> int | None:
         return self.located.line_of(tuple(path))
-
-
-def default_catalog_path() -> Path:
-    """`QWQ_OLLAMA_CATALOG`, else `modelfiles/models.yaml` under the working dir or the checkout."""
-    configured = os.environ.get("QWQ_OLLAMA_CATALOG")
-    if configured:
-        return Path(configured)
-    local = Path("modelfiles/models.yaml")
-    if local.exists():
-        return local
-    from .paths import project_root
-
-    return project_root() / "modelfiles" / "models.yaml"
 
 
 def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:

@@ -67,7 +67,8 @@ def create(variants: Annotated[Optional[list[str]], typer.Argument(help="Variant
            weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None) -> None:
     """Register variants with the Ollama daemon; unchanged ones are skipped."""
     from .client import OllamaAPI
-    from .registry import Registrar
+    from .create_stamp import request_for
+    from .registry import Registrar, stamp_create
 
     cat = _catalog(catalog)
     api = OllamaAPI(host)
@@ -84,6 +85,7 @@ def create(variants: Annotated[Optional[list[str]], typer.Argument(help="Variant
         typer.echo(f"created {name}")
     for name in report.up_to_date:
         typer.echo(f"{name} is up to date")
+    stamp_create(api, cat, report, request_for(variants, weights, catalog, host))
 
 
 @app.command("list")

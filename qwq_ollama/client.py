@@ -8,43 +8,18 @@ with a digest we already know, and `_debug_render_only`.
 from __future__ import annotations
 
 import ast
-import os
 import re
 from contextlib import contextmanager
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import ollama
 
 from .errors import DaemonError, RefusedError
+from .hosts import resolve_host
 from .parameters import INT_PARAMETERS, LIST_PARAMETERS
-
-DEFAULT_HOST = "127.0.0.1:11434"
-
-
-def resolve_host(host: str | None = None) -> str:
-    """`host`, else $OLLAMA_HOST, else the default; as a full URL.
-
-    >>> resolve_host("localhost")
-    'http://localhost:11434'
-    >>> resolve_host("0.0.0.0:1234")
-    'http://127.0.0.1:1234'
-    """
-    value = (host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST).strip().strip("\"'")
-    if "://" not in value:
-        value = "http://" + value
-    parts = urlsplit(value)
-    hostname = parts.hostname or "127.0.0.1"
-    if hostname in ("0.0.0.0", "::"):
-        hostname = "127.0.0.1"
-    port = parts.port or (443 if parts.scheme == "https" else 11434)
-    if ":" in hostname:
-        hostname = f"[{hostname}]"
-    return f"{parts.scheme}://{hostname}:{port}{parts.path.rstrip('/')}"
-
 
 def parse_show_parameters(text: str) -> dict[str, Any]:
     """Read /api/show's `parameters` text (`name  <Go %#v value>` per line) back into values."""
@@ -115,6 +90,12 @@ class OllamaAPI:
         reply = self._call("GET", "/api/tags")
         self._raise_for(reply, "list models")
         return [m["name"] for m in reply.json().get("models", [])]
+
+    def model_digests(self) -> dict[str, str]:
+        """`{name:tag: manifest digest}` of every model the daemon lists."""
+        reply = self._call("GET", "/api/tags")
+        self._raise_for(reply, "list models")
+        return {m["name"]: m["digest"] for m in reply.json().get("models", [])}
 
     def has_blob(self, digest: str) -> bool:
         reply = self._call("HEAD", f"/api/blobs/{digest}")

@@ -1,26 +1,62 @@
-"""Where the project keeps its tools and caches: all git-ignored, all overridable."""
+"""Where the project keeps its tools and caches: all git-ignored, all overridable.
+
+Worked out with os.path and handed out as Path. The quick `create` check (create_stamp) runs
+before anything has imported pathlib, which costs a tenth of that check, so it takes the
+plain-string forms (`cache_root`, `catalog_file`).
+"""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def _path(text: str) -> Path:
+    from pathlib import Path
+
+    return Path(text)
+
+
+def checkout_root() -> str:
+    """The checkout this package lives in (the parent of `qwq_ollama/`), or the working dir."""
+    here = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    if os.path.exists(os.path.join(here, "pyproject.toml")):
+        return here
+    return os.getcwd()
 
 
 def project_root() -> Path:
-    """The checkout this package lives in (the parent of `qwq_ollama/`), or the working dir."""
-    here = Path(__file__).resolve().parent.parent
-    if (here / "pyproject.toml").exists():
-        return here
-    return Path.cwd()
+    return _path(checkout_root())
+
+
+def catalog_file() -> str:
+    """`QWQ_OLLAMA_CATALOG`, else `modelfiles/models.yaml` under the working dir or the checkout."""
+    configured = os.environ.get("QWQ_OLLAMA_CATALOG")
+    if configured:
+        return configured
+    local = os.path.join("modelfiles", "models.yaml")
+    if os.path.exists(local):
+        return local
+    return os.path.join(checkout_root(), "modelfiles", "models.yaml")
+
+
+def default_catalog_path() -> Path:
+    return _path(catalog_file())
+
+
+def cache_root() -> str:
+    """`QWQ_OLLAMA_CACHE`, else `.cache/` in the checkout: small model, build inputs, digests."""
+    return os.environ.get("QWQ_OLLAMA_CACHE") or os.path.join(checkout_root(), ".cache")
 
 
 def cache_dir() -> Path:
-    """`QWQ_OLLAMA_CACHE`, else `.cache/` in the checkout: small model, build inputs, digests."""
-    configured = os.environ.get("QWQ_OLLAMA_CACHE")
-    return Path(configured) if configured else project_root() / ".cache"
+    return _path(cache_root())
 
 
 def bin_dir() -> Path:
     """`QWQ_OLLAMA_BIN`, else `.local/bin/` in the checkout: where a built `ollama` goes."""
-    configured = os.environ.get("QWQ_OLLAMA_BIN")
-    return Path(configured) if configured else project_root() / ".local" / "bin"
+    return _path(os.environ.get("QWQ_OLLAMA_BIN") or os.path.join(checkout_root(), ".local",
+                                                                   "bin"))

@@ -16,6 +16,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from . import create_stamp
 from .catalog import Catalog, Variant, Weights
 from .client import OllamaAPI, blob_digest_of, parse_show_parameters
 from .digests import file_digest
@@ -117,6 +118,10 @@ class CreateReport:
     base: str = ""
     base_created: bool = False
     weights_digest: str | None = None
+    variants: list[str] = field(default_factory=list)  # every variant, in the order handled
+    bases: list[str] = field(default_factory=list)
+    weights_files: list[Path] = field(default_factory=list)  # GGUFs read from disk
+    from_hub: bool = False  # the Hub was asked for the weights: no stamp can vouch for them
 
 
 class Registrar:
@@ -161,6 +166,7 @@ class Registrar:
             desired = [desired_state(self.catalog, v, weights) for v in group]
             base, digest = self.ensure_base(weights, report)
             for want in desired:
+                report.variants.append(want.name)
                 shown = self.api.show(want.name)
                 if not drift(want, shown, digest):
                     report.up_to_date.append(want.name)
@@ -174,6 +180,7 @@ class Registrar:
         """Import the weights once; returns the base model name and its blob digest."""
         base = base_model_name(weights)
         report.base = base
+        report.bases.append(base)
         if weights.source == "ollama":
             ref = str(weights.ollama_ref)
             if self.api.show(base) is None:
@@ -183,6 +190,8 @@ class Registrar:
             shown = self.api.show(base) or {}
             return base, blob_digest_of(shown.get("modelfile", ""))
         path = self._local_gguf(weights)
+        report.weights_files.append(path)
+        report.from_hub = report.from_hub or weights.source == "hf"
         digest = file_digest(path)
         report.weights_digest = digest
         shown = self.api.show(base)
@@ -230,6 +239,20 @@ class Registrar:
         return InputError(f"{path}: {problem}", file=self.catalog.path,
                           line=self.catalog.line_of("weights", weights.name, "gguf"),
                           field=f"weights.{weights.name}.gguf")
+
+
+def stamp_create(api: OllamaAPI, catalog: Catalog, report: CreateReport,
+                 request: list[Any]) -> bool:
+    """Leave the stamp that lets an unchanged re-run skip all of this (see create_stamp)."""
+    if report.from_hub:
+        create_stamp.forget(request)
+        return False
+    return create_stamp.record(
+        request, host_url=api.host, catalog_file=str(catalog.path.resolve()),
+        templates_dir=str(catalog.templates_dir),
+        weights_files=[str(p.resolve()) for p in report.weights_files],
+        variants=report.variants, models=report.variants + report.bases,
+        listed=api.model_digests())
 
 
 @dataclass(frozen=True)

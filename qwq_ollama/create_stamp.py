@@ -1,0 +1,231 @@
+"""Answer a `create` re-run that would change nothing, without loading the heavy stack.
+
+A successful `create` leaves a stamp for its request (variants, weights, catalog, daemon): every
+input it read (catalog and template files by content; the GGUF and this package's modules by
+size and mtime) and the manifest digest of every model it left on the daemon. A manifest digest
+covers every layer (weights, template, parameters, system, license), so when the same request
+comes again, every input still matches and the daemon still lists those models with those
+digests, a full run could only confirm them: the answer comes from one GET /api/tags. Any
+mismatch or doubt falls through to the full run, which stamps afresh.
+
+The budget is the interpreter's own start-up, so only cheap standard modules are used: importing
+ollama, httpx and pydantic takes ten times longer than this whole check, `http.client` (through
+its email header parser) half as long, and `hashlib` (OpenSSL) a tenth. So the GET is plain
+HTTP/1.0 over a socket, and the small inputs are kept and compared byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+
+from .paths import cache_root
+
+STAMP_FORMAT = 2
+_OPTIONS = ("--weights", "--catalog", "--host")
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def request_for(variants: list[str] | None, weights: str | None,
+                catalog: str | os.PathLike[str] | None, host: str | None) -> list[object]:
+    """What a `create` was asked, with everything its catalog and daemon lookup depend on.
+
+    Raw values, not resolved ones, so that the quick check needs no resolving: an equal request
+    resolves to the same catalog file and daemon (see paths.default_catalog_path, hosts).
+    """
+    return [STAMP_FORMAT, list(variants or []), weights,
+            os.path.normpath(catalog) if catalog is not None else None, host, os.getcwd(),
+            os.environ.get("QWQ_OLLAMA_CATALOG"), os.environ.get("OLLAMA_HOST"),
+            os.environ.get("HOME"),  # a `~` in a GGUF path
+            os.path.exists(os.path.join("modelfiles", "models.yaml"))]
+
+
+def parse_create_args(args: list[str]) -> list[object] | None:
+    """The request of `create [VARIANT...] [--weights W] [--catalog C] [--host H]`.
+
+    None for anything else (help, unknown or repeated options): the full CLI handles those.
+    """
+    if not args or args[0] != "create":
+        return None
+    options: dict[str, str] = {}
+    variants: list[str] = []
+    rest = iter(args[1:])
+    for arg in rest:
+        if not arg.startswith("-"):
+            variants.append(arg)
+            continue
+        name, eq, value = arg.partition("=")
+        if name not in _OPTIONS or name in options:
+            return None
+        if not eq:
+            following = next(rest, None)
+            if following is None:
+                return None
+            value = following
+        options[name] = value
+    return request_for(variants, options.get("--weights"), options.get("--catalog"),
+                       options.get("--host"))
+
+
+def stamp_path(request: list[object]) -> str:
+    """One file per request; the stamp repeats the request, so a name clash only costs a miss."""
+    key = zlib.crc32(json.dumps(request).encode())
+    return os.path.join(cache_root(), "create-stamps", f"{key:08x}.json")
+
+
+def tag_name(model: str) -> str:
+    """The name /api/tags lists a model under (`:latest` when no tag is given)."""
+    return model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"
+
+
+def _text(path: str) -> str:
+    with open(path, "rb") as handle:
+        return handle.read().decode("utf-8", "surrogateescape")
+
+
+def _stat_signature(path: str) -> list[int]:
+    info = os.stat(path)
+    return [info.st_size, info.st_mtime_ns, info.st_ino]
+
+
+def _files_under(folder: str) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        found.extend(os.path.relpath(os.path.join(root, f), folder) for f in sorted(files))
+    return found
+
+
+def _package_modules() -> list[str]:
+    return sorted(os.path.join(PACKAGE_DIR, f) for f in os.listdir(PACKAGE_DIR)
+                  if f.endswith(".py"))
+
+
+def fingerprint(catalog_file: str, templates_dir: str, weights_files: list[str]
+                ) -> dict[str, object]:
+    """Every input a `create` reads, in a form that changes whenever the input does."""
+    listing = _files_under(templates_dir)
+    content = {p: _text(p) for p in
+               [catalog_file, *(os.path.join(templates_dir, f) for f in listing)]}
+    stats = {p: _stat_signature(p) for p in [*weights_files, *_package_modules()]}
+    return {"content": content, "dirs": {templates_dir: listing}, "stats": stats}
+
+
+def _inputs_unchanged(recorded: dict[str, object]) -> bool:
+    try:
+        return (all(_files_under(d) == listing for d, listing in recorded["dirs"].items())
+                and all(_text(p) == text for p, text in recorded["content"].items())
+                and all(_stat_signature(p) == sig for p, sig in recorded["stats"].items())
+                and sorted(recorded["stats"]) == sorted(
+                    [*recorded["weights_files"], *_package_modules()]))
+    except (OSError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def connection_target(host_url: str) -> list[object] | None:
+    """`[host, port, netloc]` of a plain-HTTP daemon URL; None when the quick check cannot go."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(host_url)
+    if (parts.scheme != "http" or parts.path or not parts.hostname or not parts.port
+            or not parts.hostname.isascii()):
+        return None  # https, a path prefix or an IDN host: left to the full client
+    return [parts.hostname, parts.port, parts.netloc]
+
+
+def _get_json(target: list[object], path: str, timeout: float) -> object:
+    """One GET as HTTP/1.0: the daemon answers with a plain body and closes the connection."""
+    import socket
+
+    hostname, port, netloc = target
+    request = f"GET {path} HTTP/1.0\r\nHost: {netloc}\r\nAccept: application/json\r\n\r\n"
+    # An ASCII bytes host spares getaddrinfo the IDNA codec import.
+    address = (str(hostname).encode("ascii"), port)
+    with socket.create_connection(address, timeout=timeout) as sock:  # type: ignore[arg-type]
+        sock.sendall(request.encode("ascii"))
+        chunks = []
+        while data := sock.recv(1 << 16):
+            chunks.append(data)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].split()
+    if len(status) < 2 or status[1] != b"200" or b"chunked" in head.lower():
+        raise ValueError(f"GET {path}: {head[:80]!r}")
+    return json.loads(body)
+
+
+def _listed_digests(target: list[object], timeout: float = 5.0) -> dict[str, str] | None:
+    """`{model: manifest digest}` of every model the daemon lists, or None if it cannot say."""
+    try:
+        tags = _get_json(target, "/api/tags", timeout)
+        return {str(m["name"]): str(m["digest"])
+                for m in tags.get("models") or []}  # type: ignore[union-attr]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def answer(args: list[str]) -> list[str] | None:
+    """The models a `create` with these arguments would find up to date, if nothing changed.
+
+    None means "not known here": run the full command.
+    """
+    request = parse_create_args(args)
+    if request is None:
+        return None
+    try:
+        with open(stamp_path(request), encoding="utf-8") as handle:
+            stamp = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stamp, dict) or stamp.get("request") != request:
+        return None
+    if not _inputs_unchanged(stamp.get("inputs") or {}):
+        return None
+    target = stamp.get("target")
+    if not isinstance(target, list) or len(target) != 3:
+        return None
+    listed = _listed_digests(target)
+    if listed is None:
+        return None
+    models = stamp.get("models") or {}
+    if not models or any(listed.get(name) != digest for name, digest in models.items()):
+        return None
+    return list(stamp.get("variants") or [])
+
+
+def record(request: list[object], *, host_url: str, catalog_file: str, templates_dir: str,
+           weights_files: list[str], variants: list[str], models: list[str],
+           listed: dict[str, str]) -> bool:
+    """Stamp a finished `create`; False (and no stamp) if a model it made is not listed.
+
+    Written atomically; a stamp that cannot be written only costs the next run its shortcut.
+    """
+    from .atomic import write_text_atomic
+
+    path = stamp_path(request)
+    digests = {tag_name(m): listed.get(tag_name(m)) for m in models}
+    target = connection_target(host_url)
+    if target is None or not all(digests.values()):
+        _forget(path)
+        return False
+    inputs = fingerprint(catalog_file, templates_dir, weights_files)
+    inputs["weights_files"] = list(weights_files)
+    stamp = {"request": request, "target": target, "inputs": inputs,
+             "models": digests, "variants": variants}
+    try:
+        write_text_atomic(path, json.dumps(stamp, indent=1, sort_keys=True) + "\n")
+    except OSError:
+        return False
+    return True
+
+
+def forget(request: list[object]) -> None:
+    """Drop the stamp of a request whose inputs cannot be fingerprinted (e.g. Hub weights)."""
+    _forget(stamp_path(request))
+
+
+def _forget(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
