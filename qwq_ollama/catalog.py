@@ -91,6 +91,19 @@ class Weights:
     description: str | None = None
 
     @property
+    def file_on_disk(self) -> Path | None:
+        """The GGUF, if these weights are a local file that exists now (no download needed)."""
+        if self.source == "gguf":
+            path = self.gguf_path
+        elif self.source == "builtin":
+            from .smollm2 import smollm2_path
+
+            path = smollm2_path()
+        else:
+            return None
+        return path if path is not None and path.is_file() else None
+
+    @property
     def modelfile_from(self) -> str:
         """What a hand-run `ollama create -f` should see after FROM."""
         if self.source == "hf":
@@ -143,6 +156,12 @@ class Catalog:
         except KeyError:
             raise InputError(f"unknown weights {name!r} (known: {', '.join(self.weights)})",
                              file=self.path) from None
+
+    def weights_of(self, names: list[str] | None, weights_name: str | None = None
+                   ) -> list[Weights]:
+        """The weights these variants (default: all) are registered over, each once."""
+        chosen = [weights_name or self.variant(n).weights for n in (names or self.variants)]
+        return [self.weights_named(w) for w in dict.fromkeys(chosen)]
 
     def line_of(self, *path: str | int) -> int | None:
         return self.located.line_of(tuple(path))

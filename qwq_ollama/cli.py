@@ -5,6 +5,7 @@ Heavy modules are imported inside each command so that `--help` stays fast.
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -66,11 +67,16 @@ def create(variants: Annotated[Optional[list[str]], typer.Argument(help="Variant
                                "(default: all).")] = None,
            weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None) -> None:
     """Register variants with the Ollama daemon; unchanged ones are skipped."""
+    from .digests import hash_ahead
+
+    cat = _catalog(catalog)
+    # Hash the weights on another core while the ollama client is being imported.
+    hash_ahead(path for w in cat.weights_of(variants or None, weights)
+               if (path := w.file_on_disk) is not None)
     from .client import OllamaAPI
     from .create_stamp import request_for
     from .registry import Registrar, stamp_create
 
-    cat = _catalog(catalog)
     api = OllamaAPI(host)
     last: dict[str, str] = {}
 
@@ -452,6 +458,16 @@ def download(quant: Annotated[str, typer.Option(help="Quantisation, e.g. Q4_K_M.
 
 def main() -> None:
     """Entry point: library errors become `Error: …` on stderr with their exit code."""
+    try:
+        _dispatch()
+    finally:
+        # Everything dies with the process: sparing the collector a last walk over every
+        # object (pydantic and jinja2 leave many) takes about 60 ms off each exit.
+        gc.freeze()
+
+
+def _dispatch() -> None:
+    """Run the command and exit with its code."""
     try:
         code = app(standalone_mode=False)
     except QwqOllamaError as exc:

@@ -1,12 +1,15 @@
 """SHA-256 of weight files, computed once per (path, size, mtime) and remembered.
 
-`ollama create -f` re-hashes a 20 GB GGUF for every model made from it; we hash it once.
+`ollama create -f` re-hashes a 20 GB GGUF for every model made from it; we hash it once, and
+can start early: `hash_ahead` hashes in a background thread while the caller does other work.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 from filelock import FileLock
@@ -24,7 +27,58 @@ def _key(path: Path) -> str:
     return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
-def file_digest(path: Path, chunk: int = 1 << 22) -> str:
+class _Hashing(threading.Thread):
+    """One file hashed in the background; `result()` waits for it (and re-raises)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(name=f"hash {path.name}", daemon=True)
+        self.path = path
+        self.digest: str | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.digest = _sha256(self.path)
+        except BaseException as exc:  # handed to the thread that asks for the result
+            self.error = exc
+
+    def result(self) -> str:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return str(self.digest)
+
+
+_ahead: dict[str, _Hashing] = {}
+
+
+def hash_ahead(paths: Iterable[Path]) -> None:
+    """Start hashing, in background threads, the files that the index does not know yet.
+
+    hashlib and file reads release the GIL, so on a second core the hash of the small model
+    (about 60 ms) hides entirely behind the imports and rendering that a `create` does first.
+    `file_digest` picks the result up; only it writes the index.
+    """
+    try:
+        index = _read(_index_path())
+        for path in paths:
+            key = _key(path)
+            if key not in index and key not in _ahead:
+                _ahead[key] = _Hashing(path)
+                _ahead[key].start()
+    except OSError:
+        return  # file_digest will meet the same problem and report it properly
+
+
+def _sha256(path: Path, chunk: int = 1 << 22) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            sha.update(block)
+    return f"sha256:{sha.hexdigest()}"
+
+
+def file_digest(path: Path) -> str:
     """`sha256:<hex>` of the file, from the index when its size and mtime are unchanged."""
     index_path = _index_path()
     index_path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,11 +87,8 @@ def file_digest(path: Path, chunk: int = 1 << 22) -> str:
         index = _read(index_path)
         if key in index:
             return index[key]
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            sha.update(block)
-    digest = f"sha256:{sha.hexdigest()}"
+    pending = _ahead.pop(key, None)
+    digest = pending.result() if pending is not None else _sha256(path)
     with FileLock(str(index_path) + ".lock"):
         index = _read(index_path)
         index[key] = digest

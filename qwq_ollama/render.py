@@ -7,6 +7,7 @@ untouched. Every output is built in memory first; nothing is written if any vari
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -33,7 +34,12 @@ def _go_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+@functools.lru_cache(maxsize=16)
 def meta_environment(templates_dir: Path) -> SandboxedEnvironment:
+    """One environment per folder, so each source compiles once per process, not per variant.
+
+    Jinja re-reads a source whose mtime changed, so edits are still seen.
+    """
     env = SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(str(templates_dir)),
         block_start_string="(%", block_end_string="%)",
