@@ -5,7 +5,6 @@ Heavy modules are imported inside each command so that `--help` stays fast.
 
 from __future__ import annotations
 
-import gc
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -458,16 +457,6 @@ def download(quant: Annotated[str, typer.Option(help="Quantisation, e.g. Q4_K_M.
 
 def main() -> None:
     """Entry point: library errors become `Error: …` on stderr with their exit code."""
-    try:
-        _dispatch()
-    finally:
-        # Everything dies with the process: sparing the collector a last walk over every
-        # object (pydantic and jinja2 leave many) takes about 60 ms off each exit.
-        gc.freeze()
-
-
-def _dispatch() -> None:
-    """Run the command and exit with its code."""
     try:
         code = app(standalone_mode=False)
     except QwqOllamaError as exc:

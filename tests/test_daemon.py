@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import stat
@@ -12,7 +13,7 @@ import pytest
 
 from qwq_ollama.client import OllamaAPI, parse_show_parameters
 from qwq_ollama.daemon import OllamaDaemon, process_group_alive
-from qwq_ollama.digests import file_digest
+from qwq_ollama.digests import file_digest, hash_ahead
 from qwq_ollama.errors import DaemonError, EnvironmentProblem
 from qwq_ollama.ollama_install import PINNED_VERSION, build_ollama, find_ollama
 
@@ -111,3 +112,27 @@ def test_weights_are_hashed_once(small_gguf: Path, tmp_path: Path, monkeypatch) 
     if os.geteuid() != 0:
         assert file_digest(copy) == digest
     assert file_digest(small_gguf) == first
+
+
+def test_hashing_ahead_gives_the_digest_hashlib_gives(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("QWQ_OLLAMA_CACHE", str(tmp_path / "cache"))
+    weights = tmp_path / "w.gguf"
+    weights.write_bytes(os.urandom(3 * (1 << 22) + 123))  # more than one read block
+    hash_ahead([weights])
+    expected = "sha256:" + hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert file_digest(weights) == expected
+    # Rewritten in place (new size and mtime): a new hash, not the one started earlier.
+    hash_ahead([weights])
+    weights.write_bytes(b"GGUF" + os.urandom(1000))
+    assert file_digest(weights) == "sha256:" + hashlib.sha256(weights.read_bytes()).hexdigest()
+
+
+def test_a_file_gone_before_its_hash_is_asked_for_is_reported(tmp_path: Path,
+                                                              monkeypatch) -> None:
+    monkeypatch.setenv("QWQ_OLLAMA_CACHE", str(tmp_path / "cache"))
+    weights = tmp_path / "w.gguf"
+    weights.write_bytes(b"GGUF")
+    hash_ahead([weights, tmp_path / "missing.gguf"])  # a missing file is left to file_digest
+    weights.unlink()
+    with pytest.raises(FileNotFoundError):
+        file_digest(weights)
