@@ -135,18 +135,37 @@ def connection_target(host_url: str) -> list[object] | None:
 
 
 def _get_json(target: list[object], path: str, timeout: float) -> object:
-    """One GET as HTTP/1.0: the daemon answers with a plain body and closes the connection."""
-    import socket
+    """One GET as HTTP/1.0: the daemon answers with a plain body and closes the connection.
+
+    Over `_socket`, the C module under `socket`: `socket` itself also loads `selectors`, which
+    costs a seventh of this whole path. A host given as ASCII bytes spares getaddrinfo the
+    IDNA codec as well.
+    """
+    import _socket
 
     hostname, port, netloc = target
     request = f"GET {path} HTTP/1.0\r\nHost: {netloc}\r\nAccept: application/json\r\n\r\n"
-    # An ASCII bytes host spares getaddrinfo the IDNA codec import.
-    address = (str(hostname).encode("ascii"), port)
-    with socket.create_connection(address, timeout=timeout) as sock:  # type: ignore[arg-type]
-        sock.sendall(request.encode("ascii"))
-        chunks = []
-        while data := sock.recv(1 << 16):
-            chunks.append(data)
+    failure: OSError = ConnectionError(f"no address for {netloc}")
+    for family, kind, proto, _name, address in _socket.getaddrinfo(
+            str(hostname).encode("ascii"), port, 0, _socket.SOCK_STREAM):
+        sock = _socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except OSError as exc:
+            failure = exc
+            sock.close()
+            continue
+        try:
+            sock.sendall(request.encode("ascii"))
+            chunks = []
+            while data := sock.recv(1 << 16):
+                chunks.append(data)
+        finally:
+            sock.close()
+        break
+    else:
+        raise failure
     head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
     status = head.split(b"\r\n", 1)[0].split()
     if len(status) < 2 or status[1] != b"200" or b"chunked" in head.lower():

@@ -183,3 +183,13 @@ def test_a_stopped_daemon_is_reported_not_answered_from_the_stamp(
 ])
 def test_only_plain_create_requests_are_answered_early(args: list[str], taken: bool) -> None:
     assert (parse_create_args(args) is not None) is taken
+
+
+def test_a_host_name_with_several_addresses_is_answered_early(
+        project: Path, own_cache: Path, own_daemon: OllamaDaemon) -> None:
+    # A name for getaddrinfo to resolve, not an address.
+    host = own_daemon.host.replace("127.0.0.1", "localhost")
+    assert create(project, own_cache, host).returncode == 0
+    quick = create(project, own_cache, host, trace_imports=True)
+    assert quick.returncode == 0, quick.stderr
+    assert quick.stdout.count("is up to date") == len(VARIANTS) and not loaded_client(quick)
