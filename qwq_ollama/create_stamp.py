@@ -1,8 +1,8 @@
 """Answer a `create` re-run that would change nothing, without loading the heavy stack.
 
 A successful `create` leaves a stamp for its request (variants, weights, catalog, daemon): every
-input it read (catalog and template files by content; the GGUF and this package's modules by
-size and mtime) and the manifest digest of every model it left on the daemon. A manifest digest
+input it read (catalog and template files by content; the GGUF, this package's modules and
+the installed packages' folders by size and mtime) and the manifest digest of every model it left on the daemon. A manifest digest
 covers every layer (weights, template, parameters, system, license), so when the same request
 comes again, every input still matches and the daemon still lists those models with those
 digests, a full run could only confirm them: the answer comes from one GET /api/tags. Any
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import zlib
 
 from .paths import cache_root
@@ -34,7 +35,7 @@ def request_for(variants: list[str] | None, weights: str | None,
     Raw values, not resolved ones, so that the quick check needs no resolving: an equal request
     resolves to the same catalog file and daemon (see paths.default_catalog_path, hosts).
     """
-    return [STAMP_FORMAT, list(variants or []), weights,
+    return [STAMP_FORMAT, sys.prefix, list(variants or []), weights,
             os.path.normpath(catalog) if catalog is not None else None, host, os.getcwd(),
             os.environ.get("QWQ_OLLAMA_CATALOG"), os.environ.get("OLLAMA_HOST"),
             os.environ.get("HOME"),  # a `~` in a GGUF path
@@ -97,9 +98,13 @@ def _files_under(folder: str) -> list[str]:
     return found
 
 
-def _package_modules() -> list[str]:
-    return sorted(os.path.join(PACKAGE_DIR, f) for f in os.listdir(PACKAGE_DIR)
-                  if f.endswith(".py"))
+def _code_paths() -> list[str]:
+    """This package's modules, and the folders pip changes when it adds, removes or upgrades
+    any installed package (a new jinja2 or ollama could register models differently)."""
+    modules = [os.path.join(PACKAGE_DIR, f) for f in os.listdir(PACKAGE_DIR)
+               if f.endswith(".py")]
+    installed = [p for p in sys.path if p.endswith("-packages") and os.path.isdir(p)]
+    return sorted([*modules, *installed])
 
 
 def fingerprint(catalog_file: str, templates_dir: str, weights_files: list[str]
@@ -108,7 +113,7 @@ def fingerprint(catalog_file: str, templates_dir: str, weights_files: list[str]
     listing = _files_under(templates_dir)
     content = {p: _text(p) for p in
                [catalog_file, *(os.path.join(templates_dir, f) for f in listing)]}
-    stats = {p: _stat_signature(p) for p in [*weights_files, *_package_modules()]}
+    stats = {p: _stat_signature(p) for p in [*weights_files, *_code_paths()]}
     return {"content": content, "dirs": {templates_dir: listing}, "stats": stats}
 
 
@@ -118,7 +123,7 @@ def _inputs_unchanged(recorded: dict[str, object]) -> bool:
                 and all(_text(p) == text for p, text in recorded["content"].items())
                 and all(_stat_signature(p) == sig for p, sig in recorded["stats"].items())
                 and sorted(recorded["stats"]) == sorted(
-                    [*recorded["weights_files"], *_package_modules()]))
+                    [*recorded["weights_files"], *_code_paths()]))
     except (OSError, KeyError, TypeError, AttributeError):
         return False
 
