@@ -23,8 +23,6 @@ from qwq_ollama.ollama_install import OllamaBinary
 from qwq_ollama.registry import CreateReport, stamp_create
 from qwq_ollama.smollm2 import smollm2_path
 
-from .conftest import ROOT
-
 pytestmark = pytest.mark.live
 VARIANTS = ["qwq-fixed", "qwq-noprefill", "qwq-minp", "qwq-baseline"]
 
@@ -47,10 +45,9 @@ def own_daemon(ollama_binary: OllamaBinary, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture()
-def project(tmp_path: Path) -> Path:
-    for name in ("modelfiles", "templates"):
-        shutil.copytree(ROOT / name, tmp_path / name)
-    return tmp_path
+def project(project_copy: Path) -> Path:
+    """The folder a user runs `create` in: its catalog and templates are ours to edit."""
+    return project_copy
 
 
 def create(project: Path, cache: Path, host: str, *extra: str, trace_imports: bool = False
