@@ -1,10 +1,10 @@
 """Answer a `create` re-run that would change nothing, without loading the heavy stack.
 
 A successful `create` leaves a stamp for its request (variants, weights, catalog, daemon): every
-input it read (catalog and template files by content; the GGUF, this package's modules and
-the installed packages' folders by size and mtime) and the manifest digest of every model it left on the daemon. A manifest digest
-covers every layer (weights, template, parameters, system, license), so when the same request
-comes again, every input still matches and the daemon still lists those models with those
+input it read (catalog and template files by content; the GGUF, this package's modules and the
+installed packages' folders by size and mtime) and the manifest digest of every model it left
+on the daemon. A manifest digest covers every layer (weights, template, parameters, system,
+license), so when the same request comes again, every input still matches and the daemon still lists those models with those
 digests, a full run could only confirm them: the answer comes from one GET /api/tags. Any
 mismatch or doubt falls through to the full run, which stamps afresh.
 
@@ -23,7 +23,7 @@ import zlib
 
 from .paths import cache_root
 
-STAMP_FORMAT = 2
+STAMP_FORMAT = 3
 _OPTIONS = ("--weights", "--catalog", "--host")
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -94,7 +94,7 @@ def _files_under(folder: str) -> list[str]:
     found = []
     for root, dirs, files in os.walk(folder):
         dirs.sort()
-        found.extend(os.path.relpath(os.path.join(root, f), folder) for f in sorted(files))
+        found.extend(os.path.join(root, f) for f in sorted(files))
     return found
 
 
@@ -110,21 +110,16 @@ def _code_paths() -> list[str]:
 def fingerprint(catalog_file: str, templates_dir: str, weights_files: list[str]
                 ) -> dict[str, object]:
     """Every input a `create` reads, in a form that changes whenever the input does."""
-    listing = _files_under(templates_dir)
-    content = {p: _text(p) for p in
-               [catalog_file, *(os.path.join(templates_dir, f) for f in listing)]}
+    content = {p: _text(p) for p in [catalog_file, *_files_under(templates_dir)]}
     stats = {p: _stat_signature(p) for p in [*weights_files, *_code_paths()]}
-    return {"content": content, "dirs": {templates_dir: listing}, "stats": stats}
+    return {"content": content, "stats": stats}
 
 
-def _inputs_unchanged(recorded: dict[str, object]) -> bool:
+def _inputs_unchanged(stamp: dict[str, object]) -> bool:
+    """Whether the inputs the stamp names fingerprint now as they did when it was written."""
     try:
-        return (all(_files_under(d) == listing for d, listing in recorded["dirs"].items())
-                and all(_text(p) == text for p, text in recorded["content"].items())
-                and all(_stat_signature(p) == sig for p, sig in recorded["stats"].items())
-                and sorted(recorded["stats"]) == sorted(
-                    [*recorded["weights_files"], *_code_paths()]))
-    except (OSError, KeyError, TypeError, AttributeError):
+        return fingerprint(**stamp["sources"]) == stamp["inputs"]  # type: ignore[arg-type]
+    except (OSError, KeyError, TypeError):
         return False
 
 
@@ -203,7 +198,7 @@ def answer(args: list[str]) -> list[str] | None:
         return None
     if not isinstance(stamp, dict) or stamp.get("request") != request:
         return None
-    if not _inputs_unchanged(stamp.get("inputs") or {}):
+    if not _inputs_unchanged(stamp):
         return None
     target = stamp.get("target")
     if not isinstance(target, list) or len(target) != 3:
@@ -226,30 +221,26 @@ def record(request: list[object], *, host_url: str, catalog_file: str, templates
     """
     from .atomic import write_text_atomic
 
-    path = stamp_path(request)
     digests = {tag_name(m): listed.get(tag_name(m)) for m in models}
     target = connection_target(host_url)
     if target is None or not all(digests.values()):
-        _forget(path)
+        forget(request)
         return False
-    inputs = fingerprint(catalog_file, templates_dir, weights_files)
-    inputs["weights_files"] = list(weights_files)
-    stamp = {"request": request, "target": target, "inputs": inputs,
-             "models": digests, "variants": variants}
+    sources = {"catalog_file": catalog_file, "templates_dir": templates_dir,
+               "weights_files": list(weights_files)}
+    stamp = {"request": request, "target": target, "sources": sources,
+             "inputs": fingerprint(**sources), "models": digests, "variants": variants}
     try:
-        write_text_atomic(path, json.dumps(stamp, indent=1, sort_keys=True) + "\n")
+        write_text_atomic(stamp_path(request),
+                          json.dumps(stamp, indent=1, sort_keys=True) + "\n")
     except OSError:
         return False
     return True
 
 
 def forget(request: list[object]) -> None:
-    """Drop the stamp of a request whose inputs cannot be fingerprinted (e.g. Hub weights)."""
-    _forget(stamp_path(request))
-
-
-def _forget(path: str) -> None:
+    """Drop the stamp of a request that no stamp can vouch for (e.g. Hub weights)."""
     try:
-        os.unlink(path)
+        os.unlink(stamp_path(request))
     except OSError:
         pass

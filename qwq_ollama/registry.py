@@ -115,9 +115,7 @@ def drift(desired: Desired, shown: Mapping[str, Any] | None, weights_digest: str
 class CreateReport:
     created: list[str] = field(default_factory=list)
     up_to_date: list[str] = field(default_factory=list)
-    base: str = ""
     base_created: bool = False
-    weights_digest: str | None = None
     variants: list[str] = field(default_factory=list)  # every variant, in the order handled
     bases: list[str] = field(default_factory=list)
     weights_files: list[Path] = field(default_factory=list)  # GGUFs read from disk
@@ -179,7 +177,6 @@ class Registrar:
     def ensure_base(self, weights: Weights, report: CreateReport) -> tuple[str, str | None]:
         """Import the weights once; returns the base model name and its blob digest."""
         base = base_model_name(weights)
-        report.base = base
         report.bases.append(base)
         if weights.source == "ollama":
             ref = str(weights.ollama_ref)
@@ -193,7 +190,6 @@ class Registrar:
         report.weights_files.append(path)
         report.from_hub = report.from_hub or weights.source == "hf"
         digest = file_digest(path)
-        report.weights_digest = digest
         shown = self.api.show(base)
         if shown is not None and blob_digest_of(shown.get("modelfile", "")) == digest:
             return base, digest
