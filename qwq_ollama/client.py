@@ -101,9 +101,7 @@ class OllamaAPI:
         return dict(reply.json())
 
     def list_names(self) -> list[str]:
-        reply = self._call("GET", "/api/tags")
-        self._raise_for(reply, "list models")
-        return [m["name"] for m in reply.json().get("models", [])]
+        return list(self.model_digests())
 
     def model_digests(self) -> dict[str, str]:
         """`{name:tag: manifest digest}` of every model the daemon lists."""

@@ -2,7 +2,7 @@
 
 Worked out with os.path and handed out as Path. The quick `create` check (create_stamp) runs
 before anything has imported pathlib, which costs a tenth of that check, so it takes the
-plain-string forms (`cache_root`, `catalog_file`).
+plain-string `cache_root`.
 """
 
 from __future__ import annotations
@@ -28,23 +28,15 @@ def checkout_root() -> str:
     return os.getcwd()
 
 
-def project_root() -> Path:
-    return _path(checkout_root())
-
-
-def catalog_file() -> str:
+def default_catalog_path() -> Path:
     """`QWQ_OLLAMA_CATALOG`, else `modelfiles/models.yaml` under the working dir or the checkout."""
     configured = os.environ.get("QWQ_OLLAMA_CATALOG")
     if configured:
-        return configured
+        return _path(configured)
     local = os.path.join("modelfiles", "models.yaml")
     if os.path.exists(local):
-        return local
-    return os.path.join(checkout_root(), "modelfiles", "models.yaml")
-
-
-def default_catalog_path() -> Path:
-    return _path(catalog_file())
+        return _path(local)
+    return _path(os.path.join(checkout_root(), "modelfiles", "models.yaml"))
 
 
 def cache_root() -> str:
