@@ -33,15 +33,15 @@ sys.path.insert(0, str(ROOT))
 
 import ollama  # noqa: E402
 
-from qwq_ollama.catalog import load_catalog  # noqa: E402
-from qwq_ollama.client import OllamaAPI  # noqa: E402
-from qwq_ollama.daemon import OllamaDaemon  # noqa: E402
-from qwq_ollama.ollama_install import ensure_ollama  # noqa: E402
-from qwq_ollama.registry import Registrar  # noqa: E402
-from qwq_ollama.smollm2 import FILENAME as GGUF_NAME, ensure_smollm2  # noqa: E402
+from qwq_ollama.catalog.schema import load_catalog  # noqa: E402
+from qwq_ollama.server.client import OllamaAPI  # noqa: E402
+from qwq_ollama.server.private_daemon import OllamaDaemon  # noqa: E402
+from qwq_ollama.server.install import ensure_ollama  # noqa: E402
+from qwq_ollama.server.registry import Registrar  # noqa: E402
+from qwq_ollama.catalog.builtin_weights import FILENAME as GGUF_NAME, ensure_smollm2  # noqa: E402
 
 try:
-    from qwq_ollama.loop_detector import LoopDetector
+    from qwq_ollama.checks.loops import LoopDetector
 except ImportError:  # written in parallel by someone else; its row then says so
     LoopDetector = None  # type: ignore[assignment,misc]
 

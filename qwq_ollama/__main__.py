@@ -1,3 +1,3 @@
-from .launcher import main
+from qwq_ollama.console_script import main
 
 main()

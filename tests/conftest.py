@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from qwq_ollama.catalog import Catalog, load_catalog
-from qwq_ollama.client import OllamaAPI
-from qwq_ollama.daemon import OllamaDaemon
-from qwq_ollama.ollama_install import OllamaBinary, ensure_ollama
-from qwq_ollama.registry import Registrar
-from qwq_ollama.smollm2 import ensure_smollm2
+from qwq_ollama.catalog.schema import Catalog, load_catalog
+from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.server.private_daemon import OllamaDaemon
+from qwq_ollama.server.install import OllamaBinary, ensure_ollama
+from qwq_ollama.server.registry import Registrar
+from qwq_ollama.catalog.builtin_weights import ensure_smollm2
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"

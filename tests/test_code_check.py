@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qwq_ollama.code_check import check_code, extract_last_python_block, run_headless
+from qwq_ollama.checks.code import check_code, extract_last_python_block, run_headless
 
 
 def alive(pid: int) -> bool:

@@ -21,7 +21,7 @@ import gguf
 import numpy as np
 import pytest
 
-from qwq_ollama.download import KNOWN_QUANTS, allow_patterns, check_quant, ignore_patterns
+from qwq_ollama.artifacts.download import KNOWN_QUANTS, allow_patterns, check_quant, ignore_patterns
 from qwq_ollama.errors import InputError
 
 REPO = "unsloth/QwQ-32B-GGUF"
@@ -34,7 +34,7 @@ CACHED = ["QwQ-32B-Q4_K_M.gguf", "QwQ-32B-Q2_K.gguf", "QwQ-32B-Q2_K_L.gguf",
 RUN = """
 import json, sys
 from pathlib import Path
-from qwq_ollama.download import download_gguf
+from qwq_ollama.artifacts.download import download_gguf
 from qwq_ollama.errors import QwqOllamaError
 repo, quant, local_dir = sys.argv[1], sys.argv[2], sys.argv[3] or None
 try:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from qwq_ollama.catalog import Catalog, load_catalog
-from qwq_ollama.client import OllamaAPI, parse_show_parameters
+from qwq_ollama.catalog.schema import Catalog, load_catalog
+from qwq_ollama.server.client import OllamaAPI, parse_show_parameters
 from qwq_ollama.errors import InputError
-from qwq_ollama.export import (
+from qwq_ollama.artifacts.export import (
     GUIDE_LITERAL_ORDER,
     PENALTY_ORDER,
     SAMPLER_LETTERS,
@@ -23,9 +23,9 @@ from qwq_ollama.export import (
     samplers_run,
     write_llama_cpp_preset,
 )
-from qwq_ollama.hf_render import render_chat
-from qwq_ollama.registry import base_model_name
-from qwq_ollama.render import render_variant
+from qwq_ollama.catalog.chat_template import render_chat
+from qwq_ollama.server.registry import base_model_name
+from qwq_ollama.catalog.render import render_variant
 
 from .conftest import run_cli
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from qwq_ollama.catalog import load_catalog
-from qwq_ollama.client import OllamaAPI
-from qwq_ollama.daemon import OllamaDaemon
+from qwq_ollama.catalog.schema import load_catalog
+from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.server.private_daemon import OllamaDaemon
 from qwq_ollama.errors import DaemonError
-from qwq_ollama.registry import Registrar, desired_state, drift
+from qwq_ollama.server.registry import Registrar, desired_state, drift
 
 from .conftest import ROOT, run_cli
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from qwq_ollama.client import OllamaAPI
-from qwq_ollama.compare import compare, generate_watched, markdown, plot
-from qwq_ollama.loop_detector import LoopDetector, load_stream
-from qwq_ollama.prompts import NamedPrompt, get_prompt
-from qwq_ollama.validate import validate
+from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.checks.ab import compare, generate_watched, markdown, plot
+from qwq_ollama.checks.loops import LoopDetector, load_stream
+from qwq_ollama.catalog.prompts import NamedPrompt, get_prompt
+from qwq_ollama.checks.validate import validate
 
 from .conftest import DATA, run_cli
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from qwq_ollama.errors import InputError
-from qwq_ollama.gguf_info import GGUFReport, inspect_gguf
-from qwq_ollama.smollm2 import ensure_smollm2
+from qwq_ollama.artifacts.gguf import GGUFReport, inspect_gguf
+from qwq_ollama.catalog.builtin_weights import ensure_smollm2
 
 OFFICIAL = (Path(__file__).parent / "data" / "official" / "qwq-32b.chat_template.jinja").read_text()
 NO_PREFILL = OFFICIAL.replace("'<|im_start|>assistant\\n<think>\\n'", "'<|im_start|>assistant\\n'")
@@ -210,8 +210,8 @@ def test_truncated_tensor_data(tmp_path: Path) -> None:
 
 MEASURE = """
 import json, sys
-from qwq_ollama.gguf_info import inspect_gguf
-import qwq_ollama.hf_render
+from qwq_ollama.artifacts.gguf import inspect_gguf
+import qwq_ollama.catalog.chat_template
 
 def peak_mib():
     for line in open("/proc/self/status"):

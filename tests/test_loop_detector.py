@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from qwq_ollama.errors import InputError
-from qwq_ollama.loop_detector import (LoopDetector, LoopVerdict, detect_loop_in_text,
+from qwq_ollama.checks.loops import (LoopDetector, LoopVerdict, detect_loop_in_text,
                                       load_stream, split_tokenish)
 
 STREAMS = Path(__file__).resolve().parent / "data" / "streams"

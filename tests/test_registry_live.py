@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from qwq_ollama.client import OllamaAPI, blob_digest_of, parse_show_parameters
-from qwq_ollama.registry import Registrar, base_model_name, status
-from qwq_ollama.render import render_all, render_variant
+from qwq_ollama.server.client import OllamaAPI, blob_digest_of, parse_show_parameters
+from qwq_ollama.server.registry import Registrar, base_model_name, status
+from qwq_ollama.catalog.render import render_all, render_variant
 
 from .conftest import run_cli
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from qwq_ollama.errors import InputError
-from qwq_ollama.hf_render import render_chat
+from qwq_ollama.catalog.chat_template import render_chat
 
 from .conftest import run_cli
 
@@ -52,7 +52,7 @@ def test_secrets_never_appear_in_output_logs_or_reports(daemon, registered, tmp_
 
 def test_the_private_daemon_does_not_inherit_tokens(ollama_binary, tmp_path: Path,
                                                     monkeypatch) -> None:
-    from qwq_ollama.daemon import OllamaDaemon
+    from qwq_ollama.server.private_daemon import OllamaDaemon
 
     monkeypatch.setenv("HF_TOKEN", SECRET)
     with OllamaDaemon(ollama_binary.path, tmp_path / "models") as daemon:

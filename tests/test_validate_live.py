@@ -6,11 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
-from qwq_ollama.catalog import load_catalog
-from qwq_ollama.client import OllamaAPI
-from qwq_ollama.fidelity import KNOWN_DIVERGENCES
-from qwq_ollama.registry import Registrar
-from qwq_ollama.validate import validate
+from qwq_ollama.catalog.schema import load_catalog
+from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.checks.fidelity import KNOWN_DIVERGENCES
+from qwq_ollama.server.registry import Registrar
+from qwq_ollama.checks.validate import validate
 
 from .conftest import DATA, run_cli
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .client import OllamaAPI
+from qwq_ollama.server.client import OllamaAPI
 
 Sink = Callable[[str], None]
 

@@ -14,10 +14,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import InputError
-from .parameters import PARAMETER_NAMES, Parameters
-from .paths import default_catalog_path
-from .yaml_lines import KeyPath, LocatedYaml, load_yaml_with_lines
+from qwq_ollama.errors import InputError
+from qwq_ollama.catalog.parameters import PARAMETER_NAMES, Parameters
+from qwq_ollama.paths import default_catalog_path
+from qwq_ollama.catalog.load import KeyPath, LocatedYaml, load_yaml_with_lines
 
 # Ollama's model-name rule (types/model/name.go), narrowed to lower case so names never collide
 # on case-insensitive file systems and never contain a path separator.
@@ -96,7 +96,7 @@ class Weights:
         if self.source == "gguf":
             path = self.gguf_path
         elif self.source == "builtin":
-            from .smollm2 import smollm2_path
+            from qwq_ollama.catalog.builtin_weights import smollm2_path
 
             path = smollm2_path()
         else:
@@ -112,7 +112,7 @@ class Weights:
             return str(self.ollama_ref)
         if self.source == "gguf":
             return str(self.gguf_path)
-        from .smollm2 import smollm2_path
+        from qwq_ollama.catalog.builtin_weights import smollm2_path
 
         return str(smollm2_path())
 

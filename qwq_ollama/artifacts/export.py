@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_many_atomic
-from .catalog import Catalog, Variant, Weights
-from .errors import InputError
-from .hf_render import render_chat
-from .render import render_variant
+from qwq_ollama.atomic import write_many_atomic
+from qwq_ollama.catalog.schema import Catalog, Variant, Weights
+from qwq_ollama.errors import InputError
+from qwq_ollama.catalog.chat_template import render_chat
+from qwq_ollama.catalog.render import render_variant
 
 # Ollama v0.24.0's values for what a Modelfile leaves unset (api/types.go:1070-1096).
 OLLAMA_SAMPLING_DEFAULTS: dict[str, Any] = {

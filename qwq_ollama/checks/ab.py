@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .chat import ChatResult, run_chat
-from .client import OllamaAPI
-from .prompts import NamedPrompt
+from qwq_ollama.checks.generation import ChatResult, run_chat
+from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.catalog.prompts import NamedPrompt
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class VariantSummary:
 def generate_watched(api: OllamaAPI, variant: str, text: str, *, options: dict[str, Any]
                      ) -> tuple[ChatResult, Any]:
     """Stream one answer with the loop detector watching; returns the result and any verdict."""
-    from .loop_detector import LoopDetector
+    from qwq_ollama.checks.loops import LoopDetector
 
     detector = LoopDetector()
     verdicts: list[Any] = []
@@ -63,7 +63,7 @@ def generate_watched(api: OllamaAPI, variant: str, text: str, *, options: dict[s
 
 
 def code_compiles(answer: str) -> bool:
-    from .code_check import check_code, extract_last_python_block
+    from qwq_ollama.checks.code import check_code, extract_last_python_block
 
     source = extract_last_python_block(answer)
     return source is not None and check_code(source).ok

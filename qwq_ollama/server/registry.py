@@ -16,13 +16,13 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from . import create_stamp
-from .catalog import Catalog, Variant, Weights
-from .client import OllamaAPI, blob_digest_of, parse_show_parameters
-from .digests import file_digest
-from .errors import EnvironmentProblem, InputError, RefusedError
-from .paths import cache_dir
-from .render import render_variant
+from qwq_ollama.server import quick_create
+from qwq_ollama.catalog.schema import Catalog, Variant, Weights
+from qwq_ollama.server.client import OllamaAPI, blob_digest_of, parse_show_parameters
+from qwq_ollama.server.digests import file_digest
+from qwq_ollama.errors import EnvironmentProblem, InputError, RefusedError
+from qwq_ollama.paths import cache_dir
+from qwq_ollama.catalog.render import render_variant
 
 BASE_NAMESPACE = "qwq-ollama-weights"
 Progress = Callable[[str, Mapping[str, Any]], None]
@@ -212,11 +212,11 @@ class Registrar:
 
     def _local_gguf(self, weights: Weights) -> Path:
         if weights.source == "builtin":
-            from .smollm2 import ensure_smollm2
+            from qwq_ollama.catalog.builtin_weights import ensure_smollm2
 
             return ensure_smollm2()
         if weights.source == "hf":
-            from .download import download_gguf
+            from qwq_ollama.artifacts.download import download_gguf
 
             files = download_gguf(str(weights.hf_repo), str(weights.hf_quant))
             if len(files) != 1:
@@ -239,11 +239,11 @@ class Registrar:
 
 def stamp_create(api: OllamaAPI, catalog: Catalog, report: CreateReport,
                  request: list[Any]) -> bool:
-    """Leave the stamp that lets an unchanged re-run skip all of this (see create_stamp)."""
+    """Leave the stamp that lets an unchanged re-run skip all of this (see server.quick_create)."""
     if report.from_hub:
-        create_stamp.forget(request)
+        quick_create.forget(request)
         return False
-    return create_stamp.record(
+    return quick_create.record(
         request, host_url=api.host, catalog_file=str(catalog.path.resolve()),
         templates_dir=str(catalog.templates_dir),
         weights_files=[str(p.resolve()) for p in report.weights_files],

@@ -9,7 +9,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from .errors import EnvironmentProblem, InputError, QwqOllamaError
+from qwq_ollama.errors import EnvironmentProblem, InputError, QwqOllamaError
 
 DEFAULT_REPO = "unsloth/QwQ-32B-GGUF"
 KNOWN_QUANTS = (

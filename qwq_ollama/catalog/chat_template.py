@@ -17,7 +17,7 @@ import jinja2
 import jinja2.ext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .errors import InputError
+from qwq_ollama.errors import InputError
 
 
 def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None,

@@ -13,10 +13,10 @@ from typing import Any, Literal
 
 import httpx
 
-from .catalog import Catalog, Variant
-from .client import OllamaAPI, blob_digest_of, parse_show_parameters
-from .errors import DaemonError
-from .registry import base_digest, desired_state, drift, parameters_equal
+from qwq_ollama.catalog.schema import Catalog, Variant
+from qwq_ollama.server.client import OllamaAPI, blob_digest_of, parse_show_parameters
+from qwq_ollama.errors import DaemonError
+from qwq_ollama.server.registry import base_digest, desired_state, drift, parameters_equal
 
 Level = Literal["ok", "warn", "error"]
 SUPPORTED_SERIES = "0.24."

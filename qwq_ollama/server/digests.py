@@ -14,8 +14,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .atomic import write_text_atomic
-from .paths import cache_dir
+from qwq_ollama.atomic import write_text_atomic
+from qwq_ollama.paths import cache_dir
 
 
 def _index_path() -> Path:

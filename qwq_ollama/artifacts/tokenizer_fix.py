@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_text_atomic
-from .errors import InputError
+from qwq_ollama.atomic import write_text_atomic
+from qwq_ollama.errors import InputError
 
 VISION_PAD = "<|vision_pad|>"
 ENDOFTEXT = "<|endoftext|>"

@@ -21,11 +21,12 @@ import os
 import sys
 import zlib
 
-from .paths import cache_root
+from qwq_ollama.paths import cache_root
 
 STAMP_FORMAT = 3
 _OPTIONS = ("--weights", "--catalog", "--host")
-PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# The package root (this module lives in `server/`): every module under it is an input.
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def request_for(variants: list[str] | None, weights: str | None,
@@ -99,10 +100,10 @@ def _files_under(folder: str) -> list[str]:
 
 
 def _code_paths() -> list[str]:
-    """This package's modules, and the folders pip changes when it adds, removes or upgrades
-    any installed package (a new jinja2 or ollama could register models differently)."""
-    modules = [os.path.join(PACKAGE_DIR, f) for f in os.listdir(PACKAGE_DIR)
-               if f.endswith(".py")]
+    """This package's modules, subpackages included, and the folders pip changes when it adds,
+    removes or upgrades any installed package (a new jinja2 or ollama could register models
+    differently)."""
+    modules = [p for p in _files_under(PACKAGE_DIR) if p.endswith(".py")]
     installed = [p for p in sys.path if p.endswith("-packages") and os.path.isdir(p)]
     return sorted([*modules, *installed])
 
@@ -219,7 +220,7 @@ def record(request: list[object], *, host_url: str, catalog_file: str, templates
 
     Written atomically; a stamp that cannot be written only costs the next run its shortcut.
     """
-    from .atomic import write_text_atomic
+    from qwq_ollama.atomic import write_text_atomic
 
     digests = {tag_name(m): listed.get(tag_name(m)) for m in models}
     target = connection_target(host_url)

@@ -16,10 +16,10 @@ from pathlib import Path
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from .atomic import write_many_atomic
-from .catalog import Catalog, CatalogSpec, Variant, Weights
-from .errors import InputError
-from .modelfile import Unrepresentable, parameter_lines, quote_value
+from qwq_ollama.atomic import write_many_atomic
+from qwq_ollama.catalog.schema import Catalog, CatalogSpec, Variant, Weights
+from qwq_ollama.errors import InputError
+from qwq_ollama.catalog.modelfile import Unrepresentable, parameter_lines, quote_value
 
 SCHEMA_NAME = "models.schema.json"
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .errors import EnvironmentProblem
-from .paths import bin_dir, cache_dir
+from qwq_ollama.errors import EnvironmentProblem
+from qwq_ollama.paths import bin_dir, cache_dir
 
 PINNED_VERSION = "0.24.0"
 MODULE = "github.com/ollama/ollama"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
 
-from .errors import InputError
+from qwq_ollama.errors import InputError
 
 
 @dataclass(frozen=True)

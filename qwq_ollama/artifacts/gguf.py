@@ -14,7 +14,7 @@ import gguf
 import numpy as np
 from gguf import GGUFReader, ReaderField
 
-from .errors import InputError
+from qwq_ollama.errors import InputError
 
 GGUF_MAGIC = b"GGUF"
 THINK_OPEN = "<think>"
@@ -217,7 +217,7 @@ def _special_tokens(fields: dict[str, ReaderField],
 
 def _generation_prompt(template: str) -> str | None:
     """What the template adds for `add_generation_prompt`, or None if it cannot be rendered."""
-    from .hf_render import render_chat
+    from qwq_ollama.catalog.chat_template import render_chat
 
     try:
         with_prompt = render_chat(template, _PROBE, add_generation_prompt=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from .errors import InputError
+from qwq_ollama.errors import InputError
 
 KeyPath = tuple[str | int, ...]
 

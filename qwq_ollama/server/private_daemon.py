@@ -18,7 +18,7 @@ from types import TracebackType
 
 import httpx
 
-from .errors import DaemonError
+from qwq_ollama.errors import DaemonError
 
 LOG_TAIL_LINES = 15
 # A private daemon needs none of these; keeping them out keeps them out of its log.

@@ -1,7 +1,7 @@
 """The `qwq-ollama` console script: a `create` with nothing to do is answered before the CLI loads.
 
 Loading the full CLI (typer, pydantic, the ollama client) takes about 0.3 s; an unchanged
-re-run of `create` needs a tenth of that (see create_stamp). Everything else goes to `cli`.
+re-run of `create` needs a tenth of that (see server/quick_create.py). Everything else goes to `cli`.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ def main() -> None:
 
 def _run(args: list[str]) -> None:
     if args[:1] == ["create"]:
-        from .create_stamp import answer
+        from qwq_ollama.server.quick_create import answer
 
         names = answer(args)
         if names is not None:
             sys.stdout.write("".join(f"{name} is up to date\n" for name in names))
             sys.exit(0)
-    from .cli import main as cli_main
+    from qwq_ollama.cli import main as cli_main
 
     cli_main()

@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import ollama
 
-from .errors import DaemonError, RefusedError
-from .hosts import resolve_host
-from .parameters import INT_PARAMETERS, LIST_PARAMETERS
+from qwq_ollama.errors import DaemonError, RefusedError
+from qwq_ollama.server.host import resolve_host
+from qwq_ollama.catalog.parameters import INT_PARAMETERS, LIST_PARAMETERS
 
 def parse_show_parameters(text: str) -> dict[str, Any]:
     """Read /api/show's `parameters` text (`name  <Go %#v value>` per line) back into values."""

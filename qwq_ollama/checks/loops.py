@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
+from qwq_ollama.errors import InputError
 
 SAMPLE_CHARS = 80
 # Every character belongs to one piece: a word with its leading space, a run of one sign

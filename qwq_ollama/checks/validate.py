@@ -11,14 +11,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .catalog import Catalog, Variant
-from .client import OllamaAPI, parse_show_parameters
-from .conversation import load_corpus
-from .errors import DaemonError, QwqOllamaError
-from .fidelity import compare
-from .hf_render import render_chat
-from .registry import desired_state, drift
-from .render import render_variant
+from qwq_ollama.catalog.schema import Catalog, Variant
+from qwq_ollama.server.client import OllamaAPI, parse_show_parameters
+from qwq_ollama.catalog.conversation import load_corpus
+from qwq_ollama.errors import DaemonError, QwqOllamaError
+from qwq_ollama.checks.fidelity import compare
+from qwq_ollama.catalog.chat_template import render_chat
+from qwq_ollama.server.registry import desired_state, drift
+from qwq_ollama.catalog.render import render_variant
 
 DEFAULT_CHECKS = ("fidelity", "registration", "generation")
 CHECKS = (*DEFAULT_CHECKS, "code")  # `code` generates a whole program: opt in
@@ -142,7 +142,7 @@ def _options(num_predict: int, seed: int | None) -> dict[str, Any]:
 def check_generation(api: OllamaAPI, variant: Variant, *, num_predict: int,
                      seed: int | None = None, prompt: str = GENERATION_PROMPT) -> Finding:
     """Stream one answer: thinking apart from content, stops holding, no runaway loop."""
-    from .compare import generate_watched
+    from qwq_ollama.checks.ab import generate_watched
 
     started = time.monotonic()
     result, verdict = generate_watched(api, variant.name, prompt,
@@ -178,9 +178,9 @@ def _output_problems(variant: Variant, result: Any, verdict: Any) -> list[str]:
 def check_code_generation(api: OllamaAPI, variant: Variant, prompt_name: str, *,
                           num_predict: int, seed: int | None = None) -> Finding:
     """The guide's end-to-end test: the answer's last python block compiles, and runs."""
-    from .code_check import check_code, extract_last_python_block, run_headless
-    from .compare import generate_watched
-    from .prompts import get_prompt
+    from qwq_ollama.checks.code import check_code, extract_last_python_block, run_headless
+    from qwq_ollama.checks.ab import generate_watched
+    from qwq_ollama.catalog.prompts import get_prompt
 
     prompt = get_prompt(prompt_name)
     result, verdict = generate_watched(api, variant.name, prompt.text,
