@@ -4,23 +4,34 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync it, then rename it over `path`."""
+@contextmanager
+def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """A binary handle on a temporary file beside `path`; on a clean exit it is fsynced and
+    renamed over `path`, on an exception removed. For data that arrives in pieces."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Readers see the old content or `data`, never a part of it."""
+    with atomic_writer(path) as handle:
+        handle.write(data)
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
@@ -56,3 +67,11 @@ def write_many_atomic(files: dict[Path, str]) -> None:
     finally:  # a rename that failed (a folder in the way) leaves no temp files behind
         for tmp, _ in staged:
             Path(tmp).unlink(missing_ok=True)
+
+
+def move_into_place(staged: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Publish a file prepared elsewhere on the same file system (a download, a build): fsync
+    it, then rename it over `target`, so a crash never leaves a partial file under that name."""
+    with open(staged, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(staged, target)

@@ -99,12 +99,15 @@ def list_(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt 
     from qwq_ollama.server.client import OllamaAPI
     from qwq_ollama.server.registry import status
 
-    rows = status(OllamaAPI(host), _catalog(catalog), weights)
+    _print_registrations(status(OllamaAPI(host), _catalog(catalog), weights))
+
+
+def _print_registrations(rows) -> None:  # type: ignore[no-untyped-def]
     typer.echo(f"{'VARIANT':<16} {'WEIGHTS':<14} {'REGISTERED':<11} STATE")
     for row in rows:
-        state = "up to date" if row.registered and not row.drift else (
-            f"differs: {', '.join(row.drift)}" if row.registered else "-")
-        typer.echo(f"{row.name:<16} {row.weights:<14} {'yes' if row.registered else 'no':<11} "
+        state = "up to date" if row.up_to_date else (
+            f"differs: {', '.join(row.drift.values())}" if row.registered else "-")
+        typer.echo(f"{row.variant:<16} {row.weights:<14} {'yes' if row.registered else 'no':<11} "
                    f"{state}")
 
 
@@ -121,13 +124,15 @@ def prompt(variant: str,
     chosen = cat.variant(variant)
     conv = load_conversation(messages)
     if engine == "hf":
-        from qwq_ollama.checks.fidelity import hf_prompt
+        from qwq_ollama.catalog.render import hf_prompter
 
-        text = hf_prompt(cat, chosen, conv)
+        text = hf_prompter(cat, chosen)(conv.messages, conv.tools)
     elif engine == "ollama":
         from qwq_ollama.server.client import OllamaAPI
 
-        text = OllamaAPI(host).render_prompt(chosen.name, conv.messages, conv.tools)
+        api = OllamaAPI(host)
+        api.supported_version()
+        text = api.render_prompt(chosen.name, conv.messages, conv.tools)
     else:
         raise InputError(f"unknown engine {engine!r}: use hf or ollama", field="--engine")
     sys.stdout.write(text)
@@ -141,11 +146,16 @@ def chat(variant: str, message: str, host: HostOpt = None,
     from qwq_ollama.checks.generation import run_chat
     from qwq_ollama.server.client import OllamaAPI
 
+    api = OllamaAPI(host)
+    api.supported_version()
     typer.echo("--- thinking ---")
-    result = run_chat(OllamaAPI(host), variant, [{"role": "user", "content": message}],
-                      options={"num_predict": num_predict},
-                      on_thinking=lambda t: typer.echo(t, nl=False),
-                      on_content=_answer_printer())
+    _print_chat_end(run_chat(api, variant, [{"role": "user", "content": message}],
+                             options={"num_predict": num_predict},
+                             on_thinking=lambda t: typer.echo(t, nl=False),
+                             on_content=_answer_printer()))
+
+
+def _print_chat_end(result) -> None:  # type: ignore[no-untyped-def]
     typer.echo(f"\n--- done: {result.done_reason}, {result.eval_count} tokens, "
                f"{result.tokens_per_second:.1f} tokens/s ---")
 
@@ -210,16 +220,26 @@ def validate(variants: Annotated[Optional[list[str]], typer.Argument(help="Varia
                                                 ensure_ascii=False) + "\n")
         if report:
             write_text_atomic(report, markdown_report(findings))
-    typer.echo(f"{'VARIANT':<16} {'CHECK':<13} {'RESULT':<7} REASON")
-    for f in findings.findings:
-        shown = {"pass": "pass", "fail": "FAIL", "known": "known", "error": "ERROR"}[f.status]
-        typer.echo(f"{f.variant:<16} {f.check:<13} {shown:<7} {f.reason}")
+    _print_findings(findings.findings)
     broken = [f for f in findings.findings if f.status == "error"]
     if broken:  # a step that could not run (timeout, daemon gone) is not a verdict: exit 2
-        _err(f"Error: {broken[0].variant} {broken[0].check}: {broken[0].reason}")
+        _err(f"Error: {broken[0].subject} {broken[0].check}: {broken[0].message}")
         raise typer.Exit(2)
     if findings.failed:
         raise typer.Exit(1)
+
+
+_SHOWN_STATUS = {"pass": "pass", "known": "known", "warn": "WARN", "fail": "FAIL",
+                 "error": "ERROR"}
+
+
+def _print_findings(findings) -> None:  # type: ignore[no-untyped-def]
+    """Every command's findings, one table: result, check, subject, message and its fix."""
+    typer.echo(f"{'RESULT':<6} {'CHECK':<13} {'SUBJECT':<22} MESSAGE")
+    for f in findings:
+        fix = f"  (fix: {f.fix})" if f.fix and f.status not in ("pass", "known") else ""
+        typer.echo(f"{_SHOWN_STATUS[f.status]:<6} {f.check:<13} {f.subject:<22} {f.message}"
+                   f"{fix}")
 
 
 @app.command()
@@ -234,12 +254,12 @@ def compare(variants: Annotated[list[str], typer.Argument(help="Variants to comp
     """Run one prompt over variants and seeds: loop rate, speed, thinking, code that compiles."""
     from qwq_ollama.atomic import write_text_atomic
     from qwq_ollama.server.client import OllamaAPI
-    from qwq_ollama.checks.ab import compare as run_compare
+    from qwq_ollama.checks.ab import compare_variants
     from qwq_ollama.checks.ab import markdown, plot, table_rows
     from qwq_ollama.catalog.prompts import get_prompt
 
     chosen = get_prompt(prompt)
-    summaries, runs = run_compare(OllamaAPI(host), variants, chosen, seeds, num_predict,
+    summaries, runs = compare_variants(OllamaAPI(host), variants, chosen, seeds, num_predict,
                                   progress=lambda m: _err(f"  running {m}"))
     for row in table_rows(summaries):
         typer.echo("  ".join(f"{cell:<14}" for cell in row).rstrip())
@@ -272,32 +292,35 @@ def fetch_smollm2() -> None:
 def demo(message: Annotated[str, typer.Option(help="What to ask.")] =
          "What is 12 + 30? Think it through briefly.", catalog: CatalogOpt = None) -> None:
     """End to end on the small model, on a private daemon: render, register, list, chat."""
-    import tempfile
+    from qwq_ollama.demo import demo_stages
 
-    from qwq_ollama.server.private_daemon import OllamaDaemon
-    from qwq_ollama.server.install import ensure_ollama
-    from qwq_ollama.catalog.render import render_all
-    from qwq_ollama.catalog.builtin_weights import ensure_smollm2
-
-    cat = _catalog(catalog)
-    stale = render_all(cat, check=True).stale
-    typer.echo(f"render: {len(stale)} stale output(s)" if stale else "render: all outputs current")
-    binary = ensure_ollama()
-    ensure_smollm2()
-    with tempfile.TemporaryDirectory(prefix="qwq-ollama-demo-") as tmp, \
-            OllamaDaemon(binary.path, Path(tmp) / "models") as daemon:
-        typer.echo(f"daemon: Ollama {daemon.version()} at {daemon.host} (private models dir)")
-        create(None, "smollm2-135m", catalog, daemon.host)
-        list_("smollm2-135m", catalog, daemon.host)
-        typer.echo("")
-        try:
-            validate(["qwq-fixed", "qwq-noprefill"], "smollm2-135m", catalog, daemon.host,
-                     "fidelity,registration,generation", None, None, 256, 1, "flappy-bird")
-        except typer.Exit as exc:
-            if exc.exit_code:
-                raise
-        typer.echo(f"\nqwq-fixed over smollm2-135m, asked: {message}")
-        chat("qwq-fixed", message, daemon.host, 512)
+    stages = demo_stages(catalog=_catalog(catalog), message=message,
+                         on_thinking=lambda t: typer.echo(t, nl=False),
+                         on_content=_answer_printer())
+    failed_checks = False
+    for stage in stages:
+        if stage.name == "render":
+            typer.echo(f"render: {len(stage.result)} stale output(s)" if stage.result
+                       else "render: all outputs current")
+        elif stage.name == "daemon":
+            version, where = stage.result
+            typer.echo(f"daemon: Ollama {version} at {where} (private models dir)")
+        elif stage.name == "create":
+            for name in stage.result.created:
+                typer.echo(f"created {name}")
+        elif stage.name == "list":
+            _print_registrations(stage.result)
+            typer.echo("")
+        elif stage.name == "validate":
+            _print_findings(stage.result.findings)
+            failed_checks = failed_checks or stage.result.failed
+        elif stage.name == "chat":
+            variant, weights = stage.result
+            typer.echo(f"\n{variant} over {weights}, asked: {message}\n--- thinking ---")
+        elif stage.name == "reply":
+            _print_chat_end(stage.result)
+    if failed_checks:
+        raise typer.Exit(1)
 
 
 export_app = typer.Typer(add_completion=False, rich_markup_mode=None, no_args_is_help=True,
@@ -382,11 +405,11 @@ def doctor(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt
     from qwq_ollama.server.client import OllamaAPI
     from qwq_ollama.checks.doctor import diagnose
 
+    from qwq_ollama.checks.findings import failed
+
     findings = diagnose(OllamaAPI(host, timeout=60.0), _catalog(catalog), weights)
-    for f in findings:
-        line = f"{f.level if f.level == 'ok' else f.level.upper():<5} {f.topic:<12} {f.message}"
-        typer.echo(line + (f"  (fix: {f.fix})" if f.fix and f.level != "ok" else ""))
-    if any(f.level == "error" for f in findings):
+    _print_findings(findings)
+    if failed(findings):
         raise typer.Exit(1)
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from qwq_ollama.catalog.schema import load_catalog
-from qwq_ollama.server.client import OllamaAPI, parse_show_parameters
+from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.server.wire import parse_show_parameters
 from qwq_ollama.server.quick_create import parse_create_args, request_for, stamp_path
 from qwq_ollama.server.private_daemon import OllamaDaemon
 from qwq_ollama.server.install import OllamaBinary

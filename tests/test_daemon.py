@@ -11,7 +11,8 @@ from pathlib import Path
 import ollama
 import pytest
 
-from qwq_ollama.server.client import OllamaAPI, parse_show_parameters
+from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.server.wire import parse_show_parameters
 from qwq_ollama.server.private_daemon import OllamaDaemon, process_group_alive
 from qwq_ollama.server.digests import file_digest, hash_ahead
 from qwq_ollama.errors import DaemonError, EnvironmentProblem

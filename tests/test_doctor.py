@@ -8,7 +8,8 @@ import pytest
 
 from qwq_ollama.catalog.schema import Catalog
 from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.checks.doctor import Finding, diagnose, loaded_models
+from qwq_ollama.checks.doctor import diagnose
+from qwq_ollama.checks.findings import Finding
 from qwq_ollama.server.registry import Registrar
 
 from .conftest import run_cli
@@ -25,18 +26,18 @@ def in_sync(api: OllamaAPI, registered: Catalog) -> Iterator[Catalog]:
     Registrar(api, registered).create(weights_name=WEIGHTS)
 
 
-def by_topic(findings: list[Finding], topic: str) -> list[Finding]:
-    return [f for f in findings if f.topic == topic]
+def by_check(findings: list[Finding], check: str) -> list[Finding]:
+    return [f for f in findings if f.check == check]
 
 
 def test_registered_variants_are_all_ok(api: OllamaAPI, in_sync: Catalog) -> None:
     findings = diagnose(api, in_sync, WEIGHTS)
-    assert findings[0].topic == "daemon" and api.host in findings[0].message
+    assert findings[0].check == "daemon" and api.host in findings[0].message
     assert findings[0].message.startswith(f"Ollama {api.version()} at ")
-    assert by_topic(findings, "registration") == [
-        Finding("ok", "registration", f"{name} is registered and matches the catalog")
+    assert by_check(findings, "registration") == [
+        Finding(name, "registration", "pass", f"{name} is registered and matches the catalog")
         for name in in_sync.variants]
-    assert [f.level for f in findings if f.level == "error"] == []
+    assert [f.status for f in findings if f.status in ("fail", "error")] == []
 
 
 def test_changed_parameters_are_named_with_both_values(api: OllamaAPI, daemon,
@@ -44,64 +45,66 @@ def test_changed_parameters_are_named_with_both_values(api: OllamaAPI, daemon,
     for _ in api.create("qwq-fixed", from_="qwq-fixed", parameters={"temperature": 0.9}):
         pass
     findings = diagnose(api, in_sync, WEIGHTS)
-    errors = [f for f in findings if f.level == "error"]
+    errors = [f for f in findings if f.status in ("fail", "error")]
     assert errors == [Finding(
-        "error", "registration", "qwq-fixed differs from the catalog in parameters "
+        "qwq-fixed", "registration", "fail", "qwq-fixed differs from the catalog in parameters "
         "(temperature: catalog 0.6, live 0.9)",
         "qwq-ollama create qwq-fixed --weights smollm2-135m")]
     result = run_cli("doctor", "--host", daemon.host, "--weights", WEIGHTS)
     assert result.returncode == 1, result.stderr
-    assert ("ERROR registration qwq-fixed differs from the catalog in parameters (temperature: "
-            "catalog 0.6, live 0.9)  (fix: qwq-ollama create qwq-fixed --weights smollm2-135m)"
-            ) in result.stdout.splitlines()
+    assert ("FAIL   registration  qwq-fixed              qwq-fixed differs from the catalog in "
+            "parameters (temperature: catalog 0.6, live 0.9)  (fix: qwq-ollama create qwq-fixed "
+            "--weights smollm2-135m)") in result.stdout.splitlines()
     Registrar(api, in_sync).create(["qwq-fixed"], WEIGHTS)
-    assert [f for f in diagnose(api, in_sync, WEIGHTS) if f.level == "error"] == []
+    assert [f for f in diagnose(api, in_sync, WEIGHTS) if f.status in ("fail", "error")] == []
 
 
 def test_unregistered_variant_is_a_warning_with_the_create_command(
         api: OllamaAPI, in_sync: Catalog) -> None:
     api.delete("qwq-minp")
-    findings = by_topic(diagnose(api, in_sync, WEIGHTS), "registration")
-    assert Finding("warn", "registration", "qwq-minp is not registered",
+    findings = by_check(diagnose(api, in_sync, WEIGHTS), "registration")
+    assert Finding("qwq-minp", "registration", "warn", "qwq-minp is not registered",
                    "qwq-ollama create qwq-minp --weights smollm2-135m") in findings
 
 
 def test_without_weights_it_says_which_weights_a_variant_runs_over(
         api: OllamaAPI, in_sync: Catalog) -> None:
-    findings = by_topic(diagnose(api, in_sync), "registration")
+    findings = by_check(diagnose(api, in_sync), "registration")
     assert findings == [Finding(
-        "warn", "registration", f"{name} is registered over weights smollm2-135m, not its "
+        name, "registration", "warn", f"{name} is registered over weights smollm2-135m, not its "
         "catalog weights qwq-32b", f"`qwq-ollama create {name}` for the catalog's weights, or "
         "pass --weights smollm2-135m if these are meant") for name in in_sync.variants]
 
 
 def test_context_above_the_models_own_is_reported(api: OllamaAPI, in_sync: Catalog) -> None:
     # SmolLM2-135M was trained for 8192 tokens; the catalog asks for 16384, which Ollama clamps.
-    context = by_topic(diagnose(api, in_sync, WEIGHTS), "context")
+    context = by_check(diagnose(api, in_sync, WEIGHTS), "context")
     assert [f.message for f in context] == [
         f"{name}: num_ctx 16384 is above the model's trained context 8192; Ollama clamps it "
         "to 8192" for name in in_sync.variants]
-    assert {f.level for f in context} == {"warn"}
+    assert {f.status for f in context} == {"warn"}
 
 
 def test_a_loaded_model_shows_its_offload_and_context(api: OllamaAPI, in_sync: Catalog) -> None:
     for _ in api.chat_stream("qwq-fixed", [{"role": "user", "content": "Hi"}],
                              options={"num_predict": 1}):
         pass
-    loaded = {m["name"]: m for m in loaded_models(api)}
+    loaded = {m["name"]: m for m in api.loaded_models()}
     assert "qwq-fixed:latest" in loaded
     model = loaded["qwq-fixed:latest"]
-    findings = [f for f in by_topic(diagnose(api, in_sync, WEIGHTS), "loaded")
+    findings = [f for f in by_check(diagnose(api, in_sync, WEIGHTS), "loaded")
                 if f.message.startswith("qwq-fixed:latest: ")]
     gib = f"{model['size'] / 2**30:.1f} GiB"
     if model["size_vram"] == 0:
-        offload = Finding("warn", "loaded", f"qwq-fixed:latest: {gib}, none of it in VRAM (CPU "
+        offload = Finding("qwq-fixed:latest", "loaded", "warn", f"qwq-fixed:latest: {gib}, "
+                          "none of it in VRAM (CPU "
                           "only)", "expected without a GPU; with one, check the `ollama serve` "
                           "log (OLLAMA_DEBUG=1) for why it is not used")
     else:
         offload = next(f for f in findings if "VRAM" in f.message)
     assert offload in findings
-    assert Finding("warn", "loaded", "qwq-fixed:latest: loaded with a context of 8192 tokens, "
+    assert Finding("qwq-fixed:latest", "loaded", "warn", "qwq-fixed:latest: loaded with a "
+                   "context of 8192 tokens, "
                    "the model's trained maximum (num_ctx 16384 clamped)") in findings
     assert model["context_length"] == 8192
 
@@ -109,18 +112,19 @@ def test_a_loaded_model_shows_its_offload_and_context(api: OllamaAPI, in_sync: C
 def test_no_daemon_is_one_error_finding(catalog: Catalog) -> None:
     findings = diagnose(OllamaAPI(NO_DAEMON, timeout=5.0), catalog)
     assert findings == [Finding(
-        "error", "daemon", "no Ollama daemon answers at http://127.0.0.1:9",
+        "http://127.0.0.1:9", "daemon", "error", "no Ollama daemon answers at http://127.0.0.1:9",
         "start one (`ollama serve`) or point --host / OLLAMA_HOST at it")]
 
 
 def test_cli_exit_codes(daemon, in_sync: Catalog) -> None:
     down = run_cli("doctor", "--host", NO_DAEMON)
     assert down.returncode == 1
-    assert down.stdout == ("ERROR daemon       no Ollama daemon answers at http://127.0.0.1:9  "
-                           "(fix: start one (`ollama serve`) or point --host / OLLAMA_HOST at "
-                           "it)\n")
+    assert down.stdout.splitlines()[1:] == [
+        "ERROR  daemon        http://127.0.0.1:9     no Ollama daemon answers at "
+        "http://127.0.0.1:9  (fix: start one (`ollama serve`) or point --host / OLLAMA_HOST at it)"]
     healthy = run_cli("doctor", "--host", daemon.host, "--weights", WEIGHTS)
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     lines = healthy.stdout.splitlines()
-    assert len(lines) >= 1 + 2 * len(in_sync.variants) + 1
-    assert "ok    registration qwq-fixed is registered and matches the catalog" in lines
+    assert len(lines) >= 1 + 1 + 2 * len(in_sync.variants) + 1  # header, daemon, variants, loaded
+    assert ("pass   registration  qwq-fixed              qwq-fixed is registered and matches the "
+            "catalog") in lines

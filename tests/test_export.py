@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from qwq_ollama.catalog.schema import Catalog, load_catalog
-from qwq_ollama.server.client import OllamaAPI, parse_show_parameters
+from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.server.wire import parse_show_parameters
 from qwq_ollama.errors import InputError
 from qwq_ollama.artifacts.export import (
     GUIDE_LITERAL_ORDER,

@@ -66,8 +66,9 @@ def test_daemon_killed_during_create_leaves_each_variant_old_or_new(
         states = {}
         for name in new.variants:
             shown = api.show(name)
-            is_new = not drift(desired_state(new, new.variant(name), weights), shown, None)
-            is_old = not drift(desired_state(old, old.variant(name), weights), shown, None)
+            assert shown is not None, f"{name} vanished"
+            is_new = not drift(desired_state(new, new.variant(name), weights), shown)
+            is_old = not drift(desired_state(old, old.variant(name), weights), shown)
             assert is_new or is_old, (name, shown and shown.get("parameters"))
             states[name] = "new" if is_new else "old"
         assert states["qwq-fixed"] == "new"
@@ -148,7 +149,7 @@ def test_two_creates_at_once_end_consistent(api: OllamaAPI, daemon, registered) 
     weights = registered.weights["smollm2-135m"]
     for name in registered.variants:
         assert drift(desired_state(registered, registered.variant(name), weights),
-                     api.show(name), None) == [], name
+                     api.show(name) or {}) == {}, name
 
 
 def test_chat_with_an_unregistered_variant_suggests_create(daemon) -> None:

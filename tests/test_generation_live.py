@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.checks.ab import compare, generate_watched, markdown, plot
+from qwq_ollama.checks.ab import compare_variants, markdown, plot
+from qwq_ollama.checks.generation import generate_watched
 from qwq_ollama.checks.loops import LoopDetector, load_stream
 from qwq_ollama.catalog.prompts import NamedPrompt, get_prompt
 from qwq_ollama.checks.validate import validate
@@ -66,14 +67,18 @@ def test_a_live_normal_answer_is_not_cut(api: OllamaAPI, registered) -> None:
 def test_validate_generation_checks_on_the_small_model(api: OllamaAPI, registered) -> None:
     report = validate(api, registered, ["qwq-fixed", "qwq-noprefill"],
                       weights_name="smollm2-135m", checks=("generation",), seed=1)
-    by_variant = {f.variant: f for f in report.findings}
+    by_variant = {f.subject: f for f in report.findings}
     fixed = by_variant["qwq-fixed"]
-    # The prefilled variant's output arrives as thinking; no tags or stop text in the answer.
-    assert fixed.status == "pass", fixed.reason
-    assert fixed.details["thinking_chars"] > 0
+    # The prefilled variant's output arrives as thinking, with no tags or stop text leaking.
+    # SmolLM2 does not reason, so its reasoning never closes and no answer comes: on QwQ that
+    # is a failure, and validate must say so rather than pass an empty answer.
+    assert fixed.status == "fail"
+    assert fixed.message.startswith("no answer: the reasoning never closed"), fixed.message
+    assert "leaked" not in fixed.message and "stop token" not in fixed.message
+    assert fixed.details["thinking_chars"] > 0 and fixed.details["content_chars"] == 0
     assert fixed.details["done_reason"] in ("stop", "length")
     noprefill = by_variant["qwq-noprefill"]
-    assert noprefill.status == "pass", noprefill.reason
+    assert noprefill.status == "pass", noprefill.message
     assert noprefill.details["content_chars"] > 0
 
 
@@ -86,14 +91,14 @@ def test_code_check_reports_what_the_small_model_wrote(api: OllamaAPI, registere
         assert finding.details["code"]["compiles"] is True
     else:
         assert finding.status == "fail"
-        assert any(word in finding.reason for word in
+        assert any(word in finding.message for word in
                    ("no python code block", "syntax error", "undefined names", "loop"))
 
 
 def test_compare_reports_per_variant_with_a_plot(api: OllamaAPI, registered,
                                                  tmp_path: Path) -> None:
     prompt = NamedPrompt("tiny", "Say hello in three words.", code=False, run=False)
-    summaries, runs = compare(api, ["qwq-fixed", "qwq-baseline"], prompt, seeds=2,
+    summaries, runs = compare_variants(api, ["qwq-fixed", "qwq-baseline"], prompt, seeds=2,
                               num_predict=48)
     assert [s.variant for s in summaries] == ["qwq-fixed", "qwq-baseline"]
     assert len(runs) == 4 and all(s.runs == 2 for s in summaries)

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qwq_ollama.server.client import OllamaAPI, parse_show_parameters
+from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.server.wire import parse_show_parameters
 from qwq_ollama.catalog.modelfile import Unrepresentable, parameter_value, quote_value
 from qwq_ollama.server.registry import Registrar, base_model_name
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from qwq_ollama.server.client import OllamaAPI, blob_digest_of, parse_show_parameters
+from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.server.wire import blob_digest_of, parse_show_parameters
 from qwq_ollama.server.registry import Registrar, base_model_name, status
 from qwq_ollama.catalog.render import render_all, render_variant
 
@@ -60,9 +61,9 @@ def test_list_shows_registration_and_drift(api: OllamaAPI, daemon, registered) -
     for _ in api.create("qwq-baseline", from_="qwq-baseline",
                         parameters={"repeat_penalty": 1.3}):
         pass
-    rows = {r.name: r for r in status(api, registered, "smollm2-135m")}
-    assert rows["qwq-baseline"].drift == ["parameters"]
-    assert rows["qwq-fixed"].drift == []
+    rows = {r.variant: r for r in status(api, registered, "smollm2-135m")}
+    assert list(rows["qwq-baseline"].drift) == ["parameters"]
+    assert rows["qwq-fixed"].drift == {}
     report = Registrar(api, registered).create(["qwq-baseline"], "smollm2-135m")
     assert report.created == ["qwq-baseline"]
 

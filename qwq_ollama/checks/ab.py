@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from qwq_ollama.checks.generation import ChatResult, run_chat
+from qwq_ollama.atomic import atomic_writer
+from qwq_ollama.checks.generation import generate_watched
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.catalog.prompts import NamedPrompt
 
@@ -40,26 +41,6 @@ class VariantSummary:
     answer_tokens: float
     tokens_per_second: float
     code_compile_rate: float | None
-
-
-def generate_watched(api: OllamaAPI, variant: str, text: str, *, options: dict[str, Any]
-                     ) -> tuple[ChatResult, Any]:
-    """Stream one answer with the loop detector watching; returns the result and any verdict."""
-    from qwq_ollama.checks.loops import LoopDetector
-
-    detector = LoopDetector()
-    verdicts: list[Any] = []
-
-    def watch(result: ChatResult) -> str | None:
-        verdict = detector.feed(result.chunks[-1][1]) if result.chunks else None
-        if verdict is not None:
-            verdicts.append(verdict)
-            return str(verdict.reason)
-        return None
-
-    result = run_chat(api, variant, [{"role": "user", "content": text}], options=options,
-                      should_stop=watch)
-    return result, (verdicts[0] if verdicts else None)
 
 
 def code_compiles(answer: str) -> bool:
@@ -99,7 +80,7 @@ def summarise(runs: list[RunStats]) -> list[VariantSummary]:
     return summaries
 
 
-def compare(api: OllamaAPI, variants: list[str], prompt: NamedPrompt, seeds: int,
+def compare_variants(api: OllamaAPI, variants: list[str], prompt: NamedPrompt, seeds: int,
             num_predict: int, progress: Callable[[str], None] | None = None
             ) -> tuple[list[VariantSummary], list[RunStats]]:
     say = progress or (lambda _m: None)
@@ -145,11 +126,9 @@ def plot(summaries: list[VariantSummary], path: Path) -> Path:
         ax.set_title(title)
         ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_writer(path) as handle:
+        fig.savefig(handle, format="png", dpi=100)
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 
@@ -167,7 +146,3 @@ def markdown(prompt: NamedPrompt, summaries: list[VariantSummary], runs: list[Ru
         lines.append(f"| {r.variant} | {r.seed} | {r.looped} | {r.loop_start_token or '-'} | "
                      f"{r.done_reason or '-'} | {'-' if r.code_ok is None else r.code_ok} |")
     return "\n".join(lines) + "\n"
-
-
-def runs_as_dicts(runs: list[RunStats]) -> list[dict[str, Any]]:
-    return [asdict(r) for r in runs]

@@ -12,10 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from qwq_ollama.catalog.schema import Catalog, Variant
 from qwq_ollama.catalog.conversation import Conversation
 from qwq_ollama.catalog.chat_template import render_chat
-from qwq_ollama.catalog.render import render_variant
 
 
 @dataclass(frozen=True)
@@ -96,19 +94,13 @@ class FidelityResult:
     ollama_prompt: str
 
 
-def hf_prompt(catalog: Catalog, variant: Variant, conv: Conversation) -> str:
-    """The variant's HF template applied to the conversation, generation prompt on."""
-    template = render_variant(catalog, variant).hf_template
-    return render_chat(template, conv.messages, tools=conv.tools)
-
-
 def first_difference(a: str, b: str, other: str = "Ollama") -> str:
     index = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
     return (f"first difference at char {index}: HF {a[index:index + 30]!r} vs "
             f"{other} {b[index:index + 30]!r}")
 
 
-def compare(name: str, conv: Conversation, hf: str, live: str) -> FidelityResult:
+def judge_prompts(name: str, conv: Conversation, hf: str, live: str) -> FidelityResult:
     """Classify one conversation's two prompts."""
     if hf == live:
         return FidelityResult(name, "pass", (), "identical", hf, live)

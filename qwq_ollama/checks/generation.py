@@ -1,4 +1,4 @@
-"""One streamed chat through the `ollama` client, with thinking and answer kept apart."""
+"""Streamed chats through the daemon, thinking and answer kept apart, a loop detector watching."""
 
 from __future__ import annotations
 
@@ -72,3 +72,23 @@ def run_chat(api: OllamaAPI, model: str, messages: list[dict[str, Any]], *,
         if close:
             close()  # closing the generator drops the HTTP stream; Ollama cancels the request
     return result
+
+
+def generate_watched(api: OllamaAPI, variant: str, text: str, *, options: dict[str, Any]
+                     ) -> tuple[ChatResult, Any]:
+    """Stream one answer with the loop detector watching; returns the result and any verdict."""
+    from qwq_ollama.checks.loops import LoopDetector
+
+    detector = LoopDetector()
+    verdicts: list[Any] = []
+
+    def watch(result: ChatResult) -> str | None:
+        verdict = detector.feed(result.chunks[-1][1]) if result.chunks else None
+        if verdict is not None:
+            verdicts.append(verdict)
+            return str(verdict.reason)
+        return None
+
+    result = run_chat(api, variant, [{"role": "user", "content": text}], options=options,
+                      should_stop=watch)
+    return result, (verdicts[0] if verdicts else None)

@@ -11,40 +11,35 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from qwq_ollama.catalog.schema import Catalog, Variant
-from qwq_ollama.server.client import OllamaAPI, parse_show_parameters
 from qwq_ollama.catalog.conversation import load_corpus
+from qwq_ollama.catalog.render import hf_prompter
+from qwq_ollama.catalog.schema import Catalog, Variant
+from qwq_ollama.checks.fidelity import judge_prompts
+from qwq_ollama.checks.findings import Finding, failed
+from qwq_ollama.checks.generation import ChatResult, generate_watched
 from qwq_ollama.errors import DaemonError, QwqOllamaError
-from qwq_ollama.checks.fidelity import compare
-from qwq_ollama.catalog.chat_template import render_chat
-from qwq_ollama.server.registry import desired_state, drift
-from qwq_ollama.catalog.render import render_variant
+from qwq_ollama.facts import CHATML_SPECIAL, THINK_CLOSE, THINK_OPEN
+from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.server.registry import registration
+from qwq_ollama.server.wire import parse_show_parameters
 
 DEFAULT_CHECKS = ("fidelity", "registration", "generation")
 CHECKS = (*DEFAULT_CHECKS, "code")  # `code` generates a whole program: opt in
 GENERATION_PROMPT = "In two short sentences: why is the sky blue?"
-LEAKS = ("<|im_end|>", "<|im_start|>", "<|endoftext|>")
-
-
-@dataclass
-class Finding:
-    variant: str
-    check: str
-    status: str  # "pass", "fail", "known", "error"
-    reason: str
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class ValidationReport:
     findings: list[Finding] = field(default_factory=list)
+    daemon_version: str | None = None
 
     @property
     def failed(self) -> bool:
-        return any(f.status in ("fail", "error") for f in self.findings)
+        return failed(self.findings)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"failed": self.failed, "findings": [asdict(f) for f in self.findings]}
+        return {"failed": self.failed, "daemon_version": self.daemon_version,
+                "findings": [f.to_dict() for f in self.findings]}
 
 
 Progress = Callable[[str], None]
@@ -52,14 +47,20 @@ Progress = Callable[[str], None]
 
 def validate(api: OllamaAPI, catalog: Catalog, names: list[str] | None = None, *,
              weights_name: str | None = None, checks: tuple[str, ...] = DEFAULT_CHECKS,
-             num_predict: int = 256, code_prompt: str = "flappy-bird", seed: int | None = None, progress: Progress | None = None,
-             report: ValidationReport | None = None) -> ValidationReport:
+             num_predict: int = 256, code_prompt: str = "flappy-bird", seed: int | None = None,
+             progress: Progress | None = None, report: ValidationReport | None = None
+             ) -> ValidationReport:
     """Run the checks per variant; a step that cannot run is an `error` finding, not a crash.
 
     Findings go into `report` as they are made, so a caller keeps them if a later step raises.
     """
     say = progress or (lambda _m: None)
     report = report if report is not None else ValidationReport()
+    try:
+        report.daemon_version = api.supported_version()
+    except QwqOllamaError as exc:
+        report.findings.append(Finding(api.host, "daemon", "error", str(exc)))
+        raise
     for variant in [catalog.variant(n) for n in (names or list(catalog.variants))]:
         try:
             shown = api.show(variant.name)
@@ -68,7 +69,7 @@ def validate(api: OllamaAPI, catalog: Catalog, names: list[str] | None = None, *
             raise
         if shown is None:
             report.findings.append(Finding(variant.name, "registered", "error",
-                                           "not registered"))
+                                           "not registered", f"qwq-ollama create {variant.name}"))
             raise DaemonError(f"variant {variant.name} is not registered at {api.host}: run "
                               f"`qwq-ollama create {variant.name}`")
         steps: dict[str, Callable[[], Finding]] = {
@@ -89,50 +90,49 @@ def validate(api: OllamaAPI, catalog: Catalog, names: list[str] | None = None, *
 
 
 def check_fidelity(api: OllamaAPI, catalog: Catalog, variant: Variant) -> Finding:
-    template = render_variant(catalog, variant).hf_template  # once, not per conversation
+    hf_prompt = hf_prompter(catalog, variant)
     results = []
     for conv in load_corpus():
         live = api.render_prompt(variant.name, conv.messages, conv.tools)
-        expected = render_chat(template, conv.messages, tools=conv.tools)
-        results.append(compare(conv.name, conv, expected, live))
-    failed = [r for r in results if r.status == "fail"]
+        results.append(judge_prompts(conv.name, conv, hf_prompt(conv.messages, conv.tools), live))
+    differing = [r for r in results if r.status == "fail"]
     known = [r for r in results if r.status == "known"]
     details = {"conversations": [{"name": r.conversation, "status": r.status,
                                   "divergences": list(r.divergences), "detail": r.detail}
                                  for r in results]}
-    if failed:
-        first = failed[0]
+    if differing:
+        first = differing[0]
         return Finding(variant.name, "fidelity", "fail",
-                       f"{len(failed)}/{len(results)} prompts differ; {first.conversation}: "
-                       f"{first.detail}", details)
+                       f"{len(differing)}/{len(results)} prompts differ; {first.conversation}: "
+                       f"{first.detail}", details=details)
     if known:
         keys = sorted({k for r in known for k in r.divergences})
         return Finding(variant.name, "fidelity", "known",
                        f"{len(results) - len(known)}/{len(results)} identical; the rest differ "
-                       f"only by known divergences: {', '.join(keys)}", details)
+                       f"only by known divergences: {', '.join(keys)}", details=details)
     return Finding(variant.name, "fidelity", "pass",
-                   f"all {len(results)} prompts identical", details)
+                   f"all {len(results)} prompts identical", details=details)
 
 
 def check_registration(api: OllamaAPI, catalog: Catalog, variant: Variant,
                        weights_name: str | None) -> Finding:
-    weights = catalog.weights_named(weights_name or variant.weights)
-    want = desired_state(catalog, variant, weights)
-    shown = api.show(variant.name) or {}
-    problems = [f"{d} differs from the catalog" for d in drift(want, shown, None)]
+    found = registration(api, catalog, variant, weights_name)
+    shown = found.shown or {}
+    problems = [f"{detail} differs from the catalog" for detail in found.drift.values()]
     capabilities = shown.get("capabilities") or []
     if "thinking" not in capabilities:
         problems.append("no `thinking` capability: Ollama will not separate the reasoning")
-    if ".Tools" in want.template and "tools" not in capabilities:
+    if ".Tools" in shown.get("template", "") and "tools" not in capabilities:
         problems.append("no `tools` capability")
     if "num_ctx" not in parse_show_parameters(shown.get("parameters", "")):
         problems.append("num_ctx is not set: Ollama's small default truncates reasoning")
     details = {"capabilities": capabilities,
                "parameters": parse_show_parameters(shown.get("parameters", ""))}
     if problems:
-        return Finding(variant.name, "registration", "fail", "; ".join(problems), details)
+        return Finding(variant.name, "registration", "fail", "; ".join(problems),
+                       details=details)
     return Finding(variant.name, "registration", "pass",
-                   "template, parameters and capabilities match the catalog", details)
+                   "template, parameters and capabilities match the catalog", details=details)
 
 
 def _options(num_predict: int, seed: int | None) -> dict[str, Any]:
@@ -142,8 +142,6 @@ def _options(num_predict: int, seed: int | None) -> dict[str, Any]:
 def check_generation(api: OllamaAPI, variant: Variant, *, num_predict: int,
                      seed: int | None = None, prompt: str = GENERATION_PROMPT) -> Finding:
     """Stream one answer: thinking apart from content, stops holding, no runaway loop."""
-    from qwq_ollama.checks.ab import generate_watched
-
     started = time.monotonic()
     result, verdict = generate_watched(api, variant.name, prompt,
                                        options=_options(num_predict, seed))
@@ -154,33 +152,46 @@ def check_generation(api: OllamaAPI, variant: Variant, *, num_predict: int,
                "seconds": round(time.monotonic() - started, 2),
                "stopped_early": result.stopped_early}
     if problems:
-        return Finding(variant.name, "generation", "fail", "; ".join(problems), details)
+        return Finding(variant.name, "generation", "fail", "; ".join(problems),
+                       details=details)
     return Finding(variant.name, "generation", "pass",
                    f"thinking {len(result.thinking)} chars apart from answer "
-                   f"{len(result.content)} chars; done_reason {result.done_reason}", details)
+                   f"{len(result.content)} chars; done_reason {result.done_reason}",
+                   details=details)
 
 
-def _output_problems(variant: Variant, result: Any, verdict: Any) -> list[str]:
+def _output_problems(variant: Variant, result: ChatResult, verdict: Any) -> list[str]:
     problems = []
-    if "<think>" in result.content or "</think>" in result.content:
+    if THINK_OPEN in result.content or THINK_CLOSE in result.content:
         problems.append("think tags leaked into the answer content")
-    leaked = [s for s in LEAKS if s in result.content or s in result.thinking]
+    leaked = [s for s in CHATML_SPECIAL if s in result.content or s in result.thinking]
     if leaked:
         problems.append(f"stop token text in the output: {', '.join(leaked)}")
     if variant.think_prefill and result.content and not result.thinking:
         problems.append("the prefilled reasoning did not arrive as thinking")
+    if not result.content.strip() and result.stopped_early is None:
+        problems.append(_no_answer(result))
     if verdict is not None:
         problems.append(f"loop: began at token {verdict.loop_start_token}, stopped at token "
                         f"{verdict.detected_at_token} ({verdict.reason})")
     return problems
 
 
+def _no_answer(result: ChatResult) -> str:
+    """An empty answer is a failure: the reasoning never closed, or the model said nothing."""
+    if result.thinking.strip():
+        cause = ("the token cap came first" if result.done_reason == "length" else
+                 f"done_reason {result.done_reason}")
+        return (f"no answer: the reasoning never closed ({len(result.thinking)} chars of "
+                f"thinking, {cause})")
+    return f"no answer and no reasoning (done_reason {result.done_reason})"
+
+
 def check_code_generation(api: OllamaAPI, variant: Variant, prompt_name: str, *,
                           num_predict: int, seed: int | None = None) -> Finding:
     """The guide's end-to-end test: the answer's last python block compiles, and runs."""
-    from qwq_ollama.checks.code import check_code, extract_last_python_block, run_headless
-    from qwq_ollama.checks.ab import generate_watched
     from qwq_ollama.catalog.prompts import get_prompt
+    from qwq_ollama.checks.code import check_code, extract_last_python_block, run_headless
 
     prompt = get_prompt(prompt_name)
     result, verdict = generate_watched(api, variant.name, prompt.text,
@@ -205,9 +216,9 @@ def check_code_generation(api: OllamaAPI, variant: Variant, prompt_name: str, *,
                 problems.append("the program " + ("never exited" if run.timed_out else
                                 f"failed: {run.error or run.returncode}"))
     if problems:
-        return Finding(variant.name, "code", "fail", "; ".join(problems), details)
+        return Finding(variant.name, "code", "fail", "; ".join(problems), details=details)
     return Finding(variant.name, "code", "pass", "the answer's program compiles"
-                   + (" and runs headless" if prompt.run else ""), details)
+                   + (" and runs headless" if prompt.run else ""), details=details)
 
 
 def _describe_code(report: Any) -> str:
@@ -217,10 +228,10 @@ def _describe_code(report: Any) -> str:
 
 
 def markdown_report(report: ValidationReport) -> str:
-    lines = ["# qwq-ollama validate", "", "| variant | check | result | reason |",
-             "| --- | --- | --- | --- |"]
+    lines = ["# qwq-ollama validate", "", f"Ollama {report.daemon_version or 'unknown'}", "",
+             "| variant | check | result | reason |", "| --- | --- | --- | --- |"]
     for f in report.findings:
-        reason = f.reason.replace("|", "\\|")
-        lines.append(f"| {f.variant} | {f.check} | {f.status} | {reason} |")
+        reason = f.message.replace("|", "\\|")
+        lines.append(f"| {f.subject} | {f.check} | {f.status} | {reason} |")
     lines += ["", f"Overall: {'FAIL' if report.failed else 'PASS'}", ""]
     return "\n".join(lines)

@@ -1,15 +1,15 @@
-"""The one place that talks to an Ollama daemon.
+"""The one place that talks to an Ollama daemon: every request of the tool goes through here.
 
-The `ollama` Python client does the work where it can (create, chat, delete, list); plain HTTP
-covers what it drops or cannot send: `system` and `capabilities` from /api/show, blob HEAD/POST
-with a digest we already know, and `_debug_render_only`.
+The `ollama` Python client does the work where it can (create, chat, delete); plain HTTP covers
+what it drops or cannot send: `system` and `capabilities` from /api/show, blob HEAD/POST with a
+digest we already know, `_debug_render_only`, /api/ps. (The quick `create` answer, which must
+not import this stack, reads /api/tags itself, through the same parser in `wire`.)
 """
 
 from __future__ import annotations
 
-import ast
-import re
 import ssl
+import time
 from contextlib import contextmanager
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -19,41 +19,9 @@ import httpx
 import ollama
 
 from qwq_ollama.errors import DaemonError, RefusedError
+from qwq_ollama.facts import OLLAMA_MINIMUM, is_supported
 from qwq_ollama.server.host import resolve_host
-from qwq_ollama.catalog.parameters import INT_PARAMETERS, LIST_PARAMETERS
-
-def parse_show_parameters(text: str) -> dict[str, Any]:
-    """Read /api/show's `parameters` text (`name  <Go %#v value>` per line) back into values."""
-    values: dict[str, Any] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        name, _, raw = line.strip().partition(" ")
-        raw = raw.strip()
-        value: Any
-        if raw.startswith('"'):
-            value = ast.literal_eval(raw)  # Go's %#v quoting is a subset of Python's
-        elif raw in ("true", "false"):
-            value = raw == "true"
-        elif re.fullmatch(r"-?\d+", raw):
-            value = int(raw)
-        else:
-            value = float(raw)
-            # Ollama keeps parameters as JSON numbers (float64), so large ints print as 1.2e+07.
-            if name in INT_PARAMETERS and value.is_integer():
-                value = int(value)
-        if name in LIST_PARAMETERS:
-            values.setdefault(name, []).append(value)
-        else:
-            values[name] = value
-    return values
-
-
-def blob_digest_of(modelfile: str) -> str | None:
-    """The weights blob digest from /api/show's modelfile (`FROM …/blobs/sha256-<hex>`)."""
-    match = re.search(r"^FROM \S*sha256[-:]([0-9a-f]{64})\s*$", modelfile, re.MULTILINE)
-    return f"sha256:{match.group(1)}" if match else None
-
+from qwq_ollama.server.wire import listed_digests
 
 def _tls_context(host: str) -> ssl.SSLContext:
     """One TLS context for both HTTP clients, built only when the daemon speaks TLS.
@@ -81,16 +49,49 @@ class OllamaAPI:
         return DaemonError(f"cannot reach Ollama at {self.host}: start it (`ollama serve`) or "
                            "point OLLAMA_HOST / --host at a running daemon")
 
+    def _too_slow(self, during: str) -> DaemonError:
+        """A timeout, connecting included: something listens, or the network is slow; the
+        daemon is not known to be down, so 'start it' would be the wrong advice."""
+        return DaemonError(f"Ollama at {self.host} did not answer within {self.timeout:g} s "
+                           f"{during}")
+
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             return self.http.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise self._too_slow(f"({method} {path})") from None
         except httpx.TransportError:
             raise self._unreachable() from None
 
     def version(self) -> str:
         reply = self._call("GET", "/api/version")
-        reply.raise_for_status()
-        return str(reply.json()["version"])
+        self._raise_for(reply, "read the daemon's version")
+        try:
+            return str(reply.json()["version"])
+        except (ValueError, KeyError, TypeError):
+            raise DaemonError(f"{self.host} does not answer like Ollama (/api/version gave "
+                              f"{reply.text[:60]!r})") from None
+
+    def supported_version(self) -> str:
+        """The daemon's version, refusing one older than the oldest release we support."""
+        version = self.version()
+        if is_supported(version) is False:
+            raise DaemonError(f"Ollama {version} at {self.host} is too old: this tool needs "
+                              f"Ollama {OLLAMA_MINIMUM} or newer")
+        return version
+
+    def wait_until_ready(self, timeout: float, still_starting: Any = lambda: True) -> bool:
+        """Poll /api/version until the daemon answers, `still_starting()` turns false, or time
+        runs out; whether it answered. For a daemon that was just started."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and still_starting():
+            try:
+                if self.http.get("/api/version", timeout=2.0).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        return False
 
     def show(self, model: str) -> dict[str, Any] | None:
         """The raw /api/show answer, or None if the model is not registered."""
@@ -107,7 +108,13 @@ class OllamaAPI:
         """`{name:tag: manifest digest}` of every model the daemon lists."""
         reply = self._call("GET", "/api/tags")
         self._raise_for(reply, "list models")
-        return {m["name"]: m["digest"] for m in reply.json().get("models", [])}
+        return listed_digests(reply.json())
+
+    def loaded_models(self) -> list[dict[str, Any]]:
+        """GET /api/ps: the models in memory now, with their size, VRAM share and context."""
+        reply = self._call("GET", "/api/ps")
+        self._raise_for(reply, "list loaded models")
+        return list(reply.json().get("models") or [])
 
     def has_blob(self, digest: str) -> bool:
         reply = self._call("HEAD", f"/api/blobs/{digest}")
@@ -135,11 +142,10 @@ class OllamaAPI:
             if missing is not None and exc.status_code == 404:
                 raise DaemonError(missing) from None
             raise RefusedError(f"{refused}: {exc.error}", detail=str(exc.error)) from None
+        except httpx.TimeoutException:
+            raise self._too_slow(during) from None
         except ConnectionError:
             raise self._unreachable() from None
-        except httpx.TimeoutException:
-            raise DaemonError(f"Ollama at {self.host} did not answer within {self.timeout:g} s "
-                              f"{during}") from None
         except httpx.TransportError as exc:
             raise DaemonError(f"lost the connection to Ollama at {self.host} {during} "
                               f"({type(exc).__name__})") from None

@@ -6,7 +6,6 @@ can start early: `hash_ahead` hashes in a background thread while the caller doe
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Iterable
@@ -16,6 +15,7 @@ from filelock import FileLock
 
 from qwq_ollama.atomic import write_text_atomic
 from qwq_ollama.paths import cache_dir
+from qwq_ollama.weights_file import sha256_file
 
 
 def _index_path() -> Path:
@@ -70,12 +70,8 @@ def hash_ahead(paths: Iterable[Path]) -> None:
         return  # file_digest will meet the same problem and report it properly
 
 
-def _sha256(path: Path, chunk: int = 1 << 22) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            sha.update(block)
-    return f"sha256:{sha.hexdigest()}"
+def _sha256(path: Path) -> str:
+    return f"sha256:{sha256_file(path)}"
 
 
 def file_digest(path: Path) -> str:

@@ -22,6 +22,7 @@ import sys
 import zlib
 
 from qwq_ollama.paths import cache_root
+from qwq_ollama.server.wire import listed_digests, tag_name
 
 STAMP_FORMAT = 3
 _OPTIONS = ("--weights", "--catalog", "--host")
@@ -74,11 +75,6 @@ def stamp_path(request: list[object]) -> str:
     """One file per request; the stamp repeats the request, so a name clash only costs a miss."""
     key = zlib.crc32(json.dumps(request).encode())
     return os.path.join(cache_root(), "create-stamps", f"{key:08x}.json")
-
-
-def tag_name(model: str) -> str:
-    """The name /api/tags lists a model under (`:latest` when no tag is given)."""
-    return model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"
 
 
 def _text(path: str) -> str:
@@ -177,9 +173,7 @@ def _get_json(target: list[object], path: str, timeout: float) -> object:
 def _listed_digests(target: list[object], timeout: float = 5.0) -> dict[str, str] | None:
     """`{model: manifest digest}` of every model the daemon lists, or None if it cannot say."""
     try:
-        tags = _get_json(target, "/api/tags", timeout)
-        return {str(m["name"]): str(m["digest"])
-                for m in tags.get("models") or []}  # type: ignore[union-attr]
+        return listed_digests(_get_json(target, "/api/tags", timeout))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 

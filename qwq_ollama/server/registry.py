@@ -18,10 +18,12 @@ from filelock import FileLock, Timeout
 
 from qwq_ollama.server import quick_create
 from qwq_ollama.catalog.schema import Catalog, Variant, Weights
-from qwq_ollama.server.client import OllamaAPI, blob_digest_of, parse_show_parameters
+from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.server.wire import blob_digest_of, parse_show_parameters
 from qwq_ollama.server.digests import file_digest
 from qwq_ollama.errors import EnvironmentProblem, InputError, RefusedError
 from qwq_ollama.paths import cache_dir
+from qwq_ollama.weights_file import GGUF_MAGIC, leading_magic
 from qwq_ollama.catalog.render import render_variant
 
 BASE_NAMESPACE = "qwq-ollama-weights"
@@ -87,28 +89,38 @@ def parameters_equal(want: Mapping[str, Any], got: Mapping[str, Any]) -> bool:
     return True
 
 
-def drift(desired: Desired, shown: Mapping[str, Any] | None, weights_digest: str | None
-          ) -> list[str]:
-    """Fields in which the live model differs from the catalog; empty means up to date."""
-    if shown is None:
-        return ["not registered"]
-    diffs: list[str] = []
+def drift(desired: Desired, shown: Mapping[str, Any]) -> dict[str, str]:
+    """The fields (weights aside) in which a live model differs from `desired`, each with what
+    a person needs to see; empty means they all match."""
+    diffs: dict[str, str] = {}
     if shown.get("template", "") != desired.template:
-        diffs.append("template")
+        diffs["template"] = "template"
     if (shown.get("system") or None) != desired.system:
-        diffs.append("system")
+        diffs["system"] = "system"
     live = parse_show_parameters(shown.get("parameters", ""))
     if not parameters_equal(desired.parameters, live):
-        diffs.append("parameters")
-    if weights_digest and blob_digest_of(shown.get("modelfile", "")) != weights_digest:
-        diffs.append("weights")
+        diffs["parameters"] = parameter_detail(desired.parameters, live)
     want_license = [desired.license] if desired.license else []
     got_license = shown.get("license") or []
     if isinstance(got_license, str):
         got_license = [got_license]
     if list(got_license) != want_license:
-        diffs.append("license")
+        diffs["license"] = "license"
     return diffs
+
+
+def parameter_detail(want: Mapping[str, Any], live: Mapping[str, Any]) -> str:
+    """`parameters (temperature: catalog 0.6, live 0.9; ...)`."""
+    parts = []
+    for key in sorted(set(want) | set(live)):
+        mine, theirs = want.get(key), live.get(key)
+        if mine is None or theirs is None or not parameters_equal({key: mine}, {key: theirs}):
+            parts.append(f"{key}: catalog {_shown(mine)}, live {_shown(theirs)}")
+    return f"parameters ({'; '.join(parts)})" if parts else "parameters"
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value is None else str(value)
 
 
 @dataclass
@@ -140,7 +152,7 @@ class Registrar:
     def create(self, names: list[str] | None = None, weights_name: str | None = None
                ) -> CreateReport:
         variants = [self.catalog.variant(n) for n in (names or list(self.catalog.variants))]
-        self.api.version()  # an unreachable daemon is reported before any work is done
+        self.api.supported_version()  # unreachable or too old: said before any work is done
         lock = self._lock()
         try:
             lock.acquire()
@@ -166,7 +178,8 @@ class Registrar:
             for want in desired:
                 report.variants.append(want.name)
                 shown = self.api.show(want.name)
-                if not drift(want, shown, digest):
+                if (shown is not None and not drift(want, shown)
+                        and blob_digest_of(shown.get("modelfile", "")) == digest):
                     report.up_to_date.append(want.name)
                     continue
                 for update in self.api.create(want.name, **want.create_fields(base)):
@@ -193,9 +206,8 @@ class Registrar:
         shown = self.api.show(base)
         if shown is not None and blob_digest_of(shown.get("modelfile", "")) == digest:
             return base, digest
-        with open(path, "rb") as handle:
-            if handle.read(4) != b"GGUF":
-                raise self._gguf_error(weights, path, "not a GGUF file (no GGUF magic bytes)")
+        if leading_magic(path) != GGUF_MAGIC:
+            raise self._gguf_error(weights, path, "not a GGUF file (no GGUF magic bytes)")
         if not self.api.has_blob(digest):
             self.progress(base, {"status": f"uploading {path.name}"})
             self.api.push_blob(digest, path)
@@ -251,29 +263,87 @@ def stamp_create(api: OllamaAPI, catalog: Catalog, report: CreateReport,
         listed=api.model_digests())
 
 
+class BaseDigests:
+    """Each catalog weights entry -> the blob digest of its base model on one daemon (None when
+    that base model is absent), asked once per weights entry however many variants need it."""
+
+    def __init__(self, api: OllamaAPI, catalog: Catalog) -> None:
+        self.api, self.catalog = api, catalog
+        self._known: dict[str, str | None] = {}
+
+    def __getitem__(self, weights_name: str) -> str | None:
+        if weights_name not in self._known:
+            self._known[weights_name] = base_digest(
+                self.api, self.catalog.weights_named(weights_name))
+        return self._known[weights_name]
+
+    def owner_of(self, digest: str) -> str | None:
+        """The catalog weights entry whose base model holds this blob, if any."""
+        return next((name for name in self.catalog.weights if self[name] == digest), None)
+
+
 @dataclass(frozen=True)
-class VariantStatus:
-    name: str
-    weights: str
-    registered: bool
-    drift: list[str]
+class Registration:
+    """The one answer to "is this variant registered right on this daemon?"."""
+
+    variant: str
+    weights: str  # the catalog weights it should run over (the variant's own, or --weights)
+    shown: dict[str, Any] | None  # the daemon's /api/show answer; None: not registered
+    over: str | None  # the catalog weights its live blob belongs to; None: unknown
+    drift: dict[str, str]  # field -> what differs, in words; empty: as the catalog says
+
+    @property
+    def registered(self) -> bool:
+        return self.shown is not None
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.registered and not self.drift
+
+    @property
+    def only_weights_differ(self) -> bool:
+        """Registered over other known catalog weights, and right for those."""
+        return list(self.drift) == ["weights"] and self.over is not None
+
+
+def registration(api: OllamaAPI, catalog: Catalog, variant: Variant,
+                 weights_name: str | None = None, bases: BaseDigests | None = None
+                 ) -> Registration:
+    """Which weights the live variant runs over, and every field that differs from the catalog.
+
+    The other fields are compared with what the catalog makes over the weights actually in
+    use, so a variant on other weights is reported as that, not as the license or template
+    that follow from it. A base model that is absent (a create that was cut short) cannot
+    vouch for the weights: that counts as a difference too.
+    """
+    bases = bases or BaseDigests(api, catalog)
+    expected = weights_name or variant.weights
+    shown = api.show(variant.name)
+    if shown is None:
+        return Registration(variant.name, expected, None, None, {})
+    live = blob_digest_of(shown.get("modelfile", ""))
+    over = expected if live is not None and bases[expected] == live else (
+        bases.owner_of(live) if live else None)
+    diffs: dict[str, str] = {}
+    if over != expected:
+        diffs["weights"] = _weights_detail(expected, over, bases[expected])
+    weights = catalog.weights_named(over or expected)
+    diffs.update(drift(desired_state(catalog, variant, weights), shown))
+    return Registration(variant.name, expected, shown, over, diffs)
+
+
+def _weights_detail(expected: str, over: str | None, expected_digest: str | None) -> str:
+    if over is not None:
+        return f"weights (registered over {over}, not {expected})"
+    if expected_digest is None:
+        return (f"weights (cannot be confirmed: the base model {BASE_NAMESPACE}/{expected} is "
+                "not registered)")
+    return f"weights (not those of {expected})"
 
 
 def status(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None
-           ) -> list[VariantStatus]:
-    """Each catalog variant: registered or not, and which fields differ from the catalog."""
-    rows = []
-    digests: dict[str, str | None] = {}  # one /api/show per base model, not per variant
-    for variant in catalog.variants.values():
-        weights = catalog.weights_named(weights_name or variant.weights)
-        want = desired_state(catalog, variant, weights)
-        shown = api.show(variant.name)
-        if weights.name not in digests:
-            digests[weights.name] = base_digest(api, weights)
-        digest = digests[weights.name]
-        diffs = drift(want, shown, digest)
-        rows.append(VariantStatus(variant.name, weights.name, shown is not None,
-                                  [] if diffs == ["not registered"] else diffs))
-    return rows
-
-
+           ) -> list[Registration]:
+    """Every catalog variant's registration on this daemon, in catalog order."""
+    api.supported_version()
+    bases = BaseDigests(api, catalog)
+    return [registration(api, catalog, v, weights_name, bases) for v in catalog.variants.values()]

@@ -1,0 +1,51 @@
+"""Facts about Ollama and QwQ's chat format that several modules rely on, kept in one place.
+
+Each comes from a source read at a pinned tag (see ../shared/reference in the project's notes and
+the docstrings that use them); a new Ollama release is adopted by changing this file first.
+"""
+
+from __future__ import annotations
+
+# The release most users run (its private daemon drives the demo and the bench), and the last
+# release with the in-process cgo engine, kept as the compatibility target. Both are built from
+# source and tested; every release between them is supported.
+OLLAMA_CURRENT = "0.32.15"
+OLLAMA_COMPAT = "0.24.0"
+OLLAMA_TESTED = (OLLAMA_CURRENT, OLLAMA_COMPAT)
+OLLAMA_MINIMUM = OLLAMA_COMPAT
+
+# Without OLLAMA_CONTEXT_LENGTH, a daemon on a CPU-only or small-GPU machine (under 23 GiB of
+# VRAM) gives a model a 4096-token context: server/routes.go on both tested releases.
+DAEMON_DEFAULT_CONTEXT = 4096
+# Below this a QwQ thinking trace (thousands of tokens) is routinely cut off.
+MIN_REASONING_CONTEXT = 8192
+
+# ChatML, as QwQ's tokenizer spells it.
+IM_START = "<|im_start|>"
+IM_END = "<|im_end|>"
+END_OF_TEXT = "<|endoftext|>"
+CHATML_SPECIAL = (IM_END, IM_START, END_OF_TEXT)
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+# QwQ's official generation prompt opens the reasoning for the model.
+THINK_PREFILL = THINK_OPEN + "\n"
+
+
+def version_tuple(version: str) -> tuple[int, ...] | None:
+    """`0.32.15` -> (0, 32, 15); None for what is not a release number (`0.0.0` dev builds too).
+
+    >>> version_tuple("0.32.15"), version_tuple("0.24.0-rc1"), version_tuple("0.0.0")
+    ((0, 32, 15), (0, 24, 0), None)
+    """
+    core = version.strip().lstrip("v").split("-", 1)[0].split("+", 1)[0]
+    parts = core.split(".")
+    if not all(p.isdigit() for p in parts) or len(parts) < 2:
+        return None
+    numbers = tuple(int(p) for p in parts)
+    return None if not any(numbers) else numbers
+
+
+def is_supported(version: str) -> bool | None:
+    """Whether a daemon of this version is new enough; None when the version says nothing."""
+    mine = version_tuple(version)
+    return None if mine is None else mine >= version_tuple(OLLAMA_MINIMUM)  # type: ignore[operator]

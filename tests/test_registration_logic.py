@@ -1,0 +1,168 @@
+"""The one answer to "is this variant registered right?", and doctor's and validate's use of it,
+against a fake daemon at the HTTP level (real HTTP on loopback, answers shaped like Ollama's).
+
+The live tests prove the same against the real daemon; these pin down the decisions: which
+weights a variant runs over, what differs, and what each command says about it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from qwq_ollama.catalog.schema import Catalog, load_catalog
+from qwq_ollama.checks.doctor import diagnose
+from qwq_ollama.errors import DaemonError
+from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.server.registry import BASE_NAMESPACE, desired_state, registration, status
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL_BLOB = "sha256:" + "a" * 64
+OTHER_BLOB = "sha256:" + "b" * 64
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog(ROOT / "modelfiles" / "models.yaml")
+
+
+def go_value(value: Any) -> str:
+    """A parameter value as /api/show prints it (Go's %#v)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def show_answer(catalog: Catalog, variant: str, weights: str, blob: str,
+                **overrides: Any) -> dict[str, Any]:
+    """What Ollama's /api/show says of a variant created exactly as the catalog says."""
+    want = desired_state(catalog, catalog.variant(variant), catalog.weights_named(weights))
+    params = {**want.parameters, **overrides.pop("parameters", {})}
+    lines = [f"{name:<30} {go_value(v)}" for name, value in params.items()
+             for v in (value if isinstance(value, list) else [value])]
+    answer = {"template": want.template, "system": want.system or "",
+              "parameters": "\n".join(lines),
+              "modelfile": f"# Modelfile\nFROM /models/blobs/{blob.replace(':', '-')}\n",
+              "license": [want.license] if want.license else [],
+              "capabilities": ["completion", "tools", "thinking"],
+              "model_info": {"general.architecture": "llama", "llama.context_length": 8192}}
+    answer.update(overrides)
+    return answer
+
+
+class FakeDaemon:
+    """Answers /api/version, /api/show (per model), /api/tags and /api/ps like Ollama."""
+
+    def __init__(self, server: HTTPServer, version: str = "0.32.15") -> None:
+        self.server, self.models = server, {}
+        server.expect_request("/api/version").respond_with_json({"version": version})
+        server.expect_request("/api/ps").respond_with_json({"models": []})
+        server.expect_request("/api/show", method="POST").respond_with_handler(self._show)
+
+    def _show(self, request: Any) -> Any:
+        from werkzeug.wrappers import Response
+
+        name = request.get_json()["model"]
+        if name not in self.models:
+            return Response(json.dumps({"error": f"model '{name}' not found"}), status=404)
+        return Response(json.dumps(self.models[name]), content_type="application/json")
+
+    def base(self, weights: str, blob: str) -> None:
+        self.models[f"{BASE_NAMESPACE}/{weights}"] = {
+            "modelfile": f"FROM /models/blobs/{blob.replace(':', '-')}\n", "parameters": ""}
+
+
+@pytest.fixture()
+def fake(httpserver: HTTPServer) -> FakeDaemon:
+    return FakeDaemon(httpserver)
+
+
+@pytest.fixture()
+def api(httpserver: HTTPServer) -> OllamaAPI:
+    return OllamaAPI(httpserver.url_for("/").rstrip("/"), timeout=5.0)
+
+
+def test_a_variant_as_the_catalog_says_is_up_to_date(catalog: Catalog, fake: FakeDaemon,
+                                                     api: OllamaAPI) -> None:
+    fake.base("smollm2-135m", SMALL_BLOB)
+    fake.models["qwq-fixed"] = show_answer(catalog, "qwq-fixed", "smollm2-135m", SMALL_BLOB)
+    found = registration(api, catalog, catalog.variant("qwq-fixed"), "smollm2-135m")
+    assert found.up_to_date and found.over == "smollm2-135m" and found.drift == {}
+
+
+def test_other_weights_are_named_not_the_license_that_follows(catalog: Catalog,
+                                                              fake: FakeDaemon,
+                                                              api: OllamaAPI) -> None:
+    # Registered over the small weights; the catalog's own weights were never imported (as
+    # after a create killed before it imported them): the weights differ, nothing else does.
+    fake.base("smollm2-135m", SMALL_BLOB)
+    fake.models["qwq-fixed"] = show_answer(catalog, "qwq-fixed", "smollm2-135m", SMALL_BLOB)
+    found = registration(api, catalog, catalog.variant("qwq-fixed"))
+    assert found.over == "smollm2-135m"
+    assert found.drift == {"weights": "weights (registered over smollm2-135m, not qwq-32b)"}
+    assert found.only_weights_differ
+
+
+def test_weights_nobody_vouches_for_are_a_difference(catalog: Catalog, fake: FakeDaemon,
+                                                     api: OllamaAPI) -> None:
+    fake.models["qwq-fixed"] = show_answer(catalog, "qwq-fixed", "smollm2-135m", OTHER_BLOB)
+    found = registration(api, catalog, catalog.variant("qwq-fixed"), "smollm2-135m")
+    assert found.over is None
+    assert found.drift == {"weights": "weights (cannot be confirmed: the base model "
+                                      "qwq-ollama-weights/smollm2-135m is not registered)"}
+
+
+def test_changed_parameters_carry_both_values(catalog: Catalog, fake: FakeDaemon,
+                                              api: OllamaAPI) -> None:
+    fake.base("smollm2-135m", SMALL_BLOB)
+    fake.models["qwq-fixed"] = show_answer(catalog, "qwq-fixed", "smollm2-135m", SMALL_BLOB,
+                                           parameters={"temperature": 0.9})
+    found = registration(api, catalog, catalog.variant("qwq-fixed"), "smollm2-135m")
+    assert found.drift == {"parameters": "parameters (temperature: catalog 0.6, live 0.9)"}
+
+
+def test_list_doctor_and_validate_agree(catalog: Catalog, fake: FakeDaemon,
+                                        api: OllamaAPI) -> None:
+    from qwq_ollama.checks.validate import check_registration
+
+    fake.base("smollm2-135m", SMALL_BLOB)
+    for name in catalog.variants:
+        fake.models[name] = show_answer(catalog, name, "smollm2-135m", SMALL_BLOB)
+    rows = status(api, catalog)
+    assert {row.variant: list(row.drift) for row in rows} == {
+        name: ["weights"] for name in catalog.variants}
+    doctor = [f for f in diagnose(api, catalog) if f.check == "registration"]
+    assert {f.status for f in doctor} == {"warn"}
+    assert all("registered over weights smollm2-135m" in f.message for f in doctor)
+    verdict = check_registration(api, catalog, catalog.variant("qwq-fixed"), None)
+    assert verdict.status == "fail"
+    assert verdict.message.startswith("weights (registered over smollm2-135m, not qwq-32b)")
+
+
+@pytest.mark.parametrize("version, status_, words", [
+    ("0.32.15", "pass", "Ollama 0.32.15 at "),
+    ("0.28.1", "pass", "Ollama 0.28.1 at "),
+    ("0.40.0", "warn", "not a release this tool was tested on"),
+    ("0.20.3", "fail", "older than 0.24.0"),
+])
+def test_doctor_judges_the_daemon_version(catalog: Catalog, httpserver: HTTPServer,
+                                          api: OllamaAPI, version: str, status_: str,
+                                          words: str) -> None:
+    FakeDaemon(httpserver, version)
+    first = diagnose(api, catalog, "smollm2-135m")[0]
+    assert (first.check, first.status) == ("daemon", status_)
+    assert words in first.message
+    assert "downgrade" not in (first.fix or "") and "0.24.0 (`" not in (first.fix or "")
+
+
+def test_a_daemon_older_than_the_minimum_is_refused_in_one_line(httpserver: HTTPServer,
+                                                                api: OllamaAPI) -> None:
+    FakeDaemon(httpserver, "0.11.4")
+    with pytest.raises(DaemonError) as caught:
+        api.supported_version()
+    assert str(caught.value) == (f"Ollama 0.11.4 at {api.host} is too old: this tool needs "
+                                 "Ollama 0.24.0 or newer")
