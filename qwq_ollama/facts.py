@@ -49,3 +49,23 @@ def is_supported(version: str) -> bool | None:
     """Whether a daemon of this version is new enough; None when the version says nothing."""
     mine = version_tuple(version)
     return None if mine is None else mine >= version_tuple(OLLAMA_MINIMUM)  # type: ignore[operator]
+
+
+# From 0.30 on, GGUF models run in a separate llama-server process (llama.cpp, pinned by the
+# release), and `create` validates each GGUF with llama-quantize, writing a converted copy of
+# it beside the uploaded blob: an import needs twice the file's size free (server/create.go).
+LLAMA_SERVER_SINCE = (0, 30)
+
+
+def engine_of(version: str) -> str:
+    """Which engine a daemon of this version runs QwQ (qwen2) and SmolLM2 (llama) on."""
+    mine = version_tuple(version)
+    if mine is not None and mine < LLAMA_SERVER_SINCE:
+        return "Ollama's built-in llama.cpp runner (cgo)"
+    return "llama-server (a llama.cpp build pinned by the release)"
+
+
+def import_copies(version: str) -> int:
+    """How many copies of a GGUF an import leaves on the daemon's disk at its peak."""
+    mine = version_tuple(version)
+    return 1 if mine is not None and mine < LLAMA_SERVER_SINCE else 2

@@ -166,3 +166,31 @@ def test_a_daemon_older_than_the_minimum_is_refused_in_one_line(httpserver: HTTP
         api.supported_version()
     assert str(caught.value) == (f"Ollama 0.11.4 at {api.host} is too old: this tool needs "
                                  "Ollama 0.24.0 or newer")
+
+
+def test_a_daemon_rendering_another_template_fails_fidelity(catalog: Catalog, fake: FakeDaemon,
+                                                            httpserver: HTTPServer,
+                                                            api: OllamaAPI) -> None:
+    """A daemon that renders with a Jinja chat template (a GGUF's own, as Ollama 0.30+ may
+    choose) instead of the catalog's Go TEMPLATE fails, even when every prompt is identical."""
+    from qwq_ollama.catalog.render import hf_prompter
+    from qwq_ollama.checks.validate import check_fidelity
+
+    variant = catalog.variant("qwq-fixed")
+    as_jinja = hf_prompter(catalog, variant)
+
+    def render(request: Any) -> Any:
+        from werkzeug.wrappers import Response
+
+        body = request.get_json()
+        prompt = as_jinja(body["messages"], body.get("tools"))
+        return Response(json.dumps({"_debug_info": {"rendered_template": prompt}}),
+                        content_type="application/json")
+
+    httpserver.expect_request("/api/chat", method="POST").respond_with_handler(render)
+    verdict = check_fidelity(api, catalog, variant)
+    assert verdict.status == "fail"
+    assert verdict.details["template_source"] == "jinja"
+    assert verdict.message == ("the daemon builds prompts with a Jinja chat template (the "
+                               "GGUF's own), not the catalog's Modelfile TEMPLATE (Go)")
+    assert verdict.fix is not None and "OLLAMA_GO_TEMPLATE" in verdict.fix

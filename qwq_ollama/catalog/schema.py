@@ -62,6 +62,10 @@ class VariantSpec(BaseModel):
     weights: str | None = None
     template: str | None = None
     think_prefill: bool | None = None
+    # Which template a daemon must build the prompt with. From Ollama 0.30 on a daemon may
+    # render the GGUF's own chat template instead of the Modelfile TEMPLATE; only our verified
+    # Go TEMPLATE is a choice today (docs/fidelity.md says why), and validate checks it holds.
+    template_source: Literal["go_template"] | None = None
     system: str | None = Field(default=None, min_length=1)
     parameters: Parameters | None = None
 
@@ -128,6 +132,7 @@ class Variant:
     system: str | None
     parameters: Parameters
     line: int | None
+    template_source: str = "go_template"
 
     @property
     def generation_prompt(self) -> str:
@@ -295,4 +300,5 @@ def _resolve_variant(name: str, spec: CatalogSpec, templates_dir: Path,
         system=merged.get("system"),
         parameters=Parameters.model_validate(params),
         line=located.line_of(where),
+        template_source=merged.get("template_source", "go_template"),
     )

@@ -13,9 +13,11 @@ from typing import Any
 from qwq_ollama.catalog.schema import Catalog, Variant
 from qwq_ollama.checks.findings import Finding
 from qwq_ollama.errors import DaemonError
-from qwq_ollama.facts import (DAEMON_DEFAULT_CONTEXT, MIN_REASONING_CONTEXT, OLLAMA_CURRENT,
-                              OLLAMA_MINIMUM, OLLAMA_TESTED, is_supported, version_tuple)
+from qwq_ollama.facts import (DAEMON_DEFAULT_CONTEXT, LLAMA_SERVER_SINCE, MIN_REASONING_CONTEXT,
+                              OLLAMA_CURRENT, OLLAMA_MINIMUM, OLLAMA_TESTED, engine_of,
+                              is_supported, version_tuple)
 from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.server.daemon_process import DaemonProcess, import_space_problem, local_daemon
 from qwq_ollama.server.registry import BaseDigests, Registration, registration
 
 
@@ -25,7 +27,7 @@ def diagnose(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None) 
         version = api.version()
     except DaemonError as exc:
         return [_daemon_problem(api, exc)]
-    findings = [_version_finding(api, version)]
+    findings = [_version_finding(api, version), *_settings(api, version, catalog)]
     if weights_name is not None:
         catalog.weights_named(weights_name)  # an unknown name is bad input, not a finding
     registrations: dict[str, Registration] = {}
@@ -64,6 +66,69 @@ def _version_finding(api: OllamaAPI, version: str) -> Finding:
                        f"release this tool was tested on ({tested})",
                        "run `qwq-ollama validate` to prove the variants on it")
     return Finding(api.host, "daemon", "pass", f"Ollama {version} at {api.host}")
+
+
+def _settings(api: OllamaAPI, version: str, catalog: Catalog) -> list[Finding]:
+    """The engine, and the daemon settings its API does not report, read from its process
+    when it runs on this machine."""
+    findings = [Finding(api.host, "engine", "pass", f"Ollama {version} runs GGUF models on "
+                        f"{engine_of(version)}")]
+    local = local_daemon(api.host)
+    if local is None:
+        return [*findings, Finding(api.host, "settings", "pass", "flash attention, KV cache "
+                                   "type and template choice are settings of the daemon that "
+                                   "its API does not report, and it runs elsewhere: check "
+                                   "OLLAMA_FLASH_ATTENTION, OLLAMA_KV_CACHE_TYPE and "
+                                   "OLLAMA_GO_TEMPLATE there")]
+    return [*findings, _template_setting(api, local, version), _kv_cache(api, local),
+            _disk_space(api, local, version, catalog)]
+
+
+def _go_bool(value: str | None) -> bool | None:
+    """An Ollama boolean setting as the daemon reads it: unset None, unparsable text true."""
+    if value is None:
+        return None
+    return value not in ("0", "f", "F", "false", "FALSE", "False")
+
+
+def _template_setting(api: OllamaAPI, local: DaemonProcess, version: str) -> Finding:
+    mine = version_tuple(version)
+    if mine is not None and mine < LLAMA_SERVER_SINCE:
+        return Finding(api.host, "template", "pass", f"Ollama {version} always builds prompts "
+                       "with the Modelfile TEMPLATE")
+    if _go_bool(local.setting("OLLAMA_GO_TEMPLATE")) is False:
+        return Finding(api.host, "template", "fail", "OLLAMA_GO_TEMPLATE is off: the daemon "
+                       "renders each GGUF's own chat template and ignores the variants' "
+                       "verified TEMPLATE", "unset OLLAMA_GO_TEMPLATE and restart the daemon")
+    return Finding(api.host, "template", "pass", "the Modelfile TEMPLATE builds prompts (a "
+                   "GGUF's own template would win only with more capabilities than tools and "
+                   "thinking, which the variants' TEMPLATE already has)")
+
+
+def _kv_cache(api: OllamaAPI, local: DaemonProcess) -> Finding:
+    kv = local.setting("OLLAMA_KV_CACHE_TYPE") or "f16"
+    flash = _go_bool(local.setting("OLLAMA_FLASH_ATTENTION"))
+    said = {None: "auto (llama.cpp decides per GPU)", True: "on", False: "off"}[flash]
+    message = f"KV cache {kv}, flash attention {said}"
+    if kv != "f16" and flash is False:
+        return Finding(api.host, "kv-cache", "warn", f"{message}: a quantized KV cache needs "
+                       "flash attention, so it stays at f16", "set OLLAMA_FLASH_ATTENTION=1 "
+                       "(or unset it) and restart the daemon")
+    return Finding(api.host, "kv-cache", "pass", message)
+
+
+def _disk_space(api: OllamaAPI, local: DaemonProcess, version: str, catalog: Catalog
+                ) -> Finding:
+    """Room in the daemon's models folder for the largest catalog weights already on disk."""
+    files = [path for w in catalog.weights.values() if (path := w.file_on_disk) is not None]
+    largest = max(files, key=lambda p: p.stat().st_size, default=None)
+    if largest is None:
+        return Finding(api.host, "disk", "pass", f"models in {local.models_dir}")
+    problem = import_space_problem(largest.stat().st_size, version, local.models_dir, False)
+    if problem:
+        return Finding(api.host, "disk", "warn", f"importing {largest.name} afresh: {problem}")
+    return Finding(api.host, "disk", "pass", f"room in {local.models_dir} to import "
+                   f"{largest.name} afresh")
 
 
 def _create_fix(name: str, weights_name: str | None) -> str:

@@ -94,6 +94,25 @@ class FidelityResult:
     ollama_prompt: str
 
 
+# How Ollama's Go `json` prints a tool schema: compact, in its own struct's field order. Jinja's
+# `tojson` (transformers, llama.cpp) puts a space after `,` and `:`, so one tool conversation
+# tells which engine built a prompt, on any daemon, through the API alone.
+GO_TOOL_JSON = '{"type":"function","function":{"name":'
+
+
+def template_source(results: list[FidelityResult], conversations: list[Conversation]) -> str:
+    """Which template the daemon used: `go_template` (the Modelfile TEMPLATE), `jinja` (a
+    chat template rendering exactly like the catalog's, e.g. a GGUF's own), `other`, or
+    `unknown` when no conversation with tools was rendered."""
+    with_tools = {c.name for c in conversations if c.tools}
+    for result in results:
+        if result.conversation in with_tools and "<tools>" in result.hf_prompt:
+            if GO_TOOL_JSON in result.ollama_prompt:
+                return "go_template"
+            return "jinja" if result.ollama_prompt == result.hf_prompt else "other"
+    return "unknown"
+
+
 def first_difference(a: str, b: str, other: str = "Ollama") -> str:
     index = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
     return (f"first difference at char {index}: HF {a[index:index + 30]!r} vs "

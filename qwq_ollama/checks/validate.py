@@ -14,7 +14,7 @@ from typing import Any
 from qwq_ollama.catalog.conversation import load_corpus
 from qwq_ollama.catalog.render import hf_prompter
 from qwq_ollama.catalog.schema import Catalog, Variant
-from qwq_ollama.checks.fidelity import judge_prompts
+from qwq_ollama.checks.fidelity import judge_prompts, template_source
 from qwq_ollama.checks.findings import Finding, failed
 from qwq_ollama.checks.generation import ChatResult, generate_watched
 from qwq_ollama.errors import DaemonError, QwqOllamaError
@@ -90,16 +90,38 @@ def validate(api: OllamaAPI, catalog: Catalog, names: list[str] | None = None, *
 
 
 def check_fidelity(api: OllamaAPI, catalog: Catalog, variant: Variant) -> Finding:
+    """Every corpus prompt the daemon builds against the HF template's, and which template the
+    daemon built them with: one the catalog did not choose fails, whatever the prompts say."""
     hf_prompt = hf_prompter(catalog, variant)
-    results = []
-    for conv in load_corpus():
-        live = api.render_prompt(variant.name, conv.messages, conv.tools)
-        results.append(judge_prompts(conv.name, conv, hf_prompt(conv.messages, conv.tools), live))
-    differing = [r for r in results if r.status == "fail"]
-    known = [r for r in results if r.status == "known"]
-    details = {"conversations": [{"name": r.conversation, "status": r.status,
+    corpus = load_corpus()
+    results = [judge_prompts(conv.name, conv, hf_prompt(conv.messages, conv.tools),
+                             api.render_prompt(variant.name, conv.messages, conv.tools))
+               for conv in corpus]
+    source = template_source(results, corpus)
+    details = {"template_source": source,
+               "conversations": [{"name": r.conversation, "status": r.status,
                                   "divergences": list(r.divergences), "detail": r.detail}
                                  for r in results]}
+    if source != variant.template_source:
+        return Finding(variant.name, "fidelity", "fail", f"the daemon builds prompts with "
+                       f"{_SOURCE_WORDS.get(source, source)}, not the catalog's "
+                       f"{_SOURCE_WORDS[variant.template_source]}", _SOURCE_FIX,
+                       details=details)
+    return _fidelity_verdict(variant, results, details)
+
+
+_SOURCE_WORDS = {"go_template": "Modelfile TEMPLATE (Go)",
+                 "jinja": "a Jinja chat template (the GGUF's own)",
+                 "other": "a template that is not the catalog's (the GGUF's own?)",
+                 "unknown": "a template this check could not identify"}
+_SOURCE_FIX = ("unset OLLAMA_GO_TEMPLATE where the daemon runs (or set it to 1), restart it, "
+               "and run `qwq-ollama create` again")
+
+
+def _fidelity_verdict(variant: Variant, results: list[Any], details: dict[str, Any]
+                      ) -> Finding:
+    differing = [r for r in results if r.status == "fail"]
+    known = [r for r in results if r.status == "known"]
     if differing:
         first = differing[0]
         return Finding(variant.name, "fidelity", "fail",

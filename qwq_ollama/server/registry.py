@@ -19,6 +19,7 @@ from filelock import FileLock, Timeout
 from qwq_ollama.server import quick_create
 from qwq_ollama.catalog.schema import Catalog, Variant, Weights
 from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.server.daemon_process import import_space_problem, local_daemon
 from qwq_ollama.server.wire import blob_digest_of, parse_show_parameters
 from qwq_ollama.server.digests import file_digest
 from qwq_ollama.errors import EnvironmentProblem, InputError, RefusedError
@@ -142,6 +143,7 @@ class Registrar:
         self.api = api
         self.catalog = catalog
         self.progress = progress or (lambda _name, _update: None)
+        self.version = ""
 
     def _lock(self) -> FileLock:
         slug = re.sub(r"[^A-Za-z0-9]+", "-", self.api.host).strip("-")
@@ -152,7 +154,8 @@ class Registrar:
     def create(self, names: list[str] | None = None, weights_name: str | None = None
                ) -> CreateReport:
         variants = [self.catalog.variant(n) for n in (names or list(self.catalog.variants))]
-        self.api.supported_version()  # unreachable or too old: said before any work is done
+        # Unreachable or too old: said before any work is done.
+        self.version = self.api.supported_version()
         lock = self._lock()
         try:
             lock.acquire()
@@ -208,7 +211,9 @@ class Registrar:
             return base, digest
         if leading_magic(path) != GGUF_MAGIC:
             raise self._gguf_error(weights, path, "not a GGUF file (no GGUF magic bytes)")
-        if not self.api.has_blob(digest):
+        blob_present = self.api.has_blob(digest)
+        self._check_disk_space(path, blob_present)
+        if not blob_present:
             self.progress(base, {"status": f"uploading {path.name}"})
             self.api.push_blob(digest, path)
         try:
@@ -221,6 +226,17 @@ class Registrar:
                                    ) from None
         report.base_created = True
         return base, digest
+
+    def _check_disk_space(self, path: Path, blob_present: bool) -> None:
+        """Refuse up front an import the daemon's disk cannot hold (known for a daemon on this
+        machine only; a remote daemon reports its own failure)."""
+        local = local_daemon(self.api.host)
+        if local is None:
+            return
+        problem = import_space_problem(path.stat().st_size, self.version, local.models_dir,
+                                       blob_present)
+        if problem:
+            raise EnvironmentProblem(f"{path.name}: {problem}")
 
     def _local_gguf(self, weights: Weights) -> Path:
         if weights.source == "builtin":
