@@ -1,7 +1,8 @@
 """The `qwq-ollama` console script: a `create` with nothing to do is answered before the CLI loads.
 
 Loading the full CLI (typer, pydantic, the ollama client) takes about 0.3 s; an unchanged
-re-run of `create` needs a tenth of that (see server/quick_create.py). Everything else goes to `cli`.
+re-run of `create` needs a tenth of that (see server/quick_create.py). Everything else goes to
+`cli`.
 """
 
 from __future__ import annotations

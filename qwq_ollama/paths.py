@@ -1,8 +1,8 @@
 """Where the project keeps its tools and caches: all git-ignored, all overridable.
 
-Worked out with os.path and handed out as Path. The quick `create` check (server/quick_create.py) runs
-before anything has imported pathlib, which costs a tenth of that check, so it takes the
-plain-string `cache_root`.
+Worked out with os.path and handed out as Path. The quick `create` check
+(server/quick_create.py) runs before anything has imported pathlib, which costs a tenth of that
+check, so it takes the plain-string `cache_root`.
 """
 
 from __future__ import annotations

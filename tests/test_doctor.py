@@ -128,3 +128,25 @@ def test_cli_exit_codes(daemon, in_sync: Catalog) -> None:
     assert len(lines) >= 1 + 1 + 2 * len(in_sync.variants) + 1  # header, daemon, variants, loaded
     assert ("pass   registration  qwq-fixed              qwq-fixed is registered and matches the "
             "catalog") in lines
+
+
+def test_settings_of_a_daemon_on_this_machine_are_read_and_judged(
+        ollama_binary, small_gguf, catalog: Catalog, tmp_path) -> None:
+    """A daemon started with a quantized KV cache but flash attention off, and (from 0.30 on)
+    the Go TEMPLATE switched off: doctor reads both from its process and says what to do."""
+    from qwq_ollama.server.private_daemon import OllamaDaemon
+
+    settings = {"OLLAMA_KV_CACHE_TYPE": "q8_0", "OLLAMA_FLASH_ATTENTION": "0",
+                "OLLAMA_GO_TEMPLATE": "0"}
+    with OllamaDaemon(ollama_binary.path, tmp_path / "models", env=settings) as own:
+        findings = {f.check: f for f in diagnose(OllamaAPI(own.host), catalog)}
+    assert findings["kv-cache"].status == "warn"
+    assert findings["kv-cache"].message.startswith("KV cache q8_0, flash attention off")
+    assert "OLLAMA_FLASH_ATTENTION=1" in (findings["kv-cache"].fix or "")
+    assert findings["disk"].status == "pass"
+    assert str(tmp_path / "models") in findings["disk"].message
+    if ollama_binary.version.startswith("0.24."):
+        assert findings["template"].status == "pass"  # no GGUF template path before 0.30
+    else:
+        assert findings["template"].status == "fail"
+        assert findings["template"].fix == "unset OLLAMA_GO_TEMPLATE and restart the daemon"

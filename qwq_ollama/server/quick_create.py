@@ -4,8 +4,8 @@ A successful `create` leaves a stamp for its request (variants, weights, catalog
 input it read (catalog and template files by content; the GGUF, this package's modules and the
 installed packages' folders by size and mtime) and the manifest digest of every model it left
 on the daemon. A manifest digest covers every layer (weights, template, parameters, system,
-license), so when the same request comes again, every input still matches and the daemon still lists those models with those
-digests, a full run could only confirm them: the answer comes from one GET /api/tags. Any
+license), so when the same request comes again, every input still matches and the daemon still
+lists those models with those digests, a full run could only confirm them: the answer comes from one GET /api/tags. Any
 mismatch or doubt falls through to the full run, which stamps afresh.
 
 The budget is the interpreter's own start-up, so only cheap standard modules are used: importing
