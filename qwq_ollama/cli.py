@@ -323,6 +323,37 @@ def demo(message: Annotated[str, typer.Option(help="What to ask.")] =
         raise typer.Exit(1)
 
 
+@app.command("fidelity-table")
+def fidelity_table(out: Annotated[Path, typer.Option("--out", help="Where to write the "
+                                  "Markdown.")] = Path("docs/fidelity.md"),
+                   catalog: CatalogOpt = None) -> None:
+    """Regenerate docs/fidelity.md on private daemons of every tested Ollama release."""
+    import tempfile
+
+    from qwq_ollama.atomic import write_text_atomic
+    from qwq_ollama.catalog.builtin_weights import ensure_smollm2
+    from qwq_ollama.checks.fidelity_table import document, version_section
+    from qwq_ollama.facts import OLLAMA_TESTED
+    from qwq_ollama.server.client import OllamaAPI
+    from qwq_ollama.server.install import ensure_ollama
+    from qwq_ollama.server.private_daemon import OllamaDaemon
+    from qwq_ollama.server.registry import Registrar
+
+    cat = _catalog(catalog)
+    ensure_smollm2()
+    sections = []
+    for version in OLLAMA_TESTED:
+        binary = ensure_ollama(version)
+        with tempfile.TemporaryDirectory(prefix="qwq-ollama-fidelity-") as tmp, \
+                OllamaDaemon(binary.path, Path(tmp) / "models") as daemon:
+            api = OllamaAPI(daemon.host)
+            Registrar(api, cat).create(weights_name="smollm2-135m")
+            sections.append(version_section(api, cat, api.version()))
+            _err(f"  Ollama {version}: done")
+    write_text_atomic(out, document(sections))
+    typer.echo(f"wrote {out}")
+
+
 export_app = typer.Typer(add_completion=False, rich_markup_mode=None, no_args_is_help=True,
                          help="Write a variant's settings for another engine: llama.cpp, a "
                          "Hugging Face GGUF repository, vLLM.")

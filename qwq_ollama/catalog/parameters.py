@@ -1,8 +1,9 @@
-"""The PARAMETER names Ollama v0.24.0 accepts, with their types and sane ranges.
+"""The PARAMETER names every supported Ollama release accepts, with their types and sane ranges.
 
 Ollama stores whatever `/api/create` is sent and only complains (or silently ignores a key) when
 the model is used, so the catalog is checked against this list before anything is registered.
-Source: `api/types.go` (Options and Runner) at v0.24.0.
+Source: `api/types.go` (Options and Runner) at v0.24.0 and v0.32.15, which agree on every name
+here (0.32 adds draft_num_predict, which 0.24 does not know, so it is left out).
 """
 
 from __future__ import annotations

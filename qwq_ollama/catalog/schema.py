@@ -206,7 +206,7 @@ def _explain(error: dict[str, Any], loc: KeyPath) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         if len(loc) >= 2 and loc[-2] == "parameters":
-            return (f"unknown parameter for Ollama v0.24.0 (known: {', '.join(PARAMETER_NAMES)})")
+            return f"unknown parameter for Ollama (known: {', '.join(PARAMETER_NAMES)})"
         return "unknown key"
     if kind == "missing":
         return "required"
