@@ -1,0 +1,59 @@
+"""A copy of a GGUF with another chat template embedded (or none): metadata only.
+
+Current Ollama (0.30+), llama.cpp and LM Studio read a GGUF's `tokenizer.chat_template`. The copy
+is written by the `gguf` library's own metadata copier, to a temporary file beside the target,
+and published only once every tensor is proven byte-identical to the source's.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import gguf
+from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
+
+from qwq_ollama.atomic import move_into_place
+from qwq_ollama.errors import InputError
+
+CHAT_TEMPLATE_KEY = gguf.Keys.Tokenizer.CHAT_TEMPLATE
+
+
+def write_with_chat_template(source: Path, target: Path, template: str | None) -> Path:
+    """`source` with `template` as its chat template (None: without one), at `target`."""
+    if source.resolve() == target.resolve():
+        raise InputError("the copy must not overwrite its source", file=target)
+    reader = gguf.GGUFReader(source)
+    arch = reader.get_field(gguf.Keys.General.ARCHITECTURE)
+    if arch is None:
+        raise InputError("no general.architecture: not a model GGUF", file=source)
+    new = ({CHAT_TEMPLATE_KEY: MetadataDetails(gguf.GGUFValueType.STRING, template)}
+           if template is not None else {})
+    removed = [] if template is not None else [CHAT_TEMPLATE_KEY]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, staged = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        writer = gguf.GGUFWriter(staged, arch=str(arch.contents()),
+                                 endianess=reader.endianess)
+        copy_with_new_metadata(reader, writer, new, removed)
+        _check_tensors_identical(reader, Path(staged))
+        move_into_place(staged, target)
+    finally:
+        Path(staged).unlink(missing_ok=True)
+    return target
+
+
+def _check_tensors_identical(original: gguf.GGUFReader, copy: Path) -> None:
+    """Every tensor of the copy has the source's name, type, shape and bytes."""
+    written = {t.name: t for t in gguf.GGUFReader(copy).tensors}
+    for tensor in original.tensors:
+        other = written.get(tensor.name)
+        if (other is None or other.tensor_type != tensor.tensor_type
+                or list(other.shape) != list(tensor.shape)
+                or bytes(other.data.data) != bytes(tensor.data.data)):
+            raise InputError(f"tensor {tensor.name} changed while copying: not written",
+                             file=copy)
+    if len(written) != len(original.tensors):
+        raise InputError("the copy has a different number of tensors: not written", file=copy)

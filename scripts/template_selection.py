@@ -1,0 +1,102 @@
+"""Which template does Ollama >= 0.30 build each variant's prompt with, and how faithfully?
+
+For the small model's GGUF as shipped (its own chat template), without a template, and with the
+variant's verified Hugging Face template embedded, with OLLAMA_GO_TEMPLATE unset, off and on: a
+private daemon registers qwq-fixed and qwq-noprefill, then reports the source it logged
+("template selection"), the source our API probe sees, and the corpus prompts against the HF
+rendering. Prints a Markdown table (docs/fidelity.md quotes it).
+
+    .venv/bin/python scripts/template_selection.py [--version 0.32.15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from qwq_ollama.artifacts.gguf_template import write_with_chat_template
+from qwq_ollama.catalog.builtin_weights import ensure_smollm2
+from qwq_ollama.catalog.conversation import load_corpus
+from qwq_ollama.catalog.render import hf_prompter, render_variant
+from qwq_ollama.catalog.schema import load_catalog
+from qwq_ollama.checks.fidelity import judge_prompts, template_source
+from qwq_ollama.facts import OLLAMA_CURRENT
+from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.server.install import ensure_ollama
+from qwq_ollama.server.private_daemon import OllamaDaemon
+from qwq_ollama.server.registry import Registrar
+
+ROOT = Path(__file__).resolve().parent.parent
+VARIANTS = ("qwq-fixed", "qwq-noprefill")
+SETTINGS = {"unset": {}, "OLLAMA_GO_TEMPLATE=0": {"OLLAMA_GO_TEMPLATE": "0"},
+            "OLLAMA_GO_TEMPLATE=1": {"OLLAMA_GO_TEMPLATE": "1"}}
+
+
+def ggufs(work: Path) -> dict[str, Path]:
+    """The three kinds of weights file, all SmolLM2's tensors."""
+    shipped = ensure_smollm2()
+    base = load_catalog(ROOT / "modelfiles" / "models.yaml")
+    template = render_variant(base, base.variant("qwq-fixed")).hf_template
+    return {"own template (SmolLM2's)": shipped,
+            "no template": write_with_chat_template(shipped, work / "none.gguf", None),
+            "qwq-fixed's HF template": write_with_chat_template(shipped, work / "ours.gguf",
+                                                                template)}
+
+
+def catalog_over(gguf: Path, work: Path) -> Path:
+    """A copy of the catalog whose small weights are this file."""
+    shutil.copytree(ROOT / "templates", work / "templates", dirs_exist_ok=True)
+    data = yaml.safe_load((ROOT / "modelfiles" / "models.yaml").read_text())
+    data["templates"] = str(work / "templates")
+    data["weights"]["smollm2-135m"] = {"gguf": str(gguf)}
+    path = work / "models.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def measure(binary: Path, catalog_file: Path, env: dict[str, str], work: Path) -> list[str]:
+    catalog = load_catalog(catalog_file)
+    corpus = load_corpus()
+    cells = []
+    with OllamaDaemon(binary, work / "models", env=env) as daemon:
+        api = OllamaAPI(daemon.host)
+        Registrar(api, catalog).create(list(VARIANTS), "smollm2-135m")
+        for name in VARIANTS:
+            prompt = hf_prompter(catalog, catalog.variant(name))
+            results = [judge_prompts(c.name, c, prompt(c.messages, c.tools),
+                                     api.render_prompt(name, c.messages, c.tools))
+                       for c in corpus]
+            same = sum(r.status == "pass" for r in results)
+            logged = re.findall(rf'template selection" model=\S*/{name}:latest selected=(\S+)',
+                                daemon.log_path.read_text())
+            cells.append(f"{logged[-1] if logged else '?'} / "
+                         f"{template_source(results, corpus)} / {same} of {len(results)}")
+    shutil.rmtree(work / "models", ignore_errors=True)
+    return cells
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--version", default=OLLAMA_CURRENT)
+    version = parser.parse_args().version
+    binary = ensure_ollama(version).path
+    print(f"Ollama {version}: logged selection / probe / prompts identical to the HF rendering")
+    print()
+    print("| weights file | OLLAMA_GO_TEMPLATE | " + " | ".join(VARIANTS) + " |")
+    print("| --- | --- |" + " --- |" * len(VARIANTS))
+    with tempfile.TemporaryDirectory(prefix="qwq-ollama-selection-") as tmp:
+        work = Path(tmp)
+        for label, gguf in ggufs(work).items():
+            catalog_file = catalog_over(gguf, work)
+            for setting, env in SETTINGS.items():
+                cells = measure(binary, catalog_file, env, work)
+                print(f"| {label} | {setting} | " + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
