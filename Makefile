@@ -1,11 +1,12 @@
-# qwq-ollama: every target installs what it needs (Python deps, Ollama v0.24.0, the small model).
+# qwq-ollama: every target installs what it needs (Python deps, the pinned Ollama versions, the
+# small model). `make models` alone uses your own Ollama daemon at $$OLLAMA_HOST and builds nothing.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 QO     := $(BIN)/qwq-ollama
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast models render golden ollama ollama-build-deps smollm2 bench deps lint clean
+.PHONY: demo test test-fast models render golden ollama ollama-current ollama-build-deps smollm2 bench deps lint clean
 
 deps: $(VENV)/.installed
 
@@ -14,16 +15,31 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check --config-settings editable_mode=compat -e '.[test,game,plot]'
 	touch $@
 
-# Headers llama.cpp needs that the Go module zip leaves out (Debian names); installed only when
-# missing, and only with apt-get as root; otherwise `qwq-ollama install-ollama` says what to do.
-ollama-build-deps:
+# What the builds need beyond Go and gcc, installed only when missing: the headers v0.24.0's
+# llama.cpp needs that the Go module zip leaves out, and CMake + Ninja for v0.32's llama-server
+# (Debian packages with apt-get as root, else CMake and Ninja from PyPI into the venv);
+# otherwise `qwq-ollama install-ollama` says what to do.
+ollama-build-deps: deps
 	@if [ ! -e /usr/include/nlohmann/json_fwd.hpp ] || [ ! -e /usr/include/stb/stb_image.h ]; then \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nlohmann-json3-dev libstb-dev >/dev/null; \
 	  fi; \
 	fi
+	@if ! { command -v cmake && command -v ninja; } >/dev/null 2>&1 && \
+	    ! { [ -x $(BIN)/cmake ] && [ -x $(BIN)/ninja ]; }; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake ninja-build >/dev/null; \
+	  else \
+	    $(BIN)/pip install -q --disable-pip-version-check cmake ninja; \
+	  fi; \
+	fi
 
+# Every pinned Ollama version (the tests run on each); built once per user, see the README.
 ollama: deps ollama-build-deps
+	$(QO) install-ollama --version all
+
+# The current version only: what the demo and the benchmarks run.
+ollama-current: deps ollama-build-deps
 	$(QO) install-ollama
 
 smollm2: deps
@@ -32,7 +48,7 @@ smollm2: deps
 render: deps
 	$(QO) render
 
-demo: ollama smollm2
+demo: ollama-current smollm2
 	$(QO) demo
 
 test: ollama smollm2
@@ -42,12 +58,13 @@ test: ollama smollm2
 test-fast: deps
 	$(BIN)/pytest -m "not live" $(PYTEST_ARGS)
 
-# Real QwQ-32B: render, then register every variant with the daemon at $$OLLAMA_HOST.
-models: ollama
+# Real QwQ-32B: render, then register every variant with your daemon at $$OLLAMA_HOST; nothing is
+# built. WEIGHTS=name picks other weights from the catalog.
+models: deps
 	$(QO) render
-	$(QO) create
+	$(QO) create $(if $(WEIGHTS),--weights $(WEIGHTS))
 
-bench: ollama smollm2
+bench: ollama-current smollm2
 	$(BIN)/python bench/run.py
 
 lint: deps

@@ -270,14 +270,17 @@ def compare(variants: Annotated[list[str], typer.Argument(help="Variants to comp
 
 
 @app.command("install-ollama")
-def install_ollama() -> None:
-    """Find Ollama v0.24.0 on PATH, or build it once into .local/bin; print its path."""
-    from qwq_ollama.server.install import ensure_ollama, find_ollama
+def install_ollama(version: Annotated[Optional[str], typer.Option(
+        "--version", help="A pinned version, or 'all' (what `make test` needs). Default: the "
+        "current one.")] = None) -> None:
+    """Find the pinned Ollama, or build it once into the user's tools cache; print its path."""
+    from qwq_ollama.server.install import CURRENT, PINNED, ensure_ollama, find_ollama
 
-    for note in find_ollama().notes:
-        _err(f"note: {note}")
-    binary = ensure_ollama()
-    typer.echo(f"{binary.path} (Ollama {binary.version}, {binary.origin})")
+    for wanted in list(PINNED) if version == "all" else [version or CURRENT]:
+        for note in find_ollama(wanted).notes:
+            _err(f"note: {note}")
+        binary = ensure_ollama(wanted)
+        typer.echo(f"{binary.path} (Ollama {binary.version}, {binary.origin})")
 
 
 @app.command("fetch-smollm2")

@@ -1,4 +1,5 @@
-"""Where the project keeps its tools and caches: all git-ignored, all overridable.
+"""Where the project keeps its caches (in the checkout, git-ignored) and the Ollama builds it
+makes (per user, shared by every clone): all overridable.
 
 Worked out with os.path and handed out as Path. The quick `create` check
 (server/quick_create.py) runs before anything has imported pathlib, which costs a tenth of that
@@ -48,7 +49,13 @@ def cache_dir() -> Path:
     return _path(cache_root())
 
 
-def bin_dir() -> Path:
-    """`QWQ_OLLAMA_BIN`, else `.local/bin/` in the checkout: where a built `ollama` goes."""
-    return _path(os.environ.get("QWQ_OLLAMA_BIN") or os.path.join(checkout_root(), ".local",
-                                                                   "bin"))
+def tools_dir() -> Path:
+    """`QWQ_OLLAMA_TOOLS`, else `qwq-ollama/tools` in the user's cache: built Ollama versions.
+
+    Per user, not per checkout, so every clone on the machine shares one build of each version.
+    """
+    configured = os.environ.get("QWQ_OLLAMA_TOOLS")
+    if configured:
+        return _path(configured)
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return _path(os.path.join(cache, "qwq-ollama", "tools"))

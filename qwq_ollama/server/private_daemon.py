@@ -1,7 +1,8 @@
 """A private `ollama serve` the tool owns: its own loopback port, models dir and home.
 
-Tests and the demo use it so that a user's own daemon and models are never touched. It stops
-the whole process group (server and runners), so no process outlives it.
+Tests and the demo use it so that a user's own daemon and models are never touched, and it
+stays offline (`OLLAMA_NO_CLOUD=1`: v0.32 otherwise asks ollama.com for model recommendations at
+start). It stops the whole process group (server and runners), so no process outlives it.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ class OllamaDaemon:
         home.mkdir(parents=True, exist_ok=True)
         inherited = {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
         env = {**inherited, "OLLAMA_HOST": f"{self.bind_host}:{self.port}",
-               "OLLAMA_MODELS": str(self.models_dir), "HOME": str(home), **self.extra_env}
+               "OLLAMA_MODELS": str(self.models_dir), "HOME": str(home),
+               "OLLAMA_NO_CLOUD": "1", **self.extra_env}
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [str(self.binary), "serve"], stdout=log, stderr=subprocess.STDOUT,
