@@ -19,8 +19,18 @@ app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions
 
 CatalogOpt = Annotated[Optional[Path], typer.Option("--catalog", help="The catalog YAML "
                        "(default: $QWQ_OLLAMA_CATALOG or modelfiles/models.yaml).")]
+
+
+def _host_checked(value: Optional[str]) -> Optional[str]:
+    """Refuse a bad --host, or $OLLAMA_HOST without one, before the command does any work."""
+    from qwq_ollama.server.host import resolve_host
+
+    resolve_host(value)
+    return value
+
+
 HostOpt = Annotated[Optional[str], typer.Option("--host", help="Ollama daemon (default: "
-                    "$OLLAMA_HOST or 127.0.0.1:11434).")]
+                    "$OLLAMA_HOST or 127.0.0.1:11434).", callback=_host_checked)]
 WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="Register/render over "
                        "these catalog weights instead of each variant's own.")]
 
@@ -460,7 +470,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except QwqOllamaError as exc:
-        _err(f"Error: {exc}")
+        _err("Error: " + str(exc).replace("\r", "\\r").replace("\n", "\\n"))  # one line
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
