@@ -57,6 +57,8 @@ def render(check: Annotated[bool, typer.Option("--check", help="Change nothing; 
     cat = _catalog(catalog)
     chosen = cat.weights_named(weights) if weights else None
     result = render_all(cat, check=check, out_dir=out, weights=chosen)
+    for note in result.notes:
+        _err(f"note: {note}")
     if check:
         for path in result.stale:
             typer.echo(f"stale: {path}")
