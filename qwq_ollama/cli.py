@@ -19,8 +19,18 @@ app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions
 
 CatalogOpt = Annotated[Optional[Path], typer.Option("--catalog", help="The catalog YAML "
                        "(default: $QWQ_OLLAMA_CATALOG or modelfiles/models.yaml).")]
+
+
+def _host_checked(value: Optional[str]) -> Optional[str]:
+    """Refuse a bad --host, or $OLLAMA_HOST without one, before the command does any work."""
+    from qwq_ollama.server.host import resolve_host
+
+    resolve_host(value)
+    return value
+
+
 HostOpt = Annotated[Optional[str], typer.Option("--host", help="Ollama daemon (default: "
-                    "$OLLAMA_HOST or 127.0.0.1:11434).")]
+                    "$OLLAMA_HOST or 127.0.0.1:11434).", callback=_host_checked)]
 WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="Register/render over "
                        "these catalog weights instead of each variant's own.")]
 
@@ -47,6 +57,8 @@ def render(check: Annotated[bool, typer.Option("--check", help="Change nothing; 
     cat = _catalog(catalog)
     chosen = cat.weights_named(weights) if weights else None
     result = render_all(cat, check=check, out_dir=out, weights=chosen)
+    for note in result.notes:
+        _err(f"note: {note}")
     if check:
         for path in result.stale:
             typer.echo(f"stale: {path}")
@@ -517,7 +529,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except QwqOllamaError as exc:
-        _err(f"Error: {exc}")
+        _err("Error: " + str(exc).replace("\r", "\\r").replace("\n", "\\n"))  # one line
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

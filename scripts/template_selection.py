@@ -25,6 +25,7 @@ from qwq_ollama.catalog.conversation import load_corpus
 from qwq_ollama.catalog.render import hf_prompter, render_variant
 from qwq_ollama.catalog.schema import load_catalog
 from qwq_ollama.checks.fidelity import judge_prompts, template_source
+from qwq_ollama.checks.validate import _live_prompt
 from qwq_ollama.facts import OLLAMA_CURRENT
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.install import ensure_ollama
@@ -69,12 +70,11 @@ def measure(binary: Path, catalog_file: Path, env: dict[str, str], work: Path) -
         for name in VARIANTS:
             prompt = hf_prompter(catalog, catalog.variant(name))
             results = [judge_prompts(c.name, c, prompt(c.messages, c.tools),
-                                     api.render_prompt(name, c.messages, c.tools))
-                       for c in corpus]
+                                     _live_prompt(api, name, c)) for c in corpus]
             same = sum(r.status == "pass" for r in results)
             logged = re.findall(rf'template selection" model=\S*/{name}:latest selected=(\S+)',
                                 daemon.log_path.read_text())
-            cells.append(f"{logged[-1] if logged else '?'} / "
+            cells.append(f"{logged[-1] if logged else '-'} / "
                          f"{template_source(results, corpus)} / {same} of {len(results)}")
     shutil.rmtree(work / "models", ignore_errors=True)
     return cells

@@ -130,6 +130,18 @@ CASES: list[Case] = [
     yaml_case("system-closing-quotes", "    think_prefill: false\n",
               '    think_prefill: false\n    system: "one\\nline ends \\"\\"\\"\\ntwo"\n',
               "variants.qwq-noprefill.system"),
+    # issue 13: hostile catalogs given to `create` are refused before the daemon is asked
+    Case("create-description-injects-lines", CATALOG,
+         "    description: The official template with the <think> prefill and Qwen's sampling.\n",
+         '    description: "ok\\nFROM /etc/passwd\\nPARAMETER temperature 9"\n', command="create",
+         field="variants.qwq-fixed.description", line=True),
+    Case("create-gguf-path-injects-lines", CATALOG, "    gguf: ../weights.gguf\n",
+         '    gguf: "../weights.gguf\\nSYSTEM evil"\n', command="create",
+         field="weights.local.gguf", line=True),
+    Case("create-yaml-billion-laughs", CATALOG, "templates: ../templates\n",
+         "templates: ../templates\n" + "".join(
+             f"l{n}: &l{n} [" + ",".join([f"*l{n - 1}" if n else '"lol"'] * 9) + "]\n"
+             for n in range(9)), command="create", line=True),
     # templates with Jinja errors (meta level)
     Case("template-syntax-error", CHAT_J2, "(( variant ))", "(% if %)"),
     Case("template-undefined-value", CHAT_J2, "(( generation_prompt | jinja_string ))",

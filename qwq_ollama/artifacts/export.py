@@ -284,7 +284,7 @@ def _command_comment(variant: Variant, params: Mapping[str, Any], kind: str, one
     stops = params.get("stop") or []
     if stops:
         lines.append(f"# stop: llama.cpp ends at the model's end-of-generation tokens; Ollama also "
-                     f"stops at {', '.join(stops)}")
+                     f"stops at {', '.join(map(repr, stops))}")  # repr: a line break stays here
     if kind == "llama-server":
         lines.append("# llama-server: these are defaults; a request's own sampling fields "
                      "override them")

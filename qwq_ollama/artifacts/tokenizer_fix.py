@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from qwq_ollama.atomic import write_text_atomic
+from qwq_ollama.catalog.load import check_json_depth
 from qwq_ollama.errors import InputError
 
 VISION_PAD = "<|vision_pad|>"
@@ -69,6 +70,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _parse(text: str, path: Path) -> dict[str, Any]:
+    check_json_depth(text, path)
     try:
         data = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as exc:

@@ -54,5 +54,7 @@ def render_chat(source: str, messages: list[dict[str, Any]], *,
                                add_generation_prompt=add_generation_prompt, **extra)
     except jinja2.TemplateSyntaxError as exc:
         raise InputError(f"chat template syntax error: {exc.message}", line=exc.lineno) from None
+    except SyntaxError as exc:  # Jinja compiles `{% break %}` outside a loop to broken Python
+        raise InputError(f"chat template does not compile: {exc.msg}") from None
     except jinja2.TemplateError as exc:
         raise InputError(f"chat template failed on this conversation: {exc}") from None

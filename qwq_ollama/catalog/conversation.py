@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qwq_ollama.catalog.load import load_json
 from qwq_ollama.errors import InputError
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -21,16 +22,11 @@ class Conversation:
 
 
 def load_conversation(path: Path) -> Conversation:
-    """A list of messages, or an object with `messages` and optional `tools`."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("file not found", file=path) from None
-    except UnicodeDecodeError:
-        raise InputError("not UTF-8 text", file=path) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON: {exc.msg}", file=path, line=exc.lineno) from None
-    return parse_conversation(data, source=path)
+    """A list of messages, or an object with `messages` and optional `tools`.
+
+    Read bounded in size and depth (catalog/load.py): a hostile file is one InputError.
+    """
+    return parse_conversation(load_json(Path(path)), source=path)
 
 
 def parse_conversation(data: Any, source: Path | str = "<conversation>") -> Conversation:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError,
+                      model_validator)
 
 from qwq_ollama.errors import InputError
 from qwq_ollama.catalog.parameters import PARAMETER_NAMES, Parameters
@@ -23,6 +25,47 @@ from qwq_ollama.catalog.load import KeyPath, LocatedYaml, load_yaml_with_lines
 # on case-insensitive file systems and never contain a path separator.
 NAME_PATTERN = re.compile(r"^[a-z0-9_][a-z0-9_.-]{0,79}$")
 TEMPLATE_FILES = ("chat_template.jinja.j2", "ollama.gotmpl.j2")
+# An Ollama model reference, [host/][namespace/]model[:tag], by the part rules of
+# types/model/name.go (v0.24.0): what `ollama pull` and a Modelfile's FROM accept.
+_PART = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}"
+OLLAMA_REF = re.compile(rf"(?:[A-Za-z0-9_][A-Za-z0-9_.:-]{{0,349}}/)?(?:[A-Za-z0-9_][A-Za-z0-9_-]"
+                        rf"{{0,79}}/)?{_PART}(?::{_PART})?")
+
+
+def _control_character(text: str) -> str | None:
+    """The first control character or line/paragraph separator in `text` (tab allowed)."""
+    return next((ch for ch in text if ch != "\t"
+                 and unicodedata.category(ch) in ("Cc", "Zl", "Zp")), None)
+
+
+def _one_line(text: str) -> str:
+    """A description lands in comments (a Modelfile's header, an exported script's), where a
+    line break would end the comment and start a command."""
+    bad = _control_character(text)
+    if bad is not None:
+        raise ValueError(f"must be one line of text, without {ascii(bad)}")
+    return text
+
+
+def _ollama_ref(text: str) -> str:
+    """FROM takes the reference bare: anything else would be refused, or read as more."""
+    if not OLLAMA_REF.fullmatch(text):
+        raise ValueError("is not an Ollama model name: [host/][namespace/]model[:tag], each "
+                         "part letters, digits, '_', '-', '.'")
+    return text
+
+
+def _plain_path(text: str) -> str:
+    """A path lands in a Modelfile's FROM and in messages; no file name needs control codes."""
+    bad = _control_character(text)
+    if bad is not None:
+        raise ValueError(f"a path must not contain {ascii(bad)}")
+    return text
+
+
+OneLine = Annotated[str, AfterValidator(_one_line)]
+OllamaRef = Annotated[str, AfterValidator(_ollama_ref)]
+PathText = Annotated[str, Field(min_length=1), AfterValidator(_plain_path)]
 
 
 class HFSource(BaseModel):
@@ -37,10 +80,10 @@ class WeightsSpec(BaseModel):
     """Where a model's weights come from: exactly one source."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    description: str | None = None
-    gguf: str | None = Field(default=None, min_length=1)
+    description: OneLine | None = None
+    gguf: PathText | None = None
     hf: HFSource | None = None
-    ollama: str | None = Field(default=None, min_length=1)
+    ollama: OllamaRef | None = None
     builtin: Literal["smollm2-135m"] | None = None
     license: str | None = None
 
@@ -57,7 +100,7 @@ class VariantSpec(BaseModel):
     """A variant as written: every field optional, filled from `extends` and `defaults`."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    description: str | None = None
+    description: OneLine | None = None
     extends: str | None = None
     weights: str | None = None
     template: str | None = None
@@ -74,7 +117,7 @@ class CatalogSpec(BaseModel):
     """The whole file."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    templates: str = "../templates"
+    templates: PathText = "../templates"
     weights: dict[str, WeightsSpec]
     defaults: VariantSpec = VariantSpec()
     variants: dict[str, VariantSpec] = Field(min_length=1)
@@ -216,7 +259,7 @@ def _explain(error: dict[str, Any], loc: KeyPath) -> str:
 
 
 def _check_name(kind: str, name: str, located: LocatedYaml, path: KeyPath) -> None:
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise located.error(
             f"{kind} name {name!r} is not a valid Ollama model name: use lower-case letters, "
             "digits, '_', '-', '.', starting with a letter, digit or '_', at most 80 characters",

@@ -17,7 +17,7 @@ from qwq_ollama.catalog.schema import Catalog, Variant
 from qwq_ollama.checks.fidelity import judge_prompts, template_source
 from qwq_ollama.checks.findings import Finding, failed
 from qwq_ollama.checks.generation import ChatResult, generate_watched
-from qwq_ollama.errors import DaemonError, QwqOllamaError
+from qwq_ollama.errors import DaemonError, QwqOllamaError, RefusedError
 from qwq_ollama.facts import CHATML_SPECIAL, THINK_CLOSE, THINK_OPEN
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.registry import registration
@@ -95,8 +95,7 @@ def check_fidelity(api: OllamaAPI, catalog: Catalog, variant: Variant) -> Findin
     hf_prompt = hf_prompter(catalog, variant)
     corpus = load_corpus()
     results = [judge_prompts(conv.name, conv, hf_prompt(conv.messages, conv.tools),
-                             api.render_prompt(variant.name, conv.messages, conv.tools))
-               for conv in corpus]
+                             _live_prompt(api, variant.name, conv)) for conv in corpus]
     source = template_source(results, corpus)
     details = {"template_source": source,
                "conversations": [{"name": r.conversation, "status": r.status,
@@ -108,6 +107,16 @@ def check_fidelity(api: OllamaAPI, catalog: Catalog, variant: Variant) -> Findin
                        f"{_SOURCE_WORDS[variant.template_source]}", _SOURCE_FIX,
                        details=details)
     return _fidelity_verdict(variant, results, details)
+
+
+def _live_prompt(api: OllamaAPI, name: str, conv: Any) -> str:
+    """The daemon's prompt, or what it said when it refused to build one (a template without
+    tools refuses a conversation that has them): that differs from every HF prompt, so it
+    fails the conversation with the daemon's reason in the report."""
+    try:
+        return api.render_prompt(name, conv.messages, conv.tools)
+    except RefusedError as exc:
+        return f"(refused: {exc.detail})"
 
 
 _SOURCE_WORDS = {"go_template": "Modelfile TEMPLATE (Go)",

@@ -194,7 +194,10 @@ class OllamaAPI:
             detail = reply.text
         if reply.status_code == 404 and "not found" in str(detail):
             raise DaemonError(f"cannot {what}: {detail} (run `qwq-ollama create` first?)")
-        raise DaemonError(f"cannot {what}: {detail} (HTTP {reply.status_code})")
+        message = f"cannot {what}: {detail} (HTTP {reply.status_code})"
+        if reply.status_code < 500:  # the daemon understood, and said no
+            raise RefusedError(message, detail=str(detail))
+        raise DaemonError(message)
 
     def close(self) -> None:
         self.http.close()

@@ -1,33 +1,184 @@
-"""Where the Ollama daemon is: `--host`, $OLLAMA_HOST or the default, as one full URL.
+"""Where the Ollama daemon is: `--host`, else $OLLAMA_HOST, else the default; read as Ollama reads it.
 
-Kept apart from the client so that the quick no-change check of `create` can use it without
-importing the HTTP stack.
+The one reader of host values: the client, the quick `create` path and the CLI's up-front check
+all use it. It runs before the CLI loads, so it imports nothing but `os` (not even urllib).
+
+Every value Ollama (envconfig.Host, v0.24.0) and ollama-python (`_parse_host`) both accept means
+the same here: no scheme is http on port 11434, `http://` is port 80 and `https://` port 443, a
+path is kept. Where they differ, Ollama wins (a bare `ollama.com` is its cloud over https; an
+unspecified address such as 0.0.0.0 is reached over loopback, as its own client does). Where they
+guess (a port that is not one silently becomes the default), this refuses: InputError naming the
+source, so exit 2 and one line.
 """
 
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit
 
-DEFAULT_HOST = "127.0.0.1:11434"
+from qwq_ollama.errors import InputError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 11434
+SCHEME_PORTS = {"http": 80, "https": 443}
+# Characters no host name can hold: URL delimiters, quotes, brackets outside an IPv6 literal.
+_NOT_IN_NAME = set("/\\?#@[]%\"'<>^`{|}:")
+
+
+class DaemonAddress:
+    """A daemon's scheme, host name (IPv6 without brackets), port and path prefix."""
+
+    __slots__ = ("scheme", "hostname", "port", "path")
+
+    def __init__(self, scheme: str, hostname: str, port: int, path: str) -> None:
+        self.scheme, self.hostname, self.port, self.path = scheme, hostname, port, path
+
+    @property
+    def netloc(self) -> str:
+        host = f"[{self.hostname}]" if ":" in self.hostname else self.hostname
+        return f"{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.netloc}{self.path}"
 
 
 def resolve_host(host: str | None = None) -> str:
-    """`host`, else $OLLAMA_HOST, else the default; as a full URL.
+    """`host` (from --host), else $OLLAMA_HOST, else the default; as one full URL.
 
     >>> resolve_host("localhost")
     'http://localhost:11434'
     >>> resolve_host("0.0.0.0:1234")
     'http://127.0.0.1:1234'
     """
-    value = (host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST).strip().strip("\"'")
-    if "://" not in value:
-        value = "http://" + value
-    parts = urlsplit(value)
-    hostname = parts.hostname or "127.0.0.1"
-    if hostname in ("0.0.0.0", "::"):
-        hostname = "127.0.0.1"
-    port = parts.port or (443 if parts.scheme == "https" else 11434)
-    if ":" in hostname:
-        hostname = f"[{hostname}]"
-    return f"{parts.scheme}://{hostname}:{port}{parts.path.rstrip('/')}"
+    return resolve_address(host).url
+
+
+def resolve_address(host: str | None = None) -> DaemonAddress:
+    """Like resolve_host, as parts; an unset or empty $OLLAMA_HOST means the default, as in Ollama."""
+    if host is not None:
+        return parse_host(host, "--host")
+    value = os.environ.get("OLLAMA_HOST", "")
+    if not _clean(value):
+        return DaemonAddress("http", DEFAULT_HOST, DEFAULT_PORT, "")
+    return parse_host(value, "OLLAMA_HOST")
+
+
+def _clean(value: str) -> str:
+    """Ollama's own trimming of the variable: outer spaces, then outer quotes, then spaces."""
+    return value.strip().strip("\"'").strip()
+
+
+def parse_host(value: str, source: str) -> DaemonAddress:
+    """Read one host value; `source` (`--host`, `OLLAMA_HOST`) is named in any refusal.
+
+    The cases ollama-python's doctests list, and Ollama's own:
+
+    >>> def url(value): return parse_host(value, "--host").url
+    >>> url("1.2.3.4"), url(":56789"), url("1.2.3.4:56789")
+    ('http://1.2.3.4:11434', 'http://127.0.0.1:56789', 'http://1.2.3.4:56789')
+    >>> url("http://1.2.3.4"), url("https://1.2.3.4"), url("https://1.2.3.4:56789")
+    ('http://1.2.3.4:80', 'https://1.2.3.4:443', 'https://1.2.3.4:56789')
+    >>> url("example.com"), url("http://example.com"), url("https://example.com")
+    ('http://example.com:11434', 'http://example.com:80', 'https://example.com:443')
+    >>> url("example.com/"), url("example.com:56789/path/"), url("https://example.com:1/a/b")
+    ('http://example.com:11434', 'http://example.com:56789/path', 'https://example.com:1/a/b')
+    >>> url("[0001:002:003:0004::1]"), url("https://[::1]:56789/path")
+    ('http://[0001:002:003:0004::1]:11434', 'https://[::1]:56789/path')
+    >>> url("::1"), url("[::]:8080"), url("ollama.com"), url(" 'localhost:8080' ")
+    ('http://[::1]:11434', 'http://[::1]:8080', 'https://ollama.com:443', 'http://localhost:8080')
+
+    What Ollama would quietly turn into something else is refused:
+
+    >>> url("[::1:11434")
+    Traceback (most recent call last):
+    qwq_ollama.errors.InputError: --host: '[::1:11434': '[' without a closing ']'
+    >>> parse_host("localhost:99999", "OLLAMA_HOST")
+    Traceback (most recent call last):
+    qwq_ollama.errors.InputError: OLLAMA_HOST: 'localhost:99999': port 99999 is not in 1-65535
+    >>> url("localhost:http")
+    Traceback (most recent call last):
+    qwq_ollama.errors.InputError: --host: 'localhost:http': port 'http' is not a number
+    >>> url("http://")
+    Traceback (most recent call last):
+    qwq_ollama.errors.InputError: --host: 'http://': no host name
+    >>> url("ftp://example.com")
+    Traceback (most recent call last):
+    qwq_ollama.errors.InputError: --host: 'ftp://example.com': scheme 'ftp' is not http or https
+    """
+    text = _clean(value)
+    if not text:
+        raise _refuse(source, value, "empty: give host[:port] or http(s)://host[:port]")
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise _refuse(source, value, "contains spaces or control characters")
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "http", text
+        if text == "ollama.com":
+            scheme, rest = "https", "ollama.com:443"
+    elif scheme not in SCHEME_PORTS:
+        raise _refuse(source, value, f"scheme {scheme!r} is not http or https")
+    hostport, slash, path = rest.partition("/")
+    default_port = SCHEME_PORTS[scheme] if sep else DEFAULT_PORT
+    hostname, port = _split_hostport(hostport, default_port, source, value)
+    return DaemonAddress(scheme, _connectable(hostname), port,
+                         ("/" + path).rstrip("/") if slash else "")
+
+
+def _split_hostport(hostport: str, default_port: int, source: str, value: str
+                    ) -> tuple[str, int]:
+    """(host name, port) of `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address."""
+    if hostport.startswith("["):
+        address, closed, after = hostport[1:].partition("]")
+        if not closed:
+            raise _refuse(source, value, "'[' without a closing ']'")
+        if after and not after.startswith(":"):
+            raise _refuse(source, value, f"unexpected {after!r} after ']'")
+        if not _is_ipv6(address):
+            raise _refuse(source, value, f"[{address}] is not an IPv6 address")
+        return address, _port(after[1:], source, value) if after else default_port
+    if hostport.count(":") > 1:  # an IPv6 address without brackets: Ollama gives it no port
+        if not _is_ipv6(hostport):
+            raise _refuse(source, value, f"{hostport!r} is not an IPv6 address; write "
+                          "[address]:port")
+        return hostport, default_port
+    if not hostport:
+        raise _refuse(source, value, "no host name")
+    name, colon, port_text = hostport.partition(":")
+    if any(ch in _NOT_IN_NAME for ch in name):
+        raise _refuse(source, value, f"{name!r} is not a host name")
+    return name or DEFAULT_HOST, _port(port_text, source, value) if colon else default_port
+
+
+def _port(text: str, source: str, value: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise _refuse(source, value, f"port {text!r} is not a number" if text else "empty port")
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise _refuse(source, value, f"port {port} is not in 1-65535")
+    return port
+
+
+def _is_ipv6(text: str) -> bool:
+    if not text or not all(ch in "0123456789abcdefABCDEF:." for ch in text):
+        return False  # also keeps zone ids (%eth0) out: a URL cannot carry them unescaped
+    import ipaddress  # only for IPv6 literals: the quick path never gets here
+
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _connectable(hostname: str) -> str:
+    """An unspecified address can be bound to but not connected to: use loopback, as Ollama's
+    client does."""
+    if hostname == "0.0.0.0":
+        return "127.0.0.1"
+    if ":" in hostname and not hostname.strip(":0"):
+        return "::1"
+    return hostname
+
+
+def _refuse(source: str, value: str, problem: str) -> InputError:
+    return InputError(f"{value.strip()!r}: {problem}", field=source)

@@ -121,14 +121,17 @@ def _inputs_unchanged(stamp: dict[str, object]) -> bool:
 
 
 def connection_target(host_url: str) -> list[object] | None:
-    """`[host, port, netloc]` of a plain-HTTP daemon URL; None when the quick check cannot go."""
-    from urllib.parse import urlsplit
+    """`[host, port, netloc]` of a plain-HTTP daemon URL; None when the quick check cannot go.
 
-    parts = urlsplit(host_url)
-    if (parts.scheme != "http" or parts.path or not parts.hostname or not parts.port
-            or not parts.hostname.isascii()):
+    Read by the same parser as every other host value (server/host.py); `host_url` is already
+    a resolved one, so it cannot be refused here.
+    """
+    from qwq_ollama.server.host import parse_host
+
+    address = parse_host(host_url, "--host")
+    if address.scheme != "http" or address.path or not address.hostname.isascii():
         return None  # https, a path prefix or an IDN host: left to the full client
-    return [parts.hostname, parts.port, parts.netloc]
+    return [address.hostname, address.port, address.netloc]
 
 
 def _get_json(target: list[object], path: str, timeout: float) -> object:
