@@ -60,7 +60,9 @@ def catalog_over(gguf: Path, work: Path) -> Path:
     return path
 
 
-def measure(binary: Path, catalog_file: Path, env: dict[str, str], work: Path) -> list[str]:
+def measure(binary: Path, catalog_file: Path, env: dict[str, str], work: Path,
+            notes: list[str]) -> list[str]:
+    """One table row's cells; names of conversations that differ unexplained go to `notes`."""
     catalog = load_catalog(catalog_file)
     corpus = load_corpus()
     cells = []
@@ -71,11 +73,15 @@ def measure(binary: Path, catalog_file: Path, env: dict[str, str], work: Path) -
             prompt = hf_prompter(catalog, catalog.variant(name))
             results = [judge_prompts(c.name, c, prompt(c.messages, c.tools),
                                      _live_prompt(api, name, c)) for c in corpus]
-            same = sum(r.status == "pass" for r in results)
+            counts = {s: sum(r.status == s for r in results) for s in ("pass", "known", "fail")}
+            unexplained = [r.conversation for r in results if r.status == "fail"]
             logged = re.findall(rf'template selection" model=\S*/{name}:latest selected=(\S+)',
                                 daemon.log_path.read_text())
-            cells.append(f"{logged[-1] if logged else '-'} / "
-                         f"{template_source(results, corpus)} / {same} of {len(results)}")
+            cells.append(f"{logged[-1] if logged else '-'} / {template_source(results, corpus)}"
+                         f" / {counts['pass']} identical, {counts['known']} known, "
+                         f"{counts['fail']} other")
+            if unexplained and len(unexplained) < len(results):
+                notes.append(f"{name}: {', '.join(unexplained)}")
     shutil.rmtree(work / "models", ignore_errors=True)
     return cells
 
@@ -85,17 +91,23 @@ def main() -> None:
     parser.add_argument("--version", default=OLLAMA_CURRENT)
     version = parser.parse_args().version
     binary = ensure_ollama(version).path
-    print(f"Ollama {version}: logged selection / probe / prompts identical to the HF rendering")
+    print(f"Ollama {version}: the source the daemon logged / the source the API probe saw / "
+          "corpus prompts against the HF rendering (identical, known divergence, other)")
     print()
     print("| weights file | OLLAMA_GO_TEMPLATE | " + " | ".join(VARIANTS) + " |")
     print("| --- | --- |" + " --- |" * len(VARIANTS))
+    footnotes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="qwq-ollama-selection-") as tmp:
         work = Path(tmp)
         for label, gguf in ggufs(work).items():
             catalog_file = catalog_over(gguf, work)
             for setting, env in SETTINGS.items():
-                cells = measure(binary, catalog_file, env, work)
+                notes: list[str] = []
+                cells = measure(binary, catalog_file, env, work, notes)
                 print(f"| {label} | {setting} | " + " | ".join(cells) + " |", flush=True)
+                footnotes += [f"- {label}, {setting}, {note}" for note in notes]
+    if footnotes:
+        print("\nConversations that differ in other ways:\n" + "\n".join(footnotes))
 
 
 if __name__ == "__main__":
