@@ -15,15 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from qwq_ollama.catalog.builtin_weights import smollm2_path
 from qwq_ollama.catalog.schema import load_catalog
 from qwq_ollama.server.client import OllamaAPI, parse_show_parameters
-from qwq_ollama.server.quick_create import parse_create_args, request_for, stamp_path
-from qwq_ollama.server.private_daemon import OllamaDaemon
 from qwq_ollama.server.install import OllamaBinary
+from qwq_ollama.server.private_daemon import OllamaDaemon
+from qwq_ollama.server.quick_create import parse_create_args, request_for, stamp_path
 from qwq_ollama.server.registry import CreateReport, stamp_create
-from qwq_ollama.catalog.builtin_weights import smollm2_path
 
-pytestmark = pytest.mark.live
 VARIANTS = ["qwq-fixed", "qwq-noprefill", "qwq-minp", "qwq-baseline"]
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import ollama
 import pytest
 
-from qwq_ollama.server.client import OllamaAPI, parse_show_parameters
-from qwq_ollama.server.private_daemon import OllamaDaemon, process_group_alive
-from qwq_ollama.server.digests import file_digest, hash_ahead
 from qwq_ollama.errors import DaemonError, EnvironmentProblem
+from qwq_ollama.server.client import OllamaAPI, parse_show_parameters
+from qwq_ollama.server.digests import file_digest, hash_ahead
 from qwq_ollama.server.install import PINNED_VERSION, build_ollama, find_ollama
+from qwq_ollama.server.private_daemon import OllamaDaemon, process_group_alive
 
 
 def test_daemon_reports_the_pinned_version(daemon, ollama_binary) -> None:

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from qwq_ollama.catalog.schema import Catalog
-from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.checks.doctor import Finding, diagnose, loaded_models
+from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.registry import Registrar
 
 from .conftest import run_cli
