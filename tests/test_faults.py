@@ -16,6 +16,7 @@ from filelock import FileLock
 
 from qwq_ollama.catalog.schema import load_catalog
 from qwq_ollama.errors import DaemonError
+from qwq_ollama.paths import cache_dir
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.private_daemon import OllamaDaemon
 from qwq_ollama.server.registry import Registrar, desired_state, drift
@@ -139,13 +140,16 @@ def test_unwritable_output_dir_is_exit_2(project_copy: Path) -> None:
     assert blocker.read_text() == "a file, not a folder"
 
 
-def test_a_second_create_is_told_another_is_running(daemon, registered, tmp_path) -> None:
-    from qwq_ollama.paths import cache_dir
-
+def test_a_second_create_is_told_another_is_running(daemon, registered,
+                                                     project_copy: Path) -> None:
+    # Work to do (a variant not registered yet): an unchanged re-run is answered from its stamp
+    # without the lock, so it would pass or fail by what earlier tests left behind.
+    catalog = catalog_with_copies(project_copy, "qwq-fixed", prefix="locked")
     slug = daemon.host.replace("://", "-").replace(":", "-").replace(".", "-")
     lock = FileLock(str(cache_dir() / "locks" / f"create-{slug}.lock"))
     with lock:
-        result = run_cli("create", "--weights", "smollm2-135m", "--host", daemon.host)
+        result = run_cli("create", "locked-qwq-fixed", "--weights", "smollm2-135m",
+                         "--catalog", str(catalog.path), "--host", daemon.host)
     assert result.returncode == 2
     assert result.stderr.startswith(
         f"Error: another `qwq-ollama create` is registering models with {daemon.host}")
