@@ -32,6 +32,7 @@ OFFICIAL_TEMPLATE = (DATA / "official" / "qwq-32b.chat_template.jinja").read_tex
 LIVE_FIXTURES = frozenset({"ollama_binary", "daemon", "api", "registered"})
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark `live` every test whose fixture closure reaches the daemon or the binary."""
     for item in items:

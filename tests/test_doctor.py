@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
+import ollama
 import pytest
 
 from qwq_ollama.catalog.schema import Catalog
@@ -84,7 +86,23 @@ def test_context_above_the_models_own_is_reported(api: OllamaAPI, in_sync: Catal
     assert {f.level for f in context} == {"warn"}
 
 
+def unload_everything(api: OllamaAPI) -> None:
+    """Empty the daemon's memory and wait until /api/ps says so.
+
+    Every variant over the same weights shares one runner, which /api/ps lists under the name
+    of whichever model loaded it: without this the name depends on which test chatted last.
+    """
+    client = ollama.Client(host=api.host)
+    for model in loaded_models(api):
+        client.generate(model=model["name"], keep_alive=0)
+    deadline = time.monotonic() + 60
+    while loaded_models(api):
+        assert time.monotonic() < deadline, loaded_models(api)
+        time.sleep(0.2)
+
+
 def test_a_loaded_model_shows_its_offload_and_context(api: OllamaAPI, in_sync: Catalog) -> None:
+    unload_everything(api)
     for _ in api.chat_stream("qwq-fixed", [{"role": "user", "content": "Hi"}],
                              options={"num_predict": 1}):
         pass
