@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 QO     := $(BIN)/qwq-ollama
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast models render golden ollama ollama-current ollama-build-deps smollm2 bench deps lint clean
+.PHONY: demo test test-fast models render ollama ollama-current ollama-build-deps smollm2 bench deps lint clean
 
 deps: $(VENV)/.installed
 
@@ -51,10 +51,13 @@ render: deps
 demo: ollama-current smollm2
 	$(QO) demo
 
-test: ollama smollm2
+# Lint first: it takes a second, the live tier takes minutes.
+test: lint ollama smollm2
 	$(QO) render --check
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Everything that needs neither the Ollama binary nor a daemon (tests/conftest.py marks the rest
+# `live`): no build, no daemon, about a minute.
 test-fast: deps
 	$(BIN)/pytest -m "not live" $(PYTEST_ARGS)
 
@@ -68,7 +71,7 @@ bench: ollama-current smollm2
 	$(BIN)/python bench/run.py
 
 lint: deps
-	$(BIN)/python -m pyflakes qwq_ollama tests bench
+	$(BIN)/ruff check qwq_ollama tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,12 +33,12 @@ sys.path.insert(0, str(ROOT))
 
 import ollama  # noqa: E402
 
+from qwq_ollama.catalog.builtin_weights import FILENAME as GGUF_NAME, ensure_smollm2  # noqa: E402
 from qwq_ollama.catalog.schema import load_catalog  # noqa: E402
 from qwq_ollama.server.client import OllamaAPI  # noqa: E402
-from qwq_ollama.server.private_daemon import OllamaDaemon  # noqa: E402
 from qwq_ollama.server.install import ensure_ollama  # noqa: E402
+from qwq_ollama.server.private_daemon import OllamaDaemon  # noqa: E402
 from qwq_ollama.server.registry import Registrar  # noqa: E402
-from qwq_ollama.catalog.builtin_weights import FILENAME as GGUF_NAME, ensure_smollm2  # noqa: E402
 
 try:
     from qwq_ollama.checks.loops import LoopDetector
@@ -99,7 +99,7 @@ def secs(value: float) -> str:
 
 def ratio(tool: list[float], base: list[float]) -> float:
     """Median of the per-run ratios tool/baseline (each pair measured in the same run)."""
-    return median([t / b for t, b in zip(tool, base)])
+    return median([t / b for t, b in zip(tool, base, strict=True)])
 
 
 def speed(r: float) -> str:
@@ -149,7 +149,7 @@ def machine_facts(ollama_version: str) -> list[str]:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return [f"date:     {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+    return [f"date:     {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
             f"cpu:      {cpu}, {cores} cores usable ({os.cpu_count()} online)",
             f"ram:      {mem_kb / 1024 / 1024:.1f} GiB",
             f"os:       {platform.platform()}",
@@ -509,7 +509,7 @@ def print_table(rows: list[Row]) -> None:
     cells = [[r.label, r.tool, r.baseline, r.ratio, r.target, r.met] for r in [head, *rows]]
     widths = [max(len(c[i]) for c in cells) for i in range(6)]
     for n, line in enumerate(cells):
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |")
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |")
         if n == 0:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 

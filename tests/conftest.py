@@ -1,11 +1,17 @@
 """Shared fixtures: a real Ollama daemon on a free loopback port, once per pinned version (every
 live test runs on each), the small model, and a copy of the project's catalog and templates that
-tests may edit."""
+tests may edit.
+
+Tiers: a test is `live` exactly when its fixtures reach the real daemon or the Ollama binary
+(LIVE_FIXTURES); the marker is added here, so it cannot be forgotten. `pytest -m "not live"`
+runs the rest without building Ollama or starting a daemon.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,16 +19,26 @@ from pathlib import Path
 
 import pytest
 
+from qwq_ollama.catalog.builtin_weights import ensure_smollm2
 from qwq_ollama.catalog.schema import Catalog, load_catalog
 from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.private_daemon import OllamaDaemon
 from qwq_ollama.server.install import COMPAT, CURRENT, OllamaBinary, ensure_ollama
+from qwq_ollama.server.private_daemon import OllamaDaemon
 from qwq_ollama.server.registry import Registrar
-from qwq_ollama.catalog.builtin_weights import ensure_smollm2
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 OFFICIAL_TEMPLATE = (DATA / "official" / "qwq-32b.chat_template.jinja").read_text()
+# A test that uses any of these (directly or through another fixture) needs Ollama itself.
+LIVE_FIXTURES = frozenset({"ollama_binary", "daemon", "api", "registered"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `live` every test whose fixture closure reaches the daemon or the binary."""
+    for item in items:
+        if LIVE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.live)
 
 
 @pytest.fixture(autouse=True)
@@ -74,11 +90,32 @@ def registered(api: OllamaAPI, catalog: Catalog) -> Catalog:
 
 
 @pytest.fixture()
+def silent_host() -> Iterator[str]:
+    """A loopback port that accepts connections and never answers: a daemon that hangs."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)  # the kernel completes each handshake; nothing ever reads
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+
+
+@pytest.fixture()
 def project_copy(tmp_path: Path) -> Path:
     """A throwaway copy of modelfiles/ and templates/ (what `render` reads and writes)."""
     for name in ("modelfiles", "templates"):
         shutil.copytree(ROOT / name, tmp_path / name)
     return tmp_path
+
+
+def catalog_with_copies(project: Path, *names: str, prefix: str) -> Catalog:
+    """The project copy's catalog plus `<prefix>-<name>` extending each named variant.
+
+    A test that deletes or changes models works on its own copies, so the shared variants
+    stay as the catalog says whatever order the tests run in.
+    """
+    catalog_file = project / "modelfiles" / "models.yaml"
+    copies = "".join(f"  {prefix}-{name}:\n    extends: {name}\n" for name in names)
+    catalog_file.write_text(catalog_file.read_text() + copies)  # `variants:` comes last
+    return load_catalog(catalog_file)
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None

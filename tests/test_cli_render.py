@@ -6,17 +6,23 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import run_cli
+from qwq_ollama.catalog.schema import Catalog
+
+from .conftest import ROOT, run_cli
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
-def test_committed_outputs_are_current() -> None:
+def test_committed_outputs_are_current(catalog: Catalog) -> None:
+    # Each variant's Modelfile and chat template, and the catalog's JSON Schema.
+    outputs = {"models.schema.json"} | {f"{name}.{kind}" for name in catalog.variants
+                                        for kind in ("Modelfile", "chat_template.jinja")}
+    assert outputs <= {p.name for p in (ROOT / "modelfiles").iterdir()}
     result = run_cli("render", "--check")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.startswith("all 9 outputs are up to date")
+    assert result.stdout.startswith(f"all {len(outputs)} outputs are up to date")
 
 
 def test_check_catches_a_hand_edited_modelfile(project_copy: Path) -> None:

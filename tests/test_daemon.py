@@ -11,13 +11,19 @@ from pathlib import Path
 import ollama
 import pytest
 
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.wire import parse_show_parameters
-from qwq_ollama.server.private_daemon import OllamaDaemon, process_group_alive
-from qwq_ollama.server.digests import file_digest, hash_ahead
 from qwq_ollama.errors import DaemonError, EnvironmentProblem
-from qwq_ollama.server.install import (CURRENT, PINNED, build_ollama, ensure_ollama,
-                                       find_ollama, prefix_for)
+from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.server.digests import file_digest, hash_ahead
+from qwq_ollama.server.install import (
+    CURRENT,
+    PINNED,
+    build_ollama,
+    ensure_ollama,
+    find_ollama,
+    prefix_for,
+)
+from qwq_ollama.server.private_daemon import OllamaDaemon, process_group_alive
+from qwq_ollama.server.wire import parse_show_parameters
 
 
 @pytest.mark.live

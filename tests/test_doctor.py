@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
+import ollama
 import pytest
 
 from qwq_ollama.catalog.schema import Catalog
-from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.checks.doctor import diagnose
 from qwq_ollama.checks.findings import Finding
+from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.registry import Registrar
 
 from .conftest import run_cli
@@ -85,7 +87,23 @@ def test_context_above_the_models_own_is_reported(api: OllamaAPI, in_sync: Catal
     assert {f.status for f in context} == {"warn"}
 
 
+def unload_everything(api: OllamaAPI) -> None:
+    """Empty the daemon's memory and wait until /api/ps says so.
+
+    Every variant over the same weights shares one runner, which /api/ps lists under the name
+    of whichever model loaded it: without this the name depends on which test chatted last.
+    """
+    client = ollama.Client(host=api.host)
+    for model in api.loaded_models():
+        client.generate(model=model["name"], keep_alive=0)
+    deadline = time.monotonic() + 60
+    while api.loaded_models():
+        assert time.monotonic() < deadline, api.loaded_models()
+        time.sleep(0.2)
+
+
 def test_a_loaded_model_shows_its_offload_and_context(api: OllamaAPI, in_sync: Catalog) -> None:
+    unload_everything(api)
     for _ in api.chat_stream("qwq-fixed", [{"role": "user", "content": "Hi"}],
                              options={"num_predict": 1}):
         pass

@@ -9,10 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from qwq_ollama.catalog.schema import Catalog, load_catalog
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.wire import parse_show_parameters
-from qwq_ollama.errors import InputError
 from qwq_ollama.artifacts.export import (
     GUIDE_LITERAL_ORDER,
     PENALTY_ORDER,
@@ -25,8 +21,12 @@ from qwq_ollama.artifacts.export import (
     write_llama_cpp_preset,
 )
 from qwq_ollama.catalog.chat_template import render_chat
-from qwq_ollama.server.registry import base_model_name
 from qwq_ollama.catalog.render import render_variant
+from qwq_ollama.catalog.schema import Catalog, load_catalog
+from qwq_ollama.errors import InputError
+from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.server.registry import base_model_name
+from qwq_ollama.server.wire import parse_show_parameters
 
 from .conftest import run_cli
 

@@ -3,6 +3,7 @@ creates at once. Each ends in a clear message, a non-zero exit, and a consistent
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
@@ -14,12 +15,13 @@ import pytest
 from filelock import FileLock
 
 from qwq_ollama.catalog.schema import load_catalog
+from qwq_ollama.errors import DaemonError
+from qwq_ollama.paths import cache_dir
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.private_daemon import OllamaDaemon
-from qwq_ollama.errors import DaemonError
 from qwq_ollama.server.registry import Registrar, desired_state, drift
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, catalog_with_copies, run_cli
 
 DOWN = "127.0.0.1:9"
 
@@ -35,6 +37,22 @@ def test_daemon_down_before_the_run_is_one_clear_line() -> None:
         assert result.stderr == (f"Error: cannot reach Ollama at http://{DOWN}: start it "
                                  "(`ollama serve`) or point OLLAMA_HOST / --host at a running "
                                  "daemon\n")
+
+
+def test_a_daemon_that_never_answers_is_exit_2_with_the_step_marked(silent_host: str,
+                                                                   tmp_path: Path) -> None:
+    out = tmp_path / "partial.json"
+    result = run_cli("validate", "qwq-fixed", "--weights", "smollm2-135m", "--checks",
+                     "registration,generation", "--timeout", "0.5", "--host", silent_host,
+                     "--json", str(out))
+    assert result.returncode == 2, result.stdout + result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and "did not answer within" in last, last
+    assert silent_host in last
+    saved = json.loads(out.read_text())
+    assert saved["failed"] is True
+    marked = [f for f in saved["findings"] if f["status"] == "error"]
+    assert marked and "did not answer within" in marked[0]["message"], saved
 
 
 def test_daemon_killed_during_create_leaves_each_variant_old_or_new(
@@ -123,32 +141,36 @@ def test_unwritable_output_dir_is_exit_2(project_copy: Path) -> None:
     assert blocker.read_text() == "a file, not a folder"
 
 
-def test_a_second_create_is_told_another_is_running(daemon, registered, tmp_path) -> None:
-    from qwq_ollama.paths import cache_dir
-
+def test_a_second_create_is_told_another_is_running(daemon, registered,
+                                                     project_copy: Path) -> None:
+    # Work to do (a variant not registered yet): an unchanged re-run is answered from its stamp
+    # without the lock, so it would pass or fail by what earlier tests left behind.
+    catalog = catalog_with_copies(project_copy, "qwq-fixed", prefix="locked")
     slug = daemon.host.replace("://", "-").replace(":", "-").replace(".", "-")
     lock = FileLock(str(cache_dir() / "locks" / f"create-{slug}.lock"))
     with lock:
-        result = run_cli("create", "--weights", "smollm2-135m", "--host", daemon.host)
+        result = run_cli("create", "locked-qwq-fixed", "--weights", "smollm2-135m",
+                         "--catalog", str(catalog.path), "--host", daemon.host)
     assert result.returncode == 2
     assert result.stderr.startswith(
         f"Error: another `qwq-ollama create` is registering models with {daemon.host}")
 
 
-def test_two_creates_at_once_end_consistent(api: OllamaAPI, daemon, registered) -> None:
-    api.delete("qwq-minp")
-    api.delete("qwq-baseline")
-    cmd = [sys.executable, "-m", "qwq_ollama", "create", "--weights", "smollm2-135m",
-           "--host", daemon.host]
+def test_two_creates_at_once_end_consistent(api: OllamaAPI, daemon, registered,
+                                            project_copy: Path) -> None:
+    catalog = catalog_with_copies(project_copy, "qwq-minp", "qwq-baseline", prefix="raced")
+    names = ["raced-qwq-minp", "raced-qwq-baseline"]
+    cmd = [sys.executable, "-m", "qwq_ollama", "create", *names, "--weights", "smollm2-135m",
+           "--catalog", str(catalog.path), "--host", daemon.host]
     runs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              cwd=ROOT) for _ in range(2)]
     results = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in runs]  # type: ignore[union-attr]
     for code, _out, err in results:
         assert code == 0 or "another `qwq-ollama create` is registering" in err, err
     assert any(code == 0 for code, _, _ in results)
-    weights = registered.weights["smollm2-135m"]
-    for name in registered.variants:
-        assert drift(desired_state(registered, registered.variant(name), weights),
+    weights = catalog.weights["smollm2-135m"]
+    for name in names:
+        assert drift(desired_state(catalog, catalog.variant(name), weights),
                      api.show(name) or {}) == {}, name
 
 

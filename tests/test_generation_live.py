@@ -1,46 +1,40 @@
-"""Generation through the real daemon: the loop detector on recorded and live streams,
-validate's generation and code checks, and compare."""
+"""Generation through the real daemon: the loop detector on live streams, validate's
+generation and code checks, and compare."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
-import pytest
-
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.checks.ab import compare_variants, markdown, plot
-from qwq_ollama.checks.generation import generate_watched
-from qwq_ollama.checks.loops import LoopDetector, load_stream
 from qwq_ollama.catalog.prompts import NamedPrompt, get_prompt
+from qwq_ollama.checks.ab import compare_variants, markdown, plot
+from qwq_ollama.checks.code import check_code, extract_last_python_block
+from qwq_ollama.checks.generation import generate_watched
 from qwq_ollama.checks.validate import validate
+from qwq_ollama.server.client import OllamaAPI
 
-from .conftest import DATA, run_cli
-
-STREAMS = DATA / "streams"
-
-
-def _first_verdict(chunks: list[str]):  # type: ignore[no-untyped-def]
-    detector = LoopDetector()
-    for chunk in chunks:
-        verdict = detector.feed(chunk)
-        if verdict is not None:
-            return verdict
-    return None
+from .conftest import run_cli
 
 
-@pytest.mark.parametrize("name", ["real-normal-sky", "real-normal-code"])
-def test_recorded_normal_answers_do_not_fire(name: str) -> None:
-    assert _first_verdict(load_stream(STREAMS / f"{name}.json")) is None
+class RecordingAPI(OllamaAPI):
+    """The daemon as a check sees it, keeping the answer text of every chat it streamed."""
 
+    def __init__(self, host: str) -> None:
+        super().__init__(host)
+        self.answers: list[str] = []
 
-@pytest.mark.parametrize("name", ["real-loop-the-end", "real-loop-identifier",
-                                  "real-loop-rambling"])
-def test_recorded_runaways_are_stopped_within_200_tokens_of_the_loop(name: str) -> None:
-    chunks = load_stream(STREAMS / f"{name}.json")
-    verdict = _first_verdict(chunks)
-    assert verdict is not None
-    assert verdict.detected_at_token - verdict.loop_start_token <= 200
-    assert verdict.detected_at_token < len(chunks)  # well before num_predict (400) ran out
+    def chat_stream(self, model: str, messages: list[dict[str, Any]], **kwargs: Any
+                    ) -> Iterator[Any]:
+        self.answers.append("")
+        stream = super().chat_stream(model, messages, **kwargs)
+        try:
+            for part in stream:
+                self.answers[-1] += part.message.content or ""
+                yield part
+        finally:
+            stream.close()
 
 
 def test_a_live_runaway_is_aborted_early(api: OllamaAPI, registered) -> None:
@@ -82,17 +76,25 @@ def test_validate_generation_checks_on_the_small_model(api: OllamaAPI, registere
     assert noprefill.details["content_chars"] > 0
 
 
-def test_code_check_reports_what_the_small_model_wrote(api: OllamaAPI, registered) -> None:
+def test_code_check_judges_the_program_the_small_model_wrote(daemon, registered) -> None:
+    api = RecordingAPI(daemon.host)
     report = validate(api, registered, ["qwq-noprefill"], weights_name="smollm2-135m",
                       checks=("code",), seed=1, code_prompt="add-function", num_predict=400)
-    finding = report.findings[0]
-    # Either way the reason is specific: the program compiles, or what is wrong with it.
-    if finding.status == "pass":
-        assert finding.details["code"]["compiles"] is True
+    [finding] = report.findings
+    [answer] = api.answers
+    assert finding.details["answer_chars"] == len(answer)
+    # The verdict must be the one the code checker gives the answer the model really wrote.
+    source = extract_last_python_block(answer)
+    if source is None:
+        assert finding.status == "fail" and "no python code block" in finding.message
+        return
+    judged = check_code(source)
+    assert finding.details["code"] == asdict(judged)
+    if judged.ok:
+        assert finding.status == "pass" or finding.message.startswith("loop: "), finding.message
     else:
         assert finding.status == "fail"
-        assert any(word in finding.message for word in
-                   ("no python code block", "syntax error", "undefined names", "loop"))
+        assert (judged.syntax_error or judged.undefined_names[0]) in finding.message
 
 
 def test_compare_reports_per_variant_with_a_plot(api: OllamaAPI, registered,

@@ -12,9 +12,8 @@ import gguf
 import numpy as np
 import pytest
 
-from qwq_ollama.errors import InputError
 from qwq_ollama.artifacts.gguf import GGUFReport, inspect_gguf
-from qwq_ollama.catalog.builtin_weights import ensure_smollm2
+from qwq_ollama.errors import InputError
 
 OFFICIAL = (Path(__file__).parent / "data" / "official" / "qwq-32b.chat_template.jinja").read_text()
 NO_PREFILL = OFFICIAL.replace("'<|im_start|>assistant\\n<think>\\n'", "'<|im_start|>assistant\\n'")
@@ -51,9 +50,8 @@ def write_qwen2(path: Path, *, pad: int = EOS, context: int = 131072, yarn: bool
 
 
 @pytest.fixture(scope="module")
-def smol() -> tuple[Path, GGUFReport]:
-    path = ensure_smollm2()
-    return path, inspect_gguf(path, expected_template=OFFICIAL)
+def smol(small_gguf: Path) -> tuple[Path, GGUFReport]:
+    return small_gguf, inspect_gguf(small_gguf, expected_template=OFFICIAL)
 
 
 def test_small_model_header_values(smol: tuple[Path, GGUFReport]) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from transformers.utils.chat_template_utils import render_jinja_template
 
-from qwq_ollama.catalog.conversation import Conversation, load_corpus, parse_conversation
 from qwq_ollama.catalog.chat_template import render_chat
+from qwq_ollama.catalog.conversation import Conversation, load_corpus, parse_conversation
 from qwq_ollama.catalog.render import render_variant
 
 from .conftest import DATA, OFFICIAL_TEMPLATE

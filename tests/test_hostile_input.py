@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from qwq_ollama.catalog.load import MAX_NODES, load_yaml_with_lines, parse_json, read_text
 from qwq_ollama.catalog.modelfile import parse_modelfile

@@ -8,9 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from qwq_ollama.checks.loops import (
+    LoopDetector,
+    LoopVerdict,
+    detect_loop_in_text,
+    load_stream,
+    split_tokenish,
+)
 from qwq_ollama.errors import InputError
-from qwq_ollama.checks.loops import (LoopDetector, LoopVerdict, detect_loop_in_text,
-                                      load_stream, split_tokenish)
 
 STREAMS = Path(__file__).resolve().parent / "data" / "streams"
 
@@ -199,6 +204,23 @@ def test_the_recorded_near_loop_with_a_changing_number_is_caught() -> None:
     assert first - 2 <= verdict.loop_start_char <= first
     assert len("".join(chunks[:verdict.detected_at_token])) < fifth
     assert verdict.repeats == 4
+
+
+# Recorded from the small model behind the real daemon (see data/streams/README.md).
+@pytest.mark.parametrize("name", ["real-normal-sky", "real-normal-code"])
+def test_recorded_normal_answers_of_the_small_model_do_not_fire(name: str) -> None:
+    verdict, _ = run_stream(load_stream(STREAMS / f"{name}.json"))
+    assert verdict is None
+
+
+@pytest.mark.parametrize("name", ["real-loop-the-end", "real-loop-identifier",
+                                  "real-loop-rambling"])
+def test_recorded_runaways_of_the_small_model_are_stopped_within_200_tokens(name: str) -> None:
+    chunks = load_stream(STREAMS / f"{name}.json")
+    verdict, _ = run_stream(chunks)
+    assert verdict is not None
+    assert verdict.detected_at_token - verdict.loop_start_token <= 200
+    assert verdict.detected_at_token < len(chunks)  # well before num_predict (400) ran out
 
 
 def test_a_malformed_recording_names_the_file(tmp_path: Path) -> None:

@@ -16,16 +16,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from qwq_ollama.catalog.gotemplate import parse_problems
 from qwq_ollama.catalog.render import render_all, render_variant
 from qwq_ollama.catalog.schema import load_catalog
 from qwq_ollama.errors import InputError, RefusedError
-from qwq_ollama.server.client import OllamaAPI, blob_digest_of, parse_show_parameters
-
+from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.registry import Registrar, base_model_name
+from qwq_ollama.server.wire import blob_digest_of, parse_show_parameters
 
 from .conftest import ROOT
 from .test_modelfile_roundtrip import texts

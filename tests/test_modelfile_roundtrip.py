@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import os
 import struct
-import unicodedata
 import subprocess
+import unicodedata
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.wire import parse_show_parameters
 from qwq_ollama.catalog.modelfile import Unrepresentable, parameter_value, quote_value
+from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.registry import Registrar, base_model_name
+from qwq_ollama.server.wire import parse_show_parameters
 
 BUDGET = 150
 TRICKY = [
@@ -39,9 +38,6 @@ go_plain_texts = texts.filter(lambda t: "{{" not in t and "}}" not in t)
 numbers = st.floats(min_value=0.0, max_value=2.0, allow_nan=False, width=32)
 seeds = st.integers(min_value=-(2**31), max_value=2**40)
 
-ran = {"kept": 0, "refused": 0}
-
-
 @pytest.fixture(scope="module")
 def base(api: OllamaAPI, catalog) -> str:
     Registrar(api, catalog).create(["qwq-fixed"], "smollm2-135m")
@@ -60,33 +56,41 @@ def _f32(x: float) -> float:
     return float(struct.unpack("f", struct.pack("f", x))[0])
 
 
-@settings(max_examples=BUDGET, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(system=texts, template=go_plain_texts, stop=texts, temperature=numbers, seed=seeds)
 def test_values_round_trip_or_are_refused(ollama_binary, daemon, api: OllamaAPI, base: str,
-                                          tmp_path_factory, system: str, template: str,
-                                          stop: str, temperature: float, seed: int) -> None:
-    tmp = tmp_path_factory.mktemp("mf")
-    try:
-        lines = [f"FROM {base}", f"TEMPLATE {quote_value(template)}",
-                 f"SYSTEM {quote_value(system)}", f"PARAMETER stop {parameter_value(stop)}",
-                 f"PARAMETER temperature {parameter_value(temperature)}",
-                 f"PARAMETER seed {parameter_value(seed)}"]
-    except Unrepresentable:
-        ran["refused"] += 1
-        _assert_ollama_would_change_it(ollama_binary.path, daemon.host, api, base, tmp,
-                                       system, template, stop)
-        return
-    result = _create(ollama_binary.path, daemon.host, "\n".join(lines) + "\n", tmp)
-    assert result.returncode == 0, result.stderr
-    shown = api.show("roundtrip") or {}
-    assert shown.get("template") == template
-    assert shown.get("system") == system
-    params = parse_show_parameters(shown.get("parameters", ""))
-    assert params["stop"] == [stop]
-    assert params["seed"] == seed or (abs(seed) > 2**53)
-    assert _f32(params["temperature"]) == _f32(temperature)
-    ran["kept"] += 1
+                                          tmp_path_factory, capsys) -> None:
+    ran = {"kept": 0, "refused": 0}
+
+    @settings(max_examples=BUDGET, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(system=texts, template=go_plain_texts, stop=texts, temperature=numbers, seed=seeds)
+    def one_case(system: str, template: str, stop: str, temperature: float, seed: int) -> None:
+        tmp = tmp_path_factory.mktemp("mf")
+        try:
+            lines = [f"FROM {base}", f"TEMPLATE {quote_value(template)}",
+                     f"SYSTEM {quote_value(system)}", f"PARAMETER stop {parameter_value(stop)}",
+                     f"PARAMETER temperature {parameter_value(temperature)}",
+                     f"PARAMETER seed {parameter_value(seed)}"]
+        except Unrepresentable:
+            ran["refused"] += 1
+            _assert_ollama_would_change_it(ollama_binary.path, daemon.host, api, base, tmp,
+                                           system, template, stop)
+            return
+        result = _create(ollama_binary.path, daemon.host, "\n".join(lines) + "\n", tmp)
+        assert result.returncode == 0, result.stderr
+        shown = api.show("roundtrip") or {}
+        assert shown.get("template") == template
+        assert shown.get("system") == system
+        params = parse_show_parameters(shown.get("parameters", ""))
+        assert params["stop"] == [stop]
+        assert params["seed"] == seed or (abs(seed) > 2**53)
+        assert _f32(params["temperature"]) == _f32(temperature)
+        ran["kept"] += 1
+
+    one_case()
+    with capsys.disabled():
+        print(f"\nModelfile round-trip: {ran['kept']} kept exactly, "
+              f"{ran['refused']} refused up front, 0 silently changed")
+    assert ran["kept"] + ran["refused"] >= BUDGET
 
 
 def _assert_ollama_would_change_it(binary: Path, host: str, api: OllamaAPI, base: str,
@@ -111,10 +115,3 @@ def _assert_ollama_would_change_it(binary: Path, host: str, api: OllamaAPI, base
     back = (shown.get("template"), shown.get("system"),
             parse_show_parameters(shown.get("parameters", "")).get("stop"))
     assert back != (template, system, [stop]), "refused a value Ollama would have kept"
-
-
-def test_report_how_many_cases_ran(capsys) -> None:
-    with capsys.disabled():
-        print(f"\nModelfile round-trip: {ran['kept']} kept exactly, "
-              f"{ran['refused']} refused up front, 0 silently changed")
-    assert ran["kept"] + ran["refused"] >= BUDGET

@@ -5,12 +5,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.wire import blob_digest_of, parse_show_parameters
-from qwq_ollama.server.registry import Registrar, base_model_name, status
 from qwq_ollama.catalog.render import render_all, render_variant
+from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.server.registry import Registrar, base_model_name, status
+from qwq_ollama.server.wire import blob_digest_of, parse_show_parameters
 
-from .conftest import run_cli
+from .conftest import catalog_with_copies, run_cli
 
 
 def test_every_variant_registers_with_the_catalogs_template_and_parameters(
@@ -37,13 +37,17 @@ def test_variants_share_one_weights_blob_from_the_base_model(api: OllamaAPI, reg
         assert blob_digest_of(api.show(name)["modelfile"]) == digest  # type: ignore[index]
 
 
-def test_deleting_every_variant_keeps_the_weights(api: OllamaAPI, registered) -> None:
-    base = api.show(base_model_name(registered.weights["smollm2-135m"]))
+def test_deleting_a_variant_keeps_the_weights(api: OllamaAPI, registered,
+                                             project_copy: Path) -> None:
+    catalog = catalog_with_copies(project_copy, "qwq-minp", prefix="deleted")
+    Registrar(api, catalog).create(["deleted-qwq-minp"], "smollm2-135m")
+    base = api.show(base_model_name(catalog.weights["smollm2-135m"]))
     digest = blob_digest_of(base["modelfile"])  # type: ignore[index]
-    api.delete("qwq-minp")
+    api.delete("deleted-qwq-minp")
+    assert api.show("deleted-qwq-minp") is None
     assert api.has_blob(digest)  # type: ignore[arg-type]
-    report = Registrar(api, registered).create(["qwq-minp"], "smollm2-135m")
-    assert report.created == ["qwq-minp"] and not report.base_created
+    report = Registrar(api, catalog).create(["deleted-qwq-minp"], "smollm2-135m")
+    assert report.created == ["deleted-qwq-minp"] and not report.base_created
 
 
 def test_second_create_changes_nothing_and_says_so(daemon, registered) -> None:
@@ -54,18 +58,23 @@ def test_second_create_changes_nothing_and_says_so(daemon, registered) -> None:
     assert "created" not in result.stdout
 
 
-def test_list_shows_registration_and_drift(api: OllamaAPI, daemon, registered) -> None:
-    result = run_cli("list", "--weights", "smollm2-135m", "--host", daemon.host)
+def test_list_shows_registration_and_drift(api: OllamaAPI, daemon, registered,
+                                           project_copy: Path) -> None:
+    catalog = catalog_with_copies(project_copy, "qwq-baseline", prefix="drifted")
+    Registrar(api, catalog).create(["drifted-qwq-baseline"], "smollm2-135m")
+    result = run_cli("list", "--weights", "smollm2-135m", "--host", daemon.host,
+                     "--catalog", str(catalog.path))
     assert result.returncode == 0, result.stderr
-    assert "qwq-fixed" in result.stdout and "up to date" in result.stdout
-    for _ in api.create("qwq-baseline", from_="qwq-baseline",
+    [row] = [ln for ln in result.stdout.splitlines() if "drifted-qwq-baseline" in ln]
+    assert "up to date" in row, result.stdout
+    for _ in api.create("drifted-qwq-baseline", from_="drifted-qwq-baseline",
                         parameters={"repeat_penalty": 1.3}):
         pass
-    rows = {r.variant: r for r in status(api, registered, "smollm2-135m")}
-    assert list(rows["qwq-baseline"].drift) == ["parameters"]
+    rows = {r.variant: r for r in status(api, catalog, "smollm2-135m")}
+    assert list(rows["drifted-qwq-baseline"].drift) == ["parameters"]
     assert rows["qwq-fixed"].drift == {}
-    report = Registrar(api, registered).create(["qwq-baseline"], "smollm2-135m")
-    assert report.created == ["qwq-baseline"]
+    report = Registrar(api, catalog).create(["drifted-qwq-baseline"], "smollm2-135m")
+    assert report.created == ["drifted-qwq-baseline"]
 
 
 def test_rendered_modelfiles_work_with_ollama_create_by_hand(

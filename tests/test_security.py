@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from qwq_ollama.errors import InputError
 from qwq_ollama.catalog.chat_template import render_chat
+from qwq_ollama.errors import InputError
+from qwq_ollama.server.private_daemon import OllamaDaemon
 
 from .conftest import run_cli
 
@@ -33,27 +34,31 @@ def test_secrets_never_appear_in_output_logs_or_reports(daemon, registered, tmp_
     env = {"HF_TOKEN": SECRET, "HUGGING_FACE_HUB_TOKEN": SECRET}
     conv = tmp_path / "c.json"
     conv.write_text(json.dumps([{"role": "user", "content": "hi"}]))
-    outputs = []
-    for args in (["render", "--check"], ["list", "--weights", "smollm2-135m"],
-                 ["prompt", "qwq-fixed", "--messages", str(conv), "--engine", "ollama"],
-                 ["validate", "qwq-fixed", "--weights", "smollm2-135m", "--checks",
-                  "fidelity,registration", "--json", str(tmp_path / "v.json"),
-                  "--report", str(tmp_path / "v.md")],
-                 ["create", "--weights", "nowhere"], ["prompt", "nope", "--messages", "x"]):
-        result = run_cli(*args, "--host", daemon.host, env=env) if args[0] not in (
-            "render",) else run_cli(*args, env=env)
-        outputs += [result.stdout, result.stderr]
+    host = ["--host", daemon.host]
+    runs = {name: run_cli(*args, env=env) for name, args in {
+        "render": ["render", "--check"],
+        "list": ["list", "--weights", "smollm2-135m", *host],
+        "prompt": ["prompt", "qwq-fixed", "--messages", str(conv), "--engine", "ollama", *host],
+        "validate": ["validate", "qwq-fixed", "--weights", "smollm2-135m", "--checks",
+                     "fidelity,registration", "--json", str(tmp_path / "v.json"),
+                     "--report", str(tmp_path / "v.md"), *host],
+        "create-unknown-weights": ["create", "--weights", "nowhere", *host],
+        "prompt-unknown-variant": ["prompt", "nope", "--messages", "x", *host],
+    }.items()}
+    # Each command did its work (or refused its bad input), so there was output to leak into.
+    assert {name: r.returncode for name, r in runs.items()} == {
+        "render": 0, "list": 0, "prompt": 0, "validate": 0, "create-unknown-weights": 2,
+        "prompt-unknown-variant": 2}
+    assert "qwq-fixed" in runs["validate"].stdout  # the validate run produced its table
+    outputs = [text for r in runs.values() for text in (r.stdout, r.stderr)]
     outputs += [(tmp_path / "v.json").read_text(), (tmp_path / "v.md").read_text(),
                 daemon.log_path.read_text(errors="replace")]
-    assert outputs[6]  # the validate run produced a table
     for text in outputs:
         assert SECRET not in text
 
 
 def test_the_private_daemon_does_not_inherit_tokens(ollama_binary, tmp_path: Path,
                                                     monkeypatch) -> None:
-    from qwq_ollama.server.private_daemon import OllamaDaemon
-
     monkeypatch.setenv("HF_TOKEN", SECRET)
     with OllamaDaemon(ollama_binary.path, tmp_path / "models") as daemon:
         environ = Path(f"/proc/{daemon.process.pid}/environ").read_bytes()  # type: ignore[union-attr]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from qwq_ollama.errors import InputError
 from qwq_ollama.artifacts.tokenizer_fix import fix_tokenizer_config
+from qwq_ollama.errors import InputError
 
 
 def added(token_id: int, content: str) -> str:
