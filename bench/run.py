@@ -35,15 +35,11 @@ import ollama  # noqa: E402
 
 from qwq_ollama.catalog.builtin_weights import FILENAME as GGUF_NAME, ensure_smollm2  # noqa: E402
 from qwq_ollama.catalog.schema import load_catalog  # noqa: E402
+from qwq_ollama.checks.loops import LoopDetector  # noqa: E402
 from qwq_ollama.server.client import OllamaAPI  # noqa: E402
 from qwq_ollama.server.install import ensure_ollama  # noqa: E402
 from qwq_ollama.server.private_daemon import OllamaDaemon  # noqa: E402
 from qwq_ollama.server.registry import Registrar  # noqa: E402
-
-try:
-    from qwq_ollama.checks.loops import LoopDetector
-except ImportError:  # written in parallel by someone else; its row then says so
-    LoopDetector = None  # type: ignore[assignment,misc]
 
 SECTIONS = ("cold", "startup", "loop", "parallel", "hash")
 WEIGHTS = "smollm2-135m"
@@ -384,9 +380,6 @@ def cut_generation(client: ollama.Client, prompt: str) -> tuple[float, int, obje
 
 def loop_row(client: ollama.Client, name: str, prompt: str, runs: int) -> Row:
     label = f"runaway generation cut by the loop detector ({name})"
-    if LoopDetector is None:
-        return Row(label, "n/a (loop detector missing)", "-", "-",
-                   f"cut <= {LOOP_TARGET_TOKENS} tokens after loop start", "n/a")
     full = full_generation(client, prompt)
     base = (f"ran to {full.tokens} tok ({full.done_reason}, {secs(full.seconds)}); "
             f"loop from tok {full.loop_start if full.loop_start is not None else '?'}")
