@@ -89,3 +89,19 @@ def test_rendered_modelfiles_work_with_ollama_create_by_hand(
     assert parse_show_parameters(by_hand["parameters"]) == parse_show_parameters(  # type: ignore[index]
         ours["parameters"])  # type: ignore[index]
     assert by_hand["license"] == ours["license"]  # type: ignore[index]
+
+
+def test_the_daemon_remembers_which_file_the_weights_came_from(api: OllamaAPI, registered,
+                                                               small_gguf: Path) -> None:
+    """From 0.30 on the base model holds a converted copy, not the uploaded file: an alias
+    names the file, so a re-run imports nothing on either version."""
+    from qwq_ollama.server.digests import file_digest
+    from qwq_ollama.server.registry import source_alias
+
+    weights = registered.weights["smollm2-135m"]
+    base, alias = base_model_name(weights), source_alias(weights, file_digest(small_gguf))
+    assert blob_digest_of(api.show(alias)["modelfile"]) == blob_digest_of(  # type: ignore[index]
+        api.show(base)["modelfile"])  # type: ignore[index]
+    assert not Registrar(api, registered).create(["qwq-fixed"], "smollm2-135m").base_created
+    aliases = [n for n in api.list_names() if n.startswith(f"{base}:source-")]
+    assert aliases == [f"{alias}"]

@@ -157,6 +157,11 @@ class OllamaAPI:
             for update in self.client.create(model=model, stream=True, **fields):
                 yield update.model_dump(exclude_none=True)
 
+    def copy(self, source: str, destination: str) -> None:
+        """Another name for the same manifest (no blob is copied)."""
+        with self._client_errors(f"Ollama refused to copy {source}", f"while copying {source}"):
+            self.client.copy(source, destination)
+
     def delete(self, model: str) -> None:
         try:
             self.client.delete(model)

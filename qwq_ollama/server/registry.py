@@ -35,6 +35,16 @@ def base_model_name(weights: Weights) -> str:
     return f"{BASE_NAMESPACE}/{weights.name}"
 
 
+def source_alias(weights: Weights, file_digest: str) -> str:
+    """A second name of the base model that says which file it was imported from.
+
+    The base model's own blob cannot say: from Ollama 0.30 on, `create` stores a converted copy
+    of the uploaded GGUF, whose digest is not the file's. The alias lives on the daemon, so any
+    run on any machine learns from one /api/show whether the import can be skipped.
+    """
+    return f"{base_model_name(weights)}:source-{file_digest.removeprefix('sha256:')}"
+
+
 def base_digest(api: OllamaAPI, weights: Weights) -> str | None:
     """The weights blob digest of the base model on this daemon, None if it is absent."""
     base = api.show(base_model_name(weights))
@@ -206,9 +216,23 @@ class Registrar:
         report.weights_files.append(path)
         report.from_hub = report.from_hub or weights.source == "hf"
         digest = file_digest(path)
-        shown = self.api.show(base)
-        if shown is not None and blob_digest_of(shown.get("modelfile", "")) == digest:
-            return base, digest
+        alias = source_alias(weights, digest)
+        report.bases.append(alias)
+        imported = self._blob_of(base)
+        if imported is not None and imported == self._blob_of(alias):
+            return base, imported
+        self._import(weights, path, digest, base)
+        self.api.copy(base, alias)
+        self._forget_other_sources(base, alias)
+        report.base_created = True
+        return base, self._blob_of(base)
+
+    def _blob_of(self, model: str) -> str | None:
+        shown = self.api.show(model)
+        return blob_digest_of(shown.get("modelfile", "")) if shown else None
+
+    def _import(self, weights: Weights, path: Path, digest: str, base: str) -> None:
+        """Upload the GGUF unless the daemon has it, and create the base model from it."""
         if leading_magic(path) != GGUF_MAGIC:
             raise self._gguf_error(weights, path, "not a GGUF file (no GGUF magic bytes)")
         blob_present = self.api.has_blob(digest)
@@ -224,8 +248,13 @@ class Registrar:
         except RefusedError as exc:
             raise self._gguf_error(weights, path, f"Ollama cannot use it: {exc.detail}"
                                    ) from None
-        report.base_created = True
-        return base, digest
+
+    def _forget_other_sources(self, base: str, alias: str) -> None:
+        """Drop the aliases of files imported before: each would keep its old blob alive."""
+        prefix = f"{base}:source-"
+        for name in self.api.list_names():
+            if name.startswith(prefix) and name != alias:
+                self.api.delete(name)
 
     def _check_disk_space(self, path: Path, blob_present: bool) -> None:
         """Refuse up front an import the daemon's disk cannot hold (known for a daemon on this
