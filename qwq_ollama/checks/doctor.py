@@ -15,7 +15,7 @@ import httpx
 
 from qwq_ollama.catalog.schema import Catalog, Variant
 from qwq_ollama.server.client import OllamaAPI, blob_digest_of, parse_show_parameters
-from qwq_ollama.errors import DaemonError
+from qwq_ollama.errors import DaemonError, InputError
 from qwq_ollama.server.registry import base_digest, desired_state, drift, parameters_equal
 
 Level = Literal["ok", "warn", "error"]
@@ -35,8 +35,11 @@ class Finding:
     fix: str | None = None
 
 
-def diagnose(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None) -> list[Finding]:
-    """Every finding: the daemon first, then each variant, then the loaded models."""
+def diagnose(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None,
+             vram: int | None = None) -> list[Finding]:
+    """Every finding: the daemon first, then each variant, then the loaded models.
+
+    With `vram` (bytes free on the GPU), also whether each variant's num_ctx fits on it."""
     version = _version(api)
     if isinstance(version, Finding):
         return [version]
@@ -50,6 +53,8 @@ def diagnose(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None) 
             shown = shown_by_name[variant.name] = api.show(variant.name)
             findings.append(_registration(catalog, variant, shown, bases, weights_name))
             findings.append(_context(variant, shown))
+            if vram is not None and shown is not None:
+                findings.append(_gpu_memory(api, variant, vram))
     except DaemonError as exc:  # the daemon went away or refused a request mid-way
         return [*findings, Finding("error", "daemon", str(exc))]
     findings += _loaded(api, catalog, shown_by_name)
@@ -153,6 +158,19 @@ def _context(variant: Variant, shown: dict[str, Any] | None) -> Finding:
     return Finding("ok", "context", f"{variant.name}: num_ctx {num_ctx} set in the model "
                    f"(the daemon's own default is {DAEMON_DEFAULT_CONTEXT} on CPU-only and "
                    "small-GPU machines unless OLLAMA_CONTEXT_LENGTH is set)")
+
+
+def _gpu_memory(api: OllamaAPI, variant: Variant, vram: int) -> Finding:
+    """Whether llama-server (Ollama v0.32) keeps the variant wholly on a GPU with `vram` free."""
+    from qwq_ollama.checks import memory_plan
+
+    try:
+        shape = memory_plan.model_shape(api, variant.name)
+    except (InputError, httpx.HTTPError, ValueError) as exc:
+        return Finding("warn", "gpu memory", f"{variant.name}: cannot read its tensors ({exc})")
+    num_ctx = variant.parameters.num_ctx or DAEMON_DEFAULT_CONTEXT
+    fits, message, fix = memory_plan.verdict(variant.name, memory_plan.plan(shape, num_ctx, vram))
+    return Finding("ok" if fits else "warn", "gpu memory", message, fix)
 
 
 def loaded_models(api: OllamaAPI) -> list[dict[str, Any]]:
