@@ -127,10 +127,25 @@ class Daemon:
 
 
 def generate(model: str, num_ctx: int, num_predict: int) -> dict:
-    body = {"model": model, "prompt": PROMPT, "stream": False, "keep_alive": "10m",
+    """Stream one greedy generation; the last chunk, plus the decode rate by the client's clock
+    (Ollama v0.32 aborts a run of one repeated token after 30 and then sends no final chunk
+    with eval_count/eval_duration: what zero weights produce)."""
+    body = {"model": model, "prompt": PROMPT, "stream": True, "keep_alive": "10m",
             "options": {"num_ctx": num_ctx, "num_predict": num_predict, "temperature": 0,
                         "seed": 1}}
-    return http("POST", f"http://{HOST}/api/generate", body)
+    req = urllib.request.Request(f"http://{HOST}/api/generate", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    stamps, last = [], {}
+    with urllib.request.urlopen(req, timeout=600) as resp:
+        for line in resp:
+            if line.strip():
+                stamps.append(time.time())
+                last = json.loads(line)
+    last.pop("context", None)
+    last["chunks"] = len(stamps)
+    if len(stamps) > 2:
+        last["client_tps"] = round((len(stamps) - 1) / (stamps[-1] - stamps[0]), 2)
+    return last
 
 
 def unload(model: str, baseline_free: int | None) -> None:
@@ -143,8 +158,9 @@ def unload(model: str, baseline_free: int | None) -> None:
 
 
 def rate(resp: dict) -> float | None:
+    """Ollama's own decode rate when it sent one, else the client's."""
     count, dur = resp.get("eval_count"), resp.get("eval_duration")
-    return round(count / (dur / 1e9), 2) if count and dur else None
+    return round(count / (dur / 1e9), 2) if count and dur else resp.get("client_tps")
 
 
 def point(daemon: Daemon, model: str, num_ctx: int, predict: int, repeats: int) -> dict:
@@ -164,7 +180,7 @@ def point(daemon: Daemon, model: str, num_ctx: int, predict: int, repeats: int) 
         row.update(size=ps[0]["size"], size_vram=ps[0]["size_vram"],
                    context_length=ps[0].get("context_length"))
     row["decode_tps"] = [rate(r) for r in responses]
-    row["eval_count"] = [r.get("eval_count") for r in responses]
+    row["eval_count"] = [r.get("eval_count") or r.get("chunks") for r in responses]
     if responses:
         first = responses[0]
         row.update(load_s=round(first.get("load_duration", 0) / 1e9, 2),
