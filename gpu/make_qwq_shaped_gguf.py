@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""Write a GGUF with QwQ-32B's exact architecture and tensor shapes, but no trained weights.
+
+Memory use, placement and decode speed depend on shapes and quantisation types alone, so this
+file stands in for the real 20 GB download wherever that cannot be had (a GPU machine with no
+network, a benchmark). Quantised blocks are all zeros (scale 0, so every weight is 0), written as
+holes in a sparse file: 17 GB in a second or two, and no disk space until something copies it.
+Norm weights are 1.0; the model's output is token 0, every time.
+
+    make_qwq_shaped_gguf.py write OUT.gguf --tokenizer-from SMOLLM2.gguf [--mix q4_k|q4_k_m]
+    make_qwq_shaped_gguf.py tokenizer SMOLLM2.gguf OUT.gguf    # keep only the tokenizer (2 MB)
+
+The vocabulary: the source tokenizer's tokens, then QwQ's added tokens that it lacks (<think>,
+</think>, <|vision_pad|> ...), then `[PADn]` fillers up to QwQ's 152064 rows, so the embedding
+and output tensors have the real shapes. Needs numpy and gguf (llama.cpp's gguf-py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from gguf import GGMLQuantizationType as QT
+from gguf import GGUFReader, GGUFValueType, GGUFWriter, TokenType
+from gguf.constants import GGML_QUANT_SIZES
+
+ARCH = "qwen2"
+OFFICIAL_TEMPLATE = (Path(__file__).resolve().parents[1] / "tests" / "data" / "official"
+                     / "qwq-32b.chat_template.jinja")
+# Qwen2.5's added tokens, in id order (QwQ-32B's tokenizer_config.json).
+QWEN_ADDED = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>",
+              "<|object_ref_end|>", "<|box_start|>", "<|box_end|>", "<|quad_start|>",
+              "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
+              "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>", "<|fim_prefix|>",
+              "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
+              "<tool_response>", "</tool_response>", "<think>", "</think>"]
+# llama.cpp's Q4_K_M recipe keeps these in Q6_K (llama-quant.cpp, use_more_bits).
+MIXES = ("q4_k", "q4_k_m")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """QwQ-32B's hyperparameters (Qwen/QwQ-32B config.json); smaller ones make test files."""
+
+    layers: int = 64
+    embd: int = 5120
+    ffn: int = 27648
+    heads: int = 40
+    kv_heads: int = 8
+    vocab: int = 152064
+    context: int = 131072
+    original_context: int = 32768
+    rope_base: float = 1e6
+    rms_eps: float = 1e-5
+
+    @property
+    def kv_dim(self) -> int:
+        return self.embd // self.heads * self.kv_heads
+
+
+def tensor_plan(shape: Shape, mix: str) -> list[tuple[str, tuple[int, ...], QT]]:
+    """(name, numpy-order shape, type) of every tensor, in the order llama.cpp's converter writes."""
+    q4, q6 = QT.Q4_K, QT.Q6_K
+    plan = [("token_embd.weight", (shape.vocab, shape.embd), q4)]
+    for i in range(shape.layers):
+        more = mix == "q4_k_m" and _use_more_bits(i, shape.layers)
+        b = f"blk.{i}."
+        plan += [
+            (b + "attn_norm.weight", (shape.embd,), QT.F32),
+            (b + "attn_q.weight", (shape.embd, shape.embd), q4),
+            (b + "attn_q.bias", (shape.embd,), QT.F32),
+            (b + "attn_k.weight", (shape.kv_dim, shape.embd), q4),
+            (b + "attn_k.bias", (shape.kv_dim,), QT.F32),
+            (b + "attn_v.weight", (shape.kv_dim, shape.embd), q6 if more else q4),
+            (b + "attn_v.bias", (shape.kv_dim,), QT.F32),
+            (b + "attn_output.weight", (shape.embd, shape.embd), q4),
+            (b + "ffn_norm.weight", (shape.embd,), QT.F32),
+            (b + "ffn_gate.weight", (shape.ffn, shape.embd), q4),
+            (b + "ffn_up.weight", (shape.ffn, shape.embd), q4),
+            (b + "ffn_down.weight", (shape.embd, shape.ffn), q6 if more else q4),
+        ]
+    plan += [("output_norm.weight", (shape.embd,), QT.F32),
+             ("output.weight", (shape.vocab, shape.embd), q6 if mix == "q4_k_m" else q4)]
+    return plan
+
+
+def _use_more_bits(layer: int, n_layers: int) -> bool:
+    return (layer < n_layers // 8 or layer >= 7 * n_layers // 8
+            or (layer - n_layers // 8) % 3 == 2)
+
+
+def nbytes(shape: tuple[int, ...], qtype: QT) -> int:
+    block, size = GGML_QUANT_SIZES[qtype]
+    count = int(np.prod(shape))
+    if shape[-1] % block:
+        raise ValueError(f"row of {shape[-1]} is not a multiple of {qtype.name}'s {block}")
+    return count // block * size
+
+
+def _fields(reader: GGUFReader, prefix: str) -> dict[str, tuple[object, GGUFValueType]]:
+    """KV pairs under `prefix` as (python value, type): arrays as lists, strings decoded."""
+    out: dict[str, tuple[object, GGUFValueType]] = {}
+    for key, field in reader.fields.items():
+        if not key.startswith(prefix):
+            continue
+        vtype = field.types[0]
+        if vtype == GGUFValueType.ARRAY:
+            sub = field.types[1]
+            items = [field.parts[i] for i in field.data]
+            value = ([bytes(p).decode("utf-8") for p in items] if sub == GGUFValueType.STRING
+                     else [p[0].item() for p in items])
+        elif vtype == GGUFValueType.STRING:
+            value = bytes(field.parts[field.data[0]]).decode("utf-8")
+        else:
+            value = field.parts[field.data[0]][0].item()
+        out[key] = (value, vtype)
+    return out
+
+
+def qwen_vocab(source: Path, vocab: int) -> dict[str, object]:
+    """The source tokenizer widened to `vocab` entries with Qwen's added tokens; ids of specials."""
+    fields = _fields(GGUFReader(source), "tokenizer.ggml.")
+    tokens = list(fields["tokenizer.ggml.tokens"][0])  # type: ignore[arg-type]
+    types = list(fields.get("tokenizer.ggml.token_type", ([TokenType.NORMAL] * len(tokens),))[0])
+    # Ids start at the first ordinary token, as Qwen's do ("!"): with all-zero weights every logit
+    # is 0, greedy decoding picks id 0, and that must not be an end-of-generation token.
+    first = types.index(TokenType.NORMAL)
+    tokens, types = tokens[first:] + tokens[:first], types[first:] + types[:first]
+    known = {t: i for i, t in enumerate(tokens)}
+    for text in QWEN_ADDED:
+        if text not in known:
+            known[text] = len(tokens)
+            tokens.append(text)
+            types.append(TokenType.CONTROL)
+        else:
+            types[known[text]] = TokenType.CONTROL
+    if len(tokens) > vocab:
+        raise ValueError(f"{source}: {len(tokens)} tokens do not fit a vocabulary of {vocab}")
+    for i in range(len(tokens), vocab):
+        tokens.append(f"[PAD{i}]")
+        types.append(TokenType.UNUSED)
+    return {"model": fields["tokenizer.ggml.model"][0], "pre": fields.get(
+        "tokenizer.ggml.pre", ("default",))[0], "tokens": tokens, "types": types,
+        "merges": fields.get("tokenizer.ggml.merges", ([],))[0], "ids": known}
+
+
+def _add_metadata(w: GGUFWriter, shape: Shape, mix: str, tok: dict[str, object],
+                  template: str) -> None:
+    w.add_type("model")
+    w.add_name("QwQ-32B-shaped (zero weights)")
+    w.add_size_label("32B")
+    w.add_file_type(15 if mix == "q4_k_m" else 14)  # MOSTLY_Q4_K_M / MOSTLY_Q4_K_S
+    w.add_quantization_version(2)
+    w.add_context_length(shape.context)
+    w.add_embedding_length(shape.embd)
+    w.add_block_count(shape.layers)
+    w.add_feed_forward_length(shape.ffn)
+    w.add_head_count(shape.heads)
+    w.add_head_count_kv(shape.kv_heads)
+    w.add_rope_freq_base(shape.rope_base)
+    w.add_layer_norm_rms_eps(shape.rms_eps)
+    w.add_string(f"{ARCH}.rope.scaling.type", "yarn")
+    w.add_float32(f"{ARCH}.rope.scaling.factor", shape.context / shape.original_context)
+    w.add_uint32(f"{ARCH}.rope.scaling.original_context_length", shape.original_context)
+    ids: dict[str, int] = tok["ids"]  # type: ignore[assignment]
+    w.add_tokenizer_model(str(tok["model"]))
+    w.add_tokenizer_pre(str(tok["pre"]))
+    w.add_token_list(tok["tokens"])  # type: ignore[arg-type]
+    w.add_token_types(tok["types"])  # type: ignore[arg-type]
+    if tok["merges"]:
+        w.add_token_merges(tok["merges"])  # type: ignore[arg-type]
+    w.add_bos_token_id(ids["<|endoftext|>"])
+    w.add_eos_token_id(ids["<|im_end|>"])
+    w.add_pad_token_id(ids["<|vision_pad|>"])
+    w.add_add_bos_token(False)
+    w.add_chat_template(template)
+
+
+def write_qwq_shaped(out: Path, tokenizer_from: Path, *, shape: Shape = Shape(),
+                     mix: str = "q4_k", template: str | None = None) -> int:
+    """Write the file (sparse where the data is zero); returns its size in bytes."""
+    if mix not in MIXES:
+        raise ValueError(f"mix must be one of {', '.join(MIXES)}, not {mix!r}")
+    tok = qwen_vocab(tokenizer_from, shape.vocab)
+    template = OFFICIAL_TEMPLATE.read_text() if template is None else template
+    plan = tensor_plan(shape, mix)
+    w = GGUFWriter(out, ARCH)
+    _add_metadata(w, shape, mix, tok, template)
+    for name, dims, qtype in plan:
+        w.add_tensor_info(name, dims, np.dtype(np.float32), nbytes(dims, qtype), raw_dtype=qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    fout = w.fout[0]  # type: ignore[index]
+    align = w.data_alignment
+    pos = GGUFWriter.ggml_pad(fout.tell(), align)
+    for name, dims, qtype in plan:
+        if name.endswith("norm.weight"):
+            fout.seek(pos)
+            fout.write(np.ones(dims, dtype=np.float32).tobytes())
+        pos += GGUFWriter.ggml_pad(nbytes(dims, qtype), align)
+    fout.truncate(pos)  # the rest is holes: zeros that take no disk space
+    w.close()
+    return pos
+
+
+def extract_tokenizer(source: Path, out: Path) -> None:
+    """A tensor-less GGUF holding only `source`'s tokenizer.ggml.* keys (small enough to carry)."""
+    w = GGUFWriter(out, ARCH)
+    for key, (value, vtype) in _fields(GGUFReader(source), "tokenizer.ggml.").items():
+        sub = None
+        if vtype == GGUFValueType.ARRAY:
+            sub = GGUFValueType.STRING if value and isinstance(value[0], str) else GGUFValueType.INT32
+        w.add_key_value(key, value, vtype, sub_type=sub)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    w.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    write = sub.add_parser("write", help="write the QwQ-shaped GGUF")
+    write.add_argument("out", type=Path)
+    write.add_argument("--tokenizer-from", type=Path, required=True,
+                       help="a GGUF whose tokenizer.ggml.* keys are copied (e.g. SmolLM2's)")
+    write.add_argument("--mix", choices=MIXES, default="q4_k",
+                       help="q4_k: Q4_K everywhere (17.2 GiB); q4_k_m: llama.cpp's Q4_K_M recipe "
+                            "(18.5 GiB, the size of unsloth's file)")
+    write.add_argument("--layers", type=int, default=Shape.layers, help="fewer for a test file")
+    tok = sub.add_parser("tokenizer", help="keep only a GGUF's tokenizer")
+    tok.add_argument("source", type=Path)
+    tok.add_argument("out", type=Path)
+    args = parser.parse_args(argv)
+    if args.cmd == "tokenizer":
+        extract_tokenizer(args.source, args.out)
+        return 0
+    size = write_qwq_shaped(args.out, args.tokenizer_from, shape=Shape(layers=args.layers),
+                            mix=args.mix)
+    print(f"{args.out}: {size} bytes ({size / 2**30:.2f} GiB), mix {args.mix}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

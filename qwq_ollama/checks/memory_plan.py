@@ -1,0 +1,306 @@
+"""How much GPU memory a variant needs at its num_ctx under Ollama v0.32, from GGUF metadata alone.
+
+Ollama v0.32 hands placement to llama-server's `--fit`: the model goes wholly on the GPU when
+weights + KV cache + compute buffers + a 1 GiB margin fit in the free memory llama-server sees
+(after its own CUDA context); otherwise whole layers move to the CPU. Ollama itself only picks the
+batch size, which sets the compute buffers. This module predicts all of it from the header
+(tensor sizes, layer and head counts), never loading a tensor, and finds the largest num_ctx
+that stays on the GPU. The byte counts follow llama.cpp b10488's CUDA backend; the constants
+below were measured on an NVIDIA H200 (tests/data/gpu/ holds the measurements and the tests
+hold the planner to them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qwq_ollama.errors import InputError
+from qwq_ollama.facts import DAEMON_DEFAULT_CONTEXT
+
+if TYPE_CHECKING:
+    from qwq_ollama.catalog.schema import Catalog
+    from qwq_ollama.server.client import OllamaAPI
+
+MIB = 1 << 20
+GIB = 1 << 30
+# llama.cpp's --fit leaves this much free on each device (LLAMA_ARG_FIT_TARGET, in MiB).
+FIT_MARGIN = 1024 * MIB
+# What llama-server's own CUDA context takes before --fit reads the free memory: 524-543 MiB on
+# the H200 (CUDA 13, driver 580). Another process's context (Ollama's GPU refresh) sometimes
+# takes a second one at the same moment: then the boundary moves down by about this much.
+CUDA_CONTEXT = 525 * MIB
+KV_TYPES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}  # bytes per cached element
+CONTEXT_STEP = 256  # llama.cpp sizes the KV cache in multiples of 256 cells
+# Ollama's batch choice (server/sched.go, automaticGenerationBatch): batch, then the share of
+# free memory its own estimate must stay under, and the extra it reserves for that batch.
+BATCH_STEPS = ((2048, 0.60, 2 * GIB), (1024, 0.75, 768 * MIB), (512, 0.80, 0))
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What the memory plan reads from a GGUF header."""
+
+    architecture: str
+    file_size: int  # Ollama's own estimate starts from it
+    weights_gpu: int  # every tensor but token_embd, which llama.cpp keeps on the CPU
+    layers: int
+    embd: int
+    ffn: int
+    heads: int
+    kv_heads: int
+    head_dim_k: int
+    head_dim_v: int
+    context_length: int
+
+    @property
+    def kv_dim(self) -> int:
+        return self.kv_heads * (self.head_dim_k + self.head_dim_v)
+
+
+@dataclass(frozen=True)
+class Need:
+    """GPU memory for one load with every layer on the GPU: what /api/ps then shows as size_vram."""
+
+    num_ctx: int
+    kv_type: str
+    flash: bool
+    ubatch: int
+    weights: int
+    kv_cache: int
+    compute: int
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv_cache + self.compute
+
+
+@dataclass(frozen=True)
+class Plan:
+    need: Need
+    vram: int  # free GPU memory before the load
+    budget: int  # what --fit lets the model use: vram - CUDA context - margin
+    max_ctx: int  # the largest num_ctx that stays wholly on the GPU (0: none)
+
+    @property
+    def fits(self) -> bool:
+        return self.need.total <= self.budget
+
+
+def shape_from_gguf(path: str | os.PathLike[str]) -> ModelShape:
+    """Read the header of a GGUF file (tensor index and KV pairs; no tensor data)."""
+    from qwq_ollama.artifacts.gguf import _check_magic, _open_reader, _value
+
+    path = Path(path)
+    reader = _open_reader(path, _check_magic(path))
+    kv = {key: _value(reader.fields, key) for key in reader.fields}
+    sizes = {t.name: int(t.n_bytes) for t in reader.tensors}
+    return _shape(kv, sizes, path.stat().st_size, str(path))
+
+
+def shape_from_show(shown: dict[str, Any], where: str) -> ModelShape:
+    """The same from a daemon's verbose /api/show answer (model_info and tensors)."""
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    sizes = {}
+    for tensor in shown.get("tensors") or []:
+        block, size = GGML_QUANT_SIZES[GGMLQuantizationType[str(tensor["type"])]]
+        count = 1
+        for dim in tensor["shape"]:
+            count *= int(dim)
+        sizes[str(tensor["name"])] = count // block * size
+    return _shape(shown.get("model_info") or {}, sizes, sum(sizes.values()), where)
+
+
+def _shape(kv: dict[str, Any], sizes: dict[str, int], file_size: int, where: str) -> ModelShape:
+    arch = kv.get("general.architecture")
+
+    def number(key: str, default: int | None = None) -> int:
+        value = kv.get(f"{arch}.{key}", default)
+        if isinstance(value, list):  # per-layer head counts: the largest sets the cache
+            value = max(value)
+        if not isinstance(value, (int, float)):
+            raise InputError(f"no {arch}.{key} in the model's metadata", file=where)
+        return int(value)
+
+    if not arch or not sizes:
+        raise InputError("no architecture or tensor list in the model's metadata", file=where)
+    embd, heads = number("embedding_length"), number("attention.head_count")
+    head_dim = embd // heads
+    return ModelShape(
+        architecture=arch, file_size=file_size,
+        weights_gpu=sum(size for name, size in sizes.items() if name != "token_embd.weight"),
+        layers=number("block_count"), embd=embd, ffn=number("feed_forward_length"),
+        heads=heads, kv_heads=number("attention.head_count_kv", heads),
+        head_dim_k=number("attention.key_length", head_dim),
+        head_dim_v=number("attention.value_length", head_dim),
+        context_length=number("context_length"))
+
+
+def ollama_ubatch(shape: ModelShape, num_ctx: int, vram: int, flash: bool) -> int:
+    """The batch Ollama passes as -b/-ub: larger for long contexts when its estimate (the file
+    plus an f16 KV cache, whatever the cache type) leaves room."""
+    if not flash:
+        return 512  # CUDA without flash attention (cards over 8 GiB)
+    head_dim = shape.embd // shape.heads
+    estimate = shape.file_size + 2 * shape.layers * shape.kv_heads * head_dim * num_ctx * 2
+    start = 2048 if num_ctx > 32768 else 1024 if num_ctx > 4096 else 512
+    for batch, share, extra in BATCH_STEPS:
+        if batch > start:
+            continue
+        if batch == 512 or (estimate <= vram * share and estimate <= vram * 0.8
+                            and extra <= vram * 0.8 - estimate):
+            return batch
+    return 512
+
+
+def compute_buffer(shape: ModelShape, num_ctx: int, ubatch: int, kv_type: str,
+                   flash: bool) -> int:
+    """llama-server's CUDA compute buffer with every layer on the GPU (fitted to b10488's graph:
+    the feed-forward activations and the attention mask; without flash attention the whole
+    attention-score matrix; with a quantised cache, f16 copies of K and V)."""
+    mask = 2 * ubatch * num_ctx
+    if not flash:
+        return (ubatch * (16 * shape.embd + 8 * shape.kv_heads * shape.head_dim_k)
+                + 4 * (shape.heads + 1) * ubatch * num_ctx)
+    feed_forward = ubatch * 12 * (shape.ffn + shape.embd) + mask
+    if kv_type == "f16":
+        return feed_forward
+    dequantised = 2 * shape.kv_heads * (shape.head_dim_k + shape.head_dim_v) * num_ctx
+    return max(feed_forward, dequantised + mask + 16 * shape.embd * ubatch)
+
+
+def need(shape: ModelShape, num_ctx: int, vram: int, kv_type: str = "f16",
+         flash: bool = True) -> Need:
+    """GPU memory for `num_ctx` (clamped to the trained context, as Ollama does)."""
+    if kv_type not in KV_TYPES:
+        raise InputError(f"unknown KV cache type {kv_type!r}: use one of {', '.join(KV_TYPES)}")
+    if kv_type != "f16" and not flash:
+        raise InputError(f"a {kv_type} KV cache needs flash attention")
+    ctx = min(num_ctx, shape.context_length)
+    cells = -(-ctx // CONTEXT_STEP) * CONTEXT_STEP
+    ubatch = ollama_ubatch(shape, ctx, vram - CUDA_CONTEXT, flash)  # the daemon's view
+    kv_cache = int(shape.layers * cells * shape.kv_dim * KV_TYPES[kv_type])
+    return Need(ctx, kv_type, flash, ubatch, shape.weights_gpu, kv_cache,
+                compute_buffer(shape, cells, ubatch, kv_type, flash))
+
+
+def budget(vram: int) -> int:
+    return vram - CUDA_CONTEXT - FIT_MARGIN
+
+
+def largest_context(shape: ModelShape, vram: int, kv_type: str = "f16",
+                    flash: bool = True) -> int:
+    """The largest num_ctx (a multiple of 256, up to the trained context) wholly on the GPU."""
+    best = 0
+    for ctx in range(CONTEXT_STEP, shape.context_length + 1, CONTEXT_STEP):
+        if need(shape, ctx, vram, kv_type, flash).total <= budget(vram):
+            best = ctx  # not monotonic: a longer context can get a larger batch
+    return best
+
+
+def plan(shape: ModelShape, num_ctx: int, vram: int, kv_type: str = "f16",
+         flash: bool = True) -> Plan:
+    return Plan(need(shape, num_ctx, vram, kv_type, flash), vram, budget(vram),
+                largest_context(shape, vram, kv_type, flash))
+
+
+def parse_size(text: str) -> int:
+    """`24GiB`, `24G`, `80 GB`, `24576MiB` or plain GiB (`24`) -> bytes."""
+    units = {"": GIB, "g": GIB, "gib": GIB, "gb": 10**9, "m": MIB, "mib": MIB, "mb": 10**6,
+             "t": 1 << 40, "tib": 1 << 40}
+    raw = text.strip().lower().replace(" ", "")
+    number = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = raw[len(number):]
+    try:
+        value = float(number)
+    except ValueError:
+        raise InputError(f"not a memory size: {text!r} (e.g. 24GiB)") from None
+    if unit not in units or value <= 0:
+        raise InputError(f"not a memory size: {text!r} (e.g. 24GiB)")
+    return int(value * units[unit])
+
+
+def local_gpu_free() -> int | None:
+    """Free memory of this machine's first NVIDIA GPU (nvidia-smi), None if there is none."""
+    tool = shutil.which("nvidia-smi")
+    if tool is None:
+        return None
+    try:
+        out = subprocess.run([tool, "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+        return int(out.split()[0]) * MIB
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def catalog_plans(catalog: Catalog, names: list[str] | None, vram: int, kv_type: str = "f16",
+                  flash: bool = True, gguf: Path | None = None,
+                  weights_name: str | None = None) -> list[tuple[str, Plan]]:
+    """(variant, plan) for each variant, from `gguf` or the header of its catalog weights."""
+    shapes: dict[str, ModelShape] = {}
+    rows = []
+    for name in names or list(catalog.variants):
+        variant = catalog.variant(name)
+        weights = catalog.weights_named(weights_name or variant.weights)
+        path = gguf or weights.file_on_disk
+        if path is None:
+            raise InputError(f"weights {weights.name} are not on this machine: pass --gguf "
+                             "FILE (or `qwq-ollama download` them first)", file=catalog.path)
+        if str(path) not in shapes:
+            shapes[str(path)] = shape_from_gguf(path)
+        num_ctx = variant.parameters.num_ctx or DAEMON_DEFAULT_CONTEXT
+        rows.append((name, plan(shapes[str(path)], num_ctx, vram, kv_type, flash)))
+    return rows
+
+
+def model_shape(api: OllamaAPI, model: str) -> ModelShape:
+    """The shape of a registered model, from the daemon's verbose /api/show."""
+    shown = api.show(model, verbose=True)
+    if shown is None:
+        raise InputError(f"{model} is not registered", file=api.host)
+    try:
+        return shape_from_show(shown, f"{api.host} model {model}")
+    except KeyError as exc:
+        raise InputError(f"{model}: tensor type {exc} unknown to this planner",
+                         file=api.host) from None
+
+
+def daemon_vram(api: OllamaAPI) -> int | None:
+    """What a daemon on this machine has to load into: the GPU's free memory plus what its
+    loaded models hold (they make way). None for a remote daemon or without nvidia-smi."""
+    from qwq_ollama.errors import DaemonError
+    from qwq_ollama.server.daemon_process import local_daemon
+
+    if local_daemon(api.host) is None:
+        return None
+    free = local_gpu_free()
+    if free is None:
+        return None
+    try:
+        return free + sum(int(m.get("size_vram") or 0) for m in api.loaded_models())
+    except DaemonError:  # an unreachable daemon is doctor's own first finding
+        return free
+
+
+def verdict(name: str, result: Plan) -> tuple[bool, str, str | None]:
+    """(fits, message, fix) for one variant, in words."""
+    n = result.need
+    parts = (f"weights {n.weights / GIB:.1f} + KV cache {n.kv_cache / GIB:.1f} ({n.kv_type}) "
+             f"+ compute {n.compute / GIB:.1f}")
+    usable = f"the {result.budget / GIB:.1f} GiB llama-server may use of {result.vram / GIB:.1f}"
+    if result.fits:
+        return True, (f"{name}: num_ctx {n.num_ctx} needs {n.total / GIB:.1f} GiB ({parts}), "
+                      f"within {usable}: all on the GPU; up to num_ctx {result.max_ctx} would "
+                      "fit"), None
+    fix = (f"set num_ctx to {result.max_ctx} or less for {name}" if result.max_ctx
+           else "use a smaller quantisation or a larger GPU")
+    if n.kv_type != "q4_0":
+        fix += ", or quantise the KV cache (OLLAMA_KV_CACHE_TYPE=q8_0; see `qwq-ollama plan`)"
+    return False, (f"{name}: num_ctx {n.num_ctx} needs {n.total / GIB:.1f} GiB ({parts}), "
+                   f"more than {usable}: Ollama moves layers to the CPU and decoding slows "
+                   "several-fold"), fix
