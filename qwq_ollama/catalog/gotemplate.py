@@ -22,7 +22,7 @@ import tempfile
 from importlib.resources import files
 from pathlib import Path
 
-from qwq_ollama.paths import cache_dir
+from qwq_ollama.paths import tools_dir
 
 HELPER = "gotmplcheck"
 BUILD_TIMEOUT = 300.0
@@ -54,7 +54,7 @@ def helper_source() -> bytes:
 def helper_binary() -> Path:
     """The built checker, building it first if this source has not been built yet."""
     source = helper_source()
-    folder = cache_dir() / "tools" / f"{HELPER}-{hashlib.sha256(source).hexdigest()[:16]}"
+    folder = tools_dir() / f"{HELPER}-{hashlib.sha256(source).hexdigest()[:16]}"
     binary = folder / HELPER
     if not binary.is_file():
         _build(source, folder, binary)
