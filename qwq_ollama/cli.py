@@ -334,6 +334,9 @@ def demo(message: Annotated[str, typer.Option(help="What to ask.")] =
             typer.echo(f"\n{variant} over {weights}, asked: {message}\n--- thinking ---")
         elif stage.name == "reply":
             _print_chat_end(stage.result)
+            if not stage.result.content:
+                typer.echo("(no answer: the 135M stand-in does not reason, so after the <think> "
+                           "prefill its whole reply stays thinking; QwQ closes it with </think>)")
     if failed_checks:
         raise typer.Exit(1)
 
