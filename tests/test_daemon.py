@@ -54,6 +54,12 @@ def test_a_model_created_from_the_small_gguf_chats_and_keeps_its_parameters(
 
 
 @pytest.mark.live
+def test_a_private_daemon_stays_off_ollama_com(daemon) -> None:
+    # Unless told otherwise, v0.32 asks ollama.com for model recommendations as it starts.
+    assert "cloud disabled: true" in daemon.log_path.read_text()
+
+
+@pytest.mark.live
 def test_stopping_leaves_no_process_and_frees_the_port(ollama_binary, tmp_path: Path) -> None:
     daemon = OllamaDaemon(ollama_binary.path, tmp_path / "models").start()
     pgid, port = daemon.process.pid, daemon.port  # type: ignore[union-attr]
@@ -62,6 +68,35 @@ def test_stopping_leaves_no_process_and_frees_the_port(ollama_binary, tmp_path: 
     assert not process_group_alive(pgid)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+def _group_members(pgid: int) -> set[int]:
+    members = set()
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:
+            members.add(int(stat_file.parent.name))
+    return members
+
+
+@pytest.mark.live
+def test_stopping_with_a_model_loaded_leaves_no_runner(ollama_binary, small_gguf: Path,
+                                                       tmp_path: Path) -> None:
+    daemon = OllamaDaemon(ollama_binary.path, tmp_path / "models").start()
+    try:
+        client = ollama.Client(host=daemon.host)
+        digest = client.create_blob(small_gguf)
+        for _ in client.create(model="small", files={small_gguf.name: digest}, stream=True):
+            pass
+        client.generate(model="small", prompt="", keep_alive="10m")  # starts its runner
+        runners = _group_members(daemon.process.pid) - {daemon.process.pid}  # type: ignore[union-attr]
+        assert runners
+    finally:
+        daemon.stop()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in runners)
 
 
 @pytest.mark.live

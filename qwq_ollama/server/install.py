@@ -144,6 +144,7 @@ def build_ollama(version: str) -> None:
     work.mkdir(parents=True, exist_ok=True)
     steps = BuildStep(version, work)
     scratch = Path(tempfile.mkdtemp(prefix=f".ollama-{version}.partial-", dir=tools_dir()))
+    scratch.chmod(0o755)  # mkdtemp's 0700 would keep the finished prefix private
     try:
         _go_install(version, pin, go, scratch / "bin", steps)
         if pin.llama_cpp:
