@@ -6,16 +6,16 @@ the full log is, and how to retry, so a user can act on it without reading the b
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 import shlex
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
+from qwq_ollama.atomic import move_into_place
 from qwq_ollama.errors import EnvironmentProblem
+from qwq_ollama.pypi import download_distribution
+from qwq_ollama.weights_file import sha256_file
 
 NETWORK_TROUBLE = re.compile(r"dial tcp|no such host|connection refused|i/o timeout|proxyconnect"
                              r"|Temporary failure in name resolution|Network is unreachable"
@@ -65,29 +65,19 @@ class BuildStep:
             "`make ollama`")
 
     def pip_download(self, requirement: str, dest: Path, sha256: str | None = None) -> Path:
-        """The source distribution of `requirement` from PyPI (never a wheel), into `dest`."""
-        name = requirement.split("==")[0]
+        """The source distribution of `requirement` from PyPI (never a wheel), into `dest`,
+        checked against its pinned hash before it is published there."""
         with tempfile.TemporaryDirectory(dir=dest) as tmp:
-            self.run("download", [sys.executable, "-m", "pip", "download", "--no-deps",
-                                  "--no-binary", name, "--disable-pip-version-check",
-                                  "-d", tmp, requirement])
-            sdists = list(Path(tmp).glob("*.tar.gz"))
-            if not sdists:
-                raise self.failed("download", f"pip gave no source distribution of {requirement}")
-            if sha256 and _sha256(sdists[0]) != sha256:
-                raise self.failed("download", f"{sdists[0].name} does not have the pinned "
+            try:
+                sdist = download_distribution(requirement, Path(tmp), sdist=True)
+            except EnvironmentProblem as exc:
+                raise self.failed("download", str(exc)) from None
+            if sha256 and sha256_file(sdist) != sha256:
+                raise self.failed("download", f"{sdist.name} does not have the pinned "
                                   f"sha256 {sha256}")
-            target = dest / sdists[0].name
-            os.replace(sdists[0], target)
+            target = dest / sdist.name
+            move_into_place(sdist, target)
         return target
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _reason(log_text: str) -> str:

