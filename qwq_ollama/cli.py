@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from qwq_ollama.errors import QwqOllamaError
+
+if TYPE_CHECKING:  # annotations only: the command modules import what they use
+    from qwq_ollama.catalog.prompts import NamedPrompt
+    from qwq_ollama.catalog.schema import Catalog
+    from qwq_ollama.checks.ab import RunStats
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
                   no_args_is_help=True,
@@ -33,6 +38,12 @@ HostOpt = Annotated[Optional[str], typer.Option("--host", help="Ollama daemon (d
                     "$OLLAMA_HOST or 127.0.0.1:11434).", callback=_host_checked)]
 WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="Register/render over "
                        "these catalog weights instead of each variant's own.")]
+LlamaServerOpt = Annotated[Optional[str], typer.Option("--llama-server", help="With the "
+                           "llama-cpp engine: a running llama-server (URL), started with the "
+                           "command `export llama-cpp VARIANT --binary llama-server` prints.")]
+GgufOpt = Annotated[Optional[Path], typer.Option("--gguf", help="With the llama-cpp engine: "
+                    "start a private llama-server (Ollama's own) with the exported command over "
+                    "this GGUF instead.")]
 
 
 def _err(text: str) -> None:
@@ -126,8 +137,10 @@ def _print_registrations(rows) -> None:  # type: ignore[no-untyped-def]
 @app.command()
 def prompt(variant: str,
            messages: Annotated[Path, typer.Option("--messages", help="Conversation JSON.")],
-           engine: Annotated[str, typer.Option("--engine", help="hf or ollama.")] = "hf",
-           catalog: CatalogOpt = None, host: HostOpt = None) -> None:
+           engine: Annotated[str, typer.Option("--engine", help="hf, ollama or "
+                                               "llama-cpp.")] = "hf",
+           catalog: CatalogOpt = None, host: HostOpt = None,
+           llama_server: LlamaServerOpt = None, gguf: GgufOpt = None) -> None:
     """Print, byte for byte, the prompt a variant builds for a conversation."""
     from qwq_ollama.catalog.conversation import load_conversation
     from qwq_ollama.errors import InputError
@@ -145,8 +158,14 @@ def prompt(variant: str,
         api = OllamaAPI(host)
         api.supported_version()
         text = api.render_prompt(chosen.name, conv.messages, conv.tools)
+    elif engine == "llama-cpp":
+        from qwq_ollama.server.llama_server import serve_variant
+
+        with serve_variant(cat, chosen, url=llama_server, gguf=gguf) as server:
+            text = server.render_prompt(chosen.name, conv.messages, conv.tools)
     else:
-        raise InputError(f"unknown engine {engine!r}: use hf or ollama", field="--engine")
+        raise InputError(f"unknown engine {engine!r}: use hf, ollama or llama-cpp",
+                         field="--engine")
     sys.stdout.write(text)
     sys.stdout.flush()
 
@@ -189,9 +208,14 @@ def _answer_printer():  # type: ignore[no-untyped-def]
 def validate(variants: Annotated[Optional[list[str]], typer.Argument(help="Variants "
                                  "(default: all).")] = None,
              weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None,
-             checks: Annotated[str, typer.Option(help="Comma-separated: fidelity, "
-                               "registration, generation, code (the Flappy Bird program).")
-                               ] = "fidelity,registration,generation",
+             engine: Annotated[str, typer.Option("--engine", help="ollama, or llama-cpp (each "
+                               "variant on a llama-server: see --llama-server, --gguf).")
+                               ] = "ollama",
+             llama_server: LlamaServerOpt = None, gguf: GgufOpt = None,
+             checks: Annotated[Optional[str], typer.Option(help="Comma-separated: fidelity, "
+                               "registration, generation, code (the Flappy Bird program); with "
+                               "llama-cpp: fidelity, settings, context, generation, code. "
+                               "Default: all but code.")] = None,
              json_: Annotated[Optional[Path], typer.Option("--json", help="Write findings as "
                               "JSON (also when a step fails).")] = None,
              report: Annotated[Optional[Path], typer.Option("--report", help="Write a "
@@ -208,24 +232,28 @@ def validate(variants: Annotated[Optional[list[str]], typer.Argument(help="Varia
     import json
 
     from qwq_ollama.atomic import write_text_atomic
-    from qwq_ollama.server.client import OllamaAPI
-    from qwq_ollama.errors import InputError
-    from qwq_ollama.checks.validate import CHECKS, ValidationReport, markdown_report
-    from qwq_ollama.checks.validate import validate as run_validate
+    from qwq_ollama.checks.validate import ValidationReport, markdown_report
 
-    chosen = tuple(c.strip() for c in checks.split(",") if c.strip())
-    unknown = [c for c in chosen if c not in CHECKS]
-    if unknown:
-        raise InputError(f"unknown check {unknown[0]!r} (known: {', '.join(CHECKS)})",
-                         field="--checks")
     cat = _catalog(catalog)
+    chosen = _chosen_checks(engine, checks)
     findings = ValidationReport()
+
+    def say(message: str) -> None:
+        _err(f"  checking {message}")
+
     try:
-        run_validate(OllamaAPI(host, timeout=timeout), cat, variants or None,
-                     weights_name=weights, checks=chosen,
-                     num_predict=num_predict, code_prompt=code_prompt, seed=seed,
-                     progress=lambda m: _err(f"  checking {m}"),
-                     report=findings)
+        if engine == "llama-cpp":
+            _validate_llama_cpp(cat, variants, weights, llama_server, gguf, timeout,
+                                checks=chosen, num_predict=num_predict,
+                                code_prompt=code_prompt, seed=seed, progress=say,
+                                report=findings)
+        else:
+            from qwq_ollama.checks.validate import validate as run_validate
+            from qwq_ollama.server.client import OllamaAPI
+
+            run_validate(OllamaAPI(host, timeout=timeout), cat, variants or None,
+                         weights_name=weights, checks=chosen, num_predict=num_predict,
+                         code_prompt=code_prompt, seed=seed, progress=say, report=findings)
     finally:
         if json_:
             write_text_atomic(json_, json.dumps(findings.to_dict(), indent=1,
@@ -239,6 +267,40 @@ def validate(variants: Annotated[Optional[list[str]], typer.Argument(help="Varia
         raise typer.Exit(2)
     if findings.failed:
         raise typer.Exit(1)
+
+
+def _chosen_checks(engine: str, checks: Optional[str]) -> tuple[str, ...]:
+    """The checks asked for, each known to the engine; the engine's defaults when none is."""
+    from qwq_ollama.errors import InputError
+
+    if engine == "llama-cpp":
+        from qwq_ollama.checks.llama_cpp import CHECKS, DEFAULT_CHECKS
+    elif engine == "ollama":
+        from qwq_ollama.checks.validate import CHECKS, DEFAULT_CHECKS
+    else:
+        raise InputError(f"unknown engine {engine!r}: use ollama or llama-cpp", field="--engine")
+    chosen = tuple(c.strip() for c in (checks or "").split(",") if c.strip()) or DEFAULT_CHECKS
+    unknown = [c for c in chosen if c not in CHECKS]
+    if unknown:
+        raise InputError(f"unknown check {unknown[0]!r} for {engine} (known: "
+                         f"{', '.join(CHECKS)})", field="--checks")
+    return chosen
+
+
+def _validate_llama_cpp(cat: Catalog, variants: Optional[list[str]], weights: Optional[str],
+                        llama_server: Optional[str], gguf: Optional[Path], timeout: float,
+                        **options: object) -> None:
+    from qwq_ollama.checks.llama_cpp import validate_llama_cpp
+    from qwq_ollama.errors import InputError
+    from qwq_ollama.server.llama_server import check_server_choice, serve_variant
+
+    check_server_choice(llama_server, gguf, variants or [])
+    if weights:
+        raise InputError("--weights is for Ollama; on llama.cpp give the GGUF with --gguf",
+                         field="--weights")
+    validate_llama_cpp(lambda v: serve_variant(cat, v, url=llama_server, gguf=gguf,
+                                               timeout=timeout),
+                       cat, variants or None, **options)
 
 
 _SHOWN_STATUS = {"pass": "pass", "known": "known", "warn": "WARN", "fail": "FAIL",
@@ -262,23 +324,69 @@ def compare(variants: Annotated[list[str], typer.Argument(help="Variants to comp
             num_predict: Annotated[int, typer.Option(help="Token cap per run.")] = 4096,
             report: Annotated[Optional[Path], typer.Option("--report", help="Write a Markdown "
                               "report with a plot beside it.")] = None,
-            host: HostOpt = None) -> None:
+            engines: Annotated[str, typer.Option("--engines", help="Comma-separated: ollama, "
+                               "llama-cpp; several side by side.")] = "ollama",
+            host: HostOpt = None, llama_server: LlamaServerOpt = None,
+            gguf: GgufOpt = None, catalog: CatalogOpt = None) -> None:
     """Run one prompt over variants and seeds: loop rate, speed, thinking, code that compiles."""
     from qwq_ollama.atomic import write_text_atomic
-    from qwq_ollama.server.client import OllamaAPI
-    from qwq_ollama.checks.ab import compare_variants
-    from qwq_ollama.checks.ab import markdown, plot, table_rows
     from qwq_ollama.catalog.prompts import get_prompt
+    from qwq_ollama.checks.ab import markdown, plot, summarise, table_rows
 
     chosen = get_prompt(prompt)
-    summaries, runs = compare_variants(OllamaAPI(host), variants, chosen, seeds, num_predict,
-                                  progress=lambda m: _err(f"  running {m}"))
+    runs = []
+    for engine in _engines(engines, variants, llama_server, gguf):
+        runs += _engine_runs(engine, variants, chosen, seeds, num_predict, host, llama_server,
+                             gguf, catalog)
+    summaries = summarise(runs)
     for row in table_rows(summaries):
         typer.echo("  ".join(f"{cell:<14}" for cell in row).rstrip())
     if report:
         image = plot(summaries, report.with_suffix(".png"))
         write_text_atomic(report, markdown(chosen, summaries, runs, image.name))
         typer.echo(f"wrote {report} and {image}")
+
+
+def _engines(engines: str, variants: list[str], llama_server: Optional[str],
+             gguf: Optional[Path]) -> list[str]:
+    from qwq_ollama.errors import InputError
+
+    chosen = [e.strip() for e in engines.split(",") if e.strip()]
+    unknown = [e for e in chosen if e not in ("ollama", "llama-cpp")]
+    if unknown or not chosen:
+        raise InputError(f"unknown engine {(unknown or [''])[0]!r}: use ollama, llama-cpp",
+                         field="--engines")
+    if "llama-cpp" in chosen:
+        from qwq_ollama.server.llama_server import check_server_choice
+
+        check_server_choice(llama_server, gguf, variants)
+    return chosen
+
+
+def _engine_runs(engine: str, variants: list[str], chosen: NamedPrompt, seeds: int,
+                 num_predict: int, host: Optional[str], llama_server: Optional[str],
+                 gguf: Optional[Path], catalog: Optional[Path]) -> list[RunStats]:
+    """Every run of one engine: Ollama's daemon, or each variant on its own llama-server."""
+    from qwq_ollama.checks.ab import compare_variants
+
+    def say(message: str) -> None:
+        _err(f"  running {message}")
+
+    if engine == "ollama":
+        from qwq_ollama.server.client import OllamaAPI
+
+        return compare_variants(OllamaAPI(host), variants, chosen, seeds, num_predict,
+                                progress=say)[1]
+    from qwq_ollama.server.llama_server import serve_variant
+
+    cat = _catalog(catalog)
+    runs = []
+    for name in variants:
+        with serve_variant(cat, cat.variant(name), url=llama_server, gguf=gguf) as server:
+            api: Any = server  # streams parts shaped like Ollama's
+            runs += compare_variants(api, [name], chosen, seeds, num_predict, progress=say,
+                                     engine="llama.cpp")[1]
+    return runs
 
 
 @app.command("install-ollama")
@@ -400,8 +508,13 @@ def export_llama_cpp(
         dry_multiplier: Annotated[float, typer.Option("--dry-multiplier", help="DRY "
                                   "repetition penalty, 0 = off (the guide used 0.5).")] = 0.0,
         export_preset: Annotated[Optional[Path], typer.Option("--export-preset", help="Also "
-                                 "write preset.ini (llama.cpp's params file for a GGUF "
-                                 "repository) into this folder.")] = None,
+                                 "write preset.ini (the sampling as llama.cpp's INI preset, to "
+                                 "use as ~/.config/llama.cpp/config.ini) into this folder.")
+                                 ] = None,
+        host: Annotated[Optional[str], typer.Option("--host", help="llama-server: the address "
+                        "to listen on (llama.cpp's default: 127.0.0.1).")] = None,
+        port: Annotated[Optional[int], typer.Option("--port", help="llama-server: the port "
+                        "(llama.cpp's default: 8080).")] = None,
         catalog: CatalogOpt = None) -> None:
     """Print the llama.cpp command, as a shell script, that runs a variant as on Ollama."""
     from qwq_ollama.artifacts import export as exporting
@@ -411,10 +524,12 @@ def export_llama_cpp(
     template_path = template or exporting.default_template_path(cat, chosen)
     if not template_path.is_file():
         _err(f"note: {template_path} does not exist yet: run `qwq-ollama render`")
+    model_path = model or exporting.default_model_path(cat.weights_named(chosen.weights))
     command = exporting.llama_cpp_command(
         cat, chosen, binary=binary, template_path=str(template_path), prompt=prompt,
-        model_path=model or exporting.default_model_path(cat.weights_named(chosen.weights)),
-        dry_multiplier=dry_multiplier)
+        model_path=model_path, dry_multiplier=dry_multiplier, host=host, port=port)
+    for note in exporting.context_notes(cat, chosen, binary=binary, model_path=model_path):
+        _err(f"note: {note}")
     if export_preset is not None:
         written = exporting.write_llama_cpp_preset(cat, chosen, export_preset,
                                                    dry_multiplier=dry_multiplier)
@@ -446,6 +561,22 @@ def export_vllm(variant: str, out: OutOpt, catalog: CatalogOpt = None) -> None:
     for note in exporting.vllm_notes(chosen):
         _err(f"note: {note}")
     typer.echo(command)
+
+
+@app.command("embed-template")
+def embed_template(variant: str,
+                   gguf: Annotated[Path, typer.Argument(help="The GGUF to copy.")],
+                   out: Annotated[Path, typer.Option("--out", help="The new GGUF (never the "
+                                  "source; written whole or not at all).")],
+                   catalog: CatalogOpt = None) -> None:
+    """Copy a GGUF with the variant's chat template embedded; every tensor proven identical."""
+    from qwq_ollama.artifacts.gguf_template import write_with_chat_template
+    from qwq_ollama.catalog.render import render_variant
+
+    cat = _catalog(catalog)
+    template = render_variant(cat, cat.variant(variant)).hf_template
+    typer.echo(f"wrote {write_with_chat_template(gguf, out, template)} (tensors identical to "
+               f"{gguf}; chat template of {variant})")
 
 
 @app.command()

@@ -33,9 +33,8 @@ from .conftest import run_cli
 MODEL = "unsloth-QwQ-32B-GGUF/QwQ-32B-Q4_K_M.gguf"
 GUIDE_ORDER_FIXED = ["top_k", "top_p", "min_p", "penalties", "temperature", "dry", "typ_p", "xtc"]
 TRICKY_PROMPT = "Don't \"quote\" $HOME or `ls`;\nkeep \\n and \\\\ as typed: 5 * 3 # not a comment"
-# Keys llama.cpp accepts in a remote preset.ini: sampling options plus a short whitelist
-# (common/preset.cpp, get_remote_preset_whitelist); anything else makes it reject the file.
-REMOTE_PRESET_KEYS = {"jinja", "temp", "top-k", "top-p", "min-p", "typical", "repeat-penalty",
+# The sampling keys (and jinja): a user config applies to every model, so nothing model-specific.
+SAMPLING_PRESET_KEYS = {"jinja", "temp", "top-k", "top-p", "min-p", "typical", "repeat-penalty",
                       "repeat-last-n", "presence-penalty", "frequency-penalty", "dry-multiplier",
                       "seed", "sampler-seq"}
 
@@ -140,20 +139,21 @@ def read_preset(path: Path) -> dict[str, str]:
     return values
 
 
-def test_preset_holds_only_what_a_remote_preset_may_set(catalog: Catalog, tmp_path: Path) -> None:
+def test_preset_holds_only_sampling(catalog: Catalog, tmp_path: Path) -> None:
     fixed = read_preset(write_llama_cpp_preset(catalog, "qwq-fixed", tmp_path / "fixed"))
     assert fixed == {"jinja": "true", "temp": "0.6", "top-k": "40", "top-p": "0.95",
                      "min-p": "0.0", "repeat-penalty": "1.0"}
     path = write_llama_cpp_preset(catalog, "qwq-baseline", tmp_path / "baseline")
     assert path == tmp_path / "baseline" / "preset.ini"
     baseline = read_preset(path)
-    assert set(baseline) <= REMOTE_PRESET_KEYS
+    assert set(baseline) <= SAMPLING_PRESET_KEYS
     # llama.cpp's INI reader ends a value at ';' or '#': none may contain one.
     assert not any(c in value for value in baseline.values() for c in ";#")
     letters = {v: k for k, v in SAMPLER_LETTERS.items()}
     assert [letters[c] for c in baseline["sampler-seq"]] == GUIDE_ORDER_FIXED
     assert (baseline["min-p"], baseline["repeat-penalty"]) == ("0.1", "1.1")
-    assert ";   --ctx-size 16384" in path.read_text().splitlines()
+    assert (";   --ctx-size 16384 --chat-template-file qwq-baseline.chat_template.jinja"
+            in path.read_text().splitlines())
 
 
 def test_hf_export_carries_the_variants_template_and_parameters(
@@ -161,8 +161,8 @@ def test_hf_export_carries_the_variants_template_and_parameters(
     variant = catalog.variant("qwq-baseline")
     out = tmp_path / "repo"
     paths = export_hf(catalog, variant, out)
-    assert sorted(p.name for p in paths) == sorted(
-        ["params", "template", "chat_template.jinja", "preset.ini"])
+    # No preset.ini: at a repository's root it makes llama-server -hf load no model (b10488).
+    assert sorted(p.name for p in paths) == sorted(["params", "template", "chat_template.jinja"])
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths)
     rendered = render_variant(catalog, variant)
     assert json.loads((out / "params").read_text()) == variant.parameters.as_dict()

@@ -67,6 +67,8 @@ VLLM_MODEL = "Qwen/QwQ-32B"
 # vLLM's parser for QwQ-32B (docs.vllm.ai, "Reasoning Outputs": QwQ-32B -> deepseek_r1).
 VLLM_REASONING_PARSER = "deepseek_r1"
 PRESET_NAME = "preset.ini"
+# llama-server's parser that returns the reasoning apart from the answer (`reasoning_content`).
+LLAMA_SERVER_REASONING_FORMAT = "deepseek"
 
 
 def _variant(catalog: Catalog, variant: Variant | str) -> Variant:
@@ -219,10 +221,17 @@ _RUNNER_FLAGS = {"num_gpu": "--n-gpu-layers", "num_thread": "--threads",
                  "num_batch": "--batch-size"}
 
 
+def sampler_order(params: Mapping[str, Any], dry_multiplier: float = 0.0
+                  ) -> tuple[str, ...] | None:
+    """The order to emit: PENALTY_ORDER when a penalty or DRY acts, else None (llama.cpp's
+    default, whose first step, penalties, is then a no-op)."""
+    return PENALTY_ORDER if penalties_active(params) or dry_multiplier > 0 else None
+
+
 def _sampler_comment(params: Mapping[str, Any], dry_multiplier: float,
                      flag: str = "--samplers") -> tuple[tuple[str, ...] | None, list[str]]:
     """The sampler order to emit (None: keep llama.cpp's default) and its `# ` comment lines."""
-    if penalties_active(params) or dry_multiplier > 0:
+    if sampler_order(params, dry_multiplier) is not None:
         active, idle = samplers_run(PENALTY_ORDER, params, dry_multiplier)
         lines = [f"# samplers run: {' > '.join([*active, 'dist'])}",
                  f"# {flag} puts the penalty after top_k/top_p/min_p as the guide intends; the "
@@ -242,20 +251,20 @@ def _sampler_comment(params: Mapping[str, Any], dry_multiplier: float,
 
 def llama_cpp_command(catalog: Catalog, variant: Variant | str, *, binary: str = "llama-cli",
                       model_path: str, template_path: str, prompt: str | None = None,
-                      dry_multiplier: float = 0.0) -> ExportedCommand:
+                      dry_multiplier: float = 0.0, host: str | None = None,
+                      port: int | None = None) -> ExportedCommand:
     """The llama.cpp command that runs `variant` with the settings it has on Ollama.
 
     With `prompt`, the guide's one-shot form: the variant's HF template applied to one user
     message, passed with `--prompt` and `-no-cnv` (llama-cli; llama-completion in newer builds).
+    llama-server also gets `--reasoning-format deepseek` (the reasoning arrives apart, in
+    `reasoning_content`, as Ollama's `message.thinking`), `--no-prefill-assistant` (by default
+    it continues a final assistant message instead of closing it: a prompt neither the HF
+    template nor Ollama builds; measured on b10488) and, when given, `--host`/`--port`.
     """
     chosen = _variant(catalog, variant)
     kind = _binary_kind(binary)
-    if prompt is not None and kind == "llama-server":
-        raise InputError("--prompt is for llama-cli or llama-completion; llama-server takes "
-                         "prompts over HTTP", field="--prompt")
-    if dry_multiplier < 0:
-        raise InputError(f"dry multiplier must be >= 0 (got {dry_multiplier})",
-                         field="--dry-multiplier")
+    _check_request(kind, prompt, dry_multiplier, host, port)
     params = effective_parameters(chosen)
     given = chosen.parameters.as_dict()
     chunks: list[tuple[str, ...]] = [(binary,), ("--model", model_path),
@@ -266,6 +275,11 @@ def llama_cpp_command(catalog: Catalog, variant: Variant | str, *, binary: str =
     if order is not None:
         chunks.append(("--samplers", ";".join(order)))
     chunks += [("--jinja",), ("--chat-template-file", template_path)]
+    if kind == "llama-server":
+        chunks += [("--reasoning-format", LLAMA_SERVER_REASONING_FORMAT),
+                   ("--no-prefill-assistant",)]
+        chunks += [(flag, str(value)) for flag, value in (("--host", host), ("--port", port))
+                   if value is not None]
     if prompt is not None:
         rendered = hf_prompter(catalog, chosen)([{"role": "user", "content": prompt}])
         # The prompt goes through verbatim (real newlines, shell-quoted), so llama.cpp's escape
@@ -274,6 +288,63 @@ def llama_cpp_command(catalog: Catalog, variant: Variant | str, *, binary: str =
     comment = _command_comment(chosen, params, kind, prompt is not None, sampler_lines)
     argv = [token for chunk in chunks for token in chunk]
     return ExportedCommand(argv, comment, tuple(chunks))
+
+
+def _check_request(kind: str, prompt: str | None, dry_multiplier: float, host: str | None,
+                   port: int | None) -> None:
+    if prompt is not None and kind == "llama-server":
+        raise InputError("--prompt is for llama-cli or llama-completion; llama-server takes "
+                         "prompts over HTTP", field="--prompt")
+    if (host is not None or port is not None) and kind != "llama-server":
+        raise InputError("--host and --port are for llama-server", field="--port")
+    if port is not None and not 0 < port < 65536:
+        raise InputError(f"port must be 1-65535 (got {port})", field="--port")
+    if dry_multiplier < 0:
+        raise InputError(f"dry multiplier must be >= 0 (got {dry_multiplier})",
+                         field="--dry-multiplier")
+
+
+def context_notes(catalog: Catalog, variant: Variant | str, *, binary: str,
+                  model_path: str) -> list[str]:
+    """What llama-server does with the context that the command line does not show.
+
+    llama-server caps each slot's context at the one the model was trained with (measured on
+    b10488: `--ctx-size 16384` over SmolLM2, trained with 8192, serves n_ctx 8192 and logs "the
+    slot context (16384) exceeds the training context of the model (8192) - capping"), as Ollama
+    clamps num_ctx. Read from the GGUF's header when the file is here; nothing otherwise.
+    """
+    wanted = effective_parameters(_variant(catalog, variant))["num_ctx"]
+    if _binary_kind(binary) != "llama-server" or not Path(model_path).is_file():
+        return []
+    from qwq_ollama.artifacts.gguf import inspect_gguf
+
+    trained = inspect_gguf(model_path).context_length
+    if trained is None or wanted <= trained:
+        return []
+    return [f"{model_path} was trained with a context of {trained} tokens: llama-server caps "
+            f"--ctx-size {wanted} to {trained} (its /props reports n_ctx {trained}), as Ollama "
+            f"clamps num_ctx"]
+
+
+def llama_server_settings(catalog: Catalog, variant: Variant | str, *,
+                          dry_multiplier: float = 0.0) -> dict[str, Any]:
+    """What llama-server's /props (`default_generation_settings.params`) reports when it runs the
+    command above: every sampling value, and the sampler chain by its step names."""
+    chosen = _variant(catalog, variant)
+    params = effective_parameters(chosen)
+    given = chosen.parameters.as_dict()
+    expected: dict[str, Any] = {
+        name: params[name] for name in ("temperature", "top_k", "top_p", "min_p", "typical_p",
+                                        "repeat_penalty", "presence_penalty",
+                                        "frequency_penalty")}
+    expected |= {"repeat_last_n": penalty_window(params), "dry_multiplier": dry_multiplier,
+                 "samplers": list(sampler_order(params, dry_multiplier)
+                                  or LLAMA_CPP_DEFAULT_ORDER)}
+    if "seed" in given:
+        expected["seed"] = params["seed"] % 2**32  # llama.cpp shows it unsigned: -1 is 2**32-1
+    if "num_predict" in given:
+        expected["n_predict"] = params["num_predict"]
+    return expected
 
 
 def _command_comment(variant: Variant, params: Mapping[str, Any], kind: str, one_shot: bool,
@@ -286,8 +357,12 @@ def _command_comment(variant: Variant, params: Mapping[str, Any], kind: str, one
         lines.append(f"# stop: llama.cpp ends at the model's end-of-generation tokens; Ollama also "
                      f"stops at {', '.join(map(repr, stops))}")  # repr: a line break stays here
     if kind == "llama-server":
-        lines.append("# llama-server: these are defaults; a request's own sampling fields "
-                     "override them")
+        lines += ["# llama-server: these are defaults; a request's own sampling fields "
+                  "override them",
+                  "# --reasoning-format deepseek: the reasoning comes back apart from the answer, "
+                  "in reasoning_content",
+                  "# --no-prefill-assistant: a final assistant message is a finished turn, as in "
+                  "the HF template and on Ollama", "# (llama-server would otherwise continue it)"]
     if one_shot and kind == "llama-cli":
         lines.append("# newer llama.cpp builds refuse -no-cnv in llama-cli: use --binary "
                      "llama-completion there")
@@ -296,26 +371,30 @@ def _command_comment(variant: Variant, params: Mapping[str, Any], kind: str, one
 
 def llama_cpp_preset(catalog: Catalog, variant: Variant | str, *,
                      dry_multiplier: float = 0.0) -> str:
-    """The variant's settings as llama.cpp's `preset.ini` (docs/preset.md).
+    """The variant's sampling as a llama.cpp INI preset (docs/preset.md), to load as llama.cpp's
+    user config (`~/.config/llama.cpp/config.ini`): keys before any section header are the
+    defaults every llama.cpp program starts with, and command-line flags override them.
 
-    At the root of a GGUF repository, `llama-cli -hf <repo>` / `llama-server -hf <repo>` apply
-    it the way Ollama applies `params`; command-line flags override it. llama.cpp accepts only
-    sampling options and a short list of others from such a remote preset (common/preset.cpp,
-    get_remote_preset_whitelist) and rejects the whole file otherwise, so the context size and
-    the chat template stay on the command line and are named in the header comment.
+    Only sampling goes in: a user config applies to every model, so the context size and the chat
+    template stay on the command line (named in the header). Not for the root of a GGUF
+    repository: llama.cpp b10488 takes a repository's preset.ini alone, as a router preset, and
+    `llama-server -hf <repo>` then loads no model (measured; see docs/llama-cpp.md).
     """
     chosen = _variant(catalog, variant)
     params = effective_parameters(chosen)
     given = chosen.parameters.as_dict()
     order, sampler_lines = _sampler_comment(params, dry_multiplier, flag="sampler-seq")
     on_command_line = f"--ctx-size {params['num_ctx']}" + (
-        f" -n {params['num_predict']}" if "num_predict" in given else "")
+        f" -n {params['num_predict']}" if "num_predict" in given else "") + (
+        f" --chat-template-file {chosen.name}.chat_template.jinja")
     lines = [f"; llama.cpp preset for {chosen.name}, written by qwq-ollama from "
              f"{catalog.path.name}.",
-             "; At the root of a GGUF repository as preset.ini, `-hf <repo>` applies it.",
-             "; A remote preset may not set these, so give them on the command line:",
+             "; Load it as llama.cpp's user config: copy it to ~/.config/llama.cpp/config.ini",
+             "; ($XDG_CONFIG_HOME/llama.cpp/config.ini). Command-line flags override it; give "
+             "these there:",
              f";   {on_command_line}",
-             "; The chat template is the GGUF's own (jinja = true), or pass --chat-template-file.",
+             "; Not at the root of a GGUF repository: `llama-server -hf <repo>` then loads no "
+             "model (b10488).",
              *(";" + line[1:] for line in sampler_lines), "",
              "jinja = true"]
     for chunk in _sampling_chunks(params, chosen, dry_multiplier):
@@ -367,7 +446,6 @@ def hf_files(catalog: Catalog, variant: Variant | str) -> dict[str, str]:
         "params": json.dumps(ollama_params(chosen), indent=2, ensure_ascii=False) + "\n",
         "template": rendered.ollama_template,
         "chat_template.jinja": rendered.hf_template,
-        PRESET_NAME: llama_cpp_preset(catalog, chosen),
     }
     if chosen.system is not None:
         files["system"] = chosen.system
@@ -377,7 +455,8 @@ def hf_files(catalog: Catalog, variant: Variant | str) -> dict[str, str]:
 def export_hf(catalog: Catalog, variant: Variant | str, out_dir: Path) -> list[Path]:
     """The files a Hugging Face GGUF repository carries so that `ollama run hf.co/<repo>` uses
     this variant's template and parameters (`template`, `params`, `system`), plus its HF chat
-    template and llama.cpp's `preset.ini` for `llama-cli -hf <repo>`. Returns the written paths.
+    template. No `preset.ini`: at a repository's root it makes llama.cpp (b10488) ignore the
+    repository's GGUF (see llama_cpp_preset). Returns the written paths.
     """
     return _write_export(Path(out_dir), hf_files(catalog, variant))
 

@@ -7,13 +7,18 @@ and published only once every tensor is proven byte-identical to the source's.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import gguf
+from gguf.scripts import gguf_new_metadata
 from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
 
+from qwq_ollama.artifacts.gguf import inspect_gguf
 from qwq_ollama.atomic import move_into_place
 from qwq_ollama.errors import InputError
 
@@ -24,6 +29,7 @@ def write_with_chat_template(source: Path, target: Path, template: str | None) -
     """`source` with `template` as its chat template (None: without one), at `target`."""
     if source.resolve() == target.resolve():
         raise InputError("the copy must not overwrite its source", file=target)
+    inspect_gguf(source)  # one line naming the file if it is missing, not a GGUF, or cut short
     reader = gguf.GGUFReader(source)
     arch = reader.get_field(gguf.Keys.General.ARCHITECTURE)
     if arch is None:
@@ -37,12 +43,25 @@ def write_with_chat_template(source: Path, target: Path, template: str | None) -
     try:
         writer = gguf.GGUFWriter(staged, arch=str(arch.contents()),
                                  endianess=reader.endianess)
-        copy_with_new_metadata(reader, writer, new, removed)
+        with _no_progress_bar():
+            copy_with_new_metadata(reader, writer, new, removed)
         _check_tensors_identical(reader, Path(staged))
         move_into_place(staged, target)
     finally:
         Path(staged).unlink(missing_ok=True)
     return target
+
+
+@contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """The copier draws a tqdm bar on stderr; a library prints nothing. (TQDM_DISABLE does not
+    help here: tqdm reads its environment once, at import.)"""
+    bar = gguf_new_metadata.tqdm
+    gguf_new_metadata.tqdm = functools.partial(bar, disable=True)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        gguf_new_metadata.tqdm = bar  # type: ignore[misc]
 
 
 def _check_tensors_identical(original: gguf.GGUFReader, copy: Path) -> None:

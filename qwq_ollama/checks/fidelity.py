@@ -119,13 +119,15 @@ def first_difference(a: str, b: str, other: str = "Ollama") -> str:
             f"{other} {b[index:index + 30]!r}")
 
 
-def judge_prompts(name: str, conv: Conversation, hf: str, live: str) -> FidelityResult:
-    """Classify one conversation's two prompts."""
+def judge_prompts(name: str, conv: Conversation, hf: str, live: str, *,
+                  known: tuple[Divergence, ...] = KNOWN_DIVERGENCES,
+                  engine: str = "Ollama") -> FidelityResult:
+    """Classify one conversation's two prompts; `known` are the engine's explained divergences."""
     if hf == live:
         return FidelityResult(name, "pass", (), "identical", hf, live)
-    applicable = [d for d in KNOWN_DIVERGENCES if d.applies(conv)]
+    applicable = [d for d in known if d.applies(conv)]
     if not applicable:
-        return FidelityResult(name, "fail", (), first_difference(hf, live), hf, live)
+        return FidelityResult(name, "fail", (), first_difference(hf, live, engine), hf, live)
     keys = tuple(d.key for d in applicable)
     masks = [d.mask for d in applicable if d.mask is not None]
     unmaskable = any(d.mask is None for d in applicable)
@@ -136,7 +138,7 @@ def judge_prompts(name: str, conv: Conversation, hf: str, live: str) -> Fidelity
         if masked_hf != masked_live:
             return FidelityResult(name, "fail", keys,
                                   "differs outside the known divergences: "
-                                  + first_difference(masked_hf, masked_live), hf, live)
+                                  + first_difference(masked_hf, masked_live, engine), hf, live)
     reasons = "; ".join(d.reason for d in applicable)
     return FidelityResult(name, "known", keys, reasons, hf, live)
 

@@ -32,13 +32,15 @@ GENERATION_PROMPT = "In two short sentences: why is the sky blue?"
 class ValidationReport:
     findings: list[Finding] = field(default_factory=list)
     daemon_version: str | None = None
+    engine: str = "Ollama"  # or "llama.cpp" (checks/llama_cpp.py)
 
     @property
     def failed(self) -> bool:
         return failed(self.findings)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"failed": self.failed, "daemon_version": self.daemon_version,
+        return {"failed": self.failed, "engine": self.engine,
+                "daemon_version": self.daemon_version,
                 "findings": [f.to_dict() for f in self.findings]}
 
 
@@ -80,13 +82,19 @@ def validate(api: OllamaAPI, catalog: Catalog, names: list[str] | None = None, *
             "code": lambda v=variant: check_code_generation(api, v, code_prompt,
                                                             num_predict=num_predict, seed=seed),
         }
-        for check in checks:
-            say(f"{variant.name}: {check}")
-            try:
-                report.findings.append(steps[check]())
-            except QwqOllamaError as exc:
-                report.findings.append(Finding(variant.name, check, "error", str(exc)))
+        run_checks(report, variant.name, steps, checks, say)
     return report
+
+
+def run_checks(report: ValidationReport, subject: str, steps: dict[str, Callable[[], Finding]],
+               checks: tuple[str, ...], say: Progress) -> None:
+    """The chosen steps in order; one that cannot run is an `error` finding, not a crash."""
+    for check in checks:
+        say(f"{subject}: {check}")
+        try:
+            report.findings.append(steps[check]())
+        except QwqOllamaError as exc:
+            report.findings.append(Finding(subject, check, "error", str(exc)))
 
 
 def check_fidelity(api: OllamaAPI, catalog: Catalog, variant: Variant) -> Finding:
@@ -106,7 +114,7 @@ def check_fidelity(api: OllamaAPI, catalog: Catalog, variant: Variant) -> Findin
                        f"{_SOURCE_WORDS.get(source, source)}, not the catalog's "
                        f"{_SOURCE_WORDS[variant.template_source]}", _SOURCE_FIX,
                        details=details)
-    return _fidelity_verdict(variant, results, details)
+    return fidelity_verdict(variant, results, details)
 
 
 def _live_prompt(api: OllamaAPI, name: str, conv: Any) -> str:
@@ -127,8 +135,8 @@ _SOURCE_FIX = ("unset OLLAMA_GO_TEMPLATE where the daemon runs (or set it to 1),
                "and run `qwq-ollama create` again")
 
 
-def _fidelity_verdict(variant: Variant, results: list[Any], details: dict[str, Any]
-                      ) -> Finding:
+def fidelity_verdict(variant: Variant, results: list[Any], details: dict[str, Any]
+                     ) -> Finding:
     differing = [r for r in results if r.status == "fail"]
     known = [r for r in results if r.status == "known"]
     if differing:
@@ -259,7 +267,8 @@ def _describe_code(report: Any) -> str:
 
 
 def markdown_report(report: ValidationReport) -> str:
-    lines = ["# qwq-ollama validate", "", f"Ollama {report.daemon_version or 'unknown'}", "",
+    lines = ["# qwq-ollama validate", "", f"{report.engine} {report.daemon_version or 'unknown'}",
+             "",
              "| variant | check | result | reason |", "| --- | --- | --- | --- |"]
     for f in report.findings:
         reason = f.message.replace("|", "\\|")

@@ -1,0 +1,417 @@
+"""The one place that talks to llama.cpp's `llama-server`, and that starts a private one.
+
+A variant runs on llama.cpp through the command `qwq-ollama export llama-cpp VARIANT --binary
+llama-server` prints: its sampling values become the server's defaults, its chat template is the
+file `render` writes. This client asks such a server what it runs with (/props, /v1/models), which
+prompt it builds (/apply-template) and streams chats (/v1/chat/completions, the reasoning apart in
+`reasoning_content`). It answers as OllamaAPI does (`render_prompt`, `chat_stream` yielding parts
+shaped like the `ollama` client's), so the same checks run on both engines.
+
+The private server is Ollama's own llama-server: v0.30+ runs GGUF models in it and installs it
+beside its binary (`lib/ollama/`), so there is no second copy of llama.cpp to build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from qwq_ollama.errors import DaemonError, EnvironmentProblem, InputError, RefusedError
+from qwq_ollama.server.private_daemon import SECRET_VARIABLES, free_port, process_group_alive
+
+if TYPE_CHECKING:
+    from qwq_ollama.catalog.schema import Catalog, Variant
+
+LOG_TAIL_LINES = 15
+# Ollama's request options and the /v1/chat/completions fields llama-server reads for them.
+OPTION_FIELDS = {"num_predict": "max_tokens", "seed": "seed", "temperature": "temperature",
+                 "top_k": "top_k", "top_p": "top_p", "min_p": "min_p",
+                 "typical_p": "typical_p", "repeat_penalty": "repeat_penalty",
+                 "repeat_last_n": "repeat_last_n", "presence_penalty": "presence_penalty",
+                 "frequency_penalty": "frequency_penalty", "stop": "stop"}
+
+
+def find_llama_server(version: str | None = None) -> Path:
+    """The llama-server of the pinned Ollama (`<prefix>/lib/ollama/llama-server`).
+
+    Found, never built here: building takes minutes, which `qwq-ollama install-ollama` says.
+    """
+    from qwq_ollama.server.install import CURRENT, find_ollama
+
+    wanted = version or CURRENT
+    found = find_ollama(wanted).binary
+    path = (found.path.resolve().parent.parent / "lib" / "ollama" / "llama-server"
+            if found else None)
+    if path is None or not path.is_file():
+        raise EnvironmentProblem(f"no llama-server of Ollama {wanted} here: run `qwq-ollama "
+                                 "install-ollama` (it builds one), or start your own llama-server "
+                                 "and pass --llama-server URL")
+    return path
+
+
+def server_url(value: str) -> str:
+    """`host:port` or `http(s)://host:port[/prefix]` as a base URL; InputError for anything else."""
+    text = value.strip()
+    text = text if "://" in text else "http://" + text
+    parts = urlsplit(text)
+    try:
+        _ = parts.port  # ValueError for a port that is not one
+        valid = (parts.scheme in ("http", "https") and bool(parts.hostname)
+                 and not any(c.isspace() for c in text))
+    except ValueError:
+        valid = False
+    if not valid:
+        raise InputError(f"not a llama-server address: {value!r} (e.g. http://127.0.0.1:8080)",
+                         field="--llama-server")
+    return text.rstrip("/")
+
+
+def check_server_choice(url: str | None, gguf: Path | None,
+                        variants: list[str] | None = None) -> None:
+    """Exactly one of a running server and a GGUF to start one over, said before any work;
+    a running server runs one variant, which must then be named."""
+    if (url is None) == (gguf is None):
+        raise InputError("the llama-cpp engine needs either --llama-server URL (a running "
+                         "llama-server) or --gguf PATH (a private one is started over it)",
+                         field="--llama-server")
+    if url is not None:
+        server_url(url)
+        if variants is not None and len(variants) != 1:
+            raise InputError("a running llama-server runs one variant: name exactly that one",
+                             field="--llama-server")
+    elif not Path(gguf).is_file():  # type: ignore[arg-type]
+        raise InputError("no such GGUF file", file=gguf, field="--gguf")
+
+
+def openai_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A message in Ollama's shape as llama-server's OpenAI-style API reads it: reasoning in
+    `reasoning_content`, tool results named by `name`, tool calls typed, with JSON-text arguments
+    (llama-server refuses a call without `type`; it parses the arguments back for the template).
+    """
+    out = {k: v for k, v in message.items() if k not in ("thinking", "tool_name", "tool_calls")}
+    if "thinking" in message:
+        out["reasoning_content"] = message["thinking"]
+    if "tool_name" in message:
+        out["name"] = message["tool_name"]
+    if message.get("tool_calls"):
+        out["tool_calls"] = [{"type": "function", "function": {
+            "name": call["function"]["name"],
+            "arguments": json.dumps(call["function"]["arguments"], ensure_ascii=False)}}
+            for call in message["tool_calls"]]
+    return out
+
+
+def request_fields(options: dict[str, Any] | None) -> dict[str, Any]:
+    """Ollama-style `options` as /v1/chat/completions fields; InputError for one it lacks."""
+    fields = {}
+    for name, value in (options or {}).items():
+        if name not in OPTION_FIELDS:
+            raise InputError(f"option {name!r} has no llama-server counterpart (known: "
+                             f"{', '.join(OPTION_FIELDS)})", field="options")
+        fields[OPTION_FIELDS[name]] = value
+    return fields
+
+
+@dataclass(frozen=True)
+class StreamedMessage:
+    thinking: str = ""
+    content: str = ""
+
+
+@dataclass(frozen=True)
+class StreamedPart:
+    """One streamed chunk, shaped like the `ollama` client's ChatResponse (generation.run_chat
+    reads both): text deltas, and on the last one why it ended and the decode timings."""
+
+    message: StreamedMessage = field(default_factory=StreamedMessage)
+    done: bool = False
+    done_reason: str | None = None
+    eval_count: int | None = None
+    eval_duration: int | None = None  # nanoseconds, as Ollama reports it
+
+
+def streamed_part(chunk: dict[str, Any]) -> StreamedPart | None:
+    """A /v1/chat/completions stream chunk as a part; None for one that carries nothing."""
+    choices = chunk.get("choices") or []
+    if not choices:
+        return None
+    delta = choices[0].get("delta") or {}
+    reason = choices[0].get("finish_reason")
+    timings = chunk.get("timings") or {}
+    message = StreamedMessage(delta.get("reasoning_content") or "", delta.get("content") or "")
+    if reason is None:
+        return StreamedPart(message) if message.thinking or message.content else None
+    count = timings.get("predicted_n")
+    # The first token comes out of the prompt pass: with one token, no decode time was measured
+    # (llama.cpp then reports 0.001 ms, a million tokens/s).
+    timed = count is not None and count > 1 and "predicted_ms" in timings
+    return StreamedPart(message, True, str(reason), count,
+                        int(timings["predicted_ms"] * 1e6) if timed else None)
+
+
+class LlamaServerAPI:
+    """A llama-server at `host` (a base URL)."""
+
+    def __init__(self, host: str, timeout: float = 600.0) -> None:
+        self.host = server_url(host)
+        self.timeout = timeout
+        self.http = httpx.Client(base_url=self.host, timeout=timeout)
+
+    def _unreachable(self) -> DaemonError:
+        return DaemonError(f"cannot reach llama-server at {self.host}: start it (the command "
+                           "`qwq-ollama export llama-cpp VARIANT --binary llama-server` prints) "
+                           "or pass --llama-server URL of a running one")
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            reply = self.http.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise DaemonError(f"llama-server at {self.host} did not answer within "
+                              f"{self.timeout:g} s ({method} {path})") from None
+        except httpx.TransportError:
+            raise self._unreachable() from None
+        self._raise_for(reply, f"{method} {path}")
+        return reply
+
+    def _raise_for(self, reply: httpx.Response, what: str) -> None:
+        """An answer with an error: refused (the server read the request and said no: a bad
+        message, a template error, 4xx or 500 alike), or not ready (503 while loading)."""
+        if reply.status_code < 400:
+            return
+        try:
+            error = reply.json().get("error") or {}
+            detail = str(error.get("message", error) if isinstance(error, dict) else error)
+        except (ValueError, AttributeError):
+            detail = reply.text[:200]
+        message = f"llama-server at {self.host} refused {what}: {detail} (HTTP {reply.status_code})"
+        if reply.status_code == 503:
+            raise DaemonError(message)
+        raise RefusedError(message, detail=detail)
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        reply = self._call(method, path, **kwargs)
+        try:
+            return dict(reply.json())
+        except (ValueError, TypeError):
+            raise DaemonError(f"{self.host} does not answer like llama-server ({path} gave "
+                              f"{reply.text[:60]!r})") from None
+
+    def props(self) -> dict[str, Any]:
+        """GET /props: the default sampling, the slot context, the chat template, the build."""
+        return self._json("GET", "/props")
+
+    def version(self) -> str:
+        """llama.cpp's build, e.g. `b10488` (from /props `build_info`, `b10488-<commit>`)."""
+        return str(self.props().get("build_info", "unknown")).split("-", 1)[0]
+
+    def trained_context(self) -> int | None:
+        """The model's training context (`n_ctx_train` in /v1/models), which caps the slots'."""
+        models = self._json("GET", "/v1/models").get("data") or [{}]
+        value = (models[0].get("meta") or {}).get("n_ctx_train")
+        return int(value) if value is not None else None
+
+    def busy_slots(self) -> int:
+        """How many slots are generating now (GET /slots): 0 once an abandoned chat is
+        cancelled."""
+        reply = self._call("GET", "/slots")
+        return sum(1 for slot in reply.json() if slot.get("is_processing"))
+
+    def wait_until_ready(self, timeout: float, still_starting: Any = lambda: True) -> bool:
+        """Poll /health until the model is loaded (200; 503 while loading), `still_starting()`
+        turns false, or time runs out; whether it became ready."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and still_starting():
+            try:
+                if self.http.get("/health", timeout=2.0).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        return False
+
+    def render_prompt(self, model: str, messages: list[dict[str, Any]],
+                      tools: list[dict[str, Any]] | None = None) -> str:
+        """The prompt the server builds with its chat template (/apply-template). `model` is
+        unused: a llama-server serves one."""
+        body: dict[str, Any] = {"messages": [openai_message(m) for m in messages]}
+        if tools:
+            body["tools"] = tools
+        return str(self._json("POST", "/apply-template", json=body)["prompt"])
+
+    def chat_stream(self, model: str, messages: list[dict[str, Any]], *,
+                    options: dict[str, Any] | None = None, think: bool | None = None
+                    ) -> Iterator[StreamedPart]:
+        """Stream one chat; closing the generator drops the connection, and llama-server
+        cancels the request. `think` is not sent: the chat template decides, as on Ollama."""
+        body = {"messages": [openai_message(m) for m in messages], "stream": True,
+                **request_fields(options)}
+        try:
+            with self.http.stream("POST", "/v1/chat/completions", json=body) as reply:
+                if reply.status_code >= 400:
+                    reply.read()
+                    self._raise_for(reply, "a chat")
+                yield from _parts(reply.iter_lines())
+        except httpx.TimeoutException:
+            raise DaemonError(f"llama-server at {self.host} did not answer within "
+                              f"{self.timeout:g} s during a chat") from None
+        except httpx.TransportError:
+            raise self._unreachable() from None
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _parts(lines: Iterator[str]) -> Iterator[StreamedPart]:
+    """Server-sent events (`data: {...}` lines, `data: [DONE]` last) as parts."""
+    for line in lines:
+        if not line.startswith("data: "):
+            continue
+        payload = line[len("data: "):]
+        if payload.strip() == "[DONE]":
+            return
+        chunk = json.loads(payload)
+        if "error" in chunk:
+            error = chunk["error"]
+            detail = str(error.get("message", error) if isinstance(error, dict) else error)
+            raise RefusedError(f"llama-server stopped a chat: {detail}", detail=detail)
+        part = streamed_part(chunk)
+        if part is not None:
+            yield part
+
+
+class LlamaServer:
+    """A private llama-server: `argv` (the exported command) run in its own process group, with
+    a log, no user config (its own XDG_CONFIG_HOME, no LLAMA_ARG_* variables) and no secrets;
+    `url` is where `argv` makes it listen. `with LlamaServer(...) as s:` then use `s.api`."""
+
+    def __init__(self, argv: list[str], url: str, *, env: dict[str, str] | None = None,
+                 cwd: Path | None = None, startup_timeout: float = 300.0,
+                 timeout: float = 600.0) -> None:
+        self.argv = list(argv)
+        self.api = LlamaServerAPI(url, timeout)
+        self.extra_env = dict(env or {})
+        self.cwd = cwd
+        self.startup_timeout = startup_timeout
+        self.state_dir = Path(tempfile.mkdtemp(prefix="qwq-ollama-llama-"))
+        self.log_path = self.state_dir / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return " | ".join(ln.strip() for ln in text.strip().splitlines()[-lines:]) or "(empty log)"
+
+    def _environment(self) -> dict[str, str]:
+        inherited = {k: v for k, v in os.environ.items()
+                     if k not in SECRET_VARIABLES and not k.startswith("LLAMA_ARG_")}
+        return {**inherited, "XDG_CONFIG_HOME": str(self.state_dir / "config"), **self.extra_env}
+
+    def start(self) -> LlamaServer:
+        with open(self.log_path, "wb") as log:
+            try:
+                self.process = subprocess.Popen(
+                    self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    env=self._environment(), cwd=self.cwd, start_new_session=True)
+            except OSError as exc:
+                raise EnvironmentProblem(f"cannot run {self.argv[0]}: {exc.strerror}") from None
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        process = self.process
+        if self.api.wait_until_ready(self.startup_timeout, lambda: process.poll() is None):
+            return
+        if process.poll() is not None:
+            raise DaemonError(f"llama-server exited with code {process.returncode} while "
+                              f"starting; log: {self.log_tail()}")
+        raise DaemonError(f"llama-server did not answer on {self.api.host} within "
+                          f"{self.startup_timeout:.0f} s; log: {self.log_tail()}")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM the process group, then SIGKILL what is left; the log goes with it."""
+        proc, self.process = self.process, None
+        self.api.close()
+        if proc is not None:
+            _signal_group(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+            _signal_group(proc.pid, signal.SIGKILL)  # whatever the command left behind
+            proc.wait()
+            deadline = time.monotonic() + 5.0
+            while process_group_alive(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def __enter__(self) -> LlamaServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+@contextmanager
+def serve_variant(catalog: Catalog, variant: Variant, *, url: str | None = None,
+                  gguf: Path | None = None, timeout: float = 600.0
+                  ) -> Iterator[LlamaServerAPI]:
+    """A llama-server running `variant`: the one at `url`, or a private one started on a free
+    loopback port with the exported command over `gguf` (stopped on leaving)."""
+    check_server_choice(url, gguf)
+    if url is not None:
+        api = LlamaServerAPI(url, timeout)
+        try:
+            api.version()  # reachable, and a llama-server
+            yield api
+        finally:
+            api.close()
+        return
+    assert gguf is not None
+    argv, address = private_command(catalog, variant, Path(gguf))
+    with LlamaServer(argv, address, timeout=timeout) as server:
+        yield server.api
+
+
+def private_command(catalog: Catalog, variant: Variant, gguf: Path) -> tuple[list[str], str]:
+    """The exported llama-server command for `variant` over `gguf`, on a free loopback port,
+    with this machine's llama-server; and the URL it will listen on."""
+    from qwq_ollama.artifacts.export import default_template_path, llama_cpp_command
+
+    template = default_template_path(catalog, variant)
+    if not template.is_file():
+        raise InputError("the variant's chat template is not rendered yet: run "
+                         "`qwq-ollama render`", file=template)
+    port = free_port()
+    command = llama_cpp_command(catalog, variant, binary=str(find_llama_server()),
+                                model_path=str(gguf), template_path=str(template),
+                                host="127.0.0.1", port=port)
+    return command.argv, f"http://127.0.0.1:{port}"
