@@ -17,23 +17,29 @@ from pathlib import Path
 
 import pytest
 
-from qwq_ollama.artifacts.export import (LLAMA_CPP_DEFAULT_ORDER, default_template_path,
-                                         effective_parameters)
+from qwq_ollama.artifacts.export import (
+    LLAMA_CPP_DEFAULT_ORDER,
+    default_template_path,
+    effective_parameters,
+)
 from qwq_ollama.catalog.conversation import load_conversation, load_corpus
 from qwq_ollama.catalog.prompts import get_prompt
 from qwq_ollama.catalog.render import hf_prompter, render_variant
 from qwq_ollama.catalog.schema import Catalog
 from qwq_ollama.checks.ab import compare_variants
 from qwq_ollama.checks.generation import generate_watched
-from qwq_ollama.checks.llama_cpp import (check_fidelity, check_settings, loaded_template,
-                                         validate_llama_cpp)
+from qwq_ollama.checks.llama_cpp import (
+    check_fidelity,
+    check_settings,
+    loaded_template,
+    validate_llama_cpp,
+)
 from qwq_ollama.server.install import CURRENT, ensure_ollama
 from qwq_ollama.server.llama_server import LlamaServer, LlamaServerAPI, find_llama_server
 from qwq_ollama.server.private_daemon import free_port
 
 from .conftest import DATA, ROOT, run_cli
 from .test_export import bash_argv
-
 
 VARIANTS = ("qwq-fixed", "qwq-noprefill", "qwq-minp", "qwq-baseline")
 SAMPLING = ("temperature", "top_k", "top_p", "min_p", "typical_p", "repeat_penalty",

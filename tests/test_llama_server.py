@@ -14,18 +14,30 @@ from pathlib import Path
 import gguf
 import pytest
 
-from qwq_ollama.artifacts.export import (LLAMA_CPP_DEFAULT_ORDER, PENALTY_ORDER, context_notes,
-                                         effective_parameters, llama_cpp_command,
-                                         llama_server_settings)
+from qwq_ollama.artifacts.export import (
+    LLAMA_CPP_DEFAULT_ORDER,
+    PENALTY_ORDER,
+    context_notes,
+    effective_parameters,
+    llama_cpp_command,
+    llama_server_settings,
+)
 from qwq_ollama.artifacts.gguf_template import CHAT_TEMPLATE_KEY, write_with_chat_template
+from qwq_ollama.catalog.prompts import NamedPrompt
 from qwq_ollama.catalog.render import render_variant
 from qwq_ollama.catalog.schema import Catalog
 from qwq_ollama.checks.ab import RunStats, markdown, summarise, table_rows
-from qwq_ollama.catalog.prompts import NamedPrompt
 from qwq_ollama.checks.llama_cpp import loaded_template
 from qwq_ollama.errors import DaemonError, InputError, RefusedError
-from qwq_ollama.server.llama_server import (LlamaServer, _parts, openai_message, request_fields,
-                                            serve_variant, server_url, streamed_part)
+from qwq_ollama.server.llama_server import (
+    LlamaServer,
+    _parts,
+    openai_message,
+    request_fields,
+    serve_variant,
+    server_url,
+    streamed_part,
+)
 from qwq_ollama.server.private_daemon import free_port
 
 from .conftest import run_cli

@@ -166,7 +166,7 @@ def test_doctor_says_which_variants_fit_a_given_gpu(api: OllamaAPI, registered: 
         found = [f for f in diagnose(api, registered, "smollm2-135m", vram)
                  if f.check == "gpu-memory"]
         assert [f.message.split(":")[0] for f in found] == list(registered.variants)
-        for finding, variant in zip(found, registered.variants.values()):
+        for finding, variant in zip(found, registered.variants.values(), strict=True):
             fits = mp.plan(shape, variant.parameters.num_ctx or 4096, vram).fits
             assert finding.status == ("pass" if fits else "warn")
     assert all(f.status == "warn" and f.fix for f in found)  # no room for any KV cache
