@@ -89,7 +89,7 @@ def test_the_go_check_reads_templates_as_ollama_does() -> None:
 @needs_go
 def test_the_go_checker_is_built_once_per_source(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("QWQ_OLLAMA_CACHE", str(tmp_path))
+    monkeypatch.setenv("QWQ_OLLAMA_TOOLS", str(tmp_path / "tools"))
     first = gotemplate.helper_binary()
     assert first.is_file() and first.parent.parent == tmp_path / "tools"
     stamp = first.stat().st_mtime_ns
@@ -102,7 +102,8 @@ def test_the_go_checker_is_built_once_per_source(tmp_path: Path,
 def test_without_go_render_says_so_in_one_line_and_still_writes(project_copy: Path,
                                                                  tmp_path: Path) -> None:
     out = tmp_path / "out"
-    env = {"PATH": str(tmp_path / "no-tools"), "QWQ_OLLAMA_CACHE": str(tmp_path / "cache")}
+    env = {"PATH": str(tmp_path / "no-tools"), "QWQ_OLLAMA_CACHE": str(tmp_path / "cache"),
+           "QWQ_OLLAMA_TOOLS": str(tmp_path / "tools")}
     result = run_cli("render", "--catalog", str(project_copy / "modelfiles" / "models.yaml"),
                      "--out", str(out), env=env)
     assert result.returncode == 0, result.stderr
