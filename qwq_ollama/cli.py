@@ -13,10 +13,10 @@ import typer
 
 from qwq_ollama.errors import QwqOllamaError
 
-app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
-                  no_args_is_help=True,
+app = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Make reasoning models such as QwQ-32B run well on Ollama.")
 
+# The options several commands share, defined once so each means the same everywhere.
 CatalogOpt = Annotated[Optional[Path], typer.Option("--catalog", help="The catalog YAML "
                        "(default: $QWQ_OLLAMA_CATALOG or modelfiles/models.yaml).")]
 
@@ -33,6 +33,46 @@ HostOpt = Annotated[Optional[str], typer.Option("--host", help="Ollama daemon (d
                     "$OLLAMA_HOST or 127.0.0.1:11434).", callback=_host_checked)]
 WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="Register/render over "
                        "these catalog weights instead of each variant's own.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout "
+                    "(schema_version 1, see the README); progress stays on stderr.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
+SCHEMA_VERSION = 1  # of every --json document; bumped only when a field changes meaning
+
+
+@app.callback(invoke_without_command=True)
+def _top(ctx: typer.Context,
+         version: Annotated[bool, typer.Option("--version", help="Print this tool's version "
+                            "and, if one answers, the daemon's.")] = False,
+         host: HostOpt = None) -> None:
+    """Make reasoning models such as QwQ-32B run well on Ollama."""
+    if version:
+        _print_versions(host)
+        raise typer.Exit(0)
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+
+
+def _print_versions(host: Optional[str]) -> None:
+    from importlib.metadata import version
+
+    from qwq_ollama.errors import DaemonError
+    from qwq_ollama.server.client import OllamaAPI
+
+    typer.echo(f"qwq-ollama {version('qwq-ollama')}")
+    api = OllamaAPI(host, timeout=1.0)
+    try:
+        typer.echo(f"Ollama {api.version()} at {api.host}")
+    except DaemonError:
+        typer.echo(f"Ollama: no daemon answers at {api.host}")
+
+
+def _print_json(document: dict) -> None:  # type: ignore[type-arg]
+    """The one way a command prints JSON: stdout, with the schema version on top."""
+    import json
+
+    typer.echo(json.dumps({"schema_version": SCHEMA_VERSION, **document}, indent=1,
+                          ensure_ascii=False, default=str))
 
 
 def _err(text: str) -> None:
@@ -76,7 +116,8 @@ def render(check: Annotated[bool, typer.Option("--check", help="Change nothing; 
 @app.command()
 def create(variants: Annotated[Optional[list[str]], typer.Argument(help="Variants "
                                "(default: all).")] = None,
-           weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None) -> None:
+           weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None,
+           json_: JsonOpt = False, quiet: QuietOpt = False) -> None:
     """Register variants with the Ollama daemon; unchanged ones are skipped."""
     from qwq_ollama.server.digests import hash_ahead
 
@@ -93,25 +134,32 @@ def create(variants: Annotated[Optional[list[str]], typer.Argument(help="Variant
 
     def progress(name: str, update: object) -> None:
         status = str(getattr(update, "get", lambda _k, _d=None: None)("status") or "")
-        if status and last.get(name) != status:
+        if status and last.get(name) != status and not quiet:
             last[name] = status
             _err(f"  {name}: {status}")
 
     report = Registrar(api, cat, progress).create(variants or None, weights)
-    for name in report.created:
+    if json_:
+        _print_json(report.to_dict())
+    for name in [] if json_ else report.created:
         typer.echo(f"created {name}")
-    for name in report.up_to_date:
+    for name in [] if json_ else report.up_to_date:
         typer.echo(f"{name} is up to date")
     stamp_create(api, cat, report, request_for(variants, weights, catalog, host))
 
 
 @app.command("list")
-def list_(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None) -> None:
+def list_(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None,
+          json_: JsonOpt = False) -> None:
     """The catalog's variants, and whether each is registered and up to date."""
     from qwq_ollama.server.client import OllamaAPI
     from qwq_ollama.server.registry import status
 
-    _print_registrations(status(OllamaAPI(host), _catalog(catalog), weights))
+    rows = status(OllamaAPI(host), _catalog(catalog), weights)
+    if json_:
+        _print_json({"variants": [row.to_dict() for row in rows]})
+    else:
+        _print_registrations(rows)
 
 
 def _print_registrations(rows) -> None:  # type: ignore[no-untyped-def]
@@ -193,7 +241,7 @@ def validate(variants: Annotated[Optional[list[str]], typer.Argument(help="Varia
                                "registration, generation, code (the Flappy Bird program).")
                                ] = "fidelity,registration,generation",
              json_: Annotated[Optional[Path], typer.Option("--json", help="Write findings as "
-                              "JSON (also when a step fails).")] = None,
+                              "JSON (also when a step fails); - prints them on stdout.")] = None,
              report: Annotated[Optional[Path], typer.Option("--report", help="Write a "
                                "Markdown report.")] = None,
              num_predict: Annotated[int, typer.Option(help="Token cap for generation "
@@ -227,12 +275,16 @@ def validate(variants: Annotated[Optional[list[str]], typer.Argument(help="Varia
                      progress=lambda m: _err(f"  checking {m}"),
                      report=findings)
     finally:
-        if json_:
-            write_text_atomic(json_, json.dumps(findings.to_dict(), indent=1,
+        if json_ == Path("-"):
+            _print_json(findings.to_dict())
+        elif json_:
+            write_text_atomic(json_, json.dumps({"schema_version": SCHEMA_VERSION,
+                                                 **findings.to_dict()}, indent=1,
                                                 ensure_ascii=False) + "\n")
         if report:
             write_text_atomic(report, markdown_report(findings))
-    _print_findings(findings.findings)
+    if json_ != Path("-"):
+        _print_findings(findings.findings)
     broken = [f for f in findings.findings if f.status == "error"]
     if broken:  # a step that could not run (timeout, daemon gone) is not a verdict: exit 2
         _err(f"Error: {broken[0].subject} {broken[0].check}: {broken[0].message}")
@@ -262,23 +314,44 @@ def compare(variants: Annotated[list[str], typer.Argument(help="Variants to comp
             num_predict: Annotated[int, typer.Option(help="Token cap per run.")] = 4096,
             report: Annotated[Optional[Path], typer.Option("--report", help="Write a Markdown "
                               "report with a plot beside it.")] = None,
-            host: HostOpt = None) -> None:
+            host: HostOpt = None, catalog: CatalogOpt = None, weights: WeightsOpt = None,
+            json_: JsonOpt = False, quiet: QuietOpt = False) -> None:
     """Run one prompt over variants and seeds: loop rate, speed, thinking, code that compiles."""
     from qwq_ollama.atomic import write_text_atomic
     from qwq_ollama.server.client import OllamaAPI
     from qwq_ollama.checks.ab import compare_variants
-    from qwq_ollama.checks.ab import markdown, plot, table_rows
+    from qwq_ollama.checks.ab import comparison_dict, markdown, plot, table_rows
     from qwq_ollama.catalog.prompts import get_prompt
 
     chosen = get_prompt(prompt)
-    summaries, runs = compare_variants(OllamaAPI(host), variants, chosen, seeds, num_predict,
-                                  progress=lambda m: _err(f"  running {m}"))
-    for row in table_rows(summaries):
+    api = OllamaAPI(host)
+    if catalog or weights:
+        _require_registered(api, _catalog(catalog), variants, weights)
+    summaries, runs = compare_variants(api, variants, chosen, seeds, num_predict,
+                                  progress=None if quiet else lambda m: _err(f"  running {m}"))
+    if json_:
+        _print_json(comparison_dict(chosen, summaries, runs))
+    for row in [] if json_ else table_rows(summaries):
         typer.echo("  ".join(f"{cell:<14}" for cell in row).rstrip())
     if report:
         image = plot(summaries, report.with_suffix(".png"))
         write_text_atomic(report, markdown(chosen, summaries, runs, image.name))
-        typer.echo(f"wrote {report} and {image}")
+        (_err if json_ else typer.echo)(f"wrote {report} and {image}")
+
+
+def _require_registered(api, cat, names: list[str],  # type: ignore[no-untyped-def]
+                        weights: Optional[str]) -> None:
+    """With --catalog/--weights, compare only variants registered as that catalog says."""
+    from qwq_ollama.errors import InputError
+    from qwq_ollama.server.registry import registration
+
+    for name in names:
+        found = registration(api, cat, cat.variant(name), weights)
+        if not found.up_to_date:
+            state = ", ".join(found.drift.values()) if found.registered else "not registered"
+            raise InputError(f"{name} is not as {cat.path} says ({state}): run `qwq-ollama "
+                             f"create {name}{f' --weights {weights}' if weights else ''}`",
+                             field="VARIANTS")
 
 
 @app.command("install-ollama")
@@ -369,7 +442,7 @@ def fidelity_table(out: Annotated[Path, typer.Option("--out", help="Where to wri
     typer.echo(f"wrote {out}")
 
 
-export_app = typer.Typer(add_completion=False, rich_markup_mode=None, no_args_is_help=True,
+export_app = typer.Typer(rich_markup_mode=None, no_args_is_help=True,
                          help="Write a variant's settings for another engine: llama.cpp, a "
                          "Hugging Face GGUF repository, vLLM.")
 app.add_typer(export_app, name="export")
@@ -449,7 +522,8 @@ def export_vllm(variant: str, out: OutOpt, catalog: CatalogOpt = None) -> None:
 def doctor(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None,
            vram: Annotated[Optional[str], typer.Option("--vram", help="Free GPU memory, e.g. "
                            "24GiB: also check each num_ctx fits (default: this machine's "
-                           "GPU when the daemon runs here).")] = None) -> None:
+                           "GPU when the daemon runs here).")] = None,
+           json_: JsonOpt = False) -> None:
     """Check the daemon, each variant's registration and context, and loaded models' offload."""
     from qwq_ollama.server.client import OllamaAPI
     from qwq_ollama.checks.doctor import diagnose
@@ -460,7 +534,10 @@ def doctor(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt
     api = OllamaAPI(host, timeout=60.0)
     findings = diagnose(api, _catalog(catalog), weights,
                         parse_size(vram) if vram else daemon_vram(api))
-    _print_findings(findings)
+    if json_:
+        _print_json({"failed": failed(findings), "findings": [f.to_dict() for f in findings]})
+    else:
+        _print_findings(findings)
     if failed(findings):
         raise typer.Exit(1)
 
@@ -563,7 +640,7 @@ def plan(variants: Annotated[Optional[list[str]], typer.Argument(help="Variants 
 def main() -> None:
     """Entry point: library errors become `Error: …` on stderr with their exit code."""
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="qwq-ollama")
     except QwqOllamaError as exc:
         _err("Error: " + str(exc).replace("\r", "\\r").replace("\n", "\\n"))  # one line
         sys.exit(exc.exit_code)

@@ -144,6 +144,12 @@ class CreateReport:
     weights_files: list[Path] = field(default_factory=list)  # GGUFs read from disk
     from_hub: bool = False  # the Hub was asked for the weights: no stamp can vouch for them
 
+    def to_dict(self) -> dict[str, Any]:
+        """What `create --json` prints (README: JSON output)."""
+        return {"created": self.created, "up_to_date": self.up_to_date,
+                "base_created": self.base_created, "bases": self.bases,
+                "weights_files": [str(p) for p in self.weights_files]}
+
 
 class Registrar:
     """Creates variants on one daemon; a lock per daemon keeps concurrent runs apart."""
@@ -349,6 +355,11 @@ class Registration:
     def only_weights_differ(self) -> bool:
         """Registered over other known catalog weights, and right for those."""
         return list(self.drift) == ["weights"] and self.over is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `list --json` prints per variant (README: JSON output)."""
+        return {"variant": self.variant, "weights": self.weights, "registered": self.registered,
+                "up_to_date": self.up_to_date, "over": self.over, "drift": self.drift}
 
 
 def registration(api: OllamaAPI, catalog: Catalog, variant: Variant,

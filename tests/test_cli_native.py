@@ -1,0 +1,137 @@
+"""The command line as scripts and shells use it: --version, completion, --json documents.
+
+Shapes are checked by parsing what the real command prints, against a fake daemon at the HTTP
+level (see test_registration_logic.py); the live tests run the same commands on the real one.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from qwq_ollama.catalog.schema import Catalog, load_catalog
+from tests.conftest import run_cli
+from tests.test_registration_logic import SMALL_BLOB, FakeDaemon, show_answer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog(ROOT / "modelfiles" / "models.yaml")
+
+
+@pytest.fixture()
+def fake(httpserver: HTTPServer, catalog: Catalog) -> FakeDaemon:
+    """A daemon with every variant registered over the small weights."""
+    daemon = FakeDaemon(httpserver)
+    daemon.base("smollm2-135m", SMALL_BLOB)
+    for name in catalog.variants:
+        daemon.models[name] = show_answer(catalog, name, "smollm2-135m", SMALL_BLOB)
+    return daemon
+
+
+def host_of(server: HTTPServer) -> str:
+    return server.url_for("/").rstrip("/")
+
+
+def parsed(result: Any) -> dict[str, Any]:
+    """The one JSON document on stdout; anything else there fails the test."""
+    document = json.loads(result.stdout)
+    assert document["schema_version"] == 1
+    return dict(document)
+
+
+def test_version_names_ours_and_the_daemons(fake: FakeDaemon, httpserver: HTTPServer) -> None:
+    result = run_cli("--version", "--host", host_of(httpserver))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"qwq-ollama {version('qwq-ollama')}",
+                                          f"Ollama 0.32.15 at {host_of(httpserver)}"]
+
+
+def test_version_without_a_daemon_answers_quickly(silent_host: str) -> None:
+    result = run_cli("--version", env={"OLLAMA_HOST": silent_host})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"qwq-ollama {version('qwq-ollama')}\n")
+    assert "no daemon answers" in result.stdout
+
+
+def test_bash_completion_offers_commands_and_options() -> None:
+    env = {"_QWQ_OLLAMA_COMPLETE": "complete_bash", "COMP_WORDS": "qwq-ollama li",
+           "COMP_CWORD": "1"}
+    assert run_cli(env=env).stdout.split() == ["list"]
+    env["COMP_WORDS"], env["COMP_CWORD"] = "qwq-ollama compare --we", "2"
+    assert run_cli(env=env).stdout.split() == ["--weights"]
+
+
+def test_list_json(fake: FakeDaemon, httpserver: HTTPServer, catalog: Catalog) -> None:
+    result = run_cli("list", "--json", "--host", host_of(httpserver))
+    assert result.returncode == 0, result.stderr
+    rows = parsed(result)["variants"]
+    assert [row["variant"] for row in rows] == list(catalog.variants)
+    first = rows[0]
+    assert first["registered"] is True and first["up_to_date"] is False
+    assert first["over"] == "smollm2-135m" and list(first["drift"]) == ["weights"]
+
+
+def test_doctor_json(fake: FakeDaemon, httpserver: HTTPServer, catalog: Catalog) -> None:
+    result = run_cli("doctor", "--json", "--vram", "24GiB", "--host", host_of(httpserver))
+    document = parsed(result)
+    assert result.returncode == (1 if document["failed"] else 0)
+    registration = [f for f in document["findings"] if f["check"] == "registration"]
+    assert {f["subject"] for f in registration} == set(catalog.variants)
+    assert {f["status"] for f in registration} == {"warn"}
+    assert all(set(f) >= {"fix", "message", "details"} for f in registration)
+
+
+def chat_stream(request: Any) -> Any:
+    """A streamed /api/chat answer: some thinking, a short answer, done."""
+    from werkzeug.wrappers import Response
+
+    model = request.get_json()["model"]
+    lines = [{"model": model, "message": {"role": "assistant", "thinking": "Let me see."},
+              "done": False},
+             {"model": model, "message": {"role": "assistant", "content": "Blue."},
+              "done": False},
+             {"model": model, "message": {"role": "assistant", "content": ""}, "done": True,
+              "done_reason": "stop", "eval_count": 2, "eval_duration": 100_000_000}]
+    return Response("".join(json.dumps(line) + "\n" for line in lines),
+                    content_type="application/x-ndjson")
+
+
+def test_compare_json(fake: FakeDaemon, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/api/chat", method="POST").respond_with_handler(chat_stream)
+    result = run_cli("compare", "qwq-fixed", "qwq-minp", "--prompt", "sky", "--seeds", "2",
+                     "--json", "--host", host_of(httpserver))
+    assert result.returncode == 0, result.stderr
+    document = parsed(result)
+    assert document["prompt"] == "sky"
+    assert [s["variant"] for s in document["summaries"]] == ["qwq-fixed", "qwq-minp"]
+    assert [(r["variant"], r["seed"]) for r in document["runs"]] == [
+        ("qwq-fixed", 1), ("qwq-fixed", 2), ("qwq-minp", 1), ("qwq-minp", 2)]
+    assert all(r["answer_tokens"] == 1 and not r["looped"] for r in document["runs"])
+    assert "running qwq-minp seed 2" in result.stderr
+
+
+def test_compare_with_catalog_refuses_a_stale_variant_before_running(
+        fake: FakeDaemon, httpserver: HTTPServer) -> None:
+    result = run_cli("compare", "qwq-fixed", "--prompt", "sky", "--catalog",
+                     str(ROOT / "modelfiles" / "models.yaml"), "--host", host_of(httpserver))
+    assert result.returncode == 2
+    assert "qwq-fixed is not as" in result.stderr and "registered over smollm2-135m" in (
+        result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not any(r.path == "/api/chat" for r, _ in httpserver.log)
+
+
+def test_validate_json_dash_prints_the_findings_on_stdout(tmp_path: Path) -> None:
+    # fidelity alone needs no daemon for the HF side; an unknown variant fails before any call
+    result = run_cli("validate", "no-such-variant", "--checks", "fidelity", "--json", "-")
+    document = parsed(result)
+    assert result.returncode != 0 and "findings" in document
+    assert not (tmp_path / "-").exists() and not (ROOT / "-").exists()
