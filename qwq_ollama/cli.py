@@ -266,6 +266,10 @@ def validate(variants: Annotated[Optional[list[str]], typer.Argument(help="Varia
     if unknown:
         raise InputError(f"unknown check {unknown[0]!r} (known: {', '.join(CHECKS)})",
                          field="--checks")
+    if "code" in chosen:
+        from qwq_ollama.extras import require_extra
+
+        require_extra("game", "validate --checks code")
     cat = _catalog(catalog)
     findings = ValidationReport()
     try:
@@ -323,6 +327,10 @@ def compare(variants: Annotated[list[str], typer.Argument(help="Variants to comp
     from qwq_ollama.checks.ab import comparison_dict, markdown, plot, table_rows
     from qwq_ollama.catalog.prompts import get_prompt
 
+    if report:
+        from qwq_ollama.extras import require_extra
+
+        require_extra("plot", "compare --report")
     chosen = get_prompt(prompt)
     api = OllamaAPI(host)
     if catalog or weights:

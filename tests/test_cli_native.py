@@ -135,3 +135,51 @@ def test_validate_json_dash_prints_the_findings_on_stdout(tmp_path: Path) -> Non
     document = parsed(result)
     assert result.returncode != 0 and "findings" in document
     assert not (tmp_path / "-").exists() and not (ROOT / "-").exists()
+
+
+def run_without(module: str, *args: str) -> Any:
+    """The real CLI in a Python where `module` cannot be imported, as without its extra."""
+    import os
+    import subprocess
+    import sys
+
+    wrapper = (f"import sys; sys.modules[{module!r}] = None; "
+               "from qwq_ollama.cli import main; sys.argv[0] = 'qwq-ollama'; main()")
+    return subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True,
+                          text=True, env=os.environ, cwd=ROOT, timeout=300)
+
+
+def test_compare_report_without_the_plot_extra_stops_before_any_run(
+        fake: FakeDaemon, httpserver: HTTPServer, tmp_path: Path) -> None:
+    httpserver.expect_request("/api/chat", method="POST").respond_with_handler(chat_stream)
+    report = tmp_path / "ab.md"
+    result = run_without("matplotlib", "compare", "qwq-fixed", "--prompt", "sky", "--report",
+                         str(report), "--host", host_of(httpserver))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "Error: compare --report needs matplotlib, which is not installed: "
+        "pip install 'qwq-ollama[plot]'"]
+    assert not any(r.path == "/api/chat" for r, _ in httpserver.log)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_compare_report_with_the_plot_extra_writes_report_and_plot(
+        fake: FakeDaemon, httpserver: HTTPServer, tmp_path: Path) -> None:
+    httpserver.expect_request("/api/chat", method="POST").respond_with_handler(chat_stream)
+    report = tmp_path / "ab.md"
+    result = run_cli("compare", "qwq-fixed", "--prompt", "sky", "--seeds", "1", "--report",
+                     str(report), "--host", host_of(httpserver))
+    assert result.returncode == 0, result.stderr
+    assert "| qwq-fixed |" in report.read_text()
+    assert report.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_code_check_without_the_game_extra_stops_before_any_request(
+        httpserver: HTTPServer) -> None:
+    result = run_without("pygame", "validate", "qwq-fixed", "--checks", "generation,code",
+                         "--host", host_of(httpserver))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "Error: validate --checks code needs pygame, which is not installed: "
+        "pip install 'qwq-ollama[game]'"]
+    assert httpserver.log == []
