@@ -130,15 +130,8 @@ def create(variants: Annotated[Optional[list[str]], typer.Argument(help="Variant
     from qwq_ollama.server.registry import Registrar, stamp_create
 
     api = OllamaAPI(host)
-    last: dict[str, str] = {}
-
-    def progress(name: str, update: object) -> None:
-        status = str(getattr(update, "get", lambda _k, _d=None: None)("status") or "")
-        if status and last.get(name) != status and not quiet:
-            last[name] = status
-            _err(f"  {name}: {status}")
-
-    report = Registrar(api, cat, progress).create(variants or None, weights)
+    with _Progress(quiet) as progress:
+        report = Registrar(api, cat, progress).create(variants or None, weights)
     if json_:
         _print_json(report.to_dict())
     for name in [] if json_ else report.created:
@@ -146,6 +139,48 @@ def create(variants: Annotated[Optional[list[str]], typer.Argument(help="Variant
     for name in [] if json_ else report.up_to_date:
         typer.echo(f"{name} is up to date")
     stamp_create(api, cat, report, request_for(variants, weights, catalog, host))
+
+
+class _Progress:
+    """Progress of long work: byte bars (size, rate, time left) on a terminal; plain status
+    lines when stderr is not one or NO_COLOR is set; nothing with --quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        import os
+
+        self.quiet, self.last, self.tasks = quiet, {}, {}  # type: ignore[var-annotated]
+        self.bars = None
+        if not quiet and sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
+            from rich.console import Console
+            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
+                                       TimeRemainingColumn, TransferSpeedColumn)
+
+            self.bars = Progress(TextColumn("  {task.description}"), BarColumn(),
+                                 DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+                                 console=Console(stderr=True))
+
+    def __enter__(self) -> _Progress:
+        if self.bars is not None:
+            self.bars.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.bars is not None:
+            self.bars.stop()
+
+    def __call__(self, name: str, update: object) -> None:
+        get = getattr(update, "get", lambda _k, _d=None: None)
+        status, total = str(get("status") or ""), get("total")
+        if self.quiet or not status:
+            return
+        if self.bars is not None and total:
+            key = (name, status)
+            if key not in self.tasks:
+                self.tasks[key] = self.bars.add_task(f"{name}: {status}", total=total)
+            self.bars.update(self.tasks[key], completed=get("completed") or 0)
+        elif self.last.get(name) != status:
+            self.last[name] = status
+            _err(f"  {name}: {status}")
 
 
 @app.command("list")

@@ -183,3 +183,99 @@ def test_code_check_without_the_game_extra_stops_before_any_request(
         "Error: validate --checks code needs pygame, which is not installed: "
         "pip install 'qwq-ollama[game]'"]
     assert httpserver.log == []
+
+
+def local_weights_project(project: Path, small_gguf: Path, file_name: str) -> Path:
+    """A project copy with `native-qwq-fixed` over `local` weights: the small GGUF at a path the
+    digest index has never seen, so `create` hashes it (and the shared variants stay as they are)."""
+    import shutil
+
+    from tests.conftest import catalog_with_copies
+
+    shutil.copyfile(small_gguf, project / file_name)
+    catalog = catalog_with_copies(project, "qwq-fixed", prefix="native").path
+    catalog.write_text(catalog.read_text().replace(
+        "weights:\n", f"weights:\n  local:\n    gguf: ../{file_name}\n", 1))
+    return catalog
+
+
+def test_create_json_and_plain_progress_off_a_terminal(daemon: Any, small_gguf: Path,
+                                                        project_copy: Path) -> None:
+    catalog = local_weights_project(project_copy, small_gguf, "weights.gguf")
+    result = run_cli("create", "native-qwq-fixed", "--weights", "local", "--catalog",
+                     str(catalog), "--json", "--host", daemon.host)
+    assert result.returncode == 0, result.stderr
+    document = parsed(result)
+    assert document["created"] == ["native-qwq-fixed"] and document["up_to_date"] == []
+    assert document["bases"][0] == "qwq-ollama-weights/local"
+    assert document["weights_files"] == [str(project_copy / "weights.gguf")]
+    assert "  qwq-ollama-weights/local: hashing weights.gguf\n" in result.stderr
+    assert "\x1b[" not in result.stderr
+
+    import shutil
+
+    shutil.copyfile(small_gguf, project_copy / "again.gguf")  # hashed afresh, quietly
+    catalog.write_text(catalog.read_text().replace("../weights.gguf", "../again.gguf"))
+    quiet = run_cli("create", "native-qwq-fixed", "--weights", "local", "--catalog",
+                    str(catalog), "--quiet", "--host", daemon.host)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == "" and "native-qwq-fixed" in quiet.stdout
+
+
+def test_create_draws_byte_progress_on_a_terminal(daemon: Any, small_gguf: Path,
+                                                   project_copy: Path) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+    import threading
+
+    catalog = local_weights_project(project_copy, small_gguf, "tty.gguf")
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"TERM": "xterm",
+                                                                       "COLUMNS": "120"}
+    proc = subprocess.Popen([sys.executable, "-m", "qwq_ollama", "create", "native-qwq-fixed",
+                             "--weights", "local", "--catalog", str(catalog), "--host",
+                             daemon.host], stdout=subprocess.PIPE, stderr=follower, env=env,
+                            cwd=ROOT)
+    os.close(follower)
+    drawn = bytearray()
+
+    def drain() -> None:
+        while True:
+            try:
+                block = os.read(leader, 4096)
+            except OSError:  # the pty closes when the process exits
+                return
+            if not block:
+                return
+            drawn.extend(block)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    assert proc.wait(timeout=300) == 0
+    reader.join(10)
+    os.close(leader)
+    text = drawn.decode(errors="replace")
+    assert "\x1b[" in text  # drawn, not printed line by line
+    size_mb = small_gguf.stat().st_size / 1e6
+    assert "hashing tty.gguf" in text and f"{size_mb:.1f}/{size_mb:.1f} MB" in text
+
+
+def test_an_upload_reports_the_bytes_sent(httpserver: HTTPServer, tmp_path: Path) -> None:
+    from qwq_ollama.server.client import OllamaAPI
+
+    blob, digest = tmp_path / "blob.gguf", "sha256:" + "c" * 64
+    blob.write_bytes(b"x" * (9 << 20))
+    received: list[int] = []
+
+    def store(request: Any) -> Any:
+        from werkzeug.wrappers import Response
+
+        received.append(len(request.get_data()))
+        return Response("", status=201)
+
+    httpserver.expect_request(f"/api/blobs/{digest}", method="POST").respond_with_handler(store)
+    sent: list[int] = []
+    OllamaAPI(host_of(httpserver), timeout=10.0).push_blob(digest, blob, sent.append)
+    assert sent == [4 << 20, 8 << 20, 9 << 20] and received == [9 << 20]
