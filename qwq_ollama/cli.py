@@ -51,6 +51,8 @@ def _top(ctx: typer.Context,
     if ctx.invoked_subcommand is None:
         typer.echo(ctx.get_help())
         raise typer.Exit(0)
+    if host is not None:  # `qwq-ollama --host H list`: the command's own default becomes H
+        ctx.default_map = {**(ctx.default_map or {}), ctx.invoked_subcommand: {"host": host}}
 
 
 def _print_versions(host: Optional[str]) -> None:

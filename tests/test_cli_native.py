@@ -79,6 +79,13 @@ def test_list_json(fake: FakeDaemon, httpserver: HTTPServer, catalog: Catalog) -
     assert first["over"] == "smollm2-135m" and list(first["drift"]) == ["weights"]
 
 
+def test_a_host_before_the_command_is_the_commands_host(fake: FakeDaemon,
+                                                        httpserver: HTTPServer) -> None:
+    result = run_cli("--host", host_of(httpserver), "list", "--json")
+    assert result.returncode == 0, result.stderr
+    assert all(row["registered"] for row in parsed(result)["variants"])
+
+
 def test_doctor_json(fake: FakeDaemon, httpserver: HTTPServer, catalog: Catalog) -> None:
     result = run_cli("doctor", "--json", "--vram", "24GiB", "--host", host_of(httpserver))
     document = parsed(result)
