@@ -14,16 +14,11 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
-from qwq_ollama.catalog.schema import Catalog, load_catalog
+from qwq_ollama.catalog.schema import Catalog
 from tests.conftest import run_cli
 from tests.test_registration_logic import SMALL_BLOB, FakeDaemon, show_answer
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog(ROOT / "modelfiles" / "models.yaml")
 
 
 @pytest.fixture()
@@ -286,3 +281,22 @@ def test_an_upload_reports_the_bytes_sent(httpserver: HTTPServer, tmp_path: Path
     sent: list[int] = []
     OllamaAPI(host_of(httpserver), timeout=10.0).push_blob(digest, blob, sent.append)
     assert sent == [4 << 20, 8 << 20, 9 << 20] and received == [9 << 20]
+
+
+def test_list_doctor_and_compare_json_on_the_real_daemon(daemon: Any, registered: Catalog
+                                                         ) -> None:
+    listed = parsed(run_cli("list", "--json", "--weights", "smollm2-135m", "--host",
+                            daemon.host))
+    assert {row["variant"]: row["up_to_date"] for row in listed["variants"]} == {
+        name: True for name in registered.variants}
+    doctor = run_cli("doctor", "--json", "--weights", "smollm2-135m", "--vram", "24GiB",
+                     "--host", daemon.host)
+    findings = parsed(doctor)["findings"]
+    assert {f["status"] for f in findings if f["check"] == "registration"} == {"pass"}
+    compared = run_cli("compare", "qwq-fixed", "--prompt", "sky", "--seeds", "1",
+                       "--num-predict", "16", "--json", "--weights", "smollm2-135m",
+                       "--host", daemon.host)
+    assert compared.returncode == 0, compared.stderr
+    run = parsed(compared)["runs"][0]
+    assert run["variant"] == "qwq-fixed" and 0 < run["thinking_tokens"] + run[
+        "answer_tokens"] <= 16
