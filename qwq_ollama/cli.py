@@ -136,10 +136,11 @@ def create(variants: Annotated[Optional[list[str]], typer.Argument(help="Variant
         report = Registrar(api, cat, progress).create(variants or None, weights)
     if json_:
         _print_json(report.to_dict())
-    for name in [] if json_ else report.created:
-        typer.echo(f"created {name}")
-    for name in [] if json_ else report.up_to_date:
-        typer.echo(f"{name} is up to date")
+    else:
+        for name in report.created:
+            typer.echo(f"created {name}")
+        for name in report.up_to_date:
+            typer.echo(f"{name} is up to date")
     stamp_create(api, cat, report, request_for(variants, weights, catalog, host))
 
 
@@ -376,8 +377,9 @@ def compare(variants: Annotated[list[str], typer.Argument(help="Variants to comp
                                   progress=None if quiet else lambda m: _err(f"  running {m}"))
     if json_:
         _print_json(comparison_dict(chosen, summaries, runs))
-    for row in [] if json_ else table_rows(summaries):
-        typer.echo("  ".join(f"{cell:<14}" for cell in row).rstrip())
+    else:
+        for row in table_rows(summaries):
+            typer.echo("  ".join(f"{cell:<14}" for cell in row).rstrip())
     if report:
         image = plot(summaries, report.with_suffix(".png"))
         write_text_atomic(report, markdown(chosen, summaries, runs, image.name))
