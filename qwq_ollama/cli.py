@@ -18,10 +18,10 @@ if TYPE_CHECKING:  # annotations only: the command modules import what they use
     from qwq_ollama.catalog.schema import Catalog
     from qwq_ollama.checks.ab import RunStats
 
-app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
-                  no_args_is_help=True,
+app = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Make reasoning models such as QwQ-32B run well on Ollama.")
 
+# The options several commands share, defined once so each means the same everywhere.
 CatalogOpt = Annotated[Optional[Path], typer.Option("--catalog", help="The catalog YAML "
                        "(default: $QWQ_OLLAMA_CATALOG or modelfiles/models.yaml).")]
 
@@ -44,6 +44,48 @@ LlamaServerOpt = Annotated[Optional[str], typer.Option("--llama-server", help="W
 GgufOpt = Annotated[Optional[Path], typer.Option("--gguf", help="With the llama-cpp engine: "
                     "start a private llama-server (Ollama's own) with the exported command over "
                     "this GGUF instead.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout "
+                    "(schema_version 1, see the README); progress stays on stderr.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
+SCHEMA_VERSION = 1  # of every --json document; bumped only when a field changes meaning
+
+
+@app.callback(invoke_without_command=True)
+def _top(ctx: typer.Context,
+         version: Annotated[bool, typer.Option("--version", help="Print this tool's version "
+                            "and, if one answers, the daemon's.")] = False,
+         host: HostOpt = None) -> None:
+    """Make reasoning models such as QwQ-32B run well on Ollama."""
+    if version:
+        _print_versions(host)
+        raise typer.Exit(0)
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+    if host is not None:  # `qwq-ollama --host H list`: the command's own default becomes H
+        ctx.default_map = {**(ctx.default_map or {}), ctx.invoked_subcommand: {"host": host}}
+
+
+def _print_versions(host: Optional[str]) -> None:
+    from importlib.metadata import version
+
+    from qwq_ollama.errors import DaemonError
+    from qwq_ollama.server.client import OllamaAPI
+
+    typer.echo(f"qwq-ollama {version('qwq-ollama')}")
+    api = OllamaAPI(host, timeout=1.0)
+    try:
+        typer.echo(f"Ollama {api.version()} at {api.host}")
+    except DaemonError:
+        typer.echo(f"Ollama: no daemon answers at {api.host}")
+
+
+def _print_json(document: dict) -> None:  # type: ignore[type-arg]
+    """The one way a command prints JSON: stdout, with the schema version on top."""
+    import json
+
+    typer.echo(json.dumps({"schema_version": SCHEMA_VERSION, **document}, indent=1,
+                          ensure_ascii=False, default=str))
 
 
 def _err(text: str) -> None:
@@ -87,7 +129,8 @@ def render(check: Annotated[bool, typer.Option("--check", help="Change nothing; 
 @app.command()
 def create(variants: Annotated[Optional[list[str]], typer.Argument(help="Variants "
                                "(default: all).")] = None,
-           weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None) -> None:
+           weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None,
+           json_: JsonOpt = False, quiet: QuietOpt = False) -> None:
     """Register variants with the Ollama daemon; unchanged ones are skipped."""
     from qwq_ollama.server.digests import hash_ahead
 
@@ -100,29 +143,72 @@ def create(variants: Annotated[Optional[list[str]], typer.Argument(help="Variant
     from qwq_ollama.server.registry import Registrar, stamp_create
 
     api = OllamaAPI(host)
-    last: dict[str, str] = {}
-
-    def progress(name: str, update: object) -> None:
-        status = str(getattr(update, "get", lambda _k, _d=None: None)("status") or "")
-        if status and last.get(name) != status:
-            last[name] = status
-            _err(f"  {name}: {status}")
-
-    report = Registrar(api, cat, progress).create(variants or None, weights)
-    for name in report.created:
-        typer.echo(f"created {name}")
-    for name in report.up_to_date:
-        typer.echo(f"{name} is up to date")
+    with _Progress(quiet) as progress:
+        report = Registrar(api, cat, progress).create(variants or None, weights)
+    if json_:
+        _print_json(report.to_dict())
+    else:
+        for name in report.created:
+            typer.echo(f"created {name}")
+        for name in report.up_to_date:
+            typer.echo(f"{name} is up to date")
     stamp_create(api, cat, report, request_for(variants, weights, catalog, host))
 
 
+class _Progress:
+    """Progress of long work: byte bars (size, rate, time left) on a terminal; plain status
+    lines when stderr is not one or NO_COLOR is set; nothing with --quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        import os
+
+        self.quiet, self.last, self.tasks = quiet, {}, {}  # type: ignore[var-annotated]
+        self.bars = None
+        if not quiet and sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
+            from rich.console import Console
+            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
+                                       TimeRemainingColumn, TransferSpeedColumn)
+
+            self.bars = Progress(TextColumn("  {task.description}"), BarColumn(),
+                                 DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+                                 console=Console(stderr=True))
+
+    def __enter__(self) -> _Progress:
+        if self.bars is not None:
+            self.bars.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.bars is not None:
+            self.bars.stop()
+
+    def __call__(self, name: str, update: object) -> None:
+        get = getattr(update, "get", lambda _k, _d=None: None)
+        status, total = str(get("status") or ""), get("total")
+        if self.quiet or not status:
+            return
+        if self.bars is not None and total:
+            key = (name, status)
+            if key not in self.tasks:
+                self.tasks[key] = self.bars.add_task(f"{name}: {status}", total=total)
+            self.bars.update(self.tasks[key], completed=get("completed") or 0)
+        elif self.last.get(name) != status:
+            self.last[name] = status
+            _err(f"  {name}: {status}")
+
+
 @app.command("list")
-def list_(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None) -> None:
+def list_(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None,
+          json_: JsonOpt = False) -> None:
     """The catalog's variants, and whether each is registered and up to date."""
     from qwq_ollama.server.client import OllamaAPI
     from qwq_ollama.server.registry import status
 
-    _print_registrations(status(OllamaAPI(host), _catalog(catalog), weights))
+    rows = status(OllamaAPI(host), _catalog(catalog), weights)
+    if json_:
+        _print_json({"variants": [row.to_dict() for row in rows]})
+    else:
+        _print_registrations(rows)
 
 
 def _print_registrations(rows) -> None:  # type: ignore[no-untyped-def]
@@ -217,7 +303,7 @@ def validate(variants: Annotated[Optional[list[str]], typer.Argument(help="Varia
                                "llama-cpp: fidelity, settings, context, generation, code. "
                                "Default: all but code.")] = None,
              json_: Annotated[Optional[Path], typer.Option("--json", help="Write findings as "
-                              "JSON (also when a step fails).")] = None,
+                              "JSON (also when a step fails); - prints them on stdout.")] = None,
              report: Annotated[Optional[Path], typer.Option("--report", help="Write a "
                                "Markdown report.")] = None,
              num_predict: Annotated[int, typer.Option(help="Token cap for generation "
@@ -234,6 +320,10 @@ def validate(variants: Annotated[Optional[list[str]], typer.Argument(help="Varia
     from qwq_ollama.atomic import write_text_atomic
     from qwq_ollama.checks.validate import ValidationReport, markdown_report
 
+    if "code" in (checks or ""):
+        from qwq_ollama.extras import require_extra
+
+        require_extra("game", "validate --checks code")
     cat = _catalog(catalog)
     chosen = _chosen_checks(engine, checks)
     findings = ValidationReport()
@@ -255,12 +345,16 @@ def validate(variants: Annotated[Optional[list[str]], typer.Argument(help="Varia
                          weights_name=weights, checks=chosen, num_predict=num_predict,
                          code_prompt=code_prompt, seed=seed, progress=say, report=findings)
     finally:
-        if json_:
-            write_text_atomic(json_, json.dumps(findings.to_dict(), indent=1,
+        if json_ == Path("-"):
+            _print_json(findings.to_dict())
+        elif json_:
+            write_text_atomic(json_, json.dumps({"schema_version": SCHEMA_VERSION,
+                                                 **findings.to_dict()}, indent=1,
                                                 ensure_ascii=False) + "\n")
         if report:
             write_text_atomic(report, markdown_report(findings))
-    _print_findings(findings.findings)
+    if json_ != Path("-"):
+        _print_findings(findings.findings)
     broken = [f for f in findings.findings if f.status == "error"]
     if broken:  # a step that could not run (timeout, daemon gone) is not a verdict: exit 2
         _err(f"Error: {broken[0].subject} {broken[0].check}: {broken[0].message}")
@@ -327,24 +421,51 @@ def compare(variants: Annotated[list[str], typer.Argument(help="Variants to comp
             engines: Annotated[str, typer.Option("--engines", help="Comma-separated: ollama, "
                                "llama-cpp; several side by side.")] = "ollama",
             host: HostOpt = None, llama_server: LlamaServerOpt = None,
-            gguf: GgufOpt = None, catalog: CatalogOpt = None) -> None:
+            gguf: GgufOpt = None, catalog: CatalogOpt = None, weights: WeightsOpt = None,
+            json_: JsonOpt = False, quiet: QuietOpt = False) -> None:
     """Run one prompt over variants and seeds: loop rate, speed, thinking, code that compiles."""
     from qwq_ollama.atomic import write_text_atomic
     from qwq_ollama.catalog.prompts import get_prompt
-    from qwq_ollama.checks.ab import markdown, plot, summarise, table_rows
+    from qwq_ollama.checks.ab import comparison_dict, markdown, plot, summarise, table_rows
 
+    if report:
+        from qwq_ollama.extras import require_extra
+
+        require_extra("plot", "compare --report")
     chosen = get_prompt(prompt)
+    if catalog or weights:
+        from qwq_ollama.server.client import OllamaAPI
+
+        _require_registered(OllamaAPI(host), _catalog(catalog), variants, weights)
     runs = []
     for engine in _engines(engines, variants, llama_server, gguf):
         runs += _engine_runs(engine, variants, chosen, seeds, num_predict, host, llama_server,
-                             gguf, catalog)
+                             gguf, catalog, quiet)
     summaries = summarise(runs)
-    for row in table_rows(summaries):
-        typer.echo("  ".join(f"{cell:<14}" for cell in row).rstrip())
+    if json_:
+        _print_json(comparison_dict(chosen, summaries, runs))
+    else:
+        for row in table_rows(summaries):
+            typer.echo("  ".join(f"{cell:<14}" for cell in row).rstrip())
     if report:
         image = plot(summaries, report.with_suffix(".png"))
         write_text_atomic(report, markdown(chosen, summaries, runs, image.name))
-        typer.echo(f"wrote {report} and {image}")
+        (_err if json_ else typer.echo)(f"wrote {report} and {image}")
+
+
+def _require_registered(api, cat, names: list[str],  # type: ignore[no-untyped-def]
+                        weights: Optional[str]) -> None:
+    """With --catalog/--weights, compare only variants registered as that catalog says."""
+    from qwq_ollama.errors import InputError
+    from qwq_ollama.server.registry import registration
+
+    for name in names:
+        found = registration(api, cat, cat.variant(name), weights)
+        if not found.up_to_date:
+            state = ", ".join(found.drift.values()) if found.registered else "not registered"
+            raise InputError(f"{name} is not as {cat.path} says ({state}): run `qwq-ollama "
+                             f"create {name}{f' --weights {weights}' if weights else ''}`",
+                             field="VARIANTS")
 
 
 def _engines(engines: str, variants: list[str], llama_server: Optional[str],
@@ -365,12 +486,13 @@ def _engines(engines: str, variants: list[str], llama_server: Optional[str],
 
 def _engine_runs(engine: str, variants: list[str], chosen: NamedPrompt, seeds: int,
                  num_predict: int, host: Optional[str], llama_server: Optional[str],
-                 gguf: Optional[Path], catalog: Optional[Path]) -> list[RunStats]:
+                 gguf: Optional[Path], catalog: Optional[Path], quiet: bool) -> list[RunStats]:
     """Every run of one engine: Ollama's daemon, or each variant on its own llama-server."""
     from qwq_ollama.checks.ab import compare_variants
 
     def say(message: str) -> None:
-        _err(f"  running {message}")
+        if not quiet:
+            _err(f"  running {message}")
 
     if engine == "ollama":
         from qwq_ollama.server.client import OllamaAPI
@@ -480,7 +602,7 @@ def fidelity_table(out: Annotated[Path, typer.Option("--out", help="Where to wri
     typer.echo(f"wrote {out}")
 
 
-export_app = typer.Typer(add_completion=False, rich_markup_mode=None, no_args_is_help=True,
+export_app = typer.Typer(rich_markup_mode=None, no_args_is_help=True,
                          help="Write a variant's settings for another engine: llama.cpp, a "
                          "Hugging Face GGUF repository, vLLM.")
 app.add_typer(export_app, name="export")
@@ -583,7 +705,8 @@ def embed_template(variant: str,
 def doctor(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None,
            vram: Annotated[Optional[str], typer.Option("--vram", help="Free GPU memory, e.g. "
                            "24GiB: also check each num_ctx fits (default: this machine's "
-                           "GPU when the daemon runs here).")] = None) -> None:
+                           "GPU when the daemon runs here).")] = None,
+           json_: JsonOpt = False) -> None:
     """Check the daemon, each variant's registration and context, and loaded models' offload."""
     from qwq_ollama.server.client import OllamaAPI
     from qwq_ollama.checks.doctor import diagnose
@@ -594,7 +717,10 @@ def doctor(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt
     api = OllamaAPI(host, timeout=60.0)
     findings = diagnose(api, _catalog(catalog), weights,
                         parse_size(vram) if vram else daemon_vram(api))
-    _print_findings(findings)
+    if json_:
+        _print_json({"failed": failed(findings), "findings": [f.to_dict() for f in findings]})
+    else:
+        _print_findings(findings)
     if failed(findings):
         raise typer.Exit(1)
 
@@ -697,7 +823,7 @@ def plan(variants: Annotated[Optional[list[str]], typer.Argument(help="Variants 
 def main() -> None:
     """Entry point: library errors become `Error: …` on stderr with their exit code."""
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="qwq-ollama")
     except QwqOllamaError as exc:
         _err("Error: " + str(exc).replace("\r", "\\r").replace("\n", "\\n"))  # one line
         sys.exit(exc.exit_code)

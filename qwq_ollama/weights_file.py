@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 
 GGUF_MAGIC = b"GGUF"
 
 
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
-    """Hex SHA-256 of a whole file, read in large blocks (hashlib releases the GIL meanwhile)."""
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22,
+                on_bytes: Callable[[int], None] | None = None) -> str:
+    """Hex SHA-256 of a whole file, read in large blocks (hashlib releases the GIL meanwhile).
+
+    `on_bytes(done)` hears the bytes hashed so far after each block: a 20 GB file takes a while.
+    """
     sha = hashlib.sha256()
+    done = 0
     with open(path, "rb") as handle:
         while block := handle.read(chunk):
             sha.update(block)
+            done += len(block)
+            if on_bytes is not None:
+                on_bytes(done)
     return sha.hexdigest()
 
 

@@ -99,6 +99,13 @@ def compare_variants(api: OllamaAPI, variants: list[str], prompt: NamedPrompt, s
     return summarise(runs), runs
 
 
+def comparison_dict(prompt: NamedPrompt, summaries: list[VariantSummary],
+                    runs: list[RunStats]) -> dict[str, Any]:
+    """What `compare --json` prints: the summary per variant and every run behind it."""
+    return {"prompt": prompt.name, "summaries": [asdict(s) for s in summaries],
+            "runs": [asdict(r) for r in runs]}
+
+
 def _fmt(value: float | None, pattern: str) -> str:
     return "-" if value is None else pattern.format(value)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ssl
 import time
 from contextlib import contextmanager
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -122,12 +122,20 @@ class OllamaAPI:
         reply = self._call("HEAD", f"/api/blobs/{digest}")
         return reply.status_code == 200
 
-    def push_blob(self, digest: str, path: Path) -> None:
-        """Upload a file under a digest computed once by us (the server re-checks it)."""
+    def push_blob(self, digest: str, path: Path,
+                  on_bytes: Callable[[int], None] | None = None) -> None:
+        """Upload a file under a digest computed once by us (the server re-checks it).
+
+        `on_bytes(sent)` hears the bytes handed to the connection so far, block by block.
+        """
         def chunks() -> Iterator[bytes]:
+            sent = 0
             with open(path, "rb") as handle:
                 while block := handle.read(1 << 22):
                     yield block
+                    sent += len(block)
+                    if on_bytes is not None:
+                        on_bytes(sent)
         reply = self._call("POST", f"/api/blobs/{digest}", content=chunks())
         self._raise_for(reply, f"upload {path.name}")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from filelock import FileLock
@@ -35,21 +35,27 @@ class _Hashing(threading.Thread):
         self.path = path
         self.digest: str | None = None
         self.error: BaseException | None = None
+        self.done = 0  # bytes hashed so far, for the progress of whoever waits
 
     def run(self) -> None:
         try:
-            self.digest = _sha256(self.path)
+            self.digest = _sha256(self.path, lambda n: setattr(self, "done", n))
         except BaseException as exc:  # handed to the thread that asks for the result
             self.error = exc
 
-    def result(self) -> str:
-        self.join()
+    def result(self, on_bytes: ByteProgress | None = None) -> str:
+        report = on_bytes or (lambda _done: None)
+        while self.is_alive():
+            self.join(0.2)
+            report(self.done)
+        report(self.done)  # also when it finished before anyone asked: it was this run's work
         if self.error is not None:
             raise self.error
         return str(self.digest)
 
 
 _ahead: dict[str, _Hashing] = {}
+ByteProgress = Callable[[int], None]  # bytes done so far
 
 
 def hash_ahead(paths: Iterable[Path]) -> None:
@@ -70,12 +76,15 @@ def hash_ahead(paths: Iterable[Path]) -> None:
         return  # file_digest will meet the same problem and report it properly
 
 
-def _sha256(path: Path) -> str:
-    return f"sha256:{sha256_file(path)}"
+def _sha256(path: Path, on_bytes: ByteProgress | None = None) -> str:
+    return f"sha256:{sha256_file(path, on_bytes=on_bytes)}"
 
 
-def file_digest(path: Path) -> str:
-    """`sha256:<hex>` of the file, from the index when its size and mtime are unchanged."""
+def file_digest(path: Path, on_bytes: ByteProgress | None = None) -> str:
+    """`sha256:<hex>` of the file, from the index when its size and mtime are unchanged.
+
+    `on_bytes` hears the hashing's progress, when there is hashing to do.
+    """
     index_path = _index_path()
     index_path.parent.mkdir(parents=True, exist_ok=True)
     key = _key(path)
@@ -84,7 +93,7 @@ def file_digest(path: Path) -> str:
         if key in index:
             return index[key]
     pending = _ahead.pop(key, None)
-    digest = pending.result() if pending is not None else _sha256(path)
+    digest = pending.result(on_bytes) if pending is not None else _sha256(path, on_bytes)
     with FileLock(str(index_path) + ".lock"):
         index = _read(index_path)
         index[key] = digest

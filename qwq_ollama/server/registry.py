@@ -144,6 +144,12 @@ class CreateReport:
     weights_files: list[Path] = field(default_factory=list)  # GGUFs read from disk
     from_hub: bool = False  # the Hub was asked for the weights: no stamp can vouch for them
 
+    def to_dict(self) -> dict[str, Any]:
+        """What `create --json` prints (README: JSON output)."""
+        return {"created": self.created, "up_to_date": self.up_to_date,
+                "base_created": self.base_created, "bases": self.bases,
+                "weights_files": [str(p) for p in self.weights_files]}
+
 
 class Registrar:
     """Creates variants on one daemon; a lock per daemon keeps concurrent runs apart."""
@@ -215,7 +221,7 @@ class Registrar:
         path = self._local_gguf(weights)
         report.weights_files.append(path)
         report.from_hub = report.from_hub or weights.source == "hf"
-        digest = file_digest(path)
+        digest = file_digest(path, self._bytes(base, f"hashing {path.name}", path))
         alias = source_alias(weights, digest)
         report.bases.append(alias)
         imported = self._blob_of(base)
@@ -226,6 +232,12 @@ class Registrar:
         self._forget_other_sources(base, alias)
         report.base_created = True
         return base, self._blob_of(base)
+
+    def _bytes(self, name: str, status: str, path: Path) -> Callable[[int], None]:
+        """A byte counter reported as Ollama reports its own transfers: status, total, completed."""
+        total = path.stat().st_size
+        return lambda done: self.progress(name, {"status": status, "total": total,
+                                                 "completed": done})
 
     def _blob_of(self, model: str) -> str | None:
         shown = self.api.show(model)
@@ -238,8 +250,7 @@ class Registrar:
         blob_present = self.api.has_blob(digest)
         self._check_disk_space(path, blob_present)
         if not blob_present:
-            self.progress(base, {"status": f"uploading {path.name}"})
-            self.api.push_blob(digest, path)
+            self.api.push_blob(digest, path, self._bytes(base, f"uploading {path.name}", path))
         try:
             # The daemon parses the header and checks every tensor against the file size, in
             # Go, far faster than a Python reader: a truncated file is refused here.
@@ -349,6 +360,11 @@ class Registration:
     def only_weights_differ(self) -> bool:
         """Registered over other known catalog weights, and right for those."""
         return list(self.drift) == ["weights"] and self.over is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `list --json` prints per variant (README: JSON output)."""
+        return {"variant": self.variant, "weights": self.weights, "registered": self.registered,
+                "up_to_date": self.up_to_date, "over": self.over, "drift": self.drift}
 
 
 def registration(api: OllamaAPI, catalog: Catalog, variant: Variant,
