@@ -71,7 +71,7 @@ bench: ollama-current smollm2
 	$(BIN)/python bench/run.py
 
 lint: deps
-	$(BIN)/ruff check qwq_ollama tests bench
+	$(BIN)/ruff check qwq_ollama tests bench scripts gpu
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from gguf import GGMLQuantizationType as QT
-from gguf import GGUFReader, GGUFValueType, GGUFWriter, TokenType
+from gguf import GGMLQuantizationType as QT, GGUFReader, GGUFValueType, GGUFWriter, TokenType
 from gguf.constants import GGML_QUANT_SIZES
 
 ARCH = "qwen2"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,11 +22,11 @@ app = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Make reasoning models such as QwQ-32B run well on Ollama.")
 
 # The options several commands share, defined once so each means the same everywhere.
-CatalogOpt = Annotated[Optional[Path], typer.Option("--catalog", help="The catalog YAML "
+CatalogOpt = Annotated[Path | None, typer.Option("--catalog", help="The catalog YAML "
                        "(default: $QWQ_OLLAMA_CATALOG or modelfiles/models.yaml).")]
 
 
-def _host_checked(value: Optional[str]) -> Optional[str]:
+def _host_checked(value: str | None) -> str | None:
     """Refuse a bad --host, or $OLLAMA_HOST without one, before the command does any work."""
     from qwq_ollama.server.host import resolve_host
 
@@ -34,14 +34,14 @@ def _host_checked(value: Optional[str]) -> Optional[str]:
     return value
 
 
-HostOpt = Annotated[Optional[str], typer.Option("--host", help="Ollama daemon (default: "
+HostOpt = Annotated[str | None, typer.Option("--host", help="Ollama daemon (default: "
                     "$OLLAMA_HOST or 127.0.0.1:11434).", callback=_host_checked)]
-WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="Register/render over "
+WeightsOpt = Annotated[str | None, typer.Option("--weights", help="Register/render over "
                        "these catalog weights instead of each variant's own.")]
-LlamaServerOpt = Annotated[Optional[str], typer.Option("--llama-server", help="With the "
+LlamaServerOpt = Annotated[str | None, typer.Option("--llama-server", help="With the "
                            "llama-cpp engine: a running llama-server (URL), started with the "
                            "command `export llama-cpp VARIANT --binary llama-server` prints.")]
-GgufOpt = Annotated[Optional[Path], typer.Option("--gguf", help="With the llama-cpp engine: "
+GgufOpt = Annotated[Path | None, typer.Option("--gguf", help="With the llama-cpp engine: "
                     "start a private llama-server (Ollama's own) with the exported command over "
                     "this GGUF instead.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout "
@@ -66,7 +66,7 @@ def _top(ctx: typer.Context,
         ctx.default_map = {**(ctx.default_map or {}), ctx.invoked_subcommand: {"host": host}}
 
 
-def _print_versions(host: Optional[str]) -> None:
+def _print_versions(host: str | None) -> None:
     from importlib.metadata import version
 
     from qwq_ollama.errors import DaemonError
@@ -102,7 +102,7 @@ def _catalog(path: Path | None):  # type: ignore[no-untyped-def]
 def render(check: Annotated[bool, typer.Option("--check", help="Change nothing; exit 1 "
                                                "listing every stale output.")] = False,
            catalog: CatalogOpt = None, weights: WeightsOpt = None,
-           out: Annotated[Optional[Path], typer.Option("--out", help="Write into this folder "
+           out: Annotated[Path | None, typer.Option("--out", help="Write into this folder "
                           "instead of the catalog's (e.g. with --weights).")] = None) -> None:
     """Render chat templates and Modelfiles from the catalog, atomically."""
     from qwq_ollama.catalog.render import render_all
@@ -127,7 +127,7 @@ def render(check: Annotated[bool, typer.Option("--check", help="Change nothing; 
 
 
 @app.command()
-def create(variants: Annotated[Optional[list[str]], typer.Argument(help="Variants "
+def create(variants: Annotated[list[str] | None, typer.Argument(help="Variants "
                                "(default: all).")] = None,
            weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None,
            json_: JsonOpt = False, quiet: QuietOpt = False) -> None:
@@ -166,8 +166,14 @@ class _Progress:
         self.bars = None
         if not quiet and sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
             from rich.console import Console
-            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                                       TimeRemainingColumn, TransferSpeedColumn)
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
 
             self.bars = Progress(TextColumn("  {task.description}"), BarColumn(),
                                  DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
@@ -291,24 +297,24 @@ def _answer_printer():  # type: ignore[no-untyped-def]
 
 
 @app.command()
-def validate(variants: Annotated[Optional[list[str]], typer.Argument(help="Variants "
+def validate(variants: Annotated[list[str] | None, typer.Argument(help="Variants "
                                  "(default: all).")] = None,
              weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None,
              engine: Annotated[str, typer.Option("--engine", help="ollama, or llama-cpp (each "
                                "variant on a llama-server: see --llama-server, --gguf).")
                                ] = "ollama",
              llama_server: LlamaServerOpt = None, gguf: GgufOpt = None,
-             checks: Annotated[Optional[str], typer.Option(help="Comma-separated: fidelity, "
+             checks: Annotated[str | None, typer.Option(help="Comma-separated: fidelity, "
                                "registration, generation, code (the Flappy Bird program); with "
                                "llama-cpp: fidelity, settings, context, generation, code. "
                                "Default: all but code.")] = None,
-             json_: Annotated[Optional[Path], typer.Option("--json", help="Write findings as "
+             json_: Annotated[Path | None, typer.Option("--json", help="Write findings as "
                               "JSON (also when a step fails); - prints them on stdout.")] = None,
-             report: Annotated[Optional[Path], typer.Option("--report", help="Write a "
+             report: Annotated[Path | None, typer.Option("--report", help="Write a "
                                "Markdown report.")] = None,
              num_predict: Annotated[int, typer.Option(help="Token cap for generation "
                                     "checks.")] = 256,
-             seed: Annotated[Optional[int], typer.Option(help="Fix the sampling seed of "
+             seed: Annotated[int | None, typer.Option(help="Fix the sampling seed of "
                              "generation checks.")] = None,
              code_prompt: Annotated[str, typer.Option(help="Prompt for the code check.")
                                     ] = "flappy-bird",
@@ -363,7 +369,7 @@ def validate(variants: Annotated[Optional[list[str]], typer.Argument(help="Varia
         raise typer.Exit(1)
 
 
-def _chosen_checks(engine: str, checks: Optional[str]) -> tuple[str, ...]:
+def _chosen_checks(engine: str, checks: str | None) -> tuple[str, ...]:
     """The checks asked for, each known to the engine; the engine's defaults when none is."""
     from qwq_ollama.errors import InputError
 
@@ -381,8 +387,8 @@ def _chosen_checks(engine: str, checks: Optional[str]) -> tuple[str, ...]:
     return chosen
 
 
-def _validate_llama_cpp(cat: Catalog, variants: Optional[list[str]], weights: Optional[str],
-                        llama_server: Optional[str], gguf: Optional[Path], timeout: float,
+def _validate_llama_cpp(cat: Catalog, variants: list[str] | None, weights: str | None,
+                        llama_server: str | None, gguf: Path | None, timeout: float,
                         **options: object) -> None:
     from qwq_ollama.checks.llama_cpp import validate_llama_cpp
     from qwq_ollama.errors import InputError
@@ -416,7 +422,7 @@ def compare(variants: Annotated[list[str], typer.Argument(help="Variants to comp
                               "flappy-bird, add-function, sky, poem-loop.")] = "flappy-bird",
             seeds: Annotated[int, typer.Option(help="Runs per variant (seeds 1..N).")] = 3,
             num_predict: Annotated[int, typer.Option(help="Token cap per run.")] = 4096,
-            report: Annotated[Optional[Path], typer.Option("--report", help="Write a Markdown "
+            report: Annotated[Path | None, typer.Option("--report", help="Write a Markdown "
                               "report with a plot beside it.")] = None,
             engines: Annotated[str, typer.Option("--engines", help="Comma-separated: ollama, "
                                "llama-cpp; several side by side.")] = "ollama",
@@ -454,7 +460,7 @@ def compare(variants: Annotated[list[str], typer.Argument(help="Variants to comp
 
 
 def _require_registered(api, cat, names: list[str],  # type: ignore[no-untyped-def]
-                        weights: Optional[str]) -> None:
+                        weights: str | None) -> None:
     """With --catalog/--weights, compare only variants registered as that catalog says."""
     from qwq_ollama.errors import InputError
     from qwq_ollama.server.registry import registration
@@ -468,8 +474,8 @@ def _require_registered(api, cat, names: list[str],  # type: ignore[no-untyped-d
                              field="VARIANTS")
 
 
-def _engines(engines: str, variants: list[str], llama_server: Optional[str],
-             gguf: Optional[Path]) -> list[str]:
+def _engines(engines: str, variants: list[str], llama_server: str | None,
+             gguf: Path | None) -> list[str]:
     from qwq_ollama.errors import InputError
 
     chosen = [e.strip() for e in engines.split(",") if e.strip()]
@@ -485,8 +491,8 @@ def _engines(engines: str, variants: list[str], llama_server: Optional[str],
 
 
 def _engine_runs(engine: str, variants: list[str], chosen: NamedPrompt, seeds: int,
-                 num_predict: int, host: Optional[str], llama_server: Optional[str],
-                 gguf: Optional[Path], catalog: Optional[Path], quiet: bool) -> list[RunStats]:
+                 num_predict: int, host: str | None, llama_server: str | None,
+                 gguf: Path | None, catalog: Path | None, quiet: bool) -> list[RunStats]:
     """Every run of one engine: Ollama's daemon, or each variant on its own llama-server."""
     from qwq_ollama.checks.ab import compare_variants
 
@@ -512,7 +518,7 @@ def _engine_runs(engine: str, variants: list[str], chosen: NamedPrompt, seeds: i
 
 
 @app.command("install-ollama")
-def install_ollama(version: Annotated[Optional[str], typer.Option(
+def install_ollama(version: Annotated[str | None, typer.Option(
         "--version", help="A pinned version, or 'all' (what `make test` needs). Default: the "
         "current one.")] = None) -> None:
     """Find the pinned Ollama, or build it once into the user's tools cache; print its path."""
@@ -617,25 +623,25 @@ def export_llama_cpp(
         binary: Annotated[str, typer.Option("--binary", help="llama-cli, llama-server, or "
                           "llama-completion (what newer builds need for --prompt); a path to "
                           "one works too.")] = "llama-cli",
-        model: Annotated[Optional[str], typer.Option("--model", help="The GGUF. Default: where "
+        model: Annotated[str | None, typer.Option("--model", help="The GGUF. Default: where "
                          "the guide's snapshot_download puts the variant's weights, e.g. "
                          "unsloth-QwQ-32B-GGUF/QwQ-32B-Q4_K_M.gguf under the working dir; "
                          "give your own path if it lives elsewhere.")] = None,
-        template: Annotated[Optional[Path], typer.Option("--template", help="Chat template "
+        template: Annotated[Path | None, typer.Option("--template", help="Chat template "
                             "file. Default: <variant>.chat_template.jinja next to the catalog "
                             "(written by `qwq-ollama render`).")] = None,
-        prompt: Annotated[Optional[str], typer.Option("--prompt", help="One-shot run of this "
+        prompt: Annotated[str | None, typer.Option("--prompt", help="One-shot run of this "
                           "user message: the variant's template is applied here and passed "
                           "with --prompt and -no-cnv, as in the guide.")] = None,
         dry_multiplier: Annotated[float, typer.Option("--dry-multiplier", help="DRY "
                                   "repetition penalty, 0 = off (the guide used 0.5).")] = 0.0,
-        export_preset: Annotated[Optional[Path], typer.Option("--export-preset", help="Also "
+        export_preset: Annotated[Path | None, typer.Option("--export-preset", help="Also "
                                  "write preset.ini (the sampling as llama.cpp's INI preset, to "
                                  "use as ~/.config/llama.cpp/config.ini) into this folder.")
                                  ] = None,
-        host: Annotated[Optional[str], typer.Option("--host", help="llama-server: the address "
+        host: Annotated[str | None, typer.Option("--host", help="llama-server: the address "
                         "to listen on (llama.cpp's default: 127.0.0.1).")] = None,
-        port: Annotated[Optional[int], typer.Option("--port", help="llama-server: the port "
+        port: Annotated[int | None, typer.Option("--port", help="llama-server: the port "
                         "(llama.cpp's default: 8080).")] = None,
         catalog: CatalogOpt = None) -> None:
     """Print the llama.cpp command, as a shell script, that runs a variant as on Ollama."""
@@ -703,16 +709,15 @@ def embed_template(variant: str,
 
 @app.command()
 def doctor(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None,
-           vram: Annotated[Optional[str], typer.Option("--vram", help="Free GPU memory, e.g. "
+           vram: Annotated[str | None, typer.Option("--vram", help="Free GPU memory, e.g. "
                            "24GiB: also check each num_ctx fits (default: this machine's "
                            "GPU when the daemon runs here).")] = None,
            json_: JsonOpt = False) -> None:
     """Check the daemon, each variant's registration and context, and loaded models' offload."""
-    from qwq_ollama.server.client import OllamaAPI
     from qwq_ollama.checks.doctor import diagnose
-    from qwq_ollama.checks.memory_plan import daemon_vram, parse_size
-
     from qwq_ollama.checks.findings import failed
+    from qwq_ollama.checks.memory_plan import daemon_vram, parse_size
+    from qwq_ollama.server.client import OllamaAPI
 
     api = OllamaAPI(host, timeout=60.0)
     findings = diagnose(api, _catalog(catalog), weights,
@@ -734,9 +739,9 @@ def inspect(path: Annotated[Path, typer.Argument(help="A GGUF file.")],
     """Read a GGUF's header (never its tensors): architecture, quant, context, tokens, template."""
     import json
 
-    from qwq_ollama.checks.fidelity import template_behaviour_diff
     from qwq_ollama.artifacts.gguf import inspect_gguf
     from qwq_ollama.catalog.render import render_variant
+    from qwq_ollama.checks.fidelity import template_behaviour_diff
 
     cat = _catalog(catalog)
     chosen = cat.variant(variant)
@@ -766,7 +771,7 @@ def inspect(path: Annotated[Path, typer.Argument(help="A GGUF file.")],
 
 @app.command("fix-tokenizer")
 def fix_tokenizer(path: Annotated[Path, typer.Argument(help="tokenizer_config.json")],
-                  out: Annotated[Optional[Path], typer.Option(help="Write here instead of "
+                  out: Annotated[Path | None, typer.Option(help="Write here instead of "
                                  "in place.")] = None) -> None:
     """The guide's PAD fix: pad_token <|vision_pad|> instead of EOS; nothing else changes."""
     from qwq_ollama.artifacts.tokenizer_fix import fix_tokenizer_config
@@ -780,7 +785,7 @@ def fix_tokenizer(path: Annotated[Path, typer.Argument(help="tokenizer_config.js
 def download(quant: Annotated[str, typer.Option(help="Quantisation, e.g. Q4_K_M.")] = "Q4_K_M",
              repo: Annotated[str, typer.Option(help="Hugging Face repository.")] =
              "unsloth/QwQ-32B-GGUF",
-             dir_: Annotated[Optional[Path], typer.Option("--dir", help="Download into this "
+             dir_: Annotated[Path | None, typer.Option("--dir", help="Download into this "
                              "folder (default: the Hugging Face cache, $HF_HOME).")] = None
              ) -> None:
     """Fetch the GGUF (resumable; honours HF_HOME, HF_TOKEN, HF_HUB_OFFLINE)."""
@@ -791,7 +796,7 @@ def download(quant: Annotated[str, typer.Option(help="Quantisation, e.g. Q4_K_M.
 
 
 @app.command()
-def plan(variants: Annotated[Optional[list[str]], typer.Argument(help="Variants "
+def plan(variants: Annotated[list[str] | None, typer.Argument(help="Variants "
                              "(default: all).")] = None,
          vram: Annotated[str, typer.Option("--vram", help="Free GPU memory before the model "
                          "loads, e.g. 24GiB (a headless card: its size).")] = "24GiB",
@@ -799,7 +804,7 @@ def plan(variants: Annotated[Optional[list[str]], typer.Argument(help="Variants 
                              "daemon's OLLAMA_KV_CACHE_TYPE).")] = "f16",
          flash: Annotated[bool, typer.Option("--flash-attention/--no-flash-attention",
                           help="OLLAMA_FLASH_ATTENTION (on by default on CUDA).")] = True,
-         gguf: Annotated[Optional[Path], typer.Option("--gguf", help="Read this GGUF instead "
+         gguf: Annotated[Path | None, typer.Option("--gguf", help="Read this GGUF instead "
                          "of the variants' catalog weights.")] = None,
          weights: WeightsOpt = None, catalog: CatalogOpt = None) -> None:
     """GPU memory each variant needs at its num_ctx under Ollama v0.32, from the GGUF header."""

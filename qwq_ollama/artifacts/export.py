@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from qwq_ollama.atomic import write_many_atomic
+from qwq_ollama.catalog.render import hf_prompter, render_variant
 from qwq_ollama.catalog.schema import Catalog, Variant, Weights
 from qwq_ollama.errors import InputError
-from qwq_ollama.catalog.render import hf_prompter, render_variant
 
 # Ollama v0.24.0's values for what a Modelfile leaves unset (api/types.go:1070-1096).
 OLLAMA_SAMPLING_DEFAULTS: dict[str, Any] = {

@@ -15,8 +15,7 @@ import numpy as np
 from gguf import GGUFReader, ReaderField
 
 from qwq_ollama.errors import InputError
-from qwq_ollama.facts import THINK_CLOSE, THINK_OPEN
-from qwq_ollama.facts import THINK_PREFILL as PREFILL
+from qwq_ollama.facts import THINK_CLOSE, THINK_OPEN, THINK_PREFILL as PREFILL
 from qwq_ollama.weights_file import GGUF_MAGIC, leading_magic
 
 VISION_PAD = "<|vision_pad|>"

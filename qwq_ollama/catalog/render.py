@@ -23,9 +23,15 @@ from jinja2.sandbox import SandboxedEnvironment
 from qwq_ollama.atomic import write_many_atomic
 from qwq_ollama.catalog.chat_template import compile_chat_template, render_chat
 from qwq_ollama.catalog.gotemplate import GoUnavailable, parse_problems
-from qwq_ollama.catalog.modelfile import (COMMANDS, ModelfileSyntaxError, Unrepresentable,
-                                          parameter_lines, parameter_texts, parse_modelfile,
-                                          quote_value)
+from qwq_ollama.catalog.modelfile import (
+    COMMANDS,
+    ModelfileSyntaxError,
+    Unrepresentable,
+    parameter_lines,
+    parameter_texts,
+    parse_modelfile,
+    quote_value,
+)
 from qwq_ollama.catalog.schema import Catalog, CatalogSpec, Variant, Weights
 from qwq_ollama.errors import InputError
 
@@ -209,7 +215,7 @@ def check_outputs(catalog: Catalog, renders: list[VariantRender]) -> list[str]:
     except GoUnavailable as exc:
         return [f"{exc}, so the Ollama templates were not parsed before writing; the daemon "
                 "still parses each one `create` sends"]
-    for render, problem in zip(renders, problems):
+    for render, problem in zip(renders, problems, strict=True):
         if problem is not None:
             source = catalog.templates_dir / render.variant.template / "ollama.gotmpl.j2"
             raise _output_error(source, render.ollama_template, problem[0],

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError,
-                      model_validator)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from qwq_ollama.errors import InputError
-from qwq_ollama.catalog.parameters import PARAMETER_NAMES, Parameters
-from qwq_ollama.paths import default_catalog_path
 from qwq_ollama.catalog.load import KeyPath, LocatedYaml, load_yaml_with_lines
+from qwq_ollama.catalog.parameters import PARAMETER_NAMES, Parameters
+from qwq_ollama.errors import InputError
+from qwq_ollama.paths import default_catalog_path
 
 # Ollama's model-name rule (types/model/name.go), narrowed to lower case so names never collide
 # on case-insensitive file systems and never contain a path separator.

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from qwq_ollama.atomic import atomic_writer
+from qwq_ollama.catalog.prompts import NamedPrompt
 from qwq_ollama.checks.generation import generate_watched
 from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.catalog.prompts import NamedPrompt
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def plot(summaries: list[VariantSummary], path: Path) -> Path:
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2))
     names = [f"{s.variant}\n{s.engine}" if _engines_differ(summaries) else s.variant
              for s in summaries]
-    for ax, (title, values) in zip(axes, metrics):
+    for ax, (title, values) in zip(axes, metrics, strict=True):
         ax.bar(names, values, color="#4477aa")
         ax.set_title(title)
         ax.tick_params(axis="x", rotation=30)

@@ -13,9 +13,17 @@ from typing import Any
 from qwq_ollama.catalog.schema import Catalog, Variant
 from qwq_ollama.checks.findings import Finding
 from qwq_ollama.errors import DaemonError, InputError
-from qwq_ollama.facts import (DAEMON_DEFAULT_CONTEXT, LLAMA_SERVER_SINCE, MIN_REASONING_CONTEXT,
-                              OLLAMA_CURRENT, OLLAMA_MINIMUM, OLLAMA_TESTED, engine_of,
-                              is_supported, version_tuple)
+from qwq_ollama.facts import (
+    DAEMON_DEFAULT_CONTEXT,
+    LLAMA_SERVER_SINCE,
+    MIN_REASONING_CONTEXT,
+    OLLAMA_CURRENT,
+    OLLAMA_MINIMUM,
+    OLLAMA_TESTED,
+    engine_of,
+    is_supported,
+    version_tuple,
+)
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.daemon_process import DaemonProcess, import_space_problem, local_daemon
 from qwq_ollama.server.registry import BaseDigests, Registration, registration

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from qwq_ollama.catalog.conversation import Conversation
 from qwq_ollama.catalog.chat_template import render_chat
+from qwq_ollama.catalog.conversation import Conversation
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def _args_differ_in_go(conv: Conversation) -> bool:
 
 def _consecutive_same_role(conv: Conversation) -> bool:
     roles = [m["role"] for m in conv.messages]
-    return any(a == b and a != "tool" for a, b in zip(roles, roles[1:]))
+    return any(a == b and a != "tool" for a, b in zip(roles, roles[1:], strict=False))
 
 
 KNOWN_DIVERGENCES: tuple[Divergence, ...] = (
@@ -114,7 +114,8 @@ def template_source(results: list[FidelityResult], conversations: list[Conversat
 
 
 def first_difference(a: str, b: str, other: str = "Ollama") -> str:
-    index = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    pairs = enumerate(zip(a, b, strict=False))  # up to the shorter one's end
+    index = next((i for i, (x, y) in pairs if x != y), min(len(a), len(b)))
     return (f"first difference at char {index}: HF {a[index:index + 30]!r} vs "
             f"{other} {b[index:index + 30]!r}")
 

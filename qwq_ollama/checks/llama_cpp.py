@@ -18,8 +18,14 @@ from qwq_ollama.catalog.render import hf_prompter, render_variant
 from qwq_ollama.catalog.schema import Catalog, Variant
 from qwq_ollama.checks.fidelity import Divergence, judge_prompts
 from qwq_ollama.checks.findings import Finding
-from qwq_ollama.checks.validate import (Progress, ValidationReport, check_code_generation,
-                                        check_generation, fidelity_verdict, run_checks)
+from qwq_ollama.checks.validate import (
+    Progress,
+    ValidationReport,
+    check_code_generation,
+    check_generation,
+    fidelity_verdict,
+    run_checks,
+)
 from qwq_ollama.errors import QwqOllamaError, RefusedError
 from qwq_ollama.server.llama_server import LlamaServerAPI
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import ssl
 import time
-from contextlib import contextmanager
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from qwq_ollama.errors import DaemonError, RefusedError
 from qwq_ollama.facts import OLLAMA_MINIMUM, is_supported
 from qwq_ollama.server.host import resolve_host
 from qwq_ollama.server.wire import listed_digests
+
 
 def _tls_context(host: str) -> ssl.SSLContext:
     """One TLS context for both HTTP clients, built only when the daemon speaks TLS.

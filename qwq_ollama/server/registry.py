@@ -16,16 +16,16 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from qwq_ollama.server import quick_create
+from qwq_ollama.catalog.render import render_variant
 from qwq_ollama.catalog.schema import Catalog, Variant, Weights
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.daemon_process import import_space_problem, local_daemon
-from qwq_ollama.server.wire import blob_digest_of, parse_show_parameters
-from qwq_ollama.server.digests import file_digest
 from qwq_ollama.errors import EnvironmentProblem, InputError, RefusedError
 from qwq_ollama.paths import cache_dir
+from qwq_ollama.server import quick_create
+from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.server.daemon_process import import_space_problem, local_daemon
+from qwq_ollama.server.digests import file_digest
+from qwq_ollama.server.wire import blob_digest_of, parse_show_parameters
 from qwq_ollama.weights_file import GGUF_MAGIC, leading_magic
-from qwq_ollama.catalog.render import render_variant
 
 BASE_NAMESPACE = "qwq-ollama-weights"
 Progress = Callable[[str, Mapping[str, Any]], None]
