@@ -217,3 +217,4 @@ class OllamaAPI:
 
     def close(self) -> None:
         self.http.close()
+        self.client.close()

@@ -14,29 +14,23 @@ beside its binary (`lib/ollama/`), so there is no second copy of llama.cpp to bu
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from qwq_ollama.errors import DaemonError, EnvironmentProblem, InputError, RefusedError
-from qwq_ollama.server.private_daemon import SECRET_VARIABLES, free_port, process_group_alive
+from qwq_ollama.server.private_daemon import free_port
+from qwq_ollama.server.private_process import PrivateProcess
 
 if TYPE_CHECKING:
     from qwq_ollama.catalog.schema import Catalog, Variant
 
-LOG_TAIL_LINES = 15
 # Ollama's request options and the /v1/chat/completions fields llama-server reads for them.
 OPTION_FIELDS = {"num_predict": "max_tokens", "seed": "seed", "temperature": "temperature",
                  "top_k": "top_k", "top_p": "top_p", "min_p": "min_p",
@@ -293,91 +287,31 @@ def _parts(lines: Iterator[str]) -> Iterator[StreamedPart]:
             yield part
 
 
-class LlamaServer:
+class LlamaServer(PrivateProcess):
     """A private llama-server: `argv` (the exported command) run in its own process group, with
     a log, no user config (its own XDG_CONFIG_HOME, no LLAMA_ARG_* variables) and no secrets;
     `url` is where `argv` makes it listen. `with LlamaServer(...) as s:` then use `s.api`."""
 
+    label = "llama-server"
+
     def __init__(self, argv: list[str], url: str, *, env: dict[str, str] | None = None,
                  cwd: Path | None = None, startup_timeout: float = 300.0,
                  timeout: float = 600.0) -> None:
+        super().__init__(state_dir=None, log_name="server.log", prefix="qwq-ollama-llama-",
+                         startup_timeout=startup_timeout)
         self.argv = list(argv)
         self.api = LlamaServerAPI(url, timeout)
         self.extra_env = dict(env or {})
         self.cwd = cwd
-        self.startup_timeout = startup_timeout
-        self.state_dir = Path(tempfile.mkdtemp(prefix="qwq-ollama-llama-"))
-        self.log_path = self.state_dir / "server.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return "(no log)"
-        return " | ".join(ln.strip() for ln in text.strip().splitlines()[-lines:]) or "(empty log)"
 
     def _environment(self) -> dict[str, str]:
-        inherited = {k: v for k, v in os.environ.items()
-                     if k not in SECRET_VARIABLES and not k.startswith("LLAMA_ARG_")}
+        inherited = {k: v for k, v in self.inherited_environment().items()
+                     if not k.startswith("LLAMA_ARG_")}
         return {**inherited, "XDG_CONFIG_HOME": str(self.state_dir / "config"), **self.extra_env}
 
     def start(self) -> LlamaServer:
-        with open(self.log_path, "wb") as log:
-            try:
-                self.process = subprocess.Popen(
-                    self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    env=self._environment(), cwd=self.cwd, start_new_session=True)
-            except OSError as exc:
-                raise EnvironmentProblem(f"cannot run {self.argv[0]}: {exc.strerror}") from None
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
+        self._launch(self.argv, self._environment(), self.cwd)
         return self
-
-    def _wait_ready(self) -> None:
-        assert self.process is not None
-        process = self.process
-        if self.api.wait_until_ready(self.startup_timeout, lambda: process.poll() is None):
-            return
-        if process.poll() is not None:
-            raise DaemonError(f"llama-server exited with code {process.returncode} while "
-                              f"starting; log: {self.log_tail()}")
-        raise DaemonError(f"llama-server did not answer on {self.api.host} within "
-                          f"{self.startup_timeout:.0f} s; log: {self.log_tail()}")
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM the process group, then SIGKILL what is left; the log goes with it."""
-        proc, self.process = self.process, None
-        self.api.close()
-        if proc is not None:
-            _signal_group(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
-            _signal_group(proc.pid, signal.SIGKILL)  # whatever the command left behind
-            proc.wait()
-            deadline = time.monotonic() + 5.0
-            while process_group_alive(proc.pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-        shutil.rmtree(self.state_dir, ignore_errors=True)
-
-    def __enter__(self) -> LlamaServer:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 
 
 @contextmanager
