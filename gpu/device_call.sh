@@ -7,7 +7,7 @@
 set -uo pipefail
 STAGE=$(realpath "$1")
 WAIT=$2
-W=${W:-/root/qwq-gpu}
+W=${W:-$HOME/qwq-gpu}
 mkdir -p "$W"
 if [ ! -e "$W/started" ]; then
   date +%s > "$W/started"

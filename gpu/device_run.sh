@@ -7,7 +7,7 @@
 # usage: gpu/device_run.sh STAGE    (STAGE: what gpu/stage.sh prepared: sources, binary, wheels)
 set -uo pipefail
 STAGE=$(realpath "$1")
-W=${W:-/root/qwq-gpu}
+W=${W:-$HOME/qwq-gpu}
 REPO=$W/repo   # a copy: the next device call replaces the stage under us
 R=$W/results
 LIB=$W/prefix/lib/ollama
