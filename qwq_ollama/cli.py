@@ -310,8 +310,9 @@ def validate(variants: Annotated[list[str] | None, typer.Argument(help="Variants
                                "Default: all but code.")] = None,
              json_: Annotated[Path | None, typer.Option("--json", help="Write findings as "
                               "JSON (also when a step fails); - prints them on stdout.")] = None,
-             report: Annotated[Path | None, typer.Option("--report", help="Write a "
-                               "Markdown report.")] = None,
+             report: Annotated[Path | None, typer.Option("--report", help="Write a report: "
+                               "HTML for F.html (prompts side by side, differences marked), "
+                               "else Markdown.")] = None,
              num_predict: Annotated[int, typer.Option(help="Token cap for generation "
                                     "checks.")] = 256,
              seed: Annotated[int | None, typer.Option(help="Fix the sampling seed of "
@@ -324,7 +325,7 @@ def validate(variants: Annotated[list[str] | None, typer.Argument(help="Variants
     import json
 
     from qwq_ollama.atomic import write_text_atomic
-    from qwq_ollama.checks.validate import ValidationReport, markdown_report
+    from qwq_ollama.checks.validate import ValidationReport
 
     if "code" in (checks or ""):
         from qwq_ollama.extras import require_extra
@@ -358,7 +359,7 @@ def validate(variants: Annotated[list[str] | None, typer.Argument(help="Variants
                                                  **findings.to_dict()}, indent=1,
                                                 ensure_ascii=False) + "\n")
         if report:
-            write_text_atomic(report, markdown_report(findings))
+            write_text_atomic(report, _validate_report_text(report, findings))
     if json_ != Path("-"):
         _print_findings(findings.findings)
     broken = [f for f in findings.findings if f.status == "error"]
@@ -367,6 +368,21 @@ def validate(variants: Annotated[list[str] | None, typer.Argument(help="Variants
         raise typer.Exit(2)
     if findings.failed:
         raise typer.Exit(1)
+
+
+def _is_html(report: Path) -> bool:
+    return report.suffix.lower() in (".html", ".htm")
+
+
+def _validate_report_text(report: Path, findings) -> str:  # type: ignore[no-untyped-def]
+    """The report's format follows its name: HTML for .html, Markdown otherwise."""
+    if _is_html(report):
+        from qwq_ollama.checks.report_html import validate_html
+
+        return validate_html(findings)
+    from qwq_ollama.checks.validate import markdown_report
+
+    return markdown_report(findings)
 
 
 def _chosen_checks(engine: str, checks: str | None) -> tuple[str, ...]:
@@ -422,17 +438,17 @@ def compare(variants: Annotated[list[str], typer.Argument(help="Variants to comp
                               "flappy-bird, add-function, sky, poem-loop.")] = "flappy-bird",
             seeds: Annotated[int, typer.Option(help="Runs per variant (seeds 1..N).")] = 3,
             num_predict: Annotated[int, typer.Option(help="Token cap per run.")] = 4096,
-            report: Annotated[Path | None, typer.Option("--report", help="Write a Markdown "
-                              "report with a plot beside it.")] = None,
+            report: Annotated[Path | None, typer.Option("--report", help="Write a report: "
+                              "F.html is one file with the plot inline; else Markdown with "
+                              "the plot beside it.")] = None,
             engines: Annotated[str, typer.Option("--engines", help="Comma-separated: ollama, "
                                "llama-cpp; several side by side.")] = "ollama",
             host: HostOpt = None, llama_server: LlamaServerOpt = None,
             gguf: GgufOpt = None, catalog: CatalogOpt = None, weights: WeightsOpt = None,
             json_: JsonOpt = False, quiet: QuietOpt = False) -> None:
     """Run one prompt over variants and seeds: loop rate, speed, thinking, code that compiles."""
-    from qwq_ollama.atomic import write_text_atomic
     from qwq_ollama.catalog.prompts import get_prompt
-    from qwq_ollama.checks.ab import comparison_dict, markdown, plot, summarise, table_rows
+    from qwq_ollama.checks.ab import comparison_dict, summarise, table_rows
 
     if report:
         from qwq_ollama.extras import require_extra
@@ -454,9 +470,24 @@ def compare(variants: Annotated[list[str], typer.Argument(help="Variants to comp
         for row in table_rows(summaries):
             typer.echo("  ".join(f"{cell:<14}" for cell in row).rstrip())
     if report:
-        image = plot(summaries, report.with_suffix(".png"))
-        write_text_atomic(report, markdown(chosen, summaries, runs, image.name))
-        (_err if json_ else typer.echo)(f"wrote {report} and {image}")
+        (_err if json_ else typer.echo)(_write_compare_report(report, chosen, summaries, runs))
+
+
+def _write_compare_report(report: Path, chosen,  # type: ignore[no-untyped-def]
+                          summaries, runs) -> str:
+    """HTML for .html (the plot inline), else Markdown with the PNG beside it; what was written."""
+    from qwq_ollama.atomic import write_text_atomic
+    from qwq_ollama.checks.ab import markdown, plot, render_plot
+
+    if _is_html(report):
+        from qwq_ollama.checks.report_html import compare_html
+
+        png = render_plot(summaries, runs)
+        write_text_atomic(report, compare_html(chosen, summaries, runs, png))
+        return f"wrote {report}"
+    image = plot(summaries, runs, report.with_suffix(".png"))
+    write_text_atomic(report, markdown(chosen, summaries, runs, image.name))
+    return f"wrote {report} and {image}"
 
 
 def _require_registered(api, cat, names: list[str],  # type: ignore[no-untyped-def]

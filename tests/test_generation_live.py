@@ -107,7 +107,7 @@ def test_compare_reports_per_variant_with_a_plot(api: OllamaAPI, registered,
     for s in summaries:
         assert 0.0 <= s.loop_rate <= 1.0 and s.tokens_per_second > 0
         assert s.first_token_seconds is not None and s.first_token_seconds > 0
-    image = plot(summaries, tmp_path / "compare.png")
+    image = plot(summaries, runs, tmp_path / "compare.png")
     assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = markdown(prompt, summaries, runs, image.name)
     assert "| qwq-fixed | 2 |" in text and "compare.png" in text

@@ -128,28 +128,69 @@ def table_rows(summaries: list[VariantSummary]) -> list[list[str]]:
     return rows
 
 
-def plot(summaries: list[VariantSummary], path: Path) -> Path:
-    """A bar chart per metric, one bar per variant (matplotlib, headless)."""
+# Per metric: title, the value of one run, the summary's value, and whether it is a rate (fixed
+# 0-100 % axis, so an all-zero rate reads as 0 %, not as noise around zero).
+_METRICS: tuple[tuple[str, Callable[[RunStats], float | None],
+                      Callable[[VariantSummary], float | None], bool], ...] = (
+    ("loop rate (mean)", lambda r: 100.0 * r.looped, lambda s: 100.0 * s.loop_rate, True),
+    ("code compiles (mean)", lambda r: None if r.code_ok is None else 100.0 * r.code_ok,
+     lambda s: None if s.code_compile_rate is None else 100.0 * s.code_compile_rate, True),
+    ("thinking tokens (median)", lambda r: r.thinking_tokens, lambda s: s.thinking_tokens,
+     False),
+    ("answer tokens (median)", lambda r: r.answer_tokens, lambda s: s.answer_tokens, False),
+    ("tokens/s (median)", lambda r: r.tokens_per_second, lambda s: s.tokens_per_second, False),
+)
+
+
+def render_plot(summaries: list[VariantSummary], runs: list[RunStats]) -> bytes:
+    """A PNG: one panel per metric, a bar per variant for its summary and every seed's value as
+    a point beside it, so three seeds of 0 % and 100 % never hide behind a 33 % bar."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = [("loop rate", [s.loop_rate for s in summaries]),
-               ("thinking tokens", [s.thinking_tokens for s in summaries]),
-               ("answer tokens", [s.answer_tokens for s in summaries]),
-               ("tokens/s", [s.tokens_per_second for s in summaries])]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2))
-    names = [f"{s.variant}\n{s.engine}" if _engines_differ(summaries) else s.variant
-             for s in summaries]
-    for ax, (title, values) in zip(axes, metrics, strict=True):
-        ax.bar(names, values, color="#4477aa")
-        ax.set_title(title)
-        ax.tick_params(axis="x", rotation=30)
+    metrics = [m for m in _METRICS if any(m[2](s) is not None for s in summaries)]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        _panel(ax, metric, summaries, runs)
+    fig.suptitle("bars: the variant's mean or median; dots: each seed", fontsize=9)
     fig.tight_layout()
-    with atomic_writer(path) as handle:
-        fig.savefig(handle, format="png", dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
+    return buffer.getvalue()
+
+
+def _panel(ax: Any, metric: tuple[Any, ...], summaries: list[VariantSummary],
+           runs: list[RunStats]) -> None:
+    title, per_run, per_summary, is_rate = metric
+    both = _engines_differ(summaries)
+    for x, s in enumerate(summaries):
+        ax.bar(x - 0.15, per_summary(s) or 0.0, width=0.5, color="#4477aa")
+        seeds = [per_run(r) for r in runs if (r.variant, r.engine) == (s.variant, s.engine)]
+        seeds = [v for v in seeds if v is not None]
+        ax.plot([x + 0.25] * len(seeds), seeds, "o", color="#cc3311", markersize=5,
+                alpha=0.7, label="one seed" if x == 0 else None)
+    ax.set_xticks(range(len(summaries)),
+                  [f"{s.variant}\n{s.engine}" if both else s.variant for s in summaries],
+                  rotation=30, ha="right")
+    ax.set_title(title)
+    if is_rate:
+        ax.set_ylim(-4, 104)  # 0-100 %, with room for the dots at either end
+        ax.set_yticks(range(0, 101, 20))
+        ax.set_ylabel("%")
+    else:
+        ax.set_ylim(bottom=0)
+
+
+def plot(summaries: list[VariantSummary], runs: list[RunStats], path: Path) -> Path:
+    """The PNG written atomically beside a Markdown report."""
+    data = render_plot(summaries, runs)
+    with atomic_writer(path) as handle:
+        handle.write(data)
     return path
 
 

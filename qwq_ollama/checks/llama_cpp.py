@@ -23,6 +23,7 @@ from qwq_ollama.checks.validate import (
     ValidationReport,
     check_code_generation,
     check_generation,
+    conversation_details,
     fidelity_verdict,
     run_checks,
 )
@@ -94,9 +95,7 @@ def check_fidelity(api: LlamaServerAPI, catalog: Catalog, variant: Variant) -> F
     ours = api.props().get("chat_template") == loaded_template(
         render_variant(catalog, variant).hf_template)
     details = {"template": "the variant's" if ours else "another (the GGUF's own?)",
-               "conversations": [{"name": r.conversation, "status": r.status,
-                                  "divergences": list(r.divergences), "detail": r.detail}
-                                 for r in results]}
+               "conversations": conversation_details(results)}
     finding = fidelity_verdict(variant, results, details)
     if ours:
         return finding

@@ -14,7 +14,7 @@ from typing import Any
 from qwq_ollama.catalog.conversation import load_corpus
 from qwq_ollama.catalog.render import hf_prompter
 from qwq_ollama.catalog.schema import Catalog, Variant
-from qwq_ollama.checks.fidelity import judge_prompts, template_source
+from qwq_ollama.checks.fidelity import FidelityResult, judge_prompts, template_source
 from qwq_ollama.checks.findings import Finding, failed
 from qwq_ollama.checks.generation import ChatResult, generate_watched
 from qwq_ollama.errors import DaemonError, QwqOllamaError, RefusedError
@@ -105,16 +105,23 @@ def check_fidelity(api: OllamaAPI, catalog: Catalog, variant: Variant) -> Findin
     results = [judge_prompts(conv.name, conv, hf_prompt(conv.messages, conv.tools),
                              _live_prompt(api, variant.name, conv)) for conv in corpus]
     source = template_source(results, corpus)
-    details = {"template_source": source,
-               "conversations": [{"name": r.conversation, "status": r.status,
-                                  "divergences": list(r.divergences), "detail": r.detail}
-                                 for r in results]}
+    details = {"template_source": source, "conversations": conversation_details(results)}
     if source != variant.template_source:
         return Finding(variant.name, "fidelity", "fail", f"the daemon builds prompts with "
                        f"{_SOURCE_WORDS.get(source, source)}, not the catalog's "
                        f"{_SOURCE_WORDS[variant.template_source]}", _SOURCE_FIX,
                        details=details)
     return fidelity_verdict(variant, results, details)
+
+
+def conversation_details(results: list[FidelityResult]) -> list[dict[str, Any]]:
+    """Per conversation: its verdict, and both prompts where they differ (what the HTML report
+    shows side by side); identical prompts are left out to keep the JSON small."""
+    return [{"name": r.conversation, "status": r.status, "divergences": list(r.divergences),
+             "detail": r.detail,
+             **({} if r.status == "pass" else {"hf_prompt": r.hf_prompt,
+                                               "ollama_prompt": r.ollama_prompt})}
+            for r in results]
 
 
 def _live_prompt(api: OllamaAPI, name: str, conv: Any) -> str:
