@@ -142,11 +142,9 @@ _METRICS: tuple[tuple[str, Callable[[RunStats], float | None],
 )
 
 
-def render_plot(summaries: list[VariantSummary], runs: list[RunStats]) -> bytes:
-    """A PNG: one panel per metric, a bar per variant for its summary and every seed's value as
-    a point beside it, so three seeds of 0 % and 100 % never hide behind a 33 % bar."""
-    import io
-
+def figure(summaries: list[VariantSummary], runs: list[RunStats]) -> Any:
+    """One panel per metric, a bar per variant for its summary and every seed's value as a dot
+    beside it, so seeds of 0 % and 100 % never hide behind a 33 % bar (matplotlib, headless)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -158,6 +156,16 @@ def render_plot(summaries: list[VariantSummary], runs: list[RunStats]) -> bytes:
         _panel(ax, metric, summaries, runs)
     fig.suptitle("bars: the variant's mean or median; dots: each seed", fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def render_plot(summaries: list[VariantSummary], runs: list[RunStats]) -> bytes:
+    """The figure as PNG bytes: written beside a Markdown report, inlined in an HTML one."""
+    import io
+
+    fig = figure(summaries, runs)  # chooses the headless backend before pyplot is imported
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
