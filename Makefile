@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 QO     := $(BIN)/qwq-ollama
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast models render ollama ollama-current ollama-build-deps smollm2 bench deps lint clean
+.PHONY: demo test test-fast models render ollama ollama-current ollama-build-deps browser smollm2 bench deps lint clean
 
 deps: $(VENV)/.installed
 
@@ -34,6 +34,14 @@ ollama-build-deps: deps
 	  fi; \
 	fi
 
+# Chromium for the HTML report tests (tests/test_report_browser.py): Debian's package with
+# apt-get as root, installed only when missing; otherwise those tests skip and say why.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && \
+	    [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
 # Every pinned Ollama version (the tests run on each); built once per user, see the README.
 ollama: deps ollama-build-deps
 	$(QO) install-ollama --version all
@@ -52,7 +60,7 @@ demo: ollama-current smollm2
 	$(QO) demo
 
 # Lint first: it takes a second, the live tier takes minutes.
-test: lint ollama smollm2
+test: lint ollama smollm2 browser
 	$(QO) render --check
 	$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -20,7 +20,7 @@ HOSTILE = '</pre><script>alert("x")</script><img src=https://example.com/t.png>'
 
 
 def _run(variant: str, seed: int, looped: bool, thinking: int = 10) -> RunStats:
-    return RunStats(variant, seed, looped, 5 if looped else None, 0.2, thinking, 4, 30.0, None,
+    return RunStats(variant, seed, looped, 5 if looped else None, 0.2, thinking, 0, 30.0, None,
                     "stop")
 
 
@@ -74,6 +74,7 @@ def test_plot_rates_use_a_fixed_axis_and_show_every_seed() -> None:
     dots = [list(line.get_ydata()) for line in thinking.lines]
     assert dots == [[10, 30, 50], [20]]  # every seed, not only the median bar
     assert [bar.get_height() for bar in thinking.patches] == [30, 20]
+    assert fig.axes[2].get_ylim() == (0, 1)  # no answer tokens at all: 0 of 1, not +-0.05
     assert len(fig.axes) == 4  # no code panel for a prompt that asks for no code
 
 

@@ -176,10 +176,12 @@ def _panel(ax: Any, metric: tuple[Any, ...], summaries: list[VariantSummary],
            runs: list[RunStats]) -> None:
     title, per_run, per_summary, is_rate = metric
     both = _engines_differ(summaries)
+    top = 0.0
     for x, s in enumerate(summaries):
         ax.bar(x - 0.15, per_summary(s) or 0.0, width=0.5, color="#4477aa")
         seeds = [per_run(r) for r in runs if (r.variant, r.engine) == (s.variant, s.engine)]
         seeds = [v for v in seeds if v is not None]
+        top = max([top, per_summary(s) or 0.0, *seeds])
         ax.plot([x + 0.25] * len(seeds), seeds, "o", color="#cc3311", markersize=5,
                 alpha=0.7, label="one seed" if x == 0 else None)
     ax.set_xticks(range(len(summaries)),
@@ -190,8 +192,8 @@ def _panel(ax: Any, metric: tuple[Any, ...], summaries: list[VariantSummary],
         ax.set_ylim(-4, 104)  # 0-100 %, with room for the dots at either end
         ax.set_yticks(range(0, 101, 20))
         ax.set_ylabel("%")
-    else:
-        ax.set_ylim(bottom=0)
+    else:  # from 0, and all zeros read as 0 of 1, not as noise around zero
+        ax.set_ylim(0, top * 1.1 or 1.0)
 
 
 def plot(summaries: list[VariantSummary], runs: list[RunStats], path: Path) -> Path:
