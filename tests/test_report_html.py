@@ -88,3 +88,14 @@ def test_validate_report_format_follows_the_suffix(tmp_path: Path, name: str,
     assert result.returncode == 2
     text = (tmp_path / name).read_text()
     assert text.startswith(marker) and "127.0.0.1:9" in text
+
+
+def test_findings_carry_prompts_only_where_they_differ() -> None:
+    from qwq_ollama.checks.fidelity import FidelityResult
+    from qwq_ollama.checks.validate import conversation_details
+
+    same = FidelityResult("plain", "pass", (), "identical", "p" * 5000, "p" * 5000)
+    known = FidelityResult("tools", "known", ("tool-schema-json",), "why", "a: 1", "a:1")
+    details = conversation_details([same, known])
+    assert "hf_prompt" not in details[0] and "ollama_prompt" not in details[0]
+    assert (details[1]["hf_prompt"], details[1]["ollama_prompt"]) == ("a: 1", "a:1")
