@@ -116,8 +116,17 @@ def run_fleet(hosts: list[str], work: Callable[[OllamaAPI], list[Cell]],
 
 def create_cells(catalog: Catalog, variants: list[str] | None, weights: str | None,
                  progress: HostProgress | None = None) -> Callable[[OllamaAPI], list[Cell]]:
-    """Per host: register the variants; each cell says created or up to date."""
+    """Per host: register the variants; each cell says created or up to date.
+
+    The GGUFs on disk are hashed here, once, before any host asks: hosts starting together
+    would otherwise each hash a file the digest index does not know yet.
+    """
+    from qwq_ollama.server.digests import file_digest
     from qwq_ollama.server.registry import Registrar
+
+    for weights_file in {w.file_on_disk for w in catalog.weights_of(variants, weights)}:
+        if weights_file is not None:
+            file_digest(weights_file)
 
     def work(api: OllamaAPI) -> list[Cell]:
         say = (lambda name, update: progress(api.host, name, update)) if progress else None
