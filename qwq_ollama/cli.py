@@ -36,6 +36,23 @@ def _host_checked(value: str | None) -> str | None:
 
 HostOpt = Annotated[str | None, typer.Option("--host", help="Ollama daemon (default: "
                     "$OLLAMA_HOST or 127.0.0.1:11434).", callback=_host_checked)]
+
+
+def _hosts_checked(values: list[str] | None) -> list[str] | None:
+    for value in values or [None]:  # type: ignore[list-item]
+        _host_checked(value)
+    return values
+
+
+# create, list, doctor and validate: --host more than once, or --fleet, runs on every host.
+HostsOpt = Annotated[list[str] | None, typer.Option("--host", help="Ollama daemon (default: "
+                     "$OLLAMA_HOST or 127.0.0.1:11434); give it more than once for a fleet.",
+                     callback=_hosts_checked)]
+FleetOpt = Annotated[Path | None, typer.Option("--fleet", help="A YAML file `hosts: [...]`: "
+                     "run on every daemon it names (with any --host).")]
+ParallelOpt = Annotated[int, typer.Option("--parallel", min=1, help="With a fleet: hosts "
+                        "worked on at once.")]
+FLEET_COMMANDS = ("create", "list", "doctor", "validate")
 WeightsOpt = Annotated[str | None, typer.Option("--weights", help="Register/render over "
                        "these catalog weights instead of each variant's own.")]
 LlamaServerOpt = Annotated[str | None, typer.Option("--llama-server", help="With the "
@@ -63,7 +80,8 @@ def _top(ctx: typer.Context,
         typer.echo(ctx.get_help())
         raise typer.Exit(0)
     if host is not None:  # `qwq-ollama --host H list`: the command's own default becomes H
-        ctx.default_map = {**(ctx.default_map or {}), ctx.invoked_subcommand: {"host": host}}
+        hosts = [host] if ctx.invoked_subcommand in FLEET_COMMANDS else host
+        ctx.default_map = {**(ctx.default_map or {}), ctx.invoked_subcommand: {"host": hosts}}
 
 
 def _print_versions(host: str | None) -> None:
@@ -90,6 +108,31 @@ def _print_json(document: dict) -> None:  # type: ignore[type-arg]
 
 def _err(text: str) -> None:
     typer.echo(text, err=True)
+
+
+def _fleet(hosts: list[str] | None, fleet: Path | None) -> list[str] | None:
+    """Every host of a fleet run; None for the one-host run (a single --host, or none)."""
+    if fleet is None and len(hosts or []) <= 1:
+        return None
+    from qwq_ollama.server.fleet import load_fleet
+
+    named = [*(load_fleet(fleet) if fleet else []), *(hosts or [])]
+    return list(dict.fromkeys(named))
+
+
+def _print_fleet(report, json_: bool) -> None:  # type: ignore[no-untyped-def]
+    """The fleet's one table, host x variant; exit 1 if any host is not right."""
+    if json_:
+        _print_json(report.to_dict())
+    else:
+        typer.echo(f"{'HOST':<28} {'VARIANT':<22} STATE")
+        for result in report.hosts:
+            for cell in result.cells:
+                typer.echo(f"{result.host:<28} {cell.variant:<22} {cell.state}")
+            if result.state != "ok":
+                typer.echo(f"{result.host:<28} {'-':<22} {result.state}: {result.error}")
+    if report.failed:
+        raise typer.Exit(1)
 
 
 def _catalog(path: Path | None):  # type: ignore[no-untyped-def]
@@ -129,11 +172,13 @@ def render(check: Annotated[bool, typer.Option("--check", help="Change nothing; 
 @app.command()
 def create(variants: Annotated[list[str] | None, typer.Argument(help="Variants "
                                "(default: all).")] = None,
-           weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None,
-           json_: JsonOpt = False, quiet: QuietOpt = False) -> None:
+           weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostsOpt = None,
+           json_: JsonOpt = False, quiet: QuietOpt = False, fleet: FleetOpt = None,
+           parallel: ParallelOpt = 4) -> None:
     """Register variants with the Ollama daemon; unchanged ones are skipped."""
     from qwq_ollama.server.digests import hash_ahead
 
+    hosts, one_host = _fleet(host, fleet), (host or [None])[0]
     cat = _catalog(catalog)
     # Hash the weights on another core while the ollama client is being imported.
     hash_ahead(path for w in cat.weights_of(variants or None, weights)
@@ -142,7 +187,15 @@ def create(variants: Annotated[list[str] | None, typer.Argument(help="Variants "
     from qwq_ollama.server.quick_create import request_for
     from qwq_ollama.server.registry import Registrar, stamp_create
 
-    api = OllamaAPI(host)
+    if hosts is not None:
+        from qwq_ollama.server.fleet import create_cells, run_fleet
+
+        with _Progress(quiet) as progress:
+            work = create_cells(cat, variants or None, weights,
+                                lambda h, name, update: progress(f"{h} {name}", update))
+            _print_fleet(run_fleet(hosts, work, parallel), json_)
+        return
+    api = OllamaAPI(one_host)
     with _Progress(quiet) as progress:
         report = Registrar(api, cat, progress).create(variants or None, weights)
     if json_:
@@ -152,7 +205,7 @@ def create(variants: Annotated[list[str] | None, typer.Argument(help="Variants "
             typer.echo(f"created {name}")
         for name in report.up_to_date:
             typer.echo(f"{name} is up to date")
-    stamp_create(api, cat, report, request_for(variants, weights, catalog, host))
+    stamp_create(api, cat, report, request_for(variants, weights, catalog, one_host))
 
 
 class _Progress:
@@ -204,13 +257,19 @@ class _Progress:
 
 
 @app.command("list")
-def list_(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None,
-          json_: JsonOpt = False) -> None:
+def list_(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostsOpt = None,
+          json_: JsonOpt = False, fleet: FleetOpt = None, parallel: ParallelOpt = 4) -> None:
     """The catalog's variants, and whether each is registered and up to date."""
     from qwq_ollama.server.client import OllamaAPI
     from qwq_ollama.server.registry import status
 
-    rows = status(OllamaAPI(host), _catalog(catalog), weights)
+    hosts = _fleet(host, fleet)
+    if hosts is not None:
+        from qwq_ollama.server.fleet import run_fleet, status_cells
+
+        _print_fleet(run_fleet(hosts, status_cells(_catalog(catalog), weights), parallel), json_)
+        return
+    rows = status(OllamaAPI((host or [None])[0]), _catalog(catalog), weights)
     if json_:
         _print_json({"variants": [row.to_dict() for row in rows]})
     else:
@@ -299,7 +358,8 @@ def _answer_printer():  # type: ignore[no-untyped-def]
 @app.command()
 def validate(variants: Annotated[list[str] | None, typer.Argument(help="Variants "
                                  "(default: all).")] = None,
-             weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None,
+             weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostsOpt = None,
+             fleet: FleetOpt = None, parallel: ParallelOpt = 4,
              engine: Annotated[str, typer.Option("--engine", help="ollama, or llama-cpp (each "
                                "variant on a llama-server: see --llama-server, --gguf).")
                                ] = "ollama",
@@ -333,6 +393,12 @@ def validate(variants: Annotated[list[str] | None, typer.Argument(help="Variants
         require_extra("game", "validate --checks code")
     cat = _catalog(catalog)
     chosen = _chosen_checks(engine, checks)
+    hosts, host_one = _fleet(host, fleet), (host or [None])[0]
+    if hosts is not None:
+        _validate_fleet(hosts, parallel, cat, variants, engine, json_, report, timeout,
+                        weights_name=weights, checks=chosen, num_predict=num_predict,
+                        code_prompt=code_prompt, seed=seed)
+        return
     findings = ValidationReport()
 
     def say(message: str) -> None:
@@ -348,7 +414,7 @@ def validate(variants: Annotated[list[str] | None, typer.Argument(help="Variants
             from qwq_ollama.checks.validate import validate as run_validate
             from qwq_ollama.server.client import OllamaAPI
 
-            run_validate(OllamaAPI(host, timeout=timeout), cat, variants or None,
+            run_validate(OllamaAPI(host_one, timeout=timeout), cat, variants or None,
                          weights_name=weights, checks=chosen, num_predict=num_predict,
                          code_prompt=code_prompt, seed=seed, progress=say, report=findings)
     finally:
@@ -383,6 +449,27 @@ def _validate_report_text(report: Path, findings) -> str:  # type: ignore[no-unt
     from qwq_ollama.checks.validate import markdown_report
 
     return markdown_report(findings)
+
+
+def _validate_fleet(hosts: list[str], parallel: int, cat: Catalog, variants: list[str] | None,
+                    engine: str, json_: Path | None, report: Path | None, timeout: float,
+                    **options: Any) -> None:
+    """validate on every host of a fleet: the fleet table, or its JSON with `--json -`."""
+    import json
+
+    from qwq_ollama.atomic import write_text_atomic
+    from qwq_ollama.errors import InputError
+    from qwq_ollama.server.fleet import run_fleet, validate_cells
+
+    if engine != "ollama" or report:
+        raise InputError("a fleet is validated on Ollama, without --report",
+                         field="--engine" if engine != "ollama" else "--report")
+    result = run_fleet(hosts, validate_cells(cat, variants or None, **options), parallel,
+                       timeout=timeout)
+    if json_ and json_ != Path("-"):
+        write_text_atomic(json_, json.dumps({"schema_version": SCHEMA_VERSION,
+                                             **result.to_dict()}, indent=1) + "\n")
+    _print_fleet(result, json_ == Path("-"))
 
 
 def _chosen_checks(engine: str, checks: str | None) -> tuple[str, ...]:
@@ -739,18 +826,25 @@ def embed_template(variant: str,
 
 
 @app.command()
-def doctor(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostOpt = None,
+def doctor(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostsOpt = None,
            vram: Annotated[str | None, typer.Option("--vram", help="Free GPU memory, e.g. "
                            "24GiB: also check each num_ctx fits (default: this machine's "
                            "GPU when the daemon runs here).")] = None,
-           json_: JsonOpt = False) -> None:
+           json_: JsonOpt = False, fleet: FleetOpt = None, parallel: ParallelOpt = 4) -> None:
     """Check the daemon, each variant's registration and context, and loaded models' offload."""
     from qwq_ollama.checks.doctor import diagnose
     from qwq_ollama.checks.findings import failed
     from qwq_ollama.checks.memory_plan import daemon_vram, parse_size
     from qwq_ollama.server.client import OllamaAPI
 
-    api = OllamaAPI(host, timeout=60.0)
+    hosts = _fleet(host, fleet)
+    if hosts is not None:
+        from qwq_ollama.server.fleet import doctor_cells, run_fleet
+
+        work = doctor_cells(_catalog(catalog), weights, parse_size(vram) if vram else None)
+        _print_fleet(run_fleet(hosts, work, parallel, timeout=60.0), json_)
+        return
+    api = OllamaAPI((host or [None])[0], timeout=60.0)
     findings = diagnose(api, _catalog(catalog), weights,
                         parse_size(vram) if vram else daemon_vram(api))
     if json_:

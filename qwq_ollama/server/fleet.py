@@ -1,0 +1,191 @@
+"""One command over several Ollama daemons at once: a bounded number in flight, one host's
+failure never stopping the others, and one table of host x variant as the answer.
+
+Each host gets its own OllamaAPI, and Registrar's per-host lock keeps two runs on one daemon
+apart; the weights are still imported once per host (Registrar skips a base model already
+there), so a re-run only touches what differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qwq_ollama.catalog.load import load_yaml_with_lines
+from qwq_ollama.catalog.schema import Catalog
+from qwq_ollama.checks.findings import FAILING, Finding
+from qwq_ollama.errors import DaemonError, InputError, QwqOllamaError, RefusedError
+from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.server.host import parse_host
+
+DEFAULT_PARALLEL = 4
+HostProgress = Callable[[str, str, Mapping[str, Any]], None]  # host, model, Ollama's update
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One variant (or other subject) on one host."""
+
+    variant: str
+    state: str  # up to date, created, drifted: <fields>, not registered, pass, FAIL: ...
+    ok: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"variant": self.variant, "state": self.state, "ok": self.ok}
+
+
+@dataclass
+class HostResult:
+    host: str
+    state: str = "ok"  # ok, unreachable (the daemon did not answer), error (it refused)
+    error: str | None = None
+    cells: list[Cell] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "ok" and all(c.ok for c in self.cells)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "state": self.state, "ok": self.ok, "error": self.error,
+                "variants": [c.to_dict() for c in self.cells]}
+
+
+@dataclass
+class FleetReport:
+    hosts: list[HostResult]
+
+    @property
+    def failed(self) -> bool:
+        return not all(h.ok for h in self.hosts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the fleet commands print with --json (README: JSON output)."""
+        return {"failed": self.failed, "hosts": [h.to_dict() for h in self.hosts]}
+
+
+def load_fleet(file: Path) -> list[str]:
+    """The daemons a `hosts.yaml` names (`hosts: [host, ...]`), each checked as --host is."""
+    located = load_yaml_with_lines(file)
+    data = located.data
+    if not isinstance(data, dict) or set(data) != {"hosts"}:
+        raise located.error("a fleet file holds one key, `hosts:`, a list of daemons", ())
+    hosts = data["hosts"]
+    if not isinstance(hosts, list) or not hosts:
+        raise located.error("`hosts` must be a non-empty list of daemons", ("hosts",))
+    for index, host in enumerate(hosts):
+        if not isinstance(host, str):
+            raise located.error("each host is a string such as 10.0.0.5:11434", ("hosts", index))
+        try:
+            parse_host(host, f"{file}")
+        except InputError as exc:
+            raise located.error(exc.detail, ("hosts", index)) from None
+    return _unique(hosts, located)
+
+
+def _unique(hosts: list[str], located: Any) -> list[str]:
+    seen: set[str] = set()
+    for index, host in enumerate(hosts):
+        if host in seen:
+            raise located.error(f"{host} is named twice", ("hosts", index))
+        seen.add(host)
+    return hosts
+
+
+def run_fleet(hosts: list[str], work: Callable[[OllamaAPI], list[Cell]],
+              parallel: int = DEFAULT_PARALLEL, timeout: float = 600.0) -> FleetReport:
+    """`work` on every host, at most `parallel` at a time; results in the order given."""
+    def one(host: str) -> HostResult:
+        api = OllamaAPI(host, timeout=timeout)
+        try:
+            return HostResult(api.host, cells=work(api))
+        except RefusedError as exc:
+            return HostResult(api.host, "error", str(exc))
+        except DaemonError as exc:
+            return HostResult(api.host, "unreachable", str(exc))
+        except InputError:
+            raise  # bad input is the same on every host: the command stops, exit 2
+        except QwqOllamaError as exc:
+            return HostResult(api.host, "error", str(exc))
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        return FleetReport(list(pool.map(one, hosts)))
+
+
+def create_cells(catalog: Catalog, variants: list[str] | None, weights: str | None,
+                 progress: HostProgress | None = None) -> Callable[[OllamaAPI], list[Cell]]:
+    """Per host: register the variants; each cell says created or up to date.
+
+    The GGUFs on disk are hashed here, once, before any host asks: hosts starting together
+    would otherwise each hash a file the digest index does not know yet.
+    """
+    from qwq_ollama.server.digests import file_digest
+    from qwq_ollama.server.registry import Registrar
+
+    for weights_file in {w.file_on_disk for w in catalog.weights_of(variants, weights)}:
+        if weights_file is not None:
+            file_digest(weights_file)
+
+    def work(api: OllamaAPI) -> list[Cell]:
+        say = (lambda name, update: progress(api.host, name, update)) if progress else None
+        report = Registrar(api, catalog, say).create(variants, weights)
+        return [Cell(v, "created" if v in report.created else "up to date", True)
+                for v in report.variants]
+    return work
+
+
+def status_cells(catalog: Catalog, weights: str | None) -> Callable[[OllamaAPI], list[Cell]]:
+    """Per host: each variant up to date, drifted (which fields), or not registered."""
+    from qwq_ollama.server.registry import status
+
+    def work(api: OllamaAPI) -> list[Cell]:
+        return [Cell(row.variant, "up to date" if row.up_to_date else
+                     f"drifted: {', '.join(row.drift)}" if row.registered else "not registered",
+                     row.up_to_date) for row in status(api, catalog, weights)]
+    return work
+
+
+def finding_cells(findings: list[Finding]) -> list[Cell]:
+    """Findings grouped by subject: pass, or each failing/warning check named."""
+    by_subject: dict[str, list[Finding]] = {}
+    for found in findings:
+        by_subject.setdefault(found.subject, []).append(found)
+    cells = []
+    for subject, group in by_subject.items():
+        bad = [f for f in group if f.status in FAILING]
+        warned = [f for f in group if f.status == "warn"]
+        shown = bad or warned
+        state = ("FAIL: " if bad else "WARN: " if warned else "pass") + ", ".join(
+            f"{f.check} ({f.message})" for f in shown)
+        cells.append(Cell(subject, state, not bad))
+    return cells
+
+
+def doctor_cells(catalog: Catalog, weights: str | None, vram: int | None = None
+                 ) -> Callable[[OllamaAPI], list[Cell]]:
+    """Per host: doctor's findings, over each host's own GPU when no --vram is given."""
+    from qwq_ollama.checks.doctor import diagnose
+    from qwq_ollama.checks.memory_plan import daemon_vram
+
+    def work(api: OllamaAPI) -> list[Cell]:
+        api.version()  # a daemon that does not answer is `unreachable`, not a finding
+        free = vram if vram is not None else daemon_vram(api)
+        return finding_cells(diagnose(api, catalog, weights, free))
+    return work
+
+
+def validate_cells(catalog: Catalog, variants: list[str] | None,
+                   **options: Any) -> Callable[[OllamaAPI], list[Cell]]:
+    from qwq_ollama.checks.validate import ValidationReport, validate
+
+    def work(api: OllamaAPI) -> list[Cell]:
+        api.supported_version()  # unreachable or too old: said as such, not as findings
+        report = ValidationReport()
+        try:
+            validate(api, catalog, variants, report=report, **options)
+        except DaemonError:  # a variant not registered, or the daemon gone mid-way: in findings
+            pass
+        return finding_cells(report.findings)
+    return work
