@@ -9,7 +9,6 @@ not import this stack, reads /api/tags itself, through the same parser in `wire`
 from __future__ import annotations
 
 import ssl
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,18 +80,12 @@ class OllamaAPI:
                               f"Ollama {OLLAMA_MINIMUM} or newer")
         return version
 
-    def wait_until_ready(self, timeout: float, still_starting: Any = lambda: True) -> bool:
-        """Poll /api/version until the daemon answers, `still_starting()` turns false, or time
-        runs out; whether it answered. For a daemon that was just started."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and still_starting():
-            try:
-                if self.http.get("/api/version", timeout=2.0).status_code == 200:
-                    return True
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        return False
+    def is_ready(self) -> bool:
+        """Whether the daemon answers /api/version now (for one that was just started)."""
+        try:
+            return self.http.get("/api/version", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def show(self, model: str, *, verbose: bool = False) -> dict[str, Any] | None:
         """The raw /api/show answer, or None if the model is not registered. `verbose` adds

@@ -14,7 +14,6 @@ beside its binary (`lib/ollama/`), so there is no second copy of llama.cpp to bu
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -224,18 +223,12 @@ class LlamaServerAPI:
         reply = self._call("GET", "/slots")
         return sum(1 for slot in reply.json() if slot.get("is_processing"))
 
-    def wait_until_ready(self, timeout: float, still_starting: Any = lambda: True) -> bool:
-        """Poll /health until the model is loaded (200; 503 while loading), `still_starting()`
-        turns false, or time runs out; whether it became ready."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and still_starting():
-            try:
-                if self.http.get("/health", timeout=2.0).status_code == 200:
-                    return True
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        return False
+    def is_ready(self) -> bool:
+        """Whether /health says the model is loaded (200; 503 while loading)."""
+        try:
+            return self.http.get("/health", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def render_prompt(self, model: str, messages: list[dict[str, Any]],
                       tools: list[dict[str, Any]] | None = None) -> str:

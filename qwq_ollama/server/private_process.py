@@ -26,7 +26,7 @@ SECRET_VARIABLES = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "OLLAMA_API_
 
 class PrivateProcess:
     """Subclasses call `_launch(argv, env)` from their `start()` and give `api` (anything with
-    `wait_until_ready(timeout, still_starting)` and `host`) and `label` (for messages)."""
+    `is_ready()`, `host` and `close()`) and `label` (for messages)."""
 
     label = "server"
     api: Any
@@ -67,10 +67,14 @@ class PrivateProcess:
             raise
 
     def _wait_ready(self) -> None:
+        """Poll the API until it answers, the process exits, or the start-up time runs out."""
         process = self.process
         assert process is not None
-        if self.api.wait_until_ready(self.startup_timeout, lambda: process.poll() is None):
-            return
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline and process.poll() is None:
+            if self.api.is_ready():
+                return
+            time.sleep(0.1)
         if process.poll() is not None:
             raise DaemonError(f"{self.label} exited with code {process.returncode} while "
                               f"starting; log: {self.log_tail()}")
