@@ -728,7 +728,7 @@ def fidelity_table(out: Annotated[Path, typer.Option("--out", help="Where to wri
 
 export_app = typer.Typer(rich_markup_mode=None, no_args_is_help=True,
                          help="Write a variant's settings for another engine: llama.cpp, a "
-                         "Hugging Face GGUF repository, vLLM.")
+                         "Hugging Face GGUF repository, vLLM, the Ollama Helm chart.")
 app.add_typer(export_app, name="export")
 
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder to write into (created if "
@@ -807,6 +807,16 @@ def export_vllm(variant: str, out: OutOpt, catalog: CatalogOpt = None) -> None:
     for note in exporting.vllm_notes(chosen):
         _err(f"note: {note}")
     typer.echo(command)
+
+
+@export_app.command("helm")
+def export_helm(variant: str, out: OutOpt, catalog: CatalogOpt = None) -> None:
+    """Write a ConfigMap with the variant's Modelfile and values for the Ollama Helm chart."""
+    from qwq_ollama.artifacts import kubernetes
+
+    cat = _catalog(catalog)
+    for path in kubernetes.export_helm(cat, cat.variant(variant), out):
+        typer.echo(f"wrote {path}")
 
 
 @app.command("embed-template")
