@@ -795,13 +795,17 @@ def export_hf(variant: str, out: OutOpt, catalog: CatalogOpt = None) -> None:
 
 
 @export_app.command("vllm")
-def export_vllm(variant: str, out: OutOpt, catalog: CatalogOpt = None) -> None:
+def export_vllm(variant: str, out: OutOpt, catalog: CatalogOpt = None,
+                manifest: Annotated[str | None, typer.Option("--manifest", help="Also write "
+                                    "a Kubernetes manifest: kubeai (a KubeAI Model carrying "
+                                    "the template, sampling and reasoning parser).")] = None
+                ) -> None:
     """Write vLLM's generation_config.json and chat template; print the `vllm serve` command."""
     from qwq_ollama.artifacts import export as exporting
 
     cat = _catalog(catalog)
     chosen = cat.variant(variant)
-    paths, command = exporting.export_vllm(cat, chosen, out)
+    paths, command = exporting.export_vllm(cat, chosen, out, manifest=manifest)
     for path in paths:
         _err(f"wrote {path}")
     for note in exporting.vllm_notes(chosen):

@@ -148,3 +148,39 @@ def test_the_configmaps_modelfile_registers_with_ollama_create(
             registered.variant(variant).parameters.as_dict())
     finally:
         api.delete(name)
+
+
+# The KubeAI Model fields (kubeai.org/v1, KubeAI 0.21.0 api/k8s/v1/model_types.go) this export sets.
+KUBEAI_SPEC_FIELDS = {"url", "engine", "features", "args", "files", "resourceProfile",
+                      "minReplicas", "maxReplicas", "env"}
+
+
+def test_kubeai_model_carries_the_vllm_files_parser_and_context(catalog: Catalog,
+                                                                tmp_path: Path) -> None:
+    result = run_cli("export", "vllm", "qwq-minp", "--out", str(tmp_path), "--manifest", "kubeai")
+    assert result.returncode == 0, result.stderr
+    model = yaml.safe_load((tmp_path / "kubeai-model.yaml").read_text())
+    assert (model["apiVersion"], model["kind"]) == ("kubeai.org/v1", "Model")
+    spec = model["spec"]
+    assert set(spec) <= KUBEAI_SPEC_FIELDS
+    assert (spec["engine"], spec["features"], spec["url"]) == ("VLLM", ["TextGeneration"],
+                                                               "hf://Qwen/QwQ-32B")
+    mounted = {Path(f["path"]): f["content"] for f in spec["files"]}
+    # The mounted files are the ones the plain vLLM export wrote, byte for byte.
+    assert {p.name: text for p, text in mounted.items()} == {
+        name: (tmp_path / name).read_text() for name in ("generation_config.json",
+                                                          "chat_template.jinja")}
+    args = dict(a.removeprefix("--").split("=", 1) for a in spec["args"])
+    assert Path(args["chat-template"]) in mounted
+    assert Path(args["generation-config"]) / "generation_config.json" in mounted
+    assert args["reasoning-parser"] == "deepseek_r1"
+    assert args["max-model-len"] == str(catalog.variant("qwq-minp").parameters.num_ctx)
+    assert all(p.is_absolute() and ":" not in str(p) for p in mounted)  # KubeAI's rule
+
+
+def test_an_unknown_manifest_writes_nothing(tmp_path: Path) -> None:
+    result = run_cli("export", "vllm", "qwq-minp", "--out", str(tmp_path / "out"),
+                     "--manifest", "operator")
+    assert result.returncode == 2
+    assert "--manifest: unknown manifest 'operator'" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -502,15 +502,27 @@ def vllm_notes(variant: Variant) -> list[str]:
     return notes
 
 
+def vllm_files(catalog: Catalog, variant: Variant) -> dict[str, str]:
+    """Name -> content of the files vLLM reads for `variant`."""
+    return {
+        "generation_config.json": json.dumps(vllm_generation_config(variant), indent=2) + "\n",
+        "chat_template.jinja": render_variant(catalog, variant).hf_template,
+    }
+
+
+# `--manifest` choices: the file each one adds to the vLLM export.
+VLLM_MANIFESTS = {"kubeai": "kubeai-model.yaml"}
+
+
 def export_vllm(catalog: Catalog, variant: Variant | str, out_dir: Path, *,
-                model: str = VLLM_MODEL) -> tuple[list[Path], str]:
-    """Write `generation_config.json` and the chat template; return them and the serve command."""
+                model: str = VLLM_MODEL, manifest: str | None = None) -> tuple[list[Path], str]:
+    """Write `generation_config.json` and the chat template (and, with `manifest="kubeai"`, a
+    KubeAI Model carrying both); return the written paths and the serve command."""
     chosen = _variant(catalog, variant)
     out_dir = Path(out_dir)
-    files = {
-        "generation_config.json": json.dumps(vllm_generation_config(chosen), indent=2) + "\n",
-        "chat_template.jinja": render_variant(catalog, chosen).hf_template,
-    }
+    files = vllm_files(catalog, chosen)
+    if manifest is not None:
+        files[_manifest_name(manifest)] = _manifest_text(catalog, chosen, model)
     paths = _write_export(out_dir, files)
     command = shlex.join([
         "vllm", "serve", model, "--generation-config", str(out_dir),
@@ -519,3 +531,16 @@ def export_vllm(catalog: Catalog, variant: Variant | str, out_dir: Path, *,
         "--reasoning-parser", VLLM_REASONING_PARSER,
     ])
     return paths, command
+
+
+def _manifest_name(manifest: str) -> str:
+    if manifest not in VLLM_MANIFESTS:
+        raise InputError(f"unknown manifest {manifest!r} (known: {', '.join(VLLM_MANIFESTS)})",
+                         field="--manifest")
+    return VLLM_MANIFESTS[manifest]
+
+
+def _manifest_text(catalog: Catalog, variant: Variant, model: str) -> str:
+    from qwq_ollama.artifacts.kubernetes import dump_yaml, kubeai_model
+
+    return dump_yaml(kubeai_model(catalog, variant, model=model))

@@ -65,12 +65,12 @@ def pullable_from(catalog: Catalog, weights: Weights) -> str:
                      file=catalog.path, line=catalog.line_of(*key), field=".".join(key))
 
 
-def _check_name(catalog: Catalog, variant: Variant) -> None:
-    """The chart uses the model name in a volume name, which Kubernetes requires to be a label."""
-    limit = 63 - len(VOLUME_SUFFIX)
+def _check_name(catalog: Catalog, variant: Variant, limit: int = 63 - len(VOLUME_SUFFIX),
+                why: str = "the Helm chart names a volume after the model") -> None:
+    """The name goes where Kubernetes requires a DNS-1123 label of at most `limit` characters."""
     if DNS_LABEL.match(variant.name) and len(variant.name) <= limit:
         return
-    raise InputError(f"the Helm chart names a volume after the model, so the name must be lower "
+    raise InputError(f"{why}, so the name must be lower "
                      f"case letters, digits and '-' (at most {limit}, starting and ending with a "
                      "letter or digit)", file=catalog.path,
                      line=catalog.line_of("variants", variant.name),
@@ -104,6 +104,34 @@ def helm_files(catalog: Catalog, variant: Variant | str) -> dict[str, str]:
               f"(apply {configmap_name(chosen)}.yaml first).\n")
     return {VALUES_NAME: header + dump_yaml(values),
             f"{configmap_name(chosen)}.yaml": dump_yaml(configmap)}
+
+
+def kubeai_model(catalog: Catalog, variant: Variant, *, model: str) -> dict[str, Any]:
+    """A KubeAI `Model` (kubeai.org/v1, KubeAI 0.21) that serves `variant` on vLLM.
+
+    KubeAI mounts each `spec.files` entry (path, content) from a ConfigMap it writes, and adds
+    `spec.args` to vLLM's command line: the chat template and generation_config.json travel as
+    files, the reasoning parser and the context as arguments.
+    """
+    from qwq_ollama.artifacts.export import VLLM_REASONING_PARSER, vllm_files
+
+    _check_name(catalog, variant, 63, "KubeAI names the Model's pods and service after it")
+    folder = f"/config/qwq-ollama/{variant.name}"
+    files = vllm_files(catalog, variant)
+    return {
+        "apiVersion": "kubeai.org/v1", "kind": "Model",
+        "metadata": {"name": variant.name,
+                     "labels": {"app.kubernetes.io/managed-by": "qwq-ollama"}},
+        "spec": {
+            "features": ["TextGeneration"], "url": f"hf://{model}", "engine": "VLLM",
+            "args": [f"--generation-config={folder}",
+                     f"--chat-template={folder}/chat_template.jinja",
+                     f"--max-model-len={variant.parameters.num_ctx}",
+                     f"--reasoning-parser={VLLM_REASONING_PARSER}"],
+            "files": [{"path": f"{folder}/{name}", "content": text}
+                      for name, text in files.items()],
+        },
+    }
 
 
 def export_helm(catalog: Catalog, variant: Variant | str, out_dir: Path) -> list[Path]:
