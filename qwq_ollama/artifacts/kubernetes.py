@@ -1,6 +1,6 @@
 """A catalog variant for Kubernetes through the Ollama Helm chart (otwld/ollama-helm), not a
 controller of our own: a ConfigMap holding the rendered Modelfile and the chart's values that
-create the model from it when the pod starts.
+create the model from it when the pod starts; and, for vLLM stacks, a KubeAI `Model`.
 
 Facts from the chart (version 1.77.0, appVersion 0.32.15, templates/deployment.yaml): each
 `ollama.models.create` entry with `configMapRef` mounts that ConfigMap's key `configMapKeyRef` as
