@@ -25,7 +25,7 @@ from qwq_ollama.catalog.conversation import load_corpus
 from qwq_ollama.catalog.render import hf_prompter, render_variant
 from qwq_ollama.catalog.schema import load_catalog
 from qwq_ollama.checks.fidelity import judge_prompts, template_source
-from qwq_ollama.checks.validate import _live_prompt
+from qwq_ollama.checks.validate import live_prompt
 from qwq_ollama.facts import OLLAMA_CURRENT
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.install import ensure_ollama
@@ -72,7 +72,7 @@ def measure(binary: Path, catalog_file: Path, env: dict[str, str], work: Path,
         for name in VARIANTS:
             prompt = hf_prompter(catalog, catalog.variant(name))
             results = [judge_prompts(c.name, c, prompt(c.messages, c.tools),
-                                     _live_prompt(api, name, c)) for c in corpus]
+                                     live_prompt(api, name, c)) for c in corpus]
             counts = {s: sum(r.status == s for r in results) for s in ("pass", "known", "fail")}
             unexplained = [r.conversation for r in results if r.status == "fail"]
             logged = re.findall(rf'template selection" model=\S*/{name}:latest selected=(\S+)',

@@ -8,12 +8,11 @@ in), so the caller hands over `servers`: a variant -> a running server, e.g. ser
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from qwq_ollama.catalog.conversation import Conversation, load_corpus
+from qwq_ollama.catalog.conversation import load_corpus
 from qwq_ollama.catalog.render import hf_prompter, render_variant
 from qwq_ollama.catalog.schema import Catalog, Variant
 from qwq_ollama.checks.fidelity import Divergence, judge_prompts
@@ -25,10 +24,12 @@ from qwq_ollama.checks.validate import (
     check_generation,
     conversation_details,
     fidelity_verdict,
+    live_prompt,
     run_checks,
 )
-from qwq_ollama.errors import QwqOllamaError, RefusedError
+from qwq_ollama.errors import QwqOllamaError
 from qwq_ollama.server.llama_server import LlamaServerAPI
+from qwq_ollama.server.registry import same_value
 
 CHECKS = ("fidelity", "settings", "context", "generation", "code")
 DEFAULT_CHECKS = CHECKS[:4]  # `code` generates a whole program: opt in
@@ -90,7 +91,7 @@ def check_fidelity(api: LlamaServerAPI, catalog: Catalog, variant: Variant) -> F
     """Every corpus prompt llama-server builds (/apply-template) against the HF template's."""
     hf_prompt = hf_prompter(catalog, variant)
     results = [judge_prompts(conv.name, conv, hf_prompt(conv.messages, conv.tools),
-                             _live_prompt(api, conv), known=KNOWN_DIVERGENCES, engine=ENGINE)
+                             live_prompt(api, "", conv), known=KNOWN_DIVERGENCES, engine=ENGINE)
                for conv in load_corpus()]
     ours = api.props().get("chat_template") == loaded_template(
         render_variant(catalog, variant).hf_template)
@@ -106,21 +107,6 @@ def check_fidelity(api: LlamaServerAPI, catalog: Catalog, variant: Variant) -> F
                    fix, details=details)
 
 
-def _live_prompt(api: LlamaServerAPI, conv: Conversation) -> str:
-    """The server's prompt, or its refusal (which then differs from every HF prompt)."""
-    try:
-        return api.render_prompt("", conv.messages, conv.tools)
-    except RefusedError as exc:
-        return f"(refused: {exc.detail})"
-
-
-def _same(shown: Any, wanted: Any) -> bool:
-    """llama.cpp keeps sampling values as 32-bit floats: 0.6 comes back 0.6000000238."""
-    if isinstance(wanted, float) and isinstance(shown, (int, float)):
-        return math.isclose(shown, wanted, rel_tol=1e-6, abs_tol=1e-7)
-    return bool(shown == wanted)
-
-
 def check_settings(api: LlamaServerAPI, catalog: Catalog, variant: Variant) -> Finding:
     """/props' default sampling (what a request that sets nothing gets) against the catalog's."""
     from qwq_ollama.artifacts.export import llama_server_settings
@@ -128,7 +114,7 @@ def check_settings(api: LlamaServerAPI, catalog: Catalog, variant: Variant) -> F
     shown = (api.props().get("default_generation_settings") or {}).get("params") or {}
     wanted = llama_server_settings(catalog, variant)
     drift = [f"{key} {shown.get(key)!r}, not {value!r}" for key, value in wanted.items()
-             if not _same(shown.get(key), value)]
+             if not same_value(shown.get(key), value)]
     details = {"wanted": wanted, "shown": {k: shown.get(k) for k in wanted}}
     if drift:
         return Finding(variant.name, "settings", "fail", "the server runs with "

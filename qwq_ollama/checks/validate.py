@@ -103,7 +103,7 @@ def check_fidelity(api: OllamaAPI, catalog: Catalog, variant: Variant) -> Findin
     hf_prompt = hf_prompter(catalog, variant)
     corpus = load_corpus()
     results = [judge_prompts(conv.name, conv, hf_prompt(conv.messages, conv.tools),
-                             _live_prompt(api, variant.name, conv)) for conv in corpus]
+                             live_prompt(api, variant.name, conv)) for conv in corpus]
     source = template_source(results, corpus)
     details = {"template_source": source, "conversations": conversation_details(results)}
     if source != variant.template_source:
@@ -124,10 +124,10 @@ def conversation_details(results: list[FidelityResult]) -> list[dict[str, Any]]:
             for r in results]
 
 
-def _live_prompt(api: OllamaAPI, name: str, conv: Any) -> str:
-    """The daemon's prompt, or what it said when it refused to build one (a template without
-    tools refuses a conversation that has them): that differs from every HF prompt, so it
-    fails the conversation with the daemon's reason in the report."""
+def live_prompt(api: Any, name: str, conv: Any) -> str:
+    """The engine's prompt (an Ollama daemon's or a llama-server's), or what it said when it
+    refused to build one (a template without tools refuses a conversation that has them): that
+    differs from every HF prompt, so it fails the conversation with the reason in the report."""
     try:
         return api.render_prompt(name, conv.messages, conv.tools)
     except RefusedError as exc:

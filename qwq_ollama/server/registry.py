@@ -77,8 +77,9 @@ def desired_state(catalog: Catalog, variant: Variant, weights: Weights) -> Desir
                    variant.parameters.as_dict(), weights.license)
 
 
-def _same_number(a: Any, b: Any) -> bool:
-    """Ollama keeps floats as float32: compare at that precision."""
+def same_value(a: Any, b: Any) -> bool:
+    """Ollama and llama.cpp keep sampling floats as float32 (0.6 comes back as 0.6000000238):
+    compare numbers at that precision, anything else as it is."""
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
@@ -95,7 +96,7 @@ def parameters_equal(want: Mapping[str, Any], got: Mapping[str, Any]) -> bool:
         if isinstance(value, list):
             if not isinstance(other, list) or list(value) != list(other):
                 return False
-        elif not _same_number(value, other) and value != other:
+        elif not same_value(value, other) and value != other:
             return False
     return True
 
