@@ -27,6 +27,7 @@ from qwq_ollama.facts import (
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.daemon_process import DaemonProcess, import_space_problem, local_daemon
 from qwq_ollama.server.registry import BaseDigests, Registration, registration
+from qwq_ollama.server.wire import blob_digest_of
 
 
 def diagnose(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None,
@@ -38,10 +39,12 @@ def diagnose(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None,
         version = api.version()
     except DaemonError as exc:
         return [_daemon_problem(api, exc)]
-    findings = [_version_finding(api, version), *_settings(api, version, catalog)]
+    local = local_daemon(api.host)  # read once: a scan of /proc
+    findings = [_version_finding(api, version), *_settings(api, version, catalog, local)]
     if weights_name is not None:
         catalog.weights_named(weights_name)  # an unknown name is bad input, not a finding
     registrations: dict[str, Registration] = {}
+    shapes: dict[str, Any] = {}  # blob digest -> its shape: variants share the weights
     try:
         bases = BaseDigests(api, catalog)
         for variant in catalog.variants.values():
@@ -50,7 +53,7 @@ def diagnose(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None,
             findings.append(_registration_finding(found, weights_name))
             findings.append(_context(variant, found.shown))
             if vram is not None and found.shown is not None:
-                findings.append(_gpu_memory(api, variant, vram))
+                findings.append(_gpu_memory(api, variant, vram, local, shapes, found.shown))
     except DaemonError as exc:  # the daemon went away or refused a request mid-way
         return [*findings, Finding(api.host, "daemon", "error", str(exc))]
     findings += _loaded(api, catalog, registrations)
@@ -81,12 +84,12 @@ def _version_finding(api: OllamaAPI, version: str) -> Finding:
     return Finding(api.host, "daemon", "pass", f"Ollama {version} at {api.host}")
 
 
-def _settings(api: OllamaAPI, version: str, catalog: Catalog) -> list[Finding]:
+def _settings(api: OllamaAPI, version: str, catalog: Catalog, local: DaemonProcess | None
+              ) -> list[Finding]:
     """The engine, and the daemon settings its API does not report, read from its process
     when it runs on this machine."""
     findings = [Finding(api.host, "engine", "pass", f"Ollama {version} runs GGUF models on "
                         f"{engine_of(version)}")]
-    local = local_daemon(api.host)
     if local is None:
         return [*findings, Finding(api.host, "settings", "pass", "flash attention, KV cache "
                                    "type and template choice are settings of the daemon that "
@@ -190,16 +193,19 @@ def _context(variant: Variant, shown: dict[str, Any] | None) -> Finding:
                    "small-GPU machines unless OLLAMA_CONTEXT_LENGTH is set)")
 
 
-def _gpu_memory(api: OllamaAPI, variant: Variant, vram: int) -> Finding:
+def _gpu_memory(api: OllamaAPI, variant: Variant, vram: int, local: DaemonProcess | None,
+                shapes: dict[str, Any], shown: dict[str, Any]) -> Finding:
     """Whether llama-server (Ollama 0.30+) keeps the variant wholly on a GPU with `vram` free,
     with the daemon's own KV cache type and flash attention when it runs on this machine."""
     from qwq_ollama.checks import memory_plan
 
-    local = local_daemon(api.host)
     kv = (local.setting("OLLAMA_KV_CACHE_TYPE") if local else None) or "f16"
     flash = _go_bool(local.setting("OLLAMA_FLASH_ATTENTION")) if local else None
+    blob = blob_digest_of(shown.get("modelfile", "")) or variant.name
     try:
-        shape = memory_plan.model_shape(api, variant.name)
+        if blob not in shapes:
+            shapes[blob] = memory_plan.model_shape(api, variant.name)
+        shape = shapes[blob]
     except InputError as exc:
         return Finding(variant.name, "gpu-memory", "warn",
                        f"{variant.name}: cannot read its tensors ({exc})")
