@@ -43,11 +43,11 @@ browser:
 	fi
 
 # Every pinned Ollama version (the tests run on each); built once per user, see the README.
-ollama: deps ollama-build-deps
+ollama: deps ollama-build-deps smollm2
 	$(QO) install-ollama --version all
 
 # The current version only: what the demo and the benchmarks run.
-ollama-current: deps ollama-build-deps
+ollama-current: deps ollama-build-deps smollm2
 	$(QO) install-ollama
 
 smollm2: deps

