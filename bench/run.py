@@ -42,8 +42,9 @@ import ollama  # noqa: E402
 from qwq_ollama.catalog.builtin_weights import FILENAME as GGUF_NAME, ensure_smollm2  # noqa: E402
 from qwq_ollama.catalog.schema import load_catalog  # noqa: E402
 from qwq_ollama.checks.loops import LoopDetector  # noqa: E402
+from qwq_ollama.facts import import_copies  # noqa: E402
 from qwq_ollama.server.client import OllamaAPI  # noqa: E402
-from qwq_ollama.server.install import CURRENT, ensure_ollama  # noqa: E402
+from qwq_ollama.server.install import COMPAT, CURRENT, PREVIOUS, ensure_ollama  # noqa: E402
 from qwq_ollama.server.private_daemon import OllamaDaemon  # noqa: E402
 from qwq_ollama.server.registry import Registrar  # noqa: E402
 
@@ -51,7 +52,7 @@ SECTIONS = ("cold", "startup", "loop", "parallel", "hash")
 OPTIONAL = ("qwq-shaped",)  # minutes and ~40 GB of disk: only when asked for
 WEIGHTS = "smollm2-135m"
 QWQ_WEIGHTS = "qwq-32b-shaped"
-QWQ_VERSIONS = (CURRENT, "0.24.0")
+QWQ_VERSIONS = (CURRENT, PREVIOUS, COMPAT)
 QWQ_VARIANTS = 4
 LOOP_VARIANT = "qwq-fixed"  # repeat_penalty 1.0 in the catalog; temperature 0 per request
 LOOP_NUM_PREDICT = 1000
@@ -491,8 +492,9 @@ def write_qwq_shaped(where: Path, tokenizer_from: Path) -> Path:
 
 
 def converts(version: str) -> bool:
-    """v0.32 rewrites an imported GGUF through llama-quantize; v0.24 keeps the uploaded blob."""
-    return tuple(int(x) for x in version.split(".")[:2]) >= (0, 32)
+    """v0.30 to v0.34.0 rewrite an imported GGUF through llama-quantize; v0.24 and, from
+    v0.34.1, v0.34 keep the uploaded blob as the model's layer."""
+    return import_copies(version) == 2
 
 
 def cli_loop_need(version: str, size: int) -> int:
@@ -502,9 +504,11 @@ def cli_loop_need(version: str, size: int) -> int:
     return (4 if converts(version) else 1) * size + 2_000_000_000
 
 
-def check_disk(where: Path, size: int, on_disk: int) -> None:
-    """Each daemon's models dir may hold the uploaded blob and v0.32's converted copy (2x)."""
-    need = 2 * size + 2_000_000_000 + (size - on_disk if on_disk < size else 0)
+def check_disk(where: Path, size: int, on_disk: int, versions: tuple[str, ...]) -> None:
+    """Each daemon's models dir may hold the uploaded blob and, on v0.30-v0.34.0, the
+    converted copy (2x)."""
+    copies = max(import_copies(v) for v in versions)
+    need = copies * size + 2_000_000_000 + (size - on_disk if on_disk < size else 0)
     if free_bytes(where) < need:
         raise BenchError(f"qwq-shaped needs {need / 1e9:.1f} GB free under {where}, "
                          f"{free_bytes(where) / 1e9:.1f} GB is")
@@ -564,11 +568,11 @@ def qwq_rows(version: str, tool: CreateRun, cli: CreateRun, size: int, whole: bo
 
 def bench_qwq_shaped(ws: Workspace, versions: list[str], log: Callable[[str], None]
                      ) -> list[Row]:
-    check_disk(ws.root, 19_849_489_280, 0)
+    check_disk(ws.root, 19_849_489_280, 0, tuple(versions))
     gguf = write_qwq_shaped(ws.root, ws.gguf)
     size, on_disk = gguf.stat().st_size, gguf.stat().st_blocks * 512
     log(f"wrote {size / 1e9:.2f} GB QwQ-shaped GGUF ({on_disk / 1e6:.0f} MB on disk)")
-    check_disk(ws.root, size, on_disk)
+    check_disk(ws.root, size, on_disk, tuple(versions))
     add_weights_entry(ws, gguf)
     rows: list[Row] = []
     for version in versions:

@@ -11,7 +11,7 @@ W=${W:-$HOME/qwq-gpu}
 mkdir -p "$W"
 if [ ! -e "$W/started" ]; then
   date +%s > "$W/started"
-  BUDGET_S=${BUDGET_S:-1500} W=$W setsid bash "$STAGE/repo/gpu/device_run.sh" "$STAGE" \
+  PLAN=${PLAN:-full} BUDGET_S=${BUDGET_S:-1500} W=$W setsid bash "$STAGE/repo/gpu/device_run.sh" "$STAGE" \
     > "$W/driver.log" 2>&1 < /dev/null &
 fi
 end=$(( SECONDS + WAIT ))

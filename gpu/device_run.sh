@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The GPU run behind docs/gpu.md and tests/data/gpu/: on a bare CUDA machine, build Ollama v0.32's
-# llama-server with CUDA, write the QwQ-shaped GGUF, register the catalog's variants with
+# The GPU run behind docs/gpu.md and tests/data/gpu/: on a bare CUDA machine, build the staged
+# Ollama release's llama-server with CUDA, write the QwQ-shaped GGUF, register the catalog's variants with
 # `qwq-ollama create`, then measure placement and decode speed for emulated 24/48/80 GiB cards.
 # Phases are logged to $W/results/phases.txt; each phase checks the time left (BUDGET_S).
 #
 # usage: gpu/device_run.sh STAGE    (STAGE: what gpu/stage.sh prepared: sources, binary, wheels)
+# env: PLAN=full (every card below, the default) or PLAN=check (the full card's decode and one
+#      24 GiB f16 card bisected around its boundary: a new release held to the planner)
 set -uo pipefail
 STAGE=$(realpath "$1")
 W=${W:-$HOME/qwq-gpu}
@@ -32,9 +34,10 @@ IDLE_USED=$(cut -d, -f3 "$R/gpu.csv" | tr -d ' ')
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target /tmp/site "$STAGE"/whl/*.whl
 export PYTHONPATH=/tmp/site:$REPO
-tar -xJf "$STAGE"/llama.cpp-b10488-ollama.tar.xz -C "$W/src"
-tar -xzf "$STAGE"/ollama-v0.32.15-llama.tar.gz -C "$W/src"
-xz -dc "$STAGE"/ollama-0.32.15-linux-amd64.xz > "$OLLAMA" && chmod +x "$OLLAMA"
+tar -xJf "$STAGE"/llama.cpp-ollama.tar.xz -C "$W/src"
+tar -xzf "$STAGE"/ollama-llama.tar.gz -C "$W/src"
+xz -dc "$STAGE"/ollama-linux-amd64.xz > "$OLLAMA" && chmod +x "$OLLAMA"
+cp "$STAGE"/ollama-version "$R/ollama-version"
 python3 - > "$R/bandwidth.txt" 2>&1 <<'EOF'
 import torch
 x = torch.empty(4 << 30, dtype=torch.uint8, device="cuda"); y = torch.empty_like(x)
@@ -148,6 +151,11 @@ CTXS=8192,16384,32768,65536,131072
 phase first
 $M sweep --ollama "$OLLAMA" --models "$MODELS" --card 140 --ctx 16384 --repeats 3 \
   --idle-used-mib "$IDLE_USED" --out "$R/full.jsonl" --log "$R/serve-full.log" >> "$R/sweep.txt" 2>&1
+if [ "${PLAN:-full}" = check ]; then
+  card f16 auto 24 "$CTXS" 3
+  phase done
+  exit 0
+fi
 phase bare
 $M bare --ollama-log "$R/serve-full.log" --lib "$LIB" --out "$R/bare.jsonl" \
   --log "$R/bare-server.log" >> "$R/sweep.txt" 2>&1

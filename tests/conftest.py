@@ -22,7 +22,7 @@ import pytest
 from qwq_ollama.catalog.builtin_weights import ensure_smollm2
 from qwq_ollama.catalog.schema import Catalog, load_catalog
 from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.install import COMPAT, CURRENT, OllamaBinary, ensure_ollama
+from qwq_ollama.server.install import COMPAT, CURRENT, PREVIOUS, OllamaBinary, ensure_ollama
 from qwq_ollama.server.private_daemon import OllamaDaemon
 from qwq_ollama.server.registry import Registrar
 
@@ -48,7 +48,7 @@ def _no_user_daemon(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:9")
 
 
-@pytest.fixture(scope="session", params=[CURRENT, COMPAT], ids=lambda v: f"ollama-{v}")
+@pytest.fixture(scope="session", params=[CURRENT, PREVIOUS, COMPAT], ids=lambda v: f"ollama-{v}")
 def ollama_version(request: pytest.FixtureRequest) -> str:
     """The Ollama version under test: everything below it (binary, daemon, api) follows."""
     return str(request.param)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from qwq_ollama.facts import import_copies
 from qwq_ollama.server.daemon_process import import_space_problem, local_daemon
 from qwq_ollama.server.private_daemon import OllamaDaemon
 
@@ -32,3 +33,21 @@ def test_an_import_that_cannot_fit_is_refused_naming_the_folder(tmp_path: Path) 
     assert import_space_problem(free // 2 + 2**30, "0.24.0", tmp_path, False) is None
     assert import_space_problem(2 * free, "0.24.0", tmp_path, True) is None
     assert import_space_problem(free + 2**30, "0.32.15", tmp_path, True) is not None
+
+
+def test_from_0_34_1_an_import_needs_one_copy(tmp_path: Path) -> None:
+    free = shutil.disk_usage(tmp_path).free
+    assert import_space_problem(free // 2 + 2**30, "0.34.4", tmp_path, False) is None
+    assert import_space_problem(free // 2 + 2**30, "0.34.1", tmp_path, False) is None
+    assert import_space_problem(free // 2 + 2**30, "0.34.0", tmp_path, False) is not None
+    assert import_space_problem(free + 2**30, "0.34.4", tmp_path, False) is not None
+
+
+def test_the_copies_the_disk_check_counts_are_what_the_daemon_writes(
+        daemon: OllamaDaemon, small_gguf: Path, registered: object) -> None:
+    """After importing the small model, the daemon's blobs hold as many full-size copies of it
+    as `import_copies` says this release writes: the disk check asks for no more, no less."""
+    size = small_gguf.stat().st_size
+    blobs = [p.stat().st_size for p in (daemon.models_dir / "blobs").iterdir()]
+    full_copies = sum(1 for b in blobs if b > size * 0.9)
+    assert full_copies == import_copies(daemon.version())

@@ -55,7 +55,8 @@ def test_fixed_sets_every_value_explicitly_and_keeps_llama_cpps_order(catalog: C
     cmd = command(catalog, "qwq-fixed")
     assert cmd.argv == [
         "llama-cli", "--model", MODEL, "--ctx-size", "16384", "--temp", "0.6", "--top-k", "40",
-        "--top-p", "0.95", "--min-p", "0.0", "--repeat-penalty", "1.0", "--jinja",
+        "--top-p", "0.95", "--min-p", "0.0", "--repeat-penalty", "1.0", "--repeat-last-n", "64",
+        "--presence-penalty", "0.0", "--frequency-penalty", "0.0", "--jinja",
         "--chat-template-file", "modelfiles/qwq-fixed.chat_template.jinja"]
     lines = cmd.comment.splitlines()
     assert "# samplers run: top_k 40 > top_p 0.95 > temperature 0.6 > dist" in lines
@@ -142,7 +143,8 @@ def read_preset(path: Path) -> dict[str, str]:
 def test_preset_holds_only_sampling(catalog: Catalog, tmp_path: Path) -> None:
     fixed = read_preset(write_llama_cpp_preset(catalog, "qwq-fixed", tmp_path / "fixed"))
     assert fixed == {"jinja": "true", "temp": "0.6", "top-k": "40", "top-p": "0.95",
-                     "min-p": "0.0", "repeat-penalty": "1.0"}
+                     "min-p": "0.0", "repeat-penalty": "1.0", "repeat-last-n": "64",
+                     "presence-penalty": "0.0", "frequency-penalty": "0.0"}
     path = write_llama_cpp_preset(catalog, "qwq-baseline", tmp_path / "baseline")
     assert path == tmp_path / "baseline" / "preset.ini"
     baseline = read_preset(path)

@@ -14,7 +14,7 @@ from qwq_ollama.catalog.schema import Catalog
 from qwq_ollama.errors import InputError
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.fleet import create_cells, load_fleet, run_fleet
-from qwq_ollama.server.install import COMPAT, CURRENT, OllamaBinary, ensure_ollama
+from qwq_ollama.server.install import CURRENT, PREVIOUS, OllamaBinary, ensure_ollama
 from qwq_ollama.server.private_daemon import OllamaDaemon
 from qwq_ollama.server.quick_create import parse_create_args
 from qwq_ollama.server.registry import status
@@ -27,7 +27,7 @@ SMALL = "smollm2-135m"
 def three(ollama_binary: OllamaBinary, small_gguf: Path, tmp_path: Path
           ) -> Iterator[list[OllamaDaemon]]:
     """Two daemons at the version under test, the third at the other pinned version."""
-    other = ensure_ollama(COMPAT if ollama_binary.version == CURRENT else CURRENT)
+    other = ensure_ollama(PREVIOUS if ollama_binary.version == CURRENT else CURRENT)
     with ExitStack() as stack:
         yield [stack.enter_context(OllamaDaemon(binary.path, tmp_path / f"models-{i}"))
                for i, binary in enumerate([ollama_binary, ollama_binary, other])]

@@ -1,5 +1,5 @@
 """llama.cpp for real: the command `export llama-cpp VARIANT --binary llama-server` prints is run
-(by bash, as printed, with Ollama v0.32.15's own llama-server on PATH, the small GGUF as --model
+(by bash, as printed, with the current pinned Ollama's own llama-server on PATH, the small GGUF as --model
 and a free loopback port), and the live server is checked like Ollama: its settings (/props),
 its prompts (/apply-template) against the HF template's, its streamed generations.
 
@@ -34,7 +34,7 @@ from qwq_ollama.checks.llama_cpp import (
     loaded_template,
     validate_llama_cpp,
 )
-from qwq_ollama.server.install import CURRENT, ensure_ollama
+from qwq_ollama.server.install import CURRENT, PINNED, ensure_ollama
 from qwq_ollama.server.llama_server import LlamaServer, LlamaServerAPI, find_llama_server
 from qwq_ollama.server.private_daemon import free_port
 
@@ -46,10 +46,12 @@ SAMPLING = ("temperature", "top_k", "top_p", "min_p", "typical_p", "repeat_penal
             "repeat_last_n", "presence_penalty", "frequency_penalty", "dry_multiplier",
             "samplers")
 
+LLAMA_BUILD = PINNED[CURRENT].llama_cpp.build  # type: ignore[union-attr]
+
 
 @pytest.fixture(scope="session")
 def llama_server_binary() -> Path:
-    """Ollama v0.32.15's llama-server (llama.cpp b10488), built with Ollama if need be."""
+    """The current pinned Ollama's llama-server, built with Ollama if need be."""
     ensure_ollama(CURRENT)
     return find_llama_server(CURRENT)
 
@@ -233,7 +235,7 @@ def test_validate_cli_on_llama_cpp(exported: ExportedServers, tmp_path: Path) ->
                      "--json", str(out), "--report", str(tmp_path / "v.md"))
     assert result.returncode == 0, result.stdout + result.stderr
     saved = json.loads(out.read_text())
-    assert saved["engine"] == "llama.cpp" and saved["daemon_version"] == "b10488"
+    assert saved["engine"] == "llama.cpp" and saved["daemon_version"] == f"b{LLAMA_BUILD}"
     status = {f["check"]: f for f in saved["findings"]}
     assert [status[c]["status"] for c in ("fidelity", "settings", "generation")] == ["pass"] * 3
     context = status["context"]
@@ -241,7 +243,7 @@ def test_validate_cli_on_llama_cpp(exported: ExportedServers, tmp_path: Path) ->
     assert "trained with a context of 8192 tokens" in context["message"]
     generation = status["generation"]["details"]
     assert generation["content_chars"] > 0 and generation["thinking_chars"] == 0
-    assert "llama.cpp b10488" in (tmp_path / "v.md").read_text()
+    assert f"llama.cpp b{LLAMA_BUILD}" in (tmp_path / "v.md").read_text()
 
 
 def test_the_prefilled_reasoning_arrives_apart_and_stops_hold(exported: ExportedServers,

@@ -1,5 +1,6 @@
-"""The context planner held to what Ollama v0.32.15 did on an H200 (tests/data/gpu/, recorded by
-gpu/device_run.sh), without a daemon or a GPU; then its faces: `plan` and `doctor --vram`."""
+"""The context planner held to what Ollama v0.32.15 and v0.34.4 did on an H200 (tests/data/gpu/,
+recorded by gpu/device_run.sh), without a daemon or a GPU; then its faces: `plan` and
+`doctor --vram`."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ FIXTURE = json.loads((DATA / "h200-placement.json").read_text())
 SHOW = json.loads((DATA / "qwq-32b-shaped.show.json").read_text())
 SHAPE = mp.shape_from_show(SHOW, "fixture")
 POINTS = FIXTURE["points"]
+# Every release measured: v0.32.15 in full, v0.34.4 at the boundaries (PLAN=check).
+RELEASES = {"0.32.15": POINTS,
+            "0.34.4": json.loads((DATA / "h200-placement-0.34.4.json").read_text())["points"]}
+ALL_POINTS = [(version, point) for version, points in RELEASES.items() for point in points]
 MIB = mp.MIB
 
 
@@ -41,18 +46,21 @@ def label(point: dict) -> str:
     return f"{point['card_gib']:g}GiB-{point['kv']}-fa_{point['flash']}-{point['num_ctx']}"
 
 
-def brackets() -> list[tuple[str, dict, int, int | None]]:
+def brackets(points: list[dict] = POINTS, tag: str = "") -> list[tuple[str, dict, int, int | None]]:
     """Per card and setting: the largest num_ctx measured wholly on the GPU, and the smallest
     larger one that was not (None when every size tried fitted)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
-    for point in POINTS:
+    for point in points:
         groups[(point["card_gib"], point["kv"], point["flash"])].append(point)
     out = []
-    for (card, kv, flash), points in groups.items():
-        lo = max(p["num_ctx"] for p in points if on_gpu(p))
-        above = [p["num_ctx"] for p in points if not on_gpu(p) and p["num_ctx"] > lo]
-        out.append((f"{card:g}GiB-{kv}-fa_{flash}", points[0], lo, min(above, default=None)))
+    for (card, kv, flash), group in groups.items():
+        lo = max(p["num_ctx"] for p in group if on_gpu(p))
+        above = [p["num_ctx"] for p in group if not on_gpu(p) and p["num_ctx"] > lo]
+        out.append((f"{tag}{card:g}GiB-{kv}-fa_{flash}", group[0], lo, min(above, default=None)))
     return out
+
+
+ALL_BRACKETS = [b for version, points in RELEASES.items() for b in brackets(points, f"{version}-")]
 
 
 def load_generator():
@@ -83,8 +91,9 @@ def qwq_shaped(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("point", POINTS, ids=label)
-def test_planner_says_where_the_daemon_put_the_model(point: dict) -> None:
+@pytest.mark.parametrize(("version", "point"), ALL_POINTS,
+                         ids=[f"{v}-{label(p)}" for v, p in ALL_POINTS])
+def test_planner_says_where_the_daemon_put_the_model(version: str, point: dict) -> None:
     need = mp.need(SHAPE, point["num_ctx"], free(point), point["kv"], point["flash"] != "off")
     assert (need.total <= mp.budget(free(point))) == on_gpu(point)
     assert need.ubatch == point["ubatch"]  # Ollama's own batch choice
@@ -94,7 +103,8 @@ def test_planner_says_where_the_daemon_put_the_model(point: dict) -> None:
         assert abs(need.kv_cache / MIB - point["buffers_mib"]["CUDA0 KV"]) < 1
 
 
-@pytest.mark.parametrize(("name", "point", "lo", "hi"), brackets(), ids=[b[0] for b in brackets()])
+@pytest.mark.parametrize(("name", "point", "lo", "hi"), ALL_BRACKETS,
+                         ids=[b[0] for b in ALL_BRACKETS])
 def test_largest_context_is_where_the_daemon_switched_to_partial_offload(
         name: str, point: dict, lo: int, hi: int | None) -> None:
     predicted = mp.largest_context(SHAPE, free(point), point["kv"], point["flash"] != "off")

@@ -144,9 +144,10 @@ def test_list_doctor_and_validate_agree(catalog: Catalog, fake: FakeDaemon,
 
 
 @pytest.mark.parametrize("version, status_, words", [
+    ("0.34.4", "pass", "Ollama 0.34.4 at "),
     ("0.32.15", "pass", "Ollama 0.32.15 at "),
     ("0.28.1", "pass", "Ollama 0.28.1 at "),
-    ("0.40.0", "warn", "not a release this tool was tested on"),
+    ("0.35.0", "warn", "untested version (tested: 0.34.4, 0.32.15, 0.24.0); the checks still ran"),
     ("0.20.3", "fail", "older than 0.24.0"),
 ])
 def test_doctor_judges_the_daemon_version(catalog: Catalog, httpserver: HTTPServer,

@@ -14,6 +14,7 @@ import gguf
 import numpy as np
 from gguf import GGUFReader, ReaderField
 
+from qwq_ollama.catalog.gguf_sampling import SAMPLING_PREFIX
 from qwq_ollama.errors import InputError
 from qwq_ollama.facts import THINK_CLOSE, THINK_OPEN, THINK_PREFILL as PREFILL
 from qwq_ollama.weights_file import GGUF_MAGIC, leading_magic
@@ -58,6 +59,8 @@ class GGUFReport:
     think_tokens: dict[str, int]  # "<think>"/"</think>" -> id, those in the vocabulary
     chat_template: str | None
     generation_prompt: str | None  # what the template appends for add_generation_prompt
+    # general.sampling.*: sampler defaults Ollama 0.33.3+ applies beneath a Modelfile's own
+    sampling: dict[str, Any] = field(default_factory=dict)
     template_matches: bool | None = None  # None when no expected template was given
     template_diff: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -97,6 +100,8 @@ def inspect_gguf(path: str | os.PathLike[str], *, expected_template: str | None 
         think_tokens={k: v for k, v in found.items() if k in (THINK_OPEN, THINK_CLOSE)},
         chat_template=template,
         generation_prompt=_generation_prompt(template) if template is not None else None,
+        sampling={key: _value(fields, key) for key in fields
+                  if key.startswith(SAMPLING_PREFIX)},
     )
     report.warnings = _warnings(report, found.get(VISION_PAD), expect_prefill)
     if expected_template is not None:

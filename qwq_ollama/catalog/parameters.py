@@ -2,8 +2,10 @@
 
 Ollama stores whatever `/api/create` is sent and only complains (or silently ignores a key) when
 the model is used, so the catalog is checked against this list before anything is registered.
-Source: `api/types.go` (Options and Runner) at v0.24.0 and v0.32.15, which agree on every name
-here (0.32 adds draft_num_predict, which 0.24 does not know, so it is left out).
+Source: `api/types.go` (Options and Runner) at v0.24.0, v0.32.15 and v0.34.4, which agree on
+every name here (0.32 adds draft_num_predict, which 0.24 does not know, so it is left out).
+From 0.34.0 `/api/create` refuses `typical_p` (server/create.go), so a catalog that sets it is
+refused up front for such a daemon (`refused_by`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from qwq_ollama.facts import TYPICAL_P_REFUSED_SINCE, at_least
 
 FloatUnit = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -60,3 +64,16 @@ INT_PARAMETERS = frozenset({
     "num_predict", "top_k", "repeat_last_n",
 })
 LIST_PARAMETERS = frozenset({"stop"})
+
+# Parameters a daemon from this release on refuses at /api/create with HTTP 400.
+REFUSED_SINCE: dict[str, tuple[int, ...]] = {"typical_p": TYPICAL_P_REFUSED_SINCE}
+
+
+def refused_by(parameters: dict[str, Any], daemon_version: str) -> list[str]:
+    """The set parameters a daemon of `daemon_version` would refuse.
+
+    >>> refused_by({"typical_p": 0.9, "top_k": 40}, "0.34.4"), refused_by({"typical_p": 0.9}, "0.32.15")
+    (['typical_p'], [])
+    """
+    return [name for name, since in REFUSED_SINCE.items()
+            if name in parameters and at_least(daemon_version, since)]

@@ -212,6 +212,17 @@ class Catalog:
     def line_of(self, *path: str | int) -> int | None:
         return self.located.line_of(tuple(path))
 
+    def parameter_error(self, variant: str, parameter: str, message: str) -> InputError:
+        """Bad input at the line that sets a variant's parameter (the variant's own, else the
+        defaults'), naming that field."""
+        for key in (("variants", variant, "parameters", parameter),
+                    ("defaults", "parameters", parameter), ("variants", variant)):
+            line = self.located.lines.get(key)
+            if line is not None:
+                return InputError(message, file=self.path, line=line,
+                                  field=".".join(str(k) for k in key))
+        return InputError(message, file=self.path, field=f"variants.{variant}")
+
 
 def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:
     """Load, validate and resolve; any problem is one InputError naming file:line and field."""

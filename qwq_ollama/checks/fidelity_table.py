@@ -20,7 +20,7 @@ daemon builds (`_debug_render_only`) against the variant's Hugging Face template
 transformers does. *identical* means byte for byte; otherwise the cell names the known
 divergences that explain the difference, each proven by masking where it can be (see
 `qwq_ollama/checks/fidelity.py`). A *FAIL* would be a bug. Regenerate with
-`qwq-ollama fidelity-table --out docs/fidelity.md` (it builds and starts both pinned daemons);
+`qwq-ollama fidelity-table --out docs/fidelity.md` (it builds and starts every pinned daemon);
 `make test` checks each section against the live daemon of its version. Which template a
 daemon uses, and why the catalog chooses the Go TEMPLATE: [template-selection.md](template-selection.md).
 """

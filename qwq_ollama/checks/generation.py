@@ -7,9 +7,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from qwq_ollama.errors import RefusedError
+from qwq_ollama.facts import TOKEN_REPEAT_ERROR
 from qwq_ollama.server.client import OllamaAPI
 
 Sink = Callable[[str], None]
+# done_reason when the daemon ended the stream with its token-repeat guard (v0.34+): a loop.
+REPEAT_LIMIT = "repeat_limit"
+# The guard counts chunks whose trimmed text equals the one before (llm/llama_server.go): from
+# v0.34 it errors after 100; earlier releases end the stream after 30, with no final chunk.
+REPEAT_LIMIT_CHUNKS = 100
+SILENT_REPEAT_LIMIT_CHUNKS = 30
 
 
 @dataclass
@@ -43,35 +51,61 @@ def run_chat(api: OllamaAPI, model: str, messages: list[dict[str, Any]], *,
     started = time.monotonic()
     stream = api.chat_stream(model, messages, **kwargs)
     try:
-        for part in stream:
-            message = part.message
-            if result.first_token_seconds is None and (message.thinking or message.content):
-                result.first_token_seconds = time.monotonic() - started
-            if message.thinking:
-                result.thinking += message.thinking
-                result.chunks.append(("thinking", message.thinking))
-                if on_thinking:
-                    on_thinking(message.thinking)
-            if message.content:
-                result.content += message.content
-                result.chunks.append(("content", message.content))
-                if on_content:
-                    on_content(message.content)
-            if part.done:
-                result.done = True
-                result.done_reason = part.done_reason
-                result.eval_count = part.eval_count or 0
-                result.eval_seconds = (part.eval_duration or 0) / 1e9
-            elif should_stop is not None:
-                reason = should_stop(result)
-                if reason:
-                    result.stopped_early = reason
-                    break
+        _consume(stream, result, started, on_thinking, on_content, should_stop)
+    except RefusedError as exc:
+        if TOKEN_REPEAT_ERROR not in exc.detail:
+            raise
+        # Ollama v0.34+ ends a run of identical chunks with an error, not a done chunk: the
+        # output so far stands, and the run ended in a loop.
+        result.done = True
+        result.done_reason = REPEAT_LIMIT
+        result.stopped_early = f"the daemon's token-repeat guard: {exc.detail}"
     finally:
         close = getattr(stream, "close", None)
         if close:
             close()  # closing the generator drops the HTTP stream; Ollama cancels the request
+    if not result.done and result.stopped_early is None and _ends_in_repeats(result):
+        result.done = True
+        result.done_reason = REPEAT_LIMIT
+        result.stopped_early = ("the daemon's token-repeat guard ended the stream without a "
+                                f"final chunk after {SILENT_REPEAT_LIMIT_CHUNKS} identical chunks")
     return result
+
+
+def _ends_in_repeats(result: ChatResult) -> bool:
+    """Whether a stream that stopped without its final chunk ends in the run of identical
+    chunks that makes Ollama before 0.34 cut it silently."""
+    tail = [text.strip() for _, text in result.chunks[-SILENT_REPEAT_LIMIT_CHUNKS:]]
+    return len(tail) == SILENT_REPEAT_LIMIT_CHUNKS and len(set(tail)) == 1
+
+
+def _consume(stream: Any, result: ChatResult, started: float, on_thinking: Sink | None,
+             on_content: Sink | None,
+             should_stop: Callable[[ChatResult], str | None] | None) -> None:
+    for part in stream:
+        message = part.message
+        if result.first_token_seconds is None and (message.thinking or message.content):
+            result.first_token_seconds = time.monotonic() - started
+        if message.thinking:
+            result.thinking += message.thinking
+            result.chunks.append(("thinking", message.thinking))
+            if on_thinking:
+                on_thinking(message.thinking)
+        if message.content:
+            result.content += message.content
+            result.chunks.append(("content", message.content))
+            if on_content:
+                on_content(message.content)
+        if part.done:
+            result.done = True
+            result.done_reason = part.done_reason
+            result.eval_count = part.eval_count or 0
+            result.eval_seconds = (part.eval_duration or 0) / 1e9
+        elif should_stop is not None:
+            reason = should_stop(result)
+            if reason:
+                result.stopped_early = reason
+                break
 
 
 def generate_watched(api: OllamaAPI, variant: str, text: str, *, options: dict[str, Any]
@@ -91,4 +125,22 @@ def generate_watched(api: OllamaAPI, variant: str, text: str, *, options: dict[s
 
     result = run_chat(api, variant, [{"role": "user", "content": text}], options=options,
                       should_stop=watch)
+    if not verdicts and result.done_reason == REPEAT_LIMIT:
+        verdicts.append(repeat_limit_verdict(result))
     return result, (verdicts[0] if verdicts else None)
+
+
+def repeat_limit_verdict(result: ChatResult) -> Any:
+    """The loop the daemon's guard cut: its last chunks, as the detector would describe it."""
+    from qwq_ollama.checks.loops import LoopVerdict, detect_loop_in_text
+
+    found = detect_loop_in_text("".join(text for _, text in result.chunks))
+    if found is not None:
+        return found
+    chunks = [text for _, text in result.chunks]
+    start = max(0, len(chunks) - REPEAT_LIMIT_CHUNKS)
+    last = chunks[-1] if chunks else ""
+    return LoopVerdict("repeat_limit", len(last), len(chunks) - start,
+                       sum(len(c) for c in chunks[:start]), start, len(chunks), last[:40],
+                       f"the daemon cut {REPEAT_LIMIT_CHUNKS} identical chunks "
+                       f"({last.strip()!r} or blank)")

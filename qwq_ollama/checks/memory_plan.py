@@ -1,4 +1,5 @@
-"""How much GPU memory a variant needs at its num_ctx under Ollama v0.32, from GGUF metadata alone.
+"""How much GPU memory a variant needs at its num_ctx under Ollama v0.32 and v0.34 (measured the
+same on an H200), from GGUF metadata alone.
 
 Ollama v0.32 hands placement to llama-server's `--fit`: the model goes wholly on the GPU when
 weights + KV cache + compute buffers + a 1 GiB margin fit in the free memory llama-server sees

@@ -12,8 +12,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from qwq_ollama.catalog.conversation import load_corpus
+from qwq_ollama.catalog.gguf_sampling import leaks
 from qwq_ollama.catalog.render import hf_prompter
 from qwq_ollama.catalog.schema import Catalog, Variant
+from qwq_ollama.checks.doctor import untested_version_finding
 from qwq_ollama.checks.fidelity import FidelityResult, judge_prompts, template_source
 from qwq_ollama.checks.findings import Finding, failed
 from qwq_ollama.checks.generation import ChatResult, generate_watched
@@ -63,6 +65,9 @@ def validate(api: OllamaAPI, catalog: Catalog, names: list[str] | None = None, *
     except QwqOllamaError as exc:
         report.findings.append(Finding(api.host, "daemon", "error", str(exc)))
         raise
+    untested = untested_version_finding(api.host, report.daemon_version)
+    if untested is not None:
+        report.findings.append(untested)
     for variant in [catalog.variant(n) for n in (names or list(catalog.variants))]:
         try:
             shown = api.show(variant.name)
@@ -76,7 +81,8 @@ def validate(api: OllamaAPI, catalog: Catalog, names: list[str] | None = None, *
                               f"`qwq-ollama create {variant.name}`")
         steps: dict[str, Callable[[], Finding]] = {
             "fidelity": lambda v=variant: check_fidelity(api, catalog, v),
-            "registration": lambda v=variant: check_registration(api, catalog, v, weights_name),
+            "registration": lambda v=variant: check_registration(
+                api, catalog, v, weights_name, report.daemon_version or ""),
             "generation": lambda v=variant: check_generation(api, v, num_predict=num_predict,
                                                              seed=seed),
             "code": lambda v=variant: check_code_generation(api, v, code_prompt,
@@ -161,10 +167,12 @@ def fidelity_verdict(variant: Variant, results: list[Any], details: dict[str, An
 
 
 def check_registration(api: OllamaAPI, catalog: Catalog, variant: Variant,
-                       weights_name: str | None) -> Finding:
+                       weights_name: str | None, daemon_version: str = "") -> Finding:
     found = registration(api, catalog, variant, weights_name)
     shown = found.shown or {}
     problems = [f"{detail} differs from the catalog" for detail in found.drift.values()]
+    problems += leaks(parse_show_parameters(shown.get("parameters", "")),
+                      shown.get("model_info") or {}, daemon_version)
     capabilities = shown.get("capabilities") or []
     if "thinking" not in capabilities:
         problems.append("no `thinking` capability: Ollama will not separate the reasoning")

@@ -87,7 +87,8 @@ def import_space_problem(size: int, version: str, models_dir: Path, blob_present
     """Why importing a GGUF of `size` bytes would run out of disk in `models_dir`, or None.
 
     Said before the upload starts, so that a 20 GB import never fails half-way: a daemon from
-    0.30 on also writes a converted copy of the file while it validates it.
+    0.30 to 0.34.0 also writes a converted copy of the file while it validates it; from 0.34.1
+    the upload is the model's layer (facts.import_copies).
     """
     copies = import_copies(version) - (1 if blob_present else 0)
     if copies <= 0:
@@ -100,7 +101,14 @@ def import_space_problem(size: int, version: str, models_dir: Path, blob_present
     if free >= need:
         return None
     return (f"not enough disk space: Ollama {version} needs about {need / 1e9:.1f} GB free in "
-            f"{models_dir} for this import ({'the upload and ' if not blob_present else ''}"
-            f"the copy it writes while checking the file), and {free / 1e9:.1f} GB are free; "
+            f"{models_dir} for this import ({_what_is_written(copies, blob_present)}), and "
+            f"{free / 1e9:.1f} GB are free; "
             "free some space there (or point OLLAMA_MODELS at a larger disk), then run create "
             "again")
+
+
+def _what_is_written(copies: int, blob_present: bool) -> str:
+    if copies == 1 and not blob_present:
+        return "the upload"
+    checking = "the copy it writes while checking the file"
+    return checking if blob_present else f"the upload and {checking}"

@@ -16,6 +16,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from qwq_ollama.catalog.parameters import REFUSED_SINCE, refused_by
 from qwq_ollama.catalog.render import render_variant
 from qwq_ollama.catalog.schema import Catalog, Variant, Weights
 from qwq_ollama.errors import EnvironmentProblem, InputError, RefusedError
@@ -173,6 +174,7 @@ class Registrar:
         variants = [self.catalog.variant(n) for n in (names or list(self.catalog.variants))]
         # Unreachable or too old: said before any work is done.
         self.version = self.api.supported_version()
+        self._check_daemon_accepts(variants)
         lock = self._lock()
         try:
             lock.acquire()
@@ -206,6 +208,15 @@ class Registrar:
                     self.progress(want.name, update)
                 report.created.append(want.name)
         return report
+
+    def _check_daemon_accepts(self, variants: list[Variant]) -> None:
+        """A parameter this daemon's release refuses is bad input, said before any upload."""
+        for variant in variants:
+            for name in refused_by(variant.parameters.as_dict(), self.version):
+                raise self.catalog.parameter_error(
+                    variant.name, name, f"Ollama {self.version} at {self.api.host} refuses "
+                    f"{name} (no longer supported from {'.'.join(map(str, REFUSED_SINCE[name]))}"
+                    f"); remove it from the catalog")
 
     def ensure_base(self, weights: Weights, report: CreateReport) -> tuple[str, str | None]:
         """Import the weights once; returns the base model name and its blob digest."""
