@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 QO     := $(BIN)/qwq-ollama
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast models render ollama ollama-current ollama-build-deps browser smollm2 bench deps lint clean
+.PHONY: demo test test-fast models render ollama ollama-current ollama-build-deps browser nginx smollm2 bench deps lint clean
 
 deps: $(VENV)/.installed
 
@@ -42,6 +42,15 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
+# nginx for the remote-daemon tests (tests/test_remote_proxy.py: TLS and auth in front of a
+# private daemon): Debian's nginx-light with apt-get as root, installed only when missing;
+# otherwise those tests skip and say why.
+nginx:
+	@if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ] && \
+	    command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; \
+	fi
+
 # Every pinned Ollama version (the tests run on each); built once per user, see the README.
 ollama: deps ollama-build-deps smollm2
 	$(QO) install-ollama --version all
@@ -60,7 +69,7 @@ demo: ollama-current smollm2
 	$(QO) demo
 
 # Lint first: it takes a second, the live tier takes minutes.
-test: lint ollama smollm2 browser
+test: lint ollama smollm2 browser nginx
 	$(QO) render --check
 	$(BIN)/pytest $(PYTEST_ARGS)
 

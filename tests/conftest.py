@@ -31,7 +31,7 @@ DATA = Path(__file__).resolve().parent / "data"
 OFFICIAL_TEMPLATE = (DATA / "official" / "qwq-32b.chat_template.jinja").read_text()
 # A test that uses any of these (directly or through another fixture) needs Ollama itself.
 LIVE_FIXTURES = frozenset({"ollama_binary", "daemon", "api", "registered", "llama_server_binary",
-                           "exported"})
+                           "exported", "upstream"})
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker

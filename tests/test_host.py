@@ -49,7 +49,8 @@ REFUSED = {
     "https:///api": "no host name",
     "ftp://example.com": "scheme 'ftp' is not http or https",
     "unix:///run/ollama.sock": "scheme 'unix' is not http or https",
-    "user@example.com:80": "is not a host name",
+    "user:pw@exa mple.com:80": "contains spaces or control characters",
+    "alice:s3cret@[::1:8080": "'[' without a closing ']'",
     "exa mple.com": "contains spaces or control characters",
     "example.com:1:2": "is not an IPv6 address",
 }
@@ -150,3 +151,36 @@ def test_a_good_host_still_reaches_the_daemon_check() -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("Error: cannot reach Ollama at http://127.0.0.1:9")
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("value,url,auth,params,shown", [
+    ("http://alice:s3cret@127.0.0.1:8080", "http://127.0.0.1:8080", ("alice", "s3cret"), [],
+     "http://alice:***@127.0.0.1:8080"),
+    ("alice:p%40ss@proxy:443", "http://proxy:443", ("alice", "p@ss"), [],
+     "http://alice:***@proxy:443"),
+    ("https://tok3n@proxy.example/ollama/", "https://proxy.example:443/ollama", ("tok3n", ""), [],
+     "https://***@proxy.example:443/ollama"),
+    ("https://proxy.example:8443/?token=abc123&region=eu", "https://proxy.example:8443",
+     None, [("token", "abc123"), ("region", "eu")],
+     "https://proxy.example:8443?token=***&region=***"),
+])
+def test_a_proxys_credentials_are_sent_apart_and_never_shown(value: str, url: str, auth: object,
+                                                            params: list, shown: str) -> None:
+    address = parse_host(value, "--host")
+    assert (address.url, address.auth, address.params, address.display) == (url, auth, params,
+                                                                              shown)
+    assert address.secret
+
+
+@pytest.mark.parametrize("value,secret", [
+    ("http://alice:s3cret@127.0.0.1:99999", "s3cret"),      # a bad port
+    ("http://bob:hunter2@host:http", "hunter2"),            # a port that is not a number
+    ("http://carol:pa55@[zz]:80", "pa55"),                  # not an IPv6 literal
+    ("ftp://dave:pw0rd@example.com", "pw0rd"),              # a bad scheme
+    ("http://127.0.0.1:0/?token=abc123", "abc123"),         # a query token, bad port
+])
+def test_a_refusal_never_quotes_the_secret(value: str, secret: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_host(value, "OLLAMA_HOST")
+    assert secret not in str(caught.value)
+    assert "***" in str(caught.value)

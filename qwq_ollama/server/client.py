@@ -8,6 +8,7 @@ not import this stack, reads /api/tags itself, through the same parser in `wire`
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -19,35 +20,81 @@ import ollama
 
 from qwq_ollama.errors import DaemonError, RefusedError
 from qwq_ollama.facts import OLLAMA_MINIMUM, is_supported
-from qwq_ollama.server.host import resolve_host
+from qwq_ollama.server.host import resolve_address
 from qwq_ollama.server.wire import listed_digests
 
+# A bearer token for a daemon behind an authenticating proxy: the variable ollama-python itself
+# reads and sends as `Authorization: Bearer` (its Client), so one setting serves both clients.
+TOKEN_VARIABLE = "OLLAMA_API_KEY"
+REFUSED_CREDENTIALS = (401, 403, 407)
 
-def _tls_context(host: str) -> ssl.SSLContext:
+
+def _tls_context(scheme: str) -> ssl.SSLContext:
     """One TLS context for both HTTP clients, built only when the daemon speaks TLS.
 
-    Left to itself, every httpx client loads the CA bundle (about 25 ms each). An https daemon
-    gets httpx's own default context, once; a plain-http one a context that trusts nothing,
-    which it never uses (and which would fail closed if it ever were).
+    An https daemon is verified against the system's trust store (OpenSSL's default paths), or
+    against `SSL_CERT_FILE` / `SSL_CERT_DIR` when set, as httpx reads them. A plain-http one
+    gets a context that trusts nothing, which it never uses (and which would fail closed if it
+    ever were); loading a CA bundle costs about 25 ms a client.
     """
-    if host.startswith("https://"):
-        return httpx.create_ssl_context()
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if scheme != "https":
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    if cafile or capath:
+        return ssl.create_default_context(cafile=cafile or None, capath=capath or None)
+    return ssl.create_default_context()
+
+
+def _tls_problem(exc: BaseException) -> str | None:
+    """Why a TLS handshake failed, in a few words, if that is what `exc` was."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {seen.verify_message or seen.reason}"
+        if isinstance(seen, ssl.SSLError):
+            return seen.reason or str(seen)
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    return text if "SSL" in text or "CERTIFICATE" in text else None
 
 
 class OllamaAPI:
-    """A daemon at `host` (default: $OLLAMA_HOST)."""
+    """A daemon at `host` (default: $OLLAMA_HOST). `host` is the display form (secrets as
+    `***`): every message says that, never the URL with its credentials."""
 
     def __init__(self, host: str | None = None, timeout: float = 600.0) -> None:
-        self.host = resolve_host(host)
+        address = resolve_address(host)
+        self.host = address.display
+        self.scheme = address.scheme
         self.timeout = timeout
-        tls = _tls_context(self.host)
-        self.client = ollama.Client(host=self.host, timeout=timeout, verify=tls)
-        self.http = httpx.Client(base_url=self.host, timeout=timeout, verify=tls)
+        tls = _tls_context(address.scheme)
+        extra: dict[str, Any] = {}
+        if address.auth is not None:
+            extra["auth"] = httpx.BasicAuth(*address.auth)
+        if address.params:
+            extra["params"] = address.params
+        token = os.environ.get(TOKEN_VARIABLE)
+        headers = {"Authorization": f"Bearer {token}"} if token and not address.auth else {}
+        self.client = ollama.Client(host=address.url, timeout=timeout, verify=tls,
+                                    headers=headers, **extra)
+        self.http = httpx.Client(base_url=address.url, timeout=timeout, verify=tls,
+                                 headers=headers, **extra)
 
-    def _unreachable(self) -> DaemonError:
+    def _unreachable(self, exc: BaseException | None = None) -> DaemonError:
+        problem = _tls_problem(exc) if exc is not None else None
+        if problem is not None:
+            fix = ("set SSL_CERT_FILE to the CA bundle that signed it" if "certificate" in
+                   problem.lower() or "issuer" in problem.lower() else "check its TLS setup")
+            return DaemonError(f"TLS with {self.host} failed: {problem}; {fix}")
         return DaemonError(f"cannot reach Ollama at {self.host}: start it (`ollama serve`) or "
                            "point OLLAMA_HOST / --host at a running daemon")
+
+    def _refused_credentials(self, status: int) -> DaemonError:
+        given = ("the user and password in the host URL" if "***@" in self.host else
+                 f"${TOKEN_VARIABLE}" if os.environ.get(TOKEN_VARIABLE) else "none were given")
+        return DaemonError(f"{self.host} refused the credentials (HTTP {status}; {given}): "
+                           "give the proxy's user and password as http(s)://USER:PASSWORD@"
+                           f"HOST:PORT, or a bearer token in ${TOKEN_VARIABLE}")
 
     def _too_slow(self, during: str) -> DaemonError:
         """A timeout, connecting included: something listens, or the network is slow; the
@@ -60,8 +107,8 @@ class OllamaAPI:
             return self.http.request(method, path, **kwargs)
         except httpx.TimeoutException:
             raise self._too_slow(f"({method} {path})") from None
-        except httpx.TransportError:
-            raise self._unreachable() from None
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
 
     def version(self) -> str:
         reply = self._call("GET", "/api/version")
@@ -145,11 +192,13 @@ class OllamaAPI:
         except ollama.ResponseError as exc:
             if missing is not None and exc.status_code == 404:
                 raise DaemonError(missing) from None
+            if exc.status_code in REFUSED_CREDENTIALS:
+                raise self._refused_credentials(exc.status_code) from None
             raise RefusedError(f"{refused}: {exc.error}", detail=str(exc.error)) from None
         except httpx.TimeoutException:
             raise self._too_slow(during) from None
-        except ConnectionError:
-            raise self._unreachable() from None
+        except ConnectionError as exc:
+            raise self._unreachable(exc) from None
         except httpx.TransportError as exc:
             raise DaemonError(f"lost the connection to Ollama at {self.host} {during} "
                               f"({type(exc).__name__})") from None
@@ -170,10 +219,12 @@ class OllamaAPI:
         try:
             self.client.delete(model)
         except ollama.ResponseError as exc:
+            if exc.status_code in REFUSED_CREDENTIALS:
+                raise self._refused_credentials(exc.status_code) from None
             if exc.status_code != 404:
                 raise DaemonError(f"Ollama could not delete {model}: {exc.error}") from None
-        except ConnectionError:
-            raise self._unreachable() from None
+        except ConnectionError as exc:
+            raise self._unreachable(exc) from None
 
     def render_prompt(self, model: str, messages: list[dict[str, Any]],
                       tools: list[dict[str, Any]] | None = None) -> str:
@@ -197,6 +248,8 @@ class OllamaAPI:
     def _raise_for(self, reply: httpx.Response, what: str) -> None:
         if reply.status_code < 400:
             return
+        if reply.status_code in REFUSED_CREDENTIALS:
+            raise self._refused_credentials(reply.status_code)
         try:
             detail = reply.json().get("error", reply.text)
         except ValueError:

@@ -19,7 +19,7 @@ from qwq_ollama.catalog.schema import Catalog
 from qwq_ollama.checks.findings import FAILING, Finding
 from qwq_ollama.errors import DaemonError, InputError, QwqOllamaError, RefusedError
 from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.host import parse_host
+from qwq_ollama.server.host import parse_host, redact
 
 DEFAULT_PARALLEL = 4
 HostProgress = Callable[[str, str, Mapping[str, Any]], None]  # host, model, Ollama's update
@@ -89,7 +89,7 @@ def _unique(hosts: list[str], located: Any) -> list[str]:
     seen: set[str] = set()
     for index, host in enumerate(hosts):
         if host in seen:
-            raise located.error(f"{host} is named twice", ("hosts", index))
+            raise located.error(f"{redact(host)} is named twice", ("hosts", index))
         seen.add(host)
     return hosts
 

@@ -9,6 +9,13 @@ path is kept. Where they differ, Ollama wins (a bare `ollama.com` is its cloud o
 unspecified address such as 0.0.0.0 is reached over loopback, as its own client does). Where they
 guess (a port that is not one silently becomes the default), this refuses: InputError naming the
 source, so exit 2 and one line.
+
+A daemon behind an authenticating reverse proxy is written with its credentials in the URL
+(`https://user:password@host:port`, sent as HTTP Basic auth) and, where the proxy wants one, a
+token in the query string (sent with every request). Those are secrets: `DaemonAddress.display`
+is the one form any message, table, report or log shows (`user:***@`, `?token=***`), `url` the
+one the connection is made to (without them), and `redact` does the same to text that did not
+parse. A bearer token comes from $OLLAMA_API_KEY, as ollama-python reads it (server/client.py).
 """
 
 from __future__ import annotations
@@ -25,12 +32,16 @@ _NOT_IN_NAME = set("/\\?#@[]%\"'<>^`{|}:")
 
 
 class DaemonAddress:
-    """A daemon's scheme, host name (IPv6 without brackets), port and path prefix."""
+    """A daemon's scheme, host name (IPv6 without brackets), port and path prefix, and what a
+    proxy in front of it may ask for: a user and password, query parameters."""
 
-    __slots__ = ("scheme", "hostname", "port", "path")
+    __slots__ = ("scheme", "hostname", "port", "path", "username", "password", "query")
 
-    def __init__(self, scheme: str, hostname: str, port: int, path: str) -> None:
+    def __init__(self, scheme: str, hostname: str, port: int, path: str,
+                 username: str | None = None, password: str | None = None,
+                 query: str = "") -> None:
         self.scheme, self.hostname, self.port, self.path = scheme, hostname, port, path
+        self.username, self.password, self.query = username, password, query
 
     @property
     def netloc(self) -> str:
@@ -39,11 +50,51 @@ class DaemonAddress:
 
     @property
     def url(self) -> str:
+        """Where to connect: no credentials, no query (the clients send those apart)."""
         return f"{self.scheme}://{self.netloc}{self.path}"
+
+    @property
+    def display(self) -> str:
+        """The form every message shows: secrets as `***`.
+
+        >>> parse_host("https://alice:s3cret@proxy.example:8443/ollama?token=abc&x=1",
+        ...            "--host").display
+        'https://alice:***@proxy.example:8443/ollama?token=***&x=***'
+        >>> parse_host("localhost", "--host").display
+        'http://localhost:11434'
+        """
+        user = ""
+        if self.username is not None or self.password is not None:
+            # a user alone may be a token (`https://TOKEN@host`): shown as *** too
+            user = f"{self.username}:***@" if self.username and self.password is not None \
+                else "***@"
+        query = f"?{_redact_query(self.query)}" if self.query else ""
+        return f"{self.scheme}://{user}{self.netloc}{self.path}{query}"
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        """HTTP Basic credentials, when the URL carries any."""
+        if self.username is None and self.password is None:
+            return None
+        return (self.username or "", self.password or "")
+
+    @property
+    def params(self) -> list[tuple[str, str]]:
+        """The query string's parameters, sent with every request."""
+        if not self.query:
+            return []
+        from urllib.parse import parse_qsl
+
+        return parse_qsl(self.query, keep_blank_values=True)
+
+    @property
+    def secret(self) -> bool:
+        return self.auth is not None or bool(self.query)
 
 
 def resolve_host(host: str | None = None) -> str:
-    """`host` (from --host), else $OLLAMA_HOST, else the default; as one full URL.
+    """`host` (from --host), else $OLLAMA_HOST, else the default; as one full URL to connect
+    to (credentials and query left out: see `resolve_address`).
 
     >>> resolve_host("localhost")
     'http://localhost:11434'
@@ -117,11 +168,61 @@ def parse_host(value: str, source: str) -> DaemonAddress:
             scheme, rest = "https", "ollama.com:443"
     elif scheme not in SCHEME_PORTS:
         raise _refuse(source, value, f"scheme {scheme!r} is not http or https")
+    rest = rest.partition("#")[0]
+    rest, _, query = rest.partition("?")
     hostport, slash, path = rest.partition("/")
+    username = password = None
+    if "@" in hostport:
+        userinfo, _, hostport = hostport.rpartition("@")
+        username, colon, password_text = userinfo.partition(":")
+        username, password = _unquote(username), _unquote(password_text) if colon else None
     default_port = SCHEME_PORTS[scheme] if sep else DEFAULT_PORT
     hostname, port = _split_hostport(hostport, default_port, source, value)
     return DaemonAddress(scheme, _connectable(hostname), port,
-                         ("/" + path).rstrip("/") if slash else "")
+                         ("/" + path).rstrip("/") if slash else "", username, password, query)
+
+
+def _unquote(text: str) -> str:
+    """Percent-decoding, as a URL's user and password are written (`%40` for `@`)."""
+    if "%" not in text:
+        return text
+    from urllib.parse import unquote
+
+    return unquote(text)
+
+
+def _redact_query(query: str) -> str:
+    parts = []
+    for item in query.split("&"):
+        name, eq, _ = item.partition("=")
+        parts.append(f"{name}=***" if eq else "***")
+    return "&".join(parts)
+
+
+def redact(text: str) -> str:
+    """`text` (a host value, parsed or not) with any password, bare user token and query
+    values shown as `***`.
+
+    >>> redact("http://alice:pw@10.0.0.5:8080/x?token=abc"), redact("bob@[::1:8080")
+    ('http://alice:***@10.0.0.5:8080/x?token=***', '***@[::1:8080')
+    >>> redact("localhost:11434")
+    'localhost:11434'
+    """
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    rest, hash_, fragment = rest.partition("#")
+    rest, qmark, query = rest.partition("?")
+    cut = rest.find("/")
+    authority, tail = (rest, "") if cut < 0 else (rest[:cut], rest[cut:])
+    if "@" in authority:
+        userinfo, _, hostport = authority.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        authority = f"{user}:***@{hostport}" if colon and user else f"***@{hostport}"
+    shown = f"{scheme}{sep}{authority}{tail}"
+    if qmark:
+        shown += f"?{_redact_query(query)}"
+    return shown + ("#***" if hash_ and fragment else "")
 
 
 def _split_hostport(hostport: str, default_port: int, source: str, value: str
@@ -181,4 +282,4 @@ def _connectable(hostname: str) -> str:
 
 
 def _refuse(source: str, value: str, problem: str) -> InputError:
-    return InputError(f"{value.strip()!r}: {problem}", field=source)
+    return InputError(f"{redact(value.strip())!r}: {problem}", field=source)

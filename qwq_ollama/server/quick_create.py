@@ -129,8 +129,9 @@ def connection_target(host_url: str) -> list[object] | None:
     from qwq_ollama.server.host import parse_host
 
     address = parse_host(host_url, "--host")
-    if address.scheme != "http" or address.path or not address.hostname.isascii():
-        return None  # https, a path prefix or an IDN host: left to the full client
+    if (address.scheme != "http" or address.path or not address.hostname.isascii()
+            or address.secret):
+        return None  # https, a path prefix, an IDN host or a proxy's credentials: full client
     return [address.hostname, address.port, address.netloc]
 
 
@@ -221,7 +222,7 @@ def record(request: list[object], *, host_url: str, catalog_file: str, templates
 
     digests = {tag_name(m): listed.get(tag_name(m)) for m in models}
     target = connection_target(host_url)
-    if target is None or not all(digests.values()):
+    if target is None or not all(digests.values()) or _names_a_secret(request):
         forget(request)
         return False
     sources = {"catalog_file": catalog_file, "templates_dir": templates_dir,
@@ -234,6 +235,13 @@ def record(request: list[object], *, host_url: str, catalog_file: str, templates
     except OSError:
         return False
     return True
+
+
+def _names_a_secret(request: list[object]) -> bool:
+    """Whether a raw host value of the request (--host, $OLLAMA_HOST) carries credentials or a
+    query: a stamp repeats its request on disk, so such a request gets none."""
+    hosts = (request[5], request[8])  # see request_for
+    return any(isinstance(v, str) and ("@" in v or "?" in v) for v in hosts)
 
 
 def forget(request: list[object]) -> None:
