@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # annotations only: the command modules import what they use
     from qwq_ollama.catalog.prompts import NamedPrompt
     from qwq_ollama.catalog.schema import Catalog
     from qwq_ollama.checks.ab import RunStats
+    from qwq_ollama.checks.memory_plan import ContextChoice, ShapeSource
 
 app = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Make reasoning models such as QwQ-32B run well on Ollama.")
@@ -928,11 +929,18 @@ def download(quant: Annotated[str, typer.Option(help="Quantisation, e.g. Q4_K_M.
              repo: Annotated[str, typer.Option(help="Hugging Face repository.")] =
              "unsloth/QwQ-32B-GGUF",
              dir_: Annotated[Path | None, typer.Option("--dir", help="Download into this "
-                             "folder (default: the Hugging Face cache, $HF_HOME).")] = None
-             ) -> None:
+                             "folder (default: the Hugging Face cache, $HF_HOME).")] = None,
+             vram: Annotated[str | None, typer.Option("--vram", help="Free GPU memory, e.g. "
+                             "24GiB (default: nvidia-smi's, when there is a GPU): first say in "
+                             "one line whether the file will fit.")] = None,
+             catalog: CatalogOpt = None) -> None:
     """Fetch the GGUF (resumable; honours HF_HOME, HF_TOKEN, HF_HUB_OFFLINE)."""
-    from qwq_ollama.artifacts.download import download_gguf
+    from qwq_ollama.artifacts.download import check_quant, download_gguf
+    from qwq_ollama.checks.memory_plan import download_verdict
 
+    said = download_verdict(_catalog(catalog), repo, check_quant(quant), vram)
+    if said:
+        _err(said)
     for path in download_gguf(repo, quant, dir_):
         typer.echo(str(path))
 
@@ -946,18 +954,57 @@ def plan(variants: Annotated[list[str] | None, typer.Argument(help="Variants "
                              "daemon's OLLAMA_KV_CACHE_TYPE).")] = "f16",
          flash: Annotated[bool, typer.Option("--flash-attention/--no-flash-attention",
                           help="OLLAMA_FLASH_ATTENTION (on by default on CUDA).")] = True,
-         gguf: Annotated[Path | None, typer.Option("--gguf", help="Read this GGUF instead "
-                         "of the variants' catalog weights.")] = None,
+         gguf: Annotated[str | None, typer.Option("--gguf", help="Read this GGUF instead of "
+                         "the variants' catalog weights: a file, hf://OWNER/REPO/FILE.gguf, "
+                         "hf://OWNER/REPO@QUANT or an https URL (only its header is read).")
+                         ] = None,
+         ctx: Annotated[int | None, typer.Option("--ctx", min=1, help="Answer the reverse "
+                        "question: which KV cache type keeps this num_ctx on the GPU, and "
+                        "which of those decodes fastest.")] = None,
+         model: Annotated[str | None, typer.Option("--model", help="Plan a model already on "
+                          "the daemon at --host (its verbose /api/show) instead.")] = None,
+         host: HostOpt = None,
          weights: WeightsOpt = None, catalog: CatalogOpt = None) -> None:
-    """GPU memory each variant needs at its num_ctx under Ollama v0.32 and v0.34, from the GGUF header."""
-    from qwq_ollama.checks.memory_plan import GIB, catalog_plans, parse_size
+    """GPU memory each variant needs at its num_ctx under Ollama v0.32 and v0.34, from the GGUF
+    header: the file, or its header read where it lies (Hugging Face, a URL) before any download."""
+    from qwq_ollama.checks.memory_plan import (
+        GIB,
+        ShapeSource,
+        catalog_plans,
+        choose_kv_cache,
+        model_shape,
+        parse_size,
+        weights_shape,
+    )
 
-    rows = catalog_plans(_catalog(catalog), variants, parse_size(vram), kv_cache, flash, gguf,
-                         weights)
-    first = rows[0][1]
-    typer.echo(f"{first.vram / GIB:.1f} GiB free: llama-server may use {first.budget / GIB:.1f} "
-               f"(its CUDA context and --fit's 1 GiB margin aside); KV cache {kv_cache}, flash "
-               f"attention {'on' if flash else 'off'}")
+    free = parse_size(vram)
+    cat = _catalog(catalog)
+    source = ShapeSource("")
+    if ctx is not None:
+        if model is not None:
+            from qwq_ollama.server.client import OllamaAPI
+
+            shape = model_shape(OllamaAPI(host), model)
+        else:
+            first = cat.variant((variants or list(cat.variants))[0])
+            shape = weights_shape(cat.weights_named(weights or first.weights), gguf, source)
+        _say_source(source)
+        _print_context_choice(choose_kv_cache(shape, ctx, free))
+        return
+    if model is not None:
+        from qwq_ollama.checks.memory_plan import DAEMON_DEFAULT_CONTEXT, plan as plan_of
+        from qwq_ollama.server.client import OllamaAPI
+
+        shape = model_shape(OllamaAPI(host), model)
+        rows = [(v, plan_of(shape, cat.variant(v).parameters.num_ctx or DAEMON_DEFAULT_CONTEXT,
+                            free, kv_cache, flash)) for v in variants or list(cat.variants)]
+    else:
+        rows = catalog_plans(cat, variants, free, kv_cache, flash, gguf, weights, source)
+    _say_source(source)
+    first_plan = rows[0][1]
+    typer.echo(f"{first_plan.vram / GIB:.1f} GiB free: llama-server may use "
+               f"{first_plan.budget / GIB:.1f} (its CUDA context and --fit's 1 GiB margin "
+               f"aside); KV cache {kv_cache}, flash attention {'on' if flash else 'off'}")
     typer.echo(f"{'VARIANT':<16} {'NUM_CTX':>7} {'WEIGHTS':>8} {'KV':>6} {'COMPUTE':>7} "
                f"{'TOTAL':>6}  {'ON GPU':<7} MAX NUM_CTX")
     for name, p in rows:
@@ -965,6 +1012,40 @@ def plan(variants: Annotated[list[str] | None, typer.Argument(help="Variants "
         typer.echo(f"{name:<16} {n.num_ctx:>7} {n.weights / GIB:>8.1f} {n.kv_cache / GIB:>6.1f} "
                    f"{n.compute / GIB:>7.2f} {n.total / GIB:>6.1f}  "
                    f"{'all' if p.fits else 'partial':<7} {p.max_ctx}")
+
+
+def _say_source(source: ShapeSource) -> None:
+    """On stderr: where a remote header came from and what it cost (stdout stays the table)."""
+    read, where = source.network_bytes, source.where
+    if where and where.startswith(("hf://", "http")):
+        cost = f"{read / 1e6:.1f} MB over the network" if read else "from the header cache"
+        _err(f"header of {where.split('?', 1)[0]}: {cost}")
+
+
+def _print_context_choice(choice: ContextChoice) -> None:
+    from qwq_ollama.checks.memory_plan import GIB, KV_BY_SPEED
+
+    plans = choice.plans
+    first = plans[KV_BY_SPEED[0]]
+    typer.echo(f"num_ctx {choice.num_ctx} on {first.vram / GIB:.1f} GiB free (llama-server may "
+               f"use {first.budget / GIB:.1f}), flash attention on")
+    typer.echo(f"{'KV CACHE':<9} {'WEIGHTS':>8} {'KV':>6} {'COMPUTE':>7} {'TOTAL':>6}  "
+               f"{'ON GPU':<7} MAX NUM_CTX")
+    for kv in KV_BY_SPEED:
+        p = plans[kv]
+        n = p.need
+        typer.echo(f"{kv:<9} {n.weights / GIB:>8.1f} {n.kv_cache / GIB:>6.1f} "
+                   f"{n.compute / GIB:>7.2f} {n.total / GIB:>6.1f}  "
+                   f"{'all' if p.fits else 'partial':<7} {p.max_ctx}")
+    fitting, fastest = choice.fitting, choice.fastest
+    if fastest is None:
+        typer.echo("fits: none of them; layers move to the CPU and decode slows to about a "
+                   "quarter with 10 of 65 layers there (docs/gpu.md): lower num_ctx, or a "
+                   "smaller quant or a larger GPU")
+        return
+    setting = "the default" if fastest == "f16" else f"OLLAMA_KV_CACHE_TYPE={fastest}"
+    typer.echo(f"fits: {', '.join(fitting)}; fastest that fits: {fastest} ({setting}; on the "
+               "H200, f16 decoded fastest and each quantised cache a little slower)")
 
 
 def main() -> None:

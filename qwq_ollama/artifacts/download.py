@@ -80,32 +80,50 @@ def _name_regex(quant: str) -> re.Pattern[str]:
 
 def select_quant_files(folder: Path, repo_id: str, quant: str) -> list[Path]:
     """The files in `folder` that are exactly `quant`: one GGUF, or every part of a split one."""
+    names = [str(p.relative_to(folder)) for p in folder.rglob("*.gguf")]
+    if not names or not _quant_groups(names, quant):
+        raise _nothing_found(folder, repo_id, quant)
+    chosen = select_quant_names(names, repo_id, quant)
+    match = _name_regex(quant).match(Path(chosen[0]).name)
+    total = int(match["total"]) if match and match["total"] else 0
+    if total and len(chosen) != total:
+        have = sorted(int(_name_regex(quant).match(Path(n).name)["part"]) for n in chosen)  # type: ignore[index]
+        raise EnvironmentProblem(
+            f"{repo_id} {quant}: split GGUF {match['stem']} is incomplete (have parts "  # type: ignore[index]
+            f"{', '.join(map(str, have))} of {total}): run the download again with "
+            "network access (unset HF_HUB_OFFLINE)")
+    return [folder / name for name in chosen]
+
+
+def _quant_groups(names: list[str], quant: str) -> dict[tuple[str, str, str], list[tuple[int, str]]]:
     pattern = _name_regex(quant)
-    groups: dict[tuple[Path, str, str], list[tuple[int, Path]]] = defaultdict(list)
-    for path in folder.rglob("*.gguf"):
-        match = pattern.match(path.name)
-        if match is None or "mmproj" in path.name.lower():
+    groups: dict[tuple[str, str, str], list[tuple[int, str]]] = defaultdict(list)
+    for name in names:
+        base = Path(name).name
+        match = pattern.match(base)
+        if match is None or "mmproj" in base.lower():
             continue
         if not quant.startswith("UD-") and match["stem"].upper().endswith("-UD"):
             continue
-        key = (path.parent, match["stem"], match["total"] or "")
-        groups[key].append((int(match["part"] or 0), path))
+        key = (str(Path(name).parent), match["stem"], match["total"] or "")
+        groups[key].append((int(match["part"] or 0), name))
+    return groups
+
+
+def select_quant_names(names: list[str], repo_id: str, quant: str) -> list[str]:
+    """Of a repository's file names, those that are exactly `quant`, a split one's parts in
+    order (its first part first); InputError when there is none or more than one."""
+    groups = _quant_groups(names, quant)
     if not groups:
-        raise _nothing_found(folder, repo_id, quant)
+        raise InputError(f"{repo_id} has no GGUF named *-{quant}.gguf or "
+                         f"*-{quant}-0000N-of-0000M.gguf: pick a quant the repository lists",
+                         field="quant")
     if len(groups) > 1:
-        names = ", ".join(sorted(str(p.relative_to(folder)) for g in groups.values() for _, p in g))
-        raise InputError(f"{repo_id} has several {quant} GGUFs ({names}): download the one you "
+        listed = ", ".join(sorted(n for g in groups.values() for _, n in g))
+        raise InputError(f"{repo_id} has several {quant} GGUFs ({listed}): download the one you "
                          "want with huggingface_hub directly", field="quant")
-    (_, stem, total), parts = next(iter(groups.items()))
-    parts.sort()
-    if total:
-        have = [index for index, _ in parts]
-        if have != list(range(1, int(total) + 1)):
-            raise EnvironmentProblem(
-                f"{repo_id} {quant}: split GGUF {stem} is incomplete (have parts "
-                f"{', '.join(map(str, have))} of {int(total)}): run the download again with "
-                "network access (unset HF_HUB_OFFLINE)")
-    return [path for _, path in parts]
+    parts = sorted(next(iter(groups.values())))
+    return [name for _, name in parts]
 
 
 def _offline() -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ from qwq_ollama.errors import InputError
 from qwq_ollama.facts import DAEMON_DEFAULT_CONTEXT
 
 if TYPE_CHECKING:
-    from qwq_ollama.catalog.schema import Catalog
+    from qwq_ollama.catalog.schema import Catalog, Weights
     from qwq_ollama.server.client import OllamaAPI
 
 MIB = 1 << 20
@@ -94,13 +95,7 @@ class Plan:
 
 def shape_from_gguf(path: str | os.PathLike[str]) -> ModelShape:
     """Read the header of a GGUF file (tensor index and KV pairs; no tensor data)."""
-    from qwq_ollama.artifacts.gguf import _check_magic, _open_reader, _value
-
-    path = Path(path)
-    reader = _open_reader(path, _check_magic(path))
-    kv = {key: _value(reader.fields, key) for key in reader.fields}
-    sizes = {t.name: int(t.n_bytes) for t in reader.tensors}
-    return _shape(kv, sizes, path.stat().st_size, str(path))
+    return shape_from_files([Path(path)], str(path))
 
 
 def shape_from_show(shown: dict[str, Any], where: str) -> ModelShape:
@@ -239,24 +234,145 @@ def local_gpu_free() -> int | None:
         return None
 
 
+def shape_from_files(paths: list[Path], where: str) -> ModelShape:
+    """The shape of a GGUF given as its parts (one file, or every shard of a split one, the
+    first holding the metadata): the tensors of all, the metadata of the first."""
+    from qwq_ollama.artifacts.gguf import _check_magic, _open_reader, _value
+
+    kv: dict[str, Any] = {}
+    sizes: dict[str, int] = {}
+    total = 0
+    for index, path in enumerate(paths):
+        reader = _open_reader(path, _check_magic(path))
+        if index == 0:
+            kv = {key: _value(reader.fields, key) for key in reader.fields}
+        sizes.update({t.name: int(t.n_bytes) for t in reader.tensors})
+        total += path.stat().st_size
+    return _shape(kv, sizes, total, where)
+
+
+def _local_parts(path: Path) -> list[Path]:
+    """A local split GGUF's parts, given its first; any other file alone."""
+    import re
+
+    split = re.match(r"^(?P<stem>.+)-00001-of-(?P<total>\d{5})\.gguf$", path.name)
+    if split is None:
+        return [path]
+    total = int(split["total"])
+    parts = [path.with_name(f"{split['stem']}-{i:05d}-of-{total:05d}.gguf")
+             for i in range(1, total + 1)]
+    missing = [p.name for p in parts if not p.is_file()]
+    if missing:
+        raise InputError(f"split GGUF parts missing beside it: {', '.join(missing)}", file=path)
+    return parts
+
+
+@dataclass
+class ShapeSource:
+    """Where a plan's model shape was read, and what that cost over the network."""
+
+    where: str
+    network_bytes: int = 0
+
+
+def weights_shape(weights: Weights | None, gguf: str | Path | None,
+                  source: ShapeSource | None = None) -> ModelShape:
+    """The shape of `gguf` (a file, `hf://...` or an https URL), else of the weights: their
+    file when it is on disk, else the header of their Hugging Face file, range-read."""
+    from qwq_ollama.artifacts import gguf_header
+
+    text = str(gguf) if gguf is not None else None
+    if text is None and weights is not None and weights.file_on_disk is None \
+            and weights.source == "hf":
+        text = f"hf://{weights.hf_repo}@{weights.hf_quant}"
+    if text is not None and gguf_header.is_remote(text):
+        fetched = gguf_header.Fetched()
+        with tempfile.TemporaryDirectory(prefix="qwq-ollama-header-") as tmp:
+            parts = gguf_header.read_header(text, Path(tmp), fetched)
+            shape = shape_from_files(parts, text)
+        if source is not None:
+            source.where, source.network_bytes = text, fetched.network_bytes
+        return shape
+    path = Path(text) if text is not None else (weights.file_on_disk if weights else None)
+    if path is None:
+        name = weights.name if weights else "?"
+        raise InputError(f"weights {name} are not on this machine and not on the Hugging Face "
+                         "Hub: pass --gguf FILE, hf://OWNER/REPO/FILE.gguf or a URL")
+    if source is not None:
+        source.where = str(path)
+    return shape_from_files(_local_parts(path), str(path))
+
+
 def catalog_plans(catalog: Catalog, names: list[str] | None, vram: int, kv_type: str = "f16",
-                  flash: bool = True, gguf: Path | None = None,
-                  weights_name: str | None = None) -> list[tuple[str, Plan]]:
-    """(variant, plan) for each variant, from `gguf` or the header of its catalog weights."""
+                  flash: bool = True, gguf: str | Path | None = None,
+                  weights_name: str | None = None, source: ShapeSource | None = None
+                  ) -> list[tuple[str, Plan]]:
+    """(variant, plan) for each variant, from `gguf` or the header of its catalog weights
+    (read where it lies when it is not on disk)."""
     shapes: dict[str, ModelShape] = {}
     rows = []
     for name in names or list(catalog.variants):
         variant = catalog.variant(name)
         weights = catalog.weights_named(weights_name or variant.weights)
-        path = gguf or weights.file_on_disk
-        if path is None:
-            raise InputError(f"weights {weights.name} are not on this machine: pass --gguf "
-                             "FILE (or `qwq-ollama download` them first)", file=catalog.path)
-        if str(path) not in shapes:
-            shapes[str(path)] = shape_from_gguf(path)
+        key = str(gguf) if gguf is not None else weights.name
+        if key not in shapes:
+            shapes[key] = weights_shape(weights, gguf, source)
         num_ctx = variant.parameters.num_ctx or DAEMON_DEFAULT_CONTEXT
-        rows.append((name, plan(shapes[str(path)], num_ctx, vram, kv_type, flash)))
+        rows.append((name, plan(shapes[key], num_ctx, vram, kv_type, flash)))
     return rows
+
+
+def download_verdict(catalog: Catalog, repo_id: str, quant: str, vram_text: str | None
+                     ) -> str | None:
+    """Before a download, one line: will this quant fit the GPU at the first variant's num_ctx?
+
+    The GPU is `vram_text`, else nvidia-smi's free memory; None when neither is known. The
+    header is range-read from the Hub; if that fails the line says why and the download goes on.
+    """
+    from qwq_ollama.errors import QwqOllamaError
+
+    vram = parse_size(vram_text) if vram_text is not None else local_gpu_free()
+    if vram is None:
+        return None
+    variant = next(iter(catalog.variants.values()))
+    num_ctx = variant.parameters.num_ctx or DAEMON_DEFAULT_CONTEXT
+    try:
+        shape = weights_shape(None, f"hf://{repo_id}@{quant}")
+    except QwqOllamaError as exc:
+        return f"plan: not known before the download ({exc})"
+    result = plan(shape, num_ctx, vram)
+    where = (f"all on the GPU (up to num_ctx {result.max_ctx})" if result.fits else
+             f"not all on the GPU: layers move to the CPU (num_ctx {result.max_ctx} would fit; "
+             "see `qwq-ollama plan --ctx`)")
+    return (f"plan: {quant} at num_ctx {num_ctx} ({variant.name}) needs "
+            f"{result.need.total / GIB:.1f} GiB of the {result.budget / GIB:.1f} llama-server "
+            f"may use on {vram / GIB:.1f} GiB free: {where}")
+
+
+# Decode on the H200 with every layer on the GPU (docs/gpu.md): f16 fastest, then q8_0, q4_0.
+KV_BY_SPEED = ("f16", "q8_0", "q4_0")
+
+
+@dataclass(frozen=True)
+class ContextChoice:
+    """For a wanted num_ctx: each KV cache type's plan, and which to set."""
+
+    num_ctx: int
+    plans: dict[str, Plan]
+
+    @property
+    def fitting(self) -> list[str]:
+        return [kv for kv in KV_BY_SPEED if self.plans[kv].fits]
+
+    @property
+    def fastest(self) -> str | None:
+        return self.fitting[0] if self.fitting else None
+
+
+def choose_kv_cache(shape: ModelShape, num_ctx: int, vram: int) -> ContextChoice:
+    """Which of f16 / q8_0 / q4_0 (flash attention on) keeps `num_ctx` wholly on the GPU."""
+    return ContextChoice(num_ctx, {kv: plan(shape, num_ctx, vram, kv, True)
+                                   for kv in KV_BY_SPEED})
 
 
 def model_shape(api: OllamaAPI, model: str) -> ModelShape:
