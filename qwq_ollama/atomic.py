@@ -10,6 +10,24 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+def _current_umask() -> int:
+    """The process's umask (reading it means setting it; set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _publish_mode(fd: int, target: Path) -> None:
+    """The mode a plain `open(target, "w")` would give: the existing file's, else 0666 less the
+    umask. (mkstemp makes 0600, which would hide a rendered Modelfile or an HTML report from a
+    daemon or web server running as another user.)"""
+    try:
+        mode = target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o666 & ~_current_umask()
+    os.fchmod(fd, mode)
+
+
 @contextmanager
 def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """A binary handle on a temporary file beside `path`; on a clean exit it is fsynced and
@@ -18,6 +36,7 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        _publish_mode(fd, target)
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -53,6 +72,7 @@ def write_many_atomic(files: dict[Path, str]) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
             staged.append((tmp, target))
+            _publish_mode(fd, target)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
