@@ -125,3 +125,37 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "qwq_ollama", *args], capture_output=True,
                           text=True, env=full_env, cwd=cwd or ROOT, timeout=900)
+
+
+def load_generator():  # noqa: ANN201 - a module loaded from gpu/, untyped
+    """gpu/make_qwq_shaped_gguf.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("qwq_shaped", ROOT / "gpu" /
+                                                  "make_qwq_shaped_gguf.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = module  # type: ignore[union-attr]  # its dataclasses look it up
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+@pytest.fixture(scope="session")
+def qwq_shaped(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A full-size QwQ-32B-shaped Q4_K_M GGUF (19.85 GB, sparse: a few MB on disk), the file the
+    H200 measurements used, with a tiny tokenizer padded to QwQ's vocabulary."""
+    import gguf
+
+    folder = tmp_path_factory.mktemp("qwq")
+    tokenizer = folder / "tok.gguf"
+    writer = gguf.GGUFWriter(tokenizer, "llama")
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(["<|endoftext|>", "<|im_start|>", "<|im_end|>", "a", "b", "ab"])
+    writer.add_token_types([3, 3, 3, 1, 1, 1])
+    writer.add_token_merges(["a b"])
+    for write in (writer.write_header_to_file, writer.write_kv_data_to_file,
+                  writer.write_ti_data_to_file):
+        write()
+    writer.close()
+    out = folder / "qwq-32b-shaped.gguf"
+    load_generator().write_qwq_shaped(out, tokenizer, mix="q4_k_m")
+    return out

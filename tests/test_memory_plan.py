@@ -4,13 +4,10 @@ recorded by gpu/device_run.sh), without a daemon or a GPU; then its faces: `plan
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections import defaultdict
 from pathlib import Path
 
-import gguf
 import pytest
 
 from qwq_ollama.catalog.schema import Catalog
@@ -61,34 +58,6 @@ def brackets(points: list[dict] = POINTS, tag: str = "") -> list[tuple[str, dict
 
 
 ALL_BRACKETS = [b for version, points in RELEASES.items() for b in brackets(points, f"{version}-")]
-
-
-def load_generator():
-    spec = importlib.util.spec_from_file_location("qwq_shaped", ROOT / "gpu" /
-                                                  "make_qwq_shaped_gguf.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look themselves up there
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-@pytest.fixture(scope="module")
-def qwq_shaped(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A full-size QwQ-32B-shaped Q4_K_M GGUF (sparse: a few MB on disk), as measured."""
-    folder = tmp_path_factory.mktemp("qwq")
-    tokenizer = folder / "tok.gguf"
-    writer = gguf.GGUFWriter(tokenizer, "llama")
-    writer.add_tokenizer_model("gpt2")
-    writer.add_token_list(["<|endoftext|>", "<|im_start|>", "<|im_end|>", "a", "b", "ab"])
-    writer.add_token_types([3, 3, 3, 1, 1, 1])
-    writer.add_token_merges(["a b"])
-    for write in (writer.write_header_to_file, writer.write_kv_data_to_file,
-                  writer.write_ti_data_to_file):
-        write()
-    writer.close()
-    out = folder / "qwq-32b-shaped.gguf"
-    load_generator().write_qwq_shaped(out, tokenizer, mix="q4_k_m")
-    return out
 
 
 @pytest.mark.parametrize(("version", "point"), ALL_POINTS,

@@ -22,7 +22,7 @@ from qwq_ollama.catalog.schema import load_catalog
 from qwq_ollama.checks import memory_plan as mp
 
 from .conftest import ROOT, run_cli
-from .test_memory_plan import FIXTURE, load_generator
+from .test_memory_plan import FIXTURE
 
 REPO = "unsloth/QwQ-32B-GGUF"  # the catalog's qwq-32b weights
 QUANT_FILE = "QwQ-32B-Q4_K_M.gguf"
@@ -104,25 +104,6 @@ class HubHandler(http.server.BaseHTTPRequestHandler):
             handle.seek(first)
             data = handle.read(last - first + 1)
         self._send(206, data, {**headers, "Content-Range": f"bytes {first}-{last}/{size}"})
-
-
-@pytest.fixture(scope="module")
-def qwq_shaped(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The QwQ-32B-shaped Q4_K_M GGUF (19.85 GB, sparse), with a tokenizer of QwQ's size."""
-    folder = tmp_path_factory.mktemp("qwq")
-    tokenizer = folder / "tok.gguf"
-    writer = gguf.GGUFWriter(tokenizer, "llama")
-    writer.add_tokenizer_model("gpt2")
-    writer.add_token_list(["<|endoftext|>", "<|im_start|>", "<|im_end|>", "a", "b", "ab"])
-    writer.add_token_types([3, 3, 3, 1, 1, 1])
-    writer.add_token_merges(["a b"])
-    for write in (writer.write_header_to_file, writer.write_kv_data_to_file,
-                  writer.write_ti_data_to_file):
-        write()
-    writer.close()
-    out = folder / QUANT_FILE
-    load_generator().write_qwq_shaped(out, tokenizer, mix="q4_k_m")
-    return out
 
 
 def tiny_model(out: Path, split_tensors: int = 0) -> list[Path]:

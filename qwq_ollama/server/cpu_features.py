@@ -1,9 +1,9 @@
 """Which x86 instruction sets our Ollama builds use: those this CPU both claims and runs.
 
 ggml compiles its CPU code for the instruction sets it is told to use and never checks at run
-time whether the CPU executes them. `-march=native` and /proc/cpuinfo are not proof: inside a VM,
-CPUID can list AVX-512 or AMX that the kernel or the hypervisor has not enabled, and AMX tile
-data needs the kernel's permission for each process. So each instruction set is *probed*: a tiny
+time whether the CPU executes them. Compiling for "this machine" and /proc/cpuinfo are not
+proof: in a VM, CPUID can list AVX-512 or AMX that the kernel or the hypervisor has not
+enabled, and AMX tile data needs the kernel's permission for each process. So each instruction set is *probed*: a tiny
 C program executes one of its instructions in a child process, and only what ran is used.
 
 AMX is never used: Ollama v0.24's cgo build does not compile the AMX buffer type ggml then calls
