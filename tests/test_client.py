@@ -117,7 +117,8 @@ def test_deleting_a_model_that_is_gone_already_is_fine(httpserver: HTTPServer,
                                                        fake: OllamaAPI) -> None:
     httpserver.expect_request("/api/delete", method="DELETE").respond_with_json(
         {"error": "model 'x' not found"}, status=404)
-    fake.delete("x")
+    assert fake.delete("x") is None  # no error: the model is gone, as asked
+    assert [r.path for r, _ in httpserver.log] == ["/api/delete"]
 
 
 def test_a_delete_the_daemon_refuses_is_reported(httpserver: HTTPServer, fake: OllamaAPI

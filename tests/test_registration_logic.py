@@ -82,63 +82,63 @@ def fake(httpserver: HTTPServer) -> FakeDaemon:
 
 
 @pytest.fixture()
-def api(httpserver: HTTPServer) -> OllamaAPI:
+def fake_api(httpserver: HTTPServer) -> OllamaAPI:
     return OllamaAPI(httpserver.url_for("/").rstrip("/"), timeout=5.0)
 
 
 def test_a_variant_as_the_catalog_says_is_up_to_date(catalog: Catalog, fake: FakeDaemon,
-                                                     api: OllamaAPI) -> None:
+                                                     fake_api: OllamaAPI) -> None:
     fake.base("smollm2-135m", SMALL_BLOB)
     fake.models["qwq-fixed"] = show_answer(catalog, "qwq-fixed", "smollm2-135m", SMALL_BLOB)
-    found = registration(api, catalog, catalog.variant("qwq-fixed"), "smollm2-135m")
+    found = registration(fake_api, catalog, catalog.variant("qwq-fixed"), "smollm2-135m")
     assert found.up_to_date and found.over == "smollm2-135m" and found.drift == {}
 
 
 def test_other_weights_are_named_not_the_license_that_follows(catalog: Catalog,
                                                               fake: FakeDaemon,
-                                                              api: OllamaAPI) -> None:
+                                                              fake_api: OllamaAPI) -> None:
     # Registered over the small weights; the catalog's own weights were never imported (as
     # after a create killed before it imported them): the weights differ, nothing else does.
     fake.base("smollm2-135m", SMALL_BLOB)
     fake.models["qwq-fixed"] = show_answer(catalog, "qwq-fixed", "smollm2-135m", SMALL_BLOB)
-    found = registration(api, catalog, catalog.variant("qwq-fixed"))
+    found = registration(fake_api, catalog, catalog.variant("qwq-fixed"))
     assert found.over == "smollm2-135m"
     assert found.drift == {"weights": "weights (registered over smollm2-135m, not qwq-32b)"}
     assert found.only_weights_differ
 
 
 def test_weights_nobody_vouches_for_are_a_difference(catalog: Catalog, fake: FakeDaemon,
-                                                     api: OllamaAPI) -> None:
+                                                     fake_api: OllamaAPI) -> None:
     fake.models["qwq-fixed"] = show_answer(catalog, "qwq-fixed", "smollm2-135m", OTHER_BLOB)
-    found = registration(api, catalog, catalog.variant("qwq-fixed"), "smollm2-135m")
+    found = registration(fake_api, catalog, catalog.variant("qwq-fixed"), "smollm2-135m")
     assert found.over is None
     assert found.drift == {"weights": "weights (cannot be confirmed: the base model "
                                       "qwq-ollama-weights/smollm2-135m is not registered)"}
 
 
 def test_changed_parameters_carry_both_values(catalog: Catalog, fake: FakeDaemon,
-                                              api: OllamaAPI) -> None:
+                                              fake_api: OllamaAPI) -> None:
     fake.base("smollm2-135m", SMALL_BLOB)
     fake.models["qwq-fixed"] = show_answer(catalog, "qwq-fixed", "smollm2-135m", SMALL_BLOB,
                                            parameters={"temperature": 0.9})
-    found = registration(api, catalog, catalog.variant("qwq-fixed"), "smollm2-135m")
+    found = registration(fake_api, catalog, catalog.variant("qwq-fixed"), "smollm2-135m")
     assert found.drift == {"parameters": "parameters (temperature: catalog 0.6, live 0.9)"}
 
 
 def test_list_doctor_and_validate_agree(catalog: Catalog, fake: FakeDaemon,
-                                        api: OllamaAPI) -> None:
+                                        fake_api: OllamaAPI) -> None:
     from qwq_ollama.checks.validate import check_registration
 
     fake.base("smollm2-135m", SMALL_BLOB)
     for name in catalog.variants:
         fake.models[name] = show_answer(catalog, name, "smollm2-135m", SMALL_BLOB)
-    rows = status(api, catalog)
+    rows = status(fake_api, catalog)
     assert {row.variant: list(row.drift) for row in rows} == {
         name: ["weights"] for name in catalog.variants}
-    doctor = [f for f in diagnose(api, catalog) if f.check == "registration"]
+    doctor = [f for f in diagnose(fake_api, catalog) if f.check == "registration"]
     assert {f.status for f in doctor} == {"warn"}
     assert all("registered over weights smollm2-135m" in f.message for f in doctor)
-    verdict = check_registration(api, catalog, catalog.variant("qwq-fixed"), None)
+    verdict = check_registration(fake_api, catalog, catalog.variant("qwq-fixed"), None)
     assert verdict.status == "fail"
     assert verdict.message.startswith("weights (registered over smollm2-135m, not qwq-32b)")
 
@@ -151,27 +151,27 @@ def test_list_doctor_and_validate_agree(catalog: Catalog, fake: FakeDaemon,
     ("0.20.3", "fail", "older than 0.24.0"),
 ])
 def test_doctor_judges_the_daemon_version(catalog: Catalog, httpserver: HTTPServer,
-                                          api: OllamaAPI, version: str, status_: str,
+                                          fake_api: OllamaAPI, version: str, status_: str,
                                           words: str) -> None:
     FakeDaemon(httpserver, version)
-    first = diagnose(api, catalog, "smollm2-135m")[0]
+    first = diagnose(fake_api, catalog, "smollm2-135m")[0]
     assert (first.check, first.status) == ("daemon", status_)
     assert words in first.message
     assert "downgrade" not in (first.fix or "") and "0.24.0 (`" not in (first.fix or "")
 
 
 def test_a_daemon_older_than_the_minimum_is_refused_in_one_line(httpserver: HTTPServer,
-                                                                api: OllamaAPI) -> None:
+                                                                fake_api: OllamaAPI) -> None:
     FakeDaemon(httpserver, "0.11.4")
     with pytest.raises(DaemonError) as caught:
-        api.supported_version()
-    assert str(caught.value) == (f"Ollama 0.11.4 at {api.host} is too old: this tool needs "
+        fake_api.supported_version()
+    assert str(caught.value) == (f"Ollama 0.11.4 at {fake_api.host} is too old: this tool needs "
                                  "Ollama 0.24.0 or newer")
 
 
 def test_a_daemon_rendering_another_template_fails_fidelity(catalog: Catalog, fake: FakeDaemon,
                                                             httpserver: HTTPServer,
-                                                            api: OllamaAPI) -> None:
+                                                            fake_api: OllamaAPI) -> None:
     """A daemon that renders with a Jinja chat template (a GGUF's own, as Ollama 0.30+ may
     choose) instead of the catalog's Go TEMPLATE fails, even when every prompt is identical."""
     from qwq_ollama.catalog.render import hf_prompter
@@ -189,7 +189,7 @@ def test_a_daemon_rendering_another_template_fails_fidelity(catalog: Catalog, fa
                         content_type="application/json")
 
     httpserver.expect_request("/api/chat", method="POST").respond_with_handler(render)
-    verdict = check_fidelity(api, catalog, variant)
+    verdict = check_fidelity(fake_api, catalog, variant)
     assert verdict.status == "fail"
     assert verdict.details["template_source"] == "jinja"
     assert verdict.message == ("the daemon builds prompts with a Jinja chat template (the "
