@@ -194,11 +194,13 @@ def test_the_table_covers_every_class() -> None:
     assert len(CASES) >= 35
 
 
-def test_billion_laughs_is_refused_in_well_under_a_second(tmp_path: Path) -> None:
+def test_billion_laughs_is_refused_before_it_expands(tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(InputError, match=f"expand to more than {MAX_NODES}"):
         load_yaml_with_lines(tmp_path / "c.yaml", _laughs(12))
-    assert time.monotonic() - started < 0.5
+    # Unbounded, 12 levels expand to 10**12 nodes: hours. Refused, it takes milliseconds; 10 s
+    # is far above what a loaded 2-core machine needs and far below the failure.
+    assert time.monotonic() - started < 10
 
 
 def test_yaml_nested_as_deep_as_the_loader_allows_still_loads(tmp_path: Path) -> None:
