@@ -245,3 +245,15 @@ def test_without_a_known_gpu_download_says_nothing_first(tmp_path: Path) -> None
     if mp.local_gpu_free() is not None:
         pytest.skip("this machine has a GPU nvidia-smi reports")
     assert mp.download_verdict(catalog, REPO, "Q4_K_M", None) is None
+
+
+def test_plan_a_model_already_on_the_daemon(api, registered, small_gguf: Path) -> None:
+    """--model reads the registered model's verbose /api/show: the same table as its file."""
+    from_daemon = run_cli("plan", "qwq-fixed", "--vram", "8GiB", "--model", "qwq-fixed",
+                          "--host", api.host)
+    from_file = run_cli("plan", "qwq-fixed", "--vram", "8GiB", "--gguf", str(small_gguf))
+    assert from_daemon.returncode == 0, from_daemon.stderr
+    assert from_daemon.stdout == from_file.stdout
+    ctx = run_cli("plan", "--ctx", "8192", "--vram", "8GiB", "--model", "qwq-fixed",
+                  "--host", api.host)
+    assert ctx.stdout.splitlines()[-1].startswith("fits: f16, q8_0, q4_0; fastest that fits: f16")

@@ -241,3 +241,19 @@ def test_an_unreachable_host_never_prints_its_token(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "cannot reach Ollama at http://127.0.0.1:9?token=***" in result.stderr
     assert "abc123" not in result.stdout + result.stderr
+
+
+def test_a_fleet_with_one_wrong_password_fails_that_host_alone(proxy: Proxy, written: Path,
+                                                              tmp_path: Path) -> None:
+    wrong = "n0t-" + PASSWORD
+    fleet = tmp_path / "hosts.yaml"
+    fleet.write_text(f"hosts:\n  - {proxy.basic()}\n  - {proxy.basic(wrong, 'localhost')}\n")
+    listed = run_cli("list", "--weights", SMALL, "--fleet", str(fleet), "--json",
+                     env=env_for(proxy, written))
+    assert listed.returncode != 0
+    good, bad = json.loads(listed.stdout)["hosts"]
+    assert (good["state"], bad["state"]) == ("ok", "unreachable"), listed.stdout
+    assert bad["host"] == f"https://alice:***@localhost:{proxy.basic_port}"
+    assert "refused the credentials (HTTP 401" in bad["error"]
+    assert wrong not in listed.stdout + listed.stderr
+    assert_no_secret(written, listed)
