@@ -16,7 +16,9 @@ from pytest_httpserver import HTTPServer
 
 from qwq_ollama.catalog.schema import Catalog, load_catalog
 from qwq_ollama.checks.doctor import diagnose
+from qwq_ollama.checks.validate import ValidationReport
 from qwq_ollama.errors import DaemonError
+from qwq_ollama.facts import OLLAMA_TESTED
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.registry import BASE_NAMESPACE, desired_state, registration, status
 
@@ -195,3 +197,24 @@ def test_a_daemon_rendering_another_template_fails_fidelity(catalog: Catalog, fa
     assert verdict.message == ("the daemon builds prompts with a Jinja chat template (the "
                                "GGUF's own), not the catalog's Modelfile TEMPLATE (Go)")
     assert verdict.fix is not None and "OLLAMA_GO_TEMPLATE" in verdict.fix
+
+
+@pytest.mark.parametrize("version, untested", [("0.35.0", True), ("0.34.4", False),
+                                               ("0.28.1", False)])
+def test_validate_says_once_that_a_newer_daemon_is_untested_and_goes_on(
+        catalog: Catalog, httpserver: HTTPServer, fake_api: OllamaAPI, version: str,
+        untested: bool) -> None:
+    from qwq_ollama.checks.validate import validate
+
+    FakeDaemon(httpserver, version)  # none of the variants is registered there
+    report = ValidationReport()
+    with pytest.raises(DaemonError):
+        validate(fake_api, catalog, ["qwq-fixed"], checks=("registration",), report=report)
+    notes = [f for f in report.findings if "untested version" in f.message]
+    assert len(notes) == int(untested)
+    if untested:
+        assert notes[0].status == "warn"  # never a failure by itself
+        assert notes[0].message.endswith(f"untested version (tested: {', '.join(OLLAMA_TESTED)}); "
+                                         "the checks still ran")
+    # the checks went on: the unregistered variant is the finding that stops them
+    assert report.findings[-1].check == "registered"
