@@ -11,7 +11,8 @@ of every other shard (each one's header only).
 Headers are cached by the file's sha256 (a Hub LFS file's ETag) or the server's ETag under
 `QWQ_OLLAMA_CACHE/gguf-headers/`, with an index by URL, so `HF_HUB_OFFLINE=1` still answers for a
 file read once. Hub requests go through huggingface_hub (HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE
-as it documents them); a plain https URL gets no Hub token.
+as it documents them); a plain https URL goes through the same HTTP session without the
+Hub's token.
 """
 
 from __future__ import annotations
@@ -188,19 +189,15 @@ def _parsed_length(head: bytes, size: int, gguf: Any) -> int | None:
 
 def _range(remote: RemoteFile, start: int, end: int) -> bytes:
     """Bytes [start, end) of the file, by one range request."""
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
     headers = {"Range": f"bytes={start}-{end - 1}"}
+    if remote.hub:  # the Hub's token and user agent; a plain URL gets neither
+        headers = {**build_hf_headers(), **headers}
     with _hub_errors(_shown(remote.url)):
-        if remote.hub:
-            from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
-
-            reply = get_session().get(remote.url, headers={**build_hf_headers(), **headers},
-                                      follow_redirects=True, timeout=60)
-            hf_raise_for_status(reply)
-        else:
-            import httpx
-
-            reply = httpx.get(remote.url, headers=headers, follow_redirects=True, timeout=60)
-            reply.raise_for_status()
+        reply = get_session().get(remote.url, headers=headers, follow_redirects=True,
+                                  timeout=60)
+        hf_raise_for_status(reply)
     if reply.status_code != 206:
         raise EnvironmentProblem(f"{_shown(remote.url)} does not answer range requests "
                                  f"(HTTP {reply.status_code}): download the file instead")
@@ -216,11 +213,11 @@ def _metadata(url: str) -> RemoteFile:
 
             meta = get_hf_file_metadata(url)
             size, etag = meta.size, meta.etag
-        else:
-            import httpx
+        else:  # through huggingface_hub's HTTP session too, without its headers
+            from huggingface_hub.utils import get_session, hf_raise_for_status
 
-            reply = httpx.head(url, follow_redirects=True, timeout=30)
-            reply.raise_for_status()
+            reply = get_session().head(url, follow_redirects=True, timeout=30)
+            hf_raise_for_status(reply)
             size = int(reply.headers.get("content-length") or 0)
             etag = reply.headers.get("etag")
     if not size:
