@@ -877,7 +877,6 @@ def inspect(path: Annotated[Path, typer.Argument(help="A GGUF file.")],
             json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
             catalog: CatalogOpt = None) -> None:
     """Read a GGUF's header (never its tensors): architecture, quant, context, tokens, template."""
-    import json
 
     from qwq_ollama.artifacts.gguf import inspect_gguf
     from qwq_ollama.catalog.render import render_variant
@@ -892,7 +891,7 @@ def inspect(path: Annotated[Path, typer.Argument(help="A GGUF file.")],
                                        report.chat_template)
         report.template_matches, report.template_diff = diff is None, diff
     if json_:
-        typer.echo(json.dumps(report.to_dict(), indent=1, ensure_ascii=False, default=str))
+        _print_json(report.to_dict())
         return
     facts = report.to_dict()
     for key in ("architecture", "name", "size_label", "quantization", "parameter_count",

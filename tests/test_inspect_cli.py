@@ -33,6 +33,7 @@ def test_a_template_without_prefill_matches_the_noprefill_variant(tmp_path: Path
     data = json.loads(run_cli("inspect", str(path), "--variant", "qwq-noprefill",
                               "--json").stdout)
     assert data["template_matches"] is True
+    assert data["schema_version"] == 1  # like every --json document
     fixed = json.loads(run_cli("inspect", str(path), "--json").stdout)
     assert fixed["template_matches"] is False
     assert "first difference" in fixed["template_diff"]
