@@ -74,7 +74,7 @@ test: lint ollama smollm2 browser nginx
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Everything that needs neither the Ollama binary nor a daemon (tests/conftest.py marks the rest
-# `live`): no build, no daemon, about a minute.
+# `live`): no build, no daemon, a few minutes.
 test-fast: deps
 	$(BIN)/pytest -m "not live" $(PYTEST_ARGS)
 
