@@ -89,6 +89,26 @@ def write_many_atomic(files: dict[Path, str]) -> None:
             Path(tmp).unlink(missing_ok=True)
 
 
+def write_folder(out_dir: str | os.PathLike[str], files: dict[str, str]) -> list[Path]:
+    """Write an export: the named files into `out_dir`, every one or none (they belong
+    together); bad places are one-line InputErrors naming the folder. Returns the paths."""
+    from qwq_ollama.errors import InputError
+
+    folder = Path(out_dir)
+    if folder.exists() and not folder.is_dir():
+        raise InputError("not a directory: cannot export into it", file=folder)
+    targets = {folder / name: text for name, text in files.items()}
+    in_the_way = [str(p) for p in targets if p.is_dir()]
+    if in_the_way:
+        raise InputError(f"a folder is in the way of {', '.join(in_the_way)}", file=folder)
+    try:
+        write_many_atomic(targets)
+    except OSError as exc:
+        raise InputError(f"cannot write the export here: {exc.strerror or exc}",
+                         file=folder) from None
+    return list(targets)
+
+
 def move_into_place(staged: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
     """Publish a file prepared elsewhere on the same file system (a download, a build): fsync
     it, then rename it over `target`, so a crash never leaves a partial file under that name."""

@@ -459,8 +459,9 @@ def _validate_fleet(hosts: list[str], parallel: int, cat: Catalog, variants: lis
     import json
 
     from qwq_ollama.atomic import write_text_atomic
+    from qwq_ollama.checks.fleet import validate_cells
     from qwq_ollama.errors import InputError
-    from qwq_ollama.server.fleet import run_fleet, validate_cells
+    from qwq_ollama.server.fleet import run_fleet
 
     if engine != "ollama" or report:
         raise InputError("a fleet is validated on Ollama, without --report",
@@ -802,14 +803,14 @@ def export_vllm(variant: str, out: OutOpt, catalog: CatalogOpt = None,
                                     "the template, sampling and reasoning parser).")] = None
                 ) -> None:
     """Write vLLM's generation_config.json and chat template; print the `vllm serve` command."""
-    from qwq_ollama.artifacts import export as exporting
+    from qwq_ollama.artifacts import vllm
 
     cat = _catalog(catalog)
     chosen = cat.variant(variant)
-    paths, command = exporting.export_vllm(cat, chosen, out, manifest=manifest)
+    paths, command = vllm.export_vllm(cat, chosen, out, manifest=manifest)
     for path in paths:
         _err(f"wrote {path}")
-    for note in exporting.vllm_notes(chosen):
+    for note in vllm.vllm_notes(chosen):
         _err(f"note: {note}")
     typer.echo(command)
 
@@ -854,7 +855,8 @@ def doctor(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostsOp
 
     hosts = _fleet(host, fleet)
     if hosts is not None:
-        from qwq_ollama.server.fleet import doctor_cells, run_fleet
+        from qwq_ollama.checks.fleet import doctor_cells
+        from qwq_ollama.server.fleet import run_fleet
 
         work = doctor_cells(_catalog(catalog), weights, parse_size(vram) if vram else None)
         _print_fleet(run_fleet(hosts, work, parallel, timeout=60.0), json_)

@@ -1,5 +1,6 @@
 """One owner per concept, checked from the imports: only `qwq_ollama/server/` talks HTTP (httpx,
-the ollama client), and nothing but the CLI imports typer."""
+the ollama client), nothing but the CLI imports typer, and the layers hold: catalog < artifacts <
+server < checks < cli, nested imports included, no two modules importing each other."""
 
 from __future__ import annotations
 
@@ -36,3 +37,70 @@ def test_only_the_server_package_talks_http() -> None:
 def test_only_the_cli_imports_typer() -> None:
     users = [str(p.relative_to(PACKAGE)) for p in _modules() if "typer" in _imported_roots(p)]
     assert users == ["cli.py"]
+
+
+# The package's layers, lowest first: a module may import its own layer and those below it.
+# The top-level helpers (facts, errors, paths, atomic, pypi, weights_file) are below them all;
+# the CLI and what only it runs (console_script, __main__, demo) above them all.
+LAYERS = {"catalog": 1, "artifacts": 2, "server": 3, "checks": 4}
+TOP = {"cli", "console_script", "__main__", "demo"}
+
+
+def _layer(module: str) -> int:
+    first = module.split(".")[0]
+    return LAYERS.get(first, 5 if first in TOP else 0)
+
+
+def _package_imports(source: Path) -> set[str]:
+    """The modules of the package `source` imports, at any depth (inside functions too)."""
+    found = set()
+    for node in ast.walk(ast.parse(source.read_text(), str(source))):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            if node.module == "qwq_ollama":
+                found |= {alias.name for alias in node.names}
+            elif node.module.startswith("qwq_ollama."):
+                package = node.module.removeprefix("qwq_ollama.")
+                # `from qwq_ollama.artifacts import export`: the module artifacts.export
+                found |= {package} | {f"{package}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name.removeprefix("qwq_ollama.") for a in node.names
+                      if a.name.startswith("qwq_ollama.")}
+    return found
+
+
+def layering_problems(package: Path) -> list[str]:
+    """Every import that runs up the layers, and every pair of modules importing each other."""
+    imports = {}
+    for path in sorted(package.rglob("*.py")):
+        name = ".".join(path.relative_to(package).with_suffix("").parts)
+        imports[name.removesuffix(".__init__")] = _package_imports(path)
+    for module, targets in imports.items():  # `from m import f`: m, not m.f, unless a module
+        imports[module] = {t for t in targets if t in imports or "." not in t}
+    problems = [f"{module} imports {target}, a higher layer"
+                for module, targets in imports.items() for target in sorted(targets)
+                if _layer(target) > _layer(module)]
+    problems += [f"{module} and {target} import each other"
+                 for module, targets in imports.items() for target in sorted(targets)
+                 if module < target and module in imports.get(target, ())]
+    return problems
+
+
+def test_the_layers_hold_nested_imports_included() -> None:
+    assert layering_problems(PACKAGE) == []
+
+
+def test_the_layering_check_sees_a_bad_import(tmp_path: Path) -> None:
+    """The check itself, on a package of its own with one upward import inside a function and
+    one pair of modules importing each other."""
+    for name, text in {
+        "catalog/schema.py": "def f():\n    from qwq_ollama.checks.doctor import diagnose\n",
+        "checks/doctor.py": "from qwq_ollama.catalog import load\n",
+        "artifacts/a.py": "import qwq_ollama.artifacts.b\n",
+        "artifacts/b.py": "from qwq_ollama.artifacts import a\n",
+    }.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert layering_problems(tmp_path) == [
+        "catalog.schema imports checks.doctor, a higher layer",
+        "artifacts.a and artifacts.b import each other",
+    ]

@@ -15,11 +15,11 @@ from qwq_ollama.artifacts.export import (
     SAMPLER_LETTERS,
     effective_parameters,
     export_hf,
-    export_vllm,
     llama_cpp_command,
     samplers_run,
     write_llama_cpp_preset,
 )
+from qwq_ollama.artifacts.vllm import export_vllm
 from qwq_ollama.catalog.chat_template import render_chat
 from qwq_ollama.catalog.render import render_variant
 from qwq_ollama.catalog.schema import Catalog, load_catalog

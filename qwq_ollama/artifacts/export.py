@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qwq_ollama.atomic import write_many_atomic
+from qwq_ollama.atomic import write_folder
 from qwq_ollama.catalog.render import hf_prompter, render_variant
 from qwq_ollama.catalog.schema import Catalog, Variant, Weights
 from qwq_ollama.errors import InputError
@@ -61,11 +61,6 @@ PENALTY_ORDER = ("top_k", "top_p", "min_p", "penalties", "temperature", "dry", "
 SAMPLER_LETTERS = {"penalties": "e", "dry": "d", "top_n_sigma": "s", "top_k": "k", "typ_p": "y",
                    "top_p": "p", "min_p": "m", "xtc": "x", "temperature": "t"}
 
-# Qwen2.5/QwQ special tokens (tokenizer.json), for vLLM's generation_config.json `eos_token_id`.
-CHATML_TOKEN_IDS = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645}
-VLLM_MODEL = "Qwen/QwQ-32B"
-# vLLM's parser for QwQ-32B (docs.vllm.ai, "Reasoning Outputs": QwQ-32B -> deepseek_r1).
-VLLM_REASONING_PARSER = "deepseek_r1"
 PRESET_NAME = "preset.ini"
 # llama-server's parser that returns the reasoning apart from the answer (`reasoning_content`).
 LLAMA_SERVER_REASONING_FORMAT = "deepseek"
@@ -409,28 +404,11 @@ def llama_cpp_preset(catalog: Catalog, variant: Variant | str, *,
     return "\n".join(lines) + "\n"
 
 
-def _write_export(out_dir: Path, files: Mapping[str, str]) -> list[Path]:
-    """Write every file or none (all are staged before any is renamed into place)."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError("not a directory: cannot export into it", file=out_dir)
-    targets = {out_dir / name: text for name, text in files.items()}
-    in_the_way = [str(p) for p in targets if p.is_dir()]
-    if in_the_way:
-        raise InputError(f"a folder is in the way of {', '.join(in_the_way)}", file=out_dir)
-    try:
-        write_many_atomic(targets)
-    except OSError as exc:
-        raise InputError(f"cannot write the export here: {exc.strerror or exc}",
-                         file=out_dir) from None
-    return list(targets)
-
-
 def write_llama_cpp_preset(catalog: Catalog, variant: Variant | str, out_dir: Path, *,
                            dry_multiplier: float = 0.0) -> Path:
     """Write `preset.ini` into `out_dir` atomically; returns its path."""
     text = llama_cpp_preset(catalog, variant, dry_multiplier=dry_multiplier)
-    return _write_export(out_dir, {PRESET_NAME: text})[0]
+    return write_folder(out_dir, {PRESET_NAME: text})[0]
 
 
 def ollama_params(variant: Variant) -> dict[str, Any]:
@@ -458,89 +436,4 @@ def export_hf(catalog: Catalog, variant: Variant | str, out_dir: Path) -> list[P
     template. No `preset.ini`: at a repository's root it makes llama.cpp (b10488) ignore the
     repository's GGUF (see llama_cpp_preset). Returns the written paths.
     """
-    return _write_export(Path(out_dir), hf_files(catalog, variant))
-
-
-def vllm_generation_config(variant: Variant) -> dict[str, Any]:
-    """What vLLM reads from `generation_config.json` as default sampling.
-
-    vLLM takes temperature, top_k, top_p, min_p, repetition_penalty and max_new_tokens from it
-    (ModelConfig.get_diff_sampling_param), and stop token ids from `eos_token_id`. It has no
-    penalty window (its repetition_penalty covers prompt and output) and reads no presence or
-    frequency penalty from the file; see `vllm_notes`.
-    """
-    params = effective_parameters(variant)
-    config: dict[str, Any] = {
-        "do_sample": True,
-        "temperature": params["temperature"],
-        # vLLM: -1 disables top_k in every version (0 only in newer ones); Ollama uses 0.
-        "top_k": params["top_k"] if params["top_k"] > 0 else -1,
-        "top_p": params["top_p"],
-        "min_p": params["min_p"],
-        "repetition_penalty": params["repeat_penalty"] if penalty_window(params) > 0 else 1.0,
-    }
-    if params.get("num_predict", -1) > 0:
-        config["max_new_tokens"] = params["num_predict"]
-    eos = [CHATML_TOKEN_IDS[s] for s in params.get("stop") or [] if s in CHATML_TOKEN_IDS]
-    if eos:
-        config["eos_token_id"] = eos
-    return config
-
-
-def vllm_notes(variant: Variant) -> list[str]:
-    """Where vLLM cannot reproduce the variant's Ollama settings exactly."""
-    params = effective_parameters(variant)
-    notes = []
-    if params["repeat_penalty"] != 1.0 and penalty_window(params) > 0:
-        notes.append(f"vLLM applies repetition_penalty {_num(params['repeat_penalty'])} over the "
-                     f"whole prompt and output, Ollama over the last {penalty_window(params)} "
-                     "tokens")
-    for name in ("presence_penalty", "frequency_penalty"):
-        if params[name]:
-            notes.append(f"vLLM reads no {name} from generation_config.json: send "
-                         f"{name}={_num(params[name])} with each request")
-    return notes
-
-
-def vllm_files(catalog: Catalog, variant: Variant) -> dict[str, str]:
-    """Name -> content of the files vLLM reads for `variant`."""
-    return {
-        "generation_config.json": json.dumps(vllm_generation_config(variant), indent=2) + "\n",
-        "chat_template.jinja": render_variant(catalog, variant).hf_template,
-    }
-
-
-# `--manifest` choices: the file each one adds to the vLLM export.
-VLLM_MANIFESTS = {"kubeai": "kubeai-model.yaml"}
-
-
-def export_vllm(catalog: Catalog, variant: Variant | str, out_dir: Path, *,
-                model: str = VLLM_MODEL, manifest: str | None = None) -> tuple[list[Path], str]:
-    """Write `generation_config.json` and the chat template (and, with `manifest="kubeai"`, a
-    KubeAI Model carrying both); return the written paths and the serve command."""
-    chosen = _variant(catalog, variant)
-    out_dir = Path(out_dir)
-    files = vllm_files(catalog, chosen)
-    if manifest is not None:
-        files[_manifest_name(manifest)] = _manifest_text(catalog, chosen, model)
-    paths = _write_export(out_dir, files)
-    command = shlex.join([
-        "vllm", "serve", model, "--generation-config", str(out_dir),
-        "--chat-template", str(out_dir / "chat_template.jinja"),
-        "--max-model-len", str(chosen.parameters.num_ctx),
-        "--reasoning-parser", VLLM_REASONING_PARSER,
-    ])
-    return paths, command
-
-
-def _manifest_name(manifest: str) -> str:
-    if manifest not in VLLM_MANIFESTS:
-        raise InputError(f"unknown manifest {manifest!r} (known: {', '.join(VLLM_MANIFESTS)})",
-                         field="--manifest")
-    return VLLM_MANIFESTS[manifest]
-
-
-def _manifest_text(catalog: Catalog, variant: Variant, model: str) -> str:
-    from qwq_ollama.artifacts.kubernetes import dump_yaml, kubeai_model
-
-    return dump_yaml(kubeai_model(catalog, variant, model=model))
+    return write_folder(Path(out_dir), hf_files(catalog, variant))

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from qwq_ollama.atomic import write_folder
 from qwq_ollama.catalog.render import render_variant
 from qwq_ollama.catalog.schema import Catalog, Variant, Weights
 from qwq_ollama.errors import InputError
@@ -106,18 +107,16 @@ def helm_files(catalog: Catalog, variant: Variant | str) -> dict[str, str]:
             f"{configmap_name(chosen)}.yaml": dump_yaml(configmap)}
 
 
-def kubeai_model(catalog: Catalog, variant: Variant, *, model: str) -> dict[str, Any]:
+def kubeai_model(catalog: Catalog, variant: Variant, *, model: str, files: dict[str, str],
+                 args: list[str]) -> dict[str, Any]:
     """A KubeAI `Model` (kubeai.org/v1, KubeAI 0.21) that serves `variant` on vLLM.
 
     KubeAI mounts each `spec.files` entry (path, content) from a ConfigMap it writes, and adds
-    `spec.args` to vLLM's command line: the chat template and generation_config.json travel as
-    files, the reasoning parser and the context as arguments.
+    `spec.args` to vLLM's command line: `files` (the chat template and generation_config.json)
+    travel as files beside the arguments that point vLLM at them, then `args`.
     """
-    from qwq_ollama.artifacts.export import VLLM_REASONING_PARSER, vllm_files
-
     _check_name(catalog, variant, 63, "KubeAI names the Model's pods and service after it")
     folder = f"/config/qwq-ollama/{variant.name}"
-    files = vllm_files(catalog, variant)
     return {
         "apiVersion": "kubeai.org/v1", "kind": "Model",
         "metadata": {"name": variant.name,
@@ -125,9 +124,7 @@ def kubeai_model(catalog: Catalog, variant: Variant, *, model: str) -> dict[str,
         "spec": {
             "features": ["TextGeneration"], "url": f"hf://{model}", "engine": "VLLM",
             "args": [f"--generation-config={folder}",
-                     f"--chat-template={folder}/chat_template.jinja",
-                     f"--max-model-len={variant.parameters.num_ctx}",
-                     f"--reasoning-parser={VLLM_REASONING_PARSER}"],
+                     f"--chat-template={folder}/chat_template.jinja", *args],
             "files": [{"path": f"{folder}/{name}", "content": text}
                       for name, text in files.items()],
         },
@@ -136,6 +133,4 @@ def kubeai_model(catalog: Catalog, variant: Variant, *, model: str) -> dict[str,
 
 def export_helm(catalog: Catalog, variant: Variant | str, out_dir: Path) -> list[Path]:
     """Write the values fragment and the ConfigMap, both or neither; returns their paths."""
-    from qwq_ollama.artifacts.export import _write_export
-
-    return _write_export(Path(out_dir), helm_files(catalog, variant))
+    return write_folder(Path(out_dir), helm_files(catalog, variant))

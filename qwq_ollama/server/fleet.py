@@ -1,5 +1,6 @@
 """One command over several Ollama daemons at once: a bounded number in flight, one host's
-failure never stopping the others, and one table of host x variant as the answer.
+failure never stopping the others, and one table of host x variant as the answer. The work that
+registers runs here; the work that judges (doctor, validate) is in checks/fleet.py.
 
 Each host gets its own OllamaAPI, and Registrar's per-host lock keeps two runs on one daemon
 apart; the weights are still imported once per host (Registrar skips a base model already
@@ -16,7 +17,6 @@ from typing import Any
 
 from qwq_ollama.catalog.load import load_yaml_with_lines
 from qwq_ollama.catalog.schema import Catalog
-from qwq_ollama.checks.findings import FAILING, Finding
 from qwq_ollama.errors import DaemonError, InputError, QwqOllamaError, RefusedError
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.host import parse_host, redact
@@ -144,48 +144,4 @@ def status_cells(catalog: Catalog, weights: str | None) -> Callable[[OllamaAPI],
         return [Cell(row.variant, "up to date" if row.up_to_date else
                      f"drifted: {', '.join(row.drift)}" if row.registered else "not registered",
                      row.up_to_date) for row in status(api, catalog, weights)]
-    return work
-
-
-def finding_cells(findings: list[Finding]) -> list[Cell]:
-    """Findings grouped by subject: pass, or each failing/warning check named."""
-    by_subject: dict[str, list[Finding]] = {}
-    for found in findings:
-        by_subject.setdefault(found.subject, []).append(found)
-    cells = []
-    for subject, group in by_subject.items():
-        bad = [f for f in group if f.status in FAILING]
-        warned = [f for f in group if f.status == "warn"]
-        shown = bad or warned
-        state = ("FAIL: " if bad else "WARN: " if warned else "pass") + ", ".join(
-            f"{f.check} ({f.message})" for f in shown)
-        cells.append(Cell(subject, state, not bad))
-    return cells
-
-
-def doctor_cells(catalog: Catalog, weights: str | None, vram: int | None = None
-                 ) -> Callable[[OllamaAPI], list[Cell]]:
-    """Per host: doctor's findings, over each host's own GPU when no --vram is given."""
-    from qwq_ollama.checks.doctor import diagnose
-    from qwq_ollama.checks.memory_plan import daemon_vram
-
-    def work(api: OllamaAPI) -> list[Cell]:
-        api.version()  # a daemon that does not answer is `unreachable`, not a finding
-        free = vram if vram is not None else daemon_vram(api)
-        return finding_cells(diagnose(api, catalog, weights, free))
-    return work
-
-
-def validate_cells(catalog: Catalog, variants: list[str] | None,
-                   **options: Any) -> Callable[[OllamaAPI], list[Cell]]:
-    from qwq_ollama.checks.validate import ValidationReport, validate
-
-    def work(api: OllamaAPI) -> list[Cell]:
-        api.supported_version()  # unreachable or too old: said as such, not as findings
-        report = ValidationReport()
-        try:
-            validate(api, catalog, variants, report=report, **options)
-        except DaemonError:  # a variant not registered, or the daemon gone mid-way: in findings
-            pass
-        return finding_cells(report.findings)
     return work
