@@ -178,15 +178,15 @@ def _translate(exc: Exception, repo_id: str, quant: str) -> QwqOllamaError | Non
     elif isinstance(exc, OSError):
         text = (f"{what}: download failed ({exc.strerror or type(exc).__name__}): check free "
                 "disk space and the permissions of the cache (HF_HOME)")
-    elif _is_http_error(exc):
+    elif is_http_error(exc):
         text = (f"{what}: network error during download ({type(exc).__name__}): check the "
                 "network, then run it again (finished files are kept)")
     else:
         return None
-    return EnvironmentProblem(_scrub(text))
+    return EnvironmentProblem(scrub_secrets(text))
 
 
-def _is_http_error(exc: Exception) -> bool:
+def is_http_error(exc: Exception) -> bool:
     """huggingface_hub 2.x talks through httpx2, 1.x through httpx; whichever raised is loaded."""
     for name in ("httpx2", "httpx"):
         module = sys.modules.get(name)
@@ -195,7 +195,7 @@ def _is_http_error(exc: Exception) -> bool:
     return False
 
 
-def _scrub(text: str) -> str:
+def scrub_secrets(text: str) -> str:
     """Never echo a token, even if a path or a server message happened to contain it."""
     from huggingface_hub import get_token
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from qwq_ollama.atomic import write_bytes_atomic, write_text_atomic
 from qwq_ollama.errors import EnvironmentProblem, InputError
@@ -145,24 +146,27 @@ def _header_file(url: str, target: Path, fetched: Fetched) -> Path:
         cached = _fetch(remote, fetched)
         _store(remote, cached, index)
     head, size = cached
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "wb") as out:
+    return _sparse_file(head, size, target)
+
+
+def _sparse_file(head: bytes, size: int, path: Path) -> Path:
+    """`head` at the start of a file of `size` bytes; the rest a hole: no disk, never read."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as out:
         out.write(head)
-        out.truncate(size)  # the tensor data as a hole: no disk, never read
-    return target
+        out.truncate(size)
+    return path
 
 
 def _fetch(remote: RemoteFile, fetched: Fetched) -> tuple[bytes, int]:
     """The header's bytes: a first read, then as many more as the parsed header says it has."""
-    import gguf
-
     length = min(FIRST_READ, remote.size)
     head = b""
     while True:
         more = _range(remote, len(head), length)  # only the bytes not fetched yet
         fetched.network_bytes += len(more)
         head += more
-        needed = _parsed_length(head, remote.size, gguf)
+        needed = _parsed_length(head, remote.size)
         if needed is not None and needed <= len(head):
             return head[:needed], remote.size
         if length >= min(MAX_HEADER, remote.size):
@@ -171,16 +175,15 @@ def _fetch(remote: RemoteFile, fetched: Fetched) -> tuple[bytes, int]:
         length = min(max(2 * length, needed or 0), MAX_HEADER, remote.size)
 
 
-def _parsed_length(head: bytes, size: int, gguf: Any) -> int | None:
+def _parsed_length(head: bytes, size: int) -> int | None:
     """Where the tensor data begins, if `head` (laid over a file of `size`) parses; a value
     beyond len(head) means the parser read bytes not yet fetched."""
+    import gguf
+
     if not head.startswith(b"GGUF"):
         raise InputError("not a GGUF file (no GGUF magic at its start)", field="gguf")
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "head.gguf"
-        with open(path, "wb") as out:
-            out.write(head)
-            out.truncate(size)
+        path = _sparse_file(head, size, Path(tmp) / "head.gguf")
         try:
             return int(gguf.GGUFReader(path).data_offset)
         except Exception:  # noqa: BLE001 - a header cut short fails in many ways: fetch more
@@ -295,29 +298,24 @@ def _shown(url: str) -> str:
     return url.split("?", 1)[0]
 
 
-class _hub_errors:  # noqa: N801 - used as a context manager, reads as one
+@contextmanager
+def _hub_errors(what: str) -> Iterator[None]:
     """huggingface_hub's and httpx's errors as one line naming what was being read."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: object) -> bool:
-        if exc is None or isinstance(exc, (InputError, EnvironmentProblem)):
-            return False
-        translated = _translate(exc, self.what)
+    try:
+        yield
+    except (InputError, EnvironmentProblem):
+        raise
+    except Exception as exc:
+        translated = _translate(exc, what)
         if translated is None:
-            return False
+            raise
         raise translated from None
 
 
 def _translate(exc: BaseException, what: str) -> Exception | None:
     from huggingface_hub import errors
 
-    from qwq_ollama.artifacts.download import _is_http_error, _scrub
+    from qwq_ollama.artifacts.download import is_http_error, scrub_secrets
 
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if isinstance(exc, errors.RepositoryNotFoundError) or status == 404:
@@ -329,10 +327,10 @@ def _translate(exc: BaseException, what: str) -> Exception | None:
                 "HF_HUB_OFFLINE once to read it")
     elif status is not None:
         text = f"{what}: the server answered HTTP {status}: try again later"
-    elif isinstance(exc, Exception) and _is_http_error(exc):
+    elif isinstance(exc, Exception) and is_http_error(exc):
         text = (f"{what}: could not reach the server ({type(exc).__name__}): check the network, "
                 "a proxy or HF_ENDPOINT, or pass --gguf FILE")
     else:
         return None
-    return EnvironmentProblem(_scrub(text))
+    return EnvironmentProblem(scrub_secrets(text))
 
