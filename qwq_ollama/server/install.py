@@ -164,14 +164,13 @@ def build_ollama(version: str) -> None:
     scratch = Path(tempfile.mkdtemp(prefix=f".ollama-{version}.partial-", dir=tools_dir()))
     scratch.chmod(0o755)  # mkdtemp's 0700 would keep the finished prefix private
     try:
-        gguf = _small_model()  # the smoke check's model, fetched before minutes of building
         choice = _choose_cpu_features(scratch, steps)
         _go_install(version, pin, go, scratch / "bin", steps, choice)
         if pin.llama_cpp:
             build_helpers(pin.llama_cpp, _module_dir(version, go, steps), work, scratch, steps,
                           cpu_features.cmake_options(choice.options, x86=choice.x86))
             check_helpers(pin.llama_cpp, scratch, steps)
-        finish_build(scratch, prefix_for(version), choice, steps, gguf)
+        finish_build(scratch, prefix_for(version), choice, steps, _small_model())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
