@@ -39,7 +39,10 @@ def test_make_models_registers_on_the_users_daemon_and_builds_nothing(
         checked = run_cli("validate", "--weights", "smollm2-135m", "--checks",
                           "fidelity,registration", env=env)
         assert checked.returncode == 0, checked.stdout + checked.stderr
-        answered = run_cli("validate", "qwq-noprefill", "--weights", "smollm2-135m", env=env)
+        # a fixed seed: unseeded, the 135M model sometimes falls into a loop, which validate
+        # rightly fails
+        answered = run_cli("validate", "qwq-noprefill", "--weights", "smollm2-135m", "--seed", "1",
+                           env=env)
         assert answered.returncode == 0, answered.stdout + answered.stderr
         assert f"Ollama {ollama_binary.version} at {users.host}" in run_cli(
             "doctor", "--weights", "smollm2-135m", env=env).stdout
