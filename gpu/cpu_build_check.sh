@@ -9,13 +9,13 @@ set -euo pipefail
 STAGE=$(realpath "$1")
 W=${W:-$HOME/qwq-cpu-check}
 R=${OUT:-$W/out}
-rm -rf "$W/work" "$W/src" && mkdir -p "$W/src" "$W/work" "$R"
+rm -rf "$W/buildtree" "$W/src" && mkdir -p "$W/src" "$W/buildtree" "$R"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target /tmp/site "$STAGE"/whl/*.whl
 export PYTHONPATH=/tmp/site:$STAGE/repo
 tar -xJf "$STAGE/llama.cpp-ollama.tar.xz" -C "$W/src"
 tar -xzf "$STAGE/ollama-llama.tar.gz" -C "$W/src"
-mv "$W/src/llama.cpp" "$W/work/llama.cpp"  # where llama_build looks before downloading
+mv "$W/src/llama.cpp" "$W/buildtree/llama.cpp"  # where llama_build looks before downloading
 python3 "$STAGE/repo/gpu/make_qwq_shaped_gguf.py" write "$W/small.gguf" --layers 2 \
   --tokenizer-from "$STAGE/smollm2-tokenizer.gguf" > "$R/gguf.txt"
 W=$W R=$R VERSION=$(cat "$STAGE/ollama-version") python3 - <<'EOF' 2>&1 | tee "$R/check.txt"
@@ -33,9 +33,9 @@ print("cpu:", cpu_features.cpu_model())
 print("lists:", " ".join(sorted(f for f in cpu_features.cpu_flags() or () if "amx" in f)))
 choice = cpu_features.choose(prefix)
 print("chosen:", choice.describe())
-steps = BuildStep(version, W / "work")
+steps = BuildStep(version, W / "buildtree")
 started = time.monotonic()
-llama_build.build_helpers(PINNED[version].llama_cpp, W / "src" / "ollama", W / "work", prefix,
+llama_build.build_helpers(PINNED[version].llama_cpp, W / "src" / "ollama", W / "buildtree", prefix,
                           steps, cpu_features.cmake_options(choice.options, x86=choice.x86))
 llama_build.check_helpers(PINNED[version].llama_cpp, prefix, steps)
 print(f"built and checked in {time.monotonic() - started:.0f} s:",
