@@ -1,8 +1,9 @@
 """Which instruction sets our Ollama builds use: only those a CPU claims and was seen to run.
 
-The flag sets under tests/data/cpuinfo are /proc/cpuinfo `flags` lines: this machine kind's AMD
-EPYC (AVX-512, no AMX), a cloud Xeon that lists AMX (the CPU of the failed CI run), an AVX2-only
-Haswell and an AVX-512 Skylake-X without AMX. The probe tests run the real probe here: where this
+The flag sets under tests/data/cpuinfo are /proc/cpuinfo `flags` lines: recorded on this machine
+kind's AMD EPYC (AVX-512, no AMX) and on the GPU machine's Intel Xeon, which lists AMX like the
+CPU of the failed CI run; and, written for the test, an AVX2-only Haswell and an AVX-512
+Skylake-X without AMX. The probe tests run the real probe here: where this
 CPU lacks an instruction set, executing it must die of SIGILL and be refused.
 """
 
