@@ -105,11 +105,7 @@ def claimed(flags: Iterable[str]) -> tuple[str, ...]:
     ('SSE42', 'AVX', 'AVX2', 'FMA', 'F16C')
     """
     have = frozenset(flags)
-    chosen: list[str] = []
-    for feature in FEATURES:
-        if feature.cpuinfo <= have and all(n in chosen for n in feature.needs):
-            chosen.append(feature.option)
-    return tuple(chosen)
+    return closed_under_needs(f.option for f in FEATURES if f.cpuinfo <= have)
 
 
 def closed_under_needs(options: Iterable[str]) -> tuple[str, ...]:
@@ -205,13 +201,14 @@ def probe_runs(probe: Path, options: Iterable[str]) -> str | None:
 
 def runnable(probe: Path, flags: Iterable[str]) -> tuple[tuple[str, ...], dict[str, str]]:
     """The claimed options whose instructions ran here, and why each other claimed one did not."""
+    listed = claimed(flags)
     refused: dict[str, str] = {}
-    for option in claimed(flags):
+    for option in listed:
         problem = probe_runs(probe, [option])
         if problem:
             refused[option] = problem
-    kept = closed_under_needs(o for o in claimed(flags) if o not in refused)
-    for option in claimed(flags):
+    kept = closed_under_needs(o for o in listed if o not in refused)
+    for option in listed:
         if option not in kept and option not in refused:
             refused[option] = "needs " + ", ".join(
                 n for n in BY_OPTION[option].needs if n not in kept)
