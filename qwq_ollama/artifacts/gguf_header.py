@@ -109,16 +109,32 @@ def _shard_urls(source: str) -> list[str]:
         first = hf_hub_url(repo_id, filename)
     else:
         first, filename = source, source.rsplit("/", 1)[-1].split("?", 1)[0]
-    split = _SPLIT.match(filename)
+    split = split_parts(filename)
     if split is None:
         return [first]
-    if split["part"] != "00001":
-        raise InputError(f"{filename} is part {int(split['part'])} of a split GGUF: give the "
-                         "first part (-00001-of-...), which holds the metadata", field="gguf")
+    part, names = split
+    if part != 1:
+        raise InputError(f"{filename} is part {part} of a split GGUF: give the first part "
+                         "(-00001-of-...), which holds the metadata", field="gguf")
+    base, rest = first[: first.rindex(filename)], first[first.rindex(filename) + len(filename):]
+    return [f"{base}{name}{rest}" for name in names]
+
+
+def split_parts(filename: str) -> tuple[int, list[str]] | None:
+    """For a split GGUF's file name (`-0000K-of-0000N`): K and the names of all N parts in
+    order; None for any other name.
+
+    >>> split_parts("QwQ-32B-Q8_0-00002-of-00002.gguf")
+    (2, ['QwQ-32B-Q8_0-00001-of-00002.gguf', 'QwQ-32B-Q8_0-00002-of-00002.gguf'])
+    >>> split_parts("QwQ-32B-Q4_K_M.gguf") is None
+    True
+    """
+    split = _SPLIT.match(filename)
+    if split is None:
+        return None
     total = int(split["total"])
-    base = first[: first.rindex(filename)]
-    return [f"{base}{split['stem']}-{part:05d}-of-{total:05d}.gguf{first[len(base) + len(filename):]}"
-            for part in range(1, total + 1)]
+    return int(split["part"]), [f"{split['stem']}-{i:05d}-of-{total:05d}.gguf"
+                                for i in range(1, total + 1)]
 
 
 def _hub_target(text: str) -> tuple[str, str | None, str]:

@@ -253,14 +253,12 @@ def shape_from_files(paths: list[Path], where: str) -> ModelShape:
 
 def _local_parts(path: Path) -> list[Path]:
     """A local split GGUF's parts, given its first; any other file alone."""
-    import re
+    from qwq_ollama.artifacts.gguf_header import split_parts
 
-    split = re.match(r"^(?P<stem>.+)-00001-of-(?P<total>\d{5})\.gguf$", path.name)
-    if split is None:
+    split = split_parts(path.name)
+    if split is None or split[0] != 1:
         return [path]
-    total = int(split["total"])
-    parts = [path.with_name(f"{split['stem']}-{i:05d}-of-{total:05d}.gguf")
-             for i in range(1, total + 1)]
+    parts = [path.with_name(name) for name in split[1]]
     missing = [p.name for p in parts if not p.is_file()]
     if missing:
         raise InputError(f"split GGUF parts missing beside it: {', '.join(missing)}", file=path)
