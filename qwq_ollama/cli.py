@@ -992,15 +992,12 @@ def plan(variants: Annotated[list[str] | None, typer.Argument(help="Variants "
         _say_source(source)
         _print_context_choice(choose_kv_cache(shape, ctx, free))
         return
+    on_daemon = None
     if model is not None:
-        from qwq_ollama.checks.memory_plan import DAEMON_DEFAULT_CONTEXT, plan as plan_of
         from qwq_ollama.server.client import OllamaAPI
 
-        shape = model_shape(OllamaAPI(host), model)
-        rows = [(v, plan_of(shape, cat.variant(v).parameters.num_ctx or DAEMON_DEFAULT_CONTEXT,
-                            free, kv_cache, flash)) for v in variants or list(cat.variants)]
-    else:
-        rows = catalog_plans(cat, variants, free, kv_cache, flash, gguf, weights, source)
+        on_daemon = model_shape(OllamaAPI(host), model)
+    rows = catalog_plans(cat, variants, free, kv_cache, flash, gguf, weights, source, on_daemon)
     _say_source(source)
     first_plan = rows[0][1]
     typer.echo(f"{first_plan.vram / GIB:.1f} GiB free: llama-server may use "

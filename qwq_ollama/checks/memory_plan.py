@@ -303,20 +303,23 @@ def weights_shape(weights: Weights | None, gguf: str | Path | None,
 
 def catalog_plans(catalog: Catalog, names: list[str] | None, vram: int, kv_type: str = "f16",
                   flash: bool = True, gguf: str | Path | None = None,
-                  weights_name: str | None = None, source: ShapeSource | None = None
-                  ) -> list[tuple[str, Plan]]:
-    """(variant, plan) for each variant, from `gguf` or the header of its catalog weights
-    (read where it lies when it is not on disk)."""
+                  weights_name: str | None = None, source: ShapeSource | None = None,
+                  shape: ModelShape | None = None) -> list[tuple[str, Plan]]:
+    """(variant, plan) for each variant, from `shape` (e.g. a model on the daemon), else from
+    `gguf` or the header of its catalog weights (read where it lies when it is not on disk)."""
     shapes: dict[str, ModelShape] = {}
     rows = []
     for name in names or list(catalog.variants):
         variant = catalog.variant(name)
-        weights = catalog.weights_named(weights_name or variant.weights)
-        key = str(gguf) if gguf is not None else weights.name
-        if key not in shapes:
-            shapes[key] = weights_shape(weights, gguf, source)
+        used = shape
+        if used is None:
+            weights = catalog.weights_named(weights_name or variant.weights)
+            key = str(gguf) if gguf is not None else weights.name
+            if key not in shapes:
+                shapes[key] = weights_shape(weights, gguf, source)
+            used = shapes[key]
         num_ctx = variant.parameters.num_ctx or DAEMON_DEFAULT_CONTEXT
-        rows.append((name, plan(shapes[key], num_ctx, vram, kv_type, flash)))
+        rows.append((name, plan(used, num_ctx, vram, kv_type, flash)))
     return rows
 
 
