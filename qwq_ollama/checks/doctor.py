@@ -95,10 +95,16 @@ def untested_version_finding(host: str, version: str) -> Finding | None:
                    "trust what the checks below say; `qwq-ollama validate` proves the variants")
 
 
+def sampling_leaks(shown: dict[str, Any], version: str) -> list[str]:
+    """The GGUF sampler defaults that reach a registered model (its /api/show) on this daemon,
+    each a sentence with its fix."""
+    return leaks(parse_show_parameters(shown.get("parameters", "")),
+                 shown.get("model_info") or {}, version)
+
+
 def gguf_sampling_finding(name: str, shown: dict[str, Any], version: str) -> Finding:
     """Whether the variant's weights carry sampler defaults that reach it on this daemon."""
-    found = leaks(parse_show_parameters(shown.get("parameters", "")),
-                  shown.get("model_info") or {}, version)
+    found = sampling_leaks(shown, version)
     if found:
         return Finding(name, "gguf sampling", "fail", "; ".join(found),
                        f"set them in the catalog, then `qwq-ollama create {name}`")

@@ -12,10 +12,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from qwq_ollama.catalog.conversation import load_corpus
-from qwq_ollama.catalog.gguf_sampling import leaks
 from qwq_ollama.catalog.render import hf_prompter
 from qwq_ollama.catalog.schema import Catalog, Variant
-from qwq_ollama.checks.doctor import untested_version_finding
+from qwq_ollama.checks.doctor import sampling_leaks, untested_version_finding
 from qwq_ollama.checks.fidelity import FidelityResult, judge_prompts, template_source
 from qwq_ollama.checks.findings import Finding, failed
 from qwq_ollama.checks.generation import ChatResult, generate_watched
@@ -171,8 +170,7 @@ def check_registration(api: OllamaAPI, catalog: Catalog, variant: Variant,
     found = registration(api, catalog, variant, weights_name)
     shown = found.shown or {}
     problems = [f"{detail} differs from the catalog" for detail in found.drift.values()]
-    problems += leaks(parse_show_parameters(shown.get("parameters", "")),
-                      shown.get("model_info") or {}, daemon_version)
+    problems += sampling_leaks(shown, daemon_version)
     capabilities = shown.get("capabilities") or []
     if "thinking" not in capabilities:
         problems.append("no `thinking` capability: Ollama will not separate the reasoning")

@@ -80,10 +80,8 @@ def check_daemon(binary: Path, gguf: Path, log: Path) -> None:
                     _keep_log(daemon, log)
         except QwqOllamaError as exc:
             tail = exc.args[0] if exc.args else ""
-            if daemon.log_path.exists():
+            if daemon.log_path.exists():  # the daemon's own log, in the temporary state dir
                 tail += " " + daemon.log_path.read_text(errors="replace")[-2000:]
-            elif log.exists():
-                tail += " " + log.read_text(errors="replace")[-2000:]
             raise SmokeFailure("ollama", explain("ollama", tail)) from None
 
 
