@@ -240,8 +240,10 @@ def record(request: list[object], *, host_url: str, catalog_file: str, templates
 def _names_a_secret(request: list[object]) -> bool:
     """Whether a raw host value of the request (--host, $OLLAMA_HOST) carries credentials or a
     query: a stamp repeats its request on disk, so such a request gets none."""
+    from qwq_ollama.server.host import redact
+
     hosts = (request[5], request[8])  # see request_for
-    return any(isinstance(v, str) and ("@" in v or "?" in v) for v in hosts)
+    return any(isinstance(v, str) and redact(v) != v for v in hosts)  # the one secrets rule
 
 
 def forget(request: list[object]) -> None:
