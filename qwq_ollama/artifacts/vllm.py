@@ -18,12 +18,6 @@ from qwq_ollama.catalog.render import render_variant
 from qwq_ollama.catalog.schema import Catalog, Variant
 from qwq_ollama.errors import InputError
 
-# Qwen2.5/QwQ special tokens (tokenizer.json), for vLLM's generation_config.json `eos_token_id`.
-CHATML_TOKEN_IDS = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645}
-VLLM_MODEL = "Qwen/QwQ-32B"
-# vLLM's parser for QwQ-32B (docs.vllm.ai, "Reasoning Outputs": QwQ-32B -> deepseek_r1).
-VLLM_REASONING_PARSER = "deepseek_r1"
-
 
 def vllm_generation_config(variant: Variant) -> dict[str, Any]:
     """What vLLM reads from `generation_config.json` as default sampling.
@@ -45,7 +39,9 @@ def vllm_generation_config(variant: Variant) -> dict[str, Any]:
     }
     if params.get("num_predict", -1) > 0:
         config["max_new_tokens"] = params["num_predict"]
-    eos = [CHATML_TOKEN_IDS[s] for s in params.get("stop") or [] if s in CHATML_TOKEN_IDS]
+    # Stop strings that are single special tokens of the family become eos token ids.
+    ids = variant.family.special_tokens
+    eos = [ids[s] for s in params.get("stop") or [] if s in ids]
     if eos:
         config["eos_token_id"] = eos
     return config
@@ -79,10 +75,13 @@ VLLM_MANIFESTS = {"kubeai": "kubeai-model.yaml"}
 
 
 def export_vllm(catalog: Catalog, variant: Variant | str, out_dir: Path, *,
-                model: str = VLLM_MODEL, manifest: str | None = None) -> tuple[list[Path], str]:
+                model: str | None = None, manifest: str | None = None
+                ) -> tuple[list[Path], str]:
     """Write `generation_config.json` and the chat template (and, with `manifest="kubeai"`, a
-    KubeAI Model carrying both); return the written paths and the serve command."""
+    KubeAI Model carrying both); return the written paths and the serve command. The model
+    defaults to the family's published Hugging Face repository."""
     chosen = _variant(catalog, variant)
+    model = model or chosen.family.vllm_model
     out_dir = Path(out_dir)
     files = vllm_files(catalog, chosen)
     if manifest is not None:
@@ -92,7 +91,7 @@ def export_vllm(catalog: Catalog, variant: Variant | str, out_dir: Path, *,
         "vllm", "serve", model, "--generation-config", str(out_dir),
         "--chat-template", str(out_dir / "chat_template.jinja"),
         "--max-model-len", str(chosen.parameters.num_ctx),
-        "--reasoning-parser", VLLM_REASONING_PARSER,
+        "--reasoning-parser", chosen.family.vllm_reasoning_parser,
     ])
     return paths, command
 
@@ -107,4 +106,5 @@ def _manifest_name(manifest: str) -> str:
 def _manifest_text(catalog: Catalog, variant: Variant, model: str) -> str:
     return dump_yaml(kubeai_model(catalog, variant, model=model, files=vllm_files(catalog, variant),
                                   args=[f"--max-model-len={variant.parameters.num_ctx}",
-                                        f"--reasoning-parser={VLLM_REASONING_PARSER}"]))
+                                        "--reasoning-parser="
+                                        + variant.family.vllm_reasoning_parser]))

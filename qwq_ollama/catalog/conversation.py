@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,3 +93,56 @@ def load_corpus() -> list[Conversation]:
 
     data = json.loads(files("qwq_ollama").joinpath("data/corpus.json").read_text("utf-8"))
     return [parse_conversation(c, source="corpus.json") for c in data["conversations"]]
+
+
+# Properties of a conversation that decide whether an engine's prompt may differ from the
+# official template's; a family's declared divergences name them (`when:` in family.yaml).
+def _assistants(conv: Conversation) -> list[dict[str, Any]]:
+    return [m for m in conv.messages if m["role"] == "assistant"]
+
+
+def _args_differ_in_go(conv: Conversation) -> bool:
+    """Go prints arguments with sorted keys, compact nested JSON and HTML-escaped <, >, &."""
+    for message in _assistants(conv):
+        for call in message.get("tool_calls") or []:
+            args = call["function"]["arguments"]
+            if list(args) != sorted(args):
+                return True
+            for value in args.values():
+                if isinstance(value, (dict, list)) or re.search(r"[<>&]", str(value)):
+                    return True
+    return False
+
+
+def _consecutive_same_role(conv: Conversation) -> bool:
+    roles = [m["role"] for m in conv.messages]
+    return any(a == b and a != "tool" for a, b in zip(roles, roles[1:], strict=False))
+
+
+def _after_last_user(conv: Conversation) -> list[dict[str, Any]]:
+    last_user = max((i for i, m in enumerate(conv.messages) if m["role"] == "user"), default=-1)
+    return conv.messages[last_user + 1:]
+
+
+CONDITIONS: dict[str, Callable[[Conversation], bool]] = {
+    "always": lambda c: True,
+    "has_tools": lambda c: bool(c.tools),
+    "has_tool_calls": lambda c: any(m.get("tool_calls") for m in _assistants(c)),
+    "tool_call_arguments_unsorted_or_nested": _args_differ_in_go,
+    "reasoning_in_assistant_content": lambda c: any("</think>" in m["content"]
+                                                    for m in _assistants(c)),
+    "assistant_content_leading_newline": lambda c: any(m["content"].startswith("\n")
+                                                       for m in _assistants(c)),
+    "consecutive_same_role": _consecutive_same_role,
+    "thinking_field": lambda c: any(m.get("thinking") for m in c.messages),
+    "assistant_after_last_user": lambda c: any(m["role"] == "assistant"
+                                               for m in _after_last_user(c)),
+    "system_after_first": lambda c: any(m["role"] == "system" for m in c.messages[1:]),
+}
+
+
+def as_hf_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same messages as a Hugging Face client sends them: reasoning in `reasoning_content`
+    (what transformers' and vLLM's templates read), where an Ollama client sends `thinking`."""
+    return [{**m, "reasoning_content": m["thinking"]} if m.get("thinking") else m
+            for m in messages]

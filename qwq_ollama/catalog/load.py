@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
+from qwq_ollama.catalog.parameters import PARAMETER_NAMES
 from qwq_ollama.errors import InputError
 
 KeyPath = tuple[str | int, ...]
@@ -197,3 +199,29 @@ def parse_json(text: str, file: Path | str, **options: Any) -> Any:
 def load_json(file: Path) -> Any:
     """A JSON input file, bounded in size and depth; every problem is one InputError."""
     return parse_json(read_text(file, MAX_JSON_BYTES), file)
+
+
+def located_validation_error(exc: ValidationError, located: LocatedYaml) -> InputError:
+    """pydantic's first error (by line) as one InputError at its file:line and field."""
+    errors = sorted(exc.errors(), key=lambda e: located.line_of(tuple(e["loc"])) or 0)
+    first = errors[0]
+    loc: KeyPath = tuple(first["loc"])
+    # pydantic adds the model-validator name or a union branch to the location; drop non-keys.
+    loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+    message = _explain(first, loc)
+    if len(errors) > 1:
+        message += f" (+{len(errors) - 1} more)"
+    return located.error(message, loc)
+
+
+def _explain(error: dict[str, Any], loc: KeyPath) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        if len(loc) >= 2 and loc[-2] == "parameters":
+            return f"unknown parameter for Ollama (known: {', '.join(PARAMETER_NAMES)})"
+        return "unknown key"
+    if kind == "missing":
+        return "required"
+    got = error.get("input")
+    shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+    return f"{error['msg'].rstrip('.')}{shown}".replace("Value error, ", "")

@@ -22,6 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from qwq_ollama.atomic import write_many_atomic
 from qwq_ollama.catalog.chat_template import compile_chat_template, render_chat
+from qwq_ollama.catalog.conversation import as_hf_messages
 from qwq_ollama.catalog.gotemplate import GoUnavailable, parse_problems
 from qwq_ollama.catalog.modelfile import (
     COMMANDS,
@@ -114,7 +115,10 @@ def render_variant(catalog: Catalog, variant: Variant, *, weights: Weights | Non
     env = meta_environment(catalog.templates_dir)
     family = variant.template
     context = {"variant": variant.name, "prefill": variant.think_prefill,
-               "generation_prompt": variant.generation_prompt}
+               "thinking": variant.enable_thinking,
+               "generation_prompt": variant.generation_prompt,
+               "assistant_header": variant.family.assistant_header,
+               "thinking_off": variant.family.off_text}
     hf_template = _render_file(env, f"{family}/chat_template.jinja.j2", **context)
     ollama_template = _render_file(env, f"{family}/ollama.gotmpl.j2", **context)
     from_text = _modelfile_from(weights, out_dir or catalog.path.parent)
@@ -138,11 +142,12 @@ def hf_prompter(catalog: Catalog, variant: Variant) -> Prompter:
     """`(messages, tools=None) -> prompt` through the variant's Hugging Face template, rendered
     once: the reference every engine's prompt is judged against, for any number of chats."""
     template = render_variant(catalog, variant).hf_template
+    tokens = {} if variant.family.bos_token is None else {"bos_token": variant.family.bos_token}
 
     def prompt(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
                *, add_generation_prompt: bool = True) -> str:
-        return render_chat(template, messages, tools=tools,
-                           add_generation_prompt=add_generation_prompt)
+        return render_chat(template, as_hf_messages(messages), tools=tools,
+                           add_generation_prompt=add_generation_prompt, **tokens)
 
     return prompt
 

@@ -15,15 +15,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from qwq_ollama.catalog.load import KeyPath, LocatedYaml, load_yaml_with_lines
-from qwq_ollama.catalog.parameters import PARAMETER_NAMES, Parameters
+from qwq_ollama.catalog.family import TEMPLATE_FILES, Family, load_family
+from qwq_ollama.catalog.load import (
+    KeyPath,
+    LocatedYaml,
+    load_yaml_with_lines,
+    located_validation_error,
+)
+from qwq_ollama.catalog.parameters import Parameters
 from qwq_ollama.errors import InputError
 from qwq_ollama.paths import default_catalog_path
 
 # Ollama's model-name rule (types/model/name.go), narrowed to lower case so names never collide
 # on case-insensitive file systems and never contain a path separator.
 NAME_PATTERN = re.compile(r"^[a-z0-9_][a-z0-9_.-]{0,79}$")
-TEMPLATE_FILES = ("chat_template.jinja.j2", "ollama.gotmpl.j2")
 # An Ollama model reference, [host/][namespace/]model[:tag], by the part rules of
 # types/model/name.go (v0.24.0): what `ollama pull` and a Modelfile's FROM accept.
 _PART = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}"
@@ -103,7 +108,10 @@ class VariantSpec(BaseModel):
     extends: str | None = None
     weights: str | None = None
     template: str | None = None
+    # Who opens the reasoning, for families switched by a prefill (QwQ, DeepSeek-R1).
     think_prefill: bool | None = None
+    # Whether the model reasons, for families switched by enable_thinking (Qwen3).
+    enable_thinking: bool | None = None
     # Which template a daemon must build the prompt with. From Ollama 0.30 on a daemon may
     # render the GGUF's own chat template instead of the Modelfile TEMPLATE; only our verified
     # Go TEMPLATE is a choice today (docs/fidelity.md says why), and validate checks it holds.
@@ -174,11 +182,20 @@ class Variant:
     system: str | None
     parameters: Parameters
     line: int | None
+    family: Family
+    enable_thinking: bool = True
     template_source: str = "go_template"
 
     @property
     def generation_prompt(self) -> str:
-        return "<|im_start|>assistant\n" + ("<think>\n" if self.think_prefill else "")
+        return self.family.generation_prompt(prefill=self.think_prefill,
+                                             thinking=self.enable_thinking)
+
+    @property
+    def prefills_reasoning(self) -> bool:
+        """The generation prompt opens the reasoning, so every answer must arrive as thinking
+        first."""
+        return self.family.switch == "prefill" and self.think_prefill
 
 
 @dataclass(frozen=True)
@@ -202,6 +219,11 @@ class Catalog:
         except KeyError:
             raise InputError(f"unknown weights {name!r} (known: {', '.join(self.weights)})",
                              file=self.path) from None
+
+    @property
+    def families(self) -> dict[str, Family]:
+        """The template families the variants use, by folder name."""
+        return {v.template: v.family for v in self.variants.values()}
 
     def weights_of(self, names: list[str] | None, weights_name: str | None = None
                    ) -> list[Weights]:
@@ -233,7 +255,7 @@ def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:
     try:
         spec = CatalogSpec.model_validate(located.data)
     except ValidationError as exc:
-        raise _first_error(exc, located) from None
+        raise located_validation_error(exc, located) from None
     templates_dir = (file.parent / spec.templates).resolve()
     weights = {name: _resolve_weights(name, w, file, located) for name, w in spec.weights.items()}
     variants = {
@@ -241,31 +263,6 @@ def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:
         for name in spec.variants
     }
     return Catalog(file, templates_dir, weights, variants, located)
-
-
-def _first_error(exc: ValidationError, located: LocatedYaml) -> InputError:
-    errors = sorted(exc.errors(), key=lambda e: located.line_of(tuple(e["loc"])) or 0)
-    first = errors[0]
-    loc: KeyPath = tuple(first["loc"])
-    # pydantic adds the model-validator name or a union branch to the location; drop non-keys.
-    loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
-    message = _explain(first, loc)
-    if len(errors) > 1:
-        message += f" (+{len(errors) - 1} more)"
-    return located.error(message, loc)
-
-
-def _explain(error: dict[str, Any], loc: KeyPath) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        if len(loc) >= 2 and loc[-2] == "parameters":
-            return f"unknown parameter for Ollama (known: {', '.join(PARAMETER_NAMES)})"
-        return "unknown key"
-    if kind == "missing":
-        return "required"
-    got = error.get("input")
-    shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
-    return f"{error['msg'].rstrip('.')}{shown}".replace("Value error, ", "")
 
 
 def _check_name(kind: str, name: str, located: LocatedYaml, path: KeyPath) -> None:
@@ -333,14 +330,18 @@ def _resolve_variant(name: str, spec: CatalogSpec, templates_dir: Path,
     if merged["weights"] not in weights:
         raise located.error(f"names unknown weights {merged['weights']!r}{used_by} "
                             f"(known: {', '.join(weights)})", origin["weights"])
-    family = (templates_dir / merged["template"]).resolve()
-    if not family.is_relative_to(templates_dir) or family == templates_dir:
+    family_dir = (templates_dir / merged["template"]).resolve()
+    if not family_dir.is_relative_to(templates_dir) or family_dir == templates_dir:
         raise located.error(f"template {merged['template']!r} must name a folder inside "
                             f"{templates_dir}", origin["template"])
-    missing = [f for f in TEMPLATE_FILES if not (family / f).is_file()]
+    missing = [f for f in TEMPLATE_FILES if not (family_dir / f).is_file()]
     if missing:
         raise located.error(f"template {merged['template']!r} not found: expected "
-                            f"{', '.join(str(family / f) for f in missing)}", origin["template"])
+                            f"{', '.join(str(family_dir / f) for f in missing)}",
+                            origin["template"])
+    family = load_family(family_dir)
+    switched = _thinking_fields(name, family, spec, located, origin)
+    params = {**family.published_sampling(thinking=switched["enable_thinking"]), **params}
     if "num_ctx" not in params:
         raise located.error("num_ctx must be set: Ollama's default context (4096 without a large "
                             "GPU) silently truncates long reasoning", (*where, "parameters"))
@@ -349,9 +350,36 @@ def _resolve_variant(name: str, spec: CatalogSpec, templates_dir: Path,
         description=merged.get("description", ""),
         weights=merged["weights"],
         template=merged["template"],
-        think_prefill=merged.get("think_prefill", True),
+        think_prefill=switched["think_prefill"],
         system=merged.get("system"),
         parameters=Parameters.model_validate(params),
         line=located.line_of(where),
+        family=family,
+        enable_thinking=switched["enable_thinking"],
         template_source=merged.get("template_source", "go_template"),
     )
+
+
+# Each thinking field belongs to one kind of family switch.
+_SWITCH_OF_FIELD = {"think_prefill": "prefill", "enable_thinking": "enable_thinking"}
+
+
+def _thinking_fields(name: str, family: Family, spec: CatalogSpec, located: LocatedYaml,
+                     origin: dict[str, KeyPath]) -> dict[str, bool]:
+    """think_prefill and enable_thinking as this family reads them. A variant that sets one its
+    family has no use for is refused; `defaults` may set both, each for the families it fits."""
+    values = {"think_prefill": True, "enable_thinking": True}
+    for field, switch in _SWITCH_OF_FIELD.items():
+        if field not in origin:
+            continue
+        if family.switch == switch:
+            values[field] = getattr(_layer(spec, origin[field]), field)
+        elif origin[field][0] == "variants":
+            raise located.error(f"{field} does not apply to template family {family.name!r}, "
+                                f"whose thinking switch is {family.switch} (variant {name})",
+                                origin[field])
+    return values
+
+
+def _layer(spec: CatalogSpec, place: KeyPath) -> VariantSpec:
+    return spec.defaults if place[0] == "defaults" else spec.variants[str(place[1])]

@@ -1,87 +1,18 @@
-"""Template fidelity: the prompt Ollama builds against the variant's Hugging Face template.
+"""Template fidelity: the prompt an engine builds against the variant's Hugging Face template.
 
-Every difference is a failure unless a known divergence below explains it. The divergences are
-what Ollama's Go templates cannot express; they are listed here, in one place, with the reason,
-and `validate` reports them as such rather than hiding them.
+Every difference is a failure unless a known divergence explains it. The divergences are what
+Ollama's Go templates cannot express; each template family declares its own, with the reason
+(`divergences` in templates/<family>/family.yaml), and `validate` reports them as such rather
+than hiding them.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from qwq_ollama.catalog.chat_template import render_chat
 from qwq_ollama.catalog.conversation import Conversation
-
-
-@dataclass(frozen=True)
-class Divergence:
-    key: str
-    reason: str
-    applies: Callable[[Conversation], bool]
-    # Masks the differing span in both prompts; if the masked prompts agree, the difference is
-    # proven to lie there. None: the divergence cannot be isolated textually.
-    mask: Callable[[str], str] | None = None
-
-
-def _assistants(conv: Conversation) -> list[dict[str, Any]]:
-    return [m for m in conv.messages if m["role"] == "assistant"]
-
-
-def _args_differ_in_go(conv: Conversation) -> bool:
-    """Go prints arguments with sorted keys, compact nested JSON and HTML-escaped <, >, &."""
-    for message in _assistants(conv):
-        for call in message.get("tool_calls") or []:
-            args = call["function"]["arguments"]
-            if list(args) != sorted(args):
-                return True
-            for value in args.values():
-                if isinstance(value, (dict, list)) or re.search(r"[<>&]", str(value)):
-                    return True
-    return False
-
-
-def _consecutive_same_role(conv: Conversation) -> bool:
-    roles = [m["role"] for m in conv.messages]
-    return any(a == b and a != "tool" for a, b in zip(roles, roles[1:], strict=False))
-
-
-KNOWN_DIVERGENCES: tuple[Divergence, ...] = (
-    Divergence(
-        "tool-schema-json",
-        "Go's json prints tool schemas compactly, in Ollama's struct field order and with <, >, "
-        "& escaped; transformers' tojson uses ', ' and ': ' and the client's key order",
-        lambda c: bool(c.tools),
-        lambda text: re.sub(r"<tools>.*?\n</tools>", "<tools>…</tools>", text, flags=re.S),
-    ),
-    Divergence(
-        "tool-call-arguments-json",
-        "Go templates print tool-call arguments with sorted keys and compact nested JSON",
-        _args_differ_in_go,
-        lambda text: re.sub(r'"arguments": .*?\}\n</tool_call>', '"arguments": …}</tool_call>',
-                            text, flags=re.S),
-    ),
-    Divergence(
-        "reasoning-in-history-content",
-        "the HF template cuts assistant content up to the last </think>; Go templates have no "
-        "string functions and Ollama strips think tags only for qwen3/deepseek-r1 models. "
-        "Clients should send reasoning in `thinking`, which both leave out",
-        lambda c: any("</think>" in m["content"] for m in _assistants(c)),
-    ),
-    Divergence(
-        "assistant-leading-newlines",
-        "the HF template strips leading newlines from assistant content; Go templates cannot",
-        lambda c: any(m["content"].startswith("\n") for m in _assistants(c)),
-    ),
-    Divergence(
-        "merged-consecutive-roles",
-        "Ollama joins consecutive messages of the same role with a blank line before the "
-        "template runs; the HF template renders each as its own turn",
-        _consecutive_same_role,
-    ),
-)
+from qwq_ollama.catalog.family import Divergence
 
 
 @dataclass(frozen=True)
@@ -92,6 +23,7 @@ class FidelityResult:
     detail: str
     hf_prompt: str
     ollama_prompt: str
+    reasons: tuple[str, ...] = ()  # one per divergence, as its family explains it
 
 
 # How Ollama's Go `json` prints a tool schema: compact, in its own struct's field order. Jinja's
@@ -121,17 +53,17 @@ def first_difference(a: str, b: str, other: str = "Ollama") -> str:
 
 
 def judge_prompts(name: str, conv: Conversation, hf: str, live: str, *,
-                  known: tuple[Divergence, ...] = KNOWN_DIVERGENCES,
-                  engine: str = "Ollama") -> FidelityResult:
-    """Classify one conversation's two prompts; `known` are the engine's explained divergences."""
+                  known: tuple[Divergence, ...], engine: str = "Ollama") -> FidelityResult:
+    """Classify one conversation's two prompts; `known` are the engine's explained divergences
+    (for Ollama, the variant's family's; none for an engine that runs the Jinja itself)."""
     if hf == live:
         return FidelityResult(name, "pass", (), "identical", hf, live)
     applicable = [d for d in known if d.applies(conv)]
     if not applicable:
         return FidelityResult(name, "fail", (), first_difference(hf, live, engine), hf, live)
     keys = tuple(d.key for d in applicable)
-    masks = [d.mask for d in applicable if d.mask is not None]
-    unmaskable = any(d.mask is None for d in applicable)
+    masks = [d.mask for d in applicable if d.maskable]
+    unmaskable = any(not d.maskable for d in applicable)
     if masks and not unmaskable:
         masked_hf, masked_live = hf, live
         for mask in masks:
@@ -141,7 +73,8 @@ def judge_prompts(name: str, conv: Conversation, hf: str, live: str, *,
                                   "differs outside the known divergences: "
                                   + first_difference(masked_hf, masked_live, engine), hf, live)
     reasons = "; ".join(d.reason for d in applicable)
-    return FidelityResult(name, "known", keys, reasons, hf, live)
+    return FidelityResult(name, "known", keys, reasons, hf, live,
+                          tuple(d.reason for d in applicable))
 
 
 def template_behaviour_diff(expected: str, actual: str) -> str | None:

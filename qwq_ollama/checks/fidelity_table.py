@@ -5,13 +5,21 @@ a live test checks that the committed table still says what each daemon does."""
 from __future__ import annotations
 
 from qwq_ollama.catalog.conversation import load_corpus
+from qwq_ollama.catalog.family import Family
 from qwq_ollama.catalog.render import hf_prompter
-from qwq_ollama.catalog.schema import Catalog
-from qwq_ollama.checks.fidelity import KNOWN_DIVERGENCES, judge_prompts, template_source
+from qwq_ollama.catalog.schema import Catalog, Variant
+from qwq_ollama.checks.fidelity import judge_prompts, template_source
 from qwq_ollama.server.client import OllamaAPI
 
-# Variants whose templates differ: the others share qwq-fixed's and only change sampling.
-TABLE_VARIANTS = ("qwq-fixed", "qwq-noprefill")
+
+def table_variants(catalog: Catalog) -> dict[str, list[Variant]]:
+    """Per family, the first variant of each distinct prompt (the others change sampling only)."""
+    chosen: dict[str, dict[str, Variant]] = {}
+    for variant in catalog.variants.values():
+        prompts = chosen.setdefault(variant.template, {})
+        prompts.setdefault(variant.generation_prompt, variant)
+    return {family: list(prompts.values()) for family, prompts in chosen.items()}
+
 
 HEADER = """# Prompt fidelity per Ollama release
 
@@ -27,25 +35,34 @@ daemon uses, and why the catalog chooses the Go TEMPLATE: [template-selection.md
 
 
 def version_section(api: OllamaAPI, catalog: Catalog, version: str) -> str:
-    """The table for one daemon, whose variants are registered as the catalog says."""
+    """The tables for one daemon, whose variants are registered as the catalog says (over
+    stand-in weights of each family's architecture)."""
+    lines = [f"## Ollama {version}", ""]
+    for family, variants in table_variants(catalog).items():
+        lines += [f"### {family}", "", *_family_table(api, catalog, variants), ""]
+    return "\n".join(lines)
+
+
+def _family_table(api: OllamaAPI, catalog: Catalog, variants: list[Variant]) -> list[str]:
     corpus = load_corpus()
     columns: dict[str, dict[str, str]] = {}
     sources = set()
-    for name in TABLE_VARIANTS:
-        variant = catalog.variant(name)
+    for variant in variants:
         prompt = hf_prompter(catalog, variant)
         results = [judge_prompts(c.name, c, prompt(c.messages, c.tools),
-                                 api.render_prompt(name, c.messages, c.tools)) for c in corpus]
+                                 api.render_prompt(variant.name, c.messages, c.tools),
+                                 known=variant.family.divergences) for c in corpus]
         sources.add(template_source(results, corpus))
-        columns[name] = {r.conversation: _cell(r.status, r.divergences) for r in results}
-    lines = [f"## Ollama {version}", "",
-             f"Template in effect: {', '.join(sorted(sources))}.", "",
-             "| conversation | " + " | ".join(TABLE_VARIANTS) + " |",
-             "| --- |" + " --- |" * len(TABLE_VARIANTS)]
+        columns[variant.name] = {r.conversation: _cell(r.status, r.divergences)
+                                 for r in results}
+    names = [v.name for v in variants]
+    lines = [f"Template in effect: {', '.join(sorted(sources))}.", "",
+             "| conversation | " + " | ".join(names) + " |",
+             "| --- |" + " --- |" * len(names)]
     for conv in corpus:
-        cells = " | ".join(columns[name][conv.name] for name in TABLE_VARIANTS)
+        cells = " | ".join(columns[name][conv.name] for name in names)
         lines.append(f"| {conv.name} | {cells} |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _cell(status: str, divergences: tuple[str, ...]) -> str:
@@ -56,7 +73,12 @@ def _cell(status: str, divergences: tuple[str, ...]) -> str:
     return "FAIL"
 
 
-def document(sections: list[str]) -> str:
-    """The whole file: the header, one section per daemon version, the divergences explained."""
-    reasons = [f"- **{d.key}**: {d.reason}." for d in KNOWN_DIVERGENCES]
-    return "\n".join([HEADER, *sections, "## The known divergences", "", *reasons, ""])
+def document(sections: list[str], families: list[Family]) -> str:
+    """The whole file: the header, one section per daemon version, each family's divergences
+    explained."""
+    reasons = []
+    for family in families:
+        reasons += [f"### {family.name}", ""]
+        reasons += [f"- **{d.key}**: {d.reason}." for d in family.divergences] or ["- none"]
+        reasons.append("")
+    return "\n".join([HEADER, *sections, "## The known divergences", "", *reasons])

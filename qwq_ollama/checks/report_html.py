@@ -15,7 +15,6 @@ import markupsafe
 
 from qwq_ollama.catalog.prompts import NamedPrompt
 from qwq_ollama.checks.ab import RunStats, VariantSummary, table_rows
-from qwq_ollama.checks.fidelity import KNOWN_DIVERGENCES
 from qwq_ollama.checks.validate import ValidationReport
 
 _STYLE = """
@@ -90,7 +89,6 @@ _COMPARE = """{% extends "base" %}
 _ENV = jinja2.Environment(
     loader=jinja2.DictLoader({"base": _BASE, "validate": _VALIDATE, "compare": _COMPARE}),
     autoescape=True, undefined=jinja2.StrictUndefined)
-_REASONS = {d.key: d.reason for d in KNOWN_DIVERGENCES}
 
 
 def marked_diff(a: str, b: str) -> tuple[markupsafe.Markup, markupsafe.Markup]:
@@ -113,7 +111,8 @@ def _conversations(details: dict[str, Any]) -> list[dict[str, Any]]:
         if "hf_prompt" not in conv:
             continue
         hf, live = marked_diff(conv["hf_prompt"], conv["ollama_prompt"])
-        labels = [(k, _REASONS.get(k, "")) for k in conv["divergences"]]
+        reasons = conv.get("reasons") or [""] * len(conv["divergences"])
+        labels = list(zip(conv["divergences"], reasons, strict=False))
         shown.append({"name": conv["name"], "status": conv["status"], "detail": conv["detail"],
                       "labels": labels, "hf": hf, "live": live})
     return shown

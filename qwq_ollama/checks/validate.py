@@ -19,7 +19,6 @@ from qwq_ollama.checks.fidelity import FidelityResult, judge_prompts, template_s
 from qwq_ollama.checks.findings import Finding, failed
 from qwq_ollama.checks.generation import ChatResult, generate_watched
 from qwq_ollama.errors import DaemonError, QwqOllamaError, RefusedError
-from qwq_ollama.facts import CHATML_SPECIAL, THINK_CLOSE, THINK_OPEN
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.registry import registration
 from qwq_ollama.server.wire import parse_show_parameters
@@ -108,7 +107,8 @@ def check_fidelity(api: OllamaAPI, catalog: Catalog, variant: Variant) -> Findin
     hf_prompt = hf_prompter(catalog, variant)
     corpus = load_corpus()
     results = [judge_prompts(conv.name, conv, hf_prompt(conv.messages, conv.tools),
-                             live_prompt(api, variant.name, conv)) for conv in corpus]
+                             live_prompt(api, variant.name, conv),
+                             known=variant.family.divergences) for conv in corpus]
     source = template_source(results, corpus)
     details = {"template_source": source, "conversations": conversation_details(results)}
     if source != variant.template_source:
@@ -123,7 +123,7 @@ def conversation_details(results: list[FidelityResult]) -> list[dict[str, Any]]:
     """Per conversation: its verdict, and both prompts where they differ (what the HTML report
     shows side by side); identical prompts are left out to keep the JSON small."""
     return [{"name": r.conversation, "status": r.status, "divergences": list(r.divergences),
-             "detail": r.detail,
+             "reasons": list(r.reasons), "detail": r.detail,
              **({} if r.status == "pass" else {"hf_prompt": r.hf_prompt,
                                                "ollama_prompt": r.ollama_prompt})}
             for r in results]
@@ -214,12 +214,13 @@ def check_generation(api: OllamaAPI, variant: Variant, *, num_predict: int,
 
 def _output_problems(variant: Variant, result: ChatResult, verdict: Any) -> list[str]:
     problems = []
-    if THINK_OPEN in result.content or THINK_CLOSE in result.content:
+    family = variant.family
+    if family.think_open in result.content or family.think_close in result.content:
         problems.append("think tags leaked into the answer content")
-    leaked = [s for s in CHATML_SPECIAL if s in result.content or s in result.thinking]
+    leaked = [s for s in family.special_tokens if s in result.content or s in result.thinking]
     if leaked:
         problems.append(f"stop token text in the output: {', '.join(leaked)}")
-    if variant.think_prefill and result.content and not result.thinking:
+    if variant.prefills_reasoning and result.content and not result.thinking:
         problems.append("the prefilled reasoning did not arrive as thinking")
     if not result.content.strip() and result.stopped_early is None:
         problems.append(_no_answer(result))

@@ -1,0 +1,226 @@
+"""Template families: one prompt format and everything that goes with it, declared as data.
+
+A family is a folder under the catalog's `templates:` folder holding `family.yaml` and the two
+Jinja sources (the Hugging Face chat template and the Ollama TEMPLATE). `family.yaml` says what
+the code must not guess: the think tags and how thinking is switched (a `<think>` prefill,
+Qwen3's `enable_thinking`, or nothing), the stop strings and special tokens, the sampling the
+model's authors publish, the official template the sources must reproduce, and the divergences
+an Ollama Go template is allowed. Adding a family is a folder of data and templates: nothing in
+checks/ or server/ names one.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from qwq_ollama.catalog.conversation import CONDITIONS, Conversation
+from qwq_ollama.catalog.load import load_yaml_with_lines, located_validation_error
+from qwq_ollama.catalog.parameters import Parameters
+from qwq_ollama.errors import InputError
+
+FAMILY_FILE = "family.yaml"
+TEMPLATE_FILES = ("chat_template.jinja.j2", "ollama.gotmpl.j2")
+Switch = Literal["prefill", "enable_thinking", "none"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class MaskSpec(_Strict):
+    pattern: str = Field(min_length=1)
+    replace: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value, re.S)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
+class DivergenceSpec(_Strict):
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    when: str
+    reason: str = Field(min_length=1)
+    mask: MaskSpec | None = None
+
+    @field_validator("when")
+    @classmethod
+    def _known_condition(cls, value: str) -> str:
+        if value not in CONDITIONS:
+            raise ValueError(f"unknown condition (known: {', '.join(CONDITIONS)})")
+        return value
+
+
+class ThinkingSpec(_Strict):
+    switch: Switch
+    open: str = Field(default="<think>", min_length=1)
+    close: str = Field(default="</think>", min_length=1)
+    prefill: str | None = None  # appended to the generation prompt when a variant prefills
+    no_thinking: str | None = None  # appended when enable_thinking is false
+
+
+class OfficialSpec(_Strict):
+    published_as: str = Field(min_length=1)
+    file: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class VllmSpec(_Strict):
+    model: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    reasoning_parser: str = Field(min_length=1)
+
+
+class FamilySpec(_Strict):
+    description: str = Field(min_length=1)
+    official: OfficialSpec
+    architectures: list[str] = Field(min_length=1)
+    generation_prompt: str = Field(min_length=1)
+    thinking: ThinkingSpec
+    stop: list[str] = Field(min_length=1)
+    special_tokens: dict[str, int] = Field(min_length=1)
+    bos_token: str | None = None  # what the template receives as `bos_token`, if it has one
+    sampling: Parameters
+    sampling_without_thinking: Parameters | None = None
+    vllm: VllmSpec
+    divergences: list[DivergenceSpec] = []
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """A way an engine's prompt may differ from the official one, and why: it applies to the
+    conversations its condition names, and its mask (if any) hides the differing span so the
+    rest can be proven equal."""
+
+    key: str
+    reason: str
+    when: str
+    mask_pattern: str | None = None
+    mask_replace: str = ""
+
+    def applies(self, conversation: Conversation) -> bool:
+        return CONDITIONS[self.when](conversation)
+
+    @property
+    def maskable(self) -> bool:
+        return self.mask_pattern is not None
+
+    def mask(self, text: str) -> str:
+        if self.mask_pattern is None:
+            return text
+        return re.sub(self.mask_pattern, self.mask_replace, text, flags=re.S)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A resolved family: `family.yaml` read and checked, with its folder."""
+
+    name: str
+    folder: Path
+    description: str
+    official_file: Path
+    official_sha256: str
+    published_as: str
+    architectures: tuple[str, ...]
+    assistant_header: str
+    switch: Switch
+    think_open: str
+    think_close: str
+    prefill_text: str
+    off_text: str
+    stop: tuple[str, ...]
+    special_tokens: dict[str, int]
+    bos_token: str | None
+    sampling: Parameters
+    sampling_without_thinking: Parameters
+    vllm_model: str
+    vllm_reasoning_parser: str
+    divergences: tuple[Divergence, ...]
+
+    def generation_prompt(self, *, prefill: bool, thinking: bool) -> str:
+        """What the template appends for `add_generation_prompt` in this family."""
+        text = self.assistant_header
+        if self.switch == "prefill" and prefill:
+            text += self.prefill_text
+        if self.switch == "enable_thinking" and not thinking:
+            text += self.off_text
+        return text
+
+    def published_sampling(self, *, thinking: bool) -> dict[str, object]:
+        """The authors' sampling and the family's stops, beneath whatever a catalog sets."""
+        sampling = self.sampling if thinking else self.sampling_without_thinking
+        return {**sampling.as_dict(), "stop": list(self.stop)}
+
+
+def family_names(templates_dir: Path) -> list[str]:
+    """The folders under `templates_dir` that declare a family."""
+    return sorted(p.parent.name for p in Path(templates_dir).glob(f"*/{FAMILY_FILE}"))
+
+
+@functools.lru_cache(maxsize=32)
+def _load(folder: Path, mtime_ns: int) -> Family:
+    del mtime_ns  # part of the cache key only: an edited family.yaml is read again
+    file = folder / FAMILY_FILE
+    located = load_yaml_with_lines(file)
+    if not isinstance(located.data, dict):
+        raise located.error("a family file must be a mapping", ())
+    try:
+        spec = FamilySpec.model_validate(located.data)
+    except ValidationError as exc:
+        raise located_validation_error(exc, located) from None
+    thinking = spec.thinking
+    needs = {"prefill": "prefill", "enable_thinking": "no_thinking"}.get(thinking.switch)
+    if needs is not None and getattr(thinking, needs) is None:
+        raise located.error(f"switch {thinking.switch} needs `{needs}`: the text it adds to the "
+                            "generation prompt", ("thinking", "switch"))
+    if (thinking.switch == "enable_thinking") != (spec.sampling_without_thinking is not None):
+        raise located.error("sampling_without_thinking is given exactly when the switch is "
+                            "enable_thinking", ("thinking", "switch"))
+    if any(not t.strip() for t in spec.stop):
+        raise located.error("a stop string must not be blank", ("stop",))
+    divergences = tuple(
+        Divergence(d.key, d.reason, d.when, d.mask.pattern if d.mask else None,
+                   d.mask.replace if d.mask else "") for d in spec.divergences)
+    keys = [d.key for d in divergences]
+    repeated = next((k for k in keys if keys.count(k) > 1), None)
+    if repeated is not None:
+        raise located.error(f"divergence {repeated!r} is declared twice", ("divergences",))
+    return Family(
+        name=folder.name, folder=folder, description=spec.description,
+        official_file=(folder / spec.official.file).resolve(),
+        official_sha256=spec.official.sha256, published_as=spec.official.published_as,
+        architectures=tuple(spec.architectures), assistant_header=spec.generation_prompt,
+        switch=thinking.switch, think_open=thinking.open, think_close=thinking.close,
+        prefill_text=thinking.prefill or "", off_text=thinking.no_thinking or "",
+        stop=tuple(spec.stop), special_tokens=dict(spec.special_tokens),
+        bos_token=spec.bos_token,
+        sampling=spec.sampling,
+        sampling_without_thinking=spec.sampling_without_thinking or spec.sampling,
+        vllm_model=spec.vllm.model, vllm_reasoning_parser=spec.vllm.reasoning_parser,
+        divergences=divergences,
+    )
+
+
+def load_family(folder: Path) -> Family:
+    """The family declared in `folder` (its templates checked present); one InputError naming
+    file:line and field for anything wrong."""
+    folder = Path(folder).resolve()
+    file = folder / FAMILY_FILE
+    try:
+        mtime = file.stat().st_mtime_ns
+    except FileNotFoundError:
+        raise InputError(f"not a template family: {FAMILY_FILE} is missing", file=file) from None
+    missing = [f for f in TEMPLATE_FILES if not (folder / f).is_file()]
+    if missing:
+        raise InputError(f"template family {folder.name!r} lacks "
+                         f"{', '.join(missing)}", file=folder / missing[0])
+    return _load(folder, mtime)
