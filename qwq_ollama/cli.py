@@ -706,7 +706,7 @@ def fidelity_table(out: Annotated[Path, typer.Option("--out", help="Where to wri
 
     from qwq_ollama.atomic import write_text_atomic
     from qwq_ollama.catalog.builtin_weights import ensure_smollm2
-    from qwq_ollama.checks.fidelity_table import document, version_section
+    from qwq_ollama.checks.fidelity_table import document, over_stand_ins, version_section
     from qwq_ollama.facts import OLLAMA_TESTED
     from qwq_ollama.server.client import OllamaAPI
     from qwq_ollama.server.install import ensure_ollama
@@ -721,10 +721,10 @@ def fidelity_table(out: Annotated[Path, typer.Option("--out", help="Where to wri
         with tempfile.TemporaryDirectory(prefix="qwq-ollama-fidelity-") as tmp, \
                 OllamaDaemon(binary.path, Path(tmp) / "models") as daemon:
             api = OllamaAPI(daemon.host)
-            Registrar(api, cat).create(weights_name="smollm2-135m")
+            Registrar(api, over_stand_ins(cat)).create()
             sections.append(version_section(api, cat, api.version()))
             _err(f"  Ollama {version}: done")
-    write_text_atomic(out, document(sections))
+    write_text_atomic(out, document(sections, list(cat.families.values())))
     typer.echo(f"wrote {out}")
 
 

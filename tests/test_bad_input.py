@@ -45,11 +45,10 @@ def gguf_case(id: str, content: bytes | None) -> Case:
                 command="create", field="weights.local.gguf", line=True)
 
 
-P = "  parameters:\n    # Qwen's recommended sampling for QwQ-32B.\n    temperature: 0.6\n"
+NUM_CTX = "    num_ctx: 16384\n"  # the last line of the defaults' parameters
 CASES: list[Case] = [
     # YAML itself
-    yaml_case("yaml-unclosed-flow", 'stop: ["<|im_end|>", "<|im_start|>", "<|endoftext|>"]',
-              'stop: ["<|im_end|>", "<|im_start|>"'),
+    yaml_case("yaml-unclosed-flow", NUM_CTX, NUM_CTX + '    stop: ["<|im_end|>", "<|im_start|>"\n'),
     yaml_case("yaml-tab-indent", "  qwq-minp:\n", "\tqwq-minp:\n"),
     yaml_case("yaml-python-tag", "  template: qwq\n",
               "  template: !!python/object/apply:os.system ['echo pwned']\n"),
@@ -65,30 +64,34 @@ CASES: list[Case] = [
     yaml_case("unknown-weights-key", "    builtin: smollm2-135m\n",
               "    builtin: smollm2-135m\n    path: ./x.gguf\n", "weights.smollm2-135m.path"),
     # wrong types
-    yaml_case("type-temperature-string", "temperature: 0.6", "temperature: hot",
-              "defaults.parameters.temperature"),
+    yaml_case("type-temperature-string", "temperature: 1.5", "temperature: hot",
+              "variants.qwq-minp.parameters.temperature"),
     yaml_case("type-num-ctx-float", "num_ctx: 16384", "num_ctx: 16384.5",
               "defaults.parameters.num_ctx"),
-    yaml_case("type-stop-string", 'stop: ["<|im_end|>", "<|im_start|>", "<|endoftext|>"]',
-              'stop: "<|im_end|>"', "defaults.parameters.stop"),
+    yaml_case("type-stop-string", NUM_CTX, NUM_CTX + '    stop: "<|im_end|>"\n',
+              "defaults.parameters.stop"),
     yaml_case("type-prefill-string", "think_prefill: true", 'think_prefill: "yes"',
               "defaults.think_prefill"),
     yaml_case("type-variants-list", "  qwq-fixed:\n    description:", "  - qwq-fixed:\n    description:",
               None),
     yaml_case("type-num-ctx-bool", "num_ctx: 16384", "num_ctx: true", "defaults.parameters.num_ctx"),
     # out of range
-    yaml_case("range-temperature-negative", "temperature: 0.6", "temperature: -1",
-              "defaults.parameters.temperature"),
-    yaml_case("range-top-p-above-1", "top_p: 0.95", "top_p: 1.5", "defaults.parameters.top_p"),
-    yaml_case("range-min-p-negative", "min_p: 0.0", "min_p: -0.1", "defaults.parameters.min_p"),
+    yaml_case("range-temperature-negative", "temperature: 1.5", "temperature: -1",
+              "variants.qwq-minp.parameters.temperature"),
+    yaml_case("range-top-p-above-1", "top_p: 1.0", "top_p: 1.5",
+              "variants.qwq-minp.parameters.top_p"),
+    yaml_case("range-min-p-negative", "min_p: 0.1", "min_p: -0.1",
+              "variants.qwq-minp.parameters.min_p"),
     yaml_case("range-num-ctx-zero", "num_ctx: 16384", "num_ctx: 0", "defaults.parameters.num_ctx"),
     yaml_case("range-num-ctx-negative", "num_ctx: 16384", "num_ctx: -5",
               "defaults.parameters.num_ctx"),
-    yaml_case("range-top-k-negative", "top_k: 40", "top_k: -1", "defaults.parameters.top_k"),
+    yaml_case("range-top-k-negative", "top_k: 0", "top_k: -1",
+              "variants.qwq-minp.parameters.top_k"),
     yaml_case("range-repeat-penalty-zero", "repeat_penalty: 1.0", "repeat_penalty: 0",
               "defaults.parameters.repeat_penalty"),
-    yaml_case("range-stop-empty", '"<|endoftext|>"]', '""]', "defaults.parameters.stop"),
-    yaml_case("range-stop-duplicate", '"<|endoftext|>"]', '"<|im_end|>"]',
+    yaml_case("range-stop-empty", NUM_CTX, NUM_CTX + '    stop: ["<|im_end|>", ""]\n',
+              "defaults.parameters.stop"),
+    yaml_case("range-stop-duplicate", NUM_CTX, NUM_CTX + '    stop: ["<|im_end|>", "<|im_end|>"]\n',
               "defaults.parameters.stop"),
     # parameter names Ollama v0.24.0 does not know
     yaml_case("param-mirostat", VARIANT_TAIL, VARIANT_TAIL + "      mirostat: 2\n",
@@ -103,8 +106,8 @@ CASES: list[Case] = [
               "variants.qwq-minp.parameters.dry_multiplier"),
     # names
     yaml_case("name-duplicate-variant", "  qwq-baseline:\n", "  qwq-fixed:\n", "variants.qwq-fixed"),
-    yaml_case("name-duplicate-parameter", "    top_k: 40\n", "    top_k: 40\n    top_k: 20\n",
-              "defaults.parameters.top_k"),
+    yaml_case("name-duplicate-parameter", "      top_k: 0\n", "      top_k: 0\n      top_k: 20\n",
+              "variants.qwq-minp.parameters.top_k"),
     yaml_case("name-uppercase", "  qwq-minp:\n", "  QWQ-MINP:\n", "variants.QWQ-MINP"),
     yaml_case("name-slash", "  qwq-minp:\n", "  qwq/minp:\n", "variants.qwq/minp"),
     yaml_case("name-dot-dot", "  qwq-minp:\n", "  ../minp:\n", "variants.../minp"),

@@ -40,10 +40,11 @@ def test_check_catches_a_hand_edited_modelfile(project_copy: Path) -> None:
 
 
 @pytest.mark.parametrize("edit, where", [
-    (("temperature: 0.6", "temperature: -1"), "defaults.parameters.temperature"),
-    (("top_p: 0.95", "top_p: 1.5"), "defaults.parameters.top_p"),
+    (("temperature: 1.5", "temperature: -1"), "variants.qwq-minp.parameters.temperature"),
+    (("top_p: 1.0", "top_p: 1.5"), "variants.qwq-minp.parameters.top_p"),
     (("num_ctx: 16384", "num_ctx: 0"), "defaults.parameters.num_ctx"),
-    (("    min_p: 0.0\n", "    min_p: 0.0\n    mirostat: 2\n"), "defaults.parameters.mirostat"),
+    (("    num_ctx: 16384\n", "    num_ctx: 16384\n    mirostat: 2\n"),
+     "defaults.parameters.mirostat"),
     (("  qwq-minp:\n", "  QWQ Minp:\n"), "variants.QWQ Minp"),
     (("  weights: qwq-32b\n", "  weights: qwq-64b\n"), "defaults.weights"),
     (("  template: qwq\n", "  template: nowhere\n"), "defaults.template"),

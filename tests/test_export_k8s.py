@@ -75,7 +75,8 @@ def test_values_use_only_the_charts_names_and_point_at_the_configmap(
     assert entry["name"] == variant
     assert entry["configMapRef"] == configmap["metadata"]["name"]
     assert entry["configMapKeyRef"] in configmap["data"]
-    assert values["ollama"]["models"]["pull"] == ["hf.co/unsloth/QwQ-32B-GGUF:Q4_K_M"]
+    assert values["ollama"]["models"]["pull"] == [
+        catalog.weights_named(catalog.variant(variant).weights).modelfile_from]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -85,7 +86,9 @@ def test_the_configmap_holds_the_rendered_modelfile_as_a_readable_block(
     key = values["ollama"]["models"]["create"][0]["configMapKeyRef"]
     modelfile = configmap["data"][key]
     assert modelfile == render_variant(catalog, catalog.variant(variant)).modelfile
-    assert "\nFROM hf.co/unsloth/QwQ-32B-GGUF:Q4_K_M\n" in modelfile
+    weights = catalog.weights_named(catalog.variant(variant).weights)
+    assert f"\nFROM {weights.modelfile_from}\n" in modelfile
+    assert weights.modelfile_from.startswith("hf.co/unsloth/")
     assert f"  {key}: |" in text  # a literal block: the template reads as in the Modelfile
 
 

@@ -117,8 +117,8 @@ def test_a_variant_the_daemon_refuses_is_not_registered(api: OllamaAPI, daemon,
 
 def test_disk_full_during_render_writes_nothing(project_copy: Path) -> None:
     catalog_file = project_copy / "modelfiles" / "models.yaml"
-    catalog_file.write_text(catalog_file.read_text().replace("temperature: 0.6",
-                                                             "temperature: 0.65"))
+    catalog_file.write_text(catalog_file.read_text().replace("num_ctx: 16384",
+                                                             "num_ctx: 16000"))
     before = _snapshot(project_copy / "modelfiles")
 
     def small_disk() -> None:  # files may not grow past 2 KiB: like a disk that fills up

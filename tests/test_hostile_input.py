@@ -77,8 +77,8 @@ CASES = [
                  "weights.qwq-32b.license"),
     catalog_case("license-nul", "    license: Apache-2.0 (Qwen/QwQ-32B)\n",
                  '    license: "MIT\\0"\n', "weights.qwq-32b.license"),
-    catalog_case("stop-closes-its-quotes", '"<|endoftext|>"]', '"a\\n\\"\\"\\"\\nFROM x"]',
-                 "defaults.parameters"),
+    catalog_case("stop-closes-its-quotes", "    num_ctx: 16384\n",
+                 '    num_ctx: 16384\n    stop: ["a\\n\\"\\"\\"\\nFROM x"]\n', "defaults.parameters"),
     catalog_case("system-surrogate", "    think_prefill: false\n",
                  '    think_prefill: false\n    system: "a\\ud800"\n',
                  "variants.qwq-noprefill.system"),
@@ -231,7 +231,8 @@ def test_a_stop_string_with_a_line_break_stays_in_the_exported_scripts_comment(
     script `export` prints names it in a comment, where a raw line break would start a
     command of its own."""
     catalog = project_copy / CATALOG
-    catalog.write_text(catalog.read_text().replace('"<|endoftext|>"]', '"\\nrm -rf ~/x #"]'))
+    catalog.write_text(catalog.read_text().replace(
+        "    num_ctx: 16384\n", '    num_ctx: 16384\n    stop: ["<|im_end|>", "\\nrm -rf ~/x #"]\n'))
     result = run_cli("export", "llama-cpp", "qwq-fixed", "--catalog", str(catalog))
     assert result.returncode == 0, result.stderr
     assert "'\\nrm -rf ~/x #'" in result.stdout

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from qwq_ollama.catalog.schema import Catalog
+from qwq_ollama.catalog.schema import Catalog, load_catalog
 from qwq_ollama.checks import memory_plan as mp
 from qwq_ollama.checks.doctor import diagnose
 from qwq_ollama.errors import InputError
@@ -127,7 +127,9 @@ def test_plan_command_matches_the_measured_boundary(qwq_shaped: Path) -> None:
     assert row[0] == "qwq-fixed" and row[6] == "all"
     assert lo <= int(row[7]) < hi
     small = run_cli("plan", "--gguf", str(qwq_shaped), "--vram", "16GiB", "--kv-cache", "q4_0")
-    assert [line.split()[6] for line in small.stdout.splitlines()[2:]] == ["partial"] * 4
+    rows = small.stdout.splitlines()[2:]
+    assert [line.split()[6] for line in rows] == ["partial"] * len(rows)
+    assert len(rows) == len(load_catalog().variants)
 
 
 def test_plan_command_refuses_bad_input() -> None:

@@ -28,7 +28,7 @@ def _report() -> ValidationReport:
     conversations = [
         {"name": "plain", "status": "pass", "divergences": [], "detail": "identical"},
         {"name": "with-tools", "status": "known", "divergences": ["tool-schema-json"],
-         "detail": "why", "hf_prompt": 'A {"a": 1} ' + HOSTILE,
+         "reasons": ["Go's json prints tool schemas compactly"], "detail": "why", "hf_prompt": 'A {"a": 1} ' + HOSTILE,
          "ollama_prompt": 'A {"a":1} ' + HOSTILE}]
     return ValidationReport(
         [Finding("qwq-fixed", "fidelity", "known", "1/2 identical",

@@ -270,6 +270,11 @@ def llama_cpp_command(catalog: Catalog, variant: Variant | str, *, binary: str =
     if order is not None:
         chunks.append(("--samplers", ";".join(order)))
     chunks += [("--jinja",), ("--chat-template-file", template_path)]
+    if chosen.family.switch == "enable_thinking":
+        # llama.cpp passes its own enable_thinking (on unless told) and it wins over the
+        # template's default for the variant: state the variant's.
+        switch = json.dumps({"enable_thinking": chosen.enable_thinking}, separators=(",", ":"))
+        chunks.append(("--chat-template-kwargs", switch))
     if kind == "llama-server":
         chunks += [("--reasoning-format", LLAMA_SERVER_REASONING_FORMAT),
                    ("--no-prefill-assistant",)]

@@ -192,6 +192,11 @@ class Variant:
                                              thinking=self.enable_thinking)
 
     @property
+    def thinks(self) -> bool:
+        """The model reasons in this variant, so Ollama must see think tags in its template."""
+        return self.family.switch != "none" and self.enable_thinking
+
+    @property
     def prefills_reasoning(self) -> bool:
         """The generation prompt opens the reasoning, so every answer must arrive as thinking
         first."""

@@ -4,12 +4,32 @@ a live test checks that the committed table still says what each daemon does."""
 
 from __future__ import annotations
 
+import dataclasses
+
+from qwq_ollama.artifacts.stand_in import stand_in_for
 from qwq_ollama.catalog.conversation import load_corpus
 from qwq_ollama.catalog.family import Family
 from qwq_ollama.catalog.render import hf_prompter
-from qwq_ollama.catalog.schema import Catalog, Variant
+from qwq_ollama.catalog.schema import Catalog, Variant, Weights
 from qwq_ollama.checks.fidelity import judge_prompts, template_source
 from qwq_ollama.server.client import OllamaAPI
+
+
+def over_stand_ins(catalog: Catalog) -> Catalog:
+    """The catalog with each variant's weights replaced by a tiny GGUF of its family's
+    architecture, carrying the family's special tokens and BOS. Ollama picks behaviour by
+    architecture (it strips earlier reasoning for qwen3 models, and v0.24 runs qwen3 on its own
+    engine), so prompts checked over these are the prompts the real weights get."""
+    weights = dict(catalog.weights)
+    variants = {}
+    for variant in catalog.variants.values():
+        name = f"stand-in-{variant.family.name}"
+        if name not in weights:
+            weights[name] = Weights(name, "gguf", gguf_path=stand_in_for(variant.family),
+                                    description=f"a tiny {variant.family.architectures[0]} "
+                                                f"model standing in for {variant.family.name}")
+        variants[variant.name] = dataclasses.replace(variant, weights=name)
+    return dataclasses.replace(catalog, weights=weights, variants=variants)
 
 
 def table_variants(catalog: Catalog) -> dict[str, list[Variant]]:
@@ -25,9 +45,15 @@ HEADER = """# Prompt fidelity per Ollama release
 
 For every conversation of the test corpus (`qwq_ollama/data/corpus.json`), the prompt each
 daemon builds (`_debug_render_only`) against the variant's Hugging Face template rendered as
-transformers does. *identical* means byte for byte; otherwise the cell names the known
-divergences that explain the difference, each proven by masking where it can be (see
-`qwq_ollama/checks/fidelity.py`). A *FAIL* would be a bug. Regenerate with
+transformers does. One table per template family (`templates/<family>/`), with a column for
+each distinct generation prompt. *identical* means byte for byte; otherwise the cell names the
+family's known divergences that explain the difference, each proven by masking where it can be
+(`divergences` in the family's `family.yaml`, listed at the end). A *FAIL* would be a bug.
+
+Each family's variants are registered over a tiny stand-in GGUF of the family's architecture
+(qwen2 for QwQ and the R1 Qwen distills, qwen3 for Qwen3) with the family's special tokens,
+because Ollama picks behaviour by architecture: it strips earlier reasoning from a qwen3 model's
+history, and v0.24 runs qwen3 on its own engine. Regenerate with
 `qwq-ollama fidelity-table --out docs/fidelity.md` (it builds and starts every pinned daemon);
 `make test` checks each section against the live daemon of its version. Which template a
 daemon uses, and why the catalog chooses the Go TEMPLATE: [template-selection.md](template-selection.md).
@@ -35,8 +61,8 @@ daemon uses, and why the catalog chooses the Go TEMPLATE: [template-selection.md
 
 
 def version_section(api: OllamaAPI, catalog: Catalog, version: str) -> str:
-    """The tables for one daemon, whose variants are registered as the catalog says (over
-    stand-in weights of each family's architecture)."""
+    """The tables for one daemon, whose variants are registered as the catalog says, over
+    `over_stand_ins` weights."""
     lines = [f"## Ollama {version}", ""]
     for family, variants in table_variants(catalog).items():
         lines += [f"### {family}", "", *_family_table(api, catalog, variants), ""]

@@ -111,7 +111,9 @@ def check_fidelity(api: OllamaAPI, catalog: Catalog, variant: Variant) -> Findin
                              known=variant.family.divergences) for conv in corpus]
     source = template_source(results, corpus)
     details = {"template_source": source, "conversations": conversation_details(results)}
-    if source != variant.template_source:
+    # "unknown": no conversation tells the templates apart (a family whose official template
+    # prints no tool schema), which is no evidence against the catalog's choice.
+    if source not in (variant.template_source, "unknown"):
         return Finding(variant.name, "fidelity", "fail", f"the daemon builds prompts with "
                        f"{_SOURCE_WORDS.get(source, source)}, not the catalog's "
                        f"{_SOURCE_WORDS[variant.template_source]}", _SOURCE_FIX,
@@ -172,7 +174,7 @@ def check_registration(api: OllamaAPI, catalog: Catalog, variant: Variant,
     problems = [f"{detail} differs from the catalog" for detail in found.drift.values()]
     problems += sampling_leaks(shown, daemon_version)
     capabilities = shown.get("capabilities") or []
-    if "thinking" not in capabilities:
+    if variant.thinks and "thinking" not in capabilities:
         problems.append("no `thinking` capability: Ollama will not separate the reasoning")
     if ".Tools" in shown.get("template", "") and "tools" not in capabilities:
         problems.append("no `tools` capability")
