@@ -21,6 +21,7 @@ import pytest
 
 from qwq_ollama.catalog.builtin_weights import ensure_smollm2
 from qwq_ollama.catalog.schema import Catalog, load_catalog
+from qwq_ollama.checks.fidelity_table import over_stand_ins
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.install import COMPAT, CURRENT, PREVIOUS, OllamaBinary, ensure_ollama
 from qwq_ollama.server.private_daemon import OllamaDaemon
@@ -88,6 +89,22 @@ def registered(api: OllamaAPI, catalog: Catalog) -> Catalog:
     """Every catalog variant registered over the small model, once per session."""
     Registrar(api, catalog).create(weights_name="smollm2-135m")
     return catalog
+
+
+@pytest.fixture(scope="session")
+def stand_ins(catalog: Catalog) -> Catalog:
+    return over_stand_ins(catalog)
+
+
+@pytest.fixture(scope="session")
+def family_api(ollama_binary: OllamaBinary, stand_ins: Catalog,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[OllamaAPI]:
+    """A daemon of its own with every variant registered over its family's stand-in."""
+    with OllamaDaemon(ollama_binary.path, tmp_path_factory.mktemp("family-models"),
+                      env={"OLLAMA_KEEP_ALIVE": "10m", "OLLAMA_NUM_PARALLEL": "1"}) as daemon:
+        api = OllamaAPI(daemon.host)
+        Registrar(api, stand_ins).create()
+        yield api
 
 
 @pytest.fixture()

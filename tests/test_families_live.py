@@ -11,34 +11,14 @@ import pytest
 
 from qwq_ollama.catalog.conversation import load_corpus
 from qwq_ollama.catalog.schema import Catalog
-from qwq_ollama.checks.fidelity_table import over_stand_ins
 from qwq_ollama.checks.generation import generate_watched
 from qwq_ollama.checks.llama_cpp import check_fidelity as llama_cpp_fidelity
 from qwq_ollama.checks.validate import validate
 from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.install import OllamaBinary
-from qwq_ollama.server.private_daemon import OllamaDaemon
-from qwq_ollama.server.registry import Registrar
 
 from .test_llama_cpp_live import ExportedServers, llama_server_binary  # noqa: F401 - fixture
 
 NEW_FAMILIES = ("qwen3-thinking", "qwen3-nothink", "r1-distill-qwen")
-
-
-@pytest.fixture(scope="session")
-def stand_ins(catalog: Catalog) -> Catalog:
-    return over_stand_ins(catalog)
-
-
-@pytest.fixture(scope="session")
-def family_api(ollama_binary: OllamaBinary, stand_ins: Catalog,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[OllamaAPI]:
-    """A daemon of its own with every variant registered over its family's stand-in."""
-    with OllamaDaemon(ollama_binary.path, tmp_path_factory.mktemp("family-models"),
-                      env={"OLLAMA_KEEP_ALIVE": "10m", "OLLAMA_NUM_PARALLEL": "1"}) as daemon:
-        api = OllamaAPI(daemon.host)
-        Registrar(api, stand_ins).create()
-        yield api
 
 
 def _family_of_model(api: OllamaAPI, name: str) -> str:

@@ -82,7 +82,10 @@ def _family_table(api: OllamaAPI, catalog: Catalog, variants: list[Variant]) -> 
         columns[variant.name] = {r.conversation: _cell(r.status, r.divergences)
                                  for r in results}
     names = [v.name for v in variants]
-    lines = [f"Template in effect: {', '.join(sorted(sources))}.", "",
+    effect = ", ".join(sorted(sources))
+    if effect == "unknown":
+        effect += " (no conversation tells: the official template prints no tool schema)"
+    lines = [f"Template in effect: {effect}.", "",
              "| conversation | " + " | ".join(names) + " |",
              "| --- |" + " --- |" * len(names)]
     for conv in corpus:
