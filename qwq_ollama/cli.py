@@ -874,19 +874,28 @@ def doctor(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostsOp
 
 @app.command()
 def inspect(path: Annotated[Path, typer.Argument(help="A GGUF file.")],
-            variant: Annotated[str, typer.Option(help="Compare the embedded chat template "
-                               "with this variant's.")] = "qwq-fixed",
+            variant: Annotated[str | None, typer.Option(help="Compare the embedded chat "
+                               "template with this variant's (default: the variant of the "
+                               "family it renders like).")] = None,
             json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
             catalog: CatalogOpt = None) -> None:
     """Read a GGUF's header (never its tensors): architecture, quant, context, tokens, template."""
 
     from qwq_ollama.artifacts.gguf import inspect_gguf
+    from qwq_ollama.catalog.recognise import recognise_family
     from qwq_ollama.catalog.render import render_variant
     from qwq_ollama.checks.fidelity import template_behaviour_diff
 
     cat = _catalog(catalog)
+    embedded = inspect_gguf(path).chat_template
+    match = recognise_family(cat, embedded) if embedded is not None else None
+    if variant is None:
+        variant = (match and (match.variant or match.nearest_variant)) or next(iter(cat.variants))
     chosen = cat.variant(variant)
-    report = inspect_gguf(path, expect_prefill=chosen.think_prefill)
+    report = inspect_gguf(path, expect_prefill=chosen.prefills_reasoning
+                          if chosen.family.switch == "prefill" else None)
+    if match is not None:
+        report.family, report.family_match = match.family, match.describe()
     if report.chat_template is not None:
         # Same behaviour, not same text: equivalent templates may be written differently.
         diff = template_behaviour_diff(render_variant(cat, chosen).hf_template,
@@ -899,7 +908,7 @@ def inspect(path: Annotated[Path, typer.Argument(help="A GGUF file.")],
     for key in ("architecture", "name", "size_label", "quantization", "parameter_count",
                 "context_length", "rope_scaling_type", "rope_scaling_factor",
                 "rope_original_context_length", "rms_norm_eps", "special_tokens",
-                "think_tokens", "generation_prompt"):
+                "think_tokens", "generation_prompt", "family_match"):
         typer.echo(f"{key + ':':<30} {facts.get(key)!r}" if isinstance(facts.get(key), str)
                    else f"{key + ':':<30} {facts.get(key)}")
     sampling = ", ".join(f"{k.removeprefix('general.sampling.')}={v}"

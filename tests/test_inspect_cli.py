@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .conftest import OFFICIAL_TEMPLATE, run_cli
+import pytest
+
+from .conftest import DATA, OFFICIAL_TEMPLATE, run_cli
 from .test_gguf_info import NO_PREFILL, write_qwen2
 
 
@@ -34,9 +36,45 @@ def test_a_template_without_prefill_matches_the_noprefill_variant(tmp_path: Path
                               "--json").stdout)
     assert data["template_matches"] is True
     assert data["schema_version"] == 1  # like every --json document
-    fixed = json.loads(run_cli("inspect", str(path), "--json").stdout)
+    fixed = json.loads(run_cli("inspect", str(path), "--variant", "qwq-fixed", "--json").stdout)
     assert fixed["template_matches"] is False
     assert "first difference" in fixed["template_diff"]
+    # Without --variant, inspect compares with the variant the template renders like.
+    recognised = json.loads(run_cli("inspect", str(path), "--json").stdout)
+    assert recognised["family"] == "qwq" and recognised["template_matches"] is True
+    assert recognised["family_match"] == "qwq (renders exactly as qwq-noprefill)"
+
+
+@pytest.mark.parametrize(("official", "family", "variant"), [
+    ("qwen3.chat_template.jinja", "qwen3", "qwen3-thinking"),
+    ("deepseek-r1-distill-qwen.chat_template.jinja", "deepseek-r1", "r1-distill-qwen"),
+    ("qwq-32b.chat_template.jinja", "qwq", "qwq-fixed"),
+])
+def test_inspect_recognises_each_familys_official_template(tmp_path: Path, official: str,
+                                                           family: str, variant: str) -> None:
+    template = (DATA / "official" / official).read_text()
+    path = write_qwen2(tmp_path / "m.gguf", pad=5, context=32768, template=template)
+    data = json.loads(run_cli("inspect", str(path), "--json").stdout)
+    assert data["family"] == family
+    assert data["family_match"] == f"{family} (renders exactly as {variant})"
+    assert data["template_matches"] is True
+    assert not [w for w in data["warnings"] if "prefill" in w]
+
+
+def test_inspect_names_the_nearest_family_of_an_edited_template(tmp_path: Path) -> None:
+    """llama.cpp's copy of the R1 template closes the reasoning when enable_thinking is unset:
+    not the official prompt, and inspect says where it departs."""
+    official = (DATA / "official" / "deepseek-r1-distill-qwen.chat_template.jinja").read_text()
+    edited = official.replace("{{'<｜Assistant｜><think>\\n'}}",
+                              "{{'<｜Assistant｜><think>\\n</think>'}}")
+    assert edited != official
+    path = write_qwen2(tmp_path / "m.gguf", pad=5, context=32768, template=edited)
+    data = json.loads(run_cli("inspect", str(path), "--json").stdout)
+    assert data["family"] is None
+    assert data["family_match"].startswith("none; nearest deepseek-r1 (r1-distill-qwen), first "
+                                           "difference in user at char ")
+    assert data["family_match"].endswith("'' vs '</think>'")
+    assert data["template_matches"] is False
 
 
 def test_inspect_not_a_gguf_is_exit_2(tmp_path: Path) -> None:
