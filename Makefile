@@ -80,9 +80,11 @@ test-fast: deps
 
 # Real QwQ-32B: render, then register every variant with your daemon at $$OLLAMA_HOST; nothing is
 # built. WEIGHTS=name picks other weights from the catalog.
+# The QwQ variants by default; another family's with e.g. VARIANTS="qwen3-thinking qwen3-nothink".
+VARIANTS ?= qwq-fixed qwq-noprefill qwq-minp qwq-baseline
 models: deps
 	$(QO) render
-	$(QO) create $(if $(WEIGHTS),--weights $(WEIGHTS))
+	$(QO) create $(VARIANTS) $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 bench: ollama-current smollm2
 	$(BIN)/python bench/run.py

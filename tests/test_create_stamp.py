@@ -24,7 +24,7 @@ from qwq_ollama.server.quick_create import parse_create_args, request_for, stamp
 from qwq_ollama.server.registry import CreateReport, stamp_create
 from qwq_ollama.server.wire import parse_show_parameters
 
-VARIANTS = ["qwq-fixed", "qwq-noprefill", "qwq-minp", "qwq-baseline"]
+VARIANTS = list(load_catalog().variants)  # `create` with no names registers them all
 
 
 @pytest.fixture(scope="module")

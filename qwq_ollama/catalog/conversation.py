@@ -119,25 +119,15 @@ def _consecutive_same_role(conv: Conversation) -> bool:
     return any(a == b and a != "tool" for a, b in zip(roles, roles[1:], strict=False))
 
 
-def _after_last_user(conv: Conversation) -> list[dict[str, Any]]:
-    last_user = max((i for i, m in enumerate(conv.messages) if m["role"] == "user"), default=-1)
-    return conv.messages[last_user + 1:]
-
-
 CONDITIONS: dict[str, Callable[[Conversation], bool]] = {
     "always": lambda c: True,
     "has_tools": lambda c: bool(c.tools),
-    "has_tool_calls": lambda c: any(m.get("tool_calls") for m in _assistants(c)),
     "tool_call_arguments_unsorted_or_nested": _args_differ_in_go,
     "reasoning_in_assistant_content": lambda c: any("</think>" in m["content"]
                                                     for m in _assistants(c)),
     "assistant_content_leading_newline": lambda c: any(m["content"].startswith("\n")
                                                        for m in _assistants(c)),
     "consecutive_same_role": _consecutive_same_role,
-    "thinking_field": lambda c: any(m.get("thinking") for m in c.messages),
-    "assistant_after_last_user": lambda c: any(m["role"] == "assistant"
-                                               for m in _after_last_user(c)),
-    "system_after_first": lambda c: any(m["role"] == "system" for m in c.messages[1:]),
 }
 
 
