@@ -10,6 +10,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from qwq_ollama.errors import DaemonError, RefusedError
+from qwq_ollama.server.answers import Shown
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.wire import blob_digest_of, parse_show_parameters
 
@@ -37,7 +38,9 @@ def test_show_returns_the_daemons_answer(httpserver: HTTPServer, fake: OllamaAPI
               "capabilities": ["completion", "thinking"]}
     httpserver.expect_request("/api/show", method="POST", json={"model": "qwq-fixed"}
                               ).respond_with_json(answer)
-    assert fake.show("qwq-fixed") == answer
+    assert fake.show("qwq-fixed") == Shown(template="{{ .Prompt }}",
+                                           parameters={"stop": ["<|im_end|>"]},
+                                           capabilities=("completion", "thinking"))
 
 
 @pytest.mark.parametrize("status", [400, 500, 503])

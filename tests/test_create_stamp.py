@@ -22,7 +22,6 @@ from qwq_ollama.server.install import OllamaBinary
 from qwq_ollama.server.private_daemon import OllamaDaemon
 from qwq_ollama.server.quick_create import parse_create_args, request_for, stamp_path
 from qwq_ollama.server.registry import CreateReport, stamp_create
-from qwq_ollama.server.wire import parse_show_parameters
 
 VARIANTS = ["qwq-fixed", "qwq-noprefill", "qwq-minp", "qwq-baseline"]
 
@@ -103,7 +102,7 @@ def test_a_catalog_edit_reaches_the_daemon(project: Path, own_cache: Path,
     assert "created qwq-minp" in edited.stdout and "qwq-fixed is up to date" in edited.stdout
     shown = OllamaAPI(own_daemon.host).show("qwq-minp")
     assert shown is not None
-    assert parse_show_parameters(shown["parameters"])["min_p"] == pytest.approx(0.07)
+    assert shown.parameters["min_p"] == pytest.approx(0.07)
     again = create(project, own_cache, own_daemon.host, trace_imports=True)
     assert "qwq-minp is up to date" in again.stdout and not loaded_client(again)
 
@@ -132,7 +131,7 @@ def test_models_changed_or_deleted_behind_its_back_are_recreated(
     assert "qwq-minp is up to date" in result.stdout
     shown = api.show("qwq-fixed")
     assert shown is not None
-    assert parse_show_parameters(shown["parameters"])["repeat_penalty"] == 1.0
+    assert shown.parameters["repeat_penalty"] == 1.0
 
 
 def test_touched_weights_take_the_full_run(project: Path, own_cache: Path,

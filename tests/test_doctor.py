@@ -95,7 +95,7 @@ def unload_everything(api: OllamaAPI) -> None:
     """
     client = ollama.Client(host=api.host)
     for model in api.loaded_models():
-        client.generate(model=model["name"], keep_alive=0)
+        client.generate(model=model.name, keep_alive=0)
     deadline = time.monotonic() + 60
     while api.loaded_models():
         assert time.monotonic() < deadline, api.loaded_models()
@@ -107,12 +107,12 @@ def test_a_loaded_model_shows_its_offload_and_context(api: OllamaAPI, in_sync: C
     for _ in api.chat_stream("qwq-fixed", [{"role": "user", "content": "Hi"}],
                              options={"num_predict": 1}):
         pass
-    loaded = {m["name"]: m for m in api.loaded_models()}
+    loaded = {m.name: m for m in api.loaded_models()}
     assert "qwq-fixed:latest" in loaded
     model = loaded["qwq-fixed:latest"]
     findings = [f for f in by_check(diagnose(api, in_sync, WEIGHTS), "loaded")
                 if f.message.startswith("qwq-fixed:latest: ")]
-    gib = f"{model['size'] / 2**30:.1f} GiB"
+    gib = f"{model.size / 2**30:.1f} GiB"
     size, vram = model["size"], model["size_vram"]
     expected = (f"qwq-fixed:latest: {gib}, none of it in VRAM (CPU only)" if vram == 0 else
                 f"qwq-fixed:latest: all {gib} in VRAM (full GPU offload)" if vram >= size else

@@ -17,6 +17,7 @@ from filelock import FileLock
 from qwq_ollama.catalog.schema import load_catalog
 from qwq_ollama.errors import DaemonError
 from qwq_ollama.paths import cache_dir
+from qwq_ollama.server.answers import Shown
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.private_daemon import OllamaDaemon
 from qwq_ollama.server.registry import Registrar, desired_state, drift
@@ -87,7 +88,7 @@ def test_daemon_killed_during_create_leaves_each_variant_old_or_new(
             assert shown is not None, f"{name} vanished"
             is_new = not drift(desired_state(new, new.variant(name), weights), shown)
             is_old = not drift(desired_state(old, old.variant(name), weights), shown)
-            assert is_new or is_old, (name, shown and shown.get("parameters"))
+            assert is_new or is_old, (name, shown.parameters)
             states[name] = "new" if is_new else "old"
         assert states["qwq-fixed"] == "new"
         assert "old" in states.values()  # the kill landed before the last variant
@@ -173,7 +174,7 @@ def test_two_creates_at_once_end_consistent(api: OllamaAPI, daemon, registered,
     weights = catalog.weights["smollm2-135m"]
     for name in names:
         assert drift(desired_state(catalog, catalog.variant(name), weights),
-                     api.show(name) or {}) == {}, name
+                     api.show(name) or Shown()) == {}, name
 
 
 def test_chat_with_an_unregistered_variant_suggests_create(daemon) -> None:

@@ -22,9 +22,9 @@ from qwq_ollama.catalog.gotemplate import parse_problems
 from qwq_ollama.catalog.render import render_all, render_variant
 from qwq_ollama.catalog.schema import load_catalog
 from qwq_ollama.errors import InputError, RefusedError
+from qwq_ollama.server.answers import Shown
 from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.registry import Registrar, base_model_name
-from qwq_ollama.server.wire import blob_digest_of, parse_show_parameters
+from qwq_ollama.server.registry import Registrar, base_model_name, blob_of
 
 from .conftest import ROOT
 from .test_modelfile_roundtrip import texts
@@ -129,9 +129,12 @@ def test_catalog_text_cannot_change_what_the_modelfile_says(
         ran[field][1] += 1
         return
     assert created.returncode == 0, created.stderr
-    shown = api.show(name) or {}
+    shown = api.show(name)
     try:
+        assert shown is not None
         _assert_shows_the_catalog(shown, catalog, variant, api, base)
+        raw = api.http.post("/api/show", json={"model": name}).json()
+        assert not raw.get("messages") and not raw.get("renderer") and not raw.get("parser")
     finally:
         api.delete(name)
     ran[field][0] += 1
@@ -169,20 +172,18 @@ def _make_local(api: OllamaAPI, base: str, ref: str | None) -> None:
         assert reply.status_code == 200, f"the daemon refuses the model name {ref!r}"
 
 
-def _assert_shows_the_catalog(shown: dict, catalog, variant, api: OllamaAPI, base: str) -> None:
+def _assert_shows_the_catalog(shown: Shown, catalog, variant, api: OllamaAPI, base: str) -> None:
     weights = catalog.weights["w"]
-    assert shown.get("template") == render_variant(catalog, variant).ollama_template
-    assert (shown.get("system") or None) == variant.system
-    params = parse_show_parameters(shown.get("parameters", ""))
+    assert shown.template == render_variant(catalog, variant).ollama_template
+    assert shown.system == variant.system
+    params = shown.parameters
     meant = variant.parameters.as_dict()
     assert params.keys() == meant.keys()
     assert params["stop"] == meant["stop"] and params["num_ctx"] == meant["num_ctx"]
     assert _f32(params["temperature"]) == _f32(meant["temperature"])
-    assert (shown.get("license") or None) == (weights.license or None)
-    assert blob_digest_of(shown.get("modelfile", "")) == blob_digest_of(
-        (api.show(base) or {}).get("modelfile", ""))
-    assert not shown.get("messages") and not shown.get("renderer") and not shown.get("parser")
-    assert "\nADAPTER " not in shown.get("modelfile", "")
+    assert shown.license == ((weights.license,) if weights.license else ())
+    assert shown.blob_digest == blob_of(api, base) is not None
+    assert "\nADAPTER " not in shown.modelfile
 
 
 GO_TEMPLATES = [

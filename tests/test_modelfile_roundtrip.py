@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from qwq_ollama.catalog.modelfile import Unrepresentable, parameter_value, quote_value
+from qwq_ollama.server.answers import Shown
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.registry import Registrar, base_model_name
-from qwq_ollama.server.wire import parse_show_parameters
 
 BUDGET = 150
 TRICKY = [
@@ -77,10 +77,10 @@ def test_values_round_trip_or_are_refused(ollama_binary, daemon, api: OllamaAPI,
             return
         result = _create(ollama_binary.path, daemon.host, "\n".join(lines) + "\n", tmp)
         assert result.returncode == 0, result.stderr
-        shown = api.show("roundtrip") or {}
-        assert shown.get("template") == template
-        assert shown.get("system") == system
-        params = parse_show_parameters(shown.get("parameters", ""))
+        shown = api.show("roundtrip") or Shown()
+        assert shown.template == template
+        assert shown.system == (system or None)
+        params = shown.parameters
         assert params["stop"] == [stop]
         assert params["seed"] == seed or (abs(seed) > 2**53)
         assert _f32(params["temperature"]) == _f32(temperature)
@@ -111,7 +111,6 @@ def _assert_ollama_would_change_it(binary: Path, host: str, api: OllamaAPI, base
     result = _create(binary, host, naive, tmp)
     if result.returncode != 0:
         return
-    shown = api.show("roundtrip") or {}
-    back = (shown.get("template"), shown.get("system"),
-            parse_show_parameters(shown.get("parameters", "")).get("stop"))
+    shown = api.show("roundtrip") or Shown()
+    back = (shown.template, shown.system, shown.parameters.get("stop"))
     assert back != (template, system, [stop]), "refused a value Ollama would have kept"

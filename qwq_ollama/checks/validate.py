@@ -20,9 +20,9 @@ from qwq_ollama.checks.findings import Finding, failed
 from qwq_ollama.checks.generation import ChatResult, generate_watched
 from qwq_ollama.errors import DaemonError, QwqOllamaError, RefusedError
 from qwq_ollama.facts import CHATML_SPECIAL, THINK_CLOSE, THINK_OPEN
+from qwq_ollama.server.answers import Shown
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.registry import registration
-from qwq_ollama.server.wire import parse_show_parameters
 
 DEFAULT_CHECKS = ("fidelity", "registration", "generation")
 CHECKS = (*DEFAULT_CHECKS, "code")  # `code` generates a whole program: opt in
@@ -168,18 +168,16 @@ def fidelity_verdict(variant: Variant, results: list[Any], details: dict[str, An
 def check_registration(api: OllamaAPI, catalog: Catalog, variant: Variant,
                        weights_name: str | None, daemon_version: str = "") -> Finding:
     found = registration(api, catalog, variant, weights_name)
-    shown = found.shown or {}
+    shown = found.shown or Shown()
     problems = [f"{detail} differs from the catalog" for detail in found.drift.values()]
     problems += sampling_leaks(shown, daemon_version)
-    capabilities = shown.get("capabilities") or []
-    if "thinking" not in capabilities:
+    if "thinking" not in shown.capabilities:
         problems.append("no `thinking` capability: Ollama will not separate the reasoning")
-    if ".Tools" in shown.get("template", "") and "tools" not in capabilities:
+    if ".Tools" in shown.template and "tools" not in shown.capabilities:
         problems.append("no `tools` capability")
-    if "num_ctx" not in parse_show_parameters(shown.get("parameters", "")):
+    if "num_ctx" not in shown.parameters:
         problems.append("num_ctx is not set: Ollama's small default truncates reasoning")
-    details = {"capabilities": capabilities,
-               "parameters": parse_show_parameters(shown.get("parameters", ""))}
+    details = {"capabilities": list(shown.capabilities), "parameters": shown.parameters}
     if problems:
         return Finding(variant.name, "registration", "fail", "; ".join(problems),
                        details=details)

@@ -20,6 +20,7 @@ import ollama
 
 from qwq_ollama.errors import DaemonError, RefusedError
 from qwq_ollama.facts import OLLAMA_MINIMUM, is_supported
+from qwq_ollama.server.answers import LoadedModel, Shown
 from qwq_ollama.server.host import resolve_address
 from qwq_ollama.server.wire import listed_digests
 
@@ -134,15 +135,15 @@ class OllamaAPI:
         except httpx.HTTPError:
             return False
 
-    def show(self, model: str, *, verbose: bool = False) -> dict[str, Any] | None:
-        """The raw /api/show answer, or None if the model is not registered. `verbose` adds
-        every tensor and the long metadata arrays."""
+    def show(self, model: str, *, verbose: bool = False) -> Shown | None:
+        """The model as /api/show describes it, or None if it is not registered. `verbose`
+        adds every tensor and the long metadata arrays."""
         body: dict[str, Any] = {"model": model} | ({"verbose": True} if verbose else {})
         reply = self._call("POST", "/api/show", json=body)
         if reply.status_code == 404:
             return None
         self._raise_for(reply, f"show {model}")
-        return dict(reply.json())
+        return Shown.from_json(reply.json())
 
     def list_names(self) -> list[str]:
         return list(self.model_digests())
@@ -153,11 +154,11 @@ class OllamaAPI:
         self._raise_for(reply, "list models")
         return listed_digests(reply.json())
 
-    def loaded_models(self) -> list[dict[str, Any]]:
+    def loaded_models(self) -> list[LoadedModel]:
         """GET /api/ps: the models in memory now, with their size, VRAM share and context."""
         reply = self._call("GET", "/api/ps")
         self._raise_for(reply, "list loaded models")
-        return list(reply.json().get("models") or [])
+        return [LoadedModel.from_json(m) for m in reply.json().get("models") or []]
 
     def has_blob(self, digest: str) -> bool:
         reply = self._call("HEAD", f"/api/blobs/{digest}")
