@@ -142,7 +142,8 @@ def test_list_doctor_and_validate_agree(catalog: Catalog, fake: FakeDaemon,
     assert all("registered over weights smollm2-135m" in f.message for f in doctor)
     verdict = check_registration(fake_api, catalog, catalog.variant("qwq-fixed"), None)
     assert verdict.status == "fail"
-    assert verdict.message.startswith("weights (registered over smollm2-135m, not qwq-32b)")
+    assert verdict.message.startswith("differs from the catalog in weights (registered over "
+                                      "smollm2-135m, not qwq-32b)")
 
 
 @pytest.mark.parametrize("version, status_, words", [

@@ -194,7 +194,7 @@ def _create_fix(name: str, weights_name: str | None) -> str:
 def _registration_finding(found: Registration, weights_name: str | None) -> Finding:
     name = found.variant
     if not found.registered:
-        return Finding(name, "registration", "warn", f"{name} is not registered",
+        return Finding(name, "registration", "warn", f"{name} is {found.describe()}",
                        _create_fix(name, weights_name))
     if found.only_weights_differ and weights_name is None:
         return Finding(name, "registration", "warn", f"{name} is registered over weights "
@@ -202,9 +202,8 @@ def _registration_finding(found: Registration, weights_name: str | None) -> Find
                        f"`qwq-ollama create {name}` for the catalog's weights, or pass "
                        f"--weights {found.over} if these are meant")
     if found.drift:
-        details = "; ".join(found.drift.values())
-        return Finding(name, "registration", "fail", f"{name} differs from the catalog in "
-                       f"{details}", _create_fix(name, weights_name))
+        return Finding(name, "registration", "fail", f"{name} {found.describe()}",
+                       _create_fix(name, weights_name))
     return Finding(name, "registration", "pass", f"{name} is registered and matches the catalog")
 
 

@@ -369,6 +369,15 @@ class Registration:
         """Registered over other known catalog weights, and right for those."""
         return list(self.drift) == ["weights"] and self.over is not None
 
+    def describe(self) -> str:
+        """The one wording of this state, for every command that shows it (list, a fleet,
+        doctor, validate, compare): up to date, not registered, or each field that differs."""
+        if not self.registered:
+            return "not registered"
+        if not self.drift:
+            return "up to date"
+        return f"differs from the catalog in {'; '.join(self.drift.values())}"
+
     def to_dict(self) -> dict[str, Any]:
         """What `list --json` prints per variant (README: JSON output)."""
         return {"variant": self.variant, "weights": self.weights, "registered": self.registered,
@@ -408,6 +417,17 @@ def _weights_detail(expected: str, over: str | None, expected_digest: str | None
         return (f"weights (cannot be confirmed: the base model {BASE_NAMESPACE}/{expected} is "
                 "not registered)")
     return f"weights (not those of {expected})"
+
+
+def require_registered(api: OllamaAPI, catalog: Catalog, names: list[str],
+                       weights: str | None) -> None:
+    """Refuse (bad input) a variant that is not registered as `catalog` says, naming the fix."""
+    for name in names:
+        found = registration(api, catalog, catalog.variant(name), weights)
+        if not found.up_to_date:
+            again = f" --weights {weights}" if weights else ""
+            raise InputError(f"{name} is not as {catalog.path} says ({found.describe()}): run "
+                             f"`qwq-ollama create {name}{again}`", field="VARIANTS")
 
 
 def status(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None
