@@ -34,19 +34,19 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 def test_daemon_down_before_the_run_is_one_clear_line() -> None:
     for args in (["create"], ["list"], ["validate", "qwq-fixed"]):
         result = run_cli(*args, "--host", DOWN)
-        assert result.returncode == 2, args
+        assert result.returncode == 3, args
         assert result.stderr == (f"Error: cannot reach Ollama at http://{DOWN}: start it "
                                  "(`ollama serve`) or point OLLAMA_HOST / --host at a running "
                                  "daemon\n")
 
 
-def test_a_daemon_that_never_answers_is_exit_2_with_the_step_marked(silent_host: str,
+def test_a_daemon_that_never_answers_is_exit_3_with_the_step_marked(silent_host: str,
                                                                    tmp_path: Path) -> None:
     out = tmp_path / "partial.json"
     result = run_cli("validate", "qwq-fixed", "--weights", "smollm2-135m", "--checks",
                      "registration,generation", "--timeout", "0.5", "--host", silent_host,
-                     "--json", str(out))
-    assert result.returncode == 2, result.stdout + result.stderr
+                     "--json-file", str(out))
+    assert result.returncode == 3, result.stdout + result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: ") and "did not answer within" in last, last
     assert silent_host in last

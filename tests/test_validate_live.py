@@ -44,7 +44,7 @@ def test_validate_names_a_deliberately_broken_template(api: OllamaAPI, daemon,
     Registrar(api, catalog).create(["qwq-broken"], "smollm2-135m")
     result = run_cli("validate", "qwq-broken", "--weights", "smollm2-135m", "--checks",
                      "fidelity", "--catalog", str(catalog_file), "--host", daemon.host,
-                     "--json", str(project_copy / "out.json"))
+                     "--json-file", str(project_copy / "out.json"))
     assert result.returncode == 1
     assert "FAIL   fidelity      qwq-broken             " in result.stdout
     assert "first difference at char" in result.stdout
@@ -56,7 +56,7 @@ def test_validate_unregistered_variant_is_exit_2_with_a_hint(daemon, project_cop
     catalog_file = project_copy / "modelfiles" / "models.yaml"
     catalog_file.write_text(catalog_file.read_text() + "  qwq-nowhere: {}\n")
     result = run_cli("validate", "qwq-nowhere", "--catalog", str(catalog_file),
-                     "--host", daemon.host, "--json", str(project_copy / "partial.json"))
+                     "--host", daemon.host, "--json-file", str(project_copy / "partial.json"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         f"Error: variant qwq-nowhere is not registered at {daemon.host}: "

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import ollama
 
-from qwq_ollama.errors import DaemonError, RefusedError
+from qwq_ollama.errors import DaemonError, DaemonUnreachable, RefusedError
 from qwq_ollama.facts import OLLAMA_MINIMUM, is_supported
 from qwq_ollama.server.answers import LoadedModel, Shown
 from qwq_ollama.server.host import resolve_address
@@ -87,7 +87,7 @@ class OllamaAPI:
             fix = ("set SSL_CERT_FILE to the CA bundle that signed it" if "certificate" in
                    problem.lower() or "issuer" in problem.lower() else "check its TLS setup")
             return DaemonError(f"TLS with {self.host} failed: {problem}; {fix}")
-        return DaemonError(f"cannot reach Ollama at {self.host}: start it (`ollama serve`) or "
+        return DaemonUnreachable(f"cannot reach Ollama at {self.host}: start it (`ollama serve`) or "
                            "point OLLAMA_HOST / --host at a running daemon")
 
     def _refused_credentials(self, status: int) -> DaemonError:
@@ -100,7 +100,7 @@ class OllamaAPI:
     def _too_slow(self, during: str) -> DaemonError:
         """A timeout, connecting included: something listens, or the network is slow; the
         daemon is not known to be down, so 'start it' would be the wrong advice."""
-        return DaemonError(f"Ollama at {self.host} did not answer within {self.timeout:g} s "
+        return DaemonUnreachable(f"Ollama at {self.host} did not answer within {self.timeout:g} s "
                            f"{during}")
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -201,7 +201,7 @@ class OllamaAPI:
         except ConnectionError as exc:
             raise self._unreachable(exc) from None
         except httpx.TransportError as exc:
-            raise DaemonError(f"lost the connection to Ollama at {self.host} {during} "
+            raise DaemonUnreachable(f"lost the connection to Ollama at {self.host} {during} "
                               f"({type(exc).__name__})") from None
 
     def create(self, model: str, **fields: Any) -> Iterator[Mapping[str, Any]]:
@@ -238,8 +238,13 @@ class OllamaAPI:
         self._raise_for(reply, f"render a prompt with {model}")
         return str(reply.json()["_debug_info"]["rendered_template"])
 
-    def chat_stream(self, model: str, messages: list[dict[str, Any]],
-                    **kwargs: Any) -> Iterator[Any]:
+    def chat_stream(self, model: str, messages: list[dict[str, Any]], *,
+                    options: dict[str, Any] | None = None, think: bool | None = None
+                    ) -> Iterator[ollama.ChatResponse]:
+        """Stream one chat (a ChatEngine, as checks/engines.py opens it)."""
+        kwargs: dict[str, Any] = {} if options is None else {"options": options}
+        if think is not None:
+            kwargs["think"] = think
         with self._client_errors(f"Ollama refused a chat with {model}",
                                  f"during a chat with {model}",
                                  missing=f"model {model} is not registered at {self.host}: run "
