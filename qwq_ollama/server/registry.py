@@ -296,21 +296,17 @@ class Registrar:
 
             files = download_gguf(str(weights.hf_repo), str(weights.hf_quant))
             if len(files) != 1:
-                raise InputError(f"{weights.hf_repo} {weights.hf_quant} is split into "
-                                 f"{len(files)} files; Ollama needs one GGUF: merge them with "
-                                 "llama-gguf-split --merge", file=self.catalog.path)
+                raise self.catalog.error(f"{weights.hf_repo} {weights.hf_quant} is split into "
+                                         f"{len(files)} files; Ollama needs one GGUF: merge "
+                                         "them with llama-gguf-split --merge")
             return files[0]
         path = Path(str(weights.gguf_path))
         if not path.is_file():
-            raise InputError(f"GGUF not found: {path}", file=self.catalog.path,
-                             line=self.catalog.line_of("weights", weights.name, "gguf"),
-                             field=f"weights.{weights.name}.gguf")
+            raise self.catalog.error(f"GGUF not found: {path}", "weights", weights.name, "gguf")
         return path
 
     def _gguf_error(self, weights: Weights, path: Path, problem: str) -> InputError:
-        return InputError(f"{path}: {problem}", file=self.catalog.path,
-                          line=self.catalog.line_of("weights", weights.name, "gguf"),
-                          field=f"weights.{weights.name}.gguf")
+        return self.catalog.error(f"{path}: {problem}", "weights", weights.name, "gguf")
 
 
 def stamp_create(api: OllamaAPI, catalog: Catalog, report: CreateReport,
