@@ -15,8 +15,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from qwq_ollama.catalog.schema import Catalog
-from tests.conftest import run_cli
-from tests.test_registration_logic import SMALL_BLOB, FakeDaemon, show_answer
+from tests.conftest import SMALL_BLOB, FakeDaemon, run_cli, show_answer
 
 ROOT = Path(__file__).resolve().parent.parent
 

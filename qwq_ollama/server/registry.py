@@ -165,7 +165,8 @@ class Registrar:
         self.progress = progress or (lambda _name, _update: None)
         self.version = ""
 
-    def _lock(self) -> FileLock:
+    def creation_lock(self) -> FileLock:
+        """The per-daemon lock a create holds while it registers (taken without waiting)."""
         slug = re.sub(r"[^A-Za-z0-9]+", "-", self.api.host).strip("-")
         path = cache_dir() / "locks" / f"create-{slug}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,7 +178,7 @@ class Registrar:
         # Unreachable or too old: said before any work is done.
         self.version = self.api.supported_version()
         self._check_daemon_accepts(variants)
-        lock = self._lock()
+        lock = self.creation_lock()
         try:
             lock.acquire()
         except Timeout:
