@@ -105,6 +105,7 @@ def test_chat_with_an_unknown_model_says_how_to_register_it(httpserver: HTTPServ
         list(fake_api.chat_stream("qwq-nowhere", [{"role": "user", "content": "hi"}]))
     assert str(caught.value) == (f"model qwq-nowhere is not registered at {fake_api.host}: run "
                                  "`qwq-ollama create qwq-nowhere`")
+    assert caught.value.exit_code == 2
 
 
 def test_deleting_a_model_that_is_gone_already_is_fine(httpserver: HTTPServer,
@@ -128,6 +129,16 @@ def test_no_daemon_at_the_port_says_how_to_start_one() -> None:
     with pytest.raises(DaemonError) as caught:
         api.list_names()
     assert str(caught.value).startswith("cannot reach Ollama at http://127.0.0.1:9: start it")
+    assert caught.value.exit_code == 3  # not 2: a script can tell "start it" from bad input
+
+
+def test_a_daemon_that_answers_no_is_exit_2_not_unreachable(httpserver: HTTPServer,
+                                                             fake_api: OllamaAPI) -> None:
+    httpserver.expect_request("/api/show").respond_with_json({"error": "disk on fire"},
+                                                             status=500)
+    with pytest.raises(DaemonError) as caught:
+        fake_api.show("qwq-fixed")
+    assert caught.value.exit_code == 2
 
 
 def test_show_parameters_text_reads_back_as_values() -> None:

@@ -292,6 +292,7 @@ class LlamaServer(PrivateProcess):
     `url` is where `argv` makes it listen. `with LlamaServer(...) as s:` then use `s.api`."""
 
     label = "llama-server"
+    api: LlamaServerAPI
 
     def __init__(self, argv: list[str], url: str, *, env: dict[str, str] | None = None,
                  cwd: Path | None = None, startup_timeout: float = 300.0,
