@@ -37,6 +37,7 @@ go_plain_texts = texts.filter(lambda t: "{{" not in t and "}}" not in t)
 numbers = st.floats(min_value=0.0, max_value=2.0, allow_nan=False, width=32)
 seeds = st.integers(min_value=-(2**31), max_value=2**40)
 
+
 def _create(binary: Path, host: str, text: str, tmp: Path) -> subprocess.CompletedProcess[str]:
     modelfile = tmp / "Modelfile"
     modelfile.write_bytes(text.encode("utf-8"))

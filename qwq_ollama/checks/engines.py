@@ -131,26 +131,42 @@ def prompt_on(engine: str, where: EngineChoice, catalog: Catalog, variant: Varia
         return api.render_prompt(variant.name, conversation.messages, conversation.tools)
 
 
+@dataclass(frozen=True)
+class ValidateOptions:
+    """What a validate run checks, and how: the same on one daemon, a llama-server or a fleet."""
+
+    checks: tuple[str, ...]
+    weights: str | None = None  # Ollama only: register/check over these catalog weights
+    num_predict: int = 256
+    code_prompt: str = "flappy-bird"
+    seed: int | None = None
+
+    def generation(self) -> dict[str, object]:
+        """The options every engine's validate takes alike."""
+        return {"checks": self.checks, "num_predict": self.num_predict,
+                "code_prompt": self.code_prompt, "seed": self.seed}
+
+
 def validate_on(engine: str, where: EngineChoice, catalog: Catalog, variants: list[str] | None,
-                report: ValidationReport, *, weights: str | None, checks: tuple[str, ...],
-                num_predict: int, code_prompt: str, seed: int | None,
+                report: ValidationReport, options: ValidateOptions,
                 progress: Callable[[str], None]) -> ValidationReport:
     """validate on one engine; findings go into `report` as they are made (kept if it raises)."""
     if engine_named(engine) == "llama-cpp":
         from qwq_ollama.checks.llama_cpp import validate_llama_cpp
 
-        where.check([engine], variants or [], weights)
+        where.check([engine], variants or [], options.weights)
         return validate_llama_cpp(lambda v: where.llama_server_for(catalog, v), catalog,
-                                  variants,
-                                  checks=checks, num_predict=num_predict,
-                                  code_prompt=code_prompt, seed=seed, progress=progress,
-                                  report=report)
+                                  variants, checks=options.checks,
+                                  num_predict=options.num_predict,
+                                  code_prompt=options.code_prompt, seed=options.seed,
+                                  progress=progress, report=report)
     from qwq_ollama.checks.validate import validate
     from qwq_ollama.server.client import OllamaAPI
 
     return validate(OllamaAPI(where.host, timeout=where.timeout), catalog, variants,
-                    weights_name=weights, checks=checks, num_predict=num_predict,
-                    code_prompt=code_prompt, seed=seed, progress=progress, report=report)
+                    weights_name=options.weights, checks=options.checks,
+                    num_predict=options.num_predict, code_prompt=options.code_prompt,
+                    seed=options.seed, progress=progress, report=report)
 
 
 def compare_on(engines: list[str], where: EngineChoice, catalog: Callable[[], Catalog],

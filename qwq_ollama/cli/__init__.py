@@ -20,18 +20,25 @@ from qwq_ollama.errors import QwqOllamaError
 app = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Make reasoning models such as QwQ-32B run well on Ollama.")
 
-for name, command in [("render", catalog.render), ("create", daemon.create),
-                      ("list", daemon.list_), ("prompt", daemon.prompt), ("chat", daemon.chat),
-                      ("validate", checks.validate), ("compare", checks.compare),
-                      ("install-ollama", tools.install_ollama),
-                      ("fetch-smollm2", tools.fetch_smollm2), ("demo", tools.demo),
-                      ("fidelity-table", checks.fidelity_table)]:
-    app.command(name)(command)
+# In the order `--help` lists them.
+app.command("render")(catalog.render)
+app.command("create")(daemon.create)
+app.command("list")(daemon.list_)
+app.command("prompt")(daemon.prompt)
+app.command("chat")(daemon.chat)
+app.command("validate")(checks.validate)
+app.command("compare")(checks.compare)
+app.command("install-ollama")(tools.install_ollama)
+app.command("fetch-smollm2")(tools.fetch_smollm2)
+app.command("demo")(tools.demo)
+app.command("fidelity-table")(checks.fidelity_table)
 app.add_typer(export.export_app, name="export")
-for name, command in [("embed-template", export.embed_template), ("doctor", daemon.doctor),
-                      ("inspect", catalog.inspect), ("fix-tokenizer", catalog.fix_tokenizer),
-                      ("download", plan.download), ("plan", plan.plan)]:
-    app.command(name)(command)
+app.command("embed-template")(export.embed_template)
+app.command("doctor")(daemon.doctor)
+app.command("inspect")(catalog.inspect)
+app.command("fix-tokenizer")(catalog.fix_tokenizer)
+app.command("download")(plan.download)
+app.command("plan")(plan.plan)
 
 
 @app.callback(invoke_without_command=True)
@@ -80,8 +87,8 @@ def main() -> None:
         code = 1
     except Exception as exc:
         # Usage errors from typer's bundled click arrive here in non-standalone mode.
-        if not (hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int)):
+        code = getattr(exc, "exit_code", None)
+        if not (hasattr(exc, "show") and isinstance(code, int)):
             raise
         exc.show()
-        code = exc.exit_code
     sys.exit(code if isinstance(code, int) else 0)

@@ -33,6 +33,7 @@ from qwq_ollama.cli._output import (
 
 if TYPE_CHECKING:
     from qwq_ollama.catalog.schema import Catalog
+    from qwq_ollama.checks.engines import ValidateOptions
     from qwq_ollama.checks.validate import ValidationReport
 
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write a report: HTML for "
@@ -69,7 +70,7 @@ def validate(variants: Annotated[list[str] | None, typer.Argument(help="Variants
              timeout: Annotated[float, typer.Option(help="Seconds to wait for the daemon "
                                 "in any one step.")] = 600.0) -> int:
     """Prove each variant right against the live daemon; exit 1 if any check fails."""
-    from qwq_ollama.checks.engines import EngineChoice, checks_for, validate_on
+    from qwq_ollama.checks.engines import EngineChoice, ValidateOptions, checks_for, validate_on
     from qwq_ollama.checks.validate import ValidationReport
     from qwq_ollama.server.fleet import fleet_hosts
 
@@ -78,18 +79,17 @@ def validate(variants: Annotated[list[str] | None, typer.Argument(help="Variants
 
         require_extra("game", "validate --checks code")
     cat = catalog_at(catalog)
-    chosen = checks_for(engine, checks)
-    options = {"checks": chosen, "num_predict": num_predict, "code_prompt": code_prompt,
-               "seed": seed}
+    options = ValidateOptions(checks_for(engine, checks), weights, num_predict, code_prompt,
+                              seed)
     hosts = fleet_hosts(host, fleet)
     if hosts is not None:
         return _validate_fleet(hosts, parallel, cat, variants, engine, report, timeout,
-                               json_, json_file, weights_name=weights, **options)
+                               json_, json_file, options)
     findings = ValidationReport()
     where = EngineChoice(first_host(host), llama_server, gguf, timeout)
     try:
-        validate_on(engine, where, cat, variants or None, findings, weights=weights,
-                    progress=progress_lines("checking"), **options)
+        validate_on(engine, where, cat, variants or None, findings, options,
+                    progress_lines("checking"))
     finally:
         if json_:
             print_json(findings.to_dict())
@@ -126,7 +126,7 @@ def _write_validate_report(report: Path, findings: ValidationReport) -> None:
 
 def _validate_fleet(hosts: list[str], parallel: int, cat: Catalog, variants: list[str] | None,
                     engine: str, report: Path | None, timeout: float, as_json: bool,
-                    json_file: Path | None, **options: object) -> int:
+                    json_file: Path | None, options: ValidateOptions) -> int:
     """validate on every host of a fleet: the fleet table, or its JSON."""
     from qwq_ollama.checks.fleet import validate_cells
     from qwq_ollama.errors import InputError
@@ -135,8 +135,9 @@ def _validate_fleet(hosts: list[str], parallel: int, cat: Catalog, variants: lis
     if engine != "ollama" or report:
         raise InputError("a fleet is validated on Ollama, without --report",
                          field="--engine" if engine != "ollama" else "--report")
-    result = run_fleet(hosts, validate_cells(cat, variants or None, **options), parallel,
-                       timeout=timeout)
+    work = validate_cells(cat, variants or None, weights_name=options.weights,
+                          **options.generation())
+    result = run_fleet(hosts, work, parallel, timeout=timeout)
     if json_file:
         write_json(json_file, result.to_dict())
     return print_fleet(result, as_json)
