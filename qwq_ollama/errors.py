@@ -39,9 +39,16 @@ class EnvironmentProblem(QwqOllamaError):
 
 
 class DaemonError(QwqOllamaError):
-    """The Ollama daemon is unreachable or refused a request: exit 2."""
+    """The daemon (Ollama, or a llama-server) refused a request or answered wrongly: exit 2."""
 
     exit_code = 2
+
+
+class DaemonUnreachable(DaemonError):
+    """No daemon answers: nothing listens, it did not answer in time, or the connection was
+    lost. Exit 3, so a script can tell "start the daemon" apart from bad input (2)."""
+
+    exit_code = 3
 
 
 class RefusedError(DaemonError):

@@ -9,15 +9,19 @@ runs the rest without building Ollama or starting a daemon.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from qwq_ollama.catalog.builtin_weights import ensure_smollm2
 from qwq_ollama.catalog.schema import Catalog, load_catalog
@@ -25,7 +29,12 @@ from qwq_ollama.checks.fidelity_table import over_stand_ins
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.install import COMPAT, CURRENT, PREVIOUS, OllamaBinary, ensure_ollama
 from qwq_ollama.server.private_daemon import OllamaDaemon
-from qwq_ollama.server.registry import Registrar
+from qwq_ollama.server.registry import (
+    BASE_NAMESPACE,
+    Registrar,
+    base_model_name,
+    desired_state,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -134,6 +143,87 @@ def catalog_with_copies(project: Path, *names: str, prefix: str) -> Catalog:
     copies = "".join(f"  {prefix}-{name}:\n    extends: {name}\n" for name in names)
     catalog_file.write_text(catalog_file.read_text() + copies)  # `variants:` comes last
     return load_catalog(catalog_file)
+
+
+SMALL_BLOB = "sha256:" + "a" * 64  # a weights blob digest for a scripted daemon
+
+
+def go_value(value: Any) -> str:
+    """A parameter value as /api/show prints it (Go's %#v)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def show_answer(catalog: Catalog, variant: str, weights: str, blob: str,
+                **overrides: Any) -> dict[str, Any]:
+    """What Ollama's /api/show says of a variant created exactly as the catalog says."""
+    want = desired_state(catalog, catalog.variant(variant), catalog.weights_named(weights))
+    params = {**want.parameters, **overrides.pop("parameters", {})}
+    lines = [f"{name:<30} {go_value(v)}" for name, value in params.items()
+             for v in (value if isinstance(value, list) else [value])]
+    answer = {"template": want.template, "system": want.system or "",
+              "parameters": "\n".join(lines),
+              "modelfile": f"# Modelfile\nFROM /models/blobs/{blob.replace(':', '-')}\n",
+              "license": [want.license] if want.license else [],
+              "capabilities": ["completion", "tools", "thinking"],
+              "model_info": {"general.architecture": "llama", "llama.context_length": 8192}}
+    answer.update(overrides)
+    return answer
+
+
+class FakeDaemon:
+    """Answers /api/version, /api/show (per model), /api/tags and /api/ps like Ollama."""
+
+    def __init__(self, server: HTTPServer, version: str = "0.32.15") -> None:
+        self.server, self.models = server, {}
+        server.expect_request("/api/version").respond_with_json({"version": version})
+        server.expect_request("/api/ps").respond_with_json({"models": []})
+        server.expect_request("/api/show", method="POST").respond_with_handler(self._show)
+
+    def _show(self, request: Any) -> Any:
+        from werkzeug.wrappers import Response
+
+        name = request.get_json()["model"]
+        if name not in self.models:
+            return Response(json.dumps({"error": f"model '{name}' not found"}), status=404)
+        return Response(json.dumps(self.models[name]), content_type="application/json")
+
+    def base(self, weights: str, blob: str) -> None:
+        self.models[f"{BASE_NAMESPACE}/{weights}"] = {
+            "modelfile": f"FROM /models/blobs/{blob.replace(':', '-')}\n", "parameters": ""}
+
+
+@pytest.fixture()
+def fake(httpserver: HTTPServer) -> FakeDaemon:
+    """A scripted daemon on loopback, holding no model until a test adds some."""
+    return FakeDaemon(httpserver)
+
+
+@pytest.fixture()
+def fake_api(httpserver: HTTPServer) -> Iterator[OllamaAPI]:
+    """The client pointed at the scripted daemon (not named `api`: that one is live)."""
+    client = OllamaAPI(httpserver.url_for("/").rstrip("/"), timeout=5.0)
+    yield client
+    client.close()
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under `root` and its bytes: to prove a failed command changed nothing."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def f32(x: float) -> float:
+    """`x` as Ollama keeps a float parameter (float32)."""
+    return float(struct.unpack("f", struct.pack("f", x))[0])
+
+
+@pytest.fixture(scope="module")
+def small_base(api: OllamaAPI, catalog: Catalog) -> str:
+    """The small model as a base model on the daemon, for variants created by hand."""
+    Registrar(api, catalog).create(["qwq-fixed"], "smollm2-135m")
+    return base_model_name(catalog.weights["smollm2-135m"])
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None

@@ -13,7 +13,7 @@ import pytest
 
 from qwq_ollama.server.client import OllamaAPI
 
-from .conftest import run_cli
+from .conftest import run_cli, snapshot
 
 CATALOG = "modelfiles/models.yaml"
 CHAT_J2 = "templates/qwq/chat_template.jinja.j2"
@@ -176,11 +176,6 @@ CASES: list[Case] = [
 ]
 
 
-def _snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}
-
-
 def _apply(case: Case, root: Path, small_gguf: Path | None) -> Path:
     target = root / case.file
     if case.id == "gguf-truncated-header":
@@ -231,14 +226,14 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(case: Case, project_co
     catalog = root / CATALOG
     (root / "conversation.json").write_text('[{"role": "user", "content": "hello"}]')
     bad_file = _apply(case, root, None)
-    before = _snapshot(root / "modelfiles")
+    before = snapshot(root / "modelfiles")
     if case.command == "render":
         result = run_cli("render", "--catalog", str(catalog))
     else:
         result = run_cli("prompt", "qwq-fixed", "--messages", str(bad_file),
                          "--catalog", str(catalog))
     _assert_one_line_error(case, result, str(bad_file), bad_file)
-    assert _snapshot(root / "modelfiles") == before
+    assert snapshot(root / "modelfiles") == before
 
 
 @pytest.mark.parametrize("case", CREATE, ids=lambda c: c.id)
@@ -249,10 +244,10 @@ def test_bad_weights_are_one_line_exit_2_and_the_daemon_keeps_its_models(
     catalog.write_text(catalog.read_text().replace(
         "weights:\n", "weights:\n  local:\n    gguf: ../weights.gguf\n", 1))
     bad_file = _apply(case, root, small_gguf)
-    before_files = _snapshot(root / "modelfiles")
+    before_files = snapshot(root / "modelfiles")
     before_models = sorted(api.list_names())
     result = run_cli("create", "qwq-fixed", "--weights", "local", "--catalog", str(catalog),
                      "--host", daemon.host)
     _assert_one_line_error(case, result, str(catalog), bad_file)
-    assert _snapshot(root / "modelfiles") == before_files
+    assert snapshot(root / "modelfiles") == before_files
     assert sorted(api.list_names()) == before_models

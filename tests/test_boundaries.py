@@ -1,5 +1,5 @@
 """One owner per concept, checked from the imports: only `qwq_ollama/server/` talks HTTP (httpx,
-the ollama client), nothing but the CLI imports typer, and the layers hold: catalog < artifacts <
+the ollama client), nothing but the CLI package imports typer, and the layers hold: catalog < artifacts <
 server < checks < cli, nested imports included, no two modules importing each other."""
 
 from __future__ import annotations
@@ -35,8 +35,25 @@ def test_only_the_server_package_talks_http() -> None:
 
 
 def test_only_the_cli_imports_typer() -> None:
-    users = [str(p.relative_to(PACKAGE)) for p in _modules() if "typer" in _imported_roots(p)]
-    assert users == ["cli.py"]
+    users = {p.relative_to(PACKAGE).parts[0] for p in _modules() if "typer" in _imported_roots(p)}
+    assert users == {"cli"}
+
+
+def test_the_cli_stays_thin() -> None:
+    """Each command group's module fits in a reading: the decisions live in the library."""
+    sizes = {p.name: len(p.read_text().splitlines()) for p in (PACKAGE / "cli").glob("*.py")}
+    assert len(sizes) > 5, "the CLI package was not found"
+    assert {name: n for name, n in sizes.items() if n > 400} == {}
+
+
+def test_only_main_ends_the_program() -> None:
+    """Commands return their exit code; main() alone exits, so every code is decided once."""
+    exiting = []
+    for path in (PACKAGE / "cli").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in ("exit", "Exit"):
+                exiting.append(f"{path.name}:{node.lineno}")
+    assert all(place.startswith("__init__.py:") for place in exiting), exiting
 
 
 # The package's layers, lowest first: a module may import its own layer and those below it.

@@ -8,11 +8,7 @@ import pytest
 
 from qwq_ollama.catalog.schema import Catalog
 
-from .conftest import ROOT, run_cli
-
-
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+from .conftest import ROOT, run_cli, snapshot
 
 
 def test_committed_outputs_are_current(catalog: Catalog) -> None:
@@ -29,11 +25,11 @@ def test_check_catches_a_hand_edited_modelfile(project_copy: Path) -> None:
     catalog = project_copy / "modelfiles" / "models.yaml"
     modelfile = project_copy / "modelfiles" / "qwq-fixed.Modelfile"
     modelfile.write_text(modelfile.read_text().replace("temperature 0.6", "temperature 0.7"))
-    before = _snapshot(project_copy / "modelfiles")
+    before = snapshot(project_copy / "modelfiles")
     result = run_cli("render", "--check", "--catalog", str(catalog))
     assert result.returncode == 1
     assert result.stdout == f"stale: {modelfile}\n"
-    assert _snapshot(project_copy / "modelfiles") == before
+    assert snapshot(project_copy / "modelfiles") == before
     fixed = run_cli("render", "--catalog", str(catalog))
     assert fixed.returncode == 0 and f"wrote {modelfile}" in fixed.stdout
     assert "PARAMETER temperature 0.6\n" in modelfile.read_text()
@@ -59,7 +55,7 @@ def test_bad_catalog_is_one_line_exit_2_and_writes_nothing(project_copy: Path, e
     catalog.write_text(text.replace(edit[0], edit[1], 1))
     needle = edit[1].strip().split("\n")[-1].strip()
     line = [i for i, ln in enumerate(catalog.read_text().splitlines(), 1) if needle in ln][-1]
-    before = _snapshot(project_copy / "modelfiles")
+    before = snapshot(project_copy / "modelfiles")
     result = run_cli("render", "--catalog", str(catalog))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -68,7 +64,7 @@ def test_bad_catalog_is_one_line_exit_2_and_writes_nothing(project_copy: Path, e
     assert f": {where}: " in lines[0]
     reported_line = int(lines[0].split(":")[2])
     assert abs(reported_line - line) <= 1, (lines[0], line)
-    assert _snapshot(project_copy / "modelfiles") == before
+    assert snapshot(project_copy / "modelfiles") == before
 
 
 def test_system_text_a_modelfile_cannot_carry_is_refused(project_copy: Path) -> None:
@@ -76,8 +72,8 @@ def test_system_text_a_modelfile_cannot_carry_is_refused(project_copy: Path) -> 
     catalog.write_text(catalog.read_text().replace(
         "    think_prefill: false\n",
         "    think_prefill: false\n    system: \"Be brief.\\u00a0Always.\"\n"))
-    before = _snapshot(project_copy / "modelfiles")
+    before = snapshot(project_copy / "modelfiles")
     result = run_cli("render", "--catalog", str(catalog))
     assert result.returncode == 2
     assert "variants.qwq-noprefill.system: SYSTEM contains U+00A0 (NO-BREAK SPACE)" in result.stderr
-    assert _snapshot(project_copy / "modelfiles") == before
+    assert snapshot(project_copy / "modelfiles") == before

@@ -1,132 +1,127 @@
-"""The HTTP client against a scripted fake daemon (pytest-httpserver): what each answer of the
+"""The HTTP client against a scripted fake_api daemon (pytest-httpserver): what each answer of the
 daemon becomes for the caller. No Ollama needed; the real daemon's side is in the live tests."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from pytest_httpserver import HTTPServer
 
 from qwq_ollama.errors import DaemonError, RefusedError
+from qwq_ollama.server.answers import Shown
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.wire import blob_digest_of, parse_show_parameters
 
 DIGEST = "sha256:" + "ab" * 32
 
 
-@pytest.fixture()
-def fake(httpserver: HTTPServer) -> Iterator[OllamaAPI]:
-    """The client pointed at the scripted daemon (not named `api`: that one is live)."""
-    client = OllamaAPI(f"127.0.0.1:{httpserver.port}", timeout=5.0)
-    yield client
-    client.close()
-
-
 def test_show_of_a_model_the_daemon_does_not_have_is_none(httpserver: HTTPServer,
-                                                           fake: OllamaAPI) -> None:
+                                                           fake_api: OllamaAPI) -> None:
     httpserver.expect_request("/api/show", method="POST", json={"model": "nowhere"}
                               ).respond_with_json({"error": "model 'nowhere' not found"},
                                                   status=404)
-    assert fake.show("nowhere") is None
+    assert fake_api.show("nowhere") is None
 
 
-def test_show_returns_the_daemons_answer(httpserver: HTTPServer, fake: OllamaAPI) -> None:
+def test_show_returns_the_daemons_answer(httpserver: HTTPServer, fake_api: OllamaAPI) -> None:
     answer = {"template": "{{ .Prompt }}", "parameters": 'stop "<|im_end|>"',
               "capabilities": ["completion", "thinking"]}
     httpserver.expect_request("/api/show", method="POST", json={"model": "qwq-fixed"}
                               ).respond_with_json(answer)
-    assert fake.show("qwq-fixed") == answer
+    assert fake_api.show("qwq-fixed") == Shown(template="{{ .Prompt }}",
+                                           parameters={"stop": ["<|im_end|>"]},
+                                           capabilities=("completion", "thinking"))
 
 
 @pytest.mark.parametrize("status", [400, 500, 503])
 def test_a_failing_show_is_a_daemon_error_with_the_daemons_reason(
-        httpserver: HTTPServer, fake: OllamaAPI, status: int) -> None:
+        httpserver: HTTPServer, fake_api: OllamaAPI, status: int) -> None:
     httpserver.expect_request("/api/show").respond_with_json({"error": "disk on fire"},
                                                              status=status)
     with pytest.raises(DaemonError) as caught:
-        fake.show("qwq-fixed")
+        fake_api.show("qwq-fixed")
     message = str(caught.value)
     assert "qwq-fixed" in message and "disk on fire" in message and str(status) in message
     assert "\n" not in message
 
 
-def test_a_non_json_error_body_is_still_reported(httpserver: HTTPServer, fake: OllamaAPI) -> None:
+def test_a_non_json_error_body_is_still_reported(httpserver: HTTPServer, fake_api: OllamaAPI) -> None:
     httpserver.expect_request("/api/tags").respond_with_data("bad gateway", status=502)
     with pytest.raises(DaemonError, match="bad gateway"):
-        fake.list_names()
+        fake_api.list_names()
 
 
-def test_tags_become_names_and_manifest_digests(httpserver: HTTPServer, fake: OllamaAPI) -> None:
+def test_tags_become_names_and_manifest_digests(httpserver: HTTPServer, fake_api: OllamaAPI) -> None:
     models = [{"name": "qwq-fixed:latest", "model": "qwq-fixed:latest", "digest": "d1",
                "size": 1}, {"name": "qwq-ollama-weights/smollm2-135m:latest", "digest": "d2"}]
     httpserver.expect_request("/api/tags", method="GET").respond_with_json({"models": models})
-    assert fake.model_digests() == {"qwq-fixed:latest": "d1",
+    assert fake_api.model_digests() == {"qwq-fixed:latest": "d1",
                                    "qwq-ollama-weights/smollm2-135m:latest": "d2"}
-    assert fake.list_names() == ["qwq-fixed:latest", "qwq-ollama-weights/smollm2-135m:latest"]
+    assert fake_api.list_names() == ["qwq-fixed:latest", "qwq-ollama-weights/smollm2-135m:latest"]
 
 
 @pytest.mark.parametrize("body", [{}, {"models": []}])
-def test_a_daemon_without_models_lists_none(httpserver: HTTPServer, fake: OllamaAPI,
+def test_a_daemon_without_models_lists_none(httpserver: HTTPServer, fake_api: OllamaAPI,
                                             body: dict) -> None:
     httpserver.expect_request("/api/tags").respond_with_json(body)
-    assert fake.list_names() == []
+    assert fake_api.list_names() == []
 
 
 @pytest.mark.parametrize("status, present", [(200, True), (404, False)])
-def test_has_blob_follows_the_status(httpserver: HTTPServer, fake: OllamaAPI, status: int,
+def test_has_blob_follows_the_status(httpserver: HTTPServer, fake_api: OllamaAPI, status: int,
                                      present: bool) -> None:
     httpserver.expect_request(f"/api/blobs/{DIGEST}", method="HEAD").respond_with_data(
         "", status=status)
-    assert fake.has_blob(DIGEST) is present
+    assert fake_api.has_blob(DIGEST) is present
 
 
 def test_a_model_the_daemon_refuses_is_a_refusal_naming_it(httpserver: HTTPServer,
-                                                           fake: OllamaAPI) -> None:
+                                                           fake_api: OllamaAPI) -> None:
     httpserver.expect_request("/api/create", method="POST").respond_with_json(
         {"error": "template: :1: unexpected EOF"}, status=400)
     with pytest.raises(RefusedError) as caught:
-        list(fake.create("qwq-broken", from_="base", template="{{ if .Messages }}"))
+        list(fake_api.create("qwq-broken", from_="base", template="{{ if .Messages }}"))
     assert str(caught.value).startswith("Ollama refused qwq-broken: ")
     assert "unexpected EOF" in str(caught.value)
 
 
-def test_create_streams_the_daemons_status_lines(httpserver: HTTPServer, fake: OllamaAPI
+def test_create_streams_the_daemons_status_lines(httpserver: HTTPServer, fake_api: OllamaAPI
                                                  ) -> None:
     lines = [{"status": "using existing layer " + DIGEST}, {"status": "writing manifest"},
              {"status": "success"}]
     httpserver.expect_request("/api/create", method="POST").respond_with_data(
         "".join(json.dumps(line) + "\n" for line in lines),
         content_type="application/x-ndjson")
-    assert [u["status"] for u in fake.create("qwq-fixed", from_="base")] == [
+    assert [u["status"] for u in fake_api.create("qwq-fixed", from_="base")] == [
         line["status"] for line in lines]
 
 
 def test_chat_with_an_unknown_model_says_how_to_register_it(httpserver: HTTPServer,
-                                                            fake: OllamaAPI) -> None:
+                                                            fake_api: OllamaAPI) -> None:
     httpserver.expect_request("/api/chat", method="POST").respond_with_json(
         {"error": "model 'qwq-nowhere' not found"}, status=404)
     with pytest.raises(DaemonError) as caught:
-        list(fake.chat_stream("qwq-nowhere", [{"role": "user", "content": "hi"}]))
-    assert str(caught.value) == (f"model qwq-nowhere is not registered at {fake.host}: run "
+        list(fake_api.chat_stream("qwq-nowhere", [{"role": "user", "content": "hi"}]))
+    assert str(caught.value) == (f"model qwq-nowhere is not registered at {fake_api.host}: run "
                                  "`qwq-ollama create qwq-nowhere`")
+    assert caught.value.exit_code == 2
 
 
 def test_deleting_a_model_that_is_gone_already_is_fine(httpserver: HTTPServer,
-                                                       fake: OllamaAPI) -> None:
+                                                       fake_api: OllamaAPI) -> None:
     httpserver.expect_request("/api/delete", method="DELETE").respond_with_json(
         {"error": "model 'x' not found"}, status=404)
-    assert fake.delete("x") is None  # no error: the model is gone, as asked
+    assert fake_api.delete("x") is None  # no error: the model is gone, as asked
     assert [r.path for r, _ in httpserver.log] == ["/api/delete"]
 
 
-def test_a_delete_the_daemon_refuses_is_reported(httpserver: HTTPServer, fake: OllamaAPI
+def test_a_delete_the_daemon_refuses_is_reported(httpserver: HTTPServer, fake_api: OllamaAPI
                                                  ) -> None:
     httpserver.expect_request("/api/delete", method="DELETE").respond_with_json(
         {"error": "permission denied"}, status=500)
     with pytest.raises(DaemonError, match="could not delete x: permission denied"):
-        fake.delete("x")
+        fake_api.delete("x")
 
 
 def test_no_daemon_at_the_port_says_how_to_start_one() -> None:
@@ -134,6 +129,16 @@ def test_no_daemon_at_the_port_says_how_to_start_one() -> None:
     with pytest.raises(DaemonError) as caught:
         api.list_names()
     assert str(caught.value).startswith("cannot reach Ollama at http://127.0.0.1:9: start it")
+    assert caught.value.exit_code == 3  # not 2: a script can tell "start it" from bad input
+
+
+def test_a_daemon_that_answers_no_is_exit_2_not_unreachable(httpserver: HTTPServer,
+                                                             fake_api: OllamaAPI) -> None:
+    httpserver.expect_request("/api/show").respond_with_json({"error": "disk on fire"},
+                                                             status=500)
+    with pytest.raises(DaemonError) as caught:
+        fake_api.show("qwq-fixed")
+    assert caught.value.exit_code == 2
 
 
 def test_show_parameters_text_reads_back_as_values() -> None:

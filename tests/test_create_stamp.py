@@ -22,7 +22,6 @@ from qwq_ollama.server.install import OllamaBinary
 from qwq_ollama.server.private_daemon import OllamaDaemon
 from qwq_ollama.server.quick_create import parse_create_args, request_for, stamp_path
 from qwq_ollama.server.registry import CreateReport, stamp_create
-from qwq_ollama.server.wire import parse_show_parameters
 
 VARIANTS = list(load_catalog().variants)  # `create` with no names registers them all
 
@@ -45,8 +44,13 @@ def own_daemon(ollama_binary: OllamaBinary, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture()
-def project(project_copy: Path) -> Path:
-    """The folder a user runs `create` in: its catalog and templates are ours to edit."""
+def project(project_copy: Path, own_daemon: OllamaDaemon) -> Path:
+    """The folder a user runs `create` in: its catalog and templates are ours to edit. Each
+    test starts with no variant on the module's daemon (the base model may stay), so none
+    depends on what an earlier one registered or left in its stamps."""
+    api = OllamaAPI(own_daemon.host)
+    for name in VARIANTS:
+        api.delete(name)
     return project_copy
 
 
@@ -70,9 +74,6 @@ def loaded_client(result: subprocess.CompletedProcess[str]) -> bool:
 def test_an_unchanged_rerun_answers_like_the_full_run_without_loading_the_client(
         project: Path, own_cache: Path, own_daemon: OllamaDaemon,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    api = OllamaAPI(own_daemon.host)
-    for name in VARIANTS:  # whichever of this module's tests ran first registered them
-        api.delete(name)
     first = create(project, own_cache, own_daemon.host)
     assert first.returncode == 0, first.stderr
     assert first.stdout == "".join(f"created {name}\n" for name in VARIANTS)
@@ -103,7 +104,7 @@ def test_a_catalog_edit_reaches_the_daemon(project: Path, own_cache: Path,
     assert "created qwq-minp" in edited.stdout and "qwq-fixed is up to date" in edited.stdout
     shown = OllamaAPI(own_daemon.host).show("qwq-minp")
     assert shown is not None
-    assert parse_show_parameters(shown["parameters"])["min_p"] == pytest.approx(0.07)
+    assert shown.parameters["min_p"] == pytest.approx(0.07)
     again = create(project, own_cache, own_daemon.host, trace_imports=True)
     assert "qwq-minp is up to date" in again.stdout and not loaded_client(again)
 
@@ -132,7 +133,7 @@ def test_models_changed_or_deleted_behind_its_back_are_recreated(
     assert "qwq-minp is up to date" in result.stdout
     shown = api.show("qwq-fixed")
     assert shown is not None
-    assert parse_show_parameters(shown["parameters"])["repeat_penalty"] == 1.0
+    assert shown.parameters["repeat_penalty"] == 1.0
 
 
 def test_touched_weights_take_the_full_run(project: Path, own_cache: Path,
@@ -167,7 +168,7 @@ def test_a_stopped_daemon_is_reported_not_answered_from_the_stamp(
         assert create(project, own_cache, host).returncode == 0
         assert create(project, own_cache, host).stdout.count("is up to date") == len(VARIANTS)
     result = create(project, own_cache, host)
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert "cannot reach Ollama" in result.stderr and "up to date" not in result.stdout
 
 

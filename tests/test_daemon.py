@@ -24,7 +24,6 @@ from qwq_ollama.server.install import (
     prefix_for,
 )
 from qwq_ollama.server.private_daemon import OllamaDaemon, process_group_alive
-from qwq_ollama.server.wire import parse_show_parameters
 
 
 @pytest.mark.live
@@ -51,7 +50,7 @@ def test_a_model_created_from_the_small_gguf_chats_and_keeps_its_parameters(
     assert reply.done_reason in ("stop", "length")
     shown = api.show("plain-smollm2")
     assert shown is not None
-    assert parse_show_parameters(shown["parameters"]) == params
+    assert shown.parameters == params
 
 
 @pytest.mark.live

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import ollama
 import pytest
@@ -14,7 +15,7 @@ from qwq_ollama.checks.findings import Finding
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.registry import Registrar
 
-from .conftest import run_cli
+from .conftest import catalog_with_copies, run_cli
 
 WEIGHTS = "smollm2-135m"
 NO_DAEMON = "127.0.0.1:9"
@@ -42,31 +43,42 @@ def test_registered_variants_are_all_ok(api: OllamaAPI, in_sync: Catalog) -> Non
     assert [f.status for f in findings if f.status in ("fail", "error")] == []
 
 
-def test_changed_parameters_are_named_with_both_values(api: OllamaAPI, daemon,
-                                                       in_sync: Catalog) -> None:
-    for _ in api.create("qwq-fixed", from_="qwq-fixed", parameters={"temperature": 0.9}):
+def own_copy(api: OllamaAPI, project: Path, variant: str, prefix: str) -> tuple[Catalog, str]:
+    """A catalog with its own copy of `variant`, everything in it registered as it says: a test
+    changes or deletes the copy, never a variant other tests rely on, whatever the order."""
+    catalog = catalog_with_copies(project, variant, prefix=prefix)
+    Registrar(api, catalog).create(weights_name=WEIGHTS)
+    return catalog, f"{prefix}-{variant}"
+
+
+def test_changed_parameters_are_named_with_both_values(api: OllamaAPI, daemon, registered,
+                                                       project_copy: Path) -> None:
+    catalog, name = own_copy(api, project_copy, "qwq-fixed", "drift")
+    for _ in api.create(name, from_=name, parameters={"temperature": 0.9}):
         pass
-    findings = diagnose(api, in_sync, WEIGHTS)
+    findings = diagnose(api, catalog, WEIGHTS)
     errors = [f for f in findings if f.status in ("fail", "error")]
     assert errors == [Finding(
-        "qwq-fixed", "registration", "fail", "qwq-fixed differs from the catalog in parameters "
-        "(temperature: catalog 0.6, live 0.9)",
-        "qwq-ollama create qwq-fixed --weights smollm2-135m")]
-    result = run_cli("doctor", "--host", daemon.host, "--weights", WEIGHTS)
+        name, "registration", "fail", f"{name} differs from the catalog in parameters "
+        "(temperature: catalog 0.6, live 0.9)", f"qwq-ollama create {name} --weights smollm2-135m")]
+    result = run_cli("doctor", "--host", daemon.host, "--weights", WEIGHTS, "--catalog",
+                     str(catalog.path))
     assert result.returncode == 1, result.stderr
-    assert ("FAIL   registration  qwq-fixed              qwq-fixed differs from the catalog in "
-            "parameters (temperature: catalog 0.6, live 0.9)  (fix: qwq-ollama create qwq-fixed "
-            "--weights smollm2-135m)") in result.stdout.splitlines()
-    Registrar(api, in_sync).create(["qwq-fixed"], WEIGHTS)
-    assert [f for f in diagnose(api, in_sync, WEIGHTS) if f.status in ("fail", "error")] == []
+    assert (f"FAIL   registration  {name:<22} {name} differs from the catalog in parameters "
+            f"(temperature: catalog 0.6, live 0.9)  (fix: qwq-ollama create {name} --weights "
+            "smollm2-135m)") in result.stdout.splitlines()
+    Registrar(api, catalog).create([name], WEIGHTS)
+    assert [f for f in diagnose(api, catalog, WEIGHTS) if f.status in ("fail", "error")] == []
 
 
 def test_unregistered_variant_is_a_warning_with_the_create_command(
-        api: OllamaAPI, in_sync: Catalog) -> None:
-    api.delete("qwq-minp")
-    findings = by_check(diagnose(api, in_sync, WEIGHTS), "registration")
-    assert Finding("qwq-minp", "registration", "warn", "qwq-minp is not registered",
-                   "qwq-ollama create qwq-minp --weights smollm2-135m") in findings
+        api: OllamaAPI, registered, project_copy: Path) -> None:
+    catalog, name = own_copy(api, project_copy, "qwq-minp", "gone")
+    api.delete(name)
+    findings = {f.subject: f for f in by_check(diagnose(api, catalog, WEIGHTS), "registration")}
+    assert findings[name] == Finding(name, "registration", "warn", f"{name} is not registered",
+                                     f"qwq-ollama create {name} --weights smollm2-135m")
+    assert {f.status for s, f in findings.items() if s != name} == {"pass"}
 
 
 def test_without_weights_it_says_which_weights_a_variant_runs_over(
@@ -74,8 +86,9 @@ def test_without_weights_it_says_which_weights_a_variant_runs_over(
     findings = by_check(diagnose(api, in_sync), "registration")
     assert findings == [Finding(
         name, "registration", "warn", f"{name} is registered over weights smollm2-135m, not its "
-        "catalog weights qwq-32b", f"`qwq-ollama create {name}` for the catalog's weights, or "
-        "pass --weights smollm2-135m if these are meant") for name in in_sync.variants]
+        f"catalog weights {variant.weights}", f"`qwq-ollama create {name}` for the catalog's "
+        "weights, or pass --weights smollm2-135m if these are meant")
+        for name, variant in in_sync.variants.items()]
 
 
 def test_context_above_the_models_own_is_reported(api: OllamaAPI, in_sync: Catalog) -> None:
@@ -95,7 +108,7 @@ def unload_everything(api: OllamaAPI) -> None:
     """
     client = ollama.Client(host=api.host)
     for model in api.loaded_models():
-        client.generate(model=model["name"], keep_alive=0)
+        client.generate(model=model.name, keep_alive=0)
     deadline = time.monotonic() + 60
     while api.loaded_models():
         assert time.monotonic() < deadline, api.loaded_models()
@@ -107,13 +120,13 @@ def test_a_loaded_model_shows_its_offload_and_context(api: OllamaAPI, in_sync: C
     for _ in api.chat_stream("qwq-fixed", [{"role": "user", "content": "Hi"}],
                              options={"num_predict": 1}):
         pass
-    loaded = {m["name"]: m for m in api.loaded_models()}
+    loaded = {m.name: m for m in api.loaded_models()}
     assert "qwq-fixed:latest" in loaded
     model = loaded["qwq-fixed:latest"]
     findings = [f for f in by_check(diagnose(api, in_sync, WEIGHTS), "loaded")
                 if f.message.startswith("qwq-fixed:latest: ")]
-    gib = f"{model['size'] / 2**30:.1f} GiB"
-    size, vram = model["size"], model["size_vram"]
+    gib = f"{model.size / 2**30:.1f} GiB"
+    size, vram = model.size, model.size_vram
     expected = (f"qwq-fixed:latest: {gib}, none of it in VRAM (CPU only)" if vram == 0 else
                 f"qwq-fixed:latest: all {gib} in VRAM (full GPU offload)" if vram >= size else
                 f"qwq-fixed:latest: {100 * vram / size:.0f}% of {gib} in VRAM, the rest runs "
@@ -122,7 +135,7 @@ def test_a_loaded_model_shows_its_offload_and_context(api: OllamaAPI, in_sync: C
     assert Finding("qwq-fixed:latest", "loaded", "warn", "qwq-fixed:latest: loaded with a "
                    "context of 8192 tokens, "
                    "the model's trained maximum (num_ctx 16384 clamped)") in findings
-    assert model["context_length"] == 8192
+    assert model.context_length == 8192
 
 
 def test_no_daemon_is_one_error_finding(catalog: Catalog) -> None:

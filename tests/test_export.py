@@ -26,7 +26,6 @@ from qwq_ollama.catalog.schema import Catalog, load_catalog
 from qwq_ollama.errors import InputError
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.registry import base_model_name
-from qwq_ollama.server.wire import parse_show_parameters
 
 from .conftest import run_cli
 
@@ -220,8 +219,8 @@ def test_exported_hf_files_are_what_the_daemon_takes(api: OllamaAPI, registered:
             pass
         shown = api.show(name)
         assert shown is not None
-        assert shown["template"] == template
-        assert parse_show_parameters(shown["parameters"]) == params
+        assert shown.template == template
+        assert shown.parameters == params
     finally:
         api.delete(name)
 

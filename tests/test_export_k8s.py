@@ -19,7 +19,6 @@ from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.install import OllamaBinary
 from qwq_ollama.server.private_daemon import OllamaDaemon
 from qwq_ollama.server.registry import base_model_name
-from qwq_ollama.server.wire import parse_show_parameters
 
 from .conftest import DATA, ROOT, run_cli
 
@@ -146,8 +145,8 @@ def test_the_configmaps_modelfile_registers_with_ollama_create(
         shown = api.show(name)
         rendered = render_variant(registered, registered.variant(variant))
         assert shown is not None
-        assert shown["template"] == rendered.ollama_template
-        assert parse_show_parameters(shown["parameters"]) == (
+        assert shown.template == rendered.ollama_template
+        assert shown.parameters == (
             registered.variant(variant).parameters.as_dict())
     finally:
         api.delete(name)

@@ -6,46 +6,42 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from filelock import FileLock
 
 from qwq_ollama.catalog.schema import load_catalog
 from qwq_ollama.errors import DaemonError
-from qwq_ollama.paths import cache_dir
+from qwq_ollama.server.answers import Shown
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.private_daemon import OllamaDaemon
 from qwq_ollama.server.registry import Registrar, desired_state, drift
 
-from .conftest import ROOT, catalog_with_copies, run_cli
+from .conftest import ROOT, catalog_with_copies, run_cli, snapshot
 
 DOWN = "127.0.0.1:9"
-
-
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
 def test_daemon_down_before_the_run_is_one_clear_line() -> None:
     for args in (["create"], ["list"], ["validate", "qwq-fixed"]):
         result = run_cli(*args, "--host", DOWN)
-        assert result.returncode == 2, args
+        assert result.returncode == 3, args
         assert result.stderr == (f"Error: cannot reach Ollama at http://{DOWN}: start it "
                                  "(`ollama serve`) or point OLLAMA_HOST / --host at a running "
                                  "daemon\n")
 
 
-def test_a_daemon_that_never_answers_is_exit_2_with_the_step_marked(silent_host: str,
+def test_a_daemon_that_never_answers_is_exit_3_with_the_step_marked(silent_host: str,
                                                                    tmp_path: Path) -> None:
     out = tmp_path / "partial.json"
     result = run_cli("validate", "qwq-fixed", "--weights", "smollm2-135m", "--checks",
                      "registration,generation", "--timeout", "0.5", "--host", silent_host,
-                     "--json", str(out))
-    assert result.returncode == 2, result.stdout + result.stderr
+                     "--json-file", str(out))
+    assert result.returncode == 3, result.stdout + result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: ") and "did not answer within" in last, last
     assert silent_host in last
@@ -60,7 +56,7 @@ def test_daemon_killed_during_create_leaves_each_variant_old_or_new(
     catalog_file = project_copy / "modelfiles" / "models.yaml"
     new = load_catalog(catalog_file)
     old_file = project_copy / "modelfiles" / "old.yaml"
-    old_file.write_text(catalog_file.read_text().replace("temperature: 0.6", "temperature: 0.7"))
+    old_file.write_text(catalog_file.read_text().replace("num_ctx: 16384", "num_ctx: 12288"))
     old = load_catalog(old_file)
     models = tmp_path / "models"
     weights = new.weights["smollm2-135m"]
@@ -87,7 +83,7 @@ def test_daemon_killed_during_create_leaves_each_variant_old_or_new(
             assert shown is not None, f"{name} vanished"
             is_new = not drift(desired_state(new, new.variant(name), weights), shown)
             is_old = not drift(desired_state(old, old.variant(name), weights), shown)
-            assert is_new or is_old, (name, shown and shown.get("parameters"))
+            assert is_new or is_old, (name, shown.parameters)
             states[name] = "new" if is_new else "old"
         assert states["qwq-fixed"] == "new"
         assert "old" in states.values()  # the kill landed before the last variant
@@ -99,6 +95,7 @@ def test_a_variant_the_daemon_refuses_is_not_registered(api: OllamaAPI, daemon,
     family.mkdir()
     (family / "chat_template.jinja.j2").write_text("{{ messages }}")
     (family / "ollama.gotmpl.j2").write_text("{{ if .Messages }}unclosed")
+    shutil.copyfile(project_copy / "templates" / "qwq" / "family.yaml", family / "family.yaml")
     catalog_file = project_copy / "modelfiles" / "models.yaml"
     catalog_file.write_text(catalog_file.read_text()
                             + "  qwq-unparsable:\n    template: unparsable\n")
@@ -119,7 +116,7 @@ def test_disk_full_during_render_writes_nothing(project_copy: Path) -> None:
     catalog_file = project_copy / "modelfiles" / "models.yaml"
     catalog_file.write_text(catalog_file.read_text().replace("num_ctx: 16384",
                                                              "num_ctx: 16000"))
-    before = _snapshot(project_copy / "modelfiles")
+    before = snapshot(project_copy / "modelfiles")
 
     def small_disk() -> None:  # files may not grow past 2 KiB: like a disk that fills up
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -130,7 +127,7 @@ def test_disk_full_during_render_writes_nothing(project_copy: Path) -> None:
                             preexec_fn=small_disk, cwd=ROOT)
     assert result.returncode == 2
     assert result.stderr.startswith("Error: ") and "cannot write: File too large" in result.stderr
-    assert _snapshot(project_copy / "modelfiles") == before  # no temp files, no partial files
+    assert snapshot(project_copy / "modelfiles") == before  # no temp files, no partial files
 
 
 def test_unwritable_output_dir_is_exit_2(project_copy: Path) -> None:
@@ -143,19 +140,22 @@ def test_unwritable_output_dir_is_exit_2(project_copy: Path) -> None:
     assert blocker.read_text() == "a file, not a folder"
 
 
-def test_a_second_create_is_told_another_is_running(daemon, registered,
-                                                     project_copy: Path) -> None:
+LOCKED = "Error: another `qwq-ollama create` is registering models with "
+
+
+def test_a_create_while_another_holds_the_lock_is_refused_and_changes_nothing(
+        api: OllamaAPI, daemon, registered, project_copy: Path) -> None:
     # Work to do (a variant not registered yet): an unchanged re-run is answered from its stamp
     # without the lock, so it would pass or fail by what earlier tests left behind.
-    catalog = catalog_with_copies(project_copy, "qwq-fixed", prefix="locked")
-    slug = daemon.host.replace("://", "-").replace(":", "-").replace(".", "-")
-    lock = FileLock(str(cache_dir() / "locks" / f"create-{slug}.lock"))
-    with lock:
-        result = run_cli("create", "locked-qwq-fixed", "--weights", "smollm2-135m",
-                         "--catalog", str(catalog.path), "--host", daemon.host)
-    assert result.returncode == 2
-    assert result.stderr.startswith(
-        f"Error: another `qwq-ollama create` is registering models with {daemon.host}")
+    catalog = catalog_with_copies(project_copy, "qwq-minp", prefix="locked")
+    args = ("create", "locked-qwq-minp", "--weights", "smollm2-135m", "--catalog",
+            str(catalog.path), "--host", daemon.host)
+    with Registrar(api, catalog).creation_lock():
+        held = run_cli(*args)
+    assert (held.returncode, held.stderr.startswith(LOCKED + daemon.host)) == (2, True), held
+    assert api.show("locked-qwq-minp") is None
+    after = run_cli(*args)
+    assert after.returncode == 0 and "created locked-qwq-minp" in after.stdout, after.stderr
 
 
 def test_two_creates_at_once_end_consistent(api: OllamaAPI, daemon, registered,
@@ -167,13 +167,18 @@ def test_two_creates_at_once_end_consistent(api: OllamaAPI, daemon, registered,
     runs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              cwd=ROOT) for _ in range(2)]
     results = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in runs]  # type: ignore[union-attr]
-    for code, _out, err in results:
-        assert code == 0 or "another `qwq-ollama create` is registering" in err, err
+    # Each run either registered both (or found them done), or was refused at once by the lock
+    # with its one-line reason: never a half-done run, a traceback or a silent exit.
+    for code, out, err in results:
+        if code == 0:
+            assert all(f"created {n}\n" in out or f"{n} is up to date\n" in out for n in names), out
+        else:
+            assert (code, err.startswith(LOCKED), err.count("\n")) == (2, True, 1), err
     assert any(code == 0 for code, _, _ in results)
     weights = catalog.weights["smollm2-135m"]
     for name in names:
         assert drift(desired_state(catalog, catalog.variant(name), weights),
-                     api.show(name) or {}) == {}, name
+                     api.show(name) or Shown()) == {}, name
 
 
 def test_chat_with_an_unregistered_variant_suggests_create(daemon) -> None:

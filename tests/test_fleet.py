@@ -77,7 +77,7 @@ def test_fleet_commands_print_one_table_and_rerun_touch_nothing(
     assert rerun.stdout.count("up to date") == len(hosts) * len(catalog.variants)
 
     checked = run_cli("validate", "--weights", SMALL, "--fleet", str(fleet_file), "--checks",
-                      "fidelity,registration", "--json", "-")
+                      "fidelity,registration", "--json")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     document = json.loads(checked.stdout)
     assert document["failed"] is False and [h["host"] for h in document["hosts"]] == hosts

@@ -148,7 +148,7 @@ def test_a_good_host_still_reaches_the_daemon_check() -> None:
     nothing listens there."""
     started = time.monotonic()
     result = run_cli("list", "--host", "http://127.0.0.1:9", cwd=ROOT)
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert result.stderr.startswith("Error: cannot reach Ollama at http://127.0.0.1:9")
     assert time.monotonic() - started < 30
 

@@ -20,7 +20,7 @@ from qwq_ollama.catalog.render import render_variant
 from qwq_ollama.catalog.schema import load_catalog
 from qwq_ollama.errors import InputError
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, run_cli, snapshot
 
 CATALOG = "modelfiles/models.yaml"
 CHAT_J2 = "templates/qwq/chat_template.jinja.j2"
@@ -140,11 +140,6 @@ CASES = [
 ]
 
 
-def _snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}
-
-
 def _apply(case: Case, root: Path) -> Path:
     target = root / case.file
     if case.old is None:
@@ -163,7 +158,7 @@ def test_hostile_input_is_one_line_exit_2_and_changes_nothing(case: Case, projec
     (root / "modelfiles" / "local.gguf").write_bytes(b"GGUF")
     (root / "conversation.json").write_text('[{"role": "user", "content": "hi"}]')
     _apply(case, root)
-    before = _snapshot(root)
+    before = snapshot(root)
     catalog = ("--catalog", str(root / CATALOG)) if case.args[0] not in ("fix-tokenizer",) else ()
 
     started = time.monotonic()
@@ -181,7 +176,7 @@ def test_hostile_input_is_one_line_exit_2_and_changes_nothing(case: Case, projec
         assert re.search(re.escape(named) + r":\d+: ", message), message
     if case.field:
         assert ": " + case.field + ":" in message, message
-    assert _snapshot(root) == before
+    assert snapshot(root) == before
     assert elapsed < 10, f"took {elapsed:.1f} s"
 
 

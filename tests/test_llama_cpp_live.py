@@ -232,7 +232,7 @@ def test_validate_cli_on_llama_cpp(exported: ExportedServers, tmp_path: Path) ->
     out = tmp_path / "v.json"
     result = run_cli("validate", "qwq-noprefill", "--engine", "llama-cpp", "--llama-server",
                      exported("qwq-noprefill").host, "--seed", "1", "--num-predict", "96",
-                     "--json", str(out), "--report", str(tmp_path / "v.md"))
+                     "--json-file", str(out), "--report", str(tmp_path / "v.md"))
     assert result.returncode == 0, result.stdout + result.stderr
     saved = json.loads(out.read_text())
     assert saved["engine"] == "llama.cpp" and saved["daemon_version"] == f"b{LLAMA_BUILD}"

@@ -14,6 +14,7 @@ from qwq_ollama.catalog.schema import Catalog, load_catalog
 from qwq_ollama.checks import memory_plan as mp
 from qwq_ollama.checks.doctor import diagnose
 from qwq_ollama.errors import InputError
+from qwq_ollama.server.answers import Shown
 from qwq_ollama.server.client import OllamaAPI
 
 from .conftest import run_cli
@@ -22,7 +23,7 @@ DATA = Path(__file__).parent / "data" / "gpu"
 ROOT = Path(__file__).parent.parent
 FIXTURE = json.loads((DATA / "h200-placement.json").read_text())
 SHOW = json.loads((DATA / "qwq-32b-shaped.show.json").read_text())
-SHAPE = mp.shape_from_show(SHOW, "fixture")
+SHAPE = mp.shape_from_show(Shown.from_json(SHOW), "fixture")
 POINTS = FIXTURE["points"]
 # Every release measured: v0.32.15 in full, v0.34.4 at the boundaries (PLAN=check).
 RELEASES = {"0.32.15": POINTS,
@@ -115,7 +116,7 @@ def test_bad_input_is_one_line_errors() -> None:
     with pytest.raises(InputError, match="needs flash attention"):
         mp.need(SHAPE, 8192, mp.GIB, "q8_0", flash=False)
     with pytest.raises(InputError, match="no architecture"):
-        mp.shape_from_show({"model_info": {}, "tensors": []}, "nowhere")
+        mp.shape_from_show(Shown(), "nowhere")
 
 
 def test_plan_command_matches_the_measured_boundary(qwq_shaped: Path) -> None:

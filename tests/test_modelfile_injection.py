@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import struct
 import subprocess
 from pathlib import Path
 
@@ -22,11 +21,11 @@ from qwq_ollama.catalog.gotemplate import parse_problems
 from qwq_ollama.catalog.render import render_all, render_variant
 from qwq_ollama.catalog.schema import load_catalog
 from qwq_ollama.errors import InputError, RefusedError
+from qwq_ollama.server.answers import Shown
 from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.registry import Registrar, base_model_name
-from qwq_ollama.server.wire import blob_digest_of, parse_show_parameters
+from qwq_ollama.server.registry import blob_of
 
-from .conftest import ROOT
+from .conftest import ROOT, f32
 from .test_modelfile_roundtrip import texts
 
 pytestmark = pytest.mark.live
@@ -53,13 +52,6 @@ cases = st.sampled_from(FIELDS).flatmap(
     lambda f: st.tuples(st.just(f), st.one_of(hostile, plausible[f]) if f in plausible
                         else hostile))
 ran: dict[str, list[int]] = {f: [0, 0] for f in FIELDS}  # field -> [kept, refused]
-
-
-@pytest.fixture(scope="module")
-def base(api: OllamaAPI, catalog) -> str:
-    """The small model as the base every variant is created from (`ollama` weights name it)."""
-    Registrar(api, catalog).create(["qwq-fixed"], "smollm2-135m")
-    return base_model_name(catalog.weights["smollm2-135m"])
 
 
 def _catalog(field: str, text: str, base_ref: str) -> tuple[dict, str]:
@@ -91,19 +83,15 @@ def _expected_field(field: str, name: str) -> str:
             "gguf path": "weights.w.gguf"}[field]
 
 
-def _f32(x: float) -> float:
-    return float(struct.unpack("f", struct.pack("f", x))[0])
-
-
 @settings(max_examples=BUDGET, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(case=cases)
 def test_catalog_text_cannot_change_what_the_modelfile_says(
-        ollama_binary, daemon, api: OllamaAPI, base: str, small_gguf: Path,
+        ollama_binary, daemon, api: OllamaAPI, small_base: str, small_gguf: Path,
         tmp_path_factory, case: tuple[str, str]) -> None:
     field, text = case
     tmp = tmp_path_factory.mktemp("inj")
-    data, name = _catalog(field, text, base)
+    data, name = _catalog(field, text, small_base)
     path = tmp / "modelfiles" / "models.yaml"
     path.parent.mkdir()
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
@@ -119,7 +107,7 @@ def test_catalog_text_cannot_change_what_the_modelfile_says(
         return
     catalog = load_catalog(path)
     variant = catalog.variant(name)
-    _make_local(api, base, catalog.weights["w"].ollama_ref)
+    _make_local(api, small_base, catalog.weights["w"].ollama_ref)
     created = subprocess.run(
         [str(ollama_binary.path), "create", name, "-f", str(out / f"{name}.Modelfile")],
         capture_output=True, text=True, env={**os.environ, "OLLAMA_HOST": daemon.host,
@@ -129,9 +117,12 @@ def test_catalog_text_cannot_change_what_the_modelfile_says(
         ran[field][1] += 1
         return
     assert created.returncode == 0, created.stderr
-    shown = api.show(name) or {}
+    shown = api.show(name)
     try:
-        _assert_shows_the_catalog(shown, catalog, variant, api, base)
+        assert shown is not None
+        _assert_shows_the_catalog(shown, catalog, variant, api, small_base)
+        raw = api.http.post("/api/show", json={"model": name}).json()
+        assert not raw.get("messages") and not raw.get("renderer") and not raw.get("parser")
     finally:
         api.delete(name)
     ran[field][0] += 1
@@ -169,20 +160,18 @@ def _make_local(api: OllamaAPI, base: str, ref: str | None) -> None:
         assert reply.status_code == 200, f"the daemon refuses the model name {ref!r}"
 
 
-def _assert_shows_the_catalog(shown: dict, catalog, variant, api: OllamaAPI, base: str) -> None:
+def _assert_shows_the_catalog(shown: Shown, catalog, variant, api: OllamaAPI, base: str) -> None:
     weights = catalog.weights["w"]
-    assert shown.get("template") == render_variant(catalog, variant).ollama_template
-    assert (shown.get("system") or None) == variant.system
-    params = parse_show_parameters(shown.get("parameters", ""))
+    assert shown.template == render_variant(catalog, variant).ollama_template
+    assert shown.system == variant.system
+    params = shown.parameters
     meant = variant.parameters.as_dict()
     assert params.keys() == meant.keys()
     assert params["stop"] == meant["stop"] and params["num_ctx"] == meant["num_ctx"]
-    assert _f32(params["temperature"]) == _f32(meant["temperature"])
-    assert (shown.get("license") or None) == (weights.license or None)
-    assert blob_digest_of(shown.get("modelfile", "")) == blob_digest_of(
-        (api.show(base) or {}).get("modelfile", ""))
-    assert not shown.get("messages") and not shown.get("renderer") and not shown.get("parser")
-    assert "\nADAPTER " not in shown.get("modelfile", "")
+    assert f32(params["temperature"]) == f32(meant["temperature"])
+    assert shown.license == ((weights.license,) if weights.license else ())
+    assert shown.blob_digest == blob_of(api, base) is not None
+    assert "\nADAPTER " not in shown.modelfile
 
 
 GO_TEMPLATES = [
@@ -195,13 +184,13 @@ GO_TEMPLATES = [
 
 
 @pytest.mark.parametrize("template", GO_TEMPLATES)
-def test_the_go_template_check_agrees_with_the_daemon(api: OllamaAPI, base: str,
+def test_the_go_template_check_agrees_with_the_daemon(api: OllamaAPI, small_base: str,
                                                       template: str) -> None:
     if shutil.which("go") is None:
         pytest.skip("no Go toolchain: render skips this check (and says so)")
     [problem] = parse_problems([template])
     try:
-        list(api.create("gotmpl-check", from_=base, template=template))
+        list(api.create("gotmpl-check", from_=small_base, template=template))
     except RefusedError as exc:
         assert problem is not None, f"the daemon refused what we let through: {exc}"
         assert problem[1] in str(exc.detail) or problem[1] in str(exc)

@@ -5,18 +5,17 @@ written. Zero silent changes. Refusals are checked too: Ollama really would have
 from __future__ import annotations
 
 import os
-import struct
 import subprocess
 import unicodedata
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from qwq_ollama.catalog.modelfile import Unrepresentable, parameter_value, quote_value
+from qwq_ollama.server.answers import Shown
 from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.registry import Registrar, base_model_name
-from qwq_ollama.server.wire import parse_show_parameters
+
+from .conftest import f32
 
 BUDGET = 150
 TRICKY = [
@@ -38,11 +37,6 @@ go_plain_texts = texts.filter(lambda t: "{{" not in t and "}}" not in t)
 numbers = st.floats(min_value=0.0, max_value=2.0, allow_nan=False, width=32)
 seeds = st.integers(min_value=-(2**31), max_value=2**40)
 
-@pytest.fixture(scope="module")
-def base(api: OllamaAPI, catalog) -> str:
-    Registrar(api, catalog).create(["qwq-fixed"], "smollm2-135m")
-    return base_model_name(catalog.weights["smollm2-135m"])
-
 
 def _create(binary: Path, host: str, text: str, tmp: Path) -> subprocess.CompletedProcess[str]:
     modelfile = tmp / "Modelfile"
@@ -52,11 +46,8 @@ def _create(binary: Path, host: str, text: str, tmp: Path) -> subprocess.Complet
                           env={**os.environ, "OLLAMA_HOST": host, "HOME": str(tmp)})
 
 
-def _f32(x: float) -> float:
-    return float(struct.unpack("f", struct.pack("f", x))[0])
 
-
-def test_values_round_trip_or_are_refused(ollama_binary, daemon, api: OllamaAPI, base: str,
+def test_values_round_trip_or_are_refused(ollama_binary, daemon, api: OllamaAPI, small_base: str,
                                           tmp_path_factory, capsys) -> None:
     ran = {"kept": 0, "refused": 0}
 
@@ -66,24 +57,24 @@ def test_values_round_trip_or_are_refused(ollama_binary, daemon, api: OllamaAPI,
     def one_case(system: str, template: str, stop: str, temperature: float, seed: int) -> None:
         tmp = tmp_path_factory.mktemp("mf")
         try:
-            lines = [f"FROM {base}", f"TEMPLATE {quote_value(template)}",
+            lines = [f"FROM {small_base}", f"TEMPLATE {quote_value(template)}",
                      f"SYSTEM {quote_value(system)}", f"PARAMETER stop {parameter_value(stop)}",
                      f"PARAMETER temperature {parameter_value(temperature)}",
                      f"PARAMETER seed {parameter_value(seed)}"]
         except Unrepresentable:
             ran["refused"] += 1
-            _assert_ollama_would_change_it(ollama_binary.path, daemon.host, api, base, tmp,
+            _assert_ollama_would_change_it(ollama_binary.path, daemon.host, api, small_base, tmp,
                                            system, template, stop)
             return
         result = _create(ollama_binary.path, daemon.host, "\n".join(lines) + "\n", tmp)
         assert result.returncode == 0, result.stderr
-        shown = api.show("roundtrip") or {}
-        assert shown.get("template") == template
-        assert shown.get("system") == system
-        params = parse_show_parameters(shown.get("parameters", ""))
+        shown = api.show("roundtrip") or Shown()
+        assert shown.template == template
+        assert shown.system == (system or None)
+        params = shown.parameters
         assert params["stop"] == [stop]
         assert params["seed"] == seed or (abs(seed) > 2**53)
-        assert _f32(params["temperature"]) == _f32(temperature)
+        assert f32(params["temperature"]) == f32(temperature)
         ran["kept"] += 1
 
     one_case()
@@ -111,7 +102,6 @@ def _assert_ollama_would_change_it(binary: Path, host: str, api: OllamaAPI, base
     result = _create(binary, host, naive, tmp)
     if result.returncode != 0:
         return
-    shown = api.show("roundtrip") or {}
-    back = (shown.get("template"), shown.get("system"),
-            parse_show_parameters(shown.get("parameters", "")).get("stop"))
+    shown = api.show("roundtrip") or Shown()
+    back = (shown.template, shown.system, shown.parameters.get("stop"))
     assert back != (template, system, [stop]), "refused a value Ollama would have kept"

@@ -8,84 +8,22 @@ weights a variant runs over, what differs, and what each command says about it.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
 
-from qwq_ollama.catalog.schema import Catalog, load_catalog
+from qwq_ollama.catalog.schema import Catalog
 from qwq_ollama.checks.doctor import diagnose
 from qwq_ollama.checks.validate import ValidationReport
 from qwq_ollama.errors import DaemonError
 from qwq_ollama.facts import OLLAMA_TESTED
 from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.registry import BASE_NAMESPACE, desired_state, registration, status
+from qwq_ollama.server.registry import registration, status
 
-ROOT = Path(__file__).resolve().parent.parent
-SMALL_BLOB = "sha256:" + "a" * 64
+from .conftest import SMALL_BLOB, FakeDaemon, show_answer
+
 OTHER_BLOB = "sha256:" + "b" * 64
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog(ROOT / "modelfiles" / "models.yaml")
-
-
-def go_value(value: Any) -> str:
-    """A parameter value as /api/show prints it (Go's %#v)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return json.dumps(value) if isinstance(value, str) else repr(value)
-
-
-def show_answer(catalog: Catalog, variant: str, weights: str, blob: str,
-                **overrides: Any) -> dict[str, Any]:
-    """What Ollama's /api/show says of a variant created exactly as the catalog says."""
-    want = desired_state(catalog, catalog.variant(variant), catalog.weights_named(weights))
-    params = {**want.parameters, **overrides.pop("parameters", {})}
-    lines = [f"{name:<30} {go_value(v)}" for name, value in params.items()
-             for v in (value if isinstance(value, list) else [value])]
-    answer = {"template": want.template, "system": want.system or "",
-              "parameters": "\n".join(lines),
-              "modelfile": f"# Modelfile\nFROM /models/blobs/{blob.replace(':', '-')}\n",
-              "license": [want.license] if want.license else [],
-              "capabilities": ["completion", "tools", "thinking"],
-              "model_info": {"general.architecture": "llama", "llama.context_length": 8192}}
-    answer.update(overrides)
-    return answer
-
-
-class FakeDaemon:
-    """Answers /api/version, /api/show (per model), /api/tags and /api/ps like Ollama."""
-
-    def __init__(self, server: HTTPServer, version: str = "0.32.15") -> None:
-        self.server, self.models = server, {}
-        server.expect_request("/api/version").respond_with_json({"version": version})
-        server.expect_request("/api/ps").respond_with_json({"models": []})
-        server.expect_request("/api/show", method="POST").respond_with_handler(self._show)
-
-    def _show(self, request: Any) -> Any:
-        from werkzeug.wrappers import Response
-
-        name = request.get_json()["model"]
-        if name not in self.models:
-            return Response(json.dumps({"error": f"model '{name}' not found"}), status=404)
-        return Response(json.dumps(self.models[name]), content_type="application/json")
-
-    def base(self, weights: str, blob: str) -> None:
-        self.models[f"{BASE_NAMESPACE}/{weights}"] = {
-            "modelfile": f"FROM /models/blobs/{blob.replace(':', '-')}\n", "parameters": ""}
-
-
-@pytest.fixture()
-def fake(httpserver: HTTPServer) -> FakeDaemon:
-    return FakeDaemon(httpserver)
-
-
-@pytest.fixture()
-def fake_api(httpserver: HTTPServer) -> OllamaAPI:
-    return OllamaAPI(httpserver.url_for("/").rstrip("/"), timeout=5.0)
 
 
 def test_a_variant_as_the_catalog_says_is_up_to_date(catalog: Catalog, fake: FakeDaemon,
@@ -142,7 +80,8 @@ def test_list_doctor_and_validate_agree(catalog: Catalog, fake: FakeDaemon,
     assert all("registered over weights smollm2-135m" in f.message for f in doctor)
     verdict = check_registration(fake_api, catalog, catalog.variant("qwq-fixed"), None)
     assert verdict.status == "fail"
-    assert verdict.message.startswith("weights (registered over smollm2-135m, not qwq-32b)")
+    assert verdict.message.startswith("differs from the catalog in weights (registered over "
+                                      "smollm2-135m, not qwq-32b)")
 
 
 @pytest.mark.parametrize("version, status_, words", [

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from qwq_ollama.catalog.render import render_all, render_variant
 from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.registry import Registrar, base_model_name, status
-from qwq_ollama.server.wire import blob_digest_of, parse_show_parameters
+from qwq_ollama.server.registry import Registrar, base_model_name, blob_of, status
 
 from .conftest import catalog_with_copies, run_cli
 
@@ -18,31 +17,29 @@ def test_every_variant_registers_with_the_catalogs_template_and_parameters(
     for variant in registered.variants.values():
         shown = api.show(variant.name)
         assert shown is not None, variant.name
-        assert shown["template"] == render_variant(registered, variant).ollama_template
-        assert parse_show_parameters(shown["parameters"]) == variant.parameters.as_dict()
-        assert "num_ctx" in parse_show_parameters(shown["parameters"])
+        assert shown.template == render_variant(registered, variant).ollama_template
+        assert shown.parameters == variant.parameters.as_dict()
+        assert "num_ctx" in shown.parameters
 
 
 def test_variants_are_thinking_and_tool_capable(api: OllamaAPI, registered) -> None:
     for name in registered.variants:
-        capabilities = api.show(name)["capabilities"]  # type: ignore[index]
+        capabilities = api.show(name).capabilities  # type: ignore[union-attr]
         assert "thinking" in capabilities and "tools" in capabilities, (name, capabilities)
 
 
 def test_variants_share_one_weights_blob_from_the_base_model(api: OllamaAPI, registered) -> None:
-    base = api.show(base_model_name(registered.weights["smollm2-135m"]))
-    digest = blob_digest_of(base["modelfile"])  # type: ignore[index]
+    digest = blob_of(api, base_model_name(registered.weights["smollm2-135m"]))
     assert digest is not None
     for name in registered.variants:
-        assert blob_digest_of(api.show(name)["modelfile"]) == digest  # type: ignore[index]
+        assert blob_of(api, name) == digest
 
 
 def test_deleting_a_variant_keeps_the_weights(api: OllamaAPI, registered,
                                              project_copy: Path) -> None:
     catalog = catalog_with_copies(project_copy, "qwq-minp", prefix="deleted")
     Registrar(api, catalog).create(["deleted-qwq-minp"], "smollm2-135m")
-    base = api.show(base_model_name(catalog.weights["smollm2-135m"]))
-    digest = blob_digest_of(base["modelfile"])  # type: ignore[index]
+    digest = blob_of(api, base_model_name(catalog.weights["smollm2-135m"]))
     api.delete("deleted-qwq-minp")
     assert api.show("deleted-qwq-minp") is None
     assert api.has_blob(digest)  # type: ignore[arg-type]
@@ -85,10 +82,10 @@ def test_rendered_modelfiles_work_with_ollama_create_by_hand(
                    check=True, capture_output=True, env={"OLLAMA_HOST": daemon.host,
                                                          "HOME": str(tmp_path)})
     by_hand, ours = api.show("by-hand"), api.show("qwq-noprefill")
-    assert by_hand["template"] == ours["template"]  # type: ignore[index]
-    assert parse_show_parameters(by_hand["parameters"]) == parse_show_parameters(  # type: ignore[index]
-        ours["parameters"])  # type: ignore[index]
-    assert by_hand["license"] == ours["license"]  # type: ignore[index]
+    assert by_hand is not None and ours is not None
+    assert by_hand.template == ours.template
+    assert by_hand.parameters == ours.parameters
+    assert by_hand.license == ours.license
 
 
 def test_the_daemon_remembers_which_file_the_weights_came_from(api: OllamaAPI, registered,
@@ -100,8 +97,7 @@ def test_the_daemon_remembers_which_file_the_weights_came_from(api: OllamaAPI, r
 
     weights = registered.weights["smollm2-135m"]
     base, alias = base_model_name(weights), source_alias(weights, file_digest(small_gguf))
-    assert blob_digest_of(api.show(alias)["modelfile"]) == blob_digest_of(  # type: ignore[index]
-        api.show(base)["modelfile"])  # type: ignore[index]
+    assert blob_of(api, alias) == blob_of(api, base) is not None
     assert not Registrar(api, registered).create(["qwq-fixed"], "smollm2-135m").base_created
     aliases = [n for n in api.list_names() if n.startswith(f"{base}:source-")]
     assert aliases == [f"{alias}"]

@@ -178,7 +178,7 @@ def test_create_list_and_validate_through_a_basic_auth_tls_proxy(
     assert rows["qwq-noprefill"]["up_to_date"] is True
     report = written / "report.html"
     checked = run_cli("validate", "qwq-noprefill", "--weights", SMALL, "--checks",
-                      "fidelity,registration", "--report", str(report), "--json",
+                      "fidelity,registration", "--report", str(report), "--json-file",
                       str(written / "v.json"), "--host", proxy.basic(), env=env)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "pass   registration  qwq-noprefill" in checked.stdout and report.exists()
@@ -238,7 +238,7 @@ def test_a_missing_ca_is_one_line_naming_the_host(proxy: Proxy, written: Path) -
 def test_an_unreachable_host_never_prints_its_token(tmp_path: Path) -> None:
     result = run_cli("list", "--host", "http://127.0.0.1:9/?token=abc123",
                      env={"QWQ_OLLAMA_CACHE": str(tmp_path)})
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert "cannot reach Ollama at http://127.0.0.1:9?token=***" in result.stderr
     assert "abc123" not in result.stdout + result.stderr
 

@@ -63,7 +63,7 @@ def test_validate_html_report_in_a_browser(api: OllamaAPI, registered, tmp_path:
     page, findings = tmp_path / "validate.html", tmp_path / "validate.json"
     run_cli("validate", "qwq-fixed", "--weights", "smollm2-135m", "--checks",
             "fidelity,registration,generation", "--num-predict", "32", "--host", api.host,
-            "--report", str(page), "--json", str(findings))
+            "--report", str(page), "--json-file", str(findings))
     saved = json.loads(findings.read_text())
     conversations = saved["findings"][0]["details"]["conversations"]
     assert any(c["status"] != "pass" for c in conversations)  # tool JSON: a known divergence

@@ -85,7 +85,7 @@ def test_validate_report_format_follows_the_suffix(tmp_path: Path, name: str,
     """Even a run that cannot reach its daemon writes its report, in the format asked for."""
     result = run_cli("validate", "qwq-fixed", "--host", "127.0.0.1:9", "--timeout", "2",
                      "--report", str(tmp_path / name))
-    assert result.returncode == 2
+    assert result.returncode == 3
     text = (tmp_path / name).read_text()
     assert text.startswith(marker) and "127.0.0.1:9" in text
 

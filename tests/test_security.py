@@ -40,7 +40,7 @@ def test_secrets_never_appear_in_output_logs_or_reports(daemon, registered, tmp_
         "list": ["list", "--weights", "smollm2-135m", *host],
         "prompt": ["prompt", "qwq-fixed", "--messages", str(conv), "--engine", "ollama", *host],
         "validate": ["validate", "qwq-fixed", "--weights", "smollm2-135m", "--checks",
-                     "fidelity,registration", "--json", str(tmp_path / "v.json"),
+                     "fidelity,registration", "--json-file", str(tmp_path / "v.json"),
                      "--report", str(tmp_path / "v.md"), *host],
         "create-unknown-weights": ["create", "--weights", "nowhere", *host],
         "prompt-unknown-variant": ["prompt", "nope", "--messages", "x", *host],

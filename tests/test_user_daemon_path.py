@@ -13,6 +13,8 @@ from qwq_ollama.server.private_daemon import OllamaDaemon
 
 from .conftest import ROOT, run_cli
 
+QWQ_VARIANTS = ("qwq-fixed", "qwq-noprefill", "qwq-minp", "qwq-baseline")
+
 
 def _path_without(*programs: str) -> str:
     """PATH minus every folder that holds one of `programs`."""
@@ -32,11 +34,12 @@ def test_make_models_registers_on_the_users_daemon_and_builds_nothing(
         made = subprocess.run(["make", "models", "WEIGHTS=smollm2-135m"], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=600)
         assert made.returncode == 0, made.stdout + made.stderr
-        for name in ("qwq-fixed", "qwq-noprefill", "qwq-minp", "qwq-baseline"):
+        for name in QWQ_VARIANTS:  # `make models` registers the QwQ family unless told
             assert f"created {name}" in made.stdout
+        assert "qwen3" not in made.stdout
         # Prompts and registration of every variant; a generation where the small model can
         # answer (it does not reason, so only the no-prefill variant yields an answer).
-        checked = run_cli("validate", "--weights", "smollm2-135m", "--checks",
+        checked = run_cli("validate", *QWQ_VARIANTS, "--weights", "smollm2-135m", "--checks",
                           "fidelity,registration", env=env)
         assert checked.returncode == 0, checked.stdout + checked.stderr
         # a fixed seed: unseeded, the 135M model sometimes falls into a loop, which validate

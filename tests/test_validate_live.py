@@ -22,10 +22,13 @@ def test_fidelity_holds_for_every_variant(api: OllamaAPI, registered) -> None:
         assert finding.status in ("pass", "known"), (finding.subject, finding.message)
     for finding in (f for f in report.findings if f.check == "fidelity"):
         conversations = finding.details["conversations"]
-        identical = [c for c in conversations if c["status"] == "pass"]
-        assert len(identical) >= 8  # plain, system, multi-turn, unicode, template-looking text...
-        known = {k for c in conversations for k in c["divergences"]}
         declared = registered.variant(finding.subject).family.divergences
+        # Beyond what differs in every prompt of a family (R1's BOS, which the tokenizer adds):
+        # plain, system, multi-turn, unicode, template-looking text... come out the same.
+        everywhere = {d.key for d in declared if d.when == "always"}
+        identical = [c for c in conversations if set(c["divergences"]) <= everywhere]
+        assert len(identical) >= 8, finding.subject
+        known = {k for c in conversations for k in c["divergences"]}
         assert known <= {d.key for d in declared}, finding.subject
 
 
@@ -45,7 +48,7 @@ def test_validate_names_a_deliberately_broken_template(api: OllamaAPI, daemon,
     Registrar(api, catalog).create(["qwq-broken"], "smollm2-135m")
     result = run_cli("validate", "qwq-broken", "--weights", "smollm2-135m", "--checks",
                      "fidelity", "--catalog", str(catalog_file), "--host", daemon.host,
-                     "--json", str(project_copy / "out.json"))
+                     "--json-file", str(project_copy / "out.json"))
     assert result.returncode == 1
     assert "FAIL   fidelity      qwq-broken             " in result.stdout
     assert "first difference at char" in result.stdout
@@ -57,7 +60,7 @@ def test_validate_unregistered_variant_is_exit_2_with_a_hint(daemon, project_cop
     catalog_file = project_copy / "modelfiles" / "models.yaml"
     catalog_file.write_text(catalog_file.read_text() + "  qwq-nowhere: {}\n")
     result = run_cli("validate", "qwq-nowhere", "--catalog", str(catalog_file),
-                     "--host", daemon.host, "--json", str(project_copy / "partial.json"))
+                     "--host", daemon.host, "--json-file", str(project_copy / "partial.json"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         f"Error: variant qwq-nowhere is not registered at {daemon.host}: "

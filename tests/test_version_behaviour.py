@@ -18,6 +18,7 @@ from qwq_ollama.checks.generation import REPEAT_LIMIT, generate_watched, run_cha
 from qwq_ollama.checks.validate import check_registration
 from qwq_ollama.errors import InputError
 from qwq_ollama.facts import GGUF_SAMPLING_SINCE, TYPICAL_P_REFUSED_SINCE, at_least
+from qwq_ollama.server.answers import Shown
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.install import OllamaBinary
 from qwq_ollama.server.private_daemon import OllamaDaemon
@@ -66,7 +67,7 @@ def test_typical_p_is_refused_up_front_where_the_daemon_refuses_it(
             assert api.show(name) is None  # nothing half-registered
         else:
             assert result.returncode == 0, result.stderr
-            assert "typical_p" in (api.show(name) or {}).get("parameters", "")
+            assert "typical_p" in (api.show(name) or Shown()).parameters
     finally:
         api.delete(name)
 

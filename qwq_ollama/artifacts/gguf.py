@@ -63,6 +63,7 @@ class GGUFReport:
     sampling: dict[str, Any] = field(default_factory=dict)
     template_matches: bool | None = None  # None when no expected template was given
     template_diff: str | None = None
+    variant: str | None = None  # the catalog variant the template was judged against
     family: str | None = None  # the catalog family whose template renders like the embedded one
     family_match: str | None = None  # that verdict in words, or the nearest family
     warnings: list[str] = field(default_factory=list)

@@ -24,7 +24,6 @@ import yaml
 from qwq_ollama.atomic import write_folder
 from qwq_ollama.catalog.render import render_variant
 from qwq_ollama.catalog.schema import Catalog, Variant, Weights
-from qwq_ollama.errors import InputError
 
 CHART = "otwld/ollama-helm"
 CHART_VERSION = "1.77.0"
@@ -60,10 +59,9 @@ def pullable_from(catalog: Catalog, weights: Weights) -> str:
     """
     if weights.source in ("hf", "ollama"):
         return weights.modelfile_from
-    key = ("weights", weights.name, weights.source)
-    raise InputError(f"{weights.source} weights are a file on this machine, which a pod cannot "
-                     "pull: give these weights as hf (repo, quant) or an Ollama registry name",
-                     file=catalog.path, line=catalog.line_of(*key), field=".".join(key))
+    raise catalog.error(f"{weights.source} weights are a file on this machine, which a pod "
+                        "cannot pull: give these weights as hf (repo, quant) or an Ollama "
+                        "registry name", "weights", weights.name, weights.source)
 
 
 def _check_name(catalog: Catalog, variant: Variant, limit: int = 63 - len(VOLUME_SUFFIX),
@@ -71,11 +69,9 @@ def _check_name(catalog: Catalog, variant: Variant, limit: int = 63 - len(VOLUME
     """The name goes where Kubernetes requires a DNS-1123 label of at most `limit` characters."""
     if DNS_LABEL.match(variant.name) and len(variant.name) <= limit:
         return
-    raise InputError(f"{why}, so the name must be lower "
-                     f"case letters, digits and '-' (at most {limit}, starting and ending with a "
-                     "letter or digit)", file=catalog.path,
-                     line=catalog.line_of("variants", variant.name),
-                     field=f"variants.{variant.name}")
+    raise catalog.error(f"{why}, so the name must be lower case letters, digits and '-' (at "
+                        f"most {limit}, starting and ending with a letter or digit)",
+                        "variants", variant.name)
 
 
 def configmap_name(variant: Variant) -> str:

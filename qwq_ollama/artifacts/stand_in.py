@@ -232,13 +232,18 @@ def _tensors(arch: MODEL_ARCH, shape: TinyShape, vocab: int,
 
 
 def stand_in_for(family: Family) -> Path:
-    """A tiny GGUF of the family's first architecture, with its special tokens, think tags and
-    BOS: what the live prompt checks register the family's variants over, so the daemon takes
-    the path the real weights would. Written once per content into the cache (atomically)."""
+    """A tiny GGUF of the family's first architecture, with its special tokens, think tags, BOS
+    and official chat template (as the published GGUFs embed it, when the file is at hand):
+    what the live prompt checks register the family's variants over, so the daemon takes the
+    path the real weights would, template selection included. Written once per content into
+    the cache (atomically)."""
     source = ensure_smollm2()
     arch = family.architectures[0]
     added = tuple(dict.fromkeys([*family.special_tokens, family.think_open, family.think_close]))
-    recipe = repr((arch, added, family.bos_token, source.stat().st_size, TinyShape()))
+    official = (family.official_file.read_text(encoding="utf-8")
+                if family.official_file.is_file() else None)
+    recipe = repr((arch, added, family.bos_token, official, source.stat().st_size,
+                   TinyShape()))
     digest = hashlib.sha256(recipe.encode()).hexdigest()[:16]
     folder = cache_dir() / "stand-ins"
     target = folder / f"{family.name}-{arch}-{digest}.gguf"
@@ -249,7 +254,7 @@ def stand_in_for(family: Family) -> Path:
     os.close(fd)
     try:
         write_tiny_gguf(Path(scratch), arch=arch, tokenizer_from=source, added_tokens=added,
-                        bos=family.bos_token)
+                        bos=family.bos_token, chat_template=official)
         os.replace(scratch, target)
     finally:
         Path(scratch).unlink(missing_ok=True)

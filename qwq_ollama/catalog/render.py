@@ -171,10 +171,8 @@ def _quoted_fields(catalog: Catalog, variant: Variant, weights: Weights,
     except Unrepresentable as exc:
         raise _catalog_error(catalog, name, "parameters", f"PARAMETER {exc}") from None
     if weights.license:
-        fields["license"] = _quoted(weights.license, lambda m: InputError(
-            f"LICENSE {m}", file=catalog.path, line=catalog.line_of("weights", weights.name,
-                                                                     "license"),
-            field=f"weights.{weights.name}.license"))
+        fields["license"] = _quoted(weights.license, lambda m: catalog.error(
+            f"LICENSE {m}", "weights", weights.name, "license"))
     return fields
 
 
@@ -191,18 +189,14 @@ def _meant_commands(variant: Variant, weights: Weights, from_text: str,
 
 
 def _weights_error(catalog: Catalog, weights: Weights, message: str) -> InputError:
-    key = ("weights", weights.name, weights.source)
-    return InputError(message, file=catalog.path, line=catalog.line_of(*key),
-                      field=".".join(key))
+    return catalog.error(message, "weights", weights.name, weights.source)
 
 
 def _catalog_error(catalog: Catalog, variant: str, key: str, message: str) -> InputError:
-    line = catalog.located.lines.get(("variants", variant, key))
-    field_path = f"variants.{variant}.{key}"
-    if line is None:
-        line = catalog.located.lines.get(("defaults", key))
-        field_path = f"defaults.{key}" if line is not None else field_path
-    return InputError(message, file=catalog.path, line=line, field=field_path)
+    lines = catalog.located.lines
+    if ("variants", variant, key) not in lines and ("defaults", key) in lines:
+        return catalog.error(message, "defaults", key)
+    return catalog.error(message, "variants", variant, key)
 
 
 def check_outputs(catalog: Catalog, renders: list[VariantRender]) -> list[str]:

@@ -192,11 +192,6 @@ class Variant:
                                              thinking=self.enable_thinking)
 
     @property
-    def thinks(self) -> bool:
-        """The model reasons in this variant, so Ollama must see think tags in its template."""
-        return self.family.switch != "none" and self.enable_thinking
-
-    @property
     def prefills_reasoning(self) -> bool:
         """The generation prompt opens the reasoning, so every answer must arrive as thinking
         first."""
@@ -215,15 +210,15 @@ class Catalog:
         try:
             return self.variants[name]
         except KeyError:
-            raise InputError(f"unknown variant {name!r} (known: {', '.join(self.variants)})",
-                             file=self.path) from None
+            raise self.error(f"unknown variant {name!r} (known: "
+                             f"{', '.join(self.variants)})") from None
 
     def weights_named(self, name: str) -> Weights:
         try:
             return self.weights[name]
         except KeyError:
-            raise InputError(f"unknown weights {name!r} (known: {', '.join(self.weights)})",
-                             file=self.path) from None
+            raise self.error(f"unknown weights {name!r} (known: "
+                             f"{', '.join(self.weights)})") from None
 
     @property
     def families(self) -> dict[str, Family]:
@@ -239,16 +234,22 @@ class Catalog:
     def line_of(self, *path: str | int) -> int | None:
         return self.located.line_of(tuple(path))
 
+    def error(self, message: str, *key: str | int) -> InputError:
+        """Bad input at a place in this catalog: its file, and the line and field of `key`
+        (`"weights", name, "gguf"`) when one is given. The one way such an error is built."""
+        if not key:
+            return InputError(message, file=self.path)
+        return InputError(message, file=self.path, line=self.line_of(*key),
+                          field=".".join(str(k) for k in key))
+
     def parameter_error(self, variant: str, parameter: str, message: str) -> InputError:
         """Bad input at the line that sets a variant's parameter (the variant's own, else the
         defaults'), naming that field."""
         for key in (("variants", variant, "parameters", parameter),
                     ("defaults", "parameters", parameter), ("variants", variant)):
-            line = self.located.lines.get(key)
-            if line is not None:
-                return InputError(message, file=self.path, line=line,
-                                  field=".".join(str(k) for k in key))
-        return InputError(message, file=self.path, field=f"variants.{variant}")
+            if key in self.located.lines:
+                return self.error(message, *key)
+        return self.error(message, "variants", variant)
 
 
 def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:

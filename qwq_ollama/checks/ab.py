@@ -14,7 +14,7 @@ from typing import Any
 from qwq_ollama.atomic import atomic_writer
 from qwq_ollama.catalog.prompts import NamedPrompt
 from qwq_ollama.checks.generation import generate_watched
-from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.server.chat_engine import ChatEngine
 
 
 @dataclass(frozen=True)
@@ -52,10 +52,9 @@ def code_compiles(answer: str) -> bool:
     return source is not None and check_code(source).ok
 
 
-def run_once(api: OllamaAPI, variant: str, prompt: NamedPrompt, seed: int,
+def run_once(api: ChatEngine, variant: str, prompt: NamedPrompt, seed: int,
              num_predict: int, engine: str = "ollama") -> RunStats:
-    """One streamed run; `api` is an OllamaAPI or, for llama.cpp, a LlamaServerAPI running
-    `variant` (both stream parts of the same shape)."""
+    """One streamed run; `api` is an Ollama daemon or a llama-server running `variant`."""
     result, verdict = generate_watched(api, variant, prompt.text,
                                        options={"seed": seed, "num_predict": num_predict})
     thinking = sum(1 for kind, _ in result.chunks if kind == "thinking")
@@ -87,7 +86,7 @@ def summarise(runs: list[RunStats]) -> list[VariantSummary]:
     return summaries
 
 
-def compare_variants(api: OllamaAPI, variants: list[str], prompt: NamedPrompt, seeds: int,
+def compare_variants(api: ChatEngine, variants: list[str], prompt: NamedPrompt, seeds: int,
             num_predict: int, progress: Callable[[str], None] | None = None,
             engine: str = "ollama") -> tuple[list[VariantSummary], list[RunStats]]:
     say = progress or (lambda _m: None)

@@ -25,10 +25,10 @@ from qwq_ollama.facts import (
     is_untested_newer,
     version_tuple,
 )
+from qwq_ollama.server.answers import LoadedModel, Shown
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.daemon_process import DaemonProcess, import_space_problem, local_daemon
 from qwq_ollama.server.registry import BaseDigests, Registration, registration
-from qwq_ollama.server.wire import blob_digest_of, parse_show_parameters
 
 
 def diagnose(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None,
@@ -95,14 +95,13 @@ def untested_version_finding(host: str, version: str) -> Finding | None:
                    "trust what the checks below say; `qwq-ollama validate` proves the variants")
 
 
-def sampling_leaks(shown: dict[str, Any], version: str) -> list[str]:
+def sampling_leaks(shown: Shown, version: str) -> list[str]:
     """The GGUF sampler defaults that reach a registered model (its /api/show) on this daemon,
     each a sentence with its fix."""
-    return leaks(parse_show_parameters(shown.get("parameters", "")),
-                 shown.get("model_info") or {}, version)
+    return leaks(shown.parameters, shown.model_info, version)
 
 
-def gguf_sampling_finding(name: str, shown: dict[str, Any], version: str) -> Finding:
+def gguf_sampling_finding(name: str, shown: Shown, version: str) -> Finding:
     """Whether the variant's weights carry sampler defaults that reach it on this daemon."""
     found = sampling_leaks(shown, version)
     if found:
@@ -195,7 +194,7 @@ def _create_fix(name: str, weights_name: str | None) -> str:
 def _registration_finding(found: Registration, weights_name: str | None) -> Finding:
     name = found.variant
     if not found.registered:
-        return Finding(name, "registration", "warn", f"{name} is not registered",
+        return Finding(name, "registration", "warn", f"{name} is {found.describe()}",
                        _create_fix(name, weights_name))
     if found.only_weights_differ and weights_name is None:
         return Finding(name, "registration", "warn", f"{name} is registered over weights "
@@ -203,24 +202,15 @@ def _registration_finding(found: Registration, weights_name: str | None) -> Find
                        f"`qwq-ollama create {name}` for the catalog's weights, or pass "
                        f"--weights {found.over} if these are meant")
     if found.drift:
-        details = "; ".join(found.drift.values())
-        return Finding(name, "registration", "fail", f"{name} differs from the catalog in "
-                       f"{details}", _create_fix(name, weights_name))
+        return Finding(name, "registration", "fail", f"{name} {found.describe()}",
+                       _create_fix(name, weights_name))
     return Finding(name, "registration", "pass", f"{name} is registered and matches the catalog")
 
 
-def trained_context(shown: dict[str, Any] | None) -> int | None:
-    """The GGUF's `<arch>.context_length` from /api/show, if known."""
-    info = (shown or {}).get("model_info") or {}
-    arch = info.get("general.architecture")
-    value = info.get(f"{arch}.context_length") if arch else None
-    return int(value) if isinstance(value, (int, float)) else None
-
-
-def _context(variant: Variant, shown: dict[str, Any] | None) -> Finding:
+def _context(variant: Variant, shown: Shown | None) -> Finding:
     name = variant.name
     num_ctx = variant.parameters.num_ctx or DAEMON_DEFAULT_CONTEXT
-    trained = trained_context(shown)
+    trained = shown.context_length if shown is not None else None
     if trained is not None and num_ctx > trained:
         return Finding(name, "context", "warn", f"{name}: num_ctx {num_ctx} is above the "
                        f"model's trained context {trained}; Ollama clamps it to {trained}",
@@ -235,14 +225,14 @@ def _context(variant: Variant, shown: dict[str, Any] | None) -> Finding:
 
 
 def _gpu_memory(api: OllamaAPI, variant: Variant, vram: int, local: DaemonProcess | None,
-                shapes: dict[str, Any], shown: dict[str, Any]) -> Finding:
+                shapes: dict[str, Any], shown: Shown) -> Finding:
     """Whether llama-server (Ollama 0.30+) keeps the variant wholly on a GPU with `vram` free,
     with the daemon's own KV cache type and flash attention when it runs on this machine."""
     from qwq_ollama.checks import memory_plan
 
     kv = (local.setting("OLLAMA_KV_CACHE_TYPE") if local else None) or "f16"
     flash = _go_bool(local.setting("OLLAMA_FLASH_ATTENTION")) if local else None
-    blob = blob_digest_of(shown.get("modelfile", "")) or variant.name
+    blob = shown.blob_digest or variant.name
     try:
         if blob not in shapes:
             shapes[blob] = memory_plan.model_shape(api, variant.name)
@@ -274,9 +264,8 @@ def _loaded(api: OllamaAPI, catalog: Catalog,
     return findings
 
 
-def _offload(model: dict[str, Any]) -> Finding:
-    name = str(model.get("name", "?"))
-    size, vram = int(model.get("size") or 0), int(model.get("size_vram") or 0)
+def _offload(model: LoadedModel) -> Finding:
+    name, size, vram = model.name, model.size, model.size_vram
     gib = f"{size / 2**30:.1f} GiB"
     if size > 0 and vram >= size:
         return Finding(name, "loaded", "pass", f"{name}: all {gib} in VRAM (full GPU offload)")
@@ -290,19 +279,18 @@ def _offload(model: dict[str, Any]) -> Finding:
                    "(OLLAMA_DEBUG=1) for why it is not used")
 
 
-def _loaded_context(model: dict[str, Any], catalog: Catalog,
+def _loaded_context(model: LoadedModel, catalog: Catalog,
                     registrations: dict[str, Registration]) -> Finding | None:
-    name = str(model.get("name", ""))
+    name, loaded = model.name, model.context_length
     variant = catalog.variants.get(name.removesuffix(":latest"))
-    loaded = model.get("context_length")
-    if variant is None or not isinstance(loaded, int) or variant.parameters.num_ctx is None:
+    if variant is None or loaded is None or variant.parameters.num_ctx is None:
         return None
     wanted = variant.parameters.num_ctx
     if loaded >= wanted:
         return Finding(name, "loaded", "pass", f"{name}: loaded with a context of {loaded} "
                        "tokens")
     found = registrations.get(variant.name)
-    if trained_context(found.shown if found else None) == loaded:
+    if found is not None and found.shown is not None and found.shown.context_length == loaded:
         return Finding(name, "loaded", "warn", f"{name}: loaded with a context of {loaded} "
                        f"tokens, the model's trained maximum (num_ctx {wanted} clamped)")
     return Finding(name, "loaded", "warn", f"{name}: loaded with a context of {loaded} tokens, "

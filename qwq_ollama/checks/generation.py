@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from qwq_ollama.errors import RefusedError
 from qwq_ollama.facts import TOKEN_REPEAT_ERROR
-from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.server.chat_engine import ChatEngine, StreamPart
 
 Sink = Callable[[str], None]
 # done_reason when the daemon ended the stream with its token-repeat guard (v0.34+): a loop.
@@ -37,19 +37,14 @@ class ChatResult:
         return self.eval_count / self.eval_seconds if self.eval_seconds else 0.0
 
 
-def run_chat(api: OllamaAPI, model: str, messages: list[dict[str, Any]], *,
+def run_chat(api: ChatEngine, model: str, messages: list[dict[str, Any]], *,
              options: dict[str, Any] | None = None, think: bool | None = None,
              on_thinking: Sink | None = None, on_content: Sink | None = None,
              should_stop: Callable[[ChatResult], str | None] | None = None) -> ChatResult:
     """Stream a reply; `should_stop` may end the request early (e.g. a loop was detected)."""
     result = ChatResult()
-    kwargs: dict[str, Any] = {}
-    if options:
-        kwargs["options"] = options
-    if think is not None:
-        kwargs["think"] = think
     started = time.monotonic()
-    stream = api.chat_stream(model, messages, **kwargs)
+    stream = api.chat_stream(model, messages, options=options or None, think=think)
     try:
         _consume(stream, result, started, on_thinking, on_content, should_stop)
     except RefusedError as exc:
@@ -79,7 +74,7 @@ def _ends_in_repeats(result: ChatResult) -> bool:
     return len(tail) == SILENT_REPEAT_LIMIT_CHUNKS and len(set(tail)) == 1
 
 
-def _consume(stream: Any, result: ChatResult, started: float, on_thinking: Sink | None,
+def _consume(stream: Iterator[StreamPart], result: ChatResult, started: float, on_thinking: Sink | None,
              on_content: Sink | None,
              should_stop: Callable[[ChatResult], str | None] | None) -> None:
     for part in stream:
@@ -108,7 +103,7 @@ def _consume(stream: Any, result: ChatResult, started: float, on_thinking: Sink 
                 break
 
 
-def generate_watched(api: OllamaAPI, variant: str, text: str, *, options: dict[str, Any]
+def generate_watched(api: ChatEngine, variant: str, text: str, *, options: dict[str, Any]
                      ) -> tuple[ChatResult, Any]:
     """Stream one answer with the loop detector watching; returns the result and any verdict."""
     from qwq_ollama.checks.loops import LoopDetector

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
 
 from qwq_ollama.catalog.conversation import load_corpus
 from qwq_ollama.catalog.render import hf_prompter, render_variant
@@ -67,15 +66,13 @@ def validate_llama_cpp(servers: Servers, catalog: Catalog, names: list[str] | No
 
 def _steps(api: LlamaServerAPI, catalog: Catalog, variant: Variant, num_predict: int,
            code_prompt: str, seed: int | None) -> dict[str, Callable[[], Finding]]:
-    # The generation checks read llama-server's stream through the same code as Ollama's.
-    chat: Any = api
     return {
         "fidelity": lambda: check_fidelity(api, catalog, variant),
         "settings": lambda: check_settings(api, catalog, variant),
         "context": lambda: check_context(api, variant),
-        "generation": lambda: check_generation(chat, variant, num_predict=num_predict,
+        "generation": lambda: check_generation(api, variant, num_predict=num_predict,
                                                seed=seed),
-        "code": lambda: check_code_generation(chat, variant, code_prompt,
+        "code": lambda: check_code_generation(api, variant, code_prompt,
                                               num_predict=num_predict, seed=seed),
     }
 

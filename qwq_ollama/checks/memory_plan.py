@@ -26,6 +26,7 @@ from qwq_ollama.facts import DAEMON_DEFAULT_CONTEXT
 
 if TYPE_CHECKING:
     from qwq_ollama.catalog.schema import Catalog, Weights
+    from qwq_ollama.server.answers import Shown
     from qwq_ollama.server.client import OllamaAPI
 
 MIB = 1 << 20
@@ -98,18 +99,18 @@ def shape_from_gguf(path: str | os.PathLike[str]) -> ModelShape:
     return shape_from_files([Path(path)], str(path))
 
 
-def shape_from_show(shown: dict[str, Any], where: str) -> ModelShape:
+def shape_from_show(shown: Shown, where: str) -> ModelShape:
     """The same from a daemon's verbose /api/show answer (model_info and tensors)."""
     from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
     sizes = {}
-    for tensor in shown.get("tensors") or []:
+    for tensor in shown.tensors:
         block, size = GGML_QUANT_SIZES[GGMLQuantizationType[str(tensor["type"])]]
         count = 1
         for dim in tensor["shape"]:
             count *= int(dim)
         sizes[str(tensor["name"])] = count // block * size
-    return _shape(shown.get("model_info") or {}, sizes, sum(sizes.values()), where)
+    return _shape(shown.model_info, sizes, sum(sizes.values()), where)
 
 
 def _shape(kv: dict[str, Any], sizes: dict[str, int], file_size: int, where: str) -> ModelShape:
@@ -400,7 +401,7 @@ def daemon_vram(api: OllamaAPI) -> int | None:
     if free is None:
         return None
     try:
-        return free + sum(int(m.get("size_vram") or 0) for m in api.loaded_models())
+        return free + sum(m.size_vram for m in api.loaded_models())
     except DaemonError:  # an unreachable daemon is doctor's own first finding
         return free
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from qwq_ollama.catalog.conversation import load_corpus
+from qwq_ollama.catalog.conversation import Conversation, load_corpus
 from qwq_ollama.catalog.render import hf_prompter
 from qwq_ollama.catalog.schema import Catalog, Variant
 from qwq_ollama.checks.doctor import sampling_leaks, untested_version_finding
@@ -19,9 +19,10 @@ from qwq_ollama.checks.fidelity import FidelityResult, judge_prompts, template_s
 from qwq_ollama.checks.findings import Finding, failed
 from qwq_ollama.checks.generation import ChatResult, generate_watched
 from qwq_ollama.errors import DaemonError, QwqOllamaError, RefusedError
+from qwq_ollama.server.answers import Shown
+from qwq_ollama.server.chat_engine import ChatEngine
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.registry import registration
-from qwq_ollama.server.wire import parse_show_parameters
 
 DEFAULT_CHECKS = ("fidelity", "registration", "generation")
 CHECKS = (*DEFAULT_CHECKS, "code")  # `code` generates a whole program: opt in
@@ -33,10 +34,19 @@ class ValidationReport:
     findings: list[Finding] = field(default_factory=list)
     daemon_version: str | None = None
     engine: str = "Ollama"  # or "llama.cpp" (checks/llama_cpp.py)
+    step_errors: list[QwqOllamaError] = field(default_factory=list)  # steps that could not run
 
     @property
     def failed(self) -> bool:
         return failed(self.findings)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every check passed, 1 when one failed; a step that could not run is no
+        verdict: its error's own code (2, or 3 for a daemon that stopped answering)."""
+        if self.step_errors:
+            return self.step_errors[0].exit_code
+        return 1 if self.failed else 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"failed": self.failed, "engine": self.engine,
@@ -99,6 +109,7 @@ def run_checks(report: ValidationReport, subject: str, steps: dict[str, Callable
             report.findings.append(steps[check]())
         except QwqOllamaError as exc:
             report.findings.append(Finding(subject, check, "error", str(exc)))
+            report.step_errors.append(exc)
 
 
 def check_fidelity(api: OllamaAPI, catalog: Catalog, variant: Variant) -> Finding:
@@ -131,7 +142,7 @@ def conversation_details(results: list[FidelityResult]) -> list[dict[str, Any]]:
             for r in results]
 
 
-def live_prompt(api: Any, name: str, conv: Any) -> str:
+def live_prompt(api: ChatEngine, name: str, conv: Conversation) -> str:
     """The engine's prompt (an Ollama daemon's or a llama-server's), or what it said when it
     refused to build one (a template without tools refuses a conversation that has them): that
     differs from every HF prompt, so it fails the conversation with the reason in the report."""
@@ -170,18 +181,16 @@ def fidelity_verdict(variant: Variant, results: list[Any], details: dict[str, An
 def check_registration(api: OllamaAPI, catalog: Catalog, variant: Variant,
                        weights_name: str | None, daemon_version: str = "") -> Finding:
     found = registration(api, catalog, variant, weights_name)
-    shown = found.shown or {}
-    problems = [f"{detail} differs from the catalog" for detail in found.drift.values()]
+    shown = found.shown or Shown()
+    problems = [found.describe()] if found.drift else []
     problems += sampling_leaks(shown, daemon_version)
-    capabilities = shown.get("capabilities") or []
-    if variant.thinks and "thinking" not in capabilities:
+    if variant.family.switch != "none" and "thinking" not in shown.capabilities:
         problems.append("no `thinking` capability: Ollama will not separate the reasoning")
-    if ".Tools" in shown.get("template", "") and "tools" not in capabilities:
+    if ".Tools" in shown.template and "tools" not in shown.capabilities:
         problems.append("no `tools` capability")
-    if "num_ctx" not in parse_show_parameters(shown.get("parameters", "")):
+    if "num_ctx" not in shown.parameters:
         problems.append("num_ctx is not set: Ollama's small default truncates reasoning")
-    details = {"capabilities": capabilities,
-               "parameters": parse_show_parameters(shown.get("parameters", ""))}
+    details = {"capabilities": list(shown.capabilities), "parameters": shown.parameters}
     if problems:
         return Finding(variant.name, "registration", "fail", "; ".join(problems),
                        details=details)
@@ -193,7 +202,7 @@ def _options(num_predict: int, seed: int | None) -> dict[str, Any]:
     return {"num_predict": num_predict} | ({} if seed is None else {"seed": seed})
 
 
-def check_generation(api: OllamaAPI, variant: Variant, *, num_predict: int,
+def check_generation(api: ChatEngine, variant: Variant, *, num_predict: int,
                      seed: int | None = None, prompt: str = GENERATION_PROMPT) -> Finding:
     """Stream one answer: thinking apart from content, stops holding, no runaway loop."""
     started = time.monotonic()
@@ -242,7 +251,7 @@ def _no_answer(result: ChatResult) -> str:
     return f"no answer and no reasoning (done_reason {result.done_reason})"
 
 
-def check_code_generation(api: OllamaAPI, variant: Variant, prompt_name: str, *,
+def check_code_generation(api: ChatEngine, variant: Variant, prompt_name: str, *,
                           num_predict: int, seed: int | None = None) -> Finding:
     """The guide's end-to-end test: the answer's last python block compiles, and runs."""
     from qwq_ollama.catalog.prompts import get_prompt

@@ -18,8 +18,9 @@ from typing import Any
 import httpx
 import ollama
 
-from qwq_ollama.errors import DaemonError, RefusedError
+from qwq_ollama.errors import DaemonError, DaemonUnreachable, RefusedError
 from qwq_ollama.facts import OLLAMA_MINIMUM, is_supported
+from qwq_ollama.server.answers import LoadedModel, Shown
 from qwq_ollama.server.host import resolve_address
 from qwq_ollama.server.wire import listed_digests
 
@@ -86,7 +87,7 @@ class OllamaAPI:
             fix = ("set SSL_CERT_FILE to the CA bundle that signed it" if "certificate" in
                    problem.lower() or "issuer" in problem.lower() else "check its TLS setup")
             return DaemonError(f"TLS with {self.host} failed: {problem}; {fix}")
-        return DaemonError(f"cannot reach Ollama at {self.host}: start it (`ollama serve`) or "
+        return DaemonUnreachable(f"cannot reach Ollama at {self.host}: start it (`ollama serve`) or "
                            "point OLLAMA_HOST / --host at a running daemon")
 
     def _refused_credentials(self, status: int) -> DaemonError:
@@ -99,7 +100,7 @@ class OllamaAPI:
     def _too_slow(self, during: str) -> DaemonError:
         """A timeout, connecting included: something listens, or the network is slow; the
         daemon is not known to be down, so 'start it' would be the wrong advice."""
-        return DaemonError(f"Ollama at {self.host} did not answer within {self.timeout:g} s "
+        return DaemonUnreachable(f"Ollama at {self.host} did not answer within {self.timeout:g} s "
                            f"{during}")
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -134,15 +135,15 @@ class OllamaAPI:
         except httpx.HTTPError:
             return False
 
-    def show(self, model: str, *, verbose: bool = False) -> dict[str, Any] | None:
-        """The raw /api/show answer, or None if the model is not registered. `verbose` adds
-        every tensor and the long metadata arrays."""
+    def show(self, model: str, *, verbose: bool = False) -> Shown | None:
+        """The model as /api/show describes it, or None if it is not registered. `verbose`
+        adds every tensor and the long metadata arrays."""
         body: dict[str, Any] = {"model": model} | ({"verbose": True} if verbose else {})
         reply = self._call("POST", "/api/show", json=body)
         if reply.status_code == 404:
             return None
         self._raise_for(reply, f"show {model}")
-        return dict(reply.json())
+        return Shown.from_json(reply.json())
 
     def list_names(self) -> list[str]:
         return list(self.model_digests())
@@ -153,11 +154,11 @@ class OllamaAPI:
         self._raise_for(reply, "list models")
         return listed_digests(reply.json())
 
-    def loaded_models(self) -> list[dict[str, Any]]:
+    def loaded_models(self) -> list[LoadedModel]:
         """GET /api/ps: the models in memory now, with their size, VRAM share and context."""
         reply = self._call("GET", "/api/ps")
         self._raise_for(reply, "list loaded models")
-        return list(reply.json().get("models") or [])
+        return [LoadedModel.from_json(m) for m in reply.json().get("models") or []]
 
     def has_blob(self, digest: str) -> bool:
         reply = self._call("HEAD", f"/api/blobs/{digest}")
@@ -200,7 +201,7 @@ class OllamaAPI:
         except ConnectionError as exc:
             raise self._unreachable(exc) from None
         except httpx.TransportError as exc:
-            raise DaemonError(f"lost the connection to Ollama at {self.host} {during} "
+            raise DaemonUnreachable(f"lost the connection to Ollama at {self.host} {during} "
                               f"({type(exc).__name__})") from None
 
     def create(self, model: str, **fields: Any) -> Iterator[Mapping[str, Any]]:
@@ -237,8 +238,13 @@ class OllamaAPI:
         self._raise_for(reply, f"render a prompt with {model}")
         return str(reply.json()["_debug_info"]["rendered_template"])
 
-    def chat_stream(self, model: str, messages: list[dict[str, Any]],
-                    **kwargs: Any) -> Iterator[Any]:
+    def chat_stream(self, model: str, messages: list[dict[str, Any]], *,
+                    options: dict[str, Any] | None = None, think: bool | None = None
+                    ) -> Iterator[ollama.ChatResponse]:
+        """Stream one chat (a ChatEngine, as checks/engines.py opens it)."""
+        kwargs: dict[str, Any] = {} if options is None else {"options": options}
+        if think is not None:
+            kwargs["think"] = think
         with self._client_errors(f"Ollama refused a chat with {model}",
                                  f"during a chat with {model}",
                                  missing=f"model {model} is not registered at {self.host}: run "

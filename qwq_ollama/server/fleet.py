@@ -30,7 +30,7 @@ class Cell:
     """One variant (or other subject) on one host."""
 
     variant: str
-    state: str  # up to date, created, drifted: <fields>, not registered, pass, FAIL: ...
+    state: str  # created, Registration.describe() (up to date, ...), pass, FAIL: ...
     ok: bool
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,6 +83,15 @@ def load_fleet(file: Path) -> list[str]:
         except InputError as exc:
             raise located.error(exc.detail, ("hosts", index)) from None
     return _unique(hosts, located)
+
+
+def fleet_hosts(hosts: list[str] | None, fleet_file: Path | None) -> list[str] | None:
+    """Every host a command runs on as a fleet (the file's, then each --host, once each); None
+    for the one-host run (a single --host, or none)."""
+    if fleet_file is None and len(hosts or []) <= 1:
+        return None
+    named = [*(load_fleet(fleet_file) if fleet_file else []), *(hosts or [])]
+    return list(dict.fromkeys(named))
 
 
 def _unique(hosts: list[str], located: Any) -> list[str]:
@@ -141,7 +150,6 @@ def status_cells(catalog: Catalog, weights: str | None) -> Callable[[OllamaAPI],
     from qwq_ollama.server.registry import status
 
     def work(api: OllamaAPI) -> list[Cell]:
-        return [Cell(row.variant, "up to date" if row.up_to_date else
-                     f"drifted: {', '.join(row.drift)}" if row.registered else "not registered",
-                     row.up_to_date) for row in status(api, catalog, weights)]
+        return [Cell(row.variant, row.describe(), row.up_to_date)
+                for row in status(api, catalog, weights)]
     return work

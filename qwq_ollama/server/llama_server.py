@@ -23,7 +23,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from qwq_ollama.errors import DaemonError, EnvironmentProblem, InputError, RefusedError
+from qwq_ollama.errors import (
+    DaemonError,
+    DaemonUnreachable,
+    EnvironmentProblem,
+    InputError,
+    RefusedError,
+)
 from qwq_ollama.server.private_daemon import free_port
 from qwq_ollama.server.private_process import PrivateProcess
 
@@ -165,7 +171,7 @@ class LlamaServerAPI:
         self.http = httpx.Client(base_url=self.host, timeout=timeout)
 
     def _unreachable(self) -> DaemonError:
-        return DaemonError(f"cannot reach llama-server at {self.host}: start it (the command "
+        return DaemonUnreachable(f"cannot reach llama-server at {self.host}: start it (the command "
                            "`qwq-ollama export llama-cpp VARIANT --binary llama-server` prints) "
                            "or pass --llama-server URL of a running one")
 
@@ -173,7 +179,7 @@ class LlamaServerAPI:
         try:
             reply = self.http.request(method, path, **kwargs)
         except httpx.TimeoutException:
-            raise DaemonError(f"llama-server at {self.host} did not answer within "
+            raise DaemonUnreachable(f"llama-server at {self.host} did not answer within "
                               f"{self.timeout:g} s ({method} {path})") from None
         except httpx.TransportError:
             raise self._unreachable() from None
@@ -253,7 +259,7 @@ class LlamaServerAPI:
                     self._raise_for(reply, "a chat")
                 yield from _parts(reply.iter_lines())
         except httpx.TimeoutException:
-            raise DaemonError(f"llama-server at {self.host} did not answer within "
+            raise DaemonUnreachable(f"llama-server at {self.host} did not answer within "
                               f"{self.timeout:g} s during a chat") from None
         except httpx.TransportError:
             raise self._unreachable() from None
@@ -286,6 +292,7 @@ class LlamaServer(PrivateProcess):
     `url` is where `argv` makes it listen. `with LlamaServer(...) as s:` then use `s.api`."""
 
     label = "llama-server"
+    api: LlamaServerAPI
 
     def __init__(self, argv: list[str], url: str, *, env: dict[str, str] | None = None,
                  cwd: Path | None = None, startup_timeout: float = 300.0,

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Protocol, Self
 
 from qwq_ollama.errors import DaemonError, EnvironmentProblem
 
@@ -24,12 +24,22 @@ LOG_TAIL_LINES = 15
 SECRET_VARIABLES = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "OLLAMA_API_KEY"})
 
 
+class ServerAPI(Protocol):
+    """What a private process's client must offer while it starts and stops."""
+
+    host: str
+
+    def is_ready(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
 class PrivateProcess:
-    """Subclasses call `_launch(argv, env)` from their `start()` and give `api` (anything with
-    `is_ready()`, `host` and `close()`) and `label` (for messages)."""
+    """Subclasses call `_launch(argv, env)` from their `start()` and give `api` (an Ollama or
+    llama-server client, once started) and `label` (for messages)."""
 
     label = "server"
-    api: Any
+    api: ServerAPI | None
 
     def __init__(self, *, state_dir: Path | None, log_name: str, prefix: str,
                  startup_timeout: float) -> None:
@@ -68,11 +78,11 @@ class PrivateProcess:
 
     def _wait_ready(self) -> None:
         """Poll the API until it answers, the process exits, or the start-up time runs out."""
-        process = self.process
-        assert process is not None
+        process, api = self.process, self.api
+        assert process is not None and api is not None
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline and process.poll() is None:
-            if self.api.is_ready():
+            if api.is_ready():
                 return
             time.sleep(0.1)
         if process.poll() is not None:
@@ -80,7 +90,7 @@ class PrivateProcess:
             ended = (f"died of {signal.Signals(-code).name}" if code < 0 else
                      f"exited with code {code}")
             raise DaemonError(f"{self.label} {ended} while starting; log: {self.log_tail()}")
-        raise DaemonError(f"{self.label} did not answer on {self.api.host} within "
+        raise DaemonError(f"{self.label} did not answer on {api.host} within "
                           f"{self.startup_timeout:.0f} s; log: {self.log_tail()}")
 
     def stop(self, timeout: float = 15.0) -> None:

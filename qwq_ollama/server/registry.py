@@ -22,10 +22,10 @@ from qwq_ollama.catalog.schema import Catalog, Variant, Weights
 from qwq_ollama.errors import EnvironmentProblem, InputError, RefusedError
 from qwq_ollama.paths import cache_dir
 from qwq_ollama.server import quick_create
+from qwq_ollama.server.answers import Shown
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.daemon_process import import_space_problem, local_daemon
 from qwq_ollama.server.digests import file_digest
-from qwq_ollama.server.wire import blob_digest_of, parse_show_parameters
 from qwq_ollama.weights_file import GGUF_MAGIC, leading_magic
 
 BASE_NAMESPACE = "qwq-ollama-weights"
@@ -46,10 +46,16 @@ def source_alias(weights: Weights, file_digest: str) -> str:
     return f"{base_model_name(weights)}:source-{file_digest.removeprefix('sha256:')}"
 
 
+def blob_of(api: OllamaAPI, model: str) -> str | None:
+    """The weights blob a model runs over on this daemon; None if it is absent. The one way a
+    base model's (or any model's) blob is found."""
+    shown = api.show(model)
+    return shown.blob_digest if shown is not None else None
+
+
 def base_digest(api: OllamaAPI, weights: Weights) -> str | None:
     """The weights blob digest of the base model on this daemon, None if it is absent."""
-    base = api.show(base_model_name(weights))
-    return blob_digest_of(base.get("modelfile", "")) if base else None
+    return blob_of(api, base_model_name(weights))
 
 
 @dataclass(frozen=True)
@@ -102,22 +108,18 @@ def parameters_equal(want: Mapping[str, Any], got: Mapping[str, Any]) -> bool:
     return True
 
 
-def drift(desired: Desired, shown: Mapping[str, Any]) -> dict[str, str]:
+def drift(desired: Desired, shown: Shown) -> dict[str, str]:
     """The fields (weights aside) in which a live model differs from `desired`, each with what
     a person needs to see; empty means they all match."""
     diffs: dict[str, str] = {}
-    if shown.get("template", "") != desired.template:
+    if shown.template != desired.template:
         diffs["template"] = "template"
-    if (shown.get("system") or None) != desired.system:
+    if shown.system != desired.system:
         diffs["system"] = "system"
-    live = parse_show_parameters(shown.get("parameters", ""))
-    if not parameters_equal(desired.parameters, live):
-        diffs["parameters"] = parameter_detail(desired.parameters, live)
-    want_license = [desired.license] if desired.license else []
-    got_license = shown.get("license") or []
-    if isinstance(got_license, str):
-        got_license = [got_license]
-    if list(got_license) != want_license:
+    if not parameters_equal(desired.parameters, shown.parameters):
+        diffs["parameters"] = parameter_detail(desired.parameters, shown.parameters)
+    want_license = (desired.license,) if desired.license else ()
+    if shown.license != want_license:
         diffs["license"] = "license"
     return diffs
 
@@ -163,7 +165,8 @@ class Registrar:
         self.progress = progress or (lambda _name, _update: None)
         self.version = ""
 
-    def _lock(self) -> FileLock:
+    def creation_lock(self) -> FileLock:
+        """The per-daemon lock a create holds while it registers (taken without waiting)."""
         slug = re.sub(r"[^A-Za-z0-9]+", "-", self.api.host).strip("-")
         path = cache_dir() / "locks" / f"create-{slug}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -175,7 +178,7 @@ class Registrar:
         # Unreachable or too old: said before any work is done.
         self.version = self.api.supported_version()
         self._check_daemon_accepts(variants)
-        lock = self._lock()
+        lock = self.creation_lock()
         try:
             lock.acquire()
         except Timeout:
@@ -200,8 +203,7 @@ class Registrar:
             for want in desired:
                 report.variants.append(want.name)
                 shown = self.api.show(want.name)
-                if (shown is not None and not drift(want, shown)
-                        and blob_digest_of(shown.get("modelfile", "")) == digest):
+                if shown is not None and not drift(want, shown) and shown.blob_digest == digest:
                     report.up_to_date.append(want.name)
                     continue
                 for update in self.api.create(want.name, **want.create_fields(base)):
@@ -228,32 +230,27 @@ class Registrar:
                 for update in self.api.create(base, from_=ref):
                     self.progress(base, update)
                 report.base_created = True
-            shown = self.api.show(base) or {}
-            return base, blob_digest_of(shown.get("modelfile", ""))
+            return base, blob_of(self.api, base)
         path = self._local_gguf(weights)
         report.weights_files.append(path)
         report.from_hub = report.from_hub or weights.source == "hf"
         digest = file_digest(path, self._bytes(base, f"hashing {path.name}", path))
         alias = source_alias(weights, digest)
         report.bases.append(alias)
-        imported = self._blob_of(base)
-        if imported is not None and imported == self._blob_of(alias):
+        imported = blob_of(self.api, base)
+        if imported is not None and imported == blob_of(self.api, alias):
             return base, imported
         self._import(weights, path, digest, base)
         self.api.copy(base, alias)
         self._forget_other_sources(base, alias)
         report.base_created = True
-        return base, self._blob_of(base)
+        return base, blob_of(self.api, base)
 
     def _bytes(self, name: str, status: str, path: Path) -> Callable[[int], None]:
         """A byte counter reported as Ollama reports its own transfers: status, total, completed."""
         total = path.stat().st_size
         return lambda done: self.progress(name, {"status": status, "total": total,
                                                  "completed": done})
-
-    def _blob_of(self, model: str) -> str | None:
-        shown = self.api.show(model)
-        return blob_digest_of(shown.get("modelfile", "")) if shown else None
 
     def _import(self, weights: Weights, path: Path, digest: str, base: str) -> None:
         """Upload the GGUF unless the daemon has it, and create the base model from it."""
@@ -300,21 +297,17 @@ class Registrar:
 
             files = download_gguf(str(weights.hf_repo), str(weights.hf_quant))
             if len(files) != 1:
-                raise InputError(f"{weights.hf_repo} {weights.hf_quant} is split into "
-                                 f"{len(files)} files; Ollama needs one GGUF: merge them with "
-                                 "llama-gguf-split --merge", file=self.catalog.path)
+                raise self.catalog.error(f"{weights.hf_repo} {weights.hf_quant} is split into "
+                                         f"{len(files)} files; Ollama needs one GGUF: merge "
+                                         "them with llama-gguf-split --merge")
             return files[0]
         path = Path(str(weights.gguf_path))
         if not path.is_file():
-            raise InputError(f"GGUF not found: {path}", file=self.catalog.path,
-                             line=self.catalog.line_of("weights", weights.name, "gguf"),
-                             field=f"weights.{weights.name}.gguf")
+            raise self.catalog.error(f"GGUF not found: {path}", "weights", weights.name, "gguf")
         return path
 
     def _gguf_error(self, weights: Weights, path: Path, problem: str) -> InputError:
-        return InputError(f"{path}: {problem}", file=self.catalog.path,
-                          line=self.catalog.line_of("weights", weights.name, "gguf"),
-                          field=f"weights.{weights.name}.gguf")
+        return self.catalog.error(f"{path}: {problem}", "weights", weights.name, "gguf")
 
 
 def stamp_create(api: OllamaAPI, catalog: Catalog, report: CreateReport,
@@ -356,7 +349,7 @@ class Registration:
 
     variant: str
     weights: str  # the catalog weights it should run over (the variant's own, or --weights)
-    shown: dict[str, Any] | None  # the daemon's /api/show answer; None: not registered
+    shown: Shown | None  # the daemon's /api/show answer; None: not registered
     over: str | None  # the catalog weights its live blob belongs to; None: unknown
     drift: dict[str, str]  # field -> what differs, in words; empty: as the catalog says
 
@@ -372,6 +365,15 @@ class Registration:
     def only_weights_differ(self) -> bool:
         """Registered over other known catalog weights, and right for those."""
         return list(self.drift) == ["weights"] and self.over is not None
+
+    def describe(self) -> str:
+        """The one wording of this state, for every command that shows it (list, a fleet,
+        doctor, validate, compare): up to date, not registered, or each field that differs."""
+        if not self.registered:
+            return "not registered"
+        if not self.drift:
+            return "up to date"
+        return f"differs from the catalog in {'; '.join(self.drift.values())}"
 
     def to_dict(self) -> dict[str, Any]:
         """What `list --json` prints per variant (README: JSON output)."""
@@ -394,7 +396,7 @@ def registration(api: OllamaAPI, catalog: Catalog, variant: Variant,
     shown = api.show(variant.name)
     if shown is None:
         return Registration(variant.name, expected, None, None, {})
-    live = blob_digest_of(shown.get("modelfile", ""))
+    live = shown.blob_digest
     over = expected if live is not None and bases[expected] == live else (
         bases.owner_of(live) if live else None)
     diffs: dict[str, str] = {}
@@ -412,6 +414,17 @@ def _weights_detail(expected: str, over: str | None, expected_digest: str | None
         return (f"weights (cannot be confirmed: the base model {BASE_NAMESPACE}/{expected} is "
                 "not registered)")
     return f"weights (not those of {expected})"
+
+
+def require_registered(api: OllamaAPI, catalog: Catalog, names: list[str],
+                       weights: str | None) -> None:
+    """Refuse (bad input) a variant that is not registered as `catalog` says, naming the fix."""
+    for name in names:
+        found = registration(api, catalog, catalog.variant(name), weights)
+        if not found.up_to_date:
+            again = f" --weights {weights}" if weights else ""
+            raise InputError(f"{name} is not as {catalog.path} says ({found.describe()}): run "
+                             f"`qwq-ollama create {name}{again}`", field="VARIANTS")
 
 
 def status(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None

@@ -1,7 +1,8 @@
 """Read Ollama's HTTP answers: /api/tags, /api/show's parameters and FROM line.
 
 Pure functions with no HTTP stack behind them, so that the client and the quick `create` path
-(which runs before anything heavy is imported) read the daemon's answers the same way.
+(which runs before anything heavy is imported) read the daemon's answers the same way. The
+typed answers built from them are in `answers`.
 """
 
 from __future__ import annotations
@@ -69,3 +70,4 @@ def parse_show_parameters(text: str) -> dict[str, Any]:
         else:
             values[name] = value
     return values
+

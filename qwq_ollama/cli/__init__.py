@@ -1,0 +1,94 @@
+"""The `qwq-ollama` command: the command groups wired together, and `main()`, the one place the
+program exits. Each command is in the module of its group (catalog, daemon, checks, plan,
+export, tools) and makes one library call; what it prints goes through `_output`.
+
+Heavy modules are imported inside each command so that `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from qwq_ollama.cli import catalog, checks, daemon, export, plan, tools
+from qwq_ollama.cli._options import FLEET_COMMANDS, HostOpt
+from qwq_ollama.cli._output import err, say
+from qwq_ollama.errors import QwqOllamaError
+
+app = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False,
+                  help="Make reasoning models such as QwQ-32B run well on Ollama.")
+
+# In the order `--help` lists them.
+app.command("render")(catalog.render)
+app.command("create")(daemon.create)
+app.command("list")(daemon.list_)
+app.command("prompt")(daemon.prompt)
+app.command("chat")(daemon.chat)
+app.command("validate")(checks.validate)
+app.command("compare")(checks.compare)
+app.command("install-ollama")(tools.install_ollama)
+app.command("fetch-smollm2")(tools.fetch_smollm2)
+app.command("demo")(tools.demo)
+app.command("fidelity-table")(checks.fidelity_table)
+app.add_typer(export.export_app, name="export")
+app.command("embed-template")(export.embed_template)
+app.command("doctor")(daemon.doctor)
+app.command("inspect")(catalog.inspect)
+app.command("fix-tokenizer")(catalog.fix_tokenizer)
+app.command("download")(plan.download)
+app.command("plan")(plan.plan)
+
+
+@app.callback(invoke_without_command=True)
+def _top(ctx: typer.Context,
+         version: Annotated[bool, typer.Option("--version", help="Print this tool's version "
+                            "and, if one answers, the daemon's.")] = False,
+         host: HostOpt = None) -> None:
+    """Make reasoning models such as QwQ-32B run well on Ollama."""
+    if version or ctx.invoked_subcommand is None:
+        if version:
+            _print_versions(host)
+        else:
+            say(ctx.get_help())
+        raise typer.Exit(0)  # nothing else to run: main() turns this into the exit
+    if host is not None:  # `qwq-ollama --host H list`: the command's own default becomes H
+        hosts = [host] if ctx.invoked_subcommand in FLEET_COMMANDS else host
+        ctx.default_map = {**(ctx.default_map or {}), ctx.invoked_subcommand: {"host": hosts}}
+
+
+def _print_versions(host: str | None) -> None:
+    from importlib.metadata import version
+
+    from qwq_ollama.errors import DaemonError
+    from qwq_ollama.server.client import OllamaAPI
+
+    say(f"qwq-ollama {version('qwq-ollama')}")
+    api = OllamaAPI(host, timeout=1.0)
+    try:
+        say(f"Ollama {api.version()} at {api.host}")
+    except DaemonError:
+        say(f"Ollama: no daemon answers at {api.host}")
+
+
+def main() -> None:
+    """Entry point and the only exit: a command's return code; a library error as `Error: …`
+    on stderr with its code (2 bad input, 3 no daemon answers, 1 otherwise); usage errors 2."""
+    try:
+        code = app(standalone_mode=False, prog_name="qwq-ollama")
+    except QwqOllamaError as exc:
+        err("Error: " + str(exc).replace("\r", "\\r").replace("\n", "\\n"))  # one line
+        code = exc.exit_code
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except typer.Abort:
+        err("Aborted.")
+        code = 1
+    except Exception as exc:
+        # Usage errors from typer's bundled click arrive here in non-standalone mode.
+        code = getattr(exc, "exit_code", None)
+        if not (hasattr(exc, "show") and isinstance(code, int)):
+            raise
+        exc.show()
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,149 @@
+"""Commands that work one daemon (or a fleet of them): create, list, doctor, chat, prompt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from qwq_ollama.cli._options import (
+    CatalogOpt,
+    FleetOpt,
+    GgufOpt,
+    HostOpt,
+    HostsOpt,
+    JsonOpt,
+    LlamaServerOpt,
+    ParallelOpt,
+    QuietOpt,
+    WeightsOpt,
+    catalog_at,
+    first_host,
+)
+from qwq_ollama.cli._output import (
+    Progress,
+    answer_printer,
+    print_chat_end,
+    print_findings,
+    print_fleet,
+    print_json,
+    print_registrations,
+    say,
+    thinking_printer,
+    write_raw,
+)
+
+VariantsArg = Annotated[list[str] | None, typer.Argument(help="Variants (default: all).")]
+
+
+def create(variants: VariantsArg = None, weights: WeightsOpt = None, catalog: CatalogOpt = None,
+           host: HostsOpt = None, json_: JsonOpt = False, quiet: QuietOpt = False,
+           fleet: FleetOpt = None, parallel: ParallelOpt = 4) -> int:
+    """Register variants with the Ollama daemon; unchanged ones are skipped."""
+    from qwq_ollama.server.digests import hash_ahead
+
+    cat = catalog_at(catalog)
+    # Hash the weights on another core while the ollama client is being imported.
+    hash_ahead(path for w in cat.weights_of(variants or None, weights)
+               if (path := w.file_on_disk) is not None)
+    from qwq_ollama.server.client import OllamaAPI
+    from qwq_ollama.server.fleet import create_cells, fleet_hosts, run_fleet
+    from qwq_ollama.server.quick_create import request_for
+    from qwq_ollama.server.registry import Registrar, stamp_create
+
+    hosts = fleet_hosts(host, fleet)
+    with Progress(quiet) as progress:
+        if hosts is not None:
+            work = create_cells(cat, variants or None, weights,
+                                lambda h, name, update: progress(f"{h} {name}", update))
+            return print_fleet(run_fleet(hosts, work, parallel), json_)
+        api = OllamaAPI(first_host(host))
+        report = Registrar(api, cat, progress).create(variants or None, weights)
+    if json_:
+        print_json(report.to_dict())
+    else:
+        for name in report.created:
+            say(f"created {name}")
+        for name in report.up_to_date:
+            say(f"{name} is up to date")
+    stamp_create(api, cat, report, request_for(variants, weights, catalog, first_host(host)))
+    return 0
+
+
+def list_(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostsOpt = None,
+          json_: JsonOpt = False, fleet: FleetOpt = None, parallel: ParallelOpt = 4) -> int:
+    """The catalog's variants, and whether each is registered and up to date."""
+    from qwq_ollama.server.client import OllamaAPI
+    from qwq_ollama.server.fleet import fleet_hosts, run_fleet, status_cells
+    from qwq_ollama.server.registry import status
+
+    hosts = fleet_hosts(host, fleet)
+    if hosts is not None:
+        work = status_cells(catalog_at(catalog), weights)
+        return print_fleet(run_fleet(hosts, work, parallel), json_)
+    rows = status(OllamaAPI(first_host(host)), catalog_at(catalog), weights)
+    if json_:
+        print_json({"variants": [row.to_dict() for row in rows]})
+    else:
+        print_registrations(rows)
+    return 0
+
+
+def doctor(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostsOpt = None,
+           vram: Annotated[str | None, typer.Option("--vram", help="Free GPU memory, e.g. "
+                           "24GiB: also check each num_ctx fits (default: this machine's "
+                           "GPU when the daemon runs here).")] = None,
+           json_: JsonOpt = False, fleet: FleetOpt = None, parallel: ParallelOpt = 4) -> int:
+    """Check the daemon, each variant's registration and context, and loaded models' offload."""
+    from qwq_ollama.checks.doctor import diagnose
+    from qwq_ollama.checks.findings import failed
+    from qwq_ollama.checks.fleet import doctor_cells
+    from qwq_ollama.checks.memory_plan import daemon_vram, parse_size
+    from qwq_ollama.server.client import OllamaAPI
+    from qwq_ollama.server.fleet import fleet_hosts, run_fleet
+
+    hosts = fleet_hosts(host, fleet)
+    given = parse_size(vram) if vram else None
+    if hosts is not None:
+        work = doctor_cells(catalog_at(catalog), weights, given)
+        return print_fleet(run_fleet(hosts, work, parallel, timeout=60.0), json_)
+    api = OllamaAPI(first_host(host), timeout=60.0)
+    findings = diagnose(api, catalog_at(catalog), weights,
+                        given if given is not None else daemon_vram(api))
+    if json_:
+        print_json({"failed": failed(findings), "findings": [f.to_dict() for f in findings]})
+    else:
+        print_findings(findings)
+    return 1 if failed(findings) else 0
+
+
+def chat(variant: str, message: str, host: HostOpt = None,
+         num_predict: Annotated[int, typer.Option(help="Token cap (-1: none).")] = 1024) -> int:
+    """Chat once with a registered variant, showing its thinking and its answer apart."""
+    from qwq_ollama.checks.generation import run_chat
+    from qwq_ollama.server.client import OllamaAPI
+
+    api = OllamaAPI(host)
+    api.supported_version()
+    say("--- thinking ---")
+    print_chat_end(run_chat(api, variant, [{"role": "user", "content": message}],
+                            options={"num_predict": num_predict},
+                            on_thinking=thinking_printer, on_content=answer_printer()))
+    return 0
+
+
+def prompt(variant: str,
+           messages: Annotated[Path, typer.Option("--messages", help="Conversation JSON.")],
+           engine: Annotated[str, typer.Option("--engine", help="hf, ollama or "
+                                               "llama-cpp.")] = "hf",
+           catalog: CatalogOpt = None, host: HostOpt = None,
+           llama_server: LlamaServerOpt = None, gguf: GgufOpt = None) -> int:
+    """Print, byte for byte, the prompt a variant builds for a conversation."""
+    from qwq_ollama.catalog.conversation import load_conversation
+    from qwq_ollama.checks.engines import EngineChoice, prompt_on
+
+    cat = catalog_at(catalog)
+    where = EngineChoice(host=host, llama_server=llama_server, gguf=gguf)
+    write_raw(prompt_on(engine, where, cat, cat.variant(variant), load_conversation(messages)))
+    return 0
