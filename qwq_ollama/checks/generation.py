@@ -69,7 +69,11 @@ def run_chat(api: ChatEngine, model: str, messages: list[dict[str, Any]], *,
 
 def _ends_in_repeats(result: ChatResult) -> bool:
     """Whether a stream that stopped without its final chunk ends in the run of identical
-    chunks that makes Ollama before 0.34 cut it silently."""
+    chunks that makes Ollama before 0.34 cut it silently. A stream with no chunk at all counts
+    too: a thinking model's daemon holds back blank output until it knows whether a think tag
+    opens it, so a run of blank tokens never reaches the client before the cut."""
+    if not result.chunks:
+        return True
     tail = [text.strip() for _, text in result.chunks[-SILENT_REPEAT_LIMIT_CHUNKS:]]
     return len(tail) == SILENT_REPEAT_LIMIT_CHUNKS and len(set(tail)) == 1
 
