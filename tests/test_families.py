@@ -24,7 +24,7 @@ from qwq_ollama.catalog.render import render_all, render_variant
 from qwq_ollama.catalog.schema import Catalog, Variant, load_catalog
 from qwq_ollama.errors import InputError
 
-from .conftest import DATA, ROOT
+from .conftest import DATA
 
 CONVERSATIONS = [parse_conversation(json.loads(p.read_text()), source=p)
                  for p in sorted((DATA / "conversations").glob("*.json"))] + load_corpus()
@@ -35,7 +35,7 @@ def transformers_render(template: str, conv: Conversation, variant: Variant, *,
                         generation: bool = True, **switches: object) -> str:
     """The prompt transformers builds from `template` for a Hugging Face client's messages,
     with the tokens a tokenizer of the family passes."""
-    tokens = {} if variant.family.bos_token is None else {"bos_token": variant.family.bos_token}
+    tokens = variant.family.template_tokens
     return render_jinja_template([as_hf_messages(conv.messages)], tools=conv.tools,
                                  chat_template=template, add_generation_prompt=generation,
                                  **tokens, **switches)[0][0]
@@ -144,15 +144,11 @@ def test_r1_tool_calls_render_as_the_official_template_for_a_null_content() -> N
     assert want.startswith("<｜begin▁of▁sentence｜>S2<｜User｜>Q")
 
 
-def _catalog_with(tmp_path: Path, variants: str, *, family: Path | None = None) -> Path:
-    """A copy of the project's catalog and templates with `variants` appended (and a family
-    folder copied in)."""
-    for name in ("modelfiles", "templates"):
-        shutil.copytree(ROOT / name, tmp_path / name)
-    shutil.copytree(ROOT / "tests" / "data" / "official", tmp_path / "tests" / "data" / "official")
+def _catalog_with(project: Path, variants: str, *, family: Path | None = None) -> Path:
+    """The project copy's catalog with `variants` appended (and a family folder copied in)."""
     if family is not None:
-        shutil.copytree(family, tmp_path / "templates" / family.name)
-    catalog = tmp_path / "modelfiles" / "models.yaml"
+        shutil.copytree(family, project / "templates" / family.name)
+    catalog = project / "modelfiles" / "models.yaml"
     catalog.write_text(catalog.read_text() + variants)
     return catalog
 
@@ -164,8 +160,8 @@ def _catalog_with(tmp_path: Path, variants: str, *, family: Path | None = None) 
      "enable_thinking does not apply to template family 'qwq'"),
 ])
 def test_a_thinking_field_the_family_has_no_use_for_is_refused_at_its_line(
-        tmp_path: Path, variant_text: str, field: str, words: str) -> None:
-    catalog = _catalog_with(tmp_path, "\n" + variant_text)
+        project_copy: Path, variant_text: str, field: str, words: str) -> None:
+    catalog = _catalog_with(project_copy, "\n" + variant_text)
     with pytest.raises(InputError) as caught:
         load_catalog(catalog)
     assert caught.value.field == field and words in str(caught.value)
@@ -186,11 +182,11 @@ def test_a_bad_family_file_names_its_line_and_field(tmp_path: Path) -> None:
     assert "sometimes" in (family / "family.yaml").read_text().splitlines()[caught.value.line - 1]
 
 
-def test_a_family_is_added_with_data_and_templates_alone(tmp_path: Path) -> None:
+def test_a_family_is_added_with_data_and_templates_alone(project_copy: Path) -> None:
     """The fixture folder (family.yaml, two Jinja sources, its official template) becomes a
     family: render writes its variant, which reproduces the official template and carries the
     family's sampling, with no code naming it."""
-    catalog_file = _catalog_with(tmp_path, "\n  plain:\n    template: plain-chatml\n"
+    catalog_file = _catalog_with(project_copy, "\n  plain:\n    template: plain-chatml\n"
                                  "    weights: smollm2-135m\n", family=FIXTURE_FAMILY)
     catalog = load_catalog(catalog_file)
     variant = catalog.variant("plain")

@@ -155,6 +155,11 @@ class Family:
             text += self.off_text
         return text
 
+    @property
+    def template_tokens(self) -> dict[str, str]:
+        """The special-token variables a tokenizer of this family passes its chat template."""
+        return {} if self.bos_token is None else {"bos_token": self.bos_token}
+
     def published_sampling(self, *, thinking: bool) -> dict[str, object]:
         """The authors' sampling and the family's stops, beneath whatever a catalog sets."""
         sampling = self.sampling if thinking else self.sampling_without_thinking

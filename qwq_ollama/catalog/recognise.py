@@ -41,7 +41,7 @@ class FamilyMatch:
 
 def _prompts(template: str, variant: Variant) -> list[str | None]:
     """Each corpus prompt, None where the template fails on that conversation."""
-    tokens = {} if variant.family.bos_token is None else {"bos_token": variant.family.bos_token}
+    tokens = variant.family.template_tokens
     prompts: list[str | None] = []
     for conv in load_corpus():
         try:

@@ -142,7 +142,7 @@ def hf_prompter(catalog: Catalog, variant: Variant) -> Prompter:
     """`(messages, tools=None) -> prompt` through the variant's Hugging Face template, rendered
     once: the reference every engine's prompt is judged against, for any number of chats."""
     template = render_variant(catalog, variant).hf_template
-    tokens = {} if variant.family.bos_token is None else {"bos_token": variant.family.bos_token}
+    tokens = variant.family.template_tokens
 
     def prompt(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
                *, add_generation_prompt: bool = True) -> str:
