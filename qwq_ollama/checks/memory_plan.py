@@ -1,14 +1,15 @@
 """How much GPU memory a variant needs at its num_ctx under Ollama v0.32 and v0.34 (measured the
-same on an H200), from GGUF metadata alone.
+same on an H200 and an H100), from GGUF metadata alone.
 
 Ollama v0.32 hands placement to llama-server's `--fit`: the model goes wholly on the GPU when
 weights + KV cache + compute buffers + a 1 GiB margin fit in the free memory llama-server sees
 (after its own CUDA context); otherwise whole layers move to the CPU. Ollama itself only picks the
 batch size, which sets the compute buffers. This module predicts all of it from the header
 (tensor sizes, layer and head counts), never loading a tensor, and finds the largest num_ctx
-that stays on the GPU. The byte counts follow llama.cpp b10488's CUDA backend; the constants
-below were measured on an NVIDIA H200 (tests/data/gpu/ holds the measurements and the tests
-hold the planner to them).
+that stays on the GPU, and a smaller recommended one that also survives a reload. The byte
+counts follow llama.cpp b10488's and b11076's CUDA backend; the constants below were measured on
+an NVIDIA H200 and an H100, with QwQ- and Qwen3-32B-shaped files (tests/data/gpu/ holds the
+measurements and the tests hold the planner to them).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ MIB = 1 << 20
 GIB = 1 << 30
 # llama.cpp's --fit leaves this much free on each device (LLAMA_ARG_FIT_TARGET, in MiB).
 FIT_MARGIN = 1024 * MIB
-# What llama-server's own CUDA context takes before --fit reads the free memory: 524-543 MiB on
-# the H200 (CUDA 13, driver 580). Another process's context (Ollama's GPU refresh) sometimes
+# What llama-server's own CUDA context takes before --fit reads the free memory: 525-543 MiB on
+# the H200 and the H100 alike (CUDA 13, driver 580). Another process's context (Ollama's GPU refresh) sometimes
 # takes a second one at the same moment: then the boundary moves down by about this much.
 CUDA_CONTEXT = 525 * MIB
 # What a reload may find missing: when Ollama restarts a model (num_ctx or another runner option
