@@ -119,7 +119,9 @@ def check_fidelity(api: OllamaAPI, catalog: Catalog, variant: Variant) -> Findin
     corpus = load_corpus()
     results = [judge_prompts(conv.name, conv, hf_prompt(conv.messages, conv.tools),
                              live_prompt(api, variant.name, conv),
-                             known=variant.family.divergences) for conv in corpus]
+                             known=variant.family.divergences,
+                             render=lambda c: hf_prompt(c.messages, c.tools))
+               for conv in corpus]
     source = template_source(results, corpus)
     details = {"template_source": source, "conversations": conversation_details(results)}
     # "unknown": no conversation tells the templates apart (a family whose official template
@@ -136,7 +138,7 @@ def conversation_details(results: list[FidelityResult]) -> list[dict[str, Any]]:
     """Per conversation: its verdict, and both prompts where they differ (what the HTML report
     shows side by side); identical prompts are left out to keep the JSON small."""
     return [{"name": r.conversation, "status": r.status, "divergences": list(r.divergences),
-             "reasons": list(r.reasons), "detail": r.detail,
+             "reasons": list(r.reasons), "detail": r.detail, "compared_with": r.compared_with,
              **({} if r.status == "pass" else {"hf_prompt": r.hf_prompt,
                                                "ollama_prompt": r.ollama_prompt})}
             for r in results]
