@@ -165,6 +165,7 @@ CONDITIONS: dict[str, Callable[[Conversation], bool]] = {
                                                     for m in _assistants(c)),
     "assistant_content_leading_newline": lambda c: any((m["content"] or "").startswith("\n")
                                                        for m in _assistants(c)),
+    "null_content": lambda c: any(m["content"] is None for m in c.messages),
     "tool_call_arguments_as_string": lambda c: any(
         isinstance(call["function"]["arguments"], str)
         for m in _assistants(c) for call in m.get("tool_calls") or []
@@ -272,7 +273,15 @@ def ollama_decodes_arguments(conv: Conversation) -> tuple[Conversation, Restore]
     return Conversation(as_ollama_messages(conv.messages), conv.tools, conv.name), _unchanged
 
 
+def ollama_reads_null_content_as_empty(conv: Conversation) -> tuple[Conversation, Restore]:
+    """`content: null` reaches an Ollama template as the empty string (Go's JSON decoding
+    leaves a string field empty), so a template cannot tell it from `""`."""
+    messages = [{**m, "content": ""} if m["content"] is None else m for m in conv.messages]
+    return Conversation(messages, conv.tools, conv.name), _unchanged
+
+
 EXPECTATIONS: dict[str, Expectation] = {
+    "ollama_reads_null_content_as_empty": ollama_reads_null_content_as_empty,
     "ollama_decodes_arguments": ollama_decodes_arguments,
     "ollama_strips_earlier_reasoning": ollama_strips_earlier_reasoning,
     "ollama_merges_roles": ollama_merges_roles,
