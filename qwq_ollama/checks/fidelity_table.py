@@ -54,7 +54,9 @@ prompts with the divergence's span masked, e.g. Go's compact tool JSON), or *as 
 it* (the official rendering of the conversation after what Ollama does to it first: consecutive
 same-role messages merged with a blank line, earlier reasoning stripped on qwen3, or an
 assistant's content printed whole where the official template would cut its reasoning). A
-*FAIL* would be a bug. Each family's line of counts is held exactly by `make test`.
+*FAIL* would be a bug. Each family's line of counts is held exactly by `make test`. Where the
+official templates come from, and what Ollama parses back from a model's output:
+[oracles.md](oracles.md).
 
 Each family's variants are registered over a tiny stand-in GGUF of the family's architecture
 (qwen2 for QwQ and the R1 Qwen distills, qwen3 for Qwen3) with the family's special tokens,
@@ -106,13 +108,15 @@ def _family_table(api: OllamaAPI, catalog: Catalog, variants: list[Variant]) -> 
 
 
 def _counts(results: list[FidelityResult]) -> str:
-    kinds = {"pass": 0, "masked": 0, "transformed": 0, "fail": 0}
+    """How many prompts equalled each kind of expectation (tests/test_families_live.py holds
+    the same numbers)."""
+    kinds = dict.fromkeys(("identical", "masked", "transformed", "transformed+masked", "fail"), 0)
     for r in results:
-        kind = "pass" if r.status == "pass" else "fail" if r.status == "fail" else (
-            "masked" if r.compared_with == "masked" else "transformed")
-        kinds[kind] += 1
-    return (f"{kinds['pass']} identical, {kinds['masked']} masked, "
-            f"{kinds['transformed']} as transformed, {kinds['fail']} failed")
+        kinds["identical" if r.status == "pass" else "fail" if r.status == "fail"
+              else r.compared_with] += 1
+    return (f"{kinds['identical']} identical, {kinds['masked']} masked, "
+            f"{kinds['transformed']} as transformed, {kinds['transformed+masked']} as "
+            f"transformed and masked, {kinds['fail']} failed")
 
 
 _COMPARED = {"masked": "masked", "transformed": "as Ollama transforms it",
