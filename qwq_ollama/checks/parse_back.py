@@ -67,6 +67,55 @@ class ParseCase:
     split_at: tuple[int, ...] = ()  # where the stream splits the text, besides every 3 chars
 
 
+WEATHER_TOOL: dict[str, object] = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather for a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                   "required": ["city"]}}}
+_CALL = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
+_CODE = "```python\nprint('<think>x</think>')\n```"
+_ANSWER = ParsedMessage("4", "Two and two.")
+_OSLO = (("get_weather", '{"city": "Oslo"}'),)
+
+
+def output_cases(generation_prompt: str, think_open: str, think_close: str,
+                 with_tools: bool) -> list[ParseCase]:
+    """The shapes a model writes after this generation prompt, each with the message it means.
+
+    A prompt that ends inside the reasoning (a `<think>` prefill) is answered without the
+    opening tag; one that leaves it to the model, with it; one that closes it (thinking off),
+    with an answer. The other opening (a prefilled model that opens again, a self-opening one
+    that does not) and a bare closing tag come too: real models write them."""
+    stripped = generation_prompt.rstrip()
+    if stripped.endswith(think_close):
+        cases = [ParseCase("answer", "4", ParsedMessage("4", "")),
+                 ParseCase("code-with-think-tags", _CODE, ParsedMessage(_CODE, "")),
+                 ParseCase("tool-call", _CALL, ParsedMessage("", "", _OSLO))]
+    else:
+        opened = "" if stripped.endswith(think_open) else think_open + "\n"
+        reasoning = f"{opened}Two and two.\n{think_close}\n\n4"
+        cases = [
+            ParseCase("as-prompted", reasoning, _ANSWER),
+            ParseCase("think-closed-across-chunks", reasoning, _ANSWER,
+                      split_at=(len(opened) + 17,)),  # inside the closing tag
+            ParseCase("cut-by-num-predict", opened + "Two and tw",
+                      ParsedMessage("", "Two and tw")),
+            ParseCase("code-with-think-tags", f"{opened}Code.\n{think_close}\n\n{_CODE}",
+                      ParsedMessage(_CODE, "Code.")),
+            ParseCase("thinking-then-tool-call",
+                      f"{opened}Need it.\n{think_close}\n\n{_CALL}",
+                      ParsedMessage("", "Need it.", _OSLO)),
+            ParseCase("other-opening", ("" if opened else think_open + "\n")
+                      + f"Two and two.\n{think_close}\n\n4", _ANSWER),
+            ParseCase("close-first", f"{think_close}\n\n4", ParsedMessage("4", "")),
+        ]
+    return [c for c in cases if with_tools or "tool" not in c.name]
+
+
+def normal(message: ParsedMessage) -> ParsedMessage:
+    """Whitespace around the reasoning is the format's, not the message's."""
+    return ParsedMessage(message.content, message.thinking.strip(), message.tool_calls)
+
+
 def assemble(parts: list[PartOut]) -> ParsedMessage:
     calls = tuple(
         (c["name"], json.dumps(c["arguments"], sort_keys=True))
@@ -86,12 +135,16 @@ def chunks_of(text: str, split_at: tuple[int, ...] = (), every: int = 3) -> list
 
 
 def parse_back(version: str, template: str, prompt: str, outputs: list[list[str]], *,
-               tools: list[dict[str, object]] | None = None,
-               think: bool = True) -> list[ParsedMessage]:
-    """Each output (a list of streamed pieces) through release `version`'s parsers."""
+               tools: list[dict[str, object]] | None = None, think: bool = True,
+               parser: str = "", last_message: dict[str, object] | None = None,
+               ) -> list[ParsedMessage]:
+    """Each output (a list of streamed pieces) through release `version`'s parsers: those the
+    TEMPLATE implies, or the built-in `parser` a Modelfile's PARSER names."""
     binary = helper_binary(version)
     cases = [{"template": template, "prompt": prompt, "tools": tools or [], "think": think,
-              "chunks": chunks} for chunks in outputs]
+              "chunks": chunks, "parser": parser,
+              "last_message": last_message or {"role": "user", "content": ""}}
+             for chunks in outputs]
     try:
         done = subprocess.run([str(binary)], input=json.dumps(cases), text=True,
                               capture_output=True, timeout=120)

@@ -5,7 +5,12 @@
 // has tools. It is built against github.com/ollama/ollama at the version under test (the go.mod
 // is written at build time), so the parsers are that release's code, not a copy.
 //
-// Input on stdin: a JSON array of cases {"template", "prompt", "tools", "think", "chunks"}.
+// With "parser" set (a Modelfile PARSER name, e.g. qwen3-thinking), the release's built-in
+// parser (model/parsers) takes the place of both, initialised as the handler does with the
+// request's last message ("last_message").
+//
+// Input on stdin: a JSON array of cases {"template", "prompt", "tools", "think", "chunks",
+// "parser", "last_message"}.
 // Each chunk is one piece of text as the runner hands it over, followed by a final empty piece
 // with done set, as the runner ends a completion. Output on stdout: a JSON array with, for each
 // case, the messages the handler would send ({"content", "thinking", "tool_calls"}), or
@@ -19,17 +24,20 @@ import (
 	"strings"
 
 	"github.com/ollama/ollama/api"
+	"github.com/ollama/ollama/model/parsers"
 	"github.com/ollama/ollama/template"
 	"github.com/ollama/ollama/thinking"
 	"github.com/ollama/ollama/tools"
 )
 
 type request struct {
-	Template string     `json:"template"`
-	Prompt   string     `json:"prompt"`
-	Tools    []api.Tool `json:"tools"`
-	Think    bool       `json:"think"`
-	Chunks   []string   `json:"chunks"`
+	Template string      `json:"template"`
+	Prompt   string      `json:"prompt"`
+	Tools    []api.Tool  `json:"tools"`
+	Think    bool        `json:"think"`
+	Chunks   []string    `json:"chunks"`
+	Parser   string      `json:"parser"`
+	Last     api.Message `json:"last_message"`
 }
 
 type call struct {
@@ -53,6 +61,9 @@ func run(req request) result {
 	tmpl, err := template.Parse(req.Template)
 	if err != nil {
 		return result{Error: err.Error()}
+	}
+	if req.Parser != "" {
+		return runBuiltin(req)
 	}
 	var thinkState *thinking.Parser
 	open, close := thinking.InferTags(tmpl.Template)
@@ -96,6 +107,33 @@ func run(req request) result {
 			}
 		}
 		out.Parts = append(out.Parts, msg)
+	}
+	return out
+}
+
+// runBuiltin feeds the pieces to a built-in parser as the handler does: every piece goes in,
+// and a part goes out when it carries anything or ends the reply.
+func runBuiltin(req request) result {
+	parser := parsers.ParserForName(req.Parser)
+	if parser == nil {
+		return result{Error: "no built-in parser named " + req.Parser}
+	}
+	parser.Init(req.Tools, &req.Last, &api.ThinkValue{Value: req.Think})
+	out := result{Parts: []part{}}
+	pieces := append(append([]string{}, req.Chunks...), "")
+	for i, piece := range pieces {
+		done := i == len(pieces)-1
+		content, thought, calls, err := parser.Add(piece, done)
+		if err != nil {
+			return result{Parts: out.Parts, Error: "parser: " + err.Error()}
+		}
+		msg := part{Content: content, Thinking: thought, Done: done}
+		for _, c := range calls {
+			msg.ToolCalls = append(msg.ToolCalls, call{c.Function.Name, c.Function.Arguments})
+		}
+		if content != "" || thought != "" || len(calls) > 0 || done {
+			out.Parts = append(out.Parts, msg)
+		}
 	}
 	return out
 }
