@@ -108,6 +108,8 @@ def output_cases(generation_prompt: str, think_open: str, think_close: str,
                       + f"Two and two.\n{think_close}\n\n4", _ANSWER),
             ParseCase("close-first", f"{think_close}\n\n4", ParsedMessage("4", "")),
         ]
+        if opened:  # a model left to open the reasoning may answer at once
+            cases.append(ParseCase("no-reasoning", "4", ParsedMessage("4", "")))
     return [c for c in cases if with_tools or "tool" not in c.name]
 
 
