@@ -189,17 +189,19 @@ def as_hf_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # How Ollama changes a conversation before (or instead of) what the official template does: a
 # divergence with no mask names one (`expect:` in family.yaml), and the engine's prompt must then
-# equal, byte for byte, the official rendering of the conversation so transformed. Each returns
-# the conversation to render and what to apply to that rendering.
+# equal, byte for byte, the official rendering of the conversation so transformed. Each takes
+# the conversation and the model's architecture as the daemon reports it (Ollama decides some
+# of this by architecture; "" when unknown) and returns the conversation to render and what to
+# apply to that rendering.
 Restore = Callable[[str], str]
-Expectation = Callable[[Conversation], tuple[Conversation, Restore]]
+Expectation = Callable[[Conversation, str], tuple[Conversation, Restore]]
 
 
 def _unchanged(text: str) -> str:
     return text
 
 
-def ollama_merges_roles(conv: Conversation) -> tuple[Conversation, Restore]:
+def ollama_merges_roles(conv: Conversation, architecture: str = "") -> tuple[Conversation, Restore]:
     """Ollama's `collate` (template/template.go, v0.24 to v0.34): a message whose role equals
     the previous one's, tool results apart, is appended to it as `"\n\n" + content` and its
     other fields are dropped."""
@@ -217,7 +219,7 @@ def ollama_merges_roles(conv: Conversation) -> tuple[Conversation, Restore]:
     return Conversation(merged, conv.tools, conv.name), _unchanged
 
 
-def content_printed_whole(conv: Conversation) -> tuple[Conversation, Restore]:
+def content_printed_whole(conv: Conversation, architecture: str = "") -> tuple[Conversation, Restore]:
     """A Go template prints an assistant message's `.Content` as it came, where the official
     template cuts it up to the last `</think>` and strips leading newlines: each such content
     is rendered through a placeholder the template cannot cut, then put back whole."""
@@ -254,9 +256,13 @@ def _ollama_think_filter(content: str) -> str:
     return after.split("</think>", 1)[1].lstrip()
 
 
-def ollama_strips_earlier_reasoning(conv: Conversation) -> tuple[Conversation, Restore]:
-    """Ollama's `filterThinkTags` (server/routes.go), for a qwen3-architecture model: the
-    assistant messages before the last user message lose their think block."""
+def ollama_strips_earlier_reasoning(conv: Conversation, architecture: str = "",
+                                    ) -> tuple[Conversation, Restore]:
+    """Ollama's `filterThinkTags` (server/routes.go): for a qwen3-architecture model the
+    assistant messages before the last user message lose their think block; for any other, the
+    template prints every content as it came."""
+    if architecture != "qwen3":
+        return content_printed_whole(conv)
     last_user = max((i for i, m in enumerate(conv.messages) if m["role"] == "user"), default=-1)
     messages = [
         {**m, "content": _ollama_think_filter(m["content"])}
@@ -267,13 +273,13 @@ def ollama_strips_earlier_reasoning(conv: Conversation) -> tuple[Conversation, R
     return Conversation(messages, conv.tools, conv.name), _unchanged
 
 
-def ollama_decodes_arguments(conv: Conversation) -> tuple[Conversation, Restore]:
+def ollama_decodes_arguments(conv: Conversation, architecture: str = "") -> tuple[Conversation, Restore]:
     """Tool-call arguments sent as a JSON string reach the template as the object they hold
     (Ollama's /v1 decodes them; /api/chat takes only objects)."""
     return Conversation(as_ollama_messages(conv.messages), conv.tools, conv.name), _unchanged
 
 
-def ollama_reads_null_content_as_empty(conv: Conversation) -> tuple[Conversation, Restore]:
+def ollama_reads_null_content_as_empty(conv: Conversation, architecture: str = "") -> tuple[Conversation, Restore]:
     """`content: null` reaches an Ollama template as the empty string (Go's JSON decoding
     leaves a string field empty), so a template cannot tell it from `""`."""
     messages = [{**m, "content": ""} if m["content"] is None else m for m in conv.messages]

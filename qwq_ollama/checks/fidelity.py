@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from qwq_ollama.catalog.chat_template import render_chat
 from qwq_ollama.catalog.conversation import EXPECTATIONS, Conversation
 from qwq_ollama.catalog.family import Divergence
+from qwq_ollama.catalog.render import Prompter
 
 # The official rendering of a conversation (the variant's HF template), for the transformed
 # conversations an expectation asks for.
@@ -41,6 +42,15 @@ class FidelityResult:
 GO_TOOL_JSON = '{"type":"function","function":{"name":'
 
 
+def official_renderer(prompt: Prompter) -> Renderer:
+    """A conversation's official rendering, through a variant's `hf_prompter`."""
+
+    def render(conversation: Conversation) -> str:
+        return prompt(conversation.messages, conversation.tools)
+
+    return render
+
+
 def template_source(results: list[FidelityResult], conversations: list[Conversation]) -> str:
     """Which template the daemon used: `go_template` (the Modelfile TEMPLATE), `jinja` (a
     chat template rendering exactly like the catalog's, e.g. a GGUF's own), `other`, or
@@ -63,13 +73,14 @@ def first_difference(a: str, b: str, other: str = "Ollama") -> str:
 
 def judge_prompts(name: str, conv: Conversation, hf: str, live: str, *,
                   known: tuple[Divergence, ...], engine: str = "Ollama",
-                  render: Renderer | None = None) -> FidelityResult:
+                  render: Renderer | None = None, architecture: str = "") -> FidelityResult:
     """Classify one conversation's two prompts; `known` are the engine's explained divergences
     (for Ollama, the variant's family's; none for an engine that runs the Jinja itself).
 
     A divergence never excuses a difference unseen: a masked one must leave the rest equal, and
     one that says how Ollama transforms the conversation (`expect`) must give, through
-    `render`, exactly the engine's prompt."""
+    `render`, exactly the engine's prompt; `architecture` is the model's, as Ollama reports it
+    (it strips earlier reasoning for qwen3 only)."""
     if hf == live:
         return FidelityResult(name, "pass", (), "identical", hf, live)
     applicable = [d for d in known if d.applies(conv)]
@@ -82,9 +93,9 @@ def judge_prompts(name: str, conv: Conversation, hf: str, live: str, *,
         if render is None:
             return FidelityResult(name, "fail", keys, "no renderer to build the expected prompt "
                                   "of " + ", ".join(transforms), hf, live)
-        transformed, restores = conv, []
+        transformed, restores = conv, list[Callable[[str], str]]()
         for key in dict.fromkeys(transforms):  # each once, in the family's order
-            transformed, restore = EXPECTATIONS[key](transformed)
+            transformed, restore = EXPECTATIONS[key](transformed, architecture)
             restores.append(restore)
         expected = render(transformed)
         for restore in reversed(restores):

@@ -11,7 +11,12 @@ from qwq_ollama.catalog.conversation import load_corpus
 from qwq_ollama.catalog.family import Family
 from qwq_ollama.catalog.render import hf_prompter
 from qwq_ollama.catalog.schema import Catalog, Variant, Weights
-from qwq_ollama.checks.fidelity import FidelityResult, judge_prompts, template_source
+from qwq_ollama.checks.fidelity import (
+    FidelityResult,
+    judge_prompts,
+    official_renderer,
+    template_source,
+)
 from qwq_ollama.server.client import OllamaAPI
 
 
@@ -83,11 +88,11 @@ def _family_table(api: OllamaAPI, catalog: Catalog, variants: list[Variant]) -> 
     counts: dict[str, list[FidelityResult]] = {}
     sources = set()
     for variant in variants:
-        prompt = hf_prompter(catalog, variant)
-        results = [judge_prompts(c.name, c, prompt(c.messages, c.tools),
+        render = official_renderer(hf_prompter(catalog, variant))
+        results = [judge_prompts(c.name, c, render(c),
                                  api.render_prompt(variant.name, c.messages, c.tools),
-                                 known=variant.family.divergences,
-                                 render=lambda t, p=prompt: p(t.messages, t.tools))
+                                 known=variant.family.divergences, render=render,
+                                 architecture=variant.family.architectures[0])
                    for c in corpus]
         sources.add(template_source(results, corpus))
         columns[variant.name] = {r.conversation: _cell(r) for r in results}

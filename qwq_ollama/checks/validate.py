@@ -15,7 +15,12 @@ from qwq_ollama.catalog.conversation import Conversation, load_corpus
 from qwq_ollama.catalog.render import hf_prompter
 from qwq_ollama.catalog.schema import Catalog, Variant
 from qwq_ollama.checks.doctor import sampling_leaks, untested_version_finding
-from qwq_ollama.checks.fidelity import FidelityResult, judge_prompts, template_source
+from qwq_ollama.checks.fidelity import (
+    FidelityResult,
+    judge_prompts,
+    official_renderer,
+    template_source,
+)
 from qwq_ollama.checks.findings import Finding, failed
 from qwq_ollama.checks.generation import ChatResult, generate_watched
 from qwq_ollama.errors import DaemonError, QwqOllamaError, RefusedError
@@ -117,10 +122,12 @@ def check_fidelity(api: OllamaAPI, catalog: Catalog, variant: Variant) -> Findin
     daemon built them with: one the catalog did not choose fails, whatever the prompts say."""
     hf_prompt = hf_prompter(catalog, variant)
     corpus = load_corpus()
+    shown = api.show(variant.name)
+    architecture = (shown.architecture if shown else None) or ""
     results = [judge_prompts(conv.name, conv, hf_prompt(conv.messages, conv.tools),
                              live_prompt(api, variant.name, conv),
                              known=variant.family.divergences,
-                             render=lambda c: hf_prompt(c.messages, c.tools))
+                             render=official_renderer(hf_prompt), architecture=architecture)
                for conv in corpus]
     source = template_source(results, corpus)
     details = {"template_source": source, "conversations": conversation_details(results)}
