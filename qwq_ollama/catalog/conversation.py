@@ -201,10 +201,12 @@ def _unchanged(text: str) -> str:
     return text
 
 
-def ollama_merges_roles(conv: Conversation, architecture: str = "") -> tuple[Conversation, Restore]:
+def ollama_merges_roles(
+    conv: Conversation, architecture: str = "",
+) -> tuple[Conversation, Restore]:
     """Ollama's `collate` (template/template.go, v0.24 to v0.34): a message whose role equals
-    the previous one's, tool results apart, is appended to it as `"\n\n" + content` and its
-    other fields are dropped."""
+    the previous one's, tool results apart, is appended to its content after a blank line, and
+    its other fields are dropped."""
     merged: list[dict[str, Any]] = []
     for message in conv.messages:
         role = message["role"]
@@ -219,7 +221,9 @@ def ollama_merges_roles(conv: Conversation, architecture: str = "") -> tuple[Con
     return Conversation(merged, conv.tools, conv.name), _unchanged
 
 
-def content_printed_whole(conv: Conversation, architecture: str = "") -> tuple[Conversation, Restore]:
+def content_printed_whole(
+    conv: Conversation, architecture: str = "",
+) -> tuple[Conversation, Restore]:
     """A Go template prints an assistant message's `.Content` as it came, where the official
     template cuts it up to the last `</think>` and strips leading newlines: each such content
     is rendered through a placeholder the template cannot cut, then put back whole."""
@@ -256,8 +260,9 @@ def _ollama_think_filter(content: str) -> str:
     return after.split("</think>", 1)[1].lstrip()
 
 
-def ollama_strips_earlier_reasoning(conv: Conversation, architecture: str = "",
-                                    ) -> tuple[Conversation, Restore]:
+def ollama_strips_earlier_reasoning(
+    conv: Conversation, architecture: str = "",
+) -> tuple[Conversation, Restore]:
     """Ollama's `filterThinkTags` (server/routes.go): for a qwen3-architecture model the
     assistant messages before the last user message lose their think block; for any other, the
     template prints every content as it came."""
@@ -273,13 +278,17 @@ def ollama_strips_earlier_reasoning(conv: Conversation, architecture: str = "",
     return Conversation(messages, conv.tools, conv.name), _unchanged
 
 
-def ollama_decodes_arguments(conv: Conversation, architecture: str = "") -> tuple[Conversation, Restore]:
+def ollama_decodes_arguments(
+    conv: Conversation, architecture: str = "",
+) -> tuple[Conversation, Restore]:
     """Tool-call arguments sent as a JSON string reach the template as the object they hold
     (Ollama's /v1 decodes them; /api/chat takes only objects)."""
     return Conversation(as_ollama_messages(conv.messages), conv.tools, conv.name), _unchanged
 
 
-def ollama_reads_null_content_as_empty(conv: Conversation, architecture: str = "") -> tuple[Conversation, Restore]:
+def ollama_reads_null_content_as_empty(
+    conv: Conversation, architecture: str = "",
+) -> tuple[Conversation, Restore]:
     """`content: null` reaches an Ollama template as the empty string (Go's JSON decoding
     leaves a string field empty), so a template cannot tell it from `""`."""
     messages = [{**m, "content": ""} if m["content"] is None else m for m in conv.messages]
