@@ -24,7 +24,7 @@ from qwq_ollama.catalog.builtin_weights import ensure_smollm2
 from qwq_ollama.catalog.conversation import load_corpus
 from qwq_ollama.catalog.render import hf_prompter, render_variant
 from qwq_ollama.catalog.schema import load_catalog
-from qwq_ollama.checks.fidelity import judge_prompts, template_source
+from qwq_ollama.checks.fidelity import judge_prompts, official_renderer, template_source
 from qwq_ollama.checks.validate import live_prompt
 from qwq_ollama.facts import OLLAMA_CURRENT
 from qwq_ollama.server.client import OllamaAPI
@@ -70,9 +70,13 @@ def measure(binary: Path, catalog_file: Path, env: dict[str, str], work: Path,
         api = OllamaAPI(daemon.host)
         Registrar(api, catalog).create(list(VARIANTS), "smollm2-135m")
         for name in VARIANTS:
-            prompt = hf_prompter(catalog, catalog.variant(name))
-            results = [judge_prompts(c.name, c, prompt(c.messages, c.tools),
-                                     live_prompt(api, name, c)) for c in corpus]
+            variant = catalog.variant(name)
+            render = official_renderer(hf_prompter(catalog, variant))
+            shown = api.show(name)
+            results = [judge_prompts(c.name, c, render(c), live_prompt(api, name, c),
+                                     known=variant.family.divergences, render=render,
+                                     architecture=(shown.architecture if shown else None) or "")
+                       for c in corpus]
             counts = {s: sum(r.status == s for r in results) for s in ("pass", "known", "fail")}
             unexplained = [r.conversation for r in results if r.status == "fail"]
             logged = re.findall(rf'template selection" model=\S*/{name}:latest selected=(\S+)',

@@ -158,11 +158,14 @@ CASES: list[Case] = [
     conv_case("conv-missing-role", [{"content": "hi"}], "messages[0].role"),
     conv_case("conv-unknown-role", [{"role": "robot", "content": "hi"}], "messages[0].role"),
     conv_case("conv-content-list", [{"role": "user", "content": ["hi"]}], "messages[0].content"),
+    # null content is an assistant's, beside its tool calls, and nobody else's
+    conv_case("conv-content-null", [{"role": "user", "content": None}], "messages[0].content"),
     conv_case("conv-tool-calls-on-user",
               [{"role": "user", "content": "", "tool_calls": []}], "messages[0].tool_calls"),
-    conv_case("conv-arguments-string", [{"role": "user", "content": "x"}, {
+    # A JSON string holding an object is what OpenAI clients send; anything else is refused.
+    conv_case("conv-arguments-string-not-an-object", [{"role": "user", "content": "x"}, {
         "role": "assistant", "content": "", "tool_calls": [
-            {"function": {"name": "f", "arguments": "{\"a\": 1}"}}]}],
+            {"function": {"name": "f", "arguments": "[1, 2]"}}]}],
               "messages[1].tool_calls[0]"),
     conv_case("conv-unknown-message-key", [{"role": "user", "content": "x", "name": "bob"}],
               "messages[0]"),

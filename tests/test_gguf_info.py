@@ -91,8 +91,8 @@ def test_small_model_template_differs_from_qwq(smol: tuple[Path, GGUFReport]) ->
     diff = report.template_diff or ""
     lines = diff.splitlines()
     assert lines[:2] == ["--- expected", "+++ embedded in GGUF"]
-    assert lines[2:4] == ["@@ -1,56 +1,6 @@", "-{%- if tools %}"]
-    assert len(lines) == 41 and lines[-1] == "... (26 more diff lines)"
+    assert lines[2:4] == [f"@@ -1,{len(OFFICIAL.splitlines())} +1,6 @@", "-{%- if tools %}"]
+    assert len(lines) == 41 and lines[-1] == "... (32 more diff lines)"
 
 
 def test_report_is_json_serialisable(smol: tuple[Path, GGUFReport]) -> None:

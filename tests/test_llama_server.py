@@ -58,6 +58,11 @@ def test_ollama_messages_become_what_llama_server_reads() -> None:
     assert openai_message({"role": "tool", "content": "3", "tool_name": "add"}) == {
         "role": "tool", "content": "3", "name": "add"}
     assert "thinking" in message  # the caller's message is left as it was
+    # An OpenAI client's call (id, JSON-text arguments) goes as it came, not quoted twice.
+    openai_call = {"id": "call_1", "type": "function",
+                   "function": {"name": "add", "arguments": '{"a": 1}'}}
+    assert openai_message({"role": "assistant", "content": None,
+                           "tool_calls": [openai_call]})["tool_calls"] == [openai_call]
 
 
 def test_request_options_map_to_llama_server_fields() -> None:

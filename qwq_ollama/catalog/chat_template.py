@@ -58,3 +58,8 @@ def render_chat(source: str, messages: list[dict[str, Any]], *,
         raise InputError(f"chat template does not compile: {exc.msg}") from None
     except jinja2.TemplateError as exc:
         raise InputError(f"chat template failed on this conversation: {exc}") from None
+    except (TypeError, ValueError, AttributeError, LookupError, ArithmeticError) as exc:
+        # Python's own errors inside the template, e.g. `'...' + message.content` for a null
+        # content (an OpenAI tool call), which many published templates do not expect.
+        raise InputError(f"chat template failed on this conversation: "
+                         f"{type(exc).__name__}: {exc}") from None

@@ -67,8 +67,11 @@ def _check_message(message: Any, where: str, source: Path | str) -> None:
     if role not in ROLES:
         raise InputError(f"role must be one of {', '.join(ROLES)} (got {role!r})",
                          file=source, field=f"{where}.role")
-    if not isinstance(message.get("content"), str):
-        raise InputError("content must be a string", file=source, field=f"{where}.content")
+    content = message.get("content")
+    # An OpenAI client sends `content: null` beside an assistant's tool calls.
+    if not (isinstance(content, str) or (content is None and message.get("tool_calls"))):
+        raise InputError("content must be a string (or null beside tool calls)", file=source,
+                         field=f"{where}.content")
     for key in ("thinking", "tool_name", "tool_call_id"):
         if key in message and not isinstance(message[key], str):
             raise InputError(f"{key} must be a string", file=source, field=f"{where}.{key}")
@@ -81,10 +84,39 @@ def _check_message(message: Any, where: str, source: Path | str) -> None:
     for number, call in enumerate(calls):
         fn = call.get("function") if isinstance(call, dict) else None
         if not (isinstance(fn, dict) and isinstance(fn.get("name"), str)
-                and isinstance(fn.get("arguments"), dict)):
+                and isinstance(_arguments(fn.get("arguments")), dict)):
             raise InputError("each tool call needs function.name (string) and "
-                             "function.arguments (object)", file=source,
+                             "function.arguments (an object, or a string holding one as "
+                             "OpenAI clients send it)", file=source,
                              field=f"{where}.tool_calls[{number}]")
+        if not isinstance(call.get("id", ""), str):
+            raise InputError("a tool call's id must be a string", file=source,
+                             field=f"{where}.tool_calls[{number}].id")
+
+
+def _arguments(value: Any) -> Any:
+    """Tool-call arguments as an object: OpenAI clients send them as a JSON string."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def as_ollama_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages as Ollama's /api/chat takes them: tool-call arguments as objects (its
+    OpenAI-compatible endpoint decodes a client's JSON string the same way)."""
+    out = []
+    for message in messages:
+        calls = message.get("tool_calls")
+        if calls and any(isinstance(c["function"]["arguments"], str) for c in calls):
+            calls = [{**c, "function": {**c["function"],
+                                        "arguments": _arguments(c["function"]["arguments"])}}
+                     for c in calls]
+            message = {**message, "tool_calls": calls}
+        out.append(message)
+    return out
 
 
 def load_corpus() -> list[Conversation]:
@@ -105,7 +137,7 @@ def _args_differ_in_go(conv: Conversation) -> bool:
     """Go prints arguments with sorted keys, compact nested JSON and HTML-escaped <, >, &."""
     for message in _assistants(conv):
         for call in message.get("tool_calls") or []:
-            args = call["function"]["arguments"]
+            args = _arguments(call["function"]["arguments"])
             if list(args) != sorted(args):
                 return True
             for value in args.values():
@@ -119,14 +151,31 @@ def _consecutive_same_role(conv: Conversation) -> bool:
     return any(a == b and a != "tool" for a, b in zip(roles, roles[1:], strict=False))
 
 
+def _earlier_assistants(conv: Conversation) -> list[dict[str, Any]]:
+    """Assistant messages other than the conversation's last message: the ones a template
+    guarded by `not loop.last` (QwQ's current text) cuts, where the final one is kept whole."""
+    return [m for m in conv.messages[:-1] if m["role"] == "assistant"]
+
+
 CONDITIONS: dict[str, Callable[[Conversation], bool]] = {
     "always": lambda c: True,
     "has_tools": lambda c: bool(c.tools),
     "tool_call_arguments_unsorted_or_nested": _args_differ_in_go,
-    "reasoning_in_assistant_content": lambda c: any("</think>" in m["content"]
+    "reasoning_in_assistant_content": lambda c: any("</think>" in (m["content"] or "")
                                                     for m in _assistants(c)),
-    "assistant_content_leading_newline": lambda c: any(m["content"].startswith("\n")
+    "assistant_content_leading_newline": lambda c: any((m["content"] or "").startswith("\n")
                                                        for m in _assistants(c)),
+    "null_content": lambda c: any(m["content"] is None for m in c.messages),
+    "tool_call_arguments_as_string": lambda c: any(
+        isinstance(call["function"]["arguments"], str)
+        for m in _assistants(c) for call in m.get("tool_calls") or []
+    ),
+    "reasoning_in_earlier_assistant_content": lambda c: any(
+        "</think>" in (m["content"] or "") for m in _earlier_assistants(c)
+    ),
+    "earlier_assistant_content_leading_newline": lambda c: any(
+        (m["content"] or "").startswith("\n") for m in _earlier_assistants(c)
+    ),
     "consecutive_same_role": _consecutive_same_role,
 }
 
@@ -136,3 +185,120 @@ def as_hf_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     (what transformers' and vLLM's templates read), where an Ollama client sends `thinking`."""
     return [{**m, "reasoning_content": m["thinking"]} if m.get("thinking") else m
             for m in messages]
+
+
+# How Ollama changes a conversation before (or instead of) what the official template does: a
+# divergence with no mask names one (`expect:` in family.yaml), and the engine's prompt must then
+# equal, byte for byte, the official rendering of the conversation so transformed. Each takes
+# the conversation and the model's architecture as the daemon reports it (Ollama decides some
+# of this by architecture; "" when unknown) and returns the conversation to render and what to
+# apply to that rendering.
+Restore = Callable[[str], str]
+Expectation = Callable[[Conversation, str], tuple[Conversation, Restore]]
+
+
+def _unchanged(text: str) -> str:
+    return text
+
+
+def ollama_merges_roles(
+    conv: Conversation, architecture: str = "",
+) -> tuple[Conversation, Restore]:
+    """Ollama's `collate` (template/template.go, v0.24 to v0.34): a message whose role equals
+    the previous one's, tool results apart, is appended to its content after a blank line, and
+    its other fields are dropped."""
+    merged: list[dict[str, Any]] = []
+    for message in conv.messages:
+        role = message["role"]
+        if merged and merged[-1]["role"] == role and role != "tool":
+            previous = merged[-1]
+            merged[-1] = {
+                **previous,
+                "content": (previous["content"] or "") + "\n\n" + (message["content"] or ""),
+            }
+        else:
+            merged.append(dict(message))
+    return Conversation(merged, conv.tools, conv.name), _unchanged
+
+
+def content_printed_whole(
+    conv: Conversation, architecture: str = "",
+) -> tuple[Conversation, Restore]:
+    """A Go template prints an assistant message's `.Content` as it came, where the official
+    template cuts it up to the last `</think>` and strips leading newlines: each such content
+    is rendered through a placeholder the template cannot cut, then put back whole."""
+    messages: list[dict[str, Any]] = []
+    kept: dict[str, str] = {}
+    for number, message in enumerate(conv.messages):
+        content = message["content"]
+        cuttable = isinstance(content, str) and ("</think>" in content or content.startswith("\n"))
+        if message["role"] == "assistant" and cuttable:
+            placeholder = f"\u2063content-of-message-{number}\u2063"
+            kept[placeholder] = content
+            messages.append({**message, "content": placeholder})
+        else:
+            messages.append(message)
+
+    def restore(text: str) -> str:
+        for placeholder, content in kept.items():
+            text = text.replace(placeholder, content)
+        return text
+
+    return Conversation(messages, conv.tools, conv.name), restore
+
+
+def _ollama_think_filter(content: str) -> str:
+    """What Ollama's thinking parser leaves of a content that opens with `<think>` (after
+    whitespace): the text after the FIRST `</think>`, its leading whitespace trimmed; nothing if
+    the reasoning never closes. Other content is left alone (thinking/parser.go)."""
+    trimmed = content.lstrip()
+    if not trimmed.startswith("<think>"):
+        return content
+    after = trimmed.split("<think>", 1)[1].lstrip()
+    if "</think>" not in after:
+        return ""
+    return after.split("</think>", 1)[1].lstrip()
+
+
+def ollama_strips_earlier_reasoning(
+    conv: Conversation, architecture: str = "",
+) -> tuple[Conversation, Restore]:
+    """Ollama's `filterThinkTags` (server/routes.go): for a qwen3-architecture model the
+    assistant messages before the last user message lose their think block; for any other, the
+    template prints every content as it came."""
+    if architecture != "qwen3":
+        return content_printed_whole(conv)
+    last_user = max((i for i, m in enumerate(conv.messages) if m["role"] == "user"), default=-1)
+    messages = [
+        {**m, "content": _ollama_think_filter(m["content"])}
+        if m["role"] == "assistant" and i < last_user and isinstance(m["content"], str)
+        else m
+        for i, m in enumerate(conv.messages)
+    ]
+    return Conversation(messages, conv.tools, conv.name), _unchanged
+
+
+def ollama_decodes_arguments(
+    conv: Conversation, architecture: str = "",
+) -> tuple[Conversation, Restore]:
+    """Tool-call arguments sent as a JSON string reach the template as the object they hold
+    (Ollama's /v1 decodes them; /api/chat takes only objects)."""
+    return Conversation(as_ollama_messages(conv.messages), conv.tools, conv.name), _unchanged
+
+
+def ollama_reads_null_content_as_empty(
+    conv: Conversation, architecture: str = "",
+) -> tuple[Conversation, Restore]:
+    """`content: null` reaches an Ollama template as the empty string (Go's JSON decoding
+    leaves a string field empty), so a template cannot tell it from `""`."""
+    messages = [{**m, "content": ""} if m["content"] is None else m for m in conv.messages]
+    return Conversation(messages, conv.tools, conv.name), _unchanged
+
+
+EXPECTATIONS: dict[str, Expectation] = {
+    "ollama_reads_null_content_as_empty": ollama_reads_null_content_as_empty,
+    "ollama_decodes_arguments": ollama_decodes_arguments,
+    "ollama_strips_earlier_reasoning": ollama_strips_earlier_reasoning,
+    "ollama_merges_roles": ollama_merges_roles,
+    "content_printed_whole": content_printed_whole,
+}

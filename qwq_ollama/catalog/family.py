@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from qwq_ollama.catalog.conversation import CONDITIONS, Conversation
+from qwq_ollama.catalog.conversation import CONDITIONS, EXPECTATIONS, Conversation
 from qwq_ollama.catalog.load import load_yaml_with_lines, located_validation_error
 from qwq_ollama.catalog.parameters import Parameters
 from qwq_ollama.errors import InputError
@@ -52,6 +52,16 @@ class DivergenceSpec(_Strict):
     when: str
     reason: str = Field(min_length=1)
     mask: MaskSpec | None = None
+    # Or, where no mask can hide it, how Ollama transforms the conversation: the engine's prompt
+    # must equal the official rendering of the transformed one (catalog/conversation.py).
+    expect: str | None = None
+
+    @field_validator("expect")
+    @classmethod
+    def _known_expectation(cls, value: str | None) -> str | None:
+        if value is not None and value not in EXPECTATIONS:
+            raise ValueError(f"unknown expectation (known: {', '.join(EXPECTATIONS)})")
+        return value
 
     @field_validator("when")
     @classmethod
@@ -106,6 +116,7 @@ class Divergence:
     when: str
     mask_pattern: str | None = None
     mask_replace: str = ""
+    expect: str | None = None
 
     def applies(self, conversation: Conversation) -> bool:
         return CONDITIONS[self.when](conversation)
@@ -194,7 +205,12 @@ def _load(folder: Path, mtime_ns: int) -> Family:
         raise located.error("a stop string must not be blank", ("stop",))
     divergences = tuple(
         Divergence(d.key, d.reason, d.when, d.mask.pattern if d.mask else None,
-                   d.mask.replace if d.mask else "") for d in spec.divergences)
+                   d.mask.replace if d.mask else "", d.expect) for d in spec.divergences)
+    for number, d in enumerate(spec.divergences):
+        if (d.mask is None) == (d.expect is None):
+            raise located.error("a divergence needs exactly one of `mask` and `expect`: how the "
+                                "prompts are still compared byte for byte",
+                                ("divergences", number))
     keys = [d.key for d in divergences]
     repeated = next((k for k in keys if keys.count(k) > 1), None)
     if repeated is not None:

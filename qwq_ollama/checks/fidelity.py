@@ -8,11 +8,17 @@ than hiding them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from qwq_ollama.catalog.chat_template import render_chat
-from qwq_ollama.catalog.conversation import Conversation
+from qwq_ollama.catalog.conversation import EXPECTATIONS, Conversation
 from qwq_ollama.catalog.family import Divergence
+from qwq_ollama.catalog.render import Prompter
+
+# The official rendering of a conversation (the variant's HF template), for the transformed
+# conversations an expectation asks for.
+Renderer = Callable[[Conversation], str]
 
 
 @dataclass(frozen=True)
@@ -24,12 +30,25 @@ class FidelityResult:
     hf_prompt: str
     ollama_prompt: str
     reasons: tuple[str, ...] = ()  # one per divergence, as its family explains it
+    # What the engine's prompt was compared with, byte for byte: "official" (the HF rendering),
+    # "masked" (both with the divergences' masks applied), "transformed" (the HF rendering of
+    # the conversation as Ollama transforms it), or "transformed+masked".
+    compared_with: str = "official"
 
 
 # How Ollama's Go `json` prints a tool schema: compact, in its own struct's field order. Jinja's
 # `tojson` (transformers, llama.cpp) puts a space after `,` and `:`, so one tool conversation
 # tells which engine built a prompt, on any daemon, through the API alone.
 GO_TOOL_JSON = '{"type":"function","function":{"name":'
+
+
+def official_renderer(prompt: Prompter) -> Renderer:
+    """A conversation's official rendering, through a variant's `hf_prompter`."""
+
+    def render(conversation: Conversation) -> str:
+        return prompt(conversation.messages, conversation.tools)
+
+    return render
 
 
 def template_source(results: list[FidelityResult], conversations: list[Conversation]) -> str:
@@ -53,28 +72,49 @@ def first_difference(a: str, b: str, other: str = "Ollama") -> str:
 
 
 def judge_prompts(name: str, conv: Conversation, hf: str, live: str, *,
-                  known: tuple[Divergence, ...], engine: str = "Ollama") -> FidelityResult:
+                  known: tuple[Divergence, ...], engine: str = "Ollama",
+                  render: Renderer | None = None, architecture: str = "") -> FidelityResult:
     """Classify one conversation's two prompts; `known` are the engine's explained divergences
-    (for Ollama, the variant's family's; none for an engine that runs the Jinja itself)."""
+    (for Ollama, the variant's family's; none for an engine that runs the Jinja itself).
+
+    A divergence never excuses a difference unseen: a masked one must leave the rest equal, and
+    one that says how Ollama transforms the conversation (`expect`) must give, through
+    `render`, exactly the engine's prompt; `architecture` is the model's, as Ollama reports it
+    (it strips earlier reasoning for qwen3 only)."""
     if hf == live:
         return FidelityResult(name, "pass", (), "identical", hf, live)
     applicable = [d for d in known if d.applies(conv)]
     if not applicable:
         return FidelityResult(name, "fail", (), first_difference(hf, live, engine), hf, live)
     keys = tuple(d.key for d in applicable)
+    expected, how = hf, "official"
+    transforms = [d.expect for d in applicable if d.expect is not None]
+    if transforms:
+        if render is None:
+            return FidelityResult(name, "fail", keys, "no renderer to build the expected prompt "
+                                  "of " + ", ".join(transforms), hf, live)
+        transformed, restores = conv, list[Callable[[str], str]]()
+        for key in dict.fromkeys(transforms):  # each once, in the family's order
+            transformed, restore = EXPECTATIONS[key](transformed, architecture)
+            restores.append(restore)
+        expected = render(transformed)
+        for restore in reversed(restores):
+            expected = restore(expected)
+        how = "transformed"
     masks = [d.mask for d in applicable if d.maskable]
-    unmaskable = any(not d.maskable for d in applicable)
-    if masks and not unmaskable:
-        masked_hf, masked_live = hf, live
-        for mask in masks:
-            masked_hf, masked_live = mask(masked_hf), mask(masked_live)
-        if masked_hf != masked_live:
-            return FidelityResult(name, "fail", keys,
-                                  "differs outside the known divergences: "
-                                  + first_difference(masked_hf, masked_live, engine), hf, live)
+    live_compare = live  # the report keeps the engine's prompt unmasked
+    for mask in masks:
+        expected, live_compare = mask(expected), mask(live_compare)
+    if masks:
+        how = "masked" if how == "official" else how + "+masked"
+    if expected != live_compare:
+        return FidelityResult(name, "fail", keys,
+                              f"differs from the expected prompt ({how}): "
+                              + first_difference(expected, live_compare, engine), hf, live,
+                              compared_with=how)
     reasons = "; ".join(d.reason for d in applicable)
     return FidelityResult(name, "known", keys, reasons, hf, live,
-                          tuple(d.reason for d in applicable))
+                          tuple(d.reason for d in applicable), compared_with=how)
 
 
 def template_behaviour_diff(expected: str, actual: str) -> str | None:

@@ -11,7 +11,12 @@ from qwq_ollama.catalog.conversation import load_corpus
 from qwq_ollama.catalog.family import Family
 from qwq_ollama.catalog.render import hf_prompter
 from qwq_ollama.catalog.schema import Catalog, Variant, Weights
-from qwq_ollama.checks.fidelity import judge_prompts, template_source
+from qwq_ollama.checks.fidelity import (
+    FidelityResult,
+    judge_prompts,
+    official_renderer,
+    template_source,
+)
 from qwq_ollama.server.client import OllamaAPI
 
 
@@ -46,9 +51,17 @@ HEADER = """# Prompt fidelity per Ollama release
 For every conversation of the test corpus (`qwq_ollama/data/corpus.json`), the prompt each
 daemon builds (`_debug_render_only`) against the variant's Hugging Face template rendered as
 transformers does. One table per template family (`templates/<family>/`), with a column for
-each distinct generation prompt. *identical* means byte for byte; otherwise the cell names the
-family's known divergences that explain the difference, each proven by masking where it can be
-(`divergences` in the family's `family.yaml`, listed at the end). A *FAIL* would be a bug.
+each distinct generation prompt. Every cell is a byte-for-byte comparison; it says what with.
+*identical* alone: the official rendering (the variant's HF template, which renders as the
+official template does). Otherwise the cell names the family's divergences (`divergences` in its
+`family.yaml`, listed at the end) and the exact expectation the prompt equalled: *masked* (both
+prompts with the divergence's span masked, e.g. Go's compact tool JSON), or *as Ollama transforms
+it* (the official rendering of the conversation after what Ollama does to it first: consecutive
+same-role messages merged with a blank line, earlier reasoning stripped on qwen3, or an
+assistant's content printed whole where the official template would cut its reasoning). A
+*FAIL* would be a bug. Each family's line of counts is held exactly by `make test`. Where the
+official templates come from, and what Ollama parses back from a model's output:
+[oracles.md](oracles.md).
 
 Each family's variants are registered over a tiny stand-in GGUF of the family's architecture
 (qwen2 for QwQ and the R1 Qwen distills, qwen3 for Qwen3) with the family's special tokens,
@@ -72,15 +85,18 @@ def version_section(api: OllamaAPI, catalog: Catalog, version: str) -> str:
 def _family_table(api: OllamaAPI, catalog: Catalog, variants: list[Variant]) -> list[str]:
     corpus = load_corpus()
     columns: dict[str, dict[str, str]] = {}
+    counts: dict[str, list[FidelityResult]] = {}
     sources = set()
     for variant in variants:
-        prompt = hf_prompter(catalog, variant)
-        results = [judge_prompts(c.name, c, prompt(c.messages, c.tools),
+        render = official_renderer(hf_prompter(catalog, variant))
+        results = [judge_prompts(c.name, c, render(c),
                                  api.render_prompt(variant.name, c.messages, c.tools),
-                                 known=variant.family.divergences) for c in corpus]
+                                 known=variant.family.divergences, render=render,
+                                 architecture=variant.family.architectures[0])
+                   for c in corpus]
         sources.add(template_source(results, corpus))
-        columns[variant.name] = {r.conversation: _cell(r.status, r.divergences)
-                                 for r in results}
+        columns[variant.name] = {r.conversation: _cell(r) for r in results}
+        counts[variant.name] = results
     names = [v.name for v in variants]
     effect = ", ".join(sorted(sources))
     if effect == "unknown":
@@ -91,14 +107,35 @@ def _family_table(api: OllamaAPI, catalog: Catalog, variants: list[Variant]) -> 
     for conv in corpus:
         cells = " | ".join(columns[name][conv.name] for name in names)
         lines.append(f"| {conv.name} | {cells} |")
+    lines += ["", "Compared byte for byte: " + "; ".join(
+        f"{name} {len(corpus)} ({_counts(counts[name])})" for name in names) + "."]
     return lines
 
 
-def _cell(status: str, divergences: tuple[str, ...]) -> str:
-    if status == "pass":
+def _counts(results: list[FidelityResult]) -> str:
+    """How many prompts equalled each kind of expectation (tests/test_families_live.py holds
+    the same numbers)."""
+    kinds = dict.fromkeys(("identical", "masked", "transformed", "transformed+masked", "fail"), 0)
+    for r in results:
+        kinds["identical" if r.status == "pass" else "fail" if r.status == "fail"
+              else r.compared_with] += 1
+    return (f"{kinds['identical']} identical, {kinds['masked']} masked, "
+            f"{kinds['transformed']} as transformed, {kinds['transformed+masked']} as "
+            f"transformed and masked, {kinds['fail']} failed")
+
+
+_COMPARED = {"masked": "masked", "transformed": "as Ollama transforms it",
+             "transformed+masked": "as Ollama transforms it, masked"}
+
+
+def _cell(result: FidelityResult) -> str:
+    """What the daemon's prompt equalled, byte for byte: the official rendering (identical),
+    or the official rendering masked or of the conversation as Ollama transforms it."""
+    if result.status == "pass":
         return "identical"
-    if status == "known":
-        return "known: " + ", ".join(divergences)
+    if result.status == "known":
+        return (f"{', '.join(result.divergences)} ({_COMPARED[result.compared_with]}): "
+                "identical")
     return "FAIL"
 
 

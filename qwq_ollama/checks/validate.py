@@ -15,7 +15,12 @@ from qwq_ollama.catalog.conversation import Conversation, load_corpus
 from qwq_ollama.catalog.render import hf_prompter
 from qwq_ollama.catalog.schema import Catalog, Variant
 from qwq_ollama.checks.doctor import sampling_leaks, untested_version_finding
-from qwq_ollama.checks.fidelity import FidelityResult, judge_prompts, template_source
+from qwq_ollama.checks.fidelity import (
+    FidelityResult,
+    judge_prompts,
+    official_renderer,
+    template_source,
+)
 from qwq_ollama.checks.findings import Finding, failed
 from qwq_ollama.checks.generation import ChatResult, generate_watched
 from qwq_ollama.errors import DaemonError, QwqOllamaError, RefusedError
@@ -117,9 +122,13 @@ def check_fidelity(api: OllamaAPI, catalog: Catalog, variant: Variant) -> Findin
     daemon built them with: one the catalog did not choose fails, whatever the prompts say."""
     hf_prompt = hf_prompter(catalog, variant)
     corpus = load_corpus()
+    shown = api.show(variant.name)
+    architecture = (shown.architecture if shown else None) or ""
     results = [judge_prompts(conv.name, conv, hf_prompt(conv.messages, conv.tools),
                              live_prompt(api, variant.name, conv),
-                             known=variant.family.divergences) for conv in corpus]
+                             known=variant.family.divergences,
+                             render=official_renderer(hf_prompt), architecture=architecture)
+               for conv in corpus]
     source = template_source(results, corpus)
     details = {"template_source": source, "conversations": conversation_details(results)}
     # "unknown": no conversation tells the templates apart (a family whose official template
@@ -136,7 +145,7 @@ def conversation_details(results: list[FidelityResult]) -> list[dict[str, Any]]:
     """Per conversation: its verdict, and both prompts where they differ (what the HTML report
     shows side by side); identical prompts are left out to keep the JSON small."""
     return [{"name": r.conversation, "status": r.status, "divergences": list(r.divergences),
-             "reasons": list(r.reasons), "detail": r.detail,
+             "reasons": list(r.reasons), "detail": r.detail, "compared_with": r.compared_with,
              **({} if r.status == "pass" else {"hf_prompt": r.hf_prompt,
                                                "ollama_prompt": r.ollama_prompt})}
             for r in results]

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import ollama
 
+from qwq_ollama.catalog.conversation import as_ollama_messages
 from qwq_ollama.errors import DaemonError, DaemonUnreachable, RefusedError
 from qwq_ollama.facts import OLLAMA_MINIMUM, is_supported
 from qwq_ollama.server.answers import LoadedModel, Shown
@@ -230,8 +231,8 @@ class OllamaAPI:
     def render_prompt(self, model: str, messages: list[dict[str, Any]],
                       tools: list[dict[str, Any]] | None = None) -> str:
         """The prompt the daemon would send to the model (`_debug_render_only`)."""
-        body: dict[str, Any] = {"model": model, "messages": messages, "stream": False,
-                                "_debug_render_only": True}
+        body: dict[str, Any] = {"model": model, "messages": as_ollama_messages(messages),
+                                "stream": False, "_debug_render_only": True}
         if tools:
             body["tools"] = tools
         reply = self._call("POST", "/api/chat", json=body)

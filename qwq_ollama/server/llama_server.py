@@ -107,9 +107,14 @@ def openai_message(message: dict[str, Any]) -> dict[str, Any]:
     if "tool_name" in message:
         out["name"] = message["tool_name"]
     if message.get("tool_calls"):
-        out["tool_calls"] = [{"type": "function", "function": {
-            "name": call["function"]["name"],
-            "arguments": json.dumps(call["function"]["arguments"], ensure_ascii=False)}}
+        out["tool_calls"] = [{
+            **({"id": call["id"]} if "id" in call else {}),
+            "type": "function", "function": {
+                "name": call["function"]["name"],
+                # JSON text already (an OpenAI client's) goes as it is, not quoted once more.
+                "arguments": call["function"]["arguments"]
+                if isinstance(call["function"]["arguments"], str)
+                else json.dumps(call["function"]["arguments"], ensure_ascii=False)}}
             for call in message["tool_calls"]]
     return out
 
