@@ -22,7 +22,12 @@ from qwq_ollama.artifacts.export import (
     default_template_path,
     effective_parameters,
 )
-from qwq_ollama.catalog.conversation import load_conversation, load_corpus
+from qwq_ollama.catalog.conversation import (
+    CONDITIONS,
+    as_ollama_messages,
+    load_conversation,
+    load_corpus,
+)
 from qwq_ollama.catalog.prompts import get_prompt
 from qwq_ollama.catalog.render import hf_prompter, render_variant
 from qwq_ollama.catalog.schema import Catalog
@@ -175,12 +180,21 @@ def test_every_corpus_prompt_is_the_hf_prompt_byte_for_byte(
     api = exported(name)
     hf = hf_prompter(catalog, catalog.variant(name))
     corpus = load_corpus()
+    # llama-server decodes string tool-call arguments for the templates that print them with
+    # tojson (its one divergence, KNOWN_DIVERGENCES); every other prompt is the HF one.
+    decoded = {c.name for c in corpus if CONDITIONS["tool_call_arguments_as_string"](c)}
+    assert len(decoded) == 2  # openai-tool-call, tool-call-string-arguments-and-ids
     for conv in corpus:
-        assert api.render_prompt(name, conv.messages, conv.tools) == hf(conv.messages,
-                                                                        conv.tools), conv.name
+        if conv.name in decoded:
+            expected = hf(as_ollama_messages(conv.messages), conv.tools)
+        else:
+            expected = hf(conv.messages, conv.tools)
+        assert api.render_prompt(name, conv.messages, conv.tools) == expected, conv.name
     finding = check_fidelity(api, catalog, catalog.variant(name))
-    assert finding.status == "pass", finding.message
-    assert finding.message == f"all {len(corpus)} prompts identical"
+    # Every variant here is QwQ's, whose template prints arguments with tojson.
+    assert finding.status == "known", finding.message
+    assert finding.message == (f"{len(corpus) - len(decoded)}/{len(corpus)} identical; the rest "
+                               "differ only by known divergences: tool-call-arguments-string")
     assert finding.details["template"] == "the variant's"
 
 
@@ -237,7 +251,9 @@ def test_validate_cli_on_llama_cpp(exported: ExportedServers, tmp_path: Path) ->
     saved = json.loads(out.read_text())
     assert saved["engine"] == "llama.cpp" and saved["daemon_version"] == f"b{LLAMA_BUILD}"
     status = {f["check"]: f for f in saved["findings"]}
-    assert [status[c]["status"] for c in ("fidelity", "settings", "generation")] == ["pass"] * 3
+    # fidelity is "known": llama-server decodes string tool-call arguments (KNOWN_DIVERGENCES)
+    assert [status[c]["status"] for c in ("fidelity", "settings", "generation")] == [
+        "known", "pass", "pass"]
     context = status["context"]
     assert context["status"] == "warn"
     assert "trained with a context of 8192 tokens" in context["message"]
@@ -336,5 +352,8 @@ def test_an_embedded_template_is_the_variants_on_llama_server(
         assert server.api.props()["chat_template"] == loaded_template(
             render_variant(catalog, variant).hf_template)
         finding = check_fidelity(server.api, catalog, variant)
-    assert finding.status == "pass" and finding.details["template"] == "the variant's", (
+    # "known": llama-server decodes string tool-call arguments (KNOWN_DIVERGENCES), as it does
+    # with the exported --chat-template-file; nothing else differs.
+    assert finding.status == "known" and finding.details["template"] == "the variant's", (
         finding.message)
+    assert finding.message.endswith("known divergences: tool-call-arguments-string")

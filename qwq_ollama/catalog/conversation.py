@@ -278,11 +278,12 @@ def ollama_strips_earlier_reasoning(
     return Conversation(messages, conv.tools, conv.name), _unchanged
 
 
-def ollama_decodes_arguments(
+def string_arguments_decoded(
     conv: Conversation, architecture: str = "",
 ) -> tuple[Conversation, Restore]:
-    """Tool-call arguments sent as a JSON string reach the template as the object they hold
-    (Ollama's /v1 decodes them; /api/chat takes only objects)."""
+    """Tool-call arguments sent as a JSON string reach the template as the object they hold:
+    Ollama's /v1 decodes them (/api/chat takes only objects), and llama-server decodes them for
+    a template that prints arguments with `tojson`."""
     return Conversation(as_ollama_messages(conv.messages), conv.tools, conv.name), _unchanged
 
 
@@ -297,7 +298,7 @@ def ollama_reads_null_content_as_empty(
 
 EXPECTATIONS: dict[str, Expectation] = {
     "ollama_reads_null_content_as_empty": ollama_reads_null_content_as_empty,
-    "ollama_decodes_arguments": ollama_decodes_arguments,
+    "string_arguments_decoded": string_arguments_decoded,
     "ollama_strips_earlier_reasoning": ollama_strips_earlier_reasoning,
     "ollama_merges_roles": ollama_merges_roles,
     "content_printed_whole": content_printed_whole,
