@@ -2,7 +2,7 @@
 its CPU backend built for fewer instruction sets, side by side in one run.
 
 Our builds use every instruction set this CPU lists and a probe showed it runs (AMX never;
-qwq_ollama/server/cpu_features.py). Here the same llama-server binary runs with `libggml-cpu.so`
+qwq_ollama/engines/cpu_features.py). Here the same llama-server binary runs with `libggml-cpu.so`
 swapped (LD_LIBRARY_PATH; its RUNPATH is $ORIGIN, which LD_LIBRARY_PATH precedes) for ggml's CPU
 backend built from the same llama.cpp tree at fixed x86-64 levels:
 
@@ -35,11 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qwq_ollama.catalog.builtin_weights import ensure_smollm2  # noqa: E402
+from qwq_ollama.engines import cpu_features  # noqa: E402
+from qwq_ollama.engines.install import CURRENT, PINNED, ensure_ollama, prefix_for  # noqa: E402
+from qwq_ollama.engines.llama_server import LlamaServer  # noqa: E402
+from qwq_ollama.engines.private_daemon import free_port  # noqa: E402
 from qwq_ollama.paths import tools_dir  # noqa: E402
-from qwq_ollama.server import cpu_features  # noqa: E402
-from qwq_ollama.server.install import CURRENT, PINNED, ensure_ollama, prefix_for  # noqa: E402
-from qwq_ollama.server.llama_server import LlamaServer  # noqa: E402
-from qwq_ollama.server.private_daemon import free_port  # noqa: E402
 
 LEVELS = {
     "x86-64-v3": ("SSE42", "AVX", "AVX2", "FMA", "F16C", "BMI2"),

@@ -42,11 +42,11 @@ import ollama  # noqa: E402
 from qwq_ollama.catalog.builtin_weights import FILENAME as GGUF_NAME, ensure_smollm2  # noqa: E402
 from qwq_ollama.catalog.schema import load_catalog  # noqa: E402
 from qwq_ollama.checks.loops import LoopDetector  # noqa: E402
+from qwq_ollama.daemon.client import OllamaAPI  # noqa: E402
+from qwq_ollama.daemon.registry import Registrar  # noqa: E402
+from qwq_ollama.engines.install import COMPAT, CURRENT, PREVIOUS, ensure_ollama  # noqa: E402
+from qwq_ollama.engines.private_daemon import OllamaDaemon  # noqa: E402
 from qwq_ollama.facts import import_copies  # noqa: E402
-from qwq_ollama.server.client import OllamaAPI  # noqa: E402
-from qwq_ollama.server.install import COMPAT, CURRENT, PREVIOUS, ensure_ollama  # noqa: E402
-from qwq_ollama.server.private_daemon import OllamaDaemon  # noqa: E402
-from qwq_ollama.server.registry import Registrar  # noqa: E402
 
 SECTIONS = ("cold", "startup", "loop", "parallel", "hash")
 OPTIONAL = ("qwq-shaped",)  # minutes and ~40 GB of disk: only when asked for

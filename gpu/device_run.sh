@@ -92,8 +92,8 @@ export OLLAMA_HOST=http://127.0.0.1:11434 QWQ_OLLAMA_CACHE=$W/cache
 python3 - "$GGUF" > "$R/upload.txt" 2>&1 <<'EOF'
 import sys, time
 from pathlib import Path
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.digests import file_digest
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.digests import file_digest
 path = Path(sys.argv[1]); t = time.time()
 digest = file_digest(path); t1 = time.time()
 api = OllamaAPI(None)

@@ -26,15 +26,15 @@ from pytest_httpserver import HTTPServer
 from qwq_ollama.catalog.builtin_weights import ensure_smollm2
 from qwq_ollama.catalog.schema import Catalog, load_catalog
 from qwq_ollama.checks.fidelity_table import over_stand_ins
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.install import COMPAT, CURRENT, PREVIOUS, OllamaBinary, ensure_ollama
-from qwq_ollama.server.private_daemon import OllamaDaemon
-from qwq_ollama.server.registry import (
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import (
     BASE_NAMESPACE,
     Registrar,
     base_model_name,
     desired_state,
 )
+from qwq_ollama.engines.install import COMPAT, CURRENT, PREVIOUS, OllamaBinary, ensure_ollama
+from qwq_ollama.engines.private_daemon import OllamaDaemon
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"

@@ -1,6 +1,7 @@
-"""One owner per concept, checked from the imports: only `qwq_ollama/server/` talks HTTP (httpx,
-the ollama client), nothing but the CLI package imports typer, and the layers hold: catalog < artifacts <
-server < checks < cli, nested imports included, no two modules importing each other."""
+"""One owner per concept, checked from the imports: only `qwq_ollama/daemon/` and
+`qwq_ollama/engines/` talk HTTP (httpx, the ollama client), nothing but the CLI package imports
+typer, and the layers hold: catalog < artifacts < daemon < engines < checks < cli, nested imports
+included, no two modules importing each other."""
 
 from __future__ import annotations
 
@@ -27,10 +28,10 @@ def _modules() -> list[Path]:
     return found
 
 
-def test_only_the_server_package_talks_http() -> None:
+def test_only_the_daemon_and_engine_packages_talk_http() -> None:
     talking = [str(p.relative_to(PACKAGE)) for p in _modules()
                if {"httpx", "ollama"} & _imported_roots(p)
-               and p.parent.name != "server"]
+               and p.parent.name not in ("daemon", "engines")]
     assert talking == []
 
 
@@ -59,13 +60,13 @@ def test_only_main_ends_the_program() -> None:
 # The package's layers, lowest first: a module may import its own layer and those below it.
 # The top-level helpers (facts, errors, paths, atomic, pypi, weights_file) are below them all;
 # the CLI and what only it runs (console_script, __main__, demo) above them all.
-LAYERS = {"catalog": 1, "artifacts": 2, "server": 3, "checks": 4}
+LAYERS = {"catalog": 1, "artifacts": 2, "daemon": 3, "engines": 4, "checks": 5}
 TOP = {"cli", "console_script", "__main__", "demo"}
 
 
 def _layer(module: str) -> int:
     first = module.split(".")[0]
-    return LAYERS.get(first, 5 if first in TOP else 0)
+    return LAYERS.get(first, 6 if first in TOP else 0)
 
 
 def _package_imports(source: Path) -> set[str]:

@@ -277,7 +277,7 @@ def test_create_draws_byte_progress_on_a_terminal(daemon: Any, small_gguf: Path,
 
 
 def test_an_upload_reports_the_bytes_sent(httpserver: HTTPServer, tmp_path: Path) -> None:
-    from qwq_ollama.server.client import OllamaAPI
+    from qwq_ollama.daemon.client import OllamaAPI
 
     blob, digest = tmp_path / "blob.gguf", "sha256:" + "c" * 64
     blob.write_bytes(b"x" * (9 << 20))

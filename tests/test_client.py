@@ -8,10 +8,10 @@ import json
 import pytest
 from pytest_httpserver import HTTPServer
 
+from qwq_ollama.daemon.answers import Shown
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.wire import blob_digest_of, parse_show_parameters
 from qwq_ollama.errors import DaemonError, RefusedError
-from qwq_ollama.server.answers import Shown
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.wire import blob_digest_of, parse_show_parameters
 
 DIGEST = "sha256:" + "ab" * 32
 

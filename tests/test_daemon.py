@@ -11,11 +11,10 @@ from pathlib import Path
 import ollama
 import pytest
 
-from qwq_ollama.errors import DaemonError, EnvironmentProblem
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.cpu_features import Choice, write_record
-from qwq_ollama.server.digests import file_digest, hash_ahead
-from qwq_ollama.server.install import (
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.digests import file_digest, hash_ahead
+from qwq_ollama.engines.cpu_features import Choice, write_record
+from qwq_ollama.engines.install import (
     CURRENT,
     PINNED,
     build_ollama,
@@ -23,7 +22,8 @@ from qwq_ollama.server.install import (
     find_ollama,
     prefix_for,
 )
-from qwq_ollama.server.private_daemon import OllamaDaemon, process_group_alive
+from qwq_ollama.engines.private_daemon import OllamaDaemon, process_group_alive
+from qwq_ollama.errors import DaemonError, EnvironmentProblem
 
 
 @pytest.mark.live

@@ -23,9 +23,9 @@ from qwq_ollama.artifacts.vllm import export_vllm
 from qwq_ollama.catalog.chat_template import render_chat
 from qwq_ollama.catalog.render import render_variant
 from qwq_ollama.catalog.schema import Catalog, load_catalog
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import base_model_name
 from qwq_ollama.errors import InputError
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.registry import base_model_name
 
 from .conftest import run_cli
 

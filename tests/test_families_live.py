@@ -14,7 +14,7 @@ from qwq_ollama.catalog.schema import Catalog
 from qwq_ollama.checks.generation import generate_watched
 from qwq_ollama.checks.llama_cpp import check_fidelity as llama_cpp_fidelity
 from qwq_ollama.checks.validate import validate
-from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.daemon.client import OllamaAPI
 
 from .test_llama_cpp_live import ExportedServers, llama_server_binary  # noqa: F401 - fixture
 

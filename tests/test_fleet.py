@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from qwq_ollama.catalog.schema import Catalog
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.fleet import create_cells, load_fleet, run_fleet
+from qwq_ollama.daemon.quick_create import parse_create_args
+from qwq_ollama.daemon.registry import status
+from qwq_ollama.engines.install import CURRENT, PREVIOUS, OllamaBinary, ensure_ollama
+from qwq_ollama.engines.private_daemon import OllamaDaemon
 from qwq_ollama.errors import InputError
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.fleet import create_cells, load_fleet, run_fleet
-from qwq_ollama.server.install import CURRENT, PREVIOUS, OllamaBinary, ensure_ollama
-from qwq_ollama.server.private_daemon import OllamaDaemon
-from qwq_ollama.server.quick_create import parse_create_args
-from qwq_ollama.server.registry import status
 from tests.conftest import run_cli
 
 SMALL = "smollm2-135m"

@@ -14,7 +14,7 @@ from qwq_ollama.checks.code import check_code, extract_last_python_block
 from qwq_ollama.checks.generation import REPEAT_LIMIT, generate_watched
 from qwq_ollama.checks.loops import LoopDetector
 from qwq_ollama.checks.validate import validate
-from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.daemon.client import OllamaAPI
 
 from .conftest import run_cli
 

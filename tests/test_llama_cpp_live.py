@@ -34,9 +34,9 @@ from qwq_ollama.checks.llama_cpp import (
     loaded_template,
     validate_llama_cpp,
 )
-from qwq_ollama.server.install import CURRENT, PINNED, ensure_ollama
-from qwq_ollama.server.llama_server import LlamaServer, LlamaServerAPI, find_llama_server
-from qwq_ollama.server.private_daemon import free_port
+from qwq_ollama.engines.install import CURRENT, PINNED, ensure_ollama
+from qwq_ollama.engines.llama_server import LlamaServer, LlamaServerAPI, find_llama_server
+from qwq_ollama.engines.private_daemon import free_port
 
 from .conftest import DATA, ROOT, run_cli
 from .test_export import bash_argv

@@ -28,8 +28,7 @@ from qwq_ollama.catalog.render import render_variant
 from qwq_ollama.catalog.schema import Catalog
 from qwq_ollama.checks.ab import RunStats, markdown, summarise, table_rows
 from qwq_ollama.checks.llama_cpp import loaded_template
-from qwq_ollama.errors import DaemonError, InputError, RefusedError
-from qwq_ollama.server.llama_server import (
+from qwq_ollama.engines.llama_server import (
     LlamaServer,
     _parts,
     openai_message,
@@ -38,7 +37,8 @@ from qwq_ollama.server.llama_server import (
     server_url,
     streamed_part,
 )
-from qwq_ollama.server.private_daemon import free_port
+from qwq_ollama.engines.private_daemon import free_port
+from qwq_ollama.errors import DaemonError, InputError, RefusedError
 
 from .conftest import run_cli
 

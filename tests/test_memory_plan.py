@@ -13,9 +13,9 @@ import pytest
 from qwq_ollama.catalog.schema import Catalog, load_catalog
 from qwq_ollama.checks import memory_plan as mp
 from qwq_ollama.checks.doctor import diagnose
+from qwq_ollama.daemon.answers import Shown
+from qwq_ollama.daemon.client import OllamaAPI
 from qwq_ollama.errors import InputError
-from qwq_ollama.server.answers import Shown
-from qwq_ollama.server.client import OllamaAPI
 
 from .conftest import run_cli
 

@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from qwq_ollama.catalog.gotemplate import parse_problems
 from qwq_ollama.catalog.render import render_all, render_variant
 from qwq_ollama.catalog.schema import load_catalog
+from qwq_ollama.daemon.answers import Shown
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import blob_of
 from qwq_ollama.errors import InputError, RefusedError
-from qwq_ollama.server.answers import Shown
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.registry import blob_of
 
 from .conftest import ROOT, f32
 from .test_modelfile_roundtrip import texts

@@ -12,8 +12,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from qwq_ollama.catalog.modelfile import Unrepresentable, parameter_value, quote_value
-from qwq_ollama.server.answers import Shown
-from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.daemon.answers import Shown
+from qwq_ollama.daemon.client import OllamaAPI
 
 from .conftest import f32
 

@@ -16,10 +16,10 @@ from pytest_httpserver import HTTPServer
 from qwq_ollama.catalog.schema import Catalog
 from qwq_ollama.checks.doctor import diagnose
 from qwq_ollama.checks.validate import ValidationReport
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import registration, status
 from qwq_ollama.errors import DaemonError
 from qwq_ollama.facts import OLLAMA_TESTED
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.registry import registration, status
 
 from .conftest import SMALL_BLOB, FakeDaemon, show_answer
 

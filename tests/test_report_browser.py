@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.daemon.client import OllamaAPI
 
 from .conftest import run_cli
 

@@ -8,8 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from qwq_ollama.server.install import OllamaBinary
-from qwq_ollama.server.private_daemon import OllamaDaemon
+from qwq_ollama.engines.install import OllamaBinary
+from qwq_ollama.engines.private_daemon import OllamaDaemon
 
 from .conftest import ROOT, run_cli
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from qwq_ollama.catalog.schema import load_catalog
 from qwq_ollama.checks.validate import validate
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.registry import Registrar
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import Registrar
 
 from .conftest import DATA, run_cli
 

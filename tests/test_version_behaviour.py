@@ -16,13 +16,13 @@ from qwq_ollama.catalog.schema import load_catalog
 from qwq_ollama.checks.doctor import diagnose
 from qwq_ollama.checks.generation import REPEAT_LIMIT, generate_watched, run_chat
 from qwq_ollama.checks.validate import check_registration
+from qwq_ollama.daemon.answers import Shown
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import Registrar, base_model_name
+from qwq_ollama.engines.install import OllamaBinary
+from qwq_ollama.engines.private_daemon import OllamaDaemon
 from qwq_ollama.errors import InputError
 from qwq_ollama.facts import GGUF_SAMPLING_SINCE, TYPICAL_P_REFUSED_SINCE, at_least
-from qwq_ollama.server.answers import Shown
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.install import OllamaBinary
-from qwq_ollama.server.private_daemon import OllamaDaemon
-from qwq_ollama.server.registry import Registrar, base_model_name
 
 from .conftest import ROOT, run_cli
 

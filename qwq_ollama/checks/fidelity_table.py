@@ -12,7 +12,7 @@ from qwq_ollama.catalog.family import Family
 from qwq_ollama.catalog.render import hf_prompter
 from qwq_ollama.catalog.schema import Catalog, Variant, Weights
 from qwq_ollama.checks.fidelity import judge_prompts, template_source
-from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.daemon.client import OllamaAPI
 
 
 def over_stand_ins(catalog: Catalog) -> Catalog:

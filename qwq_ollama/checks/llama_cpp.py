@@ -26,9 +26,9 @@ from qwq_ollama.checks.validate import (
     live_prompt,
     run_checks,
 )
+from qwq_ollama.daemon.registry import same_value
+from qwq_ollama.engines.llama_server import LlamaServerAPI
 from qwq_ollama.errors import QwqOllamaError
-from qwq_ollama.server.llama_server import LlamaServerAPI
-from qwq_ollama.server.registry import same_value
 
 CHECKS = ("fidelity", "settings", "context", "generation", "code")
 DEFAULT_CHECKS = CHECKS[:4]  # `code` generates a whole program: opt in

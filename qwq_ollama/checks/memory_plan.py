@@ -26,8 +26,8 @@ from qwq_ollama.facts import DAEMON_DEFAULT_CONTEXT
 
 if TYPE_CHECKING:
     from qwq_ollama.catalog.schema import Catalog, Weights
-    from qwq_ollama.server.answers import Shown
-    from qwq_ollama.server.client import OllamaAPI
+    from qwq_ollama.daemon.answers import Shown
+    from qwq_ollama.daemon.client import OllamaAPI
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -392,8 +392,8 @@ def model_shape(api: OllamaAPI, model: str) -> ModelShape:
 def daemon_vram(api: OllamaAPI) -> int | None:
     """What a daemon on this machine has to load into: the GPU's free memory plus what its
     loaded models hold (they make way). None for a remote daemon or without nvidia-smi."""
+    from qwq_ollama.daemon.daemon_process import local_daemon
     from qwq_ollama.errors import DaemonError
-    from qwq_ollama.server.daemon_process import local_daemon
 
     if local_daemon(api.host) is None:
         return None

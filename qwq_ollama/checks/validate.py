@@ -18,11 +18,11 @@ from qwq_ollama.checks.doctor import sampling_leaks, untested_version_finding
 from qwq_ollama.checks.fidelity import FidelityResult, judge_prompts, template_source
 from qwq_ollama.checks.findings import Finding, failed
 from qwq_ollama.checks.generation import ChatResult, generate_watched
+from qwq_ollama.daemon.answers import Shown
+from qwq_ollama.daemon.chat_engine import ChatEngine
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import registration
 from qwq_ollama.errors import DaemonError, QwqOllamaError, RefusedError
-from qwq_ollama.server.answers import Shown
-from qwq_ollama.server.chat_engine import ChatEngine
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.registry import registration
 
 DEFAULT_CHECKS = ("fidelity", "registration", "generation")
 CHECKS = (*DEFAULT_CHECKS, "code")  # `code` generates a whole program: opt in

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 def _host_checked(value: str | None) -> str | None:
     """Refuse a bad --host, or $OLLAMA_HOST without one, before the command does any work."""
-    from qwq_ollama.server.host import resolve_host
+    from qwq_ollama.daemon.host import resolve_host
 
     resolve_host(value)
     return value

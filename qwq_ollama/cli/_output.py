@@ -15,8 +15,8 @@ import typer
 if TYPE_CHECKING:
     from qwq_ollama.checks.findings import Finding
     from qwq_ollama.checks.generation import ChatResult
-    from qwq_ollama.server.fleet import FleetReport
-    from qwq_ollama.server.registry import Registration
+    from qwq_ollama.daemon.fleet import FleetReport
+    from qwq_ollama.daemon.registry import Registration
 
 SCHEMA_VERSION = 1  # of every --json document; bumped only when a field changes meaning
 

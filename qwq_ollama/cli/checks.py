@@ -72,7 +72,7 @@ def validate(variants: Annotated[list[str] | None, typer.Argument(help="Variants
     """Prove each variant right against the live daemon; exit 1 if any check fails."""
     from qwq_ollama.checks.engines import EngineChoice, ValidateOptions, checks_for, validate_on
     from qwq_ollama.checks.validate import ValidationReport
-    from qwq_ollama.server.fleet import fleet_hosts
+    from qwq_ollama.daemon.fleet import fleet_hosts
 
     if "code" in (checks or ""):
         from qwq_ollama.extras import require_extra
@@ -129,8 +129,8 @@ def _validate_fleet(hosts: list[str], parallel: int, cat: Catalog, variants: lis
                     json_file: Path | None, options: ValidateOptions) -> int:
     """validate on every host of a fleet: the fleet table, or its JSON."""
     from qwq_ollama.checks.fleet import validate_cells
+    from qwq_ollama.daemon.fleet import run_fleet
     from qwq_ollama.errors import InputError
-    from qwq_ollama.server.fleet import run_fleet
 
     if engine != "ollama" or report:
         raise InputError("a fleet is validated on Ollama, without --report",
@@ -167,8 +167,8 @@ def compare(variants: Annotated[list[str], typer.Argument(help="Variants to comp
         require_extra("plot", "compare --report")
     chosen = get_prompt(prompt)
     if catalog or weights:
-        from qwq_ollama.server.client import OllamaAPI
-        from qwq_ollama.server.registry import require_registered
+        from qwq_ollama.daemon.client import OllamaAPI
+        from qwq_ollama.daemon.registry import require_registered
 
         require_registered(OllamaAPI(host), catalog_at(catalog), variants, weights)
     where = EngineChoice(host, llama_server, gguf)

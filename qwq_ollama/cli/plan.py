@@ -51,7 +51,7 @@ def plan(variants: Annotated[list[str] | None, typer.Argument(help="Variants "
     source = ShapeSource("")
     on_daemon = None
     if model is not None:
-        from qwq_ollama.server.client import OllamaAPI
+        from qwq_ollama.daemon.client import OllamaAPI
 
         on_daemon = model_shape(OllamaAPI(host), model)
     if ctx is not None:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from qwq_ollama.server.wire import blob_digest_of, parse_show_parameters
+from qwq_ollama.daemon.wire import blob_digest_of, parse_show_parameters
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ from filelock import FileLock, Timeout
 from qwq_ollama.catalog.parameters import REFUSED_SINCE, refused_by
 from qwq_ollama.catalog.render import render_variant
 from qwq_ollama.catalog.schema import Catalog, Variant, Weights
+from qwq_ollama.daemon import quick_create
+from qwq_ollama.daemon.answers import Shown
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.daemon_process import import_space_problem, local_daemon
+from qwq_ollama.daemon.digests import file_digest
 from qwq_ollama.errors import EnvironmentProblem, InputError, RefusedError
 from qwq_ollama.paths import cache_dir
-from qwq_ollama.server import quick_create
-from qwq_ollama.server.answers import Shown
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.daemon_process import import_space_problem, local_daemon
-from qwq_ollama.server.digests import file_digest
 from qwq_ollama.weights_file import GGUF_MAGIC, leading_magic
 
 BASE_NAMESPACE = "qwq-ollama-weights"
@@ -312,7 +312,7 @@ class Registrar:
 
 def stamp_create(api: OllamaAPI, catalog: Catalog, report: CreateReport,
                  request: list[Any]) -> bool:
-    """Leave the stamp that lets an unchanged re-run skip all of this (see server.quick_create)."""
+    """Leave the stamp that lets an unchanged re-run skip all of this (see daemon.quick_create)."""
     if report.from_hub:
         quick_create.forget(request)
         return False

@@ -18,11 +18,11 @@ from typing import Any
 import httpx
 import ollama
 
+from qwq_ollama.daemon.answers import LoadedModel, Shown
+from qwq_ollama.daemon.host import resolve_address
+from qwq_ollama.daemon.wire import listed_digests
 from qwq_ollama.errors import DaemonError, DaemonUnreachable, RefusedError
 from qwq_ollama.facts import OLLAMA_MINIMUM, is_supported
-from qwq_ollama.server.answers import LoadedModel, Shown
-from qwq_ollama.server.host import resolve_address
-from qwq_ollama.server.wire import listed_digests
 
 # A bearer token for a daemon behind an authenticating proxy: the variable ollama-python itself
 # reads and sends as `Authorization: Bearer` (its Client), so one setting serves both clients.

@@ -20,8 +20,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from qwq_ollama.engines.build_steps import BuildStep
 from qwq_ollama.errors import EnvironmentProblem
-from qwq_ollama.server.build_steps import BuildStep
 
 MIN_CMAKE = (3, 24)  # llama/server/CMakeLists.txt
 HELPERS = ("llama-server", "llama-quantize")

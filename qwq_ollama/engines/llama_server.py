@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from qwq_ollama.engines.private_daemon import free_port
+from qwq_ollama.engines.private_process import PrivateProcess
 from qwq_ollama.errors import (
     DaemonError,
     DaemonUnreachable,
@@ -30,8 +32,6 @@ from qwq_ollama.errors import (
     InputError,
     RefusedError,
 )
-from qwq_ollama.server.private_daemon import free_port
-from qwq_ollama.server.private_process import PrivateProcess
 
 if TYPE_CHECKING:
     from qwq_ollama.catalog.schema import Catalog, Variant
@@ -49,7 +49,7 @@ def find_llama_server(version: str | None = None) -> Path:
 
     Found, never built here: building takes minutes, which `qwq-ollama install-ollama` says.
     """
-    from qwq_ollama.server.install import CURRENT, find_ollama
+    from qwq_ollama.engines.install import CURRENT, find_ollama
 
     wanted = version or CURRENT
     found = find_ollama(wanted).binary

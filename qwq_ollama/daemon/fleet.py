@@ -17,9 +17,9 @@ from typing import Any
 
 from qwq_ollama.catalog.load import load_yaml_with_lines
 from qwq_ollama.catalog.schema import Catalog
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.host import parse_host, redact
 from qwq_ollama.errors import DaemonError, InputError, QwqOllamaError, RefusedError
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.host import parse_host, redact
 
 DEFAULT_PARALLEL = 4
 HostProgress = Callable[[str, str, Mapping[str, Any]], None]  # host, model, Ollama's update
@@ -130,8 +130,8 @@ def create_cells(catalog: Catalog, variants: list[str] | None, weights: str | No
     The GGUFs on disk are hashed here, once, before any host asks: hosts starting together
     would otherwise each hash a file the digest index does not know yet.
     """
-    from qwq_ollama.server.digests import file_digest
-    from qwq_ollama.server.registry import Registrar
+    from qwq_ollama.daemon.digests import file_digest
+    from qwq_ollama.daemon.registry import Registrar
 
     for weights_file in {w.file_on_disk for w in catalog.weights_of(variants, weights)}:
         if weights_file is not None:
@@ -147,7 +147,7 @@ def create_cells(catalog: Catalog, variants: list[str] | None, weights: str | No
 
 def status_cells(catalog: Catalog, weights: str | None) -> Callable[[OllamaAPI], list[Cell]]:
     """Per host: each variant up to date, drifted (which fields), or not registered."""
-    from qwq_ollama.server.registry import status
+    from qwq_ollama.daemon.registry import status
 
     def work(api: OllamaAPI) -> list[Cell]:
         return [Cell(row.variant, row.describe(), row.up_to_date)
