@@ -35,8 +35,9 @@ from qwq_ollama.checks.llama_cpp import (
     validate_llama_cpp,
 )
 from qwq_ollama.engines.install import CURRENT, PINNED, ensure_ollama
-from qwq_ollama.engines.llama_server import LlamaServer, LlamaServerAPI, find_llama_server
+from qwq_ollama.engines.llama_server import LlamaServer, LlamaServerAPI
 from qwq_ollama.engines.private_daemon import free_port
+from qwq_ollama.engines.variant_server import find_llama_server
 
 from .conftest import DATA, ROOT, run_cli
 from .test_export import bash_argv

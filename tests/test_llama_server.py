@@ -33,11 +33,11 @@ from qwq_ollama.engines.llama_server import (
     _parts,
     openai_message,
     request_fields,
-    serve_variant,
     server_url,
     streamed_part,
 )
 from qwq_ollama.engines.private_daemon import free_port
+from qwq_ollama.engines.variant_server import serve_variant
 from qwq_ollama.errors import DaemonError, InputError, RefusedError
 
 from .conftest import run_cli

@@ -113,7 +113,7 @@ class EngineChoice:
     def llama_server_for(self, catalog: Catalog, variant: Variant
                          ) -> AbstractContextManager[LlamaServerAPI]:
         """The llama-server running `variant` (its settings and props, beyond a ChatEngine)."""
-        from qwq_ollama.engines.llama_server import serve_variant
+        from qwq_ollama.engines.variant_server import serve_variant
 
         return serve_variant(catalog, variant, url=self.llama_server, gguf=self.gguf,
                              timeout=self.timeout)
