@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,8 +99,8 @@ def exported(llama_server_binary: Path, small_gguf: Path) -> Iterator[ExportedSe
     servers.stop_all()
 
 
-def props_params(api: LlamaServerAPI) -> dict:
-    return api.props()["default_generation_settings"]["params"]
+def props_params(api: LlamaServerAPI) -> dict[str, Any]:
+    return api.props().sampling
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -121,12 +122,12 @@ def test_the_exported_command_runs_with_every_value_of_the_variant(
         assert "--samplers" not in argv and shown["samplers"] == list(LLAMA_CPP_DEFAULT_ORDER)
     # The template the server runs is the file `render` wrote, as llama.cpp loads it.
     rendered = default_template_path(catalog, variant).read_text()
-    assert api.props()["chat_template"] == loaded_template(rendered)
+    assert api.props().chat_template == loaded_template(rendered)
     assert rendered == render_variant(catalog, variant).hf_template
     # The small model was trained with 8192 tokens: llama-server caps num_ctx at it, and the
     # export said so before the server ever ran.
     trained = api.trained_context()
-    assert api.props()["default_generation_settings"]["n_ctx"] == min(params["num_ctx"], trained)
+    assert api.props().n_ctx == min(params["num_ctx"], trained)
     assert trained == 8192 < params["num_ctx"]
     assert (f"llama-server caps --ctx-size {params['num_ctx']} to {trained}" in notes)
     assert exported.start_seconds[name] < 60
@@ -334,7 +335,7 @@ def test_an_embedded_template_is_the_variants_on_llama_server(
     argv = [str(llama_server_binary), *argv[:at], *argv[at + 2:]]
     with LlamaServer(argv, f"http://127.0.0.1:{port}", startup_timeout=120) as server:
         variant = catalog.variant("qwq-fixed")
-        assert server.api.props()["chat_template"] == loaded_template(
+        assert server.api.props().chat_template == loaded_template(
             render_variant(catalog, variant).hf_template)
         finding = check_fidelity(server.api, catalog, variant)
     assert finding.status == "pass" and finding.details["template"] == "the variant's", (

@@ -57,11 +57,11 @@ def _no_progress_bar() -> Iterator[None]:
     """The copier draws a tqdm bar on stderr; a library prints nothing. (TQDM_DISABLE does not
     help here: tqdm reads its environment once, at import.)"""
     bar = gguf_new_metadata.tqdm
-    gguf_new_metadata.tqdm = functools.partial(bar, disable=True)  # type: ignore[assignment]
+    gguf_new_metadata.tqdm = functools.partial(bar, disable=True)
     try:
         yield
     finally:
-        gguf_new_metadata.tqdm = bar  # type: ignore[misc]
+        gguf_new_metadata.tqdm = bar
 
 
 def _check_tensors_identical(original: gguf.GGUFReader, copy: Path) -> None:

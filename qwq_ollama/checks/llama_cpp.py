@@ -12,9 +12,10 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 from qwq_ollama.catalog.conversation import load_corpus
+from qwq_ollama.catalog.family import Divergence
 from qwq_ollama.catalog.render import hf_prompter, render_variant
 from qwq_ollama.catalog.schema import Catalog, Variant
-from qwq_ollama.checks.fidelity import Divergence, judge_prompts
+from qwq_ollama.checks.fidelity import judge_prompts
 from qwq_ollama.checks.findings import Finding
 from qwq_ollama.checks.validate import (
     Progress,
@@ -90,7 +91,7 @@ def check_fidelity(api: LlamaServerAPI, catalog: Catalog, variant: Variant) -> F
     results = [judge_prompts(conv.name, conv, hf_prompt(conv.messages, conv.tools),
                              live_prompt(api, "", conv), known=KNOWN_DIVERGENCES, engine=ENGINE)
                for conv in load_corpus()]
-    ours = api.props().get("chat_template") == loaded_template(
+    ours = api.props().chat_template == loaded_template(
         render_variant(catalog, variant).hf_template)
     details = {"template": "the variant's" if ours else "another (the GGUF's own?)",
                "conversations": conversation_details(results)}
@@ -108,7 +109,7 @@ def check_settings(api: LlamaServerAPI, catalog: Catalog, variant: Variant) -> F
     """/props' default sampling (what a request that sets nothing gets) against the catalog's."""
     from qwq_ollama.artifacts.export import llama_server_settings
 
-    shown = (api.props().get("default_generation_settings") or {}).get("params") or {}
+    shown = api.props().sampling
     wanted = llama_server_settings(catalog, variant)
     drift = [f"{key} {shown.get(key)!r}, not {value!r}" for key, value in wanted.items()
              if not same_value(shown.get(key), value)]
@@ -125,13 +126,13 @@ def check_context(api: LlamaServerAPI, variant: Variant) -> Finding:
     """The slots' context against num_ctx. llama-server caps it at the model's training
     context, as Ollama clamps num_ctx: that is said (warn), not failed."""
     wanted = variant.parameters.num_ctx
-    served = (api.props().get("default_generation_settings") or {}).get("n_ctx")
+    served = api.props().n_ctx
     trained = api.trained_context()
     details = {"n_ctx": served, "num_ctx": wanted, "n_ctx_train": trained}
     if served == wanted:
         return Finding(variant.name, "context", "pass", f"n_ctx {served}, the variant's num_ctx",
                        details=details)
-    if trained is not None and served == trained < wanted:
+    if trained is not None and wanted is not None and served == trained < wanted:
         return Finding(variant.name, "context", "warn", f"n_ctx {served}, not num_ctx {wanted}: "
                        f"the model was trained with a context of {trained} tokens and "
                        "llama-server caps the slots' context at it", details=details)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 from qwq_ollama.catalog.conversation import Conversation, load_corpus
@@ -88,13 +89,13 @@ def validate(api: OllamaAPI, catalog: Catalog, names: list[str] | None = None, *
             raise DaemonError(f"variant {variant.name} is not registered at {api.host}: run "
                               f"`qwq-ollama create {variant.name}`")
         steps: dict[str, Callable[[], Finding]] = {
-            "fidelity": lambda v=variant: check_fidelity(api, catalog, v),
-            "registration": lambda v=variant: check_registration(
-                api, catalog, v, weights_name, report.daemon_version or ""),
-            "generation": lambda v=variant: check_generation(api, v, num_predict=num_predict,
-                                                             seed=seed),
-            "code": lambda v=variant: check_code_generation(api, v, code_prompt,
-                                                            num_predict=num_predict, seed=seed),
+            "fidelity": partial(check_fidelity, api, catalog, variant),
+            "registration": partial(check_registration, api, catalog, variant, weights_name,
+                                    report.daemon_version or ""),
+            "generation": partial(check_generation, api, variant, num_predict=num_predict,
+                                  seed=seed),
+            "code": partial(check_code_generation, api, variant, code_prompt,
+                            num_predict=num_predict, seed=seed),
         }
         run_checks(report, variant.name, steps, checks, say)
     return report

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import ollama
 
-from qwq_ollama.daemon.answers import LoadedModel, Shown
+from qwq_ollama.daemon.answers import LoadedModel, ProgressUpdate, Shown
 from qwq_ollama.daemon.host import resolve_address
 from qwq_ollama.daemon.wire import listed_digests
 from qwq_ollama.errors import DaemonError, DaemonUnreachable, RefusedError
@@ -204,12 +204,12 @@ class OllamaAPI:
             raise DaemonUnreachable(f"lost the connection to Ollama at {self.host} {during} "
                               f"({type(exc).__name__})") from None
 
-    def create(self, model: str, **fields: Any) -> Iterator[Mapping[str, Any]]:
+    def create(self, model: str, **fields: Any) -> Iterator[ProgressUpdate]:
         """Stream the server's status lines for one /api/create."""
         with self._client_errors(f"Ollama refused {model}",
                                  f"while creating {model}; run create again"):
             for update in self.client.create(model=model, stream=True, **fields):
-                yield update.model_dump(exclude_none=True)
+                yield ProgressUpdate(update.status or "", update.total, update.completed)
 
     def copy(self, source: str, destination: str) -> None:
         """Another name for the same manifest (no blob is copied)."""
@@ -269,4 +269,4 @@ class OllamaAPI:
 
     def close(self) -> None:
         self.http.close()
-        self.client.close()
+        self.client.close()  # type: ignore[no-untyped-call]  # ollama leaves it unannotated

@@ -9,7 +9,7 @@ there), so a re-run only touches what differs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +17,13 @@ from typing import Any
 
 from qwq_ollama.catalog.load import load_yaml_with_lines
 from qwq_ollama.catalog.schema import Catalog
+from qwq_ollama.daemon.answers import ProgressUpdate
 from qwq_ollama.daemon.client import OllamaAPI
 from qwq_ollama.daemon.host import parse_host, redact
 from qwq_ollama.errors import DaemonError, InputError, QwqOllamaError, RefusedError
 
 DEFAULT_PARALLEL = 4
-HostProgress = Callable[[str, str, Mapping[str, Any]], None]  # host, model, Ollama's update
+HostProgress = Callable[[str, str, ProgressUpdate], None]  # host, model, its update
 
 
 @dataclass(frozen=True)

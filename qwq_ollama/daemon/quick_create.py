@@ -88,7 +88,7 @@ def _stat_signature(path: str) -> list[int]:
 
 
 def _files_under(folder: str) -> list[str]:
-    found = []
+    found: list[str] = []
     for root, dirs, files in os.walk(folder):
         dirs.sort()
         found.extend(os.path.join(root, f) for f in sorted(files))
@@ -148,7 +148,8 @@ def _get_json(target: list[object], path: str, timeout: float) -> object:
     request = f"GET {path} HTTP/1.0\r\nHost: {netloc}\r\nAccept: application/json\r\n\r\n"
     failure: OSError = ConnectionError(f"no address for {netloc}")
     for family, kind, proto, _name, address in _socket.getaddrinfo(
-            str(hostname).encode("ascii"), port, 0, _socket.SOCK_STREAM):
+            str(hostname).encode("ascii"), port if isinstance(port, int) else None, 0,
+            _socket.SOCK_STREAM):
         sock = _socket.socket(family, kind, proto)
         try:
             sock.settimeout(timeout)
@@ -228,7 +229,7 @@ def record(request: list[object], *, host_url: str, catalog_file: str, templates
     sources = {"catalog_file": catalog_file, "templates_dir": templates_dir,
                "weights_files": list(weights_files)}
     stamp = {"request": request, "target": target, "sources": sources,
-             "inputs": fingerprint(**sources), "models": digests, "variants": variants}
+             "inputs": fingerprint(catalog_file, templates_dir, list(weights_files)), "models": digests, "variants": variants}
     try:
         write_text_atomic(stamp_path(request),
                           json.dumps(stamp, indent=1, sort_keys=True) + "\n")

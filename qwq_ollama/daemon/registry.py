@@ -20,7 +20,7 @@ from qwq_ollama.catalog.parameters import REFUSED_SINCE, refused_by
 from qwq_ollama.catalog.render import render_variant
 from qwq_ollama.catalog.schema import Catalog, Variant, Weights
 from qwq_ollama.daemon import quick_create
-from qwq_ollama.daemon.answers import Shown
+from qwq_ollama.daemon.answers import ProgressUpdate, Shown
 from qwq_ollama.daemon.client import OllamaAPI
 from qwq_ollama.daemon.daemon_process import import_space_problem, local_daemon
 from qwq_ollama.daemon.digests import file_digest
@@ -29,7 +29,7 @@ from qwq_ollama.paths import cache_dir
 from qwq_ollama.weights_file import GGUF_MAGIC, leading_magic
 
 BASE_NAMESPACE = "qwq-ollama-weights"
-Progress = Callable[[str, Mapping[str, Any]], None]
+Progress = Callable[[str, ProgressUpdate], None]  # a model's name, its update
 
 
 def base_model_name(weights: Weights) -> str:
@@ -249,8 +249,7 @@ class Registrar:
     def _bytes(self, name: str, status: str, path: Path) -> Callable[[int], None]:
         """A byte counter reported as Ollama reports its own transfers: status, total, completed."""
         total = path.stat().st_size
-        return lambda done: self.progress(name, {"status": status, "total": total,
-                                                 "completed": done})
+        return lambda done: self.progress(name, ProgressUpdate(status, total, done))
 
     def _import(self, weights: Weights, path: Path, digest: str, base: str) -> None:
         """Upload the GGUF unless the daemon has it, and create the base model from it."""

@@ -285,10 +285,11 @@ def still_runs(prefix: Path) -> str | None:
 
     A prefix without a record (built before records existed) is not trusted either.
     """
-    record = read_record(prefix)
-    if record is None or not isinstance(record.get("options"), list):
+    record = read_record(prefix) or {}
+    listed = record.get("options")
+    if not isinstance(listed, list):
         return f"{prefix / RECORD} is missing: the build's instruction sets are unknown"
-    options = [str(o) for o in record["options"]]
+    options = [str(o) for o in listed]
     if not options:
         return None
     unknown = [o for o in options if o not in BY_OPTION]

@@ -14,7 +14,7 @@ which binary and which command a catalog variant gets is variant_server.py's bus
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,6 +138,60 @@ def streamed_part(chunk: dict[str, Any]) -> StreamedPart | None:
                         int(timings["predicted_ms"] * 1e6) if timed else None)
 
 
+@dataclass(frozen=True)
+class Props:
+    """llama-server's GET /props, the only reading of it: what a request that sets nothing gets.
+
+    >>> props = Props.from_json({"chat_template": "{{ x }}", "build_info": "b10488-abc",
+    ...     "default_generation_settings": {"n_ctx": 8192, "params": {"top_k": 40}}})
+    >>> props.chat_template, props.n_ctx, props.sampling, props.build
+    ('{{ x }}', 8192, {'top_k': 40}, 'b10488')
+    """
+
+    chat_template: str | None = None
+    sampling: dict[str, Any] = field(default_factory=dict)  # default_generation_settings.params
+    n_ctx: int | None = None  # the slots' context
+    build_info: str = "unknown"  # `b10488-<commit>`
+
+    @classmethod
+    def from_json(cls, answer: Mapping[str, Any]) -> Props:
+        defaults = answer.get("default_generation_settings")
+        defaults = defaults if isinstance(defaults, Mapping) else {}
+        params = defaults.get("params")
+        template = answer.get("chat_template")
+        return cls(chat_template=template if isinstance(template, str) else None,
+                   sampling=dict(params) if isinstance(params, Mapping) else {},
+                   n_ctx=_int_or_none(defaults.get("n_ctx")),
+                   build_info=str(answer.get("build_info") or "unknown"))
+
+    @property
+    def build(self) -> str:
+        """llama.cpp's build, e.g. `b10488`."""
+        return self.build_info.split("-", 1)[0]
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One model of llama-server's GET /v1/models.
+
+    >>> ServedModel.from_json({"id": "m.gguf", "meta": {"n_ctx_train": 8192}})
+    ServedModel(id='m.gguf', n_ctx_train=8192)
+    """
+
+    id: str
+    n_ctx_train: int | None = None  # the model's training context, which caps the slots'
+
+    @classmethod
+    def from_json(cls, answer: Mapping[str, Any]) -> ServedModel:
+        meta = answer.get("meta")
+        trained = meta.get("n_ctx_train") if isinstance(meta, Mapping) else None
+        return cls(str(answer.get("id") or "?"), _int_or_none(trained))
+
+
+def _int_or_none(value: object) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 class LlamaServerAPI:
     """A llama-server at `host` (a base URL)."""
 
@@ -185,19 +239,23 @@ class LlamaServerAPI:
             raise DaemonError(f"{self.host} does not answer like llama-server ({path} gave "
                               f"{reply.text[:60]!r})") from None
 
-    def props(self) -> dict[str, Any]:
+    def props(self) -> Props:
         """GET /props: the default sampling, the slot context, the chat template, the build."""
-        return self._json("GET", "/props")
+        return Props.from_json(self._json("GET", "/props"))
 
     def version(self) -> str:
-        """llama.cpp's build, e.g. `b10488` (from /props `build_info`, `b10488-<commit>`)."""
-        return str(self.props().get("build_info", "unknown")).split("-", 1)[0]
+        """llama.cpp's build, e.g. `b10488`."""
+        return self.props().build
+
+    def models(self) -> tuple[ServedModel, ...]:
+        """GET /v1/models: what the server runs (one model)."""
+        listed = self._json("GET", "/v1/models").get("data")
+        return tuple(ServedModel.from_json(m) for m in listed or () if isinstance(m, Mapping))
 
     def trained_context(self) -> int | None:
-        """The model's training context (`n_ctx_train` in /v1/models), which caps the slots'."""
-        models = self._json("GET", "/v1/models").get("data") or [{}]
-        value = (models[0].get("meta") or {}).get("n_ctx_train")
-        return int(value) if value is not None else None
+        """The model's training context, which caps the slots'."""
+        models = self.models()
+        return models[0].n_ctx_train if models else None
 
     def busy_slots(self) -> int:
         """How many slots are generating now (GET /slots): 0 once an abandoned chat is
