@@ -89,8 +89,12 @@ models: deps
 bench: ollama-current smollm2
 	$(BIN)/python bench/run.py
 
+# ruff's lint and its formatter's verdict, then mypy (strict on the package; pyproject says where).
+LINTED := qwq_ollama tests bench scripts gpu
 lint: deps
-	$(BIN)/ruff check qwq_ollama tests bench scripts gpu
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

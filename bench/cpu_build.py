@@ -87,6 +87,10 @@ def decode_rate(server: Path, gguf: Path, lib: Path | None, tokens: int) -> floa
         return float(reply.json()["timings"]["predicted_per_second"])
 
 
+def _listed(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -115,12 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     cpu = cpu_features.cpu_model()
     print(f"cpu:     {cpu}, {os.cpu_count()} cores; {platform.platform()}")
     print(f"ollama:  {options.version}, llama-server b{pin.build} ({server})")
-    print(f"built:   {' '.join(built.get('options', [])) or 'baseline'} (cpu-features.json)")
+    built_sets = " ".join(str(o) for o in _listed(built.get("options")))
+    print(f"built:   {built_sets or 'baseline'} (cpu-features.json)")
     print(f"runs:    {options.runs} rounds, {options.tokens} tokens each, SmolLM2-135M Q4_1, "
           "medians\n")
     rows = [("CPU backend", "instruction sets", "decode tok/s", "ratio to built")]
     for name in libs:
-        sets = " ".join(built.get("options", [])) if name == "built" else " ".join(LEVELS[name])
+        sets = built_sets if name == "built" else " ".join(LEVELS[name])
         ratios = [r / b for r, b in zip(rates[name], rates["built"], strict=True)]
         rows.append((name, sets, f"{statistics.median(rates[name]):.1f}",
                      f"{statistics.median(ratios):.2f}x"))

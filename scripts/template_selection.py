@@ -72,7 +72,9 @@ def measure(binary: Path, catalog_file: Path, env: dict[str, str], work: Path,
         for name in VARIANTS:
             prompt = hf_prompter(catalog, catalog.variant(name))
             results = [judge_prompts(c.name, c, prompt(c.messages, c.tools),
-                                     live_prompt(api, name, c)) for c in corpus]
+                                     live_prompt(api, name, c),
+                                     known=catalog.variant(name).family.divergences)
+                       for c in corpus]
             counts = {s: sum(r.status == s for r in results) for s in ("pass", "known", "fail")}
             unexplained = [r.conversation for r in results if r.status == "fail"]
             logged = re.findall(rf'template selection" model=\S*/{name}:latest selected=(\S+)',

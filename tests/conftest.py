@@ -176,7 +176,8 @@ class FakeDaemon:
     """Answers /api/version, /api/show (per model), /api/tags and /api/ps like Ollama."""
 
     def __init__(self, server: HTTPServer, version: str = "0.32.15") -> None:
-        self.server, self.models = server, {}
+        self.server = server
+        self.models: dict[str, Any] = {}
         server.expect_request("/api/version").respond_with_json({"version": version})
         server.expect_request("/api/ps").respond_with_json({"models": []})
         server.expect_request("/api/show", method="POST").respond_with_handler(self._show)

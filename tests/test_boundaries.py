@@ -103,7 +103,7 @@ def import_circles(imports: dict[str, set[str]]) -> list[list[str]]:
     time; one of its imports is set aside and the sort runs again until the graph has none.
     Each circle starts at its smallest module name and ends where it began."""
     remaining = {module: set(targets) for module, targets in imports.items()}
-    circles = []
+    circles: list[list[str]] = []
     while True:
         try:
             graphlib.TopologicalSorter(remaining).prepare()

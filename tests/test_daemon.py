@@ -46,7 +46,7 @@ def test_a_model_created_from_the_small_gguf_chats_and_keeps_its_parameters(
         pass
     reply = client.chat(model="plain-smollm2",
                         messages=[{"role": "user", "content": "Say hello."}])
-    assert reply.message.content.strip()
+    assert (reply.message.content or "").strip()
     assert reply.done_reason in ("stop", "length")
     shown = api.show("plain-smollm2")
     assert shown is not None

@@ -113,11 +113,16 @@ def test_generation_over_the_small_model_splits_thinking_and_holds_stops(
 
 
 @pytest.fixture(scope="module")
-def stand_in_servers(llama_server_binary: Path, stand_ins: Catalog  # noqa: F811
-                     ) -> Iterator[dict[str, ExportedServers]]:
+def stand_in_servers(
+    llama_server_binary: Path,  # noqa: F811 - the fixture imported above
+    stand_ins: Catalog,
+) -> Iterator[dict[str, ExportedServers]]:
     """llama-server from each variant's exported command, over its family's stand-in."""
-    servers = {name: ExportedServers(llama_server_binary, stand_ins.weights[
-        stand_ins.variant(name).weights].gguf_path) for name in NEW_FAMILIES}  # type: ignore[arg-type]
+    servers = {}
+    for name in NEW_FAMILIES:
+        gguf = stand_ins.weights[stand_ins.variant(name).weights].gguf_path
+        assert gguf is not None, name
+        servers[name] = ExportedServers(llama_server_binary, gguf)
     yield servers
     for server in servers.values():
         server.stop_all()

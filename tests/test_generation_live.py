@@ -3,7 +3,7 @@ generation and code checks, and compare."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,8 @@ class RecordingAPI(OllamaAPI):
                 self.streams[-1].append(part)
                 yield part
         finally:
-            stream.close()
+            if isinstance(stream, Generator):
+                stream.close()
 
     def answer(self, index: int = -1) -> str:
         return "".join(part.message.content or "" for part in self.streams[index])

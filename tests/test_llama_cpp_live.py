@@ -13,6 +13,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -262,7 +263,7 @@ def test_the_prefilled_reasoning_arrives_apart_and_stops_hold(exported: Exported
     assert fixed.details["thinking_chars"] > 0 and fixed.details["content_chars"] == 0
 
 
-def _running(api: LlamaServerAPI):  # type: ignore[no-untyped-def]
+def _running(api: LlamaServerAPI) -> AbstractContextManager[LlamaServerAPI]:
     """An already running server as the context manager validate_llama_cpp takes."""
     from contextlib import nullcontext
 

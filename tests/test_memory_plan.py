@@ -126,7 +126,7 @@ def test_plan_command_matches_the_measured_boundary(qwq_shaped: Path) -> None:
     assert result.returncode == 0, result.stderr
     row = result.stdout.splitlines()[-1].split()
     assert row[0] == "qwq-fixed" and row[6] == "all"
-    assert lo <= int(row[7]) < hi
+    assert lo is not None and hi is not None and lo <= int(row[7]) < hi
     small = run_cli("plan", "--gguf", str(qwq_shaped), "--vram", "16GiB", "--kv-cache", "q4_0")
     rows = small.stdout.splitlines()[2:]
     assert [line.split()[6] for line in rows] == ["partial"] * len(rows)

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -57,7 +58,7 @@ ran: dict[str, list[int]] = {f: [0, 0] for f in FIELDS}  # field -> [kept, refus
 def _catalog(field: str, text: str, base_ref: str) -> tuple[dict, str]:
     """A catalog over the base model with `text` in `field`, and the variant's name."""
     weights = {"description": "base", "ollama": base_ref, "license": "MIT"}
-    variant = {"description": "d", "system": "be brief",
+    variant: dict[str, Any] = {"description": "d", "system": "be brief",
                "parameters": {"num_ctx": 2048, "temperature": 0.5, "stop": ["<|im_end|>"]}}
     name = "inj"
     if field == "variant name":
