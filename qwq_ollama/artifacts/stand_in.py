@@ -24,8 +24,6 @@ block.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +40,7 @@ from qwq_ollama.artifacts.gguf_synth import (
     widened,
     write_vocabulary,
 )
+from qwq_ollama.atomic import staged_file
 from qwq_ollama.catalog.builtin_weights import ensure_smollm2
 from qwq_ollama.catalog.family import Family
 from qwq_ollama.paths import cache_dir
@@ -216,13 +215,7 @@ def stand_in_for(family: Family) -> Path:
     target = folder / f"{family.name}-{arch}-{digest}.gguf"
     if target.is_file():
         return target
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, scratch = tempfile.mkstemp(dir=folder, prefix=".partial-", suffix=".gguf")
-    os.close(fd)
-    try:
-        write_tiny_gguf(Path(scratch), arch=arch, tokenizer_from=source, added_tokens=added,
+    with staged_file(target) as staged:
+        write_tiny_gguf(staged, arch=arch, tokenizer_from=source, added_tokens=added,
                         bos=family.bos_token, chat_template=official)
-        os.replace(scratch, target)
-    finally:
-        Path(scratch).unlink(missing_ok=True)
     return target
