@@ -78,10 +78,10 @@ test: lint ollama smollm2 browser nginx
 test-fast: deps
 	$(BIN)/pytest -m "not live" $(PYTEST_ARGS)
 
-# Real QwQ-32B: render, then register every variant with your daemon at $$OLLAMA_HOST; nothing is
-# built. WEIGHTS=name picks other weights from the catalog.
-# The QwQ variants by default; another family's with e.g. VARIANTS="qwen3-thinking qwen3-nothink".
-VARIANTS ?= qwq-fixed qwq-noprefill qwq-minp qwq-baseline
+# Real QwQ-32B: render, then register the catalog's default_variants (the QwQ ones) with your
+# daemon at $$OLLAMA_HOST; nothing is built. WEIGHTS=name picks other weights from the catalog;
+# VARIANTS="qwen3-thinking qwen3-nothink" registers those instead.
+VARIANTS ?=
 models: deps
 	$(QO) render
 	$(QO) create $(VARIANTS) $(if $(WEIGHTS),--weights $(WEIGHTS))

@@ -96,7 +96,7 @@ def catalog() -> Catalog:
 @pytest.fixture(scope="session")
 def registered(api: OllamaAPI, catalog: Catalog) -> Catalog:
     """Every catalog variant registered over the small model, once per session."""
-    Registrar(api, catalog).create(weights_name="smollm2-135m")
+    Registrar(api, catalog).create(list(catalog.variants), weights_name="smollm2-135m")
     return catalog
 
 

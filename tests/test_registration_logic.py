@@ -74,7 +74,7 @@ def test_list_doctor_and_validate_agree(catalog: Catalog, fake: FakeDaemon,
         fake.models[name] = show_answer(catalog, name, "smollm2-135m", SMALL_BLOB)
     rows = status(fake_api, catalog)
     assert {row.variant: list(row.drift) for row in rows} == {
-        name: ["weights"] for name in catalog.variants}
+        v.name: ["weights"] for v in catalog.chosen()}
     doctor = [f for f in diagnose(fake_api, catalog) if f.check == "registration"]
     assert {f.status for f in doctor} == {"warn"}
     assert all("registered over weights smollm2-135m" in f.message for f in doctor)

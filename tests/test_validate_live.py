@@ -15,7 +15,7 @@ from .conftest import DATA, run_cli
 
 
 def test_fidelity_holds_for_every_variant(api: OllamaAPI, registered) -> None:
-    report = validate(api, registered, weights_name="smollm2-135m",
+    report = validate(api, registered, list(registered.variants), weights_name="smollm2-135m",
                       checks=("fidelity", "registration"))
     assert len(report.findings) == 2 * len(registered.variants)
     for finding in report.findings:

@@ -48,7 +48,7 @@ def diagnose(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None,
     shapes: dict[str, Any] = {}  # blob digest -> its shape: variants share the weights
     try:
         bases = BaseDigests(api, catalog)
-        for variant in catalog.variants.values():
+        for variant in catalog.chosen():
             found = registrations[variant.name] = registration(api, catalog, variant,
                                                                weights_name, bases)
             findings.append(_registration_finding(found, weights_name))

@@ -52,7 +52,7 @@ def validate_llama_cpp(servers: Servers, catalog: Catalog, names: list[str] | No
     say = progress or (lambda _m: None)
     report = report if report is not None else ValidationReport(engine=ENGINE)
     report.engine = ENGINE
-    for variant in [catalog.variant(n) for n in (names or list(catalog.variants))]:
+    for variant in catalog.chosen(names):
         say(f"{variant.name}: llama-server")
         try:
             with servers(variant) as api:

@@ -310,8 +310,7 @@ def catalog_plans(catalog: Catalog, names: list[str] | None, vram: int, kv_type:
     `gguf` or the header of its catalog weights (read where it lies when it is not on disk)."""
     shapes: dict[str, ModelShape] = {}
     rows = []
-    for name in names or list(catalog.variants):
-        variant = catalog.variant(name)
+    for variant in catalog.chosen(names):
         used = shape
         if used is None:
             weights = catalog.weights_named(weights_name or variant.weights)
@@ -320,7 +319,7 @@ def catalog_plans(catalog: Catalog, names: list[str] | None, vram: int, kv_type:
                 shapes[key] = weights_shape(weights, gguf, source)
             used = shapes[key]
         num_ctx = variant.parameters.num_ctx or DAEMON_DEFAULT_CONTEXT
-        rows.append((name, plan(used, num_ctx, vram, kv_type, flash)))
+        rows.append((variant.name, plan(used, num_ctx, vram, kv_type, flash)))
     return rows
 
 
@@ -336,7 +335,7 @@ def download_verdict(catalog: Catalog, repo_id: str, quant: str, vram_text: str 
     vram = parse_size(vram_text) if vram_text is not None else local_gpu_free()
     if vram is None:
         return None
-    variant = next(iter(catalog.variants.values()))
+    variant = catalog.chosen()[0]
     num_ctx = variant.parameters.num_ctx or DAEMON_DEFAULT_CONTEXT
     try:
         shape = weights_shape(None, f"hf://{repo_id}@{quant}")

@@ -77,7 +77,7 @@ def validate(api: OllamaAPI, catalog: Catalog, names: list[str] | None = None, *
     untested = untested_version_finding(api.host, report.daemon_version)
     if untested is not None:
         report.findings.append(untested)
-    for variant in [catalog.variant(n) for n in (names or list(catalog.variants))]:
+    for variant in catalog.chosen(names):
         try:
             shown = api.show(variant.name)
         except QwqOllamaError as exc:

@@ -64,3 +64,8 @@ def catalog_at(path: Path | None) -> Catalog:
 def first_host(hosts: list[str] | None) -> str | None:
     """The one daemon of a one-host run (None: $OLLAMA_HOST)."""
     return hosts[0] if hosts else None
+
+
+# Every command that takes variant names: none named is the catalog's one default set.
+VariantsArg = Annotated[list[str] | None, typer.Argument(
+    help="Variants (default: the catalog's default_variants, what `make models` registers).")]

@@ -17,6 +17,7 @@ from qwq_ollama.cli._options import (
     LlamaServerOpt,
     ParallelOpt,
     QuietOpt,
+    VariantsArg,
     WeightsOpt,
     catalog_at,
     first_host,
@@ -33,8 +34,6 @@ from qwq_ollama.cli._output import (
     thinking_printer,
     write_raw,
 )
-
-VariantsArg = Annotated[list[str] | None, typer.Argument(help="Variants (default: all).")]
 
 
 def create(variants: VariantsArg = None, weights: WeightsOpt = None, catalog: CatalogOpt = None,
@@ -71,8 +70,9 @@ def create(variants: VariantsArg = None, weights: WeightsOpt = None, catalog: Ca
     return 0
 
 
-def list_(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostsOpt = None,
-          json_: JsonOpt = False, fleet: FleetOpt = None, parallel: ParallelOpt = 4) -> int:
+def list_(variants: VariantsArg = None, weights: WeightsOpt = None, catalog: CatalogOpt = None,
+          host: HostsOpt = None, json_: JsonOpt = False, fleet: FleetOpt = None,
+          parallel: ParallelOpt = 4) -> int:
     """The catalog's variants, and whether each is registered and up to date."""
     from qwq_ollama.daemon.client import OllamaAPI
     from qwq_ollama.daemon.fleet import fleet_hosts, run_fleet, status_cells
@@ -80,9 +80,9 @@ def list_(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostsOpt
 
     hosts = fleet_hosts(host, fleet)
     if hosts is not None:
-        work = status_cells(catalog_at(catalog), weights)
+        work = status_cells(catalog_at(catalog), weights, variants or None)
         return print_fleet(run_fleet(hosts, work, parallel), json_)
-    rows = status(OllamaAPI(first_host(host)), catalog_at(catalog), weights)
+    rows = status(OllamaAPI(first_host(host)), catalog_at(catalog), weights, variants or None)
     if json_:
         print_json({"variants": [row.to_dict() for row in rows]})
     else:

@@ -146,11 +146,12 @@ def create_cells(catalog: Catalog, variants: list[str] | None, weights: str | No
     return work
 
 
-def status_cells(catalog: Catalog, weights: str | None) -> Callable[[OllamaAPI], list[Cell]]:
+def status_cells(catalog: Catalog, weights: str | None, names: list[str] | None = None
+                 ) -> Callable[[OllamaAPI], list[Cell]]:
     """Per host: each variant up to date, drifted (which fields), or not registered."""
     from qwq_ollama.daemon.registry import status
 
     def work(api: OllamaAPI) -> list[Cell]:
         return [Cell(row.variant, row.describe(), row.up_to_date)
-                for row in status(api, catalog, weights)]
+                for row in status(api, catalog, weights, names)]
     return work

@@ -174,7 +174,7 @@ class Registrar:
 
     def create(self, names: list[str] | None = None, weights_name: str | None = None
                ) -> CreateReport:
-        variants = [self.catalog.variant(n) for n in (names or list(self.catalog.variants))]
+        variants = self.catalog.chosen(names)
         # Unreachable or too old: said before any work is done.
         self.version = self.api.supported_version()
         self._check_daemon_accepts(variants)
@@ -426,9 +426,9 @@ def require_registered(api: OllamaAPI, catalog: Catalog, names: list[str],
                              f"`qwq-ollama create {name}{again}`", field="VARIANTS")
 
 
-def status(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None
-           ) -> list[Registration]:
-    """Every catalog variant's registration on this daemon, in catalog order."""
+def status(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None,
+           names: list[str] | None = None) -> list[Registration]:
+    """The registration on this daemon of each variant named (default: the default set)."""
     api.supported_version()
     bases = BaseDigests(api, catalog)
-    return [registration(api, catalog, v, weights_name, bases) for v in catalog.variants.values()]
+    return [registration(api, catalog, v, weights_name, bases) for v in catalog.chosen(names)]
