@@ -51,7 +51,7 @@ nginx:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; \
 	fi
 
-# Every pinned Ollama version (the tests run on each); built once per user, see the README.
+# Every pinned Ollama version (the tests run on each); built once per user, see docs/ollama-versions.md.
 ollama: deps ollama-build-deps smollm2
 	$(QO) install-ollama --version all
 

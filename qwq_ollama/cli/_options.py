@@ -49,7 +49,7 @@ GgufOpt = Annotated[Path | None, typer.Option("--gguf", help="With the llama-cpp
                     "start a private llama-server (Ollama's own) with the exported command over "
                     "this GGUF instead.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout "
-                    "(schema_version 1, see the README); progress stays on stderr.")]
+                    "(schema_version 1, see docs/reference.md); progress stays on stderr.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder to write into (created if "
                    "missing; every file or none is written).")]

@@ -63,7 +63,7 @@ class FleetReport:
         return not all(h.ok for h in self.hosts)
 
     def to_dict(self) -> dict[str, Any]:
-        """What the fleet commands print with --json (README: JSON output)."""
+        """What the fleet commands print with --json (docs/reference.md: JSON output)."""
         return {"failed": self.failed, "hosts": [h.to_dict() for h in self.hosts]}
 
 

@@ -149,7 +149,7 @@ class CreateReport:
     from_hub: bool = False  # the Hub was asked for the weights: no stamp can vouch for them
 
     def to_dict(self) -> dict[str, Any]:
-        """What `create --json` prints (README: JSON output)."""
+        """What `create --json` prints (docs/reference.md: JSON output)."""
         return {"created": self.created, "up_to_date": self.up_to_date,
                 "base_created": self.base_created, "bases": self.bases,
                 "weights_files": [str(p) for p in self.weights_files]}
@@ -375,7 +375,7 @@ class Registration:
         return f"differs from the catalog in {'; '.join(self.drift.values())}"
 
     def to_dict(self) -> dict[str, Any]:
-        """What `list --json` prints per variant (README: JSON output)."""
+        """What `list --json` prints per variant (docs/reference.md: JSON output)."""
         return {"variant": self.variant, "weights": self.weights, "registered": self.registered,
                 "up_to_date": self.up_to_date, "over": self.over, "drift": self.drift}
 
