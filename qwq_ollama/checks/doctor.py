@@ -17,7 +17,7 @@ from qwq_ollama.daemon.answers import LoadedModel, Shown
 from qwq_ollama.daemon.client import OllamaAPI
 from qwq_ollama.daemon.daemon_process import DaemonProcess, import_space_problem, local_daemon
 from qwq_ollama.daemon.registry import BaseDigests, Registration, registration
-from qwq_ollama.errors import DaemonError, InputError
+from qwq_ollama.errors import DaemonError, InputError, NothingListens
 from qwq_ollama.facts import (
     DAEMON_DEFAULT_CONTEXT,
     LLAMA_SERVER_SINCE,
@@ -65,7 +65,7 @@ def diagnose(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None,
 
 def _daemon_problem(api: OllamaAPI, exc: DaemonError) -> Finding:
     """No daemon, a slow one, or something else listening: one error finding, with its fix."""
-    if str(exc).startswith("cannot reach"):
+    if isinstance(exc, NothingListens):
         return Finding(api.host, "daemon", "error", f"no Ollama daemon answers at {api.host}",
                        "start one (`ollama serve`) or point --host / OLLAMA_HOST at it")
     return Finding(api.host, "daemon", "error", str(exc),

@@ -21,7 +21,7 @@ import ollama
 from qwq_ollama.daemon.answers import LoadedModel, ProgressUpdate, Shown
 from qwq_ollama.daemon.host import resolve_address
 from qwq_ollama.daemon.wire import listed_digests
-from qwq_ollama.errors import DaemonError, DaemonUnreachable, RefusedError
+from qwq_ollama.errors import DaemonError, DaemonUnreachable, NothingListens, RefusedError
 from qwq_ollama.facts import OLLAMA_MINIMUM, is_supported
 
 # A bearer token for a daemon behind an authenticating proxy: the variable ollama-python itself
@@ -87,8 +87,8 @@ class OllamaAPI:
             fix = ("set SSL_CERT_FILE to the CA bundle that signed it" if "certificate" in
                    problem.lower() or "issuer" in problem.lower() else "check its TLS setup")
             return DaemonError(f"TLS with {self.host} failed: {problem}; {fix}")
-        return DaemonUnreachable(f"cannot reach Ollama at {self.host}: start it (`ollama serve`) or "
-                           "point OLLAMA_HOST / --host at a running daemon")
+        return NothingListens(f"cannot reach Ollama at {self.host}: start it (`ollama serve`) or "
+                              "point OLLAMA_HOST / --host at a running daemon")
 
     def _refused_credentials(self, status: int) -> DaemonError:
         given = ("the user and password in the host URL" if "***@" in self.host else
