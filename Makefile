@@ -51,7 +51,7 @@ nginx:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; \
 	fi
 
-# Every pinned Ollama version (the tests run on each); built once per user, see the README.
+# Every pinned Ollama version (the tests run on each); built once per user, see docs/ollama-versions.md.
 ollama: deps ollama-build-deps smollm2
 	$(QO) install-ollama --version all
 
@@ -74,14 +74,14 @@ test: lint ollama smollm2 browser nginx
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Everything that needs neither the Ollama binary nor a daemon (tests/conftest.py marks the rest
-# `live`): no build, no daemon, a few minutes.
+# `live`): no build, no daemon, spread over every core (pytest-xdist), under two minutes on two.
 test-fast: deps
-	$(BIN)/pytest -m "not live" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not live" -n auto $(PYTEST_ARGS)
 
-# Real QwQ-32B: render, then register every variant with your daemon at $$OLLAMA_HOST; nothing is
-# built. WEIGHTS=name picks other weights from the catalog.
-# The QwQ variants by default; another family's with e.g. VARIANTS="qwen3-thinking qwen3-nothink".
-VARIANTS ?= qwq-fixed qwq-noprefill qwq-minp qwq-baseline
+# Real QwQ-32B: render, then register the catalog's default_variants (the QwQ ones) with your
+# daemon at $$OLLAMA_HOST; nothing is built. WEIGHTS=name picks other weights from the catalog;
+# VARIANTS="qwen3-thinking qwen3-nothink" registers those instead.
+VARIANTS ?=
 models: deps
 	$(QO) render
 	$(QO) create $(VARIANTS) $(if $(WEIGHTS),--weights $(WEIGHTS))
@@ -89,8 +89,12 @@ models: deps
 bench: ollama-current smollm2
 	$(BIN)/python bench/run.py
 
+# ruff's lint and its formatter's verdict, then mypy (strict on the package; pyproject says where).
+LINTED := qwq_ollama tests bench scripts gpu
 lint: deps
-	$(BIN)/ruff check qwq_ollama tests bench scripts gpu
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -2,7 +2,7 @@
 its CPU backend built for fewer instruction sets, side by side in one run.
 
 Our builds use every instruction set this CPU lists and a probe showed it runs (AMX never;
-qwq_ollama/server/cpu_features.py). Here the same llama-server binary runs with `libggml-cpu.so`
+qwq_ollama/engines/cpu_features.py). Here the same llama-server binary runs with `libggml-cpu.so`
 swapped (LD_LIBRARY_PATH; its RUNPATH is $ORIGIN, which LD_LIBRARY_PATH precedes) for ggml's CPU
 backend built from the same llama.cpp tree at fixed x86-64 levels:
 
@@ -35,11 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qwq_ollama.catalog.builtin_weights import ensure_smollm2  # noqa: E402
+from qwq_ollama.engines import cpu_features  # noqa: E402
+from qwq_ollama.engines.install import CURRENT, PINNED, ensure_ollama, prefix_for  # noqa: E402
+from qwq_ollama.engines.llama_server import LlamaServer  # noqa: E402
+from qwq_ollama.engines.private_daemon import free_port  # noqa: E402
 from qwq_ollama.paths import tools_dir  # noqa: E402
-from qwq_ollama.server import cpu_features  # noqa: E402
-from qwq_ollama.server.install import CURRENT, PINNED, ensure_ollama, prefix_for  # noqa: E402
-from qwq_ollama.server.llama_server import LlamaServer  # noqa: E402
-from qwq_ollama.server.private_daemon import free_port  # noqa: E402
 
 LEVELS = {
     "x86-64-v3": ("SSE42", "AVX", "AVX2", "FMA", "F16C", "BMI2"),
@@ -87,6 +87,10 @@ def decode_rate(server: Path, gguf: Path, lib: Path | None, tokens: int) -> floa
         return float(reply.json()["timings"]["predicted_per_second"])
 
 
+def _listed(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -115,12 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     cpu = cpu_features.cpu_model()
     print(f"cpu:     {cpu}, {os.cpu_count()} cores; {platform.platform()}")
     print(f"ollama:  {options.version}, llama-server b{pin.build} ({server})")
-    print(f"built:   {' '.join(built.get('options', [])) or 'baseline'} (cpu-features.json)")
+    built_sets = " ".join(str(o) for o in _listed(built.get("options")))
+    print(f"built:   {built_sets or 'baseline'} (cpu-features.json)")
     print(f"runs:    {options.runs} rounds, {options.tokens} tokens each, SmolLM2-135M Q4_1, "
           "medians\n")
     rows = [("CPU backend", "instruction sets", "decode tok/s", "ratio to built")]
     for name in libs:
-        sets = " ".join(built.get("options", [])) if name == "built" else " ".join(LEVELS[name])
+        sets = built_sets if name == "built" else " ".join(LEVELS[name])
         ratios = [r / b for r, b in zip(rates[name], rates["built"], strict=True)]
         rows.append((name, sets, f"{statistics.median(rates[name]):.1f}",
                      f"{statistics.median(ratios):.2f}x"))

@@ -22,8 +22,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from qwq_ollama.catalog.builtin_weights import ensure_smollm2
-from qwq_ollama.server.install import CURRENT, ensure_ollama
-from qwq_ollama.server.private_daemon import OllamaDaemon
+from qwq_ollama.engines.install import CURRENT, ensure_ollama
+from qwq_ollama.engines.private_daemon import OllamaDaemon
 
 STEPS = {"create (cold)": ["create", "-q"], "create (warm)": ["create", "-q"],
          "validate": ["validate", "--checks", "fidelity,registration"]}

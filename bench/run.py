@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -42,11 +42,11 @@ import ollama  # noqa: E402
 from qwq_ollama.catalog.builtin_weights import FILENAME as GGUF_NAME, ensure_smollm2  # noqa: E402
 from qwq_ollama.catalog.schema import load_catalog  # noqa: E402
 from qwq_ollama.checks.loops import LoopDetector  # noqa: E402
+from qwq_ollama.daemon.client import OllamaAPI  # noqa: E402
+from qwq_ollama.daemon.registry import Registrar  # noqa: E402
+from qwq_ollama.engines.install import COMPAT, CURRENT, PREVIOUS, ensure_ollama  # noqa: E402
+from qwq_ollama.engines.private_daemon import OllamaDaemon  # noqa: E402
 from qwq_ollama.facts import import_copies  # noqa: E402
-from qwq_ollama.server.client import OllamaAPI  # noqa: E402
-from qwq_ollama.server.install import COMPAT, CURRENT, PREVIOUS, ensure_ollama  # noqa: E402
-from qwq_ollama.server.private_daemon import OllamaDaemon  # noqa: E402
-from qwq_ollama.server.registry import Registrar  # noqa: E402
 
 SECTIONS = ("cold", "startup", "loop", "parallel", "hash")
 OPTIONAL = ("qwq-shaped",)  # minutes and ~40 GB of disk: only when asked for
@@ -384,7 +384,8 @@ def cut_generation(client: ollama.Client, prompt: str) -> tuple[float, int, obje
             if verdict is not None:
                 break
     finally:
-        stream.close()  # closes the HTTP stream; Ollama stops generating for a gone client
+        if isinstance(stream, Generator):  # closes the HTTP stream: Ollama stops generating
+            stream.close()
     return time.perf_counter() - start, detector.tokens_seen, verdict
 
 
@@ -484,7 +485,9 @@ def free_bytes(path: Path) -> int:
 def write_qwq_shaped(where: Path, tokenizer_from: Path) -> Path:
     """gpu/make_qwq_shaped_gguf.py's Q4_K_M file: real size, zero weights, mostly holes."""
     sys.path.insert(0, str(ROOT / "gpu"))
-    from make_qwq_shaped_gguf import write_qwq_shaped as write  # noqa: PLC0415
+    from make_qwq_shaped_gguf import (  # type: ignore[import-not-found]  # noqa: PLC0415
+        write_qwq_shaped as write,
+    )
 
     out = where / f"{QWQ_WEIGHTS}.gguf"
     write(out, tokenizer_from, mix="q4_k_m")

@@ -21,10 +21,10 @@ python3 "$STAGE/repo/gpu/make_qwq_shaped_gguf.py" write "$W/small.gguf" --layers
 W=$W R=$R VERSION=$(cat "$STAGE/ollama-version") python3 - <<'EOF' 2>&1 | tee "$R/check.txt"
 import os, time
 from pathlib import Path
-from qwq_ollama.server import cpu_features, llama_build
-from qwq_ollama.server.build_steps import BuildStep
-from qwq_ollama.server.install import PINNED
-from qwq_ollama.server.smoke_check import check_llama_server
+from qwq_ollama.engines import cpu_features, llama_build
+from qwq_ollama.engines.build_steps import BuildStep
+from qwq_ollama.engines.install import PINNED
+from qwq_ollama.engines.smoke_check import check_llama_server
 
 W, R, version = Path(os.environ["W"]), Path(os.environ["R"]), os.environ["VERSION"]
 prefix = W / "prefix"

@@ -105,8 +105,8 @@ UPLOADS=("$GGUF"); [ "${PLAN:-full}" = cards ] && UPLOADS+=("$GGUF3")
 python3 - "${UPLOADS[@]}" > "$R/upload.txt" 2>&1 <<'EOF'
 import sys, time
 from pathlib import Path
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.digests import file_digest
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.digests import file_digest
 for name in sys.argv[1:]:
     path = Path(name); t = time.time()
     digest = file_digest(path); t1 = time.time()

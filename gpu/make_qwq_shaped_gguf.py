@@ -13,7 +13,9 @@ Norm weights are 1.0; the model's output is token 0, every time.
 
 The vocabulary: the source tokenizer's tokens, then QwQ's added tokens that it lacks (<think>,
 </think>, <|vision_pad|> ...), then `[PADn]` fillers up to QwQ's 152064 rows, so the embedding
-and output tensors have the real shapes. Needs numpy and gguf (llama.cpp's gguf-py).
+and output tensors have the real shapes. The tokenizer handling is the package's GGUF synthesis
+(qwq_ollama/artifacts/gguf_synth.py), which the tests' stand-ins use too; it is found beside this
+script, so only numpy and gguf (llama.cpp's gguf-py) need installing.
 """
 
 from __future__ import annotations
@@ -24,19 +26,23 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from gguf import GGMLQuantizationType as QT, GGUFReader, GGUFValueType, GGUFWriter, TokenType
+from gguf import GGMLQuantizationType as QT, GGUFWriter, TokenType
 from gguf.constants import GGML_QUANT_SIZES
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, installed or not
+from qwq_ollama.artifacts.gguf_synth import (  # noqa: E402
+    QWEN_ADDED,
+    Vocabulary,
+    copy_tokenizer,
+    padded,
+    read_vocabulary,
+    widened,
+    write_vocabulary,
+)
 
 ARCH = "qwen2"
 OFFICIAL = Path(__file__).resolve().parents[1] / "tests" / "data" / "official"
 OFFICIAL_TEMPLATE = OFFICIAL / "qwq-32b.chat_template.jinja"
-# Qwen2.5's added tokens, in id order (QwQ-32B's tokenizer_config.json).
-QWEN_ADDED = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>",
-              "<|object_ref_end|>", "<|box_start|>", "<|box_end|>", "<|quad_start|>",
-              "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
-              "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>", "<|fim_prefix|>",
-              "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
-              "<tool_response>", "</tool_response>", "<think>", "</think>"]
 # llama.cpp's Q4_K_M recipe keeps these in Q6_K (llama-quant.cpp, use_more_bits).
 MIXES = ("q4_k", "q4_k_m")
 
@@ -85,7 +91,7 @@ SHAPES = {"qwq": Shape(), "qwen3": QWEN3_32B}
 def tensor_plan(shape: Shape, mix: str) -> list[tuple[str, tuple[int, ...], QT]]:
     """(name, numpy-order shape, type) of every tensor, in the order llama.cpp's converter writes."""
     q4, q6 = QT.Q4_K, QT.Q6_K
-    plan = [("token_embd.weight", (shape.vocab, shape.embd), q4)]
+    plan: list[tuple[str, tuple[int, ...], QT]] = [("token_embd.weight", (shape.vocab, shape.embd), q4)]
     for i in range(shape.layers):
         more = mix == "q4_k_m" and _use_more_bits(i, shape.layers)
         b = f"blk.{i}."
@@ -124,54 +130,18 @@ def nbytes(shape: tuple[int, ...], qtype: QT) -> int:
     return count // block * size
 
 
-def _fields(reader: GGUFReader, prefix: str) -> dict[str, tuple[object, GGUFValueType]]:
-    """KV pairs under `prefix` as (python value, type): arrays as lists, strings decoded."""
-    out: dict[str, tuple[object, GGUFValueType]] = {}
-    for key, field in reader.fields.items():
-        if not key.startswith(prefix):
-            continue
-        vtype = field.types[0]
-        if vtype == GGUFValueType.ARRAY:
-            sub = field.types[1]
-            items = [field.parts[i] for i in field.data]
-            value = ([bytes(p).decode("utf-8") for p in items] if sub == GGUFValueType.STRING
-                     else [p[0].item() for p in items])
-        elif vtype == GGUFValueType.STRING:
-            value = bytes(field.parts[field.data[0]]).decode("utf-8")
-        else:
-            value = field.parts[field.data[0]][0].item()
-        out[key] = (value, vtype)
-    return out
-
-
-def qwen_vocab(source: Path, vocab: int) -> dict[str, object]:
-    """The source tokenizer widened to `vocab` entries with Qwen's added tokens; ids of specials."""
-    fields = _fields(GGUFReader(source), "tokenizer.ggml.")
-    tokens = list(fields["tokenizer.ggml.tokens"][0])  # type: ignore[arg-type]
-    types = list(fields.get("tokenizer.ggml.token_type", ([TokenType.NORMAL] * len(tokens),))[0])
+def qwen_vocab(source: Path, vocab: int) -> Vocabulary:
+    """The source tokenizer widened to `vocab` entries with Qwen's added tokens (all CONTROL)."""
+    read = read_vocabulary(source)
     # Ids start at the first ordinary token, as Qwen's do ("!"): with all-zero weights every logit
     # is 0, greedy decoding picks id 0, and that must not be an end-of-generation token.
-    first = types.index(TokenType.NORMAL)
-    tokens, types = tokens[first:] + tokens[:first], types[first:] + types[:first]
-    known = {t: i for i, t in enumerate(tokens)}
-    for text in QWEN_ADDED:
-        if text not in known:
-            known[text] = len(tokens)
-            tokens.append(text)
-            types.append(TokenType.CONTROL)
-        else:
-            types[known[text]] = TokenType.CONTROL
-    if len(tokens) > vocab:
-        raise ValueError(f"{source}: {len(tokens)} tokens do not fit a vocabulary of {vocab}")
-    for i in range(len(tokens), vocab):
-        tokens.append(f"[PAD{i}]")
-        types.append(TokenType.UNUSED)
-    return {"model": fields["tokenizer.ggml.model"][0], "pre": fields.get(
-        "tokenizer.ggml.pre", ("default",))[0], "tokens": tokens, "types": types,
-        "merges": fields.get("tokenizer.ggml.merges", ([],))[0], "ids": known}
+    first = read.types.index(int(TokenType.NORMAL))
+    rotated = Vocabulary(read.model, read.pre, read.tokens[first:] + read.tokens[:first],
+                         read.types[first:] + read.types[:first], read.merges)
+    return padded(widened(rotated, QWEN_ADDED, type_of=lambda _text: TokenType.CONTROL), vocab)
 
 
-def _add_metadata(w: GGUFWriter, shape: Shape, mix: str, tok: dict[str, object],
+def _add_metadata(w: GGUFWriter, shape: Shape, mix: str, tok: Vocabulary,
                   template: str) -> None:
     w.add_type("model")
     w.add_name(f"{shape.name}-shaped (zero weights)")
@@ -194,17 +164,9 @@ def _add_metadata(w: GGUFWriter, shape: Shape, mix: str, tok: dict[str, object],
         w.add_float32(f"{shape.arch}.rope.scaling.factor", shape.context / shape.original_context)
         w.add_uint32(f"{shape.arch}.rope.scaling.original_context_length",
                      shape.original_context)
-    ids: dict[str, int] = tok["ids"]  # type: ignore[assignment]
-    w.add_tokenizer_model(str(tok["model"]))
-    w.add_tokenizer_pre(str(tok["pre"]))
-    w.add_token_list(tok["tokens"])  # type: ignore[arg-type]
-    w.add_token_types(tok["types"])  # type: ignore[arg-type]
-    if tok["merges"]:
-        w.add_token_merges(tok["merges"])  # type: ignore[arg-type]
-    w.add_bos_token_id(ids["<|endoftext|>"])
-    w.add_eos_token_id(ids["<|im_end|>"])
-    w.add_pad_token_id(ids["<|vision_pad|>"])
-    w.add_add_bos_token(False)
+    ids = tok.ids
+    write_vocabulary(w, tok, add_bos=False, ids={
+        "bos": ids["<|endoftext|>"], "eos": ids["<|im_end|>"], "padding": ids["<|vision_pad|>"]})
     w.add_chat_template(template)
 
 
@@ -238,16 +200,7 @@ def write_qwq_shaped(out: Path, tokenizer_from: Path, *, shape: Shape = Shape(),
 
 def extract_tokenizer(source: Path, out: Path) -> None:
     """A tensor-less GGUF holding only `source`'s tokenizer.ggml.* keys (small enough to carry)."""
-    w = GGUFWriter(out, ARCH)
-    for key, (value, vtype) in _fields(GGUFReader(source), "tokenizer.ggml.").items():
-        sub = None
-        if vtype == GGUFValueType.ARRAY:
-            sub = GGUFValueType.STRING if value and isinstance(value[0], str) else GGUFValueType.INT32
-        w.add_key_value(key, value, vtype, sub_type=sub)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_ti_data_to_file()
-    w.close()
+    copy_tokenizer(source, out, ARCH)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,11 @@
-"""Write files so that a reader sees the old content or the new, never half of either."""
+"""Write files so that a reader sees the old content or the new, never half of either.
+
+Every writer stages beside its target, in the target's own folder, and renames into place: a
+rename is atomic only within one file system, and the temporary folder ($TMPDIR, often a tmpfs)
+may be another one. Data we write ourselves goes through `atomic_writer` (or the helpers on
+it); a file a tool writes by name (a compiler, a downloader, a GGUF writer) through
+`staged_file`; a tool that names its own output writes into `staging_folder`.
+"""
 
 from __future__ import annotations
 
@@ -28,15 +35,51 @@ def _publish_mode(fd: int, target: Path) -> None:
     os.fchmod(fd, mode)
 
 
+def _stage_beside(target: Path) -> tuple[int, str]:
+    """A new temporary file in `target`'s folder (made if missing), with the mode `target` will
+    have: its descriptor and path."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        _publish_mode(fd, target)
+    except BaseException:
+        os.close(fd)
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return fd, tmp
+
+
+@contextmanager
+def staging_folder(beside: str | os.PathLike[str]) -> Iterator[Path]:
+    """A private scratch folder in the folder of `beside` (made if missing), removed with
+    whatever is left in it on leaving: for tools that name their own output (a downloader,
+    an archive). Publish from it with `move_into_place`."""
+    target = Path(beside)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{target.name}.staging-",
+                                     dir=target.parent) as folder:
+        yield Path(folder)
+
+
+@contextmanager
+def staged_file(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A path, not yet existing, on the file system of `path`, for a tool that writes a file
+    by name; on a clean exit what it wrote there is fsynced and renamed over `path`, on an
+    exception removed (and `path` left as it was)."""
+    target = Path(path)
+    with staging_folder(target) as folder:
+        staged = folder / target.name
+        yield staged
+        move_into_place(staged, target)
+
+
 @contextmanager
 def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """A binary handle on a temporary file beside `path`; on a clean exit it is fsynced and
     renamed over `path`, on an exception removed. For data that arrives in pieces."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = _stage_beside(target)
     try:
-        _publish_mode(fd, target)
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -69,10 +112,8 @@ def write_many_atomic(files: dict[Path, str]) -> None:
     staged: list[tuple[str, Path]] = []
     try:
         for target, data in encoded.items():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            fd, tmp = _stage_beside(target)
             staged.append((tmp, target))
-            _publish_mode(fd, target)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
@@ -110,7 +151,7 @@ def write_folder(out_dir: str | os.PathLike[str], files: dict[str, str]) -> list
 
 
 def move_into_place(staged: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
-    """Publish a file prepared elsewhere on the same file system (a download, a build): fsync
+    """Publish a file staged on `target`'s file system (`staged_file`, `staging_folder`): fsync
     it, then rename it over `target`, so a crash never leaves a partial file under that name."""
     with open(staged, "rb+") as handle:
         os.fsync(handle.fileno())

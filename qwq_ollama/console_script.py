@@ -1,7 +1,7 @@
 """The `qwq-ollama` console script: a `create` with nothing to do is answered before the CLI loads.
 
 Loading the full CLI (typer, pydantic, the ollama client) takes about 0.3 s; an unchanged
-re-run of `create` needs a tenth of that (see server/quick_create.py). Everything else goes to
+re-run of `create` needs a tenth of that (see daemon/quick_create.py). Everything else goes to
 `cli`.
 """
 
@@ -27,7 +27,7 @@ def main() -> None:
 
 def _run(args: list[str]) -> None:
     if args[:1] == ["create"]:
-        from qwq_ollama.server.quick_create import answer
+        from qwq_ollama.daemon.quick_create import answer
 
         names = answer(args)
         if names is not None:

@@ -17,11 +17,11 @@ from qwq_ollama.catalog.render import render_all
 from qwq_ollama.catalog.schema import Catalog
 from qwq_ollama.checks.generation import run_chat
 from qwq_ollama.checks.validate import ValidationReport, validate
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import Registrar, status
+from qwq_ollama.engines.install import ensure_ollama
+from qwq_ollama.engines.private_daemon import OllamaDaemon
 from qwq_ollama.facts import OLLAMA_CURRENT
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.install import ensure_ollama
-from qwq_ollama.server.private_daemon import OllamaDaemon
-from qwq_ollama.server.registry import Registrar, status
 
 DEMO_WEIGHTS = "smollm2-135m"
 # The no-prefill variant's answer arrives as content on a model that does not reason; the

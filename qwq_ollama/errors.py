@@ -51,6 +51,11 @@ class DaemonUnreachable(DaemonError):
     exit_code = 3
 
 
+class NothingListens(DaemonUnreachable):
+    """Nothing accepts connections at the address: the daemon is down, so start it (a daemon
+    that is only slow is a plain DaemonUnreachable, where that advice would be wrong)."""
+
+
 class RefusedError(DaemonError):
     """The daemon answered, and said no (a template it cannot parse, a GGUF it cannot read)."""
 

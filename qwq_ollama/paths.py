@@ -2,7 +2,7 @@
 makes (per user, shared by every clone): all overridable.
 
 Worked out with os.path and handed out as Path. The quick `create` check
-(server/quick_create.py) runs before anything has imported pathlib, which costs a tenth of that
+(daemon/quick_create.py) runs before anything has imported pathlib, which costs a tenth of that
 check, so it takes the plain-string `cache_root`.
 """
 

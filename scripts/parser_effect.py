@@ -37,11 +37,11 @@ from qwq_ollama.checks.parse_back import (
     output_cases,
     parse_back,
 )
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import Registrar
+from qwq_ollama.engines.install import ensure_ollama
+from qwq_ollama.engines.private_daemon import OllamaDaemon
 from qwq_ollama.facts import OLLAMA_TESTED
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.install import ensure_ollama
-from qwq_ollama.server.private_daemon import OllamaDaemon
-from qwq_ollama.server.registry import Registrar
 
 PARSER = "qwen3-thinking"
 VARIANTS = ("qwq-fixed", "qwq-noprefill", "qwen3-thinking", "qwen3-nothink", "r1-distill-qwen")

@@ -26,11 +26,11 @@ from qwq_ollama.catalog.render import hf_prompter, render_variant
 from qwq_ollama.catalog.schema import load_catalog
 from qwq_ollama.checks.fidelity import judge_prompts, official_renderer, template_source
 from qwq_ollama.checks.validate import live_prompt
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import Registrar
+from qwq_ollama.engines.install import ensure_ollama
+from qwq_ollama.engines.private_daemon import OllamaDaemon
 from qwq_ollama.facts import OLLAMA_CURRENT
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.install import ensure_ollama
-from qwq_ollama.server.private_daemon import OllamaDaemon
-from qwq_ollama.server.registry import Registrar
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("qwq-fixed", "qwq-noprefill")

@@ -26,15 +26,15 @@ from pytest_httpserver import HTTPServer
 from qwq_ollama.catalog.builtin_weights import ensure_smollm2
 from qwq_ollama.catalog.schema import Catalog, load_catalog
 from qwq_ollama.checks.fidelity_table import over_stand_ins
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.install import COMPAT, CURRENT, PREVIOUS, OllamaBinary, ensure_ollama
-from qwq_ollama.server.private_daemon import OllamaDaemon
-from qwq_ollama.server.registry import (
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import (
     BASE_NAMESPACE,
     Registrar,
     base_model_name,
     desired_state,
 )
+from qwq_ollama.engines.install import COMPAT, CURRENT, PREVIOUS, OllamaBinary, ensure_ollama
+from qwq_ollama.engines.private_daemon import OllamaDaemon
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -96,7 +96,7 @@ def catalog() -> Catalog:
 @pytest.fixture(scope="session")
 def registered(api: OllamaAPI, catalog: Catalog) -> Catalog:
     """Every catalog variant registered over the small model, once per session."""
-    Registrar(api, catalog).create(weights_name="smollm2-135m")
+    Registrar(api, catalog).create(list(catalog.variants), weights_name="smollm2-135m")
     return catalog
 
 
@@ -176,7 +176,8 @@ class FakeDaemon:
     """Answers /api/version, /api/show (per model), /api/tags and /api/ps like Ollama."""
 
     def __init__(self, server: HTTPServer, version: str = "0.32.15") -> None:
-        self.server, self.models = server, {}
+        self.server = server
+        self.models: dict[str, Any] = {}
         server.expect_request("/api/version").respond_with_json({"version": version})
         server.expect_request("/api/ps").respond_with_json({"models": []})
         server.expect_request("/api/show", method="POST").respond_with_handler(self._show)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.daemon.client import OllamaAPI
 
 from .conftest import run_cli, snapshot
 
@@ -59,6 +59,8 @@ CASES: list[Case] = [
     # unknown keys
     yaml_case("unknown-top-key", "templates: ../templates\n", "templates: ../templates\nweigths: {}\n",
               "weigths"),
+    yaml_case("unknown-default-variant", "default_variants: [qwq-fixed, qwq-noprefill",
+              "default_variants: [qwq-fixed, qwq-nofill", "default_variants.1"),
     yaml_case("unknown-variant-key", "    think_prefill: false\n",
               "    think_prefill: false\n    temprature: 0.6\n", "variants.qwq-noprefill.temprature"),
     yaml_case("unknown-weights-key", "    builtin: smollm2-135m\n",

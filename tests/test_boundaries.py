@@ -1,10 +1,12 @@
-"""One owner per concept, checked from the imports: only `qwq_ollama/server/` talks HTTP (httpx,
-the ollama client), nothing but the CLI package imports typer, and the layers hold: catalog < artifacts <
-server < checks < cli, nested imports included, no two modules importing each other."""
+"""One owner per concept, checked from the imports: only `qwq_ollama/daemon/` and
+`qwq_ollama/engines/` talk HTTP (httpx, the ollama client), nothing but the CLI package imports
+typer, and the layers hold: catalog < artifacts < daemon < engines < checks < cli, nested imports
+included, no two modules importing each other."""
 
 from __future__ import annotations
 
 import ast
+import graphlib
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "qwq_ollama"
@@ -27,10 +29,10 @@ def _modules() -> list[Path]:
     return found
 
 
-def test_only_the_server_package_talks_http() -> None:
+def test_only_the_daemon_and_engine_packages_talk_http() -> None:
     talking = [str(p.relative_to(PACKAGE)) for p in _modules()
                if {"httpx", "ollama"} & _imported_roots(p)
-               and p.parent.name != "server"]
+               and p.parent.name not in ("daemon", "engines")]
     assert talking == []
 
 
@@ -59,13 +61,13 @@ def test_only_main_ends_the_program() -> None:
 # The package's layers, lowest first: a module may import its own layer and those below it.
 # The top-level helpers (facts, errors, paths, atomic, pypi, weights_file) are below them all;
 # the CLI and what only it runs (console_script, __main__, demo) above them all.
-LAYERS = {"catalog": 1, "artifacts": 2, "server": 3, "checks": 4}
+LAYERS = {"catalog": 1, "artifacts": 2, "daemon": 3, "engines": 4, "checks": 5}
 TOP = {"cli", "console_script", "__main__", "demo"}
 
 
 def _layer(module: str) -> int:
     first = module.split(".")[0]
-    return LAYERS.get(first, 5 if first in TOP else 0)
+    return LAYERS.get(first, 6 if first in TOP else 0)
 
 
 def _package_imports(source: Path) -> set[str]:
@@ -85,20 +87,42 @@ def _package_imports(source: Path) -> set[str]:
     return found
 
 
-def layering_problems(package: Path) -> list[str]:
-    """Every import that runs up the layers, and every pair of modules importing each other."""
+def package_imports(package: Path) -> dict[str, set[str]]:
+    """Module -> the package's other modules it imports (`from m import f`: m, not m.f, unless
+    m.f is a module; a package's `__init__` importing its own modules does not import itself)."""
     imports = {}
     for path in sorted(package.rglob("*.py")):
         name = ".".join(path.relative_to(package).with_suffix("").parts)
         imports[name.removesuffix(".__init__")] = _package_imports(path)
-    for module, targets in imports.items():  # `from m import f`: m, not m.f, unless a module
-        imports[module] = {t for t in targets if t in imports or "." not in t}
+    return {module: {t for t in targets if (t in imports or "." not in t) and t != module}
+            for module, targets in imports.items()}
+
+
+def import_circles(imports: dict[str, set[str]]) -> list[list[str]]:
+    """Every circle of imports, of any length: graphlib's topological sort names one circle at a
+    time; one of its imports is set aside and the sort runs again until the graph has none.
+    Each circle starts at its smallest module name and ends where it began."""
+    remaining = {module: set(targets) for module, targets in imports.items()}
+    circles: list[list[str]] = []
+    while True:
+        try:
+            graphlib.TopologicalSorter(remaining).prepare()
+            return sorted(circles)
+        except graphlib.CycleError as error:
+            found = list(reversed(error.args[1]))[:-1]  # graphlib lists imported before importer
+        start = found.index(min(found))
+        circle = found[start:] + found[:start]
+        circles.append([*circle, circle[0]])
+        remaining[circle[0]].discard(circle[1 % len(circle)])
+
+
+def layering_problems(package: Path) -> list[str]:
+    """Every import that runs up the layers, and every circle of imports."""
+    imports = package_imports(package)
     problems = [f"{module} imports {target}, a higher layer"
                 for module, targets in imports.items() for target in sorted(targets)
                 if _layer(target) > _layer(module)]
-    problems += [f"{module} and {target} import each other"
-                 for module, targets in imports.items() for target in sorted(targets)
-                 if module < target and module in imports.get(target, ())]
+    problems += ["import circle: " + " -> ".join(circle) for circle in import_circles(imports)]
     return problems
 
 
@@ -107,17 +131,32 @@ def test_the_layers_hold_nested_imports_included() -> None:
 
 
 def test_the_layering_check_sees_a_bad_import(tmp_path: Path) -> None:
-    """The check itself, on a package of its own with one upward import inside a function and
-    one pair of modules importing each other."""
+    """The check itself, on a package of its own with one upward import inside a function, one
+    pair of modules importing each other and a circle of three, one link of it nested."""
     for name, text in {
         "catalog/schema.py": "def f():\n    from qwq_ollama.checks.doctor import diagnose\n",
         "checks/doctor.py": "from qwq_ollama.catalog import load\n",
         "artifacts/a.py": "import qwq_ollama.artifacts.b\n",
         "artifacts/b.py": "from qwq_ollama.artifacts import a\n",
+        "engines/install.py": "from qwq_ollama.engines.smoke_check import smoke_check\n",
+        "engines/smoke_check.py": "from qwq_ollama.engines import llama_server\n",
+        "engines/llama_server.py": "def f():\n    from qwq_ollama.engines.install import x\n",
+        "engines/variant_server.py": "from qwq_ollama.engines import install, llama_server\n",
     }.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     assert layering_problems(tmp_path) == [
         "catalog.schema imports checks.doctor, a higher layer",
-        "artifacts.a and artifacts.b import each other",
+        "import circle: artifacts.a -> artifacts.b -> artifacts.a",
+        "import circle: engines.install -> engines.smoke_check -> engines.llama_server"
+        " -> engines.install",
     ]
+
+
+def test_engines_reach_the_daemon_package_through_its_client_only() -> None:
+    """Building and running our own engines needs one thing of the daemon-talking package: the
+    client, to ask a private daemon. Nothing else of it, so the two jobs stay apart."""
+    used = {target for module, targets in package_imports(PACKAGE).items()
+            if module.startswith("engines.") for target in targets
+            if target.startswith("daemon.")}
+    assert used == {"daemon.client"}

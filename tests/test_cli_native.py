@@ -76,7 +76,7 @@ def test_list_json(fake: FakeDaemon, httpserver: HTTPServer, catalog: Catalog) -
     result = run_cli("list", "--json", "--host", host_of(httpserver))
     assert result.returncode == 0, result.stderr
     rows = parsed(result)["variants"]
-    assert [row["variant"] for row in rows] == list(catalog.variants)
+    assert [row["variant"] for row in rows] == [v.name for v in catalog.chosen()]
     first = rows[0]
     assert first["registered"] is True and first["up_to_date"] is False
     assert first["over"] == "smollm2-135m" and list(first["drift"]) == ["weights"]
@@ -96,7 +96,7 @@ def test_doctor_json(fake: FakeDaemon, httpserver: HTTPServer, catalog: Catalog)
     assert (result.returncode, document["failed"]) == (0, False)
     assert not [f for f in document["findings"] if f["status"] in ("fail", "error")]
     registration = [f for f in document["findings"] if f["check"] == "registration"]
-    assert {f["subject"] for f in registration} == set(catalog.variants)
+    assert {f["subject"] for f in registration} == {v.name for v in catalog.chosen()}
     assert {f["status"] for f in registration} == {"warn"}
     assert all(set(f) >= {"fix", "message", "details"} for f in registration)
 
@@ -277,7 +277,7 @@ def test_create_draws_byte_progress_on_a_terminal(daemon: Any, small_gguf: Path,
 
 
 def test_an_upload_reports_the_bytes_sent(httpserver: HTTPServer, tmp_path: Path) -> None:
-    from qwq_ollama.server.client import OllamaAPI
+    from qwq_ollama.daemon.client import OllamaAPI
 
     blob, digest = tmp_path / "blob.gguf", "sha256:" + "c" * 64
     blob.write_bytes(b"x" * (9 << 20))
@@ -300,7 +300,7 @@ def test_list_doctor_and_compare_json_on_the_real_daemon(daemon: Any, registered
     listed = parsed(run_cli("list", "--json", "--weights", "smollm2-135m", "--host",
                             daemon.host))
     assert {row["variant"]: row["up_to_date"] for row in listed["variants"]} == {
-        name: True for name in registered.variants}
+        v.name: True for v in registered.chosen()}
     doctor = run_cli("doctor", "--json", "--weights", "smollm2-135m", "--vram", "24GiB",
                      "--host", daemon.host)
     findings = parsed(doctor)["findings"]

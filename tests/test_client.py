@@ -8,10 +8,10 @@ import json
 import pytest
 from pytest_httpserver import HTTPServer
 
+from qwq_ollama.daemon.answers import ProgressUpdate, Shown
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.wire import blob_digest_of, parse_show_parameters
 from qwq_ollama.errors import DaemonError, RefusedError
-from qwq_ollama.server.answers import Shown
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.wire import blob_digest_of, parse_show_parameters
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -88,13 +88,14 @@ def test_a_model_the_daemon_refuses_is_a_refusal_naming_it(httpserver: HTTPServe
 
 def test_create_streams_the_daemons_status_lines(httpserver: HTTPServer, fake_api: OllamaAPI
                                                  ) -> None:
-    lines = [{"status": "using existing layer " + DIGEST}, {"status": "writing manifest"},
-             {"status": "success"}]
+    lines = [{"status": "using existing layer " + DIGEST}, {"status": "copying file",
+             "digest": DIGEST, "total": 10, "completed": 4}, {"status": "success"}]
     httpserver.expect_request("/api/create", method="POST").respond_with_data(
         "".join(json.dumps(line) + "\n" for line in lines),
         content_type="application/x-ndjson")
-    assert [u["status"] for u in fake_api.create("qwq-fixed", from_="base")] == [
-        line["status"] for line in lines]
+    assert list(fake_api.create("qwq-fixed", from_="base")) == [
+        ProgressUpdate("using existing layer " + DIGEST), ProgressUpdate("copying file", 10, 4),
+        ProgressUpdate("success")]
 
 
 def test_chat_with_an_unknown_model_says_how_to_register_it(httpserver: HTTPServer,
@@ -112,7 +113,7 @@ def test_deleting_a_model_that_is_gone_already_is_fine(httpserver: HTTPServer,
                                                        fake_api: OllamaAPI) -> None:
     httpserver.expect_request("/api/delete", method="DELETE").respond_with_json(
         {"error": "model 'x' not found"}, status=404)
-    assert fake_api.delete("x") is None  # no error: the model is gone, as asked
+    fake_api.delete("x")  # no error: the model is gone, as asked
     assert [r.path for r, _ in httpserver.log] == ["/api/delete"]
 
 

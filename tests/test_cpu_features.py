@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from qwq_ollama.server import cpu_features
-from qwq_ollama.server.cpu_features import (
+from qwq_ollama.engines import cpu_features
+from qwq_ollama.engines.cpu_features import (
     BY_OPTION,
     FEATURES,
     Choice,
@@ -24,7 +24,7 @@ from qwq_ollama.server.cpu_features import (
     gcc_flags,
     still_runs,
 )
-from qwq_ollama.server.install import COMPAT, find_ollama
+from qwq_ollama.engines.install import COMPAT, find_ollama
 
 CPUINFO = Path(__file__).parent / "data" / "cpuinfo"
 

@@ -17,11 +17,11 @@ import pytest
 
 from qwq_ollama.catalog.builtin_weights import smollm2_path
 from qwq_ollama.catalog.schema import load_catalog
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.install import OllamaBinary
-from qwq_ollama.server.private_daemon import OllamaDaemon
-from qwq_ollama.server.quick_create import parse_create_args, request_for, stamp_path
-from qwq_ollama.server.registry import CreateReport, stamp_create
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.quick_create import parse_create_args, request_for, stamp_path
+from qwq_ollama.daemon.registry import CreateReport, stamp_create
+from qwq_ollama.engines.install import OllamaBinary
+from qwq_ollama.engines.private_daemon import OllamaDaemon
 
 VARIANTS = list(load_catalog().variants)  # `create` with no names registers them all
 

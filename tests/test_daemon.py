@@ -11,11 +11,10 @@ from pathlib import Path
 import ollama
 import pytest
 
-from qwq_ollama.errors import DaemonError, EnvironmentProblem
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.cpu_features import Choice, write_record
-from qwq_ollama.server.digests import file_digest, hash_ahead
-from qwq_ollama.server.install import (
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.digests import file_digest, hash_ahead
+from qwq_ollama.engines.cpu_features import Choice, write_record
+from qwq_ollama.engines.install import (
     CURRENT,
     PINNED,
     build_ollama,
@@ -23,7 +22,8 @@ from qwq_ollama.server.install import (
     find_ollama,
     prefix_for,
 )
-from qwq_ollama.server.private_daemon import OllamaDaemon, process_group_alive
+from qwq_ollama.engines.private_daemon import OllamaDaemon, process_group_alive
+from qwq_ollama.errors import DaemonError, EnvironmentProblem
 
 
 @pytest.mark.live
@@ -46,7 +46,7 @@ def test_a_model_created_from_the_small_gguf_chats_and_keeps_its_parameters(
         pass
     reply = client.chat(model="plain-smollm2",
                         messages=[{"role": "user", "content": "Say hello."}])
-    assert reply.message.content.strip()
+    assert (reply.message.content or "").strip()
     assert reply.done_reason in ("stop", "length")
     shown = api.show("plain-smollm2")
     assert shown is not None

@@ -6,9 +6,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from qwq_ollama.daemon.daemon_process import import_space_problem, local_daemon
+from qwq_ollama.engines.private_daemon import OllamaDaemon
 from qwq_ollama.facts import import_copies
-from qwq_ollama.server.daemon_process import import_space_problem, local_daemon
-from qwq_ollama.server.private_daemon import OllamaDaemon
 
 
 def test_the_private_daemon_is_found_with_its_models_dir(daemon: OllamaDaemon) -> None:

@@ -12,8 +12,8 @@ import pytest
 from qwq_ollama.catalog.schema import Catalog
 from qwq_ollama.checks.doctor import diagnose
 from qwq_ollama.checks.findings import Finding
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.registry import Registrar
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import Registrar
 
 from .conftest import catalog_with_copies, run_cli
 
@@ -39,7 +39,7 @@ def test_registered_variants_are_all_ok(api: OllamaAPI, in_sync: Catalog) -> Non
     assert findings[0].message.startswith(f"Ollama {api.version()} at ")
     assert by_check(findings, "registration") == [
         Finding(name, "registration", "pass", f"{name} is registered and matches the catalog")
-        for name in in_sync.variants]
+        for name in [v.name for v in in_sync.chosen()]]
     assert [f.status for f in findings if f.status in ("fail", "error")] == []
 
 
@@ -163,7 +163,7 @@ def test_settings_of_a_daemon_on_this_machine_are_read_and_judged(
         ollama_binary, small_gguf, catalog: Catalog, tmp_path) -> None:
     """A daemon started with a quantized KV cache but flash attention off, and (from 0.30 on)
     the Go TEMPLATE switched off: doctor reads both from its process and says what to do."""
-    from qwq_ollama.server.private_daemon import OllamaDaemon
+    from qwq_ollama.engines.private_daemon import OllamaDaemon
 
     settings = {"OLLAMA_KV_CACHE_TYPE": "q8_0", "OLLAMA_FLASH_ATTENTION": "0",
                 "OLLAMA_GO_TEMPLATE": "0"}

@@ -6,6 +6,7 @@ import json
 import shlex
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,7 @@ from qwq_ollama.artifacts.export import (
     GUIDE_LITERAL_ORDER,
     PENALTY_ORDER,
     SAMPLER_LETTERS,
+    ExportedCommand,
     effective_parameters,
     export_hf,
     llama_cpp_command,
@@ -23,9 +25,9 @@ from qwq_ollama.artifacts.vllm import export_vllm
 from qwq_ollama.catalog.chat_template import render_chat
 from qwq_ollama.catalog.render import render_variant
 from qwq_ollama.catalog.schema import Catalog, load_catalog
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import base_model_name
 from qwq_ollama.errors import InputError
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.registry import base_model_name
 
 from .conftest import run_cli
 
@@ -38,7 +40,7 @@ SAMPLING_PRESET_KEYS = {"jinja", "temp", "top-k", "top-p", "min-p", "typical", "
                       "seed", "sampler-seq"}
 
 
-def command(catalog: Catalog, name: str, **kwargs: object):  # type: ignore[no-untyped-def]
+def command(catalog: Catalog, name: str, **kwargs: Any) -> ExportedCommand:
     return llama_cpp_command(catalog, name, model_path=MODEL,
                              template_path=f"modelfiles/{name}.chat_template.jinja", **kwargs)
 
@@ -186,7 +188,7 @@ def test_hf_export_writes_system_when_the_variant_has_one(project_copy: Path,
 
 @pytest.mark.parametrize("export", [export_hf, lambda c, v, o: export_vllm(c, v, o)])
 def test_an_unwritable_folder_is_refused_and_nothing_is_written(
-        catalog: Catalog, tmp_path: Path, export) -> None:  # type: ignore[no-untyped-def]
+        catalog: Catalog, tmp_path: Path, export: Any) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("keep me")
     out = blocker / "repo"

@@ -15,10 +15,10 @@ import yaml
 from qwq_ollama.artifacts.kubernetes import helm_files
 from qwq_ollama.catalog.render import render_variant
 from qwq_ollama.catalog.schema import Catalog, load_catalog
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.install import OllamaBinary
-from qwq_ollama.server.private_daemon import OllamaDaemon
-from qwq_ollama.server.registry import base_model_name
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import base_model_name
+from qwq_ollama.engines.install import OllamaBinary
+from qwq_ollama.engines.private_daemon import OllamaDaemon
 
 from .conftest import DATA, ROOT, run_cli
 

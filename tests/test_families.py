@@ -8,6 +8,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from transformers.utils.chat_template_utils import render_jinja_template
@@ -32,13 +33,14 @@ FIXTURE_FAMILY = DATA / "families" / "plain-chatml"
 
 
 def transformers_render(template: str, conv: Conversation, variant: Variant, *,
-                        generation: bool = True, **switches: object) -> str:
+                        generation: bool = True, **switches: Any) -> str:
     """The prompt transformers builds from `template` for a Hugging Face client's messages,
     with the tokens a tokenizer of the family passes."""
-    tokens = variant.family.template_tokens
-    return render_jinja_template([as_hf_messages(conv.messages)], tools=conv.tools,
+    variables: dict[str, Any] = {**variant.family.template_tokens, **switches}
+    tools: list[Any] | None = conv.tools
+    return render_jinja_template([as_hf_messages(conv.messages)], tools=tools,
                                  chat_template=template, add_generation_prompt=generation,
-                                 **tokens, **switches)[0][0]
+                                 **variables)[0][0]
 
 
 def official_prompt(variant: Variant, conv: Conversation, generation: bool) -> str:
@@ -129,7 +131,8 @@ def test_r1_tool_calls_render_as_the_official_template_for_a_null_content() -> N
     ours = render_variant(CATALOG, variant).hf_template
     official = variant.family.official_file.read_text(encoding="utf-8")
     call = {"type": "function", "function": {"name": "add", "arguments": '{"a": 1}'}}
-    messages = [{"role": "system", "content": "S1"}, {"role": "user", "content": "Q"},
+    messages: list[dict[str, Any]] = [
+                {"role": "system", "content": "S1"}, {"role": "user", "content": "Q"},
                 {"role": "assistant", "content": None, "tool_calls": [call, call]},
                 {"role": "tool", "content": "2"}, {"role": "tool", "content": "3"},
                 {"role": "assistant", "content": "<think>x</think>done"},
@@ -166,7 +169,7 @@ def test_a_thinking_field_the_family_has_no_use_for_is_refused_at_its_line(
         load_catalog(catalog)
     assert caught.value.field == field and words in str(caught.value)
     lines = catalog.read_text().splitlines()
-    assert lines[caught.value.line - 1].strip().startswith(field.rsplit(".", 1)[1])
+    assert lines[(caught.value.line or 0) - 1].strip().startswith(field.rsplit(".", 1)[1])
 
 
 def test_a_bad_family_file_names_its_line_and_field(tmp_path: Path) -> None:
@@ -179,7 +182,7 @@ def test_a_bad_family_file_names_its_line_and_field(tmp_path: Path) -> None:
         load_family(family)
     assert str(caught.value.file) == str(family / "family.yaml")
     assert caught.value.field == "divergences.0.when" and "unknown condition" in str(caught.value)
-    assert "sometimes" in (family / "family.yaml").read_text().splitlines()[caught.value.line - 1]
+    assert "sometimes" in (family / "family.yaml").read_text().splitlines()[(caught.value.line or 0) - 1]
 
 
 def test_a_family_is_added_with_data_and_templates_alone(project_copy: Path) -> None:

@@ -15,7 +15,7 @@ from qwq_ollama.catalog.schema import Catalog
 from qwq_ollama.checks.generation import generate_watched
 from qwq_ollama.checks.llama_cpp import check_fidelity as llama_cpp_fidelity
 from qwq_ollama.checks.validate import validate
-from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.daemon.client import OllamaAPI
 
 from .test_llama_cpp_live import ExportedServers, llama_server_binary  # noqa: F401 - fixture
 
@@ -123,11 +123,16 @@ def test_generation_over_the_small_model_splits_thinking_and_holds_stops(
 
 
 @pytest.fixture(scope="module")
-def stand_in_servers(llama_server_binary: Path, stand_ins: Catalog  # noqa: F811
-                     ) -> Iterator[dict[str, ExportedServers]]:
+def stand_in_servers(
+    llama_server_binary: Path,  # noqa: F811 - the fixture imported above
+    stand_ins: Catalog,
+) -> Iterator[dict[str, ExportedServers]]:
     """llama-server from each variant's exported command, over its family's stand-in."""
-    servers = {name: ExportedServers(llama_server_binary, stand_ins.weights[
-        stand_ins.variant(name).weights].gguf_path) for name in NEW_FAMILIES}  # type: ignore[arg-type]
+    servers = {}
+    for name in NEW_FAMILIES:
+        gguf = stand_ins.weights[stand_ins.variant(name).weights].gguf_path
+        assert gguf is not None, name
+        servers[name] = ExportedServers(llama_server_binary, gguf)
     yield servers
     for server in servers.values():
         server.stop_all()

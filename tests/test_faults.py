@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from qwq_ollama.catalog.schema import load_catalog
+from qwq_ollama.daemon.answers import Shown
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import Registrar, desired_state, drift
+from qwq_ollama.engines.private_daemon import OllamaDaemon
 from qwq_ollama.errors import DaemonError
-from qwq_ollama.server.answers import Shown
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.private_daemon import OllamaDaemon
-from qwq_ollama.server.registry import Registrar, desired_state, drift
 
 from .conftest import ROOT, catalog_with_copies, run_cli, snapshot
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qwq_ollama.checks.fidelity_table import version_section
-from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.daemon.client import OllamaAPI
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "fidelity.md"
 

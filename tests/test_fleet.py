@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from qwq_ollama.catalog.schema import Catalog
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.fleet import create_cells, load_fleet, run_fleet
+from qwq_ollama.daemon.quick_create import parse_create_args
+from qwq_ollama.daemon.registry import status
+from qwq_ollama.engines.install import CURRENT, PREVIOUS, OllamaBinary, ensure_ollama
+from qwq_ollama.engines.private_daemon import OllamaDaemon
 from qwq_ollama.errors import InputError
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.fleet import create_cells, load_fleet, run_fleet
-from qwq_ollama.server.install import CURRENT, PREVIOUS, OllamaBinary, ensure_ollama
-from qwq_ollama.server.private_daemon import OllamaDaemon
-from qwq_ollama.server.quick_create import parse_create_args
-from qwq_ollama.server.registry import status
 from tests.conftest import run_cli
 
 SMALL = "smollm2-135m"
@@ -67,14 +67,15 @@ def test_fleet_commands_print_one_table_and_rerun_touch_nothing(
     assert created.returncode == 0, created.stderr
     lines = created.stdout.splitlines()
     assert lines[0].split() == ["HOST", "VARIANT", "STATE"]
+    defaults = [v.name for v in catalog.chosen()]  # none named: what `make models` registers
     for host in hosts:
-        for name in catalog.variants:
+        for name in defaults:
             assert f"{host:<28} {name:<22} created" in lines
         assert _all_up_to_date(host, catalog)
     rerun = run_cli("create", "--weights", SMALL, *[a for h in hosts for a in ("--host", h)])
     assert rerun.returncode == 0, rerun.stderr
     assert "created" not in rerun.stdout
-    assert rerun.stdout.count("up to date") == len(hosts) * len(catalog.variants)
+    assert rerun.stdout.count("up to date") == len(hosts) * len(defaults)
 
     checked = run_cli("validate", "--weights", SMALL, "--fleet", str(fleet_file), "--checks",
                       "fidelity,registration", "--json")
@@ -88,7 +89,7 @@ def test_fleet_commands_print_one_table_and_rerun_touch_nothing(
     by_host = {h["host"]: h for h in json.loads(listed.stdout)["hosts"]}
     assert by_host[hosts[1]]["state"] == "unreachable"
     for host in (hosts[0], hosts[2]):
-        assert by_host[host]["ok"] and len(by_host[host]["variants"]) == len(catalog.variants)
+        assert by_host[host]["ok"] and len(by_host[host]["variants"]) == len(defaults)
 
 
 def test_a_fleet_file_error_names_file_line_and_field(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ generation and code checks, and compare."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from qwq_ollama.checks.code import check_code, extract_last_python_block
 from qwq_ollama.checks.generation import REPEAT_LIMIT, generate_watched
 from qwq_ollama.checks.loops import LoopDetector
 from qwq_ollama.checks.validate import validate
-from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.daemon.client import OllamaAPI
 
 from .conftest import run_cli
 
@@ -35,7 +35,8 @@ class RecordingAPI(OllamaAPI):
                 self.streams[-1].append(part)
                 yield part
         finally:
-            stream.close()
+            if isinstance(stream, Generator):
+                stream.close()
 
     def answer(self, index: int = -1) -> str:
         return "".join(part.message.content or "" for part in self.streams[index])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from transformers.utils.chat_template_utils import render_jinja_template
@@ -28,7 +29,8 @@ CONVERSATIONS = _conversations()
 
 def transformers_render(template: str, conv: Conversation, add_generation_prompt: bool = True
                         ) -> str:
-    return render_jinja_template([conv.messages], tools=conv.tools, chat_template=template,
+    tools: list[Any] | None = conv.tools
+    return render_jinja_template([conv.messages], tools=tools, chat_template=template,
                                  add_generation_prompt=add_generation_prompt)[0][0]
 
 

@@ -1,4 +1,4 @@
-"""The one host resolver (server/host.py): it reads every value as Ollama and ollama-python do,
+"""The one host resolver (daemon/host.py): it reads every value as Ollama and ollama-python do,
 refuses what they would silently guess at, and every command checks it before doing any work."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import time
 import pytest
 from ollama._client import _parse_host
 
+from qwq_ollama.daemon import host
+from qwq_ollama.daemon.host import parse_host, resolve_host
+from qwq_ollama.daemon.quick_create import connection_target
 from qwq_ollama.errors import InputError
-from qwq_ollama.server import host
-from qwq_ollama.server.host import parse_host, resolve_host
-from qwq_ollama.server.quick_create import connection_target
 
 from .conftest import ROOT, run_cli
 
@@ -107,8 +107,8 @@ def test_the_quick_create_path_reads_hosts_with_the_same_parser() -> None:
 
 def test_the_resolver_stays_cheap_for_the_quick_path() -> None:
     """It runs before the CLI loads: no URL library, no HTTP stack, no pydantic."""
-    code = ("import sys; from qwq_ollama.server.quick_create import connection_target; "
-            "from qwq_ollama.server.host import resolve_host; "
+    code = ("import sys; from qwq_ollama.daemon.quick_create import connection_target; "
+            "from qwq_ollama.daemon.host import resolve_host; "
             "connection_target(resolve_host('localhost:1234')); "
             "print(sorted(m for m in ('urllib.parse', 'ipaddress', 'httpx', 'pydantic', "
             "'ollama', 'typer') if m in sys.modules))")

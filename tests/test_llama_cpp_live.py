@@ -13,7 +13,9 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,9 +41,10 @@ from qwq_ollama.checks.llama_cpp import (
     loaded_template,
     validate_llama_cpp,
 )
-from qwq_ollama.server.install import CURRENT, PINNED, ensure_ollama
-from qwq_ollama.server.llama_server import LlamaServer, LlamaServerAPI, find_llama_server
-from qwq_ollama.server.private_daemon import free_port
+from qwq_ollama.engines.install import CURRENT, PINNED, ensure_ollama
+from qwq_ollama.engines.llama_server import LlamaServer, LlamaServerAPI
+from qwq_ollama.engines.private_daemon import free_port
+from qwq_ollama.engines.variant_server import find_llama_server
 
 from .conftest import DATA, ROOT, run_cli
 from .test_export import bash_argv
@@ -102,8 +105,8 @@ def exported(llama_server_binary: Path, small_gguf: Path) -> Iterator[ExportedSe
     servers.stop_all()
 
 
-def props_params(api: LlamaServerAPI) -> dict:
-    return api.props()["default_generation_settings"]["params"]
+def props_params(api: LlamaServerAPI) -> dict[str, Any]:
+    return api.props().sampling
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -125,12 +128,12 @@ def test_the_exported_command_runs_with_every_value_of_the_variant(
         assert "--samplers" not in argv and shown["samplers"] == list(LLAMA_CPP_DEFAULT_ORDER)
     # The template the server runs is the file `render` wrote, as llama.cpp loads it.
     rendered = default_template_path(catalog, variant).read_text()
-    assert api.props()["chat_template"] == loaded_template(rendered)
+    assert api.props().chat_template == loaded_template(rendered)
     assert rendered == render_variant(catalog, variant).hf_template
     # The small model was trained with 8192 tokens: llama-server caps num_ctx at it, and the
     # export said so before the server ever ran.
     trained = api.trained_context()
-    assert api.props()["default_generation_settings"]["n_ctx"] == min(params["num_ctx"], trained)
+    assert api.props().n_ctx == min(params["num_ctx"], trained)
     assert trained == 8192 < params["num_ctx"]
     assert (f"llama-server caps --ctx-size {params['num_ctx']} to {trained}" in notes)
     assert exported.start_seconds[name] < 60
@@ -276,7 +279,7 @@ def test_the_prefilled_reasoning_arrives_apart_and_stops_hold(exported: Exported
     assert fixed.details["thinking_chars"] > 0 and fixed.details["content_chars"] == 0
 
 
-def _running(api: LlamaServerAPI):  # type: ignore[no-untyped-def]
+def _running(api: LlamaServerAPI) -> AbstractContextManager[LlamaServerAPI]:
     """An already running server as the context manager validate_llama_cpp takes."""
     from contextlib import nullcontext
 
@@ -349,7 +352,7 @@ def test_an_embedded_template_is_the_variants_on_llama_server(
     argv = [str(llama_server_binary), *argv[:at], *argv[at + 2:]]
     with LlamaServer(argv, f"http://127.0.0.1:{port}", startup_timeout=120) as server:
         variant = catalog.variant("qwq-fixed")
-        assert server.api.props()["chat_template"] == loaded_template(
+        assert server.api.props().chat_template == loaded_template(
             render_variant(catalog, variant).hf_template)
         finding = check_fidelity(server.api, catalog, variant)
     # "known": llama-server decodes string tool-call arguments (KNOWN_DIVERGENCES), as it does

@@ -13,9 +13,9 @@ import pytest
 from qwq_ollama.catalog.schema import Catalog, load_catalog
 from qwq_ollama.checks import memory_plan as mp
 from qwq_ollama.checks.doctor import diagnose
+from qwq_ollama.daemon.answers import Shown
+from qwq_ollama.daemon.client import OllamaAPI
 from qwq_ollama.errors import InputError
-from qwq_ollama.server.answers import Shown
-from qwq_ollama.server.client import OllamaAPI
 
 from .conftest import load_generator, run_cli
 
@@ -221,14 +221,14 @@ def test_plan_command_matches_the_measured_boundary(qwq_shaped: Path) -> None:
     row = result.stdout.splitlines()[-1].split()
     # 16384 fits 24 GiB with 214 MiB to spare: on the GPU, but not with room for a reload
     assert row[0] == "qwq-fixed" and row[6] == "tight"
-    assert lo <= int(row[7]) < hi
+    assert lo is not None and hi is not None and lo <= int(row[7]) < hi
     reloaded = {r["num_ctx"] for r in H100["reload"] if on_gpu(r)}
     assert int(row[8]) in reloaded and int(row[8]) < 16384  # the recommended: measured
     assert "RECOMMENDED leaves 525 MiB more for a reload" in result.stdout
     small = run_cli("plan", "--gguf", str(qwq_shaped), "--vram", "16GiB", "--kv-cache", "q4_0")
     rows = small.stdout.splitlines()[2:]
     assert [line.split()[6] for line in rows] == ["partial"] * len(rows)
-    assert len(rows) == len(load_catalog().variants)
+    assert len(rows) == len(load_catalog().chosen())  # the default set, as `make models` registers
 
 
 def test_plan_command_refuses_bad_input() -> None:
@@ -245,10 +245,11 @@ def test_doctor_says_which_variants_fit_a_given_gpu(api: OllamaAPI, registered: 
     for vram in (roomy, tight):
         found = [f for f in diagnose(api, registered, "smollm2-135m", vram)
                  if f.check == "gpu-memory"]
-        assert [f.message.split(":")[0] for f in found] == list(registered.variants)
-        for finding, variant in zip(found, registered.variants.values(), strict=True):
+        checked = registered.chosen()  # doctor's default set, as `make models` registers
+        assert [f.message.split(":")[0] for f in found] == [v.name for v in checked]
+        for finding, variant in zip(found, checked, strict=True):
             safe = mp.plan(shape, variant.parameters.num_ctx or 4096, vram).reload_safe
             assert finding.status == ("pass" if safe else "warn")
     assert all(f.status == "warn" and f.fix for f in found)  # no room for any KV cache
     result = run_cli("doctor", "--host", api.host, "--weights", "smollm2-135m", "--vram", "8GiB")
-    assert result.stdout.count(" gpu-memory ") == len(registered.variants), result.stdout
+    assert result.stdout.count(" gpu-memory ") == len(checked), result.stdout

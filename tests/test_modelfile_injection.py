@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -20,10 +21,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from qwq_ollama.catalog.gotemplate import parse_problems
 from qwq_ollama.catalog.render import render_all, render_variant
 from qwq_ollama.catalog.schema import load_catalog
+from qwq_ollama.daemon.answers import Shown
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import blob_of
 from qwq_ollama.errors import InputError, RefusedError
-from qwq_ollama.server.answers import Shown
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.registry import blob_of
 
 from .conftest import ROOT, f32
 from .test_modelfile_roundtrip import texts
@@ -57,7 +58,7 @@ ran: dict[str, list[int]] = {f: [0, 0] for f in FIELDS}  # field -> [kept, refus
 def _catalog(field: str, text: str, base_ref: str) -> tuple[dict, str]:
     """A catalog over the base model with `text` in `field`, and the variant's name."""
     weights = {"description": "base", "ollama": base_ref, "license": "MIT"}
-    variant = {"description": "d", "system": "be brief",
+    variant: dict[str, Any] = {"description": "d", "system": "be brief",
                "parameters": {"num_ctx": 2048, "temperature": 0.5, "stop": ["<|im_end|>"]}}
     name = "inj"
     if field == "variant name":

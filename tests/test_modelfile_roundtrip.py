@@ -12,8 +12,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from qwq_ollama.catalog.modelfile import Unrepresentable, parameter_value, quote_value
-from qwq_ollama.server.answers import Shown
-from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.daemon.answers import Shown
+from qwq_ollama.daemon.client import OllamaAPI
 
 from .conftest import f32
 
@@ -31,7 +31,7 @@ texts = st.one_of(
     st.lists(st.sampled_from(TRICKY[:12] + ["a", " ", "\n", '"', '"""']), min_size=1,
              max_size=6).map("".join),
     st.sampled_from(TRICKY),
-    st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20),
+    st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=20),
 )
 go_plain_texts = texts.filter(lambda t: "{{" not in t and "}}" not in t)
 numbers = st.floats(min_value=0.0, max_value=2.0, allow_nan=False, width=32)

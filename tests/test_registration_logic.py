@@ -16,10 +16,10 @@ from pytest_httpserver import HTTPServer
 from qwq_ollama.catalog.schema import Catalog
 from qwq_ollama.checks.doctor import diagnose
 from qwq_ollama.checks.validate import ValidationReport
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import registration, status
 from qwq_ollama.errors import DaemonError
 from qwq_ollama.facts import OLLAMA_TESTED
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.registry import registration, status
 
 from .conftest import SMALL_BLOB, FakeDaemon, show_answer
 
@@ -74,7 +74,7 @@ def test_list_doctor_and_validate_agree(catalog: Catalog, fake: FakeDaemon,
         fake.models[name] = show_answer(catalog, name, "smollm2-135m", SMALL_BLOB)
     rows = status(fake_api, catalog)
     assert {row.variant: list(row.drift) for row in rows} == {
-        name: ["weights"] for name in catalog.variants}
+        v.name: ["weights"] for v in catalog.chosen()}
     doctor = [f for f in diagnose(fake_api, catalog) if f.check == "registration"]
     assert {f.status for f in doctor} == {"warn"}
     assert all("registered over weights smollm2-135m" in f.message for f in doctor)

@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 from qwq_ollama.catalog.render import render_all, render_variant
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.registry import Registrar, base_model_name, blob_of, status
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import Registrar, base_model_name, blob_of, status
 
 from .conftest import catalog_with_copies, run_cli
 
@@ -50,7 +50,7 @@ def test_deleting_a_variant_keeps_the_weights(api: OllamaAPI, registered,
 def test_second_create_changes_nothing_and_says_so(daemon, registered) -> None:
     result = run_cli("create", "--weights", "smollm2-135m", "--host", daemon.host)
     assert result.returncode == 0, result.stderr
-    for name in registered.variants:
+    for name in [v.name for v in registered.chosen()]:  # none named: the default set
         assert f"{name} is up to date" in result.stdout
     assert "created" not in result.stdout
 
@@ -92,8 +92,8 @@ def test_the_daemon_remembers_which_file_the_weights_came_from(api: OllamaAPI, r
                                                                small_gguf: Path) -> None:
     """From 0.30 on the base model holds a converted copy, not the uploaded file: an alias
     names the file, so a re-run imports nothing on either version."""
-    from qwq_ollama.server.digests import file_digest
-    from qwq_ollama.server.registry import source_alias
+    from qwq_ollama.daemon.digests import file_digest
+    from qwq_ollama.daemon.registry import source_alias
 
     weights = registered.weights["smollm2-135m"]
     base, alias = base_model_name(weights), source_alias(weights, file_digest(small_gguf))

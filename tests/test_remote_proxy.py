@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from qwq_ollama.server.install import CURRENT, ensure_ollama
-from qwq_ollama.server.private_daemon import OllamaDaemon, free_port
+from qwq_ollama.engines.install import CURRENT, ensure_ollama
+from qwq_ollama.engines.private_daemon import OllamaDaemon, free_port
 
 from .conftest import run_cli
 

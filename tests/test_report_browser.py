@@ -10,10 +10,11 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.daemon.client import OllamaAPI
 
 from .conftest import run_cli
 
@@ -24,7 +25,7 @@ HEADER, PASS, FAIL = (0x1F, 0x3A, 0x5F), (0x2E, 0x7D, 0x32), (0xC6, 0x28, 0x28)
 MARK, BAR = (0xFF, 0xD4, 0x00), (0x44, 0x77, 0xAA)
 
 
-def browse(page: Path, tmp_path: Path) -> tuple[object, list[str]]:
+def browse(page: Path, tmp_path: Path) -> tuple[Any, list[str]]:
     """Open `page` offline in headless Chromium: its screenshot (a Pillow image) and every
     console message it logged (the reports run no script, so any message is a fault)."""
     if CHROMIUM is None:
@@ -47,7 +48,7 @@ def near(pixel: tuple[int, int, int], colour: tuple[int, int, int]) -> bool:
     return all(abs(a - b) <= 12 for a, b in zip(pixel, colour, strict=True))
 
 
-def pixels_of(shot, colour: tuple[int, int, int]) -> int:  # type: ignore[no-untyped-def]
+def pixels_of(shot: Any, colour: tuple[int, int, int]) -> int:
     return sum(n for n, pixel in shot.getcolors(WIDTH * HEIGHT) if near(pixel, colour))
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from qwq_ollama.catalog.chat_template import render_chat
+from qwq_ollama.engines.private_daemon import OllamaDaemon
 from qwq_ollama.errors import InputError
-from qwq_ollama.server.private_daemon import OllamaDaemon
 
 from .conftest import run_cli
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from qwq_ollama.engines.build_steps import BuildStep
+from qwq_ollama.engines.cpu_features import RECORD, Choice
+from qwq_ollama.engines.install import OllamaBinary, finish_build
+from qwq_ollama.engines.smoke_check import smoke_check
 from qwq_ollama.errors import EnvironmentProblem
-from qwq_ollama.server.build_steps import BuildStep
-from qwq_ollama.server.cpu_features import RECORD, Choice
-from qwq_ollama.server.install import OllamaBinary, finish_build
-from qwq_ollama.server.smoke_check import smoke_check
 
 DIES_OF_SIGILL = "#!/bin/sh\n[ \"$1\" = -v ] && {{ echo 'ollama version is {v}'; exit 0; }}\n" \
                  "kill -ILL $$\n"

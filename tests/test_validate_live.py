@@ -9,8 +9,8 @@ from pathlib import Path
 
 from qwq_ollama.catalog.schema import load_catalog
 from qwq_ollama.checks.validate import validate
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.registry import Registrar
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import Registrar
 
 from .conftest import DATA, run_cli
 
@@ -22,7 +22,7 @@ OVER_SMOLLM2 = {
 
 
 def test_fidelity_holds_for_every_variant(api: OllamaAPI, registered) -> None:
-    report = validate(api, registered, weights_name="smollm2-135m",
+    report = validate(api, registered, list(registered.variants), weights_name="smollm2-135m",
                       checks=("fidelity", "registration"))
     assert len(report.findings) == 2 * len(registered.variants)
     for finding in report.findings:

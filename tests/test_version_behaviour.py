@@ -16,15 +16,16 @@ from qwq_ollama.catalog.schema import load_catalog
 from qwq_ollama.checks.doctor import diagnose
 from qwq_ollama.checks.generation import REPEAT_LIMIT, generate_watched, run_chat
 from qwq_ollama.checks.validate import check_registration
+from qwq_ollama.daemon.answers import Shown
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import Registrar, base_model_name
+from qwq_ollama.engines.install import OllamaBinary
+from qwq_ollama.engines.private_daemon import OllamaDaemon
 from qwq_ollama.errors import InputError
 from qwq_ollama.facts import GGUF_SAMPLING_SINCE, TYPICAL_P_REFUSED_SINCE, at_least
-from qwq_ollama.server.answers import Shown
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.install import OllamaBinary
-from qwq_ollama.server.private_daemon import OllamaDaemon
-from qwq_ollama.server.registry import Registrar, base_model_name
 
 from .conftest import ROOT, run_cli
+from .test_gguf_info import write_qwen2
 
 SMALL = "smollm2-135m"
 
@@ -190,11 +191,11 @@ def test_a_refused_parameter_is_bad_input_before_anything_is_sent(project_copy: 
     assert caught.value.line == catalog.line_of("variants", "tp", "parameters", "typical_p")
 
 
-def test_inspect_shows_the_sampler_defaults_a_gguf_carries(small_gguf: Path,
-                                                            tmp_path: Path) -> None:
-    weights = gguf_with_sampling(small_gguf, tmp_path / "sampled.gguf")
+def test_inspect_shows_the_sampler_defaults_a_gguf_carries(tmp_path: Path) -> None:
+    original = write_qwen2(tmp_path / "tiny.gguf")  # a few tokens: parsed in no time
+    weights = gguf_with_sampling(original, tmp_path / "sampled.gguf")
     shown = run_cli("inspect", str(weights))
     assert shown.returncode == 0, shown.stderr
     assert "sampling defaults:             penalty_last_n=7, temp=1.9" in shown.stdout
-    plain = run_cli("inspect", str(small_gguf))
+    plain = run_cli("inspect", str(original))
     assert "sampling defaults:             none" in plain.stdout

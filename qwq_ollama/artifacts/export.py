@@ -188,10 +188,11 @@ def _binary_kind(binary: str) -> str:
 
 def _sampling_chunks(params: Mapping[str, Any], variant: Variant,
                      dry_multiplier: float) -> list[tuple[str, ...]]:
-    chunks = [("--temp", _num(params["temperature"])), ("--top-k", _num(params["top_k"])),
-              ("--top-p", _num(params["top_p"])),
-              # Always explicit: llama.cpp's own min_p default is not 0 (0.1 in the guide's day).
-              ("--min-p", _num(params["min_p"]))]
+    chunks: list[tuple[str, ...]] = [
+        ("--temp", _num(params["temperature"])), ("--top-k", _num(params["top_k"])),
+        ("--top-p", _num(params["top_p"])),
+        # Always explicit: llama.cpp's own min_p default is not 0 (0.1 in the guide's day).
+        ("--min-p", _num(params["min_p"]))]
     given = variant.parameters.as_dict()
     if "typical_p" in given:
         chunks.append(("--typical", _num(params["typical_p"])))

@@ -8,8 +8,6 @@ and published only once every tensor is proven byte-identical to the source's.
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +17,7 @@ from gguf.scripts import gguf_new_metadata
 from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
 
 from qwq_ollama.artifacts.gguf import inspect_gguf
-from qwq_ollama.atomic import move_into_place
+from qwq_ollama.atomic import staged_file
 from qwq_ollama.errors import InputError
 
 CHAT_TEMPLATE_KEY = gguf.Keys.Tokenizer.CHAT_TEMPLATE
@@ -37,18 +35,12 @@ def write_with_chat_template(source: Path, target: Path, template: str | None) -
     new = ({CHAT_TEMPLATE_KEY: MetadataDetails(gguf.GGUFValueType.STRING, template)}
            if template is not None else {})
     removed = [] if template is not None else [CHAT_TEMPLATE_KEY]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, staged = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
+    with staged_file(target) as staged:
         writer = gguf.GGUFWriter(staged, arch=str(arch.contents()),
                                  endianess=reader.endianess)
         with _no_progress_bar():
             copy_with_new_metadata(reader, writer, new, removed)
-        _check_tensors_identical(reader, Path(staged))
-        move_into_place(staged, target)
-    finally:
-        Path(staged).unlink(missing_ok=True)
+        _check_tensors_identical(reader, staged)
     return target
 
 
@@ -57,11 +49,11 @@ def _no_progress_bar() -> Iterator[None]:
     """The copier draws a tqdm bar on stderr; a library prints nothing. (TQDM_DISABLE does not
     help here: tqdm reads its environment once, at import.)"""
     bar = gguf_new_metadata.tqdm
-    gguf_new_metadata.tqdm = functools.partial(bar, disable=True)  # type: ignore[assignment]
+    gguf_new_metadata.tqdm = functools.partial(bar, disable=True)
     try:
         yield
     finally:
-        gguf_new_metadata.tqdm = bar  # type: ignore[misc]
+        gguf_new_metadata.tqdm = bar
 
 
 def _check_tensors_identical(original: gguf.GGUFReader, copy: Path) -> None:

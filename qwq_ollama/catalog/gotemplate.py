@@ -18,10 +18,10 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 from importlib.resources import files
 from pathlib import Path
 
+from qwq_ollama.atomic import staged_file
 from qwq_ollama.paths import tools_dir
 
 HELPER = "gotmplcheck"
@@ -70,15 +70,14 @@ def _build(source: bytes, folder: Path, binary: Path) -> None:
     env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "", "GOWORK": "off",
            "CGO_ENABLED": "0"}
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder, prefix=".build-") as tmp:
-            (Path(tmp) / "main.go").write_bytes(source)
-            done = subprocess.run([go, "build", "-o", HELPER, "main.go"], cwd=tmp, env=env,
-                                  capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+        with staged_file(binary) as staged:
+            (staged.parent / "main.go").write_bytes(source)
+            done = subprocess.run([go, "build", "-o", staged.name, "main.go"],
+                                  cwd=staged.parent, env=env, capture_output=True, text=True,
+                                  timeout=BUILD_TIMEOUT)
             if done.returncode != 0:
                 raise GoUnavailable(f"`go build` of the template checker failed: "
                                     f"{_last_line(done.stderr)}")
-            os.replace(Path(tmp) / HELPER, binary)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise GoUnavailable(f"cannot build the Go template checker in {folder}: {exc}") from None
 

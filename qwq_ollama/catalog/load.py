@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from qwq_ollama.catalog.parameters import PARAMETER_NAMES
 from qwq_ollama.errors import InputError
@@ -102,7 +103,7 @@ def _check_yaml_shape(text: str, file: Path) -> None:
     open_: list[list[Any]] = [[None, 0]]  # [anchor, nodes so far] per open collection
     aliases = 0
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        line = event.start_mark.line + 1
+        line = event.start_mark.line + 1 if event.start_mark else 0
         if isinstance(event, yaml.CollectionStartEvent):
             if len(open_) > MAX_DEPTH:
                 raise InputError(f"nested more than {MAX_DEPTH} levels deep", file=file,
@@ -118,7 +119,7 @@ def _check_yaml_shape(text: str, file: Path) -> None:
             if any(anchor == event.anchor for anchor, _ in open_):
                 raise InputError(f"alias *{event.anchor} is inside its own anchor, so it never "
                                  "ends", file=file, line=line)
-            anchor, size = None, expanded.get(event.anchor, 1)
+            anchor, size = None, expanded.get(event.anchor or "", 1)
         elif isinstance(event, yaml.ScalarEvent):
             anchor, size = event.anchor, 1
         else:
@@ -214,7 +215,7 @@ def located_validation_error(exc: ValidationError, located: LocatedYaml) -> Inpu
     return located.error(message, loc)
 
 
-def _explain(error: dict[str, Any], loc: KeyPath) -> str:
+def _explain(error: ErrorDetails, loc: KeyPath) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         if len(loc) >= 2 and loc[-2] == "parameters":

@@ -46,7 +46,7 @@ def _prompts(template: str, variant: Variant) -> list[str | None]:
     for conv in load_corpus():
         try:
             prompts.append(render_chat(template, as_hf_messages(conv.messages), tools=conv.tools,
-                                       **tokens))
+                                       add_generation_prompt=True, **tokens))
         except InputError:
             prompts.append(None)
     return prompts

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -128,6 +129,10 @@ class CatalogSpec(BaseModel):
     weights: dict[str, WeightsSpec]
     defaults: VariantSpec = VariantSpec()
     variants: dict[str, VariantSpec] = Field(min_length=1)
+    default_variants: list[str] | None = Field(
+        default=None, min_length=1,
+        description="What `create` registers when named none (`make models`), and what every "
+                    "command taking variant names then works on; default: every variant.")
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,7 @@ class Catalog:
     weights: dict[str, Weights]
     variants: dict[str, Variant]
     located: LocatedYaml
+    default_names: tuple[str, ...] = ()  # the default set; empty: every variant
 
     def variant(self, name: str) -> Variant:
         try:
@@ -212,6 +218,11 @@ class Catalog:
         except KeyError:
             raise self.error(f"unknown variant {name!r} (known: "
                              f"{', '.join(self.variants)})") from None
+
+    def chosen(self, names: Sequence[str] | None = None) -> list[Variant]:
+        """The variants `names` names, else the default set (`default_variants`): what `create`
+        registers when named none, so that every command named none works on just those."""
+        return [self.variant(n) for n in (names or self.default_names or self.variants)]
 
     def weights_named(self, name: str) -> Weights:
         try:
@@ -227,8 +238,9 @@ class Catalog:
 
     def weights_of(self, names: list[str] | None, weights_name: str | None = None
                    ) -> list[Weights]:
-        """The weights these variants (default: all) are registered over, each once."""
-        chosen = [weights_name or self.variant(n).weights for n in (names or self.variants)]
+        """The weights these variants (default: the default set) are registered over, each
+        once."""
+        chosen = [weights_name or v.weights for v in self.chosen(names)]
         return [self.weights_named(w) for w in dict.fromkeys(chosen)]
 
     def line_of(self, *path: str | int) -> int | None:
@@ -268,7 +280,12 @@ def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:
         name: _resolve_variant(name, spec, templates_dir, weights, located)
         for name in spec.variants
     }
-    return Catalog(file, templates_dir, weights, variants, located)
+    for i, name in enumerate(spec.default_variants or ()):
+        if name not in variants:
+            raise located.error(f"unknown variant {name!r} (known: {', '.join(variants)})",
+                                ("default_variants", i))
+    return Catalog(file, templates_dir, weights, variants, located,
+                   tuple(dict.fromkeys(spec.default_variants or ())))
 
 
 def _check_name(kind: str, name: str, located: LocatedYaml, path: KeyPath) -> None:

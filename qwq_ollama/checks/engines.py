@@ -19,11 +19,11 @@ from qwq_ollama.catalog.prompts import NamedPrompt
 from qwq_ollama.catalog.schema import Catalog, Variant
 from qwq_ollama.checks.ab import RunStats
 from qwq_ollama.checks.validate import ValidationReport
+from qwq_ollama.daemon.chat_engine import ChatEngine
 from qwq_ollama.errors import InputError
-from qwq_ollama.server.chat_engine import ChatEngine
 
 if TYPE_CHECKING:
-    from qwq_ollama.server.llama_server import LlamaServerAPI
+    from qwq_ollama.engines.llama_server import LlamaServerAPI
 
 PROMPT_ENGINES = ("hf", "ollama", "llama-cpp")
 LIVE_ENGINES = ("ollama", "llama-cpp")  # the ones that generate: validate and compare
@@ -89,7 +89,7 @@ class EngineChoice:
         number of variants for one running server."""
         if "llama-cpp" not in engines:
             return
-        from qwq_ollama.server.llama_server import check_server_choice
+        from qwq_ollama.engines.llama_server import check_server_choice
 
         check_server_choice(self.llama_server, self.gguf, variants)
         if weights:
@@ -101,7 +101,7 @@ class EngineChoice:
         """The engine serving `variant`: the daemon (checked to be a supported release), or a
         llama-server running it (a private one is stopped on leaving)."""
         if engine_named(engine) == "ollama":
-            from qwq_ollama.server.client import OllamaAPI
+            from qwq_ollama.daemon.client import OllamaAPI
 
             api = OllamaAPI(self.host, timeout=self.timeout)
             api.supported_version()
@@ -113,7 +113,7 @@ class EngineChoice:
     def llama_server_for(self, catalog: Catalog, variant: Variant
                          ) -> AbstractContextManager[LlamaServerAPI]:
         """The llama-server running `variant` (its settings and props, beyond a ChatEngine)."""
-        from qwq_ollama.server.llama_server import serve_variant
+        from qwq_ollama.engines.variant_server import serve_variant
 
         return serve_variant(catalog, variant, url=self.llama_server, gguf=self.gguf,
                              timeout=self.timeout)
@@ -161,7 +161,7 @@ def validate_on(engine: str, where: EngineChoice, catalog: Catalog, variants: li
                                   code_prompt=options.code_prompt, seed=options.seed,
                                   progress=progress, report=report)
     from qwq_ollama.checks.validate import validate
-    from qwq_ollama.server.client import OllamaAPI
+    from qwq_ollama.daemon.client import OllamaAPI
 
     return validate(OllamaAPI(where.host, timeout=where.timeout), catalog, variants,
                     weights_name=options.weights, checks=options.checks,
@@ -180,7 +180,7 @@ def compare_on(engines: list[str], where: EngineChoice, catalog: Callable[[], Ca
     runs: list[RunStats] = []
     for engine in engines:
         if engine == "ollama":
-            from qwq_ollama.server.client import OllamaAPI
+            from qwq_ollama.daemon.client import OllamaAPI
 
             api = OllamaAPI(where.host, timeout=where.timeout)
             runs += compare_variants(api, variants, prompt, seeds, num_predict, progress)[1]

@@ -13,11 +13,11 @@ from qwq_ollama.atomic import write_text_atomic
 from qwq_ollama.catalog.builtin_weights import ensure_smollm2
 from qwq_ollama.catalog.schema import Catalog
 from qwq_ollama.checks.fidelity_table import document, over_stand_ins, version_section
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import Registrar
+from qwq_ollama.engines.install import ensure_ollama
+from qwq_ollama.engines.private_daemon import OllamaDaemon
 from qwq_ollama.facts import OLLAMA_TESTED
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.install import ensure_ollama
-from qwq_ollama.server.private_daemon import OllamaDaemon
-from qwq_ollama.server.registry import Registrar
 
 
 def write_fidelity_table(catalog: Catalog, out: Path,

@@ -17,7 +17,7 @@ from qwq_ollama.checks.fidelity import (
     official_renderer,
     template_source,
 )
-from qwq_ollama.server.client import OllamaAPI
+from qwq_ollama.daemon.client import OllamaAPI
 
 
 def over_stand_ins(catalog: Catalog) -> Catalog:
@@ -34,7 +34,8 @@ def over_stand_ins(catalog: Catalog) -> Catalog:
                                     description=f"a tiny {variant.family.architectures[0]} "
                                                 f"model standing in for {variant.family.name}")
         variants[variant.name] = dataclasses.replace(variant, weights=name)
-    return dataclasses.replace(catalog, weights=weights, variants=variants)
+    # Every family is what these are for: no default subset.
+    return dataclasses.replace(catalog, weights=weights, variants=variants, default_names=())
 
 
 def table_variants(catalog: Catalog) -> dict[str, list[Variant]]:

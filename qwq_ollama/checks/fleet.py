@@ -1,5 +1,5 @@
 """The judging half of the fleet commands: doctor's and validate's findings on each host, as
-the cells of server/fleet.py's host x variant table."""
+the cells of daemon/fleet.py's host x variant table."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 from qwq_ollama.catalog.schema import Catalog
 from qwq_ollama.checks.findings import FAILING, Finding
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.fleet import Cell
 from qwq_ollama.errors import DaemonError
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.fleet import Cell
 
 
 def finding_cells(findings: list[Finding]) -> list[Cell]:

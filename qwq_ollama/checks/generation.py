@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from qwq_ollama.daemon.chat_engine import ChatEngine, StreamPart
 from qwq_ollama.errors import RefusedError
 from qwq_ollama.facts import TOKEN_REPEAT_ERROR
-from qwq_ollama.server.chat_engine import ChatEngine, StreamPart
 
 Sink = Callable[[str], None]
 # done_reason when the daemon ended the stream with its token-repeat guard (v0.34+): a loop.

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 from qwq_ollama.catalog.conversation import load_corpus
+from qwq_ollama.catalog.family import Divergence
 from qwq_ollama.catalog.render import hf_prompter, render_variant
 from qwq_ollama.catalog.schema import Catalog, Variant
-from qwq_ollama.checks.fidelity import Divergence, judge_prompts, official_renderer
+from qwq_ollama.checks.fidelity import judge_prompts, official_renderer
 from qwq_ollama.checks.findings import Finding
 from qwq_ollama.checks.validate import (
     Progress,
@@ -26,9 +27,9 @@ from qwq_ollama.checks.validate import (
     live_prompt,
     run_checks,
 )
+from qwq_ollama.daemon.registry import same_value
+from qwq_ollama.engines.llama_server import LlamaServerAPI
 from qwq_ollama.errors import QwqOllamaError
-from qwq_ollama.server.llama_server import LlamaServerAPI
-from qwq_ollama.server.registry import same_value
 
 CHECKS = ("fidelity", "settings", "context", "generation", "code")
 DEFAULT_CHECKS = CHECKS[:4]  # `code` generates a whole program: opt in
@@ -60,7 +61,7 @@ def validate_llama_cpp(servers: Servers, catalog: Catalog, names: list[str] | No
     say = progress or (lambda _m: None)
     report = report if report is not None else ValidationReport(engine=ENGINE)
     report.engine = ENGINE
-    for variant in [catalog.variant(n) for n in (names or list(catalog.variants))]:
+    for variant in catalog.chosen(names):
         say(f"{variant.name}: llama-server")
         try:
             with servers(variant) as api:
@@ -100,7 +101,7 @@ def check_fidelity(api: LlamaServerAPI, catalog: Catalog, variant: Variant) -> F
                              live_prompt(api, "", conv), known=KNOWN_DIVERGENCES, engine=ENGINE,
                              render=official_renderer(hf_prompt))
                for conv in load_corpus()]
-    ours = api.props().get("chat_template") == loaded_template(
+    ours = api.props().chat_template == loaded_template(
         render_variant(catalog, variant).hf_template)
     details = {"template": "the variant's" if ours else "another (the GGUF's own?)",
                "conversations": conversation_details(results)}
@@ -118,7 +119,7 @@ def check_settings(api: LlamaServerAPI, catalog: Catalog, variant: Variant) -> F
     """/props' default sampling (what a request that sets nothing gets) against the catalog's."""
     from qwq_ollama.artifacts.export import llama_server_settings
 
-    shown = (api.props().get("default_generation_settings") or {}).get("params") or {}
+    shown = api.props().sampling
     wanted = llama_server_settings(catalog, variant)
     drift = [f"{key} {shown.get(key)!r}, not {value!r}" for key, value in wanted.items()
              if not same_value(shown.get(key), value)]
@@ -135,13 +136,13 @@ def check_context(api: LlamaServerAPI, variant: Variant) -> Finding:
     """The slots' context against num_ctx. llama-server caps it at the model's training
     context, as Ollama clamps num_ctx: that is said (warn), not failed."""
     wanted = variant.parameters.num_ctx
-    served = (api.props().get("default_generation_settings") or {}).get("n_ctx")
+    served = api.props().n_ctx
     trained = api.trained_context()
     details = {"n_ctx": served, "num_ctx": wanted, "n_ctx_train": trained}
     if served == wanted:
         return Finding(variant.name, "context", "pass", f"n_ctx {served}, the variant's num_ctx",
                        details=details)
-    if trained is not None and served == trained < wanted:
+    if trained is not None and wanted is not None and served == trained < wanted:
         return Finding(variant.name, "context", "warn", f"n_ctx {served}, not num_ctx {wanted}: "
                        f"the model was trained with a context of {trained} tokens and "
                        "llama-server caps the slots' context at it", details=details)

@@ -27,8 +27,8 @@ from qwq_ollama.facts import DAEMON_DEFAULT_CONTEXT
 
 if TYPE_CHECKING:
     from qwq_ollama.catalog.schema import Catalog, Weights
-    from qwq_ollama.server.answers import Shown
-    from qwq_ollama.server.client import OllamaAPI
+    from qwq_ollama.daemon.answers import Shown
+    from qwq_ollama.daemon.client import OllamaAPI
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -331,8 +331,7 @@ def catalog_plans(catalog: Catalog, names: list[str] | None, vram: int, kv_type:
     `gguf` or the header of its catalog weights (read where it lies when it is not on disk)."""
     shapes: dict[str, ModelShape] = {}
     rows = []
-    for name in names or list(catalog.variants):
-        variant = catalog.variant(name)
+    for variant in catalog.chosen(names):
         used = shape
         if used is None:
             weights = catalog.weights_named(weights_name or variant.weights)
@@ -341,7 +340,7 @@ def catalog_plans(catalog: Catalog, names: list[str] | None, vram: int, kv_type:
                 shapes[key] = weights_shape(weights, gguf, source)
             used = shapes[key]
         num_ctx = variant.parameters.num_ctx or DAEMON_DEFAULT_CONTEXT
-        rows.append((name, plan(used, num_ctx, vram, kv_type, flash)))
+        rows.append((variant.name, plan(used, num_ctx, vram, kv_type, flash)))
     return rows
 
 
@@ -357,7 +356,7 @@ def download_verdict(catalog: Catalog, repo_id: str, quant: str, vram_text: str 
     vram = parse_size(vram_text) if vram_text is not None else local_gpu_free()
     if vram is None:
         return None
-    variant = next(iter(catalog.variants.values()))
+    variant = catalog.chosen()[0]
     num_ctx = variant.parameters.num_ctx or DAEMON_DEFAULT_CONTEXT
     try:
         shape = weights_shape(None, f"hf://{repo_id}@{quant}")
@@ -415,8 +414,8 @@ def model_shape(api: OllamaAPI, model: str) -> ModelShape:
 def daemon_vram(api: OllamaAPI) -> int | None:
     """What a daemon on this machine has to load into: the GPU's free memory plus what its
     loaded models hold (they make way). None for a remote daemon or without nvidia-smi."""
+    from qwq_ollama.daemon.daemon_process import local_daemon
     from qwq_ollama.errors import DaemonError
-    from qwq_ollama.server.daemon_process import local_daemon
 
     if local_daemon(api.host) is None:
         return None

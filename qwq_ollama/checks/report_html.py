@@ -93,7 +93,8 @@ _ENV = jinja2.Environment(
 
 def marked_diff(a: str, b: str) -> tuple[markupsafe.Markup, markupsafe.Markup]:
     """Both texts escaped, with the spans where they differ in <mark>."""
-    left, right = [], []
+    left: list[str] = []
+    right: list[str] = []
     opcodes = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
     for tag, i1, i2, j1, j2 in opcodes:
         for out, text in ((left, a[i1:i2]), (right, b[j1:j2])):

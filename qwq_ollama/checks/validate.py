@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 from qwq_ollama.catalog.conversation import Conversation, load_corpus
@@ -23,11 +24,11 @@ from qwq_ollama.checks.fidelity import (
 )
 from qwq_ollama.checks.findings import Finding, failed
 from qwq_ollama.checks.generation import ChatResult, generate_watched
+from qwq_ollama.daemon.answers import Shown
+from qwq_ollama.daemon.chat_engine import ChatEngine
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.registry import registration
 from qwq_ollama.errors import DaemonError, QwqOllamaError, RefusedError
-from qwq_ollama.server.answers import Shown
-from qwq_ollama.server.chat_engine import ChatEngine
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.registry import registration
 
 DEFAULT_CHECKS = ("fidelity", "registration", "generation")
 CHECKS = (*DEFAULT_CHECKS, "code")  # `code` generates a whole program: opt in
@@ -81,7 +82,7 @@ def validate(api: OllamaAPI, catalog: Catalog, names: list[str] | None = None, *
     untested = untested_version_finding(api.host, report.daemon_version)
     if untested is not None:
         report.findings.append(untested)
-    for variant in [catalog.variant(n) for n in (names or list(catalog.variants))]:
+    for variant in catalog.chosen(names):
         try:
             shown = api.show(variant.name)
         except QwqOllamaError as exc:
@@ -93,13 +94,13 @@ def validate(api: OllamaAPI, catalog: Catalog, names: list[str] | None = None, *
             raise DaemonError(f"variant {variant.name} is not registered at {api.host}: run "
                               f"`qwq-ollama create {variant.name}`")
         steps: dict[str, Callable[[], Finding]] = {
-            "fidelity": lambda v=variant: check_fidelity(api, catalog, v),
-            "registration": lambda v=variant: check_registration(
-                api, catalog, v, weights_name, report.daemon_version or ""),
-            "generation": lambda v=variant: check_generation(api, v, num_predict=num_predict,
-                                                             seed=seed),
-            "code": lambda v=variant: check_code_generation(api, v, code_prompt,
-                                                            num_predict=num_predict, seed=seed),
+            "fidelity": partial(check_fidelity, api, catalog, variant),
+            "registration": partial(check_registration, api, catalog, variant, weights_name,
+                                    report.daemon_version or ""),
+            "generation": partial(check_generation, api, variant, num_predict=num_predict,
+                                  seed=seed),
+            "code": partial(check_code_generation, api, variant, code_prompt,
+                            num_predict=num_predict, seed=seed),
         }
         run_checks(report, variant.name, steps, checks, say)
     return report

@@ -61,8 +61,8 @@ def _top(ctx: typer.Context,
 def _print_versions(host: str | None) -> None:
     from importlib.metadata import version
 
+    from qwq_ollama.daemon.client import OllamaAPI
     from qwq_ollama.errors import DaemonError
-    from qwq_ollama.server.client import OllamaAPI
 
     say(f"qwq-ollama {version('qwq-ollama')}")
     api = OllamaAPI(host, timeout=1.0)

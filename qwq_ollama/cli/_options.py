@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 def _host_checked(value: str | None) -> str | None:
     """Refuse a bad --host, or $OLLAMA_HOST without one, before the command does any work."""
-    from qwq_ollama.server.host import resolve_host
+    from qwq_ollama.daemon.host import resolve_host
 
     resolve_host(value)
     return value
@@ -49,7 +49,7 @@ GgufOpt = Annotated[Path | None, typer.Option("--gguf", help="With the llama-cpp
                     "start a private llama-server (Ollama's own) with the exported command over "
                     "this GGUF instead.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout "
-                    "(schema_version 1, see the README); progress stays on stderr.")]
+                    "(schema_version 1, see docs/reference.md); progress stays on stderr.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder to write into (created if "
                    "missing; every file or none is written).")]
@@ -64,3 +64,8 @@ def catalog_at(path: Path | None) -> Catalog:
 def first_host(hosts: list[str] | None) -> str | None:
     """The one daemon of a one-host run (None: $OLLAMA_HOST)."""
     return hosts[0] if hosts else None
+
+
+# Every command that takes variant names: none named is the catalog's one default set.
+VariantsArg = Annotated[list[str] | None, typer.Argument(
+    help="Variants (default: the catalog's default_variants, what `make models` registers).")]

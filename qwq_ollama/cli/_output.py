@@ -15,8 +15,9 @@ import typer
 if TYPE_CHECKING:
     from qwq_ollama.checks.findings import Finding
     from qwq_ollama.checks.generation import ChatResult
-    from qwq_ollama.server.fleet import FleetReport
-    from qwq_ollama.server.registry import Registration
+    from qwq_ollama.daemon.answers import ProgressUpdate
+    from qwq_ollama.daemon.fleet import FleetReport
+    from qwq_ollama.daemon.registry import Registration
 
 SCHEMA_VERSION = 1  # of every --json document; bumped only when a field changes meaning
 
@@ -151,16 +152,15 @@ class Progress:
         if self.bars is not None:
             self.bars.stop()
 
-    def __call__(self, name: str, update: object) -> None:
-        get = getattr(update, "get", lambda _k, _d=None: None)
-        status, total = str(get("status") or ""), get("total")
+    def __call__(self, name: str, update: ProgressUpdate) -> None:
+        status, total = update.status, update.total
         if self.quiet or not status:
             return
         if self.bars is not None and total:
             key = (name, status)
             if key not in self.tasks:
                 self.tasks[key] = self.bars.add_task(f"{name}: {status}", total=total)
-            self.bars.update(self.tasks[key], completed=get("completed") or 0)
+            self.bars.update(self.tasks[key], completed=update.completed or 0)
         elif self.last.get(name) != status:
             self.last[name] = status
             err(f"  {name}: {status}")

@@ -50,7 +50,7 @@ def inspect(path: Annotated[Path, typer.Argument(help="A GGUF file.")],
                                "template with this variant's (default: the variant of the "
                                "family it renders like).")] = None,
             json_: Annotated[bool, typer.Option("--json", help="Print one JSON document on "
-                             "stdout (schema_version 1, see the README).")] = False,
+                             "stdout (schema_version 1, see docs/reference.md).")] = False,
             catalog: CatalogOpt = None) -> int:
     """Read a GGUF's header (never its tensors): architecture, quant, context, tokens, template."""
     from qwq_ollama.checks.gguf_verdict import inspect_for_variant

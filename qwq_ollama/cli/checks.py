@@ -17,6 +17,7 @@ from qwq_ollama.cli._options import (
     LlamaServerOpt,
     ParallelOpt,
     QuietOpt,
+    VariantsArg,
     WeightsOpt,
     catalog_at,
     first_host,
@@ -44,8 +45,7 @@ def _is_html(report: Path) -> bool:
     return report.suffix.lower() in (".html", ".htm")
 
 
-def validate(variants: Annotated[list[str] | None, typer.Argument(help="Variants "
-                                 "(default: all).")] = None,
+def validate(variants: VariantsArg = None,
              weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostsOpt = None,
              fleet: FleetOpt = None, parallel: ParallelOpt = 4,
              engine: Annotated[str, typer.Option("--engine", help="ollama, or llama-cpp (each "
@@ -72,7 +72,7 @@ def validate(variants: Annotated[list[str] | None, typer.Argument(help="Variants
     """Prove each variant right against the live daemon; exit 1 if any check fails."""
     from qwq_ollama.checks.engines import EngineChoice, ValidateOptions, checks_for, validate_on
     from qwq_ollama.checks.validate import ValidationReport
-    from qwq_ollama.server.fleet import fleet_hosts
+    from qwq_ollama.daemon.fleet import fleet_hosts
 
     if "code" in (checks or ""):
         from qwq_ollama.extras import require_extra
@@ -129,8 +129,8 @@ def _validate_fleet(hosts: list[str], parallel: int, cat: Catalog, variants: lis
                     json_file: Path | None, options: ValidateOptions) -> int:
     """validate on every host of a fleet: the fleet table, or its JSON."""
     from qwq_ollama.checks.fleet import validate_cells
+    from qwq_ollama.daemon.fleet import run_fleet
     from qwq_ollama.errors import InputError
-    from qwq_ollama.server.fleet import run_fleet
 
     if engine != "ollama" or report:
         raise InputError("a fleet is validated on Ollama, without --report",
@@ -143,7 +143,7 @@ def _validate_fleet(hosts: list[str], parallel: int, cat: Catalog, variants: lis
     return print_fleet(result, as_json)
 
 
-def compare(variants: Annotated[list[str], typer.Argument(help="Variants to compare.")],
+def compare(variants: VariantsArg = None,
             prompt: Annotated[str, typer.Option("--prompt", help="A built-in prompt: "
                               "flappy-bird, add-function, sky, poem-loop.")] = "flappy-bird",
             seeds: Annotated[int, typer.Option(help="Runs per variant (seeds 1..N).")] = 3,
@@ -166,9 +166,10 @@ def compare(variants: Annotated[list[str], typer.Argument(help="Variants to comp
 
         require_extra("plot", "compare --report")
     chosen = get_prompt(prompt)
+    variants = variants or [v.name for v in catalog_at(catalog).chosen()]
     if catalog or weights:
-        from qwq_ollama.server.client import OllamaAPI
-        from qwq_ollama.server.registry import require_registered
+        from qwq_ollama.daemon.client import OllamaAPI
+        from qwq_ollama.daemon.registry import require_registered
 
         require_registered(OllamaAPI(host), catalog_at(catalog), variants, weights)
     where = EngineChoice(host, llama_server, gguf)

@@ -17,6 +17,7 @@ from qwq_ollama.cli._options import (
     LlamaServerOpt,
     ParallelOpt,
     QuietOpt,
+    VariantsArg,
     WeightsOpt,
     catalog_at,
     first_host,
@@ -34,23 +35,21 @@ from qwq_ollama.cli._output import (
     write_raw,
 )
 
-VariantsArg = Annotated[list[str] | None, typer.Argument(help="Variants (default: all).")]
-
 
 def create(variants: VariantsArg = None, weights: WeightsOpt = None, catalog: CatalogOpt = None,
            host: HostsOpt = None, json_: JsonOpt = False, quiet: QuietOpt = False,
            fleet: FleetOpt = None, parallel: ParallelOpt = 4) -> int:
     """Register variants with the Ollama daemon; unchanged ones are skipped."""
-    from qwq_ollama.server.digests import hash_ahead
+    from qwq_ollama.daemon.digests import hash_ahead
 
     cat = catalog_at(catalog)
     # Hash the weights on another core while the ollama client is being imported.
     hash_ahead(path for w in cat.weights_of(variants or None, weights)
                if (path := w.file_on_disk) is not None)
-    from qwq_ollama.server.client import OllamaAPI
-    from qwq_ollama.server.fleet import create_cells, fleet_hosts, run_fleet
-    from qwq_ollama.server.quick_create import request_for
-    from qwq_ollama.server.registry import Registrar, stamp_create
+    from qwq_ollama.daemon.client import OllamaAPI
+    from qwq_ollama.daemon.fleet import create_cells, fleet_hosts, run_fleet
+    from qwq_ollama.daemon.quick_create import request_for
+    from qwq_ollama.daemon.registry import Registrar, stamp_create
 
     hosts = fleet_hosts(host, fleet)
     with Progress(quiet) as progress:
@@ -71,18 +70,19 @@ def create(variants: VariantsArg = None, weights: WeightsOpt = None, catalog: Ca
     return 0
 
 
-def list_(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostsOpt = None,
-          json_: JsonOpt = False, fleet: FleetOpt = None, parallel: ParallelOpt = 4) -> int:
+def list_(variants: VariantsArg = None, weights: WeightsOpt = None, catalog: CatalogOpt = None,
+          host: HostsOpt = None, json_: JsonOpt = False, fleet: FleetOpt = None,
+          parallel: ParallelOpt = 4) -> int:
     """The catalog's variants, and whether each is registered and up to date."""
-    from qwq_ollama.server.client import OllamaAPI
-    from qwq_ollama.server.fleet import fleet_hosts, run_fleet, status_cells
-    from qwq_ollama.server.registry import status
+    from qwq_ollama.daemon.client import OllamaAPI
+    from qwq_ollama.daemon.fleet import fleet_hosts, run_fleet, status_cells
+    from qwq_ollama.daemon.registry import status
 
     hosts = fleet_hosts(host, fleet)
     if hosts is not None:
-        work = status_cells(catalog_at(catalog), weights)
+        work = status_cells(catalog_at(catalog), weights, variants or None)
         return print_fleet(run_fleet(hosts, work, parallel), json_)
-    rows = status(OllamaAPI(first_host(host)), catalog_at(catalog), weights)
+    rows = status(OllamaAPI(first_host(host)), catalog_at(catalog), weights, variants or None)
     if json_:
         print_json({"variants": [row.to_dict() for row in rows]})
     else:
@@ -100,8 +100,8 @@ def doctor(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostsOp
     from qwq_ollama.checks.findings import failed
     from qwq_ollama.checks.fleet import doctor_cells
     from qwq_ollama.checks.memory_plan import daemon_vram, parse_size
-    from qwq_ollama.server.client import OllamaAPI
-    from qwq_ollama.server.fleet import fleet_hosts, run_fleet
+    from qwq_ollama.daemon.client import OllamaAPI
+    from qwq_ollama.daemon.fleet import fleet_hosts, run_fleet
 
     hosts = fleet_hosts(host, fleet)
     given = parse_size(vram) if vram else None
@@ -122,7 +122,7 @@ def chat(variant: str, message: str, host: HostOpt = None,
          num_predict: Annotated[int, typer.Option(help="Token cap (-1: none).")] = 1024) -> int:
     """Chat once with a registered variant, showing its thinking and its answer apart."""
     from qwq_ollama.checks.generation import run_chat
-    from qwq_ollama.server.client import OllamaAPI
+    from qwq_ollama.daemon.client import OllamaAPI
 
     api = OllamaAPI(host)
     api.supported_version()

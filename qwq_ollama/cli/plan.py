@@ -8,15 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from qwq_ollama.cli._options import CatalogOpt, HostOpt, WeightsOpt, catalog_at
+from qwq_ollama.cli._options import CatalogOpt, HostOpt, VariantsArg, WeightsOpt, catalog_at
 from qwq_ollama.cli._output import err, say
 
 if TYPE_CHECKING:
     from qwq_ollama.checks.memory_plan import ContextChoice, Plan, ShapeSource
 
 
-def plan(variants: Annotated[list[str] | None, typer.Argument(help="Variants "
-                             "(default: all).")] = None,
+def plan(variants: VariantsArg = None,
          vram: Annotated[str, typer.Option("--vram", help="Free GPU memory before the model "
                          "loads, e.g. 24GiB (a headless card: its size).")] = "24GiB",
          kv_cache: Annotated[str, typer.Option("--kv-cache", help="f16, q8_0 or q4_0 (the "
@@ -53,7 +52,7 @@ def plan(variants: Annotated[list[str] | None, typer.Argument(help="Variants "
     source = ShapeSource("")
     on_daemon = None
     if model is not None:
-        from qwq_ollama.server.client import OllamaAPI
+        from qwq_ollama.daemon.client import OllamaAPI
 
         on_daemon = model_shape(OllamaAPI(host), model)
     if ctx is not None:

@@ -22,7 +22,7 @@ def install_ollama(version: Annotated[str | None, typer.Option(
         "--version", help="A pinned version, or 'all' (what `make test` needs). Default: the "
         "current one.")] = None) -> int:
     """Find the pinned Ollama, or build it once into the user's tools cache; print its path."""
-    from qwq_ollama.server.install import CURRENT, PINNED, ensure_ollama, find_ollama
+    from qwq_ollama.engines.install import CURRENT, PINNED, ensure_ollama, find_ollama
 
     for wanted in list(PINNED) if version == "all" else [version or CURRENT]:
         for note in find_ollama(wanted).notes:

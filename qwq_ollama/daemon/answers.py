@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from qwq_ollama.server.wire import blob_digest_of, parse_show_parameters
+from qwq_ollama.daemon.wire import blob_digest_of, parse_show_parameters
 
 
 @dataclass(frozen=True)
@@ -85,3 +85,23 @@ class LoadedModel:
         return cls(str(answer.get("name") or "?"), int(answer.get("size") or 0),
                    int(answer.get("size_vram") or 0),
                    context if isinstance(context, int) else None)
+
+
+@dataclass(frozen=True)
+class ProgressUpdate:
+    """One step of long work on a daemon: Ollama's own create and pull updates, and our uploads
+    and hashing, said the same way (a status; bytes done of a total when bytes move).
+
+    >>> ProgressUpdate.from_json({"status": "pulling abc", "total": 10, "completed": 4})
+    ProgressUpdate(status='pulling abc', total=10, completed=4)
+    """
+
+    status: str
+    total: int | None = None
+    completed: int | None = None
+
+    @classmethod
+    def from_json(cls, answer: Mapping[str, Any]) -> ProgressUpdate:
+        total, completed = answer.get("total"), answer.get("completed")
+        return cls(str(answer.get("status") or ""), total if isinstance(total, int) else None,
+                   completed if isinstance(completed, int) else None)

@@ -7,34 +7,28 @@ prompt it builds (/apply-template) and streams chats (/v1/chat/completions, the 
 `reasoning_content`). It answers as OllamaAPI does (`render_prompt`, `chat_stream` yielding parts
 shaped like the `ollama` client's), so the same checks run on both engines.
 
-The private server is Ollama's own llama-server: v0.30+ runs GGUF models in it and installs it
-beside its binary (`lib/ollama/`), so there is no second copy of llama.cpp to build.
+A private server runs here with its own process group, log and environment (LlamaServer);
+which binary and which command a catalog variant gets is variant_server.py's business.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from qwq_ollama.engines.private_process import PrivateProcess
 from qwq_ollama.errors import (
     DaemonError,
     DaemonUnreachable,
-    EnvironmentProblem,
     InputError,
     RefusedError,
 )
-from qwq_ollama.server.private_daemon import free_port
-from qwq_ollama.server.private_process import PrivateProcess
-
-if TYPE_CHECKING:
-    from qwq_ollama.catalog.schema import Catalog, Variant
 
 # Ollama's request options and the /v1/chat/completions fields llama-server reads for them.
 OPTION_FIELDS = {"num_predict": "max_tokens", "seed": "seed", "temperature": "temperature",
@@ -42,24 +36,6 @@ OPTION_FIELDS = {"num_predict": "max_tokens", "seed": "seed", "temperature": "te
                  "typical_p": "typical_p", "repeat_penalty": "repeat_penalty",
                  "repeat_last_n": "repeat_last_n", "presence_penalty": "presence_penalty",
                  "frequency_penalty": "frequency_penalty", "stop": "stop"}
-
-
-def find_llama_server(version: str | None = None) -> Path:
-    """The llama-server of the pinned Ollama (`<prefix>/lib/ollama/llama-server`).
-
-    Found, never built here: building takes minutes, which `qwq-ollama install-ollama` says.
-    """
-    from qwq_ollama.server.install import CURRENT, find_ollama
-
-    wanted = version or CURRENT
-    found = find_ollama(wanted).binary
-    path = (found.path.resolve().parent.parent / "lib" / "ollama" / "llama-server"
-            if found else None)
-    if path is None or not path.is_file():
-        raise EnvironmentProblem(f"no llama-server of Ollama {wanted} here: run `qwq-ollama "
-                                 "install-ollama` (it builds one), or start your own llama-server "
-                                 "and pass --llama-server URL")
-    return path
 
 
 def server_url(value: str) -> str:
@@ -167,6 +143,60 @@ def streamed_part(chunk: dict[str, Any]) -> StreamedPart | None:
                         int(timings["predicted_ms"] * 1e6) if timed else None)
 
 
+@dataclass(frozen=True)
+class Props:
+    """llama-server's GET /props, the only reading of it: what a request that sets nothing gets.
+
+    >>> props = Props.from_json({"chat_template": "{{ x }}", "build_info": "b10488-abc",
+    ...     "default_generation_settings": {"n_ctx": 8192, "params": {"top_k": 40}}})
+    >>> props.chat_template, props.n_ctx, props.sampling, props.build
+    ('{{ x }}', 8192, {'top_k': 40}, 'b10488')
+    """
+
+    chat_template: str | None = None
+    sampling: dict[str, Any] = field(default_factory=dict)  # default_generation_settings.params
+    n_ctx: int | None = None  # the slots' context
+    build_info: str = "unknown"  # `b10488-<commit>`
+
+    @classmethod
+    def from_json(cls, answer: Mapping[str, Any]) -> Props:
+        defaults = answer.get("default_generation_settings")
+        defaults = defaults if isinstance(defaults, Mapping) else {}
+        params = defaults.get("params")
+        template = answer.get("chat_template")
+        return cls(chat_template=template if isinstance(template, str) else None,
+                   sampling=dict(params) if isinstance(params, Mapping) else {},
+                   n_ctx=_int_or_none(defaults.get("n_ctx")),
+                   build_info=str(answer.get("build_info") or "unknown"))
+
+    @property
+    def build(self) -> str:
+        """llama.cpp's build, e.g. `b10488`."""
+        return self.build_info.split("-", 1)[0]
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One model of llama-server's GET /v1/models.
+
+    >>> ServedModel.from_json({"id": "m.gguf", "meta": {"n_ctx_train": 8192}})
+    ServedModel(id='m.gguf', n_ctx_train=8192)
+    """
+
+    id: str
+    n_ctx_train: int | None = None  # the model's training context, which caps the slots'
+
+    @classmethod
+    def from_json(cls, answer: Mapping[str, Any]) -> ServedModel:
+        meta = answer.get("meta")
+        trained = meta.get("n_ctx_train") if isinstance(meta, Mapping) else None
+        return cls(str(answer.get("id") or "?"), _int_or_none(trained))
+
+
+def _int_or_none(value: object) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 class LlamaServerAPI:
     """A llama-server at `host` (a base URL)."""
 
@@ -214,19 +244,23 @@ class LlamaServerAPI:
             raise DaemonError(f"{self.host} does not answer like llama-server ({path} gave "
                               f"{reply.text[:60]!r})") from None
 
-    def props(self) -> dict[str, Any]:
+    def props(self) -> Props:
         """GET /props: the default sampling, the slot context, the chat template, the build."""
-        return self._json("GET", "/props")
+        return Props.from_json(self._json("GET", "/props"))
 
     def version(self) -> str:
-        """llama.cpp's build, e.g. `b10488` (from /props `build_info`, `b10488-<commit>`)."""
-        return str(self.props().get("build_info", "unknown")).split("-", 1)[0]
+        """llama.cpp's build, e.g. `b10488`."""
+        return self.props().build
+
+    def models(self) -> tuple[ServedModel, ...]:
+        """GET /v1/models: what the server runs (one model)."""
+        listed = self._json("GET", "/v1/models").get("data")
+        return tuple(ServedModel.from_json(m) for m in listed or () if isinstance(m, Mapping))
 
     def trained_context(self) -> int | None:
-        """The model's training context (`n_ctx_train` in /v1/models), which caps the slots'."""
-        models = self._json("GET", "/v1/models").get("data") or [{}]
-        value = (models[0].get("meta") or {}).get("n_ctx_train")
-        return int(value) if value is not None else None
+        """The model's training context, which caps the slots'."""
+        models = self.models()
+        return models[0].n_ctx_train if models else None
 
     def busy_slots(self) -> int:
         """How many slots are generating now (GET /slots): 0 once an abandoned chat is
@@ -317,40 +351,3 @@ class LlamaServer(PrivateProcess):
     def start(self) -> LlamaServer:
         self._launch(self.argv, self._environment(), self.cwd)
         return self
-
-
-@contextmanager
-def serve_variant(catalog: Catalog, variant: Variant, *, url: str | None = None,
-                  gguf: Path | None = None, timeout: float = 600.0
-                  ) -> Iterator[LlamaServerAPI]:
-    """A llama-server running `variant`: the one at `url`, or a private one started on a free
-    loopback port with the exported command over `gguf` (stopped on leaving)."""
-    check_server_choice(url, gguf)
-    if url is not None:
-        api = LlamaServerAPI(url, timeout)
-        try:
-            api.version()  # reachable, and a llama-server
-            yield api
-        finally:
-            api.close()
-        return
-    assert gguf is not None
-    argv, address = private_command(catalog, variant, Path(gguf))
-    with LlamaServer(argv, address, timeout=timeout) as server:
-        yield server.api
-
-
-def private_command(catalog: Catalog, variant: Variant, gguf: Path) -> tuple[list[str], str]:
-    """The exported llama-server command for `variant` over `gguf`, on a free loopback port,
-    with this machine's llama-server; and the URL it will listen on."""
-    from qwq_ollama.artifacts.export import default_template_path, llama_cpp_command
-
-    template = default_template_path(catalog, variant)
-    if not template.is_file():
-        raise InputError("the variant's chat template is not rendered yet: run "
-                         "`qwq-ollama render`", file=template)
-    port = free_port()
-    command = llama_cpp_command(catalog, variant, binary=str(find_llama_server()),
-                                model_path=str(gguf), template_path=str(template),
-                                host="127.0.0.1", port=port)
-    return command.argv, f"http://127.0.0.1:{port}"

@@ -15,7 +15,7 @@ A daemon behind an authenticating reverse proxy is written with its credentials 
 token in the query string (sent with every request). Those are secrets: `DaemonAddress.display`
 is the one form any message, table, report or log shows (`user:***@`, `?token=***`), `url` the
 one the connection is made to (without them), and `redact` does the same to text that did not
-parse. A bearer token comes from $OLLAMA_API_KEY, as ollama-python reads it (server/client.py).
+parse. A bearer token comes from $OLLAMA_API_KEY, as ollama-python reads it (daemon/client.py).
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from qwq_ollama.daemon.host import DEFAULT_HOST, resolve_host
 from qwq_ollama.errors import QwqOllamaError
 from qwq_ollama.facts import import_copies
-from qwq_ollama.server.host import DEFAULT_HOST, resolve_host
 
 PROC = Path("/proc")
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")

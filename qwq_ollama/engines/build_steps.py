@@ -9,10 +9,9 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
-import tempfile
 from pathlib import Path
 
-from qwq_ollama.atomic import move_into_place
+from qwq_ollama.atomic import move_into_place, staging_folder
 from qwq_ollama.errors import EnvironmentProblem
 from qwq_ollama.pypi import download_distribution
 from qwq_ollama.weights_file import sha256_file
@@ -75,7 +74,7 @@ class BuildStep:
     def pip_download(self, requirement: str, dest: Path, sha256: str | None = None) -> Path:
         """The source distribution of `requirement` from PyPI (never a wheel), into `dest`,
         checked against its pinned hash before it is published there."""
-        with tempfile.TemporaryDirectory(dir=dest) as tmp:
+        with staging_folder(dest / "sdist") as tmp:
             try:
                 sdist = download_distribution(requirement, Path(tmp), sdist=True)
             except EnvironmentProblem as exc:

@@ -21,8 +21,8 @@ import os
 import sys
 import zlib
 
+from qwq_ollama.daemon.wire import listed_digests, tag_name
 from qwq_ollama.paths import cache_root
-from qwq_ollama.server.wire import listed_digests, tag_name
 
 STAMP_FORMAT = 3
 _OPTIONS = ("--weights", "--catalog", "--host")
@@ -88,7 +88,7 @@ def _stat_signature(path: str) -> list[int]:
 
 
 def _files_under(folder: str) -> list[str]:
-    found = []
+    found: list[str] = []
     for root, dirs, files in os.walk(folder):
         dirs.sort()
         found.extend(os.path.join(root, f) for f in sorted(files))
@@ -123,10 +123,10 @@ def _inputs_unchanged(stamp: dict[str, object]) -> bool:
 def connection_target(host_url: str) -> list[object] | None:
     """`[host, port, netloc]` of a plain-HTTP daemon URL; None when the quick check cannot go.
 
-    Read by the same parser as every other host value (server/host.py); `host_url` is already
+    Read by the same parser as every other host value (daemon/host.py); `host_url` is already
     a resolved one, so it cannot be refused here.
     """
-    from qwq_ollama.server.host import parse_host
+    from qwq_ollama.daemon.host import parse_host
 
     address = parse_host(host_url, "--host")
     if (address.scheme != "http" or address.path or not address.hostname.isascii()
@@ -148,7 +148,8 @@ def _get_json(target: list[object], path: str, timeout: float) -> object:
     request = f"GET {path} HTTP/1.0\r\nHost: {netloc}\r\nAccept: application/json\r\n\r\n"
     failure: OSError = ConnectionError(f"no address for {netloc}")
     for family, kind, proto, _name, address in _socket.getaddrinfo(
-            str(hostname).encode("ascii"), port, 0, _socket.SOCK_STREAM):
+            str(hostname).encode("ascii"), port if isinstance(port, int) else None, 0,
+            _socket.SOCK_STREAM):
         sock = _socket.socket(family, kind, proto)
         try:
             sock.settimeout(timeout)
@@ -228,7 +229,7 @@ def record(request: list[object], *, host_url: str, catalog_file: str, templates
     sources = {"catalog_file": catalog_file, "templates_dir": templates_dir,
                "weights_files": list(weights_files)}
     stamp = {"request": request, "target": target, "sources": sources,
-             "inputs": fingerprint(**sources), "models": digests, "variants": variants}
+             "inputs": fingerprint(catalog_file, templates_dir, list(weights_files)), "models": digests, "variants": variants}
     try:
         write_text_atomic(stamp_path(request),
                           json.dumps(stamp, indent=1, sort_keys=True) + "\n")
@@ -240,7 +241,7 @@ def record(request: list[object], *, host_url: str, catalog_file: str, templates
 def _names_a_secret(request: list[object]) -> bool:
     """Whether a raw host value of the request (--host, $OLLAMA_HOST) carries credentials or a
     query: a stamp repeats its request on disk, so such a request gets none."""
-    from qwq_ollama.server.host import redact
+    from qwq_ollama.daemon.host import redact
 
     hosts = (request[5], request[8])  # see request_for
     return any(isinstance(v, str) and redact(v) != v for v in hosts)  # the one secrets rule

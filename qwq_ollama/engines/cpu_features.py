@@ -17,17 +17,15 @@ cache copied to, or shared with, another machine is checked there in a milliseco
 from __future__ import annotations
 
 import json
-import os
 import platform
 import re
 import signal
 import subprocess
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from qwq_ollama.atomic import write_text_atomic
+from qwq_ollama.atomic import staged_file, write_text_atomic
 
 RECORD = "cpu-features.json"
 PROBE = "cpu-probe"
@@ -163,11 +161,9 @@ class ProbeError(Exception):
 
 def compile_probe(out: Path, cc: str = "gcc") -> Path:
     """Build the probe with the baseline flags only (each function carries its own target)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / "cpu-probe.c"
+    with staged_file(out) as partial:
+        source = partial.parent / "cpu-probe.c"
         source.write_text(probe_source())
-        partial = Path(tmp) / PROBE
         try:
             proc = subprocess.run([cc, "-O1", "-march=x86-64", "-o", str(partial), str(source)],
                                   capture_output=True, text=True, timeout=120)
@@ -177,7 +173,6 @@ def compile_probe(out: Path, cc: str = "gcc") -> Path:
             first = next((ln for ln in proc.stderr.splitlines() if "error" in ln),
                          proc.stderr.strip()[:200])
             raise ProbeError(f"{cc} could not compile the instruction-set probe: {first}")
-        os.replace(partial, out)
     return out
 
 
@@ -285,10 +280,11 @@ def still_runs(prefix: Path) -> str | None:
 
     A prefix without a record (built before records existed) is not trusted either.
     """
-    record = read_record(prefix)
-    if record is None or not isinstance(record.get("options"), list):
+    record = read_record(prefix) or {}
+    listed = record.get("options")
+    if not isinstance(listed, list):
         return f"{prefix / RECORD} is missing: the build's instruction sets are unknown"
-    options = [str(o) for o in record["options"]]
+    options = [str(o) for o in listed]
     if not options:
         return None
     unknown = [o for o in options if o not in BY_OPTION]

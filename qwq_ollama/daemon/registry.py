@@ -19,17 +19,17 @@ from filelock import FileLock, Timeout
 from qwq_ollama.catalog.parameters import REFUSED_SINCE, refused_by
 from qwq_ollama.catalog.render import render_variant
 from qwq_ollama.catalog.schema import Catalog, Variant, Weights
+from qwq_ollama.daemon import quick_create
+from qwq_ollama.daemon.answers import ProgressUpdate, Shown
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.daemon.daemon_process import import_space_problem, local_daemon
+from qwq_ollama.daemon.digests import file_digest
 from qwq_ollama.errors import EnvironmentProblem, InputError, RefusedError
 from qwq_ollama.paths import cache_dir
-from qwq_ollama.server import quick_create
-from qwq_ollama.server.answers import Shown
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.daemon_process import import_space_problem, local_daemon
-from qwq_ollama.server.digests import file_digest
 from qwq_ollama.weights_file import GGUF_MAGIC, leading_magic
 
 BASE_NAMESPACE = "qwq-ollama-weights"
-Progress = Callable[[str, Mapping[str, Any]], None]
+Progress = Callable[[str, ProgressUpdate], None]  # a model's name, its update
 
 
 def base_model_name(weights: Weights) -> str:
@@ -149,7 +149,7 @@ class CreateReport:
     from_hub: bool = False  # the Hub was asked for the weights: no stamp can vouch for them
 
     def to_dict(self) -> dict[str, Any]:
-        """What `create --json` prints (README: JSON output)."""
+        """What `create --json` prints (docs/reference.md: JSON output)."""
         return {"created": self.created, "up_to_date": self.up_to_date,
                 "base_created": self.base_created, "bases": self.bases,
                 "weights_files": [str(p) for p in self.weights_files]}
@@ -174,7 +174,7 @@ class Registrar:
 
     def create(self, names: list[str] | None = None, weights_name: str | None = None
                ) -> CreateReport:
-        variants = [self.catalog.variant(n) for n in (names or list(self.catalog.variants))]
+        variants = self.catalog.chosen(names)
         # Unreachable or too old: said before any work is done.
         self.version = self.api.supported_version()
         self._check_daemon_accepts(variants)
@@ -249,8 +249,7 @@ class Registrar:
     def _bytes(self, name: str, status: str, path: Path) -> Callable[[int], None]:
         """A byte counter reported as Ollama reports its own transfers: status, total, completed."""
         total = path.stat().st_size
-        return lambda done: self.progress(name, {"status": status, "total": total,
-                                                 "completed": done})
+        return lambda done: self.progress(name, ProgressUpdate(status, total, done))
 
     def _import(self, weights: Weights, path: Path, digest: str, base: str) -> None:
         """Upload the GGUF unless the daemon has it, and create the base model from it."""
@@ -312,7 +311,7 @@ class Registrar:
 
 def stamp_create(api: OllamaAPI, catalog: Catalog, report: CreateReport,
                  request: list[Any]) -> bool:
-    """Leave the stamp that lets an unchanged re-run skip all of this (see server.quick_create)."""
+    """Leave the stamp that lets an unchanged re-run skip all of this (see daemon.quick_create)."""
     if report.from_hub:
         quick_create.forget(request)
         return False
@@ -376,7 +375,7 @@ class Registration:
         return f"differs from the catalog in {'; '.join(self.drift.values())}"
 
     def to_dict(self) -> dict[str, Any]:
-        """What `list --json` prints per variant (README: JSON output)."""
+        """What `list --json` prints per variant (docs/reference.md: JSON output)."""
         return {"variant": self.variant, "weights": self.weights, "registered": self.registered,
                 "up_to_date": self.up_to_date, "over": self.over, "drift": self.drift}
 
@@ -427,9 +426,9 @@ def require_registered(api: OllamaAPI, catalog: Catalog, names: list[str],
                              f"`qwq-ollama create {name}{again}`", field="VARIANTS")
 
 
-def status(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None
-           ) -> list[Registration]:
-    """Every catalog variant's registration on this daemon, in catalog order."""
+def status(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None,
+           names: list[str] | None = None) -> list[Registration]:
+    """The registration on this daemon of each variant named (default: the default set)."""
     api.supported_version()
     bases = BaseDigests(api, catalog)
-    return [registration(api, catalog, v, weights_name, bases) for v in catalog.variants.values()]
+    return [registration(api, catalog, v, weights_name, bases) for v in catalog.chosen(names)]

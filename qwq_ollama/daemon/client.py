@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,11 @@ import httpx
 import ollama
 
 from qwq_ollama.catalog.conversation import as_ollama_messages
-from qwq_ollama.errors import DaemonError, DaemonUnreachable, RefusedError
+from qwq_ollama.daemon.answers import LoadedModel, ProgressUpdate, Shown
+from qwq_ollama.daemon.host import resolve_address
+from qwq_ollama.daemon.wire import listed_digests
+from qwq_ollama.errors import DaemonError, DaemonUnreachable, NothingListens, RefusedError
 from qwq_ollama.facts import OLLAMA_MINIMUM, is_supported
-from qwq_ollama.server.answers import LoadedModel, Shown
-from qwq_ollama.server.host import resolve_address
-from qwq_ollama.server.wire import listed_digests
 
 # A bearer token for a daemon behind an authenticating proxy: the variable ollama-python itself
 # reads and sends as `Authorization: Bearer` (its Client), so one setting serves both clients.
@@ -88,8 +88,8 @@ class OllamaAPI:
             fix = ("set SSL_CERT_FILE to the CA bundle that signed it" if "certificate" in
                    problem.lower() or "issuer" in problem.lower() else "check its TLS setup")
             return DaemonError(f"TLS with {self.host} failed: {problem}; {fix}")
-        return DaemonUnreachable(f"cannot reach Ollama at {self.host}: start it (`ollama serve`) or "
-                           "point OLLAMA_HOST / --host at a running daemon")
+        return NothingListens(f"cannot reach Ollama at {self.host}: start it (`ollama serve`) or "
+                              "point OLLAMA_HOST / --host at a running daemon")
 
     def _refused_credentials(self, status: int) -> DaemonError:
         given = ("the user and password in the host URL" if "***@" in self.host else
@@ -205,12 +205,12 @@ class OllamaAPI:
             raise DaemonUnreachable(f"lost the connection to Ollama at {self.host} {during} "
                               f"({type(exc).__name__})") from None
 
-    def create(self, model: str, **fields: Any) -> Iterator[Mapping[str, Any]]:
+    def create(self, model: str, **fields: Any) -> Iterator[ProgressUpdate]:
         """Stream the server's status lines for one /api/create."""
         with self._client_errors(f"Ollama refused {model}",
                                  f"while creating {model}; run create again"):
             for update in self.client.create(model=model, stream=True, **fields):
-                yield update.model_dump(exclude_none=True)
+                yield ProgressUpdate(update.status or "", update.total, update.completed)
 
     def copy(self, source: str, destination: str) -> None:
         """Another name for the same manifest (no blob is copied)."""
@@ -270,4 +270,4 @@ class OllamaAPI:
 
     def close(self) -> None:
         self.http.close()
-        self.client.close()
+        self.client.close()  # type: ignore[no-untyped-call]  # ollama leaves it unannotated

@@ -23,13 +23,13 @@ from pathlib import Path
 from filelock import FileLock
 
 from qwq_ollama.atomic import write_bytes_atomic
+from qwq_ollama.engines import cpu_features
+from qwq_ollama.engines.build_steps import BuildStep
+from qwq_ollama.engines.llama_build import LlamaCppPin, build_helpers, check_helpers
+from qwq_ollama.engines.smoke_check import SmokeFailure, smoke_check
 from qwq_ollama.errors import EnvironmentProblem, InputError
 from qwq_ollama.facts import OLLAMA_COMPAT, OLLAMA_CURRENT, OLLAMA_PREVIOUS
 from qwq_ollama.paths import tools_dir
-from qwq_ollama.server import cpu_features
-from qwq_ollama.server.build_steps import BuildStep
-from qwq_ollama.server.llama_build import LlamaCppPin, build_helpers, check_helpers
-from qwq_ollama.server.smoke_check import SmokeFailure, smoke_check
 
 MODULE = "github.com/ollama/ollama"
 

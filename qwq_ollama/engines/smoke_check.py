@@ -14,10 +14,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.engines.llama_server import LlamaServer
+from qwq_ollama.engines.private_daemon import OllamaDaemon, free_port
+from qwq_ollama.engines.private_process import PrivateProcess
 from qwq_ollama.errors import QwqOllamaError
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.private_daemon import OllamaDaemon, free_port
-from qwq_ollama.server.private_process import PrivateProcess
 from qwq_ollama.weights_file import sha256_file
 
 SMOKE_MESSAGES = [{"role": "user", "content": "Say hello."}]
@@ -47,8 +48,6 @@ def explain(part: str, text: str) -> str:
 
 def check_llama_server(server: Path, gguf: Path, log: Path) -> None:
     """llama-server alone serves `gguf` and answers a few tokens."""
-    from qwq_ollama.server.llama_server import LlamaServer
-
     port = free_port()
     argv = [str(server), "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
             "--ctx-size", "512", "--threads", "2", "--parallel", "1"]

@@ -11,9 +11,9 @@ import socket
 import tempfile
 from pathlib import Path
 
+from qwq_ollama.daemon.client import OllamaAPI
+from qwq_ollama.engines.private_process import SECRET_VARIABLES, PrivateProcess, process_group_alive
 from qwq_ollama.errors import DaemonError
-from qwq_ollama.server.client import OllamaAPI
-from qwq_ollama.server.private_process import SECRET_VARIABLES, PrivateProcess, process_group_alive
 
 __all__ = ["SECRET_VARIABLES", "OllamaDaemon", "free_port", "process_group_alive"]
 
