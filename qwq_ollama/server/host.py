@@ -15,7 +15,8 @@ A daemon behind an authenticating reverse proxy is written with its credentials 
 token in the query string (sent with every request). Those are secrets: `DaemonAddress.display`
 is the one form any message, table, report or log shows (`user:***@`, `?token=***`), `url` the
 one the connection is made to (without them), and `redact` does the same to text that did not
-parse. A bearer token comes from $OLLAMA_API_KEY, as ollama-python reads it (server/client.py).
+parse (the one redaction, `qwq_ollama.redaction`, which the GGUF reader uses too). A bearer
+token comes from $OLLAMA_API_KEY, as ollama-python reads it (server/client.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from __future__ import annotations
 import os
 
 from qwq_ollama.errors import InputError
+from qwq_ollama.redaction import redact, redact_query
+
+__all__ = ["DaemonAddress", "parse_host", "redact", "resolve_address", "resolve_host"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11434
@@ -68,7 +72,7 @@ class DaemonAddress:
             # a user alone may be a token (`https://TOKEN@host`): shown as *** too
             user = f"{self.username}:***@" if self.username and self.password is not None \
                 else "***@"
-        query = f"?{_redact_query(self.query)}" if self.query else ""
+        query = f"?{redact_query(self.query)}" if self.query else ""
         return f"{self.scheme}://{user}{self.netloc}{self.path}{query}"
 
     @property
@@ -189,40 +193,6 @@ def _unquote(text: str) -> str:
     from urllib.parse import unquote
 
     return unquote(text)
-
-
-def _redact_query(query: str) -> str:
-    parts = []
-    for item in query.split("&"):
-        name, eq, _ = item.partition("=")
-        parts.append(f"{name}=***" if eq else "***")
-    return "&".join(parts)
-
-
-def redact(text: str) -> str:
-    """`text` (a host value, parsed or not) with any password, bare user token and query
-    values shown as `***`.
-
-    >>> redact("http://alice:pw@10.0.0.5:8080/x?token=abc"), redact("bob@[::1:8080")
-    ('http://alice:***@10.0.0.5:8080/x?token=***', '***@[::1:8080')
-    >>> redact("localhost:11434")
-    'localhost:11434'
-    """
-    scheme, sep, rest = text.partition("://")
-    if not sep:
-        scheme, rest = "", text
-    rest, hash_, fragment = rest.partition("#")
-    rest, qmark, query = rest.partition("?")
-    cut = rest.find("/")
-    authority, tail = (rest, "") if cut < 0 else (rest[:cut], rest[cut:])
-    if "@" in authority:
-        userinfo, _, hostport = authority.rpartition("@")
-        user, colon, _ = userinfo.partition(":")
-        authority = f"{user}:***@{hostport}" if colon and user else f"***@{hostport}"
-    shown = f"{scheme}{sep}{authority}{tail}"
-    if qmark:
-        shown += f"?{_redact_query(query)}"
-    return shown + ("#***" if hash_ and fragment else "")
 
 
 def _split_hostport(hostport: str, default_port: int, source: str, value: str
