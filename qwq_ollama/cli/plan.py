@@ -82,7 +82,9 @@ def _say_source(source: ShapeSource) -> None:
     read, where = source.network_bytes, source.where
     if where and where.startswith(("hf://", "http")):
         cost = f"{read / 1e6:.1f} MB over the network" if read else "from the header cache"
-        err(f"header of {where.split('?', 1)[0]}: {cost}")
+        from qwq_ollama.redaction import redact
+
+        err(f"header of {redact(where)}: {cost}")
 
 
 def _print_context_choice(choice: ContextChoice) -> None:
