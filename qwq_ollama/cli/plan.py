@@ -27,7 +27,7 @@ def plan(variants: Annotated[list[str] | None, typer.Argument(help="Variants "
                          "the variants' catalog weights: a file, hf://OWNER/REPO/FILE.gguf, "
                          "hf://OWNER/REPO@QUANT or an https URL (only its header is read).")
                          ] = None,
-         ctx: Annotated[int | None, typer.Option("--ctx", min=1, help="Answer the reverse "
+         ctx: Annotated[int | None, typer.Option("--ctx", min=1, max=1 << 24, help="Answer the reverse "
                         "question: which KV cache type keeps this num_ctx on the GPU, and "
                         "which of those decodes fastest.")] = None,
          model: Annotated[str | None, typer.Option("--model", help="Plan a model already on "
@@ -38,6 +38,7 @@ def plan(variants: Annotated[list[str] | None, typer.Argument(help="Variants "
     header: the file, or its header read where it lies (Hugging Face, a URL) before any download."""
     from qwq_ollama.checks.memory_plan import (
         GIB,
+        KV_TYPES,
         ShapeSource,
         catalog_plans,
         choose_kv_cache,
@@ -45,8 +46,12 @@ def plan(variants: Annotated[list[str] | None, typer.Argument(help="Variants "
         parse_size,
         weights_shape,
     )
+    from qwq_ollama.errors import InputError
 
     free = parse_size(vram)
+    if kv_cache not in KV_TYPES:  # before any header is read
+        raise InputError(f"unknown KV cache type {kv_cache!r}: use one of "
+                         f"{', '.join(KV_TYPES)}", field="--kv-cache")
     cat = catalog_at(catalog)
     source = ShapeSource("")
     on_daemon = None
@@ -92,6 +97,10 @@ def _print_context_choice(choice: ContextChoice) -> None:
 
     plans = choice.plans
     first = plans[KV_BY_SPEED[0]]
+    if choice.beyond_training:
+        err(f"num_ctx {choice.num_ctx} is beyond the model's training context "
+            f"({choice.trained}): Ollama runs it at {choice.trained}, and the plan below is "
+            "for that")
     say(f"num_ctx {choice.num_ctx} on {first.vram / GIB:.1f} GiB free (llama-server may "
         f"use {first.budget / GIB:.1f}), flash attention on")
     say(f"{'KV CACHE':<9} {'WEIGHTS':>8} {'KV':>6} {'COMPUTE':>7} {'TOTAL':>6}  "
