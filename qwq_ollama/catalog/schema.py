@@ -32,8 +32,11 @@ NAME_PATTERN = re.compile(r"^[a-z0-9_][a-z0-9_.-]{0,79}$")
 # An Ollama model reference, [host/][namespace/]model[:tag], by the part rules of
 # types/model/name.go (v0.24.0): what `ollama pull` and a Modelfile's FROM accept.
 _PART = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}"
-OLLAMA_REF = re.compile(rf"(?:[A-Za-z0-9_][A-Za-z0-9_.:-]{{0,349}}/)?(?:[A-Za-z0-9_][A-Za-z0-9_-]"
-                        rf"{{0,79}}/)?{_PART}(?::{_PART})?")
+# A host only in front of a namespace: of two parts, Ollama reads the first as the namespace,
+# where ':' is not allowed (`0:/0` is refused; found by the Modelfile-injection property test).
+_NAMESPACE = r"[A-Za-z0-9_][A-Za-z0-9_-]{0,79}"
+OLLAMA_REF = re.compile(rf"(?:(?:[A-Za-z0-9_][A-Za-z0-9_.:-]{{0,349}}/)?{_NAMESPACE}/)?"
+                        rf"{_PART}(?::{_PART})?")
 
 
 def _control_character(text: str) -> str | None:
