@@ -243,13 +243,15 @@ def _special_tokens(fields: dict[str, ReaderField],
 
 
 def _generation_prompt(template: str) -> str | None:
-    """What the template adds for `add_generation_prompt`, or None if it cannot be rendered."""
-    from qwq_ollama.catalog.chat_template import render_chat
+    """What the template adds for `add_generation_prompt`, or None if it cannot be rendered.
+    The embedded template is untrusted: it renders in a bounded child process, and one that
+    runs past its time or memory is refused in one line (InputError)."""
+    from qwq_ollama.catalog.chat_template import RenderJob, render_untrusted
 
-    try:
-        with_prompt = render_chat(template, _PROBE, add_generation_prompt=True)
-        without = render_chat(template, _PROBE, add_generation_prompt=False)
-    except Exception:  # an embedded template is untrusted input; any failure means "unknown"
+    with_prompt, without = render_untrusted(template, [
+        RenderJob(_PROBE, add_generation_prompt=True),
+        RenderJob(_PROBE, add_generation_prompt=False)], what="the GGUF's chat template")
+    if with_prompt is None or without is None:
         return None
     return with_prompt[len(without):] if with_prompt.startswith(without) else None
 

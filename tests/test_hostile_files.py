@@ -1,0 +1,79 @@
+"""Hostile files: a GGUF whose header claims more than it holds, a GGUF whose embedded chat
+template loops or builds a huge string. Each is one line, exit 2, naming what was refused,
+within its bound (issue 31)."""
+
+from __future__ import annotations
+
+import struct
+import time
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+
+from qwq_ollama.catalog.chat_template import RenderJob, render_untrusted
+from qwq_ollama.errors import InputError
+
+from .conftest import run_cli
+
+HI = [{"role": "user", "content": "Hi"}]
+
+
+def gguf_with_template(path: Path, template: str) -> Path:
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_string("tokenizer.chat_template", template)
+    writer.add_tensor("output.weight", np.ones((4, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_a_template_rendering_forever_ends_at_its_cpu_bound() -> None:
+    loop = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    started = time.monotonic()
+    with pytest.raises(InputError, match=r"^the template ran past 2 s of CPU time rendering"):
+        render_untrusted(loop, [RenderJob(HI)], what="the template", cpu_seconds=2)
+    assert time.monotonic() - started < 30
+
+
+def test_a_template_building_a_huge_string_ends_at_its_memory_bound() -> None:
+    with pytest.raises(InputError, match=r"^the template needed more than 1024 MiB to render"):
+        render_untrusted("{{ 'x' * 4000000000 }}", [RenderJob(HI)], what="the template")
+
+
+def test_an_untrusted_template_renders_as_in_process_and_fails_per_job() -> None:
+    source = "{% if messages[0].role == 'user' %}{{ messages[0].content }}{% else %}" \
+             "{{ raise_exception('no') }}{% endif %}{% if add_generation_prompt %}>{% endif %}"
+    assert render_untrusted(source, [RenderJob(HI), RenderJob([{"role": "x"}]),
+                                     RenderJob(HI, add_generation_prompt=False)]) == \
+        ["Hi>", None, "Hi"]
+
+
+def test_inspect_of_a_gguf_whose_template_loops_is_one_line(tmp_path: Path) -> None:
+    path = gguf_with_template(tmp_path / "loop.gguf", "{{ 'x' * 4000000000 }}")
+    result = run_cli("inspect", str(path))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "the GGUF's chat template needed more than 1024 MiB to render" in result.stderr
+
+
+@pytest.mark.parametrize(("header", "field"), [
+    (struct.pack("<IQQ", 3, 1 << 40, 0), "tensor_count"),
+    (struct.pack("<IQQ", 3, 0, 1 << 40), "kv_count"),
+    (struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1 << 40), "kv[0].key"),
+    (struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 3) + b"abc"
+     + struct.pack("<IIQ", 9, 8, 1 << 50), "abc"),
+    (struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 3) + b"ctx"
+     + struct.pack("<IIQ", 9, 4, 1 << 50), "ctx"),
+])
+def test_a_local_header_claiming_more_than_the_file_is_one_line(tmp_path: Path, header: bytes,
+                                                                 field: str) -> None:
+    path = tmp_path / "bomb.gguf"
+    path.write_bytes(b"GGUF" + header + bytes(256))
+    started = time.monotonic()
+    result = run_cli("inspect", str(path))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"Error: {path}: {field}: corrupt GGUF header: ")
+    assert time.monotonic() - started < 60
