@@ -77,3 +77,24 @@ def test_a_local_header_claiming_more_than_the_file_is_one_line(tmp_path: Path, 
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"Error: {path}: {field}: corrupt GGUF header: ")
     assert time.monotonic() - started < 60
+
+
+def test_a_divergence_mask_that_backtracks_is_refused_within_its_bound(
+        project_copy: Path) -> None:
+    """A family.yaml is data: a mask with nested repetition would hang `validate` on the
+    first prompt it fails to match; it runs with a time bound and is refused naming its field."""
+    from qwq_ollama.catalog.family import load_family
+
+    family_file = project_copy / "templates" / "qwen3" / "family.yaml"
+    text = family_file.read_text()
+    family_file.write_text(text.replace('pattern: "<tools>.*?\\n</tools>"',
+                                        'pattern: "(a|aa)+$"'))
+    family = load_family(family_file.parent)
+    [divergence] = [d for d in family.divergences if d.mask_pattern == "(a|aa)+$"]
+    assert divergence.mask("<tools>aa</tools>") == "<tools>aa</tools>"
+    started = time.monotonic()
+    with pytest.raises(InputError) as caught:
+        divergence.mask("a" * 60 + "b")
+    assert time.monotonic() - started < 30
+    assert str(caught.value).startswith(
+        f"{family_file}: divergences.{divergence.key}.mask.pattern: the mask ran past 1 s")

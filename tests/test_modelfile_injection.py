@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from qwq_ollama.catalog.gotemplate import parse_problems
 from qwq_ollama.catalog.render import render_all, render_variant
@@ -114,7 +114,8 @@ def _one_case(case: tuple[str, str], ollama_binary, daemon, api: OllamaAPI, smal
     path = tmp / "modelfiles" / "models.yaml"
     path.parent.mkdir()
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    assert yaml.safe_load(path.read_text(encoding="utf-8")) == data  # the text went in as is
+    # only text YAML carries as is (PyYAML writes U+0085 so that it reads back as a space)
+    assume(yaml.safe_load(path.read_text(encoding="utf-8")) == data)
     placed = field != "gguf path" or _place_weights(path.parent, text, small_gguf)
     out = tmp / "out"
     try:

@@ -12,7 +12,6 @@ checks/ or server/ names one.
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -40,9 +39,11 @@ class MaskSpec(_Strict):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
+        import regex
+
         try:
-            re.compile(value, re.S)
-        except re.error as exc:
+            regex.compile(value, regex.S)
+        except regex.error as exc:
             raise ValueError(f"not a regular expression: {exc}") from None
         return value
 
@@ -95,6 +96,9 @@ class FamilySpec(_Strict):
     divergences: list[DivergenceSpec] = []
 
 
+MASK_SECONDS = 1.0  # per prompt: the masks we ship take microseconds
+
+
 @dataclass(frozen=True)
 class Divergence:
     """A way an engine's prompt may differ from the official one, and why: it applies to the
@@ -106,6 +110,7 @@ class Divergence:
     when: str
     mask_pattern: str | None = None
     mask_replace: str = ""
+    source: str = ""  # the family.yaml it came from, named when its mask is refused
 
     def applies(self, conversation: Conversation) -> bool:
         return CONDITIONS[self.when](conversation)
@@ -115,9 +120,21 @@ class Divergence:
         return self.mask_pattern is not None
 
     def mask(self, text: str) -> str:
+        """`text` with the differing span masked. The pattern is data (a family.yaml), so it
+        runs with a time bound: one that backtracks catastrophically is refused in one line
+        instead of hanging `validate`. (The `regex` module: `re` has no timeout.)"""
+        import regex
+
         if self.mask_pattern is None:
             return text
-        return re.sub(self.mask_pattern, self.mask_replace, text, flags=re.S)
+        try:
+            return str(regex.sub(self.mask_pattern, self.mask_replace, text, flags=regex.S,
+                                 timeout=MASK_SECONDS))
+        except TimeoutError:
+            raise InputError(f"the mask ran past {MASK_SECONDS:g} s on a prompt of {len(text)} "
+                             "characters: a pattern that backtracks catastrophically? write it "
+                             "without nested repetition", file=self.source or None,
+                             field=f"divergences.{self.key}.mask.pattern") from None
 
 
 @dataclass(frozen=True)
@@ -194,7 +211,7 @@ def _load(folder: Path, mtime_ns: int) -> Family:
         raise located.error("a stop string must not be blank", ("stop",))
     divergences = tuple(
         Divergence(d.key, d.reason, d.when, d.mask.pattern if d.mask else None,
-                   d.mask.replace if d.mask else "") for d in spec.divergences)
+                   d.mask.replace if d.mask else "", str(file)) for d in spec.divergences)
     keys = [d.key for d in divergences]
     repeated = next((k for k in keys if keys.count(k) > 1), None)
     if repeated is not None:
