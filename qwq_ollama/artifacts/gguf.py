@@ -177,8 +177,9 @@ def _check_bounds(path: Path, size: int) -> None:
                                                   access=mmap.ACCESS_READ) as mapped, \
                 memoryview(mapped) as view:
             end = check_header_bounds(view, size)
-    except InputError as exc:
-        raise InputError(f"corrupt GGUF header: {exc.detail}", file=path, field=exc.field) \
+    except InputError as exc:  # a claim past the end: cut short, or lying
+        raise InputError(f"truncated GGUF: the header runs past the end of the file: "
+                         f"{exc.detail}; download it again", file=path, field=exc.field) \
             from None
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}",
