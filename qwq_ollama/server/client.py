@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import ollama
 
-from qwq_ollama.errors import DaemonError, DaemonUnreachable, RefusedError
+from qwq_ollama.errors import DaemonError, DaemonUnreachable, InputError, RefusedError
 from qwq_ollama.facts import OLLAMA_MINIMUM, is_supported
 from qwq_ollama.limits import Deadline, TooBig, TooSlow, network_deadline, one_line, read_bounded
 from qwq_ollama.server.answers import LoadedModel, Shown
@@ -72,7 +72,12 @@ def _tls_context(scheme: str) -> ssl.SSLContext:
         return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
     if cafile or capath:
-        return ssl.create_default_context(cafile=cafile or None, capath=capath or None)
+        try:
+            return ssl.create_default_context(cafile=cafile or None, capath=capath or None)
+        except (OSError, ssl.SSLError) as exc:  # missing, unreadable, or not PEM
+            field = "SSL_CERT_FILE" if cafile else "SSL_CERT_DIR"
+            raise InputError(f"{(cafile or capath)!r}: cannot load CA certificates from it "
+                             f"({getattr(exc, 'strerror', None) or exc})", field=field) from None
     return ssl.create_default_context()
 
 

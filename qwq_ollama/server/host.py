@@ -118,6 +118,17 @@ def resolve_address(host: str | None = None) -> DaemonAddress:
     return parse_host(value, "OLLAMA_HOST")
 
 
+def check_tls_variables() -> None:
+    """$SSL_CERT_FILE / $SSL_CERT_DIR, when set, name a readable file / a folder: checked
+    before the `ollama` package is imported, whose default client loads them on import and
+    fails with a traceback."""
+    for name, wanted in (("SSL_CERT_FILE", os.path.isfile), ("SSL_CERT_DIR", os.path.isdir)):
+        value = os.environ.get(name)
+        if value and not (wanted(value) and os.access(value, os.R_OK)):
+            kind = "a readable file" if name == "SSL_CERT_FILE" else "a readable folder"
+            raise InputError(f"{value[:200]!r} is not {kind} of CA certificates", field=name)
+
+
 def _clean(value: str) -> str:
     """Ollama's own trimming of the variable: outer spaces, then outer quotes, then spaces."""
     return value.strip().strip("\"'").strip()
@@ -252,4 +263,11 @@ def _connectable(hostname: str) -> str:
 
 
 def _refuse(source: str, value: str, problem: str) -> InputError:
-    return InputError(f"{redact(value.strip())!r}: {problem}", field=source)
+    """The refusal of `value`, shown redacted. A value holding a secret gets a problem that
+    quotes none of its parts: a password with a `/` or `#` is misread as a port or a path, and
+    quoting that part would print it."""
+    shown = redact(value.strip())
+    if shown != value.strip():
+        problem = ("not http(s)://[USER:PASSWORD@]HOST[:PORT][/PATH]; in a password, write "
+                   "/ ? # @ as %2F %3F %23 %40")
+    return InputError(f"{shown!r}: {problem}", field=source)
