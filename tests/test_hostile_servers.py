@@ -456,3 +456,15 @@ def test_a_gguf_url_whose_password_breaks_it_is_one_line_without_the_password(
         read_header("http://alice:pa#ss/w@127.0.0.1:9/m.gguf?tok", tmp_path)
     assert "pa#ss" not in str(caught.value) and "ss/w" not in str(caught.value)
     assert str(caught.value).startswith("gguf: http://alice:***@127.0.0.1:9/m.gguf?***: not an")
+
+
+def test_the_quick_create_path_gives_up_on_a_trickling_daemon(
+        serve: Callable[[Handler], RawServer]) -> None:
+    """`create`'s fast path (no HTTP stack) reads /api/tags itself: a trickle ends it within
+    its deadline, and the full path takes over."""
+    from qwq_ollama.server.quick_create import _listed_digests
+
+    server = serve(trickle(json.dumps({"models": []}).encode() + b" " * 200, every=0.1))
+    started = time.monotonic()
+    assert _listed_digests(["127.0.0.1", server.port, server.host], timeout=1.0) is None
+    assert time.monotonic() - started < 4

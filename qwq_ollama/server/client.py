@@ -261,7 +261,8 @@ class OllamaAPI:
                 raise DaemonError(missing) from None
             if exc.status_code in REFUSED_CREDENTIALS:
                 raise self._refused_credentials(exc.status_code) from None
-            raise RefusedError(f"{refused}: {exc.error}", detail=str(exc.error)) from None
+            raise RefusedError(f"{refused}: {one_line(str(exc.error))}",
+                               detail=one_line(str(exc.error), 2000)) from None
         except httpx.TimeoutException:
             raise self._too_slow(during) from None
         except ConnectionError as exc:
@@ -289,7 +290,8 @@ class OllamaAPI:
             if exc.status_code in REFUSED_CREDENTIALS:
                 raise self._refused_credentials(exc.status_code) from None
             if exc.status_code != 404:
-                raise DaemonError(f"Ollama could not delete {model}: {exc.error}") from None
+                raise DaemonError(f"Ollama could not delete {model}: "
+                                  f"{one_line(str(exc.error))}") from None
         except ConnectionError as exc:
             raise self._unreachable(exc) from None
 
