@@ -99,3 +99,33 @@ def test_a_divergence_mask_that_backtracks_is_refused_within_its_bound(
     assert time.monotonic() - started < 30
     assert str(caught.value).startswith(
         f"{family_file}: divergences.{divergence.key}.mask.pattern: the mask ran past 1 s")
+
+
+def test_plan_names_a_context_beyond_the_training_length(tmp_path: Path) -> None:
+    """4096 trained, 1,000,000 asked: Ollama runs it at 4096, and the plan says so."""
+    from .test_plan_remote import tiny_model
+
+    [model] = tiny_model(tmp_path / "tiny-Q4_0.gguf")
+    result = run_cli("plan", "--ctx", "1000000", "--vram", "24GiB", "--gguf", str(model))
+    assert result.returncode == 0, result.stderr
+    assert ("num_ctx 1000000 is beyond the model's training context (4096): Ollama runs it "
+            "at 4096, and the plan below is for that") in result.stderr
+    inside = run_cli("plan", "--ctx", "4096", "--vram", "24GiB", "--gguf", str(model))
+    assert "beyond" not in inside.stderr
+
+
+def test_metadata_claiming_an_absurd_context_is_one_line(tmp_path: Path) -> None:
+    from .test_plan_remote import tiny_model
+
+    [model] = tiny_model(tmp_path / "tiny-Q4_0.gguf")
+    data = model.read_bytes()
+    key = b"llama.context_length"
+    at = data.index(key) + len(key)
+    assert data[at:at + 4] == struct.pack("<I", 4)  # a uint32 value follows the key
+    # the value in place, as the largest uint32: the planner would step through 16 M contexts
+    model.write_bytes(data[:at + 4] + struct.pack("<I", 0xFFFFFFFF) + data[at + 8:])
+    started = time.monotonic()
+    result = run_cli("plan", "--ctx", "2048", "--vram", "24GiB", "--gguf", str(model))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "llama.context_length is 4294967295, not a number in 1-16777216" in result.stderr
+    assert time.monotonic() - started < 60
