@@ -468,3 +468,18 @@ def test_the_quick_create_path_gives_up_on_a_trickling_daemon(
     started = time.monotonic()
     assert _listed_digests(["127.0.0.1", server.port, server.host], timeout=1.0) is None
     assert time.monotonic() - started < 4
+
+
+def test_a_daemons_model_info_claiming_2_to_the_40_tokens_is_one_line(
+        serve: Callable[[Handler], RawServer]) -> None:
+    info = {"general.architecture": "llama", "llama.context_length": 1 << 40,
+            "llama.embedding_length": 64, "llama.block_count": 2,
+            "llama.feed_forward_length": 128, "llama.attention.head_count": 4}
+    show = {"model_info": info, "tensors": [{"name": "output.weight", "type": "F32",
+                                             "shape": [64, 64]}]}
+    server = serve(lambda c, r: answer(c, 200, json.dumps(show).encode()))
+    started = time.monotonic()
+    result = run_cli("plan", "--model", "m", "--ctx", "2048", "--host", server.host)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "llama.context_length is 1099511627776, not a number in 1-16777216" in result.stderr
+    assert time.monotonic() - started < 60
