@@ -70,6 +70,26 @@ def redact(text: str) -> str:
     return shown + (f"#{MASK}" if hash_ and fragment else "")
 
 
+def secret_words(text: str) -> list[str]:
+    """The words (runs of letters and digits) of what `redact` hides in `text`: a message about
+    a value that did not parse must quote none of them.
+
+    >>> secret_words("http://alice:pa/ss@h:1/x?tok=ab1#f")
+    ['alice', 'pa', 'ss', 'tok', 'ab1', 'f']
+    """
+    import re
+
+    scheme, sep, rest = text.partition("://")
+    rest = rest if sep else text
+    hidden = []
+    if "@" in rest and scheme != "hf":
+        hidden.append(rest.rpartition("@")[0])
+        rest = rest.rpartition("@")[2]
+    rest, _, fragment = rest.partition("#")
+    hidden += [rest.partition("?")[2], fragment]
+    return [w for part in hidden for w in re.findall(r"[A-Za-z0-9]+", part)]
+
+
 def holds_secret(text: str) -> bool:
     """Whether `text` carries anything `redact` hides.
 

@@ -43,8 +43,10 @@ CASES = [
         "--host: 'localhost:99999': port 99999 is not in 1-65535"),
     Bad("host-password-with-slash", ("list", "--host", f"http://alice:{SECRET}/x@h:1"),
         "--host: 'http://alice:***@h:1': not http(s)://[USER:PASSWORD@]HOST"),
-    Bad("host-password-digits", ("list", "--host", "http://alice:123456@h:port"),
-        "--host: 'http://alice:***@h:port': not http(s)://"),
+    Bad("host-password-digits-read-as-a-port", ("list", "--host", "http://alice:123456/x@h:1"),
+        "--host: 'http://alice:***@h:1': not http(s)://"),
+    Bad("host-port-word-after-a-password", ("list", "--host", "http://alice:123456@h:port"),
+        "--host: 'http://alice:***@h:port': port 'port' is not a number"),
     Bad("gguf-url-password-with-hash",
         ("plan", "qwq-fixed", "--gguf", f"https://bob:{SECRET}#x@h/m.gguf"),
         "gguf: https://bob:***@h/m.gguf: not an http(s) URL"),
@@ -85,4 +87,4 @@ def test_a_bad_value_is_one_line_exit_2(case: Bad) -> None:
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: "), result.stderr
     assert case.says in result.stderr, result.stderr
-    assert SECRET not in result.stderr + result.stdout
+    assert SECRET not in result.stderr + result.stdout and "123456" not in result.stderr

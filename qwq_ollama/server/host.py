@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 
 from qwq_ollama.errors import InputError
-from qwq_ollama.redaction import redact, redact_query
+from qwq_ollama.redaction import redact, redact_query, secret_words
 
 __all__ = ["DaemonAddress", "parse_host", "redact", "resolve_address", "resolve_host"]
 
@@ -267,7 +267,7 @@ def _refuse(source: str, value: str, problem: str) -> InputError:
     quotes none of its parts: a password with a `/` or `#` is misread as a port or a path, and
     quoting that part would print it."""
     shown = redact(value.strip())
-    if shown != value.strip():
+    if any(word in problem for word in secret_words(value.strip())):
         problem = ("not http(s)://[USER:PASSWORD@]HOST[:PORT][/PATH]; in a password, write "
                    "/ ? # @ as %2F %3F %23 %40")
     return InputError(f"{shown!r}: {problem}", field=source)
