@@ -191,8 +191,8 @@ class OllamaAPI:
     def is_ready(self) -> bool:
         """Whether the daemon answers /api/version now (for one that was just started)."""
         try:
-            return self.http.get("/api/version", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
+            return self._call("GET", "/api/version", deadline=2.0).status_code == 200
+        except DaemonError:
             return False
 
     def show(self, model: str, *, verbose: bool = False) -> Shown | None:
