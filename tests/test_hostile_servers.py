@@ -483,3 +483,16 @@ def test_a_daemons_model_info_claiming_2_to_the_40_tokens_is_one_line(
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "llama.context_length is 1099511627776, not a number in 1-16777216" in result.stderr
     assert time.monotonic() - started < 60
+
+
+def test_the_daemon_client_never_follows_a_redirect_with_its_credentials(
+        serve: Callable[[Handler], RawServer]) -> None:
+    elsewhere = serve(lambda c, r: answer(c, 200, b'{"models": []}'))
+    origin = serve(lambda c, r: answer(c, 302, b"", {
+        "Location": f"http://{elsewhere.host}{path_of(r)}"}))
+    api = OllamaAPI(f"http://alice:{SECRET}@{origin.host}")
+    with pytest.raises(DaemonError) as caught:
+        api.list_names()
+    assert SECRET not in str(caught.value)
+    assert header_of(origin.requests[0], "Authorization") is not None
+    assert elsewhere.requests == []
