@@ -50,6 +50,8 @@ CASES = [
     Bad("gguf-url-password-with-hash",
         ("plan", "qwq-fixed", "--gguf", f"https://bob:{SECRET}#x@h/m.gguf"),
         "gguf: https://bob:***@h/m.gguf: not an http(s) URL"),
+    Bad("url-given-as-a-variant", ("plan", f"https://bob:{SECRET}@h/m.gguf?tok"),
+        "unknown variant 'https://bob:***@h/m.gguf?***'"),
     # environment variables
     Bad("ollama-host-garbage-with-password", ("list",), "OLLAMA_HOST: '***@[::1:80 x'",
         {"OLLAMA_HOST": f"{SECRET}@[::1:80 x"}),

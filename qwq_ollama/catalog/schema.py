@@ -25,6 +25,7 @@ from qwq_ollama.catalog.load import (
 from qwq_ollama.catalog.parameters import Parameters
 from qwq_ollama.errors import InputError
 from qwq_ollama.paths import default_catalog_path
+from qwq_ollama.redaction import redact
 
 # Ollama's model-name rule (types/model/name.go), narrowed to lower case so names never collide
 # on case-insensitive file systems and never contain a path separator.
@@ -213,14 +214,15 @@ class Catalog:
         try:
             return self.variants[name]
         except KeyError:
-            raise self.error(f"unknown variant {name!r} (known: "
+            # a URL given where a name belongs (plan URL, not --gguf URL) is shown redacted
+            raise self.error(f"unknown variant {redact(name)!r} (known: "
                              f"{', '.join(self.variants)})") from None
 
     def weights_named(self, name: str) -> Weights:
         try:
             return self.weights[name]
         except KeyError:
-            raise self.error(f"unknown weights {name!r} (known: "
+            raise self.error(f"unknown weights {redact(name)!r} (known: "
                              f"{', '.join(self.weights)})") from None
 
     @property
