@@ -31,6 +31,14 @@ KEEP_CARDS = (*KEEP, "card_free_mib", "level_wait_s", "fit_free_mib", "fit_proje
               "counted", "attempt", "reload", "decode_tps", "error")
 
 
+def _cuda_release(machine: str) -> str:
+    """nvcc's "release X, VY" line from the device's machine.txt."""
+    found = re.search(r"release ([\d.]+), (V[\d.]+)", machine)
+    if found is None:
+        raise SystemExit("machine.txt has no nvcc release line")
+    return found.group(0)
+
+
 def jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
@@ -101,7 +109,7 @@ def check_fixture(results: Path, out: Path) -> int:
             "here: gpu/make_fixture.py results/ - tests/data/gpu/"],
         "device": {"gpu": name, "memory_total_mib": int(total), "idle_used_mib": int(used),
                    "driver": driver,
-                   "cuda": re.search(r"release ([\d.]+), (V[\d.]+)", machine).group(0)},
+                   "cuda": _cuda_release(machine)},
         "software": {"ollama": version,
                      "build": "gpu/build_llama_server_cuda.sh: llama/server preset "
                               "llama_cuda_v13_user_arch, CMAKE_CUDA_ARCHITECTURES=90"},
@@ -131,7 +139,7 @@ def cards_fixtures(results: Path, qwen3_gguf: Path, out: Path) -> int:
     rows = jsonl(results / "points.jsonl")
     device = {"gpu": name, "memory_total_mib": int(total), "idle_used_mib": int(used),
               "driver": driver,
-              "cuda": re.search(r"release ([\d.]+), (V[\d.]+)", machine).group(0),
+              "cuda": _cuda_release(machine),
               "copy_bandwidth": (results / "bandwidth.txt").read_text().strip()}
     common = {
         "produced_by": [
@@ -180,8 +188,10 @@ def main() -> int:
     name, total, used, _free, driver = [v.strip() for v in
                                         (results / "gpu.csv").read_text().split(",")]
     machine = (results / "machine.txt").read_text()
-    phases = dict(reversed(line.split(" ", 1)) for line in
-                  (results / "phases.txt").read_text().splitlines())
+    phases: dict[str, str] = {}
+    for line in (results / "phases.txt").read_text().splitlines():
+        when, phase = line.split(" ", 1)
+        phases[phase] = when
     fixture = {
         "what": "Where Ollama v0.32.15 put a QwQ-32B-shaped Q4_K_M GGUF on one GPU, and how "
                 "fast it decoded, for emulated 24/48/80 GiB cards and num_ctx 8192-131072",
@@ -196,7 +206,7 @@ def main() -> int:
         "date": "2026-11-29",
         "device": {"gpu": name, "memory_total_mib": int(total), "idle_used_mib": int(used),
                    "driver": driver,
-                   "cuda": re.search(r"release ([\d.]+), (V[\d.]+)", machine).group(0),
+                   "cuda": _cuda_release(machine),
                    "kernel": machine.strip().splitlines()[-1],
                    "copy_bandwidth": (results / "bandwidth.txt").read_text().strip()},
         "software": {

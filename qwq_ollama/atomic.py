@@ -73,11 +73,50 @@ def staged_file(path: str | os.PathLike[str]) -> Iterator[Path]:
         move_into_place(staged, target)
 
 
+def _kind(mode: int) -> str:
+    import stat
+
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def check_output(path: str | os.PathLike[str]) -> None:
+    """Refuse an output path that exists and is not a regular file (a FIFO would block the
+    writer, or the reader comparing old with new; a device would be written into): one-line
+    InputError naming it. A missing path, or a link to a regular file, is fine."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        from qwq_ollama.errors import InputError
+
+        raise InputError(f"is {_kind(mode)}, not a regular file: refused as an output",
+                         file=path)
+
+
+def read_existing(path: str | os.PathLike[str]) -> bytes | None:
+    """An output's current bytes, to compare with new ones; None when it is missing or
+    unreadable. Never opens anything but a regular file (check_output refuses the rest)."""
+    check_output(path)
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return None
+
+
 @contextmanager
 def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """A binary handle on a temporary file beside `path`; on a clean exit it is fsynced and
     renamed over `path`, on an exception removed. For data that arrives in pieces."""
     target = Path(path)
+    check_output(target)
     fd, tmp = _stage_beside(target)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -109,6 +148,8 @@ def write_many_atomic(files: dict[Path, str]) -> None:
     staging (a bad value, a full disk, an unwritable folder) leaves every target untouched.
     """
     encoded = {Path(p): text.encode("utf-8") for p, text in files.items()}
+    for target in encoded:
+        check_output(target)
     staged: list[tuple[str, Path]] = []
     try:
         for target, data in encoded.items():

@@ -146,3 +146,24 @@ def test_the_instruction_set_probe_compiles_with_tmpdir_on_another_file_system(
     assert os.access(probe, os.X_OK)
     assert cpu_features.probe_runs(probe, []) is None
     assert sorted(p.name for p in probe.parent.iterdir()) == [cpu_features.PROBE]
+
+
+def test_an_output_that_is_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """Opening a FIFO blocks until someone reads it: every writer, and render's comparison
+    of old with new, refuses it in one line instead, and leaves it as it was."""
+    from qwq_ollama.errors import InputError
+
+    from .conftest import run_cli
+
+    fifo = tmp_path / "out" / "qwq-fixed.Modelfile"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    for write in (lambda: write_text_atomic(fifo, "x"),
+                  lambda: write_many_atomic({tmp_path / "other": "y", fifo: "x"})):
+        with pytest.raises(InputError, match=r"is a FIFO, not a regular file"):
+            write()
+    assert not (tmp_path / "other").exists()
+    result = run_cli("render", "--out", str(fifo.parent))
+    assert result.returncode == 2
+    assert result.stderr == f"Error: {fifo}: is a FIFO, not a regular file: refused as an output\n"
+    assert fifo.is_fifo() and sorted(p.name for p in fifo.parent.iterdir()) == [fifo.name]

@@ -25,6 +25,7 @@ from qwq_ollama.engines.cpu_features import (
     still_runs,
 )
 from qwq_ollama.engines.install import COMPAT, find_ollama
+from qwq_ollama.errors import InputError
 
 CPUINFO = Path(__file__).parent / "data" / "cpuinfo"
 
@@ -104,6 +105,24 @@ def test_the_limit_variable_leaves_instruction_sets_out(probe_dir: Path) -> None
     assert all(choice.refused.get(o) == "left out by QWQ_OLLAMA_CPU_OPTIONS"
                for o in claimed(cpu_features.cpu_flags() or ()) if o not in choice.options)
     assert cpu_features.choose(probe_dir, limit=frozenset()).options == ()
+
+
+def test_the_readme_example_keeps_what_it_names_where_the_cpu_runs_it(probe_dir: Path) -> None:
+    """`AVX2 FMA F16C` (the README's value) keeps those sets and what they need, on a CPU that
+    runs them; before, their prerequisites were left out with them, so the build fell back to
+    the x86-64 baseline whatever the CPU."""
+    every = cpu_features.choose(probe_dir)
+    limited = cpu_features.choose(probe_dir, limit=cpu_features.wanted_options("AVX2 FMA F16C"))
+    expected = {"SSE42", "AVX", "AVX2", "FMA", "F16C"} & set(every.options)
+    assert set(limited.options) == expected
+    if "AVX2" in every.options:
+        assert "AVX2" in limited.options
+
+
+@pytest.mark.parametrize("value", ["AVX2 AVX1024", "avx-2", "all"])
+def test_an_unknown_option_name_is_refused(value: str) -> None:
+    with pytest.raises(InputError, match=r"^QWQ_OLLAMA_CPU_OPTIONS: unknown option"):
+        cpu_features.wanted_options(value)
 
 
 def moved_cache(prefix: Path, probe_dir: Path, options: list[str]) -> Path:

@@ -101,7 +101,8 @@ def test_a_runaway_on_the_qwen3_path_is_cut(family_api: OllamaAPI) -> None:
                                        options={"temperature": 0, "seed": 1,
                                                 "num_predict": 2000})
     assert verdict is not None and result.stopped_early is not None
-    assert result.eval_count < 2000 or not result.done
+    # cut by us, long before the 2000-token cap: the stream was closed, not finished
+    assert not result.done and 0 < len(result.chunks) < 1000, len(result.chunks)
 
 
 def test_generation_over_the_small_model_splits_thinking_and_holds_stops(

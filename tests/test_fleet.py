@@ -115,3 +115,31 @@ def test_a_fleet_create_is_never_answered_by_the_one_host_stamp() -> None:
     assert parse_create_args(["create", "--host", "a:1", "--host", "b:1"]) is None
     assert parse_create_args(["create", "--fleet", "hosts.yaml"]) is None
     assert parse_create_args(["create", "--host", "a:1"]) is not None
+
+
+def test_the_same_daemon_spelled_twice_is_worked_on_once(tmp_path: Path) -> None:
+    from qwq_ollama.daemon.fleet import fleet_hosts
+
+    spellings = ["127.0.0.1:9", "http://127.0.0.1:9/", "0.0.0.0:9"]
+    assert fleet_hosts(spellings, None) == ["127.0.0.1:9"]
+    result = run_cli("doctor", *[a for h in spellings for a in ("--host", h)], "--host",
+                     "127.0.0.1:7")
+    rows = result.stdout.splitlines()[1:]
+    assert [row.split()[0] for row in rows] == ["http://127.0.0.1:9", "http://127.0.0.1:7"]
+    fleet_file = tmp_path / "hosts.yaml"
+    fleet_file.write_text("hosts:\n  - LOCALHOST:9\n  - http://localhost:9\n")
+    with pytest.raises(InputError, match=r"hosts\.yaml:3: hosts\.1: http://localhost:9 names "
+                                         r"a daemon named before it"):
+        load_fleet(fleet_file)
+
+
+def test_a_fleet_file_with_credentials_that_others_can_read_gets_a_warning(
+        tmp_path: Path) -> None:
+    fleet_file = tmp_path / "hosts.yaml"
+    fleet_file.write_text("hosts:\n  - http://alice:s3cret@127.0.0.1:9\n  - 127.0.0.1:7\n")
+    fleet_file.chmod(0o644)
+    result = run_cli("list", "--fleet", str(fleet_file))
+    warning = f"warning: {fleet_file} holds credentials and other users can read it (mode 0644)"
+    assert warning in result.stderr and "s3cret" not in result.stderr + result.stdout
+    fleet_file.chmod(0o600)
+    assert "warning" not in run_cli("list", "--fleet", str(fleet_file)).stderr

@@ -16,8 +16,6 @@ from qwq_ollama.checks.loops import LoopDetector
 from qwq_ollama.checks.validate import validate
 from qwq_ollama.daemon.client import OllamaAPI
 
-from .conftest import run_cli
-
 
 class RecordingAPI(OllamaAPI):
     """The daemon as a check sees it, keeping every part of every chat it streamed."""
@@ -137,9 +135,3 @@ def test_compare_reports_per_variant_with_a_plot(api: OllamaAPI, registered,
     text = markdown(prompt, summaries, runs, image.name)
     assert "| qwq-fixed | 2 |" in text and "compare.png" in text
 
-
-def test_compare_cli_unknown_prompt_is_exit_2(daemon) -> None:
-    result = run_cli("compare", "qwq-fixed", "--prompt", "nope", "--host", daemon.host)
-    assert result.returncode == 2
-    assert result.stderr == ("Error: --prompt: unknown prompt 'nope' (known: flappy-bird, "
-                             "add-function, sky, poem-loop)\n")

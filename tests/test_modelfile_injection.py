@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from qwq_ollama.catalog.gotemplate import parse_problems
 from qwq_ollama.catalog.render import render_all, render_variant
@@ -52,7 +52,6 @@ plausible = {
 cases = st.sampled_from(FIELDS).flatmap(
     lambda f: st.tuples(st.just(f), st.one_of(hostile, plausible[f]) if f in plausible
                         else hostile))
-ran: dict[str, list[int]] = {f: [0, 0] for f in FIELDS}  # field -> [kept, refused]
 
 
 def _catalog(field: str, text: str, base_ref: str) -> tuple[dict, str]:
@@ -84,19 +83,40 @@ def _expected_field(field: str, name: str) -> str:
             "gguf path": "weights.w.gguf"}[field]
 
 
-@settings(max_examples=BUDGET, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(case=cases)
 def test_catalog_text_cannot_change_what_the_modelfile_says(
         ollama_binary, daemon, api: OllamaAPI, small_base: str, small_gguf: Path,
-        tmp_path_factory, case: tuple[str, str]) -> None:
+        tmp_path_factory, capsys) -> None:
+    """BUDGET cases, then how many were kept and refused per field: both must be reached, in
+    this one test, so it holds whatever runs before it or alone."""
+    ran: dict[str, list[int]] = {f: [0, 0] for f in FIELDS}  # field -> [kept, refused]
+
+    @settings(max_examples=BUDGET, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(case=cases)
+    def one(case: tuple[str, str]) -> None:
+        kept = _one_case(case, ollama_binary, daemon, api, small_base, small_gguf,
+                         tmp_path_factory)
+        ran[case[0]][0 if kept else 1] += 1
+
+    one()
+    with capsys.disabled():
+        print("\nModelfile injection: " + ", ".join(f"{f} {k} kept/{r} refused"
+                                                   for f, (k, r) in ran.items()))
+    assert sum(k + r for k, r in ran.values()) >= BUDGET
+    assert sum(k for k, _ in ran.values()) >= BUDGET // 4  # not only refusals
+
+
+def _one_case(case: tuple[str, str], ollama_binary, daemon, api: OllamaAPI, small_base: str,
+              small_gguf: Path, tmp_path_factory) -> bool:
+    """One hostile text in one field: refused as it should be (False) or kept exactly (True)."""
     field, text = case
     tmp = tmp_path_factory.mktemp("inj")
     data, name = _catalog(field, text, small_base)
     path = tmp / "modelfiles" / "models.yaml"
     path.parent.mkdir()
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    assert yaml.safe_load(path.read_text(encoding="utf-8")) == data  # the text went in as is
+    # only text YAML carries as is (PyYAML writes U+0085 so that it reads back as a space)
+    assume(yaml.safe_load(path.read_text(encoding="utf-8")) == data)
     placed = field != "gguf path" or _place_weights(path.parent, text, small_gguf)
     out = tmp / "out"
     try:
@@ -104,8 +124,7 @@ def test_catalog_text_cannot_change_what_the_modelfile_says(
     except InputError as exc:
         assert exc.field and exc.field.startswith(_expected_field(field, name)), str(exc)
         assert not out.exists()
-        ran[field][1] += 1
-        return
+        return False
     catalog = load_catalog(path)
     variant = catalog.variant(name)
     _make_local(api, small_base, catalog.weights["w"].ollama_ref)
@@ -115,8 +134,7 @@ def test_catalog_text_cannot_change_what_the_modelfile_says(
                                              "HOME": str(tmp)})
     if not placed:  # FROM names no file, so Ollama reads it as a model name, and none fits
         assert created.returncode != 0 and api.show(name) is None, created.stderr
-        ran[field][1] += 1
-        return
+        return False
     assert created.returncode == 0, created.stderr
     shown = api.show(name)
     try:
@@ -126,15 +144,7 @@ def test_catalog_text_cannot_change_what_the_modelfile_says(
         assert not raw.get("messages") and not raw.get("renderer") and not raw.get("parser")
     finally:
         api.delete(name)
-    ran[field][0] += 1
-
-
-def test_report_how_many_cases_ran(capsys) -> None:
-    with capsys.disabled():
-        print("\nModelfile injection: " + ", ".join(f"{f} {k} kept/{r} refused"
-                                                   for f, (k, r) in ran.items()))
-    assert sum(k + r for k, r in ran.values()) >= BUDGET
-    assert sum(k for k, _ in ran.values()) >= BUDGET // 4  # not only refusals
+    return True
 
 
 def _place_weights(folder: Path, text: str, small_gguf: Path) -> bool:

@@ -32,6 +32,7 @@ def download_gguf(repo_id: str = DEFAULT_REPO, quant: str = "Q4_K_M",
     HF_HOME, HF_TOKEN, HF_ENDPOINT and HF_HUB_OFFLINE act as huggingface_hub documents them.
     """
     quant = check_quant(quant)
+    hub_endpoint()
     from huggingface_hub import snapshot_download
 
     try:
@@ -43,6 +44,44 @@ def download_gguf(repo_id: str = DEFAULT_REPO, quant: str = "Q4_K_M",
             raise
         raise problem from None
     return select_quant_files(Path(folder), repo_id, quant)
+
+
+def hub_endpoint() -> str:
+    """The Hub's address: $HF_ENDPOINT, else huggingface_hub's default; one that is not an
+    http(s) URL is refused in one line, any secret in it hidden. Checked before
+    huggingface_hub is imported, which parses the variable on import and fails with a
+    traceback.
+
+    >>> os.environ["HF_ENDPOINT"] = "https://alice:pw@[::1"
+    >>> try:
+    ...     hub_endpoint()
+    ... finally:
+    ...     del os.environ["HF_ENDPOINT"]
+    Traceback (most recent call last):
+    qwq_ollama.errors.InputError: HF_ENDPOINT: 'https://alice:***@[::1' is not an http(s) URL such as https://huggingface.co
+    """
+    raw = os.environ.get("HF_ENDPOINT")
+    if raw:
+        _check_endpoint(raw)
+    from huggingface_hub import constants
+
+    return _check_endpoint(str(constants.ENDPOINT))
+
+
+def _check_endpoint(endpoint: str) -> str:
+    from urllib.parse import urlsplit
+
+    from qwq_ollama.redaction import redact
+
+    try:
+        parts = urlsplit(endpoint)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        valid = False
+    if not valid or not endpoint.isprintable() or " " in endpoint:
+        raise InputError(f"{redact(endpoint)[:120]!r} is not an http(s) URL such as "
+                         "https://huggingface.co", field="HF_ENDPOINT")
+    return endpoint.rstrip("/")
 
 
 def check_quant(quant: str) -> str:

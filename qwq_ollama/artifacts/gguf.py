@@ -145,7 +145,10 @@ def _check_magic(path: Path) -> int:
 
 
 def _open_reader(path: Path, size: int) -> GGUFReader:
-    """GGUFReader memory-maps the file and parses the header, KV pairs and tensor index only."""
+    """GGUFReader memory-maps the file and parses the header, KV pairs and tensor index only;
+    every count and length in the header is checked against the file's size first, so a header
+    claiming 2**40 tensors is one line, not minutes of parsing or a MemoryError."""
+    _check_bounds(path, size)
     try:
         reader = GGUFReader(path)
     except IndexError:  # a read ran past the end of the mapping
@@ -164,6 +167,26 @@ def _open_reader(path: Path, size: int) -> GGUFReader:
         raise InputError(f"truncated GGUF: tensor data ends at byte {end}, the file has {size}; "
                          "download it again", file=path)
     return reader
+
+
+def _check_bounds(path: Path, size: int) -> None:
+    import mmap
+
+    try:
+        with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0,
+                                                  access=mmap.ACCESS_READ) as mapped, \
+                memoryview(mapped) as view:
+            end = check_header_bounds(view, size)
+    except InputError as exc:  # a claim past the end: cut short, or lying
+        raise InputError(f"truncated GGUF: the header runs past the end of the file: "
+                         f"{exc.detail}; download it again", file=path, field=exc.field) \
+            from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}",
+                         file=path) from None
+    if end is None:
+        raise InputError(f"truncated GGUF: the header runs past the end of the file ({size} "
+                         "bytes); download it again", file=path)
 
 
 def _value(fields: dict[str, ReaderField], key: str) -> Any:
@@ -221,13 +244,15 @@ def _special_tokens(fields: dict[str, ReaderField],
 
 
 def _generation_prompt(template: str) -> str | None:
-    """What the template adds for `add_generation_prompt`, or None if it cannot be rendered."""
-    from qwq_ollama.catalog.chat_template import render_chat
+    """What the template adds for `add_generation_prompt`, or None if it cannot be rendered.
+    The embedded template is untrusted: it renders in a bounded child process, and one that
+    runs past its time or memory is refused in one line (InputError)."""
+    from qwq_ollama.catalog.chat_template import RenderJob, render_untrusted
 
-    try:
-        with_prompt = render_chat(template, _PROBE, add_generation_prompt=True)
-        without = render_chat(template, _PROBE, add_generation_prompt=False)
-    except Exception:  # an embedded template is untrusted input; any failure means "unknown"
+    with_prompt, without = render_untrusted(template, [
+        RenderJob(_PROBE, add_generation_prompt=True),
+        RenderJob(_PROBE, add_generation_prompt=False)], what="the GGUF's chat template")
+    if with_prompt is None or without is None:
         return None
     return with_prompt[len(without):] if with_prompt.startswith(without) else None
 
@@ -261,3 +286,101 @@ def _warnings(report: GGUFReport, vision_pad_id: int | None,
         warnings.append("the template's generation prompt lacks the '<think>\\n' prefill: use the "
                         "official template (it ends with '<|im_start|>assistant\\n<think>\\n')")
     return warnings
+
+
+# The smallest encoding of each piece of a GGUF header, so that a count can be checked against
+# the bytes that could hold it before anything is allocated or looped over.
+_SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+_STRING, _ARRAY = 8, 9
+_MIN_KV = 8 + 4 + 1  # key length, value type, a one-byte value
+_MIN_TENSOR = 8 + 4 + 4 + 8  # name length, dimension count, type, offset
+_MAX_DIMS = 4  # GGML_MAX_DIMS
+_MAX_NESTING = 3
+
+
+class _NeedMore(Exception):
+    """The header goes on past the bytes at hand (a remote header read in parts)."""
+
+
+def check_header_bounds(data: bytes | memoryview, size: int) -> int | None:
+    """Walk a GGUF header (v2/v3) in `data`, the first bytes of a file of `size` bytes, checking
+    every count and length against the bytes that could hold it before it is believed.
+
+    Returns where the tensor index ends (the header's length before alignment), or None when
+    `data` ends before the header does (read more). A claim no file of `size` bytes can hold is
+    an InputError naming the field: 2**40 tensors, a 1 TB string, an array of 2**60 items.
+    """
+    with memoryview(data) as view:  # released on the way out, so a mapping can close
+        return _walk_header(view, size)
+
+
+def _walk_header(view: memoryview, size: int) -> int | None:
+    end = len(view)
+
+    def take(position: int, count: int, field: str) -> int:
+        if count > size - position:
+            raise InputError(f"claims {count} bytes at offset {position}, past the end of the "
+                             f"file ({size} bytes)", field=field)
+        if position + count > end:
+            raise _NeedMore
+        return position + count
+
+    def number(position: int, width: int, field: str) -> tuple[int, int]:
+        after = take(position, width, field)
+        return int.from_bytes(view[position:after], "little"), after
+
+    def string(position: int, field: str) -> tuple[bytes, int]:
+        length, position = number(position, 8, field)
+        after = take(position, length, field)
+        return bytes(view[position:after]), after
+
+    def value(position: int, kind: int, field: str, depth: int = 0) -> int:
+        if kind in _SCALAR_SIZES:
+            return take(position, _SCALAR_SIZES[kind], field)
+        if kind == _STRING:
+            length, position = number(position, 8, field)
+            return take(position, length, field)
+        if kind != _ARRAY or depth >= _MAX_NESTING:
+            raise InputError(f"unknown value type {kind}", field=field)
+        item, position = number(position, 4, field)
+        count, position = number(position, 8, field)
+        if item in _SCALAR_SIZES:  # a numeric array: skipped in one step
+            return take(position, count * _SCALAR_SIZES[item], field)
+        least = 8 if item == _STRING else 12 if item == _ARRAY else 0
+        if not least:
+            raise InputError(f"unknown array item type {item}", field=field)
+        take(position, 0, field)
+        if count * least > size - position:
+            raise InputError(f"claims {count} items, more than the file's {size} bytes can "
+                             "hold", field=field)
+        for _ in range(count):
+            position = value(position, item, field, depth + 1)
+        return position
+
+    try:
+        _magic, position = number(0, 4, "magic")
+        version, position = number(position, 4, "version")
+        if version not in (2, 3):
+            raise InputError(f"GGUF version {version} is not 2 or 3", field="version")
+        tensors, position = number(position, 8, "tensor_count")
+        kvs, position = number(position, 8, "kv_count")
+        for field, count, least in (("tensor_count", tensors, _MIN_TENSOR),
+                                    ("kv_count", kvs, _MIN_KV)):
+            if count * least > size - position:
+                raise InputError(f"{count} is more than a file of {size} bytes can hold",
+                                 field=field)
+        for index in range(kvs):
+            key, position = string(position, f"kv[{index}].key")
+            name = key.decode("utf-8", "replace")[:80] or f"kv[{index}]"
+            kind, position = number(position, 4, name)
+            position = value(position, kind, name)
+        for index in range(tensors):
+            _name, position = string(position, f"tensor[{index}].name")
+            dims, position = number(position, 4, f"tensor[{index}].n_dims")
+            if dims > _MAX_DIMS:
+                raise InputError(f"{dims} dimensions (at most {_MAX_DIMS})",
+                                 field=f"tensor[{index}].n_dims")
+            position = take(position, dims * 8 + 4 + 8, f"tensor[{index}]")
+        return position
+    except _NeedMore:
+        return None

@@ -6,13 +6,12 @@ the code must not guess: the think tags and how thinking is switched (a `<think>
 Qwen3's `enable_thinking`, or nothing), the stop strings and special tokens, the sampling the
 model's authors publish, the official template the sources must reproduce, and the divergences
 an Ollama Go template is allowed. Adding a family is a folder of data and templates: nothing in
-checks/ or server/ names one.
+checks/, daemon/ or engines/ names one.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -40,9 +39,11 @@ class MaskSpec(_Strict):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
+        import regex
+
         try:
-            re.compile(value, re.S)
-        except re.error as exc:
+            regex.compile(value, regex.S)
+        except regex.error as exc:
             raise ValueError(f"not a regular expression: {exc}") from None
         return value
 
@@ -105,6 +106,9 @@ class FamilySpec(_Strict):
     divergences: list[DivergenceSpec] = []
 
 
+MASK_SECONDS = 1.0  # per prompt: the masks we ship take microseconds
+
+
 @dataclass(frozen=True)
 class Divergence:
     """A way an engine's prompt may differ from the official one, and why: it applies to the
@@ -117,6 +121,7 @@ class Divergence:
     mask_pattern: str | None = None
     mask_replace: str = ""
     expect: str | None = None
+    source: str = ""  # the family.yaml it came from, named when its mask is refused
 
     def applies(self, conversation: Conversation) -> bool:
         return CONDITIONS[self.when](conversation)
@@ -126,9 +131,21 @@ class Divergence:
         return self.mask_pattern is not None
 
     def mask(self, text: str) -> str:
+        """`text` with the differing span masked. The pattern is data (a family.yaml), so it
+        runs with a time bound: one that backtracks catastrophically is refused in one line
+        instead of hanging `validate`. (The `regex` module: `re` has no timeout.)"""
+        import regex
+
         if self.mask_pattern is None:
             return text
-        return re.sub(self.mask_pattern, self.mask_replace, text, flags=re.S)
+        try:
+            return str(regex.sub(self.mask_pattern, self.mask_replace, text, flags=regex.S,
+                                 timeout=MASK_SECONDS))
+        except TimeoutError:
+            raise InputError(f"the mask ran past {MASK_SECONDS:g} s on a prompt of {len(text)} "
+                             "characters: a pattern that backtracks catastrophically? write it "
+                             "without nested repetition", file=self.source or None,
+                             field=f"divergences.{self.key}.mask.pattern") from None
 
 
 @dataclass(frozen=True)
@@ -205,7 +222,7 @@ def _load(folder: Path, mtime_ns: int) -> Family:
         raise located.error("a stop string must not be blank", ("stop",))
     divergences = tuple(
         Divergence(d.key, d.reason, d.when, d.mask.pattern if d.mask else None,
-                   d.mask.replace if d.mask else "", d.expect) for d in spec.divergences)
+                   d.mask.replace if d.mask else "", d.expect, str(file)) for d in spec.divergences)
     for number, d in enumerate(spec.divergences):
         if (d.mask is None) == (d.expect is None):
             raise located.error("a divergence needs exactly one of `mask` and `expect`: how the "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qwq_ollama.catalog.chat_template import render_chat
+from qwq_ollama.catalog.chat_template import RenderJob, render_chat, render_untrusted
 from qwq_ollama.catalog.conversation import as_hf_messages, load_corpus
 from qwq_ollama.catalog.render import render_variant
 from qwq_ollama.catalog.schema import Catalog, Variant
@@ -72,8 +72,16 @@ def recognise_family(catalog: Catalog, template: str) -> FamilyMatch:
     """The catalog variant (and so family) whose Hugging Face template renders the corpus as
     `template` does, or the nearest one (the most prompt text in common)."""
     best: tuple[int, Variant, str] | None = None
-    for variant in catalog.variants.values():
-        theirs = _prompts(template, variant)
+    variants = list(catalog.variants.values())
+    corpus = load_corpus()
+    # the template under test is untrusted (a GGUF's): every rendering of it in one bounded
+    # child process; our own variants' templates render here
+    jobs = [RenderJob(as_hf_messages(conv.messages), conv.tools,
+                      extra=dict(variant.family.template_tokens))
+            for variant in variants for conv in corpus]
+    rendered = render_untrusted(template, jobs, what="the GGUF's chat template")
+    for index, variant in enumerate(variants):
+        theirs = rendered[index * len(corpus):(index + 1) * len(corpus)]
         ours = _prompts(render_variant(catalog, variant).hf_template, variant)
         if theirs == ours and None not in theirs:
             return FamilyMatch(variant.template, variant.name, None, None, None)

@@ -20,7 +20,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from qwq_ollama.atomic import write_many_atomic
+from qwq_ollama.atomic import read_existing, write_many_atomic
 from qwq_ollama.catalog.chat_template import compile_chat_template, render_chat
 from qwq_ollama.catalog.conversation import as_hf_messages
 from qwq_ollama.catalog.gotemplate import GoUnavailable, parse_problems
@@ -331,8 +331,9 @@ def render_all(catalog: Catalog, *, check: bool = False, out_dir: Path | None = 
     changed: dict[Path, str] = {}
     for path, text in files.items():
         try:
-            current = path.read_bytes().decode("utf-8")
-        except (OSError, UnicodeDecodeError):  # missing, unreadable, or not under a folder
+            existing = read_existing(path)  # a FIFO or device there: refused, never opened
+            current = None if existing is None else existing.decode("utf-8")
+        except UnicodeDecodeError:
             current = None
         if current == text:
             result.unchanged.append(path)

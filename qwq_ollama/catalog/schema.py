@@ -26,6 +26,7 @@ from qwq_ollama.catalog.load import (
 from qwq_ollama.catalog.parameters import Parameters
 from qwq_ollama.errors import InputError
 from qwq_ollama.paths import default_catalog_path
+from qwq_ollama.redaction import redact
 
 # Ollama's model-name rule (types/model/name.go), narrowed to lower case so names never collide
 # on case-insensitive file systems and never contain a path separator.
@@ -33,8 +34,11 @@ NAME_PATTERN = re.compile(r"^[a-z0-9_][a-z0-9_.-]{0,79}$")
 # An Ollama model reference, [host/][namespace/]model[:tag], by the part rules of
 # types/model/name.go (v0.24.0): what `ollama pull` and a Modelfile's FROM accept.
 _PART = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}"
-OLLAMA_REF = re.compile(rf"(?:[A-Za-z0-9_][A-Za-z0-9_.:-]{{0,349}}/)?(?:[A-Za-z0-9_][A-Za-z0-9_-]"
-                        rf"{{0,79}}/)?{_PART}(?::{_PART})?")
+# A host only in front of a namespace: of two parts, Ollama reads the first as the namespace,
+# where ':' is not allowed (`0:/0` is refused; found by the Modelfile-injection property test).
+_NAMESPACE = r"[A-Za-z0-9_][A-Za-z0-9_-]{0,79}"
+OLLAMA_REF = re.compile(rf"(?:(?:[A-Za-z0-9_][A-Za-z0-9_.:-]{{0,349}}/)?{_NAMESPACE}/)?"
+                        rf"{_PART}(?::{_PART})?")
 
 
 def _control_character(text: str) -> str | None:
@@ -216,7 +220,8 @@ class Catalog:
         try:
             return self.variants[name]
         except KeyError:
-            raise self.error(f"unknown variant {name!r} (known: "
+            # a URL given where a name belongs (plan URL, not --gguf URL) is shown redacted
+            raise self.error(f"unknown variant {redact(name)!r} (known: "
                              f"{', '.join(self.variants)})") from None
 
     def chosen(self, names: Sequence[str] | None = None) -> list[Variant]:
@@ -228,7 +233,7 @@ class Catalog:
         try:
             return self.weights[name]
         except KeyError:
-            raise self.error(f"unknown weights {name!r} (known: "
+            raise self.error(f"unknown weights {redact(name)!r} (known: "
                              f"{', '.join(self.weights)})") from None
 
     @property

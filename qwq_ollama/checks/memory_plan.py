@@ -14,6 +14,7 @@ measurements and the tests hold the planner to them).
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -45,6 +46,7 @@ CUDA_CONTEXT = 525 * MIB
 RELOAD_HEADROOM = CUDA_CONTEXT
 KV_TYPES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}  # bytes per cached element
 CONTEXT_STEP = 256  # llama.cpp sizes the KV cache in multiples of 256 cells
+MAX_CONTEXT = 1 << 24  # tokens: 16 M, beyond any model's training context
 # Ollama's batch choice (server/sched.go, automaticGenerationBatch): batch, then the share of
 # free memory its own estimate must stay under, and the extra it reserves for that batch.
 BATCH_STEPS = ((2048, 0.60, 2 * GIB), (1024, 0.75, 768 * MIB), (512, 0.80, 0))
@@ -131,15 +133,26 @@ def shape_from_show(shown: Shown, where: str) -> ModelShape:
     return _shape(shown.model_info, sizes, sum(sizes.values()), where)
 
 
+# The most a model's metadata may claim for each number the planner computes with: far beyond
+# any model (QwQ: 131072 tokens of context, 64 layers, 27648 feed-forward).
+SHAPE_BOUNDS = {"context_length": MAX_CONTEXT, "block_count": 4096,
+                "feed_forward_length": 1 << 22}
+
+
 def _shape(kv: dict[str, Any], sizes: dict[str, int], file_size: int, where: str) -> ModelShape:
     arch = kv.get("general.architecture")
 
     def number(key: str, default: int | None = None) -> int:
         value = kv.get(f"{arch}.{key}", default)
-        if isinstance(value, list):  # per-layer head counts: the largest sets the cache
-            value = max(value)
-        if not isinstance(value, (int, float)):
+        if isinstance(value, list) and value:  # per-layer head counts: the largest sets the cache
+            value = max(value, key=lambda v: v if isinstance(v, (int, float)) else 0)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise InputError(f"no {arch}.{key} in the model's metadata", file=where)
+        # checked before any arithmetic or loop: a header claiming 2**40 tokens of context
+        # would otherwise keep the planner stepping through it
+        if not (math.isfinite(value) and 1 <= value <= SHAPE_BOUNDS.get(key, 1 << 20)):
+            raise InputError(f"{arch}.{key} is {value!r}, not a number in 1-"
+                             f"{SHAPE_BOUNDS.get(key, 1 << 20)}", file=where)
         return int(value)
 
     if not arch or not sizes:
@@ -227,6 +240,9 @@ def plan(shape: ModelShape, num_ctx: int, vram: int, kv_type: str = "f16",
                 largest_context(shape, vram, kv_type, flash, RELOAD_HEADROOM))
 
 
+MAX_MEMORY = 1 << 50  # no GPU has a pebibyte: a size beyond it is a typo (or 1e309)
+
+
 def parse_size(text: str) -> int:
     """`24GiB`, `24G`, `80 GB`, `24576MiB` or plain GiB (`24`) -> bytes."""
     units = {"": GIB, "g": GIB, "gib": GIB, "gb": 10**9, "m": MIB, "mib": MIB, "mb": 10**6,
@@ -237,9 +253,9 @@ def parse_size(text: str) -> int:
     try:
         value = float(number)
     except ValueError:
-        raise InputError(f"not a memory size: {text!r} (e.g. 24GiB)") from None
-    if unit not in units or value <= 0:
-        raise InputError(f"not a memory size: {text!r} (e.g. 24GiB)")
+        raise InputError(f"not a memory size: {text[:40]!r} (e.g. 24GiB)") from None
+    if unit not in units or not 0 < value * units.get(unit, 0) <= MAX_MEMORY:
+        raise InputError(f"not a memory size: {text[:40]!r} (e.g. 24GiB; at most 1 PiB)")
     return int(value * units[unit])
 
 
@@ -382,6 +398,11 @@ class ContextChoice:
 
     num_ctx: int
     plans: dict[str, Plan]
+    trained: int  # the model's training context: Ollama runs a longer num_ctx at this one
+
+    @property
+    def beyond_training(self) -> bool:
+        return self.num_ctx > self.trained
 
     @property
     def fitting(self) -> list[str]:
@@ -396,7 +417,7 @@ class ContextChoice:
 def choose_kv_cache(shape: ModelShape, num_ctx: int, vram: int) -> ContextChoice:
     """Which of f16 / q8_0 / q4_0 (flash attention on) keeps `num_ctx` wholly on the GPU."""
     return ContextChoice(num_ctx, {kv: plan(shape, num_ctx, vram, kv, True)
-                                   for kv in KV_BY_SPEED})
+                                   for kv in KV_BY_SPEED}, shape.context_length)
 
 
 def model_shape(api: OllamaAPI, model: str) -> ModelShape:
@@ -408,6 +429,9 @@ def model_shape(api: OllamaAPI, model: str) -> ModelShape:
         return shape_from_show(shown, f"{api.host} model {model}")
     except KeyError as exc:
         raise InputError(f"{model}: tensor type {exc} unknown to this planner",
+                         file=api.host) from None
+    except (TypeError, ValueError, AttributeError) as exc:  # a daemon's answer, not Ollama's
+        raise InputError(f"{model}: its tensor list is not Ollama's ({type(exc).__name__})",
                          file=api.host) from None
 
 

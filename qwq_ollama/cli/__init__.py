@@ -90,5 +90,8 @@ def main() -> None:
         code = getattr(exc, "exit_code", None)
         if not (hasattr(exc, "show") and isinstance(code, int)):
             raise
-        exc.show()
+        # one line, as every other refusal: the message and where the help is
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        where = getattr(getattr(exc, "ctx", None), "command_path", None) or "qwq-ollama"
+        err(f"Error: {' '.join(message.split())} (see `{where} --help`)")
     sys.exit(code if isinstance(code, int) else 0)

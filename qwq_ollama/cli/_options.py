@@ -13,9 +13,10 @@ if TYPE_CHECKING:
 
 def _host_checked(value: str | None) -> str | None:
     """Refuse a bad --host, or $OLLAMA_HOST without one, before the command does any work."""
-    from qwq_ollama.daemon.host import resolve_host
+    from qwq_ollama.daemon.host import check_tls_variables, resolve_host
 
     resolve_host(value)
+    check_tls_variables()
     return value
 
 
@@ -25,6 +26,18 @@ def _hosts_checked(values: list[str] | None) -> list[str] | None:
     if not values:
         _host_checked(None)
     return values
+
+
+def seconds_checked(value: float) -> float:
+    """A number of seconds: finite and positive (click lets `nan` and `inf` through a range)."""
+    import math
+
+    from qwq_ollama.errors import InputError
+
+    if not (math.isfinite(value) and 0 < value <= 7 * 86400):
+        raise InputError(f"{value!r} is not a number of seconds in (0, 604800]",
+                         field="--timeout")
+    return value
 
 
 CatalogOpt = Annotated[Path | None, typer.Option("--catalog", help="The catalog YAML "

@@ -21,6 +21,7 @@ from qwq_ollama.cli._options import (
     WeightsOpt,
     catalog_at,
     first_host,
+    seconds_checked,
 )
 from qwq_ollama.cli._output import (
     err,
@@ -67,7 +68,8 @@ def validate(variants: VariantsArg = None,
                              "generation checks.")] = None,
              code_prompt: Annotated[str, typer.Option(help="Prompt for the code check.")
                                     ] = "flappy-bird",
-             timeout: Annotated[float, typer.Option(help="Seconds to wait for the daemon "
+             timeout: Annotated[float, typer.Option(callback=seconds_checked,
+                                help="Seconds to wait for the daemon "
                                 "in any one step.")] = 600.0) -> int:
     """Prove each variant right against the live daemon; exit 1 if any check fails."""
     from qwq_ollama.checks.engines import EngineChoice, ValidateOptions, checks_for, validate_on

@@ -26,7 +26,7 @@ def plan(variants: VariantsArg = None,
                          "the variants' catalog weights: a file, hf://OWNER/REPO/FILE.gguf, "
                          "hf://OWNER/REPO@QUANT or an https URL (only its header is read).")
                          ] = None,
-         ctx: Annotated[int | None, typer.Option("--ctx", min=1, help="Answer the reverse "
+         ctx: Annotated[int | None, typer.Option("--ctx", min=1, max=1 << 24, help="Answer the reverse "
                         "question: which KV cache type keeps this num_ctx on the GPU, and "
                         "which of those decodes fastest.")] = None,
          model: Annotated[str | None, typer.Option("--model", help="Plan a model already on "
@@ -37,6 +37,7 @@ def plan(variants: VariantsArg = None,
     header: the file, or its header read where it lies (Hugging Face, a URL) before any download."""
     from qwq_ollama.checks.memory_plan import (
         GIB,
+        KV_TYPES,
         MIB,
         RELOAD_HEADROOM,
         ShapeSource,
@@ -46,8 +47,12 @@ def plan(variants: VariantsArg = None,
         parse_size,
         weights_shape,
     )
+    from qwq_ollama.errors import InputError
 
     free = parse_size(vram)
+    if kv_cache not in KV_TYPES:  # before any header is read
+        raise InputError(f"unknown KV cache type {kv_cache!r}: use one of "
+                         f"{', '.join(KV_TYPES)}", field="--kv-cache")
     cat = catalog_at(catalog)
     source = ShapeSource("")
     on_daemon = None
@@ -89,7 +94,9 @@ def _say_source(source: ShapeSource) -> None:
     read, where = source.network_bytes, source.where
     if where and where.startswith(("hf://", "http")):
         cost = f"{read / 1e6:.1f} MB over the network" if read else "from the header cache"
-        err(f"header of {where.split('?', 1)[0]}: {cost}")
+        from qwq_ollama.redaction import redact
+
+        err(f"header of {redact(where)}: {cost}")
 
 
 def _print_context_choice(choice: ContextChoice) -> None:
@@ -97,6 +104,10 @@ def _print_context_choice(choice: ContextChoice) -> None:
 
     plans = choice.plans
     first = plans[KV_BY_SPEED[0]]
+    if choice.beyond_training:
+        err(f"num_ctx {choice.num_ctx} is beyond the model's training context "
+            f"({choice.trained}): Ollama runs it at {choice.trained}, and the plan below is "
+            "for that")
     say(f"num_ctx {choice.num_ctx} on {first.vram / GIB:.1f} GiB free (llama-server may "
         f"use {first.budget / GIB:.1f}), flash attention on; fits means with "
         f"{RELOAD_HEADROOM // MIB} MiB left for a reload (RECOMMENDED)")

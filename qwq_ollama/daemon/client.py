@@ -8,10 +8,12 @@ not import this stack, reads /api/tags itself, through the same parser in `wire`
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +24,47 @@ from qwq_ollama.catalog.conversation import as_ollama_messages
 from qwq_ollama.daemon.answers import LoadedModel, ProgressUpdate, Shown
 from qwq_ollama.daemon.host import resolve_address
 from qwq_ollama.daemon.wire import listed_digests
-from qwq_ollama.errors import DaemonError, DaemonUnreachable, NothingListens, RefusedError
+from qwq_ollama.errors import (
+    DaemonError,
+    DaemonUnreachable,
+    InputError,
+    NothingListens,
+    RefusedError,
+)
 from qwq_ollama.facts import OLLAMA_MINIMUM, is_supported
+from qwq_ollama.limits import Deadline, TooBig, TooSlow, network_deadline, one_line, read_bounded
 
 # A bearer token for a daemon behind an authenticating proxy: the variable ollama-python itself
 # reads and sends as `Authorization: Bearer` (its Client), so one setting serves both clients.
 TOKEN_VARIABLE = "OLLAMA_API_KEY"
 REFUSED_CREDENTIALS = (401, 403, 407)
+MAX_ANSWER = 64 << 20  # decoded bytes of one answer (a verbose /api/show of QwQ: about 12 MB)
+MAX_CHAT_LINE = 4 << 20  # one line of a streamed chat (one token's update)
+# What a daemon's answer may hold that our parsers do not expect: an unexpected shape.
+_SHAPE_ERRORS = (KeyError, TypeError, AttributeError, ValueError, SyntaxError)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One whole answer of the daemon, read within its deadline and size bound."""
+
+    status_code: int
+    body: bytes
+    host: str
+    path: str
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body as JSON; a daemon (or a proxy's login page) answering anything else is a
+        one-line DaemonError naming what it said."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise DaemonError(f"{self.host} does not answer like Ollama ({self.path} gave "
+                              f"{one_line(self.text, 60)!r})") from None
 
 
 def _tls_context(scheme: str) -> ssl.SSLContext:
@@ -43,7 +79,12 @@ def _tls_context(scheme: str) -> ssl.SSLContext:
         return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
     if cafile or capath:
-        return ssl.create_default_context(cafile=cafile or None, capath=capath or None)
+        try:
+            return ssl.create_default_context(cafile=cafile or None, capath=capath or None)
+        except (OSError, ssl.SSLError) as exc:  # missing, unreadable, or not PEM
+            field = "SSL_CERT_FILE" if cafile else "SSL_CERT_DIR"
+            raise InputError(f"{(cafile or capath)!r}: cannot load CA certificates from it "
+                             f"({getattr(exc, 'strerror', None) or exc})", field=field) from None
     return ssl.create_default_context()
 
 
@@ -98,28 +139,53 @@ class OllamaAPI:
                            "give the proxy's user and password as http(s)://USER:PASSWORD@"
                            f"HOST:PORT, or a bearer token in ${TOKEN_VARIABLE}")
 
-    def _too_slow(self, during: str) -> DaemonError:
+    def _too_slow(self, during: str, seconds: float | None = None) -> DaemonError:
         """A timeout, connecting included: something listens, or the network is slow; the
         daemon is not known to be down, so 'start it' would be the wrong advice."""
-        return DaemonUnreachable(f"Ollama at {self.host} did not answer within {self.timeout:g} s "
-                           f"{during}")
+        waited = self.timeout if seconds is None else seconds
+        return DaemonUnreachable(f"Ollama at {self.host} did not answer within {waited:g} s "
+                                 f"{during}")
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _call(self, method: str, path: str, *, deadline: float | None = None,
+              **kwargs: Any) -> Answer:
+        """One request and its whole answer within one deadline ($QWQ_OLLAMA_DEADLINE unless
+        given): connect, headers and a body read chunk by chunk, so a daemon that trickles
+        fails as one that is silent does; the decoded body is bounded too."""
+        seconds = network_deadline() if deadline is None else deadline
+        limit = Deadline(seconds)
         try:
-            return self.http.request(method, path, **kwargs)
-        except httpx.TimeoutException:
-            raise self._too_slow(f"({method} {path})") from None
+            with self.http.stream(method, path, timeout=httpx.Timeout(seconds),
+                                  **kwargs) as reply:
+                body = read_bounded(reply.iter_bytes(), limit=MAX_ANSWER, deadline=limit)
+                return Answer(reply.status_code, body, self.host, path)
+        except (httpx.TimeoutException, TooSlow):
+            raise self._too_slow(f"({method} {path})", seconds) from None
+        except TooBig:
+            raise DaemonError(f"{self.host} answered {method} {path} with more than "
+                              f"{MAX_ANSWER >> 20} MiB: not an Ollama daemon?") from None
+        except httpx.DecodingError:
+            raise DaemonError(f"{self.host} answered {method} {path} with a body that does not "
+                              "decode (its Content-Encoding lies)") from None
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
+
+    @contextmanager
+    def _shape(self, what: str) -> Iterator[None]:
+        """An answer our parsers cannot read is the daemon's fault: one line, not a traceback."""
+        try:
+            yield
+        except _SHAPE_ERRORS as exc:
+            raise DaemonError(f"{self.host} answered {what} in a shape Ollama does not use "
+                              f"({type(exc).__name__}: {one_line(str(exc), 80)})") from None
 
     def version(self) -> str:
         reply = self._call("GET", "/api/version")
         self._raise_for(reply, "read the daemon's version")
         try:
-            return str(reply.json()["version"])
+            return str(json.loads(reply.body)["version"])
         except (ValueError, KeyError, TypeError):
             raise DaemonError(f"{self.host} does not answer like Ollama (/api/version gave "
-                              f"{reply.text[:60]!r})") from None
+                              f"{one_line(reply.text, 60)!r})") from None
 
     def supported_version(self) -> str:
         """The daemon's version, refusing one older than the oldest release we support."""
@@ -132,8 +198,8 @@ class OllamaAPI:
     def is_ready(self) -> bool:
         """Whether the daemon answers /api/version now (for one that was just started)."""
         try:
-            return self.http.get("/api/version", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
+            return self._call("GET", "/api/version", deadline=2.0).status_code == 200
+        except DaemonError:
             return False
 
     def show(self, model: str, *, verbose: bool = False) -> Shown | None:
@@ -144,7 +210,8 @@ class OllamaAPI:
         if reply.status_code == 404:
             return None
         self._raise_for(reply, f"show {model}")
-        return Shown.from_json(reply.json())
+        with self._shape("/api/show"):
+            return Shown.from_json(reply.json())
 
     def list_names(self) -> list[str]:
         return list(self.model_digests())
@@ -153,13 +220,15 @@ class OllamaAPI:
         """`{name:tag: manifest digest}` of every model the daemon lists."""
         reply = self._call("GET", "/api/tags")
         self._raise_for(reply, "list models")
-        return listed_digests(reply.json())
+        with self._shape("/api/tags"):
+            return listed_digests(reply.json())
 
     def loaded_models(self) -> list[LoadedModel]:
         """GET /api/ps: the models in memory now, with their size, VRAM share and context."""
         reply = self._call("GET", "/api/ps")
         self._raise_for(reply, "list loaded models")
-        return [LoadedModel.from_json(m) for m in reply.json().get("models") or []]
+        with self._shape("/api/ps"):
+            return [LoadedModel.from_json(m) for m in reply.json().get("models") or []]
 
     def has_blob(self, digest: str) -> bool:
         reply = self._call("HEAD", f"/api/blobs/{digest}")
@@ -179,7 +248,10 @@ class OllamaAPI:
                     sent += len(block)
                     if on_bytes is not None:
                         on_bytes(sent)
-        reply = self._call("POST", f"/api/blobs/{digest}", content=chunks())
+        # an upload of 20 GB takes what it takes: bounded by silence (the client's timeout),
+        # not by the deadline of one answer
+        reply = self._call("POST", f"/api/blobs/{digest}", content=chunks(),
+                           deadline=max(self.timeout, 7 * 86400.0))
         self._raise_for(reply, f"upload {path.name}")
 
     @contextmanager
@@ -196,7 +268,8 @@ class OllamaAPI:
                 raise DaemonError(missing) from None
             if exc.status_code in REFUSED_CREDENTIALS:
                 raise self._refused_credentials(exc.status_code) from None
-            raise RefusedError(f"{refused}: {exc.error}", detail=str(exc.error)) from None
+            raise RefusedError(f"{refused}: {one_line(str(exc.error))}",
+                               detail=one_line(str(exc.error), 2000)) from None
         except httpx.TimeoutException:
             raise self._too_slow(during) from None
         except ConnectionError as exc:
@@ -224,7 +297,8 @@ class OllamaAPI:
             if exc.status_code in REFUSED_CREDENTIALS:
                 raise self._refused_credentials(exc.status_code) from None
             if exc.status_code != 404:
-                raise DaemonError(f"Ollama could not delete {model}: {exc.error}") from None
+                raise DaemonError(f"Ollama could not delete {model}: "
+                                  f"{one_line(str(exc.error))}") from None
         except ConnectionError as exc:
             raise self._unreachable(exc) from None
 
@@ -237,30 +311,76 @@ class OllamaAPI:
             body["tools"] = tools
         reply = self._call("POST", "/api/chat", json=body)
         self._raise_for(reply, f"render a prompt with {model}")
-        return str(reply.json()["_debug_info"]["rendered_template"])
+        with self._shape("/api/chat with _debug_render_only (Ollama 0.6 or newer has it)"):
+            return str(reply.json()["_debug_info"]["rendered_template"])
 
     def chat_stream(self, model: str, messages: list[dict[str, Any]], *,
                     options: dict[str, Any] | None = None, think: bool | None = None
                     ) -> Iterator[ollama.ChatResponse]:
-        """Stream one chat (a ChatEngine, as checks/engines.py opens it)."""
-        kwargs: dict[str, Any] = {} if options is None else {"options": options}
-        if think is not None:
-            kwargs["think"] = think
-        with self._client_errors(f"Ollama refused a chat with {model}",
-                                 f"during a chat with {model}",
-                                 missing=f"model {model} is not registered at {self.host}: run "
-                                         f"`qwq-ollama create {model}`"):
-            yield from self.client.chat(model=model, messages=messages, stream=True, **kwargs)
+        """Stream one chat (a ChatEngine, as checks/engines.py opens it).
 
-    def _raise_for(self, reply: httpx.Response, what: str) -> None:
+        Two bounds, as a chat needs: the first byte may take the client's `timeout` (the daemon
+        loads the model before it answers), and after it the daemon may fall silent for at
+        most $QWQ_OLLAMA_DEADLINE seconds between two updates; a long answer that keeps
+        coming is never cut. The request is the `ollama` client's own ChatRequest, sent here
+        because that client has one timeout for both.
+        """
+        from ollama._types import ChatRequest
+
+        silence = network_deadline()
+        body = ChatRequest(model=model, messages=messages, stream=True, options=options,
+                           think=think).model_dump(exclude_none=True)
+        first_byte = httpx.Timeout(self.timeout, connect=min(self.timeout, silence))
+        during = f"during a chat with {model}"
+        waited = self.timeout
+        try:
+            with self.http.stream("POST", "/api/chat", json=body, timeout=first_byte) as reply:
+                if reply.status_code >= 400:
+                    text = read_bounded(reply.iter_bytes(), limit=MAX_ANSWER,
+                                        deadline=Deadline(silence))
+                    raise self._chat_refused(reply.status_code, _error_text(text), model)
+                # httpcore reads the read timeout when the body starts: from here on, silence
+                reply.request.extensions["timeout"]["read"] = waited = silence
+                for line in _lines(reply.iter_bytes(), MAX_CHAT_LINE):
+                    with self._shape("/api/chat"):
+                        part = json.loads(line)
+                        if isinstance(part, dict) and part.get("error"):
+                            raise RefusedError(f"Ollama refused a chat with {model}: "
+                                               f"{one_line(str(part['error']))}",
+                                               detail=str(part["error"]))
+                        update = ollama.ChatResponse.model_validate(part)
+                    yield update
+        except httpx.TimeoutException:
+            what = "before its first byte" if waited == self.timeout else "(silent since)"
+            raise self._too_slow(f"{during} {what}", waited) from None
+        except TooBig:
+            raise DaemonError(f"{self.host} sent a chat line of more than "
+                              f"{MAX_CHAT_LINE >> 20} MiB {during}") from None
+        except httpx.DecodingError:
+            raise DaemonError(f"{self.host} sent a chat that does not decode {during}") from None
+        except ConnectionError as exc:
+            raise self._unreachable(exc) from None
+        except httpx.TransportError as exc:
+            if isinstance(exc, httpx.ConnectError):
+                raise self._unreachable(exc) from None
+            raise DaemonUnreachable(f"lost the connection to Ollama at {self.host} {during} "
+                                    f"({type(exc).__name__})") from None
+
+    def _chat_refused(self, status: int, detail: str, model: str) -> DaemonError:
+        if status == 404:
+            return DaemonError(f"model {model} is not registered at {self.host}: run "
+                               f"`qwq-ollama create {model}`")
+        if status in REFUSED_CREDENTIALS:
+            return self._refused_credentials(status)
+        return RefusedError(f"Ollama refused a chat with {model}: {one_line(detail)} "
+                            f"(HTTP {status})", detail=one_line(detail, 2000))
+
+    def _raise_for(self, reply: Answer, what: str) -> None:
         if reply.status_code < 400:
             return
         if reply.status_code in REFUSED_CREDENTIALS:
             raise self._refused_credentials(reply.status_code)
-        try:
-            detail = reply.json().get("error", reply.text)
-        except ValueError:
-            detail = reply.text
+        detail = one_line(_error_text(reply.body))
         if reply.status_code == 404 and "not found" in str(detail):
             raise DaemonError(f"cannot {what}: {detail} (run `qwq-ollama create` first?)")
         message = f"cannot {what}: {detail} (HTTP {reply.status_code})"
@@ -271,3 +391,29 @@ class OllamaAPI:
     def close(self) -> None:
         self.http.close()
         self.client.close()  # type: ignore[no-untyped-call]  # ollama leaves it unannotated
+
+
+
+def _error_text(body: bytes) -> str:
+    """The daemon's `{"error": ...}` text, or the body itself when it is not that."""
+    text = body.decode("utf-8", "replace")
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return text
+    return str(found["error"]) if isinstance(found, dict) and "error" in found else text
+
+
+def _lines(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
+    """The non-blank lines of a streamed body; a line longer than `limit` bytes is TooBig."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *whole, pending = pending.split(b"\n")
+        for line in whole:
+            if line.strip():
+                yield line
+        if len(pending) > limit:
+            raise TooBig(f"a line of more than {limit} bytes")
+    if pending.strip():
+        yield pending

@@ -83,7 +83,25 @@ def load_fleet(file: Path) -> list[str]:
             parse_host(host, f"{file}")
         except InputError as exc:
             raise located.error(exc.detail, ("hosts", index)) from None
+    _warn_if_readable(file, hosts)
     return _unique(hosts, located)
+
+
+def _warn_if_readable(file: Path, hosts: list[str]) -> None:
+    """A fleet file holding a password or token that other users can read says so, on stderr,
+    once: the command still runs (the file is the user's to fix)."""
+    import stat
+    import sys
+
+    from qwq_ollama.redaction import holds_secret
+
+    try:
+        mode = file.stat().st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRGRP | stat.S_IROTH) and any(holds_secret(h) for h in hosts):
+        print(f"warning: {file} holds credentials and other users can read it "
+              f"(mode {stat.S_IMODE(mode):04o}): chmod 600 {file}", file=sys.stderr)
 
 
 def fleet_hosts(hosts: list[str] | None, fleet_file: Path | None) -> list[str] | None:
@@ -92,15 +110,31 @@ def fleet_hosts(hosts: list[str] | None, fleet_file: Path | None) -> list[str] |
     if fleet_file is None and len(hosts or []) <= 1:
         return None
     named = [*(load_fleet(fleet_file) if fleet_file else []), *(hosts or [])]
-    return list(dict.fromkeys(named))
+    once: dict[str, str] = {}
+    for host in named:  # the same daemon, however it is spelled, is worked on once
+        once.setdefault(same_daemon(host), host)
+    return list(once.values())
+
+
+def same_daemon(host: str) -> str:
+    """What identifies a daemon: the URL connected to (`localhost`, `http://localhost:11434`
+    and `localhost:11434/` are one), host names compared without case.
+
+    >>> same_daemon("LocalHost") == same_daemon("http://localhost:11434/")
+    True
+    """
+    address = parse_host(host, "--host")
+    return f"{address.scheme}://{address.netloc.lower()}{address.path}"
 
 
 def _unique(hosts: list[str], located: Any) -> list[str]:
     seen: set[str] = set()
     for index, host in enumerate(hosts):
-        if host in seen:
-            raise located.error(f"{redact(host)} is named twice", ("hosts", index))
-        seen.add(host)
+        key = same_daemon(host)
+        if key in seen:
+            raise located.error(f"{redact(host)} names a daemon named before it",
+                                ("hosts", index))
+        seen.add(key)
     return hosts
 
 

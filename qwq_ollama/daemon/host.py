@@ -15,7 +15,8 @@ A daemon behind an authenticating reverse proxy is written with its credentials 
 token in the query string (sent with every request). Those are secrets: `DaemonAddress.display`
 is the one form any message, table, report or log shows (`user:***@`, `?token=***`), `url` the
 one the connection is made to (without them), and `redact` does the same to text that did not
-parse. A bearer token comes from $OLLAMA_API_KEY, as ollama-python reads it (daemon/client.py).
+parse (the one redaction, `qwq_ollama.redaction`, which the GGUF reader uses too). A bearer
+token comes from $OLLAMA_API_KEY, as ollama-python reads it (daemon/client.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from __future__ import annotations
 import os
 
 from qwq_ollama.errors import InputError
+from qwq_ollama.redaction import redact, redact_query, secret_words
+
+__all__ = ["DaemonAddress", "parse_host", "redact", "resolve_address", "resolve_host"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11434
@@ -68,7 +72,7 @@ class DaemonAddress:
             # a user alone may be a token (`https://TOKEN@host`): shown as *** too
             user = f"{self.username}:***@" if self.username and self.password is not None \
                 else "***@"
-        query = f"?{_redact_query(self.query)}" if self.query else ""
+        query = f"?{redact_query(self.query)}" if self.query else ""
         return f"{self.scheme}://{user}{self.netloc}{self.path}{query}"
 
     @property
@@ -112,6 +116,17 @@ def resolve_address(host: str | None = None) -> DaemonAddress:
     if not _clean(value):
         return DaemonAddress("http", DEFAULT_HOST, DEFAULT_PORT, "")
     return parse_host(value, "OLLAMA_HOST")
+
+
+def check_tls_variables() -> None:
+    """$SSL_CERT_FILE / $SSL_CERT_DIR, when set, name a readable file / a folder: checked
+    before the `ollama` package is imported, whose default client loads them on import and
+    fails with a traceback."""
+    for name, wanted in (("SSL_CERT_FILE", os.path.isfile), ("SSL_CERT_DIR", os.path.isdir)):
+        value = os.environ.get(name)
+        if value and not (wanted(value) and os.access(value, os.R_OK)):
+            kind = "a readable file" if name == "SSL_CERT_FILE" else "a readable folder"
+            raise InputError(f"{value[:200]!r} is not {kind} of CA certificates", field=name)
 
 
 def _clean(value: str) -> str:
@@ -191,40 +206,6 @@ def _unquote(text: str) -> str:
     return unquote(text)
 
 
-def _redact_query(query: str) -> str:
-    parts = []
-    for item in query.split("&"):
-        name, eq, _ = item.partition("=")
-        parts.append(f"{name}=***" if eq else "***")
-    return "&".join(parts)
-
-
-def redact(text: str) -> str:
-    """`text` (a host value, parsed or not) with any password, bare user token and query
-    values shown as `***`.
-
-    >>> redact("http://alice:pw@10.0.0.5:8080/x?token=abc"), redact("bob@[::1:8080")
-    ('http://alice:***@10.0.0.5:8080/x?token=***', '***@[::1:8080')
-    >>> redact("localhost:11434")
-    'localhost:11434'
-    """
-    scheme, sep, rest = text.partition("://")
-    if not sep:
-        scheme, rest = "", text
-    rest, hash_, fragment = rest.partition("#")
-    rest, qmark, query = rest.partition("?")
-    cut = rest.find("/")
-    authority, tail = (rest, "") if cut < 0 else (rest[:cut], rest[cut:])
-    if "@" in authority:
-        userinfo, _, hostport = authority.rpartition("@")
-        user, colon, _ = userinfo.partition(":")
-        authority = f"{user}:***@{hostport}" if colon and user else f"***@{hostport}"
-    shown = f"{scheme}{sep}{authority}{tail}"
-    if qmark:
-        shown += f"?{_redact_query(query)}"
-    return shown + ("#***" if hash_ and fragment else "")
-
-
 def _split_hostport(hostport: str, default_port: int, source: str, value: str
                     ) -> tuple[str, int]:
     """(host name, port) of `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address."""
@@ -282,4 +263,11 @@ def _connectable(hostname: str) -> str:
 
 
 def _refuse(source: str, value: str, problem: str) -> InputError:
-    return InputError(f"{redact(value.strip())!r}: {problem}", field=source)
+    """The refusal of `value`, shown redacted. A value holding a secret gets a problem that
+    quotes none of its parts: a password with a `/` or `#` is misread as a port or a path, and
+    quoting that part would print it."""
+    shown = redact(value.strip())
+    if any(word in problem for word in secret_words(value.strip())):
+        problem = ("not http(s)://[USER:PASSWORD@]HOST[:PORT][/PATH]; in a password, write "
+                   "/ ? # @ as %2F %3F %23 %40")
+    return InputError(f"{shown!r}: {problem}", field=source)

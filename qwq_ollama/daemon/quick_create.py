@@ -26,7 +26,7 @@ from qwq_ollama.paths import cache_root
 
 STAMP_FORMAT = 3
 _OPTIONS = ("--weights", "--catalog", "--host")
-# The package root (this module lives in `server/`): every module under it is an input.
+# The package root (this module lives in `daemon/`): every module under it is an input.
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -135,6 +135,9 @@ def connection_target(host_url: str) -> list[object] | None:
     return [address.hostname, address.port, address.netloc]
 
 
+_MAX_TAGS = 64 << 20  # bytes of a /api/tags answer
+
+
 def _get_json(target: list[object], path: str, timeout: float) -> object:
     """One GET as HTTP/1.0: the daemon answers with a plain body and closes the connection.
 
@@ -143,6 +146,7 @@ def _get_json(target: list[object], path: str, timeout: float) -> object:
     IDNA codec as well.
     """
     import _socket
+    import time
 
     hostname, port, netloc = target
     request = f"GET {path} HTTP/1.0\r\nHost: {netloc}\r\nAccept: application/json\r\n\r\n"
@@ -160,9 +164,14 @@ def _get_json(target: list[object], path: str, timeout: float) -> object:
             continue
         try:
             sock.sendall(request.encode("ascii"))
-            chunks = []
+            chunks, size, ends = [], 0, time.monotonic() + timeout
             while data := sock.recv(1 << 16):
                 chunks.append(data)
+                size += len(data)
+                # a daemon that trickles, or sends without end, is not answered here: the
+                # full path (with its own deadline) says what went wrong
+                if size > _MAX_TAGS or time.monotonic() > ends:
+                    raise TimeoutError(f"GET {path}: not whole within {timeout:g} s")
         finally:
             sock.close()
         break

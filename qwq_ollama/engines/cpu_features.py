@@ -237,13 +237,36 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
 def wanted_options(value: str | None) -> frozenset[str] | None:
     """`QWQ_OLLAMA_CPU_OPTIONS` read: None (no limit), or the options to keep at most.
 
+    A named option brings the ones it needs (AVX2 needs AVX, which needs SSE42), so the
+    README's `AVX2 FMA F16C` keeps those three and what they stand on, not the baseline alone.
+    A name ggml does not have is refused (InputError, exit 2), never silently dropped.
+
     >>> sorted(wanted_options("avx2, FMA f16c")), wanted_options("none"), wanted_options("")
-    (['AVX2', 'F16C', 'FMA'], frozenset(), None)
+    (['AVX', 'AVX2', 'F16C', 'FMA', 'SSE42'], frozenset(), None)
+    >>> wanted_options("AVX2 AVX1024")
+    Traceback (most recent call last):
+    qwq_ollama.errors.InputError: QWQ_OLLAMA_CPU_OPTIONS: unknown option 'AVX1024': use ggml's names (SSE42, AVX, AVX2, FMA, F16C, BMI2, AVX_VNNI, AVX512, AVX512_VBMI, AVX512_VNNI, AVX512_BF16), or none
     """
     if value is None or not value.strip():
         return None
     names = frozenset(v.upper() for v in re.split(r"[\s,]+", value.strip()) if v)
-    return frozenset() if names == {"NONE"} else names
+    if names == {"NONE"}:
+        return frozenset()
+    known = {f.option: f for f in FEATURES}
+    unknown = sorted(names - set(known))
+    if unknown:
+        from qwq_ollama.errors import InputError
+
+        raise InputError(f"unknown option {unknown[0][:40]!r}: use ggml's names "
+                         f"({', '.join(known)}), or none", field="QWQ_OLLAMA_CPU_OPTIONS")
+    wanted: set[str] = set()
+    pending = list(names)
+    while pending:
+        option = pending.pop()
+        if option not in wanted:
+            wanted.add(option)
+            pending.extend(known[option].needs)
+    return frozenset(wanted)
 
 
 def choose(probe_dir: Path, cpuinfo: Path = Path("/proc/cpuinfo"),
