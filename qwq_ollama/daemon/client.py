@@ -150,8 +150,9 @@ class OllamaAPI:
               **kwargs: Any) -> Answer:
         """One request and its whole answer within one deadline ($QWQ_OLLAMA_DEADLINE unless
         given): connect, headers and a body read chunk by chunk, so a daemon that trickles
-        fails as one that is silent does; the decoded body is bounded too."""
-        seconds = network_deadline() if deadline is None else deadline
+        fails as one that is silent does; the decoded body is bounded too. A client made with
+        a shorter timeout (`--version`'s 1 s probe) keeps it as the deadline."""
+        seconds = min(network_deadline(), self.timeout) if deadline is None else deadline
         limit = Deadline(seconds)
         try:
             with self.http.stream(method, path, timeout=httpx.Timeout(seconds),
