@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import struct
@@ -157,14 +158,16 @@ def project_copy(tmp_path: Path) -> Path:
 
 
 def catalog_with_copies(project: Path, *names: str, prefix: str) -> Catalog:
-    """The project copy's catalog plus `<prefix>-<name>` extending each named variant.
+    """The project copy's catalog plus `<prefix>-<name>` extending each named variant, and no
+    `default_variants`, so that every variant, copies included, is the default set.
 
     A test that deletes or changes models works on its own copies, so the shared variants
     stay as the catalog says whatever order the tests run in.
     """
     catalog_file = project / "modelfiles" / "models.yaml"
     copies = "".join(f"  {prefix}-{name}:\n    extends: {name}\n" for name in names)
-    catalog_file.write_text(catalog_file.read_text() + copies)  # `variants:` comes last
+    text = re.sub(r"(?m)^default_variants:.*\n", "", catalog_file.read_text())
+    catalog_file.write_text(text + copies)  # `variants:` comes last
     return load_catalog(catalog_file)
 
 

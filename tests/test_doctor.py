@@ -88,7 +88,7 @@ def test_without_weights_it_says_which_weights_a_variant_runs_over(
         name, "registration", "warn", f"{name} is registered over weights smollm2-135m, not its "
         f"catalog weights {variant.weights}", f"`qwq-ollama create {name}` for the catalog's "
         "weights, or pass --weights smollm2-135m if these are meant")
-        for name, variant in in_sync.variants.items()]
+        for name, variant in [(v.name, v) for v in in_sync.chosen()]]
 
 
 def test_context_above_the_models_own_is_reported(api: OllamaAPI, in_sync: Catalog) -> None:
@@ -96,7 +96,7 @@ def test_context_above_the_models_own_is_reported(api: OllamaAPI, in_sync: Catal
     context = by_check(diagnose(api, in_sync, WEIGHTS), "context")
     assert [f.message for f in context] == [
         f"{name}: num_ctx 16384 is above the model's trained context 8192; Ollama clamps it "
-        "to 8192" for name in in_sync.variants]
+        "to 8192" for name in [v.name for v in in_sync.chosen()]]
     assert {f.status for f in context} == {"warn"}
 
 

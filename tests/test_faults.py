@@ -78,7 +78,7 @@ def test_daemon_killed_during_create_leaves_each_variant_old_or_new(
     with OllamaDaemon(ollama_binary.path, models) as restarted:
         api = OllamaAPI(restarted.host)
         states = {}
-        for name in new.variants:
+        for name in [v.name for v in new.chosen()]:  # what create(None) registers
             shown = api.show(name)
             assert shown is not None, f"{name} vanished"
             is_new = not drift(desired_state(new, new.variant(name), weights), shown)

@@ -37,8 +37,7 @@ def small_tokenizer(tmp_path: Path) -> Path:
     return path
 
 
-def test_added_tokens_keep_known_ids_and_take_their_converter_type(small_tokenizer: Path
-                                                                  ) -> None:
+def test_added_tokens_keep_known_ids_and_take_their_converter_type(small_tokenizer: Path) -> None:
     vocab = widened(read_vocabulary(small_tokenizer), ["<|im_end|>", "<think>", "<|x|>"])
     assert vocab.tokens == ("<|im_start|>", "<|im_end|>", "a", "b", "ab", "<think>", "<|x|>")
     control, user = int(gguf.TokenType.CONTROL), int(gguf.TokenType.USER_DEFINED)

@@ -73,7 +73,8 @@ def test_every_relative_link_lands_on_a_file_and_heading() -> None:
                 continue  # a web address
             path, _, anchor = target.partition("#")
             landed = (page.parent / path).resolve() if path else page
-            if not landed.exists() or (anchor and landed.suffix == ".md"
-                                       and anchor not in _anchors(landed)):
+            if not landed.exists() or (
+                anchor and landed.suffix == ".md" and anchor not in _anchors(landed)
+            ):
                 broken.append(f"{page.relative_to(ROOT)}: {target}")
     assert broken == []

@@ -46,8 +46,12 @@ def first_output(ollama: Path, model: str, env: dict[str, str]) -> str:
     `ollama run` cannot cap the answer, and the 135M model, given QwQ's prefill, may reason
     until the context is full (v0.24 never cuts a repetition); the first characters are the
     proof that the model loaded and streams."""
-    run = subprocess.Popen([str(ollama), "run", model, "Say hello."], env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run = subprocess.Popen(
+        [str(ollama), "run", model, "Say hello."],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert run.stdout is not None
     text, deadline = b"", time.monotonic() + 300
     try:
@@ -69,18 +73,30 @@ def test_the_front_page_lists_the_path_this_test_walks() -> None:
 
 
 def test_the_front_pages_commands_work_in_order_on_the_users_daemon(
-        ollama_binary: OllamaBinary, small_gguf: Path, tmp_path: Path) -> None:
+    ollama_binary: OllamaBinary, small_gguf: Path, tmp_path: Path
+) -> None:
     path = _path_without("go", "ollama")
     assert shutil.which("go", path=path) is None and shutil.which("ollama", path=path) is None
     no_tools = tmp_path / "tools"  # where a build would land: it must stay absent
     defaults = [v.name for v in load_catalog(ROOT / "modelfiles" / "models.yaml").chosen()]
     assert defaults[0] == "qwq-fixed" and "qwen3-thinking" not in defaults
     with OllamaDaemon(ollama_binary.path, tmp_path / "models") as users:
-        env = {**os.environ, "PATH": path, "OLLAMA_HOST": users.host,
-               "QWQ_OLLAMA_TOOLS": str(no_tools), "QWQ_OLLAMA_BINARY": ""}
+        env = {
+            **os.environ,
+            "PATH": path,
+            "OLLAMA_HOST": users.host,
+            "QWQ_OLLAMA_TOOLS": str(no_tools),
+            "QWQ_OLLAMA_BINARY": "",
+        }
         # 1. make models (the small weights standing in for QwQ's)
-        made = subprocess.run(["make", "models", f"WEIGHTS={SMALL}"], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=600)
+        made = subprocess.run(
+            ["make", "models", f"WEIGHTS={SMALL}"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert made.returncode == 0, made.stdout + made.stderr
         assert sorted(re.findall(r"^created (\S+)$", made.stdout, re.M)) == sorted(defaults)
         # 2. ollama run qwq-fixed (the user's own ollama: here the pinned build's) streams
@@ -88,16 +104,18 @@ def test_the_front_pages_commands_work_in_order_on_the_users_daemon(
         # 3. qwq-ollama validate, named nothing: the variants `make models` registered.
         # Prompts and registration; the 135M model does not reason, so generation is checked
         # below on the variant where it can answer.
-        checked = run_cli("validate", "--weights", SMALL, "--checks", "fidelity,registration",
-                          env=env)
+        checked = run_cli(
+            "validate", "--weights", SMALL, "--checks", "fidelity,registration", env=env
+        )
         assert checked.returncode == 0, checked.stdout + checked.stderr
         for name in defaults:
             assert re.search(rf"pass\s+registration\s+{name}\s", checked.stdout), checked.stdout
         # a fixed seed: unseeded, the 135M model sometimes falls into a loop, which validate
         # rightly fails
-        answered = run_cli("validate", "qwq-noprefill", "--weights", SMALL, "--seed", "1",
-                           env=env)
+        answered = run_cli("validate", "qwq-noprefill", "--weights", SMALL, "--seed", "1", env=env)
         assert answered.returncode == 0, answered.stdout + answered.stderr
-        assert f"Ollama {ollama_binary.version} at {users.host}" in run_cli(
-            "doctor", "--weights", SMALL, env=env).stdout
+        assert (
+            f"Ollama {ollama_binary.version} at {users.host}"
+            in run_cli("doctor", "--weights", SMALL, env=env).stdout
+        )
     assert not no_tools.exists()

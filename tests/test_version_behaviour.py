@@ -33,7 +33,8 @@ SMALL = "smollm2-135m"
 def add_variant(project: Path, name: str, parameters: dict[str, object],
                 weights: dict[str, object] | None = None, open_default: str | None = None,
                 extends: str | None = "qwq-fixed") -> Path:
-    """The project copy's catalog plus one variant (and, if given, one weights entry).
+    """The project copy's catalog plus one variant (and, if given, one weights entry), and
+    every variant its default set.
 
     `open_default`: a parameter taken out of `defaults`, kept in every other variant."""
     catalog_file = project / "modelfiles" / "models.yaml"
@@ -43,6 +44,7 @@ def add_variant(project: Path, name: str, parameters: dict[str, object],
         for variant in data["variants"].values():
             variant.setdefault("parameters", {})[open_default] = value
     data["variants"][name] = {"parameters": parameters} | ({"extends": extends} if extends else {})
+    data.pop("default_variants", None)  # the new variant is checked too where none is named
     if weights:
         data["weights"].update(weights)
     catalog_file.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))

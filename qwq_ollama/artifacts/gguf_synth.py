@@ -18,12 +18,34 @@ from gguf import GGUFReader, GGUFValueType, GGUFWriter, TokenType
 
 # Qwen2.5's and Qwen3's added tokens, in id order (the tokenizer_config.json of Qwen/QwQ-32B and
 # Qwen/Qwen3-8B list the same ones); some are in SmolLM2's vocabulary already.
-QWEN_ADDED = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>",
-              "<|object_ref_end|>", "<|box_start|>", "<|box_end|>", "<|quad_start|>",
-              "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
-              "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>", "<|fim_prefix|>",
-              "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>",
-              "<|file_sep|>", "<tool_response>", "</tool_response>", "<think>", "</think>")
+QWEN_ADDED = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<tool_call>",
+    "</tool_call>",
+    "<|fim_prefix|>",
+    "<|fim_middle|>",
+    "<|fim_suffix|>",
+    "<|fim_pad|>",
+    "<|repo_name|>",
+    "<|file_sep|>",
+    "<tool_response>",
+    "</tool_response>",
+    "<think>",
+    "</think>",
+)
 
 TOKENIZER_PREFIX = "tokenizer.ggml."
 
@@ -37,8 +59,9 @@ def added_token_type(text: str) -> TokenType:
     >>> added_token_type("<|im_end|>").name, added_token_type("<think>").name
     ('CONTROL', 'USER_DEFINED')
     """
-    looks_special = ((text.startswith("<|") and text.endswith("|>"))
-                     or (text.startswith("<｜") and text.endswith("｜>")))
+    looks_special = (text.startswith("<|") and text.endswith("|>")) or (
+        text.startswith("<｜") and text.endswith("｜>")
+    )
     return TokenType.CONTROL if looks_special else TokenType.USER_DEFINED
 
 
@@ -57,8 +80,9 @@ def tokenizer_keys(source: Path) -> dict[str, TokenizerKey]:
     for name, found in GGUFReader(source).fields.items():
         if name.startswith(TOKENIZER_PREFIX):
             kinds = list(found.types)
-            keys[name] = TokenizerKey(found.contents(), kinds[0],
-                                      kinds[1] if kinds[0] == GGUFValueType.ARRAY else None)
+            keys[name] = TokenizerKey(
+                found.contents(), kinds[0], kinds[1] if kinds[0] == GGUFValueType.ARRAY else None
+            )
     return keys
 
 
@@ -85,23 +109,32 @@ class Vocabulary:
 
 def read_vocabulary(source: Path) -> Vocabulary:
     """The tokenizer of a GGUF file (its tensors are never read)."""
-    keys = {name.removeprefix(TOKENIZER_PREFIX): key.value
-            for name, key in tokenizer_keys(source).items()}
+    keys = {
+        name.removeprefix(TOKENIZER_PREFIX): key.value
+        for name, key in tokenizer_keys(source).items()
+    }
     tokens = [str(t) for t in _listed(keys.pop("tokens"))]
     types = [t for t in _listed(keys.pop("token_type", None)) if isinstance(t, int)]
-    return Vocabulary(model=str(keys.pop("model")), pre=str(keys.pop("pre", "default")),
-                      tokens=tuple(tokens),
-                      types=tuple(types or [int(TokenType.NORMAL)] * len(tokens)),
-                      merges=tuple(str(m) for m in _listed(keys.pop("merges", None))),
-                      others=keys)
+    return Vocabulary(
+        model=str(keys.pop("model")),
+        pre=str(keys.pop("pre", "default")),
+        tokens=tuple(tokens),
+        types=tuple(types or [int(TokenType.NORMAL)] * len(tokens)),
+        merges=tuple(str(m) for m in _listed(keys.pop("merges", None))),
+        others=keys,
+    )
 
 
 def _listed(value: object) -> list[object]:
     return list(value) if isinstance(value, (list, tuple)) else []
 
 
-def widened(vocab: Vocabulary, added: Sequence[str], *,
-            type_of: Callable[[str], TokenType] = added_token_type) -> Vocabulary:
+def widened(
+    vocab: Vocabulary,
+    added: Sequence[str],
+    *,
+    type_of: Callable[[str], TokenType] = added_token_type,
+) -> Vocabulary:
     """`vocab` with `added` appended in order; a token it already has keeps its id and takes the
     added type."""
     tokens, types = list(vocab.tokens), list(vocab.types)
@@ -122,12 +155,16 @@ def padded(vocab: Vocabulary, size: int) -> Vocabulary:
     if len(vocab.tokens) > size:
         raise ValueError(f"{len(vocab.tokens)} tokens do not fit a vocabulary of {size}")
     fill = range(len(vocab.tokens), size)
-    return replace(vocab, tokens=vocab.tokens + tuple(f"[PAD{i}]" for i in fill),
-                   types=vocab.types + (int(TokenType.UNUSED),) * len(fill))
+    return replace(
+        vocab,
+        tokens=vocab.tokens + tuple(f"[PAD{i}]" for i in fill),
+        types=vocab.types + (int(TokenType.UNUSED),) * len(fill),
+    )
 
 
-def write_vocabulary(writer: GGUFWriter, vocab: Vocabulary, *, ids: dict[str, int | None],
-                     add_bos: bool) -> None:
+def write_vocabulary(
+    writer: GGUFWriter, vocab: Vocabulary, *, ids: dict[str, int | None], add_bos: bool
+) -> None:
     """The tokenizer keys; `ids` maps bos/eos/padding/unknown to a token id (None: leave out)."""
     writer.add_tokenizer_model(vocab.model)
     writer.add_tokenizer_pre(vocab.pre)

@@ -30,19 +30,25 @@ def find_llama_server(version: str | None = None) -> Path:
     """
     wanted = version or CURRENT
     found = find_ollama(wanted).binary
-    path = (found.path.resolve().parent.parent / "lib" / "ollama" / "llama-server"
-            if found else None)
+    path = found.path.resolve().parent.parent / "lib" / "ollama" / "llama-server" if found else None
     if path is None or not path.is_file():
-        raise EnvironmentProblem(f"no llama-server of Ollama {wanted} here: run `qwq-ollama "
-                                 "install-ollama` (it builds one), or start your own llama-server "
-                                 "and pass --llama-server URL")
+        raise EnvironmentProblem(
+            f"no llama-server of Ollama {wanted} here: run `qwq-ollama "
+            "install-ollama` (it builds one), or start your own llama-server "
+            "and pass --llama-server URL"
+        )
     return path
 
 
 @contextmanager
-def serve_variant(catalog: Catalog, variant: Variant, *, url: str | None = None,
-                  gguf: Path | None = None, timeout: float = 600.0
-                  ) -> Iterator[LlamaServerAPI]:
+def serve_variant(
+    catalog: Catalog,
+    variant: Variant,
+    *,
+    url: str | None = None,
+    gguf: Path | None = None,
+    timeout: float = 600.0,
+) -> Iterator[LlamaServerAPI]:
     """A llama-server running `variant`: the one at `url`, or a private one started on a free
     loopback port with the exported command over `gguf` (stopped on leaving)."""
     check_server_choice(url, gguf)
@@ -67,10 +73,18 @@ def private_command(catalog: Catalog, variant: Variant, gguf: Path) -> tuple[lis
 
     template = default_template_path(catalog, variant)
     if not template.is_file():
-        raise InputError("the variant's chat template is not rendered yet: run "
-                         "`qwq-ollama render`", file=template)
+        raise InputError(
+            "the variant's chat template is not rendered yet: run `qwq-ollama render`",
+            file=template,
+        )
     port = free_port()
-    command = llama_cpp_command(catalog, variant, binary=str(find_llama_server()),
-                                model_path=str(gguf), template_path=str(template),
-                                host="127.0.0.1", port=port)
+    command = llama_cpp_command(
+        catalog,
+        variant,
+        binary=str(find_llama_server()),
+        model_path=str(gguf),
+        template_path=str(template),
+        host="127.0.0.1",
+        port=port,
+    )
     return command.argv, f"http://127.0.0.1:{port}"
