@@ -14,17 +14,19 @@ from typing import Any
 from qwq_ollama.catalog.conversation import Conversation, load_corpus
 from qwq_ollama.catalog.render import hf_prompter
 from qwq_ollama.catalog.schema import Catalog, Variant
+from qwq_ollama.checks.budget import budgeted_watched
 from qwq_ollama.checks.doctor import sampling_leaks, untested_version_finding
 from qwq_ollama.checks.fidelity import FidelityResult, judge_prompts, template_source
 from qwq_ollama.checks.findings import Finding, failed
 from qwq_ollama.checks.generation import ChatResult, generate_watched
+from qwq_ollama.checks.thinking import check_thinking
 from qwq_ollama.errors import DaemonError, QwqOllamaError, RefusedError
 from qwq_ollama.server.answers import Shown
 from qwq_ollama.server.chat_engine import ChatEngine
 from qwq_ollama.server.client import OllamaAPI
 from qwq_ollama.server.registry import registration
 
-DEFAULT_CHECKS = ("fidelity", "registration", "generation")
+DEFAULT_CHECKS = ("fidelity", "registration", "thinking", "generation")
 CHECKS = (*DEFAULT_CHECKS, "code")  # `code` generates a whole program: opt in
 GENERATION_PROMPT = "In two short sentences: why is the sky blue?"
 
@@ -91,6 +93,8 @@ def validate(api: OllamaAPI, catalog: Catalog, names: list[str] | None = None, *
             "fidelity": lambda v=variant: check_fidelity(api, catalog, v),
             "registration": lambda v=variant: check_registration(
                 api, catalog, v, weights_name, report.daemon_version or ""),
+            "thinking": lambda v=variant: check_thinking(api, v, seed=seed,
+                                                         num_predict=num_predict),
             "generation": lambda v=variant: check_generation(api, v, num_predict=num_predict,
                                                              seed=seed),
             "code": lambda v=variant: check_code_generation(api, v, code_prompt,
@@ -206,10 +210,19 @@ def check_generation(api: ChatEngine, variant: Variant, *, num_predict: int,
                      seed: int | None = None, prompt: str = GENERATION_PROMPT) -> Finding:
     """Stream one answer: thinking apart from content, stops holding, no runaway loop."""
     started = time.monotonic()
-    result, verdict = generate_watched(api, variant.name, prompt,
-                                       options=_options(num_predict, seed))
+    budget: dict[str, Any] = {}
+    if variant.think_budget is not None and isinstance(api, OllamaAPI):
+        # Ollama has no budget: the tool enforces the catalog's (checks/budget.py).
+        result, verdict, outcome = budgeted_watched(api, variant, prompt,
+                                                    budget=variant.think_budget,
+                                                    options=_options(num_predict, seed))
+        budget = {"think_budget": asdict(outcome)}
+    else:
+        result, verdict = generate_watched(api, variant.name, prompt,
+                                           options=_options(num_predict, seed))
     problems = _output_problems(variant, result, verdict)
-    details = {"done_reason": result.done_reason, "thinking_chars": len(result.thinking),
+    details = {**budget, "done_reason": result.done_reason,
+               "thinking_chars": len(result.thinking),
                "content_chars": len(result.content), "eval_count": result.eval_count,
                "tokens_per_second": round(result.tokens_per_second, 1),
                "seconds": round(time.monotonic() - started, 2),

@@ -155,6 +155,9 @@ def compare(variants: Annotated[list[str], typer.Argument(help="Variants to comp
                                "llama-cpp; several side by side.")] = "ollama",
             host: HostOpt = None, llama_server: LlamaServerOpt = None,
             gguf: GgufOpt = None, catalog: CatalogOpt = None, weights: WeightsOpt = None,
+            think_budget: Annotated[int | None, typer.Option(
+                "--think-budget", help="Cap the thinking at N tokens on Ollama, then answer "
+                "(default: each variant's think_budget).")] = None,
             json_: JsonOpt = False, quiet: QuietOpt = False) -> int:
     """Run one prompt over variants and seeds: loop rate, speed, thinking, code that compiles."""
     from qwq_ollama.catalog.prompts import get_prompt
@@ -172,8 +175,11 @@ def compare(variants: Annotated[list[str], typer.Argument(help="Variants to comp
 
         require_registered(OllamaAPI(host), catalog_at(catalog), variants, weights)
     where = EngineChoice(host, llama_server, gguf)
+    from qwq_ollama.checks.budget import check_budget
+
     runs = compare_on(engines_named(engines), where, lambda: catalog_at(catalog), variants,
-                      chosen, seeds, num_predict, progress_lines("running", quiet))
+                      chosen, seeds, num_predict, progress_lines("running", quiet),
+                      think_budget=check_budget(think_budget))
     summaries = summarise(runs)
     if json_:
         print_json(comparison_dict(chosen, summaries, runs))
