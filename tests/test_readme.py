@@ -41,3 +41,13 @@ def test_every_environment_variable_read_is_in_the_readme() -> None:
     assert "OLLAMA_HOST" in names, "the scan is broken"
     missing = sorted(n for n in names if n not in README)
     assert missing == [], f"README.md does not mention: {', '.join(missing)}"
+
+
+def test_every_relative_link_in_the_readme_and_the_docs_resolves() -> None:
+    link = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    assert ROOT / "docs" / "thinking.md" in pages and "(docs/thinking.md)" in README
+    broken = [f"{page.name}: {target}" for page in pages
+              for target in link.findall(page.read_text())
+              if "://" not in target and not (page.parent / target).exists()]
+    assert broken == []

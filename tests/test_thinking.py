@@ -148,3 +148,12 @@ def test_compare_shows_what_the_budget_did() -> None:
         ("-", "-", "100%")
     plain = table_rows(summarise(runs[2:]))
     assert "think budget" not in plain[0]
+
+
+def test_the_docs_table_says_what_the_catalog_declares(catalog: Catalog) -> None:
+    from qwq_ollama.checks.thinking import requests_table
+
+    page = (ROOT / "docs" / "thinking.md").read_text()
+    start = page.index("-->\n", page.index("<!-- requests-table")) + 4
+    shown = page[start:page.index("<!-- /requests-table -->")].strip()
+    assert shown == requests_table(list(catalog.variants.values())).strip()

@@ -161,3 +161,24 @@ def check_thinking(api: OllamaAPI, variant: Variant, *, seed: int | None = None,
     return Finding(variant.name, "thinking", "pass",
                    f"as declared on /api/chat and /v1, streamed and not: {summary}",
                    details=details)
+
+
+def outcome_words(variant: Variant, request: str) -> str:
+    """One cell of docs/thinking.md's table: what the user gets for a request."""
+    meaning = variant.think_request(request)
+    if meaning.does == "refuse":
+        return "refused"
+    mode = "thinks" if _thinks(variant, meaning) else "no thinking"
+    return mode if meaning.does == "switch" else f"ignored ({mode})"
+
+
+def requests_table(variants: list[Variant]) -> str:
+    """The Markdown table of what each variant does with each thinking request."""
+    columns = {"think: true": "think_on", "think: false": "think_off",
+               "reasoning_effort none": "effort_none",
+               "reasoning_effort low/medium/high": "effort_low"}
+    lines = ["| variant | " + " | ".join(columns) + " |", "|" + " --- |" * (len(columns) + 1)]
+    for variant in variants:
+        lines.append(f"| {variant.name} | "
+                     + " | ".join(outcome_words(variant, r) for r in columns.values()) + " |")
+    return "\n".join(lines) + "\n"
