@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import ollama
@@ -301,8 +301,9 @@ class OllamaAPI:
         with self._client_errors(f"Ollama refused a raw generate with {model}",
                                  f"during a raw generate with {model}",
                                  missing=f"model {model} is not registered at {self.host}"):
+            # think=False: no think-tag parser on a text that already closed the reasoning.
             for part in self.client.generate(model=model, prompt=prompt, raw=True, stream=True,
-                                             **kwargs):
+                                             think=False, **kwargs):
                 text += part.response or ""
                 if on_text is not None and part.response:
                     on_text(part.response)
@@ -316,29 +317,33 @@ class OllamaAPI:
         """One chat through Ollama's OpenAI-compatible /v1/chat/completions, with the official
         `openai` package: what editors, agents and OpenAI-SDK apps see."""
         import openai  # a third of a second to import: only the commands that use it pay
+        from openai.types.chat import ChatCompletionMessageParam
+        from openai.types.shared import ReasoningEffort
 
         client = openai.OpenAI(base_url=f"{self._url.rstrip('/')}/v1",
                                api_key=self._token or "ollama", timeout=self.timeout,
                                max_retries=0, http_client=httpx.Client(verify=self._tls,
                                                                        **self._extra))
-        kwargs: dict[str, Any] = {}
-        if reasoning_effort is not None:
-            kwargs["reasoning_effort"] = reasoning_effort
-        if seed is not None:
-            kwargs["seed"] = seed
-        if max_tokens is not None:
-            kwargs["max_tokens"] = max_tokens
+        sent: list[ChatCompletionMessageParam] = cast("list[ChatCompletionMessageParam]",
+                                                      messages)
+        effort = cast("ReasoningEffort", reasoning_effort)
         try:
             with client:
                 if not stream:
-                    reply = client.chat.completions.create(model=model, messages=messages,
-                                                           stream=False, **kwargs)
+                    reply = client.chat.completions.create(
+                        model=model, messages=sent, stream=False,
+                        reasoning_effort=openai.omit if effort is None else effort,
+                        seed=openai.omit if seed is None else seed,
+                        max_tokens=openai.omit if max_tokens is None else max_tokens)
                     choice = reply.choices[0]
                     return OpenAIReply(str(getattr(choice.message, "reasoning", None) or ""),
                                        choice.message.content or "", choice.finish_reason)
                 reasoning, content, finish = "", "", None
-                for chunk in client.chat.completions.create(model=model, messages=messages,
-                                                            stream=True, **kwargs):
+                for chunk in client.chat.completions.create(
+                        model=model, messages=sent, stream=True,
+                        reasoning_effort=openai.omit if effort is None else effort,
+                        seed=openai.omit if seed is None else seed,
+                        max_tokens=openai.omit if max_tokens is None else max_tokens):
                     for delta_choice in chunk.choices:
                         delta = delta_choice.delta
                         reasoning += str(getattr(delta, "reasoning", None) or "")
@@ -386,4 +391,4 @@ def _openai_error_text(exc: Any) -> str:
             return str(error["message"])
         if isinstance(error, str):
             return error
-    return exc.message
+    return str(exc.message)
