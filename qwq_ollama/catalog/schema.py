@@ -201,7 +201,7 @@ class Variant:
         family's declaration, except that a variant with thinking off in its template keeps it
         off whatever is asked."""
         declared = self.family.think_requests[request]
-        if declared.does == "switch" and declared.wants_thinking and not self.enable_thinking:
+        if declared.does != "refuse" and declared.wants_thinking and not self.enable_thinking:
             return ThinkRequest(request, "ignore", f"{self.name} has thinking off in its "
                                 "template; a variant with enable_thinking true reasons")
         return declared
