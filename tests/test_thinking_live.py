@@ -7,6 +7,7 @@ budget in the exported command on a real llama-server."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,18 @@ def test_chat_caps_the_thinking_and_refuses_think_off_for_r1(api: OllamaAPI,
     assert refused.returncode == 2 and "refuses reasoning_effort none" in refused.stderr
     noted = run_cli("chat", "qwen3-nothink", "Hi", "--think", "--num-predict", "8", env=env)
     assert noted.returncode == 0 and "is ignored for qwen3-nothink" in noted.stdout
+
+
+def test_compare_reports_what_the_budget_did(api: OllamaAPI, registered: Catalog) -> None:
+    result = run_cli("compare", "r1-distill-qwen", "--prompt", "sky", "--seeds", "1",
+                     "--num-predict", "160", "--think-budget", str(BUDGET), "--json",
+                     env={"OLLAMA_HOST": api.host})
+    assert result.returncode == 0, result.stderr
+    [run] = json.loads(result.stdout)["runs"]
+    assert run["think_budget"] == BUDGET and run["capped"] is True
+    assert BUDGET <= run["thinking_tokens"] <= BUDGET + 2 and run["answer_tokens"] > 0
+    [summary] = json.loads(result.stdout)["summaries"]
+    assert (summary["capped_rate"], summary["answer_rate"]) == (1.0, 1.0)
 
 
 @pytest.mark.parametrize("budget", [8, 16])
