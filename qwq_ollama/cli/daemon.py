@@ -143,9 +143,15 @@ def chat(variant: str, message: str, host: HostOpt = None,
         raise InputError("give --think/--no-think or --effort, not both", field="--effort")
     request = request_name(think, effort)
     budget = check_budget(think_budget)
-    cat = catalog_at(catalog)
-    known = cat.variants.get(variant)
-    if known is None and (request or budget):
+    asked = request is not None or budget is not None
+    try:  # the catalog brings the variant's own budget; a plain chat needs none
+        cat = catalog_at(catalog)
+    except InputError:
+        if asked:
+            raise
+        cat = None
+    known = cat.variants.get(variant) if cat is not None else None
+    if known is None and cat is not None and asked:
         known = cat.variant(variant)  # not a catalog variant: one clear error
     sent, note = resolve_think(known, request) if known is not None else (None, None)
     if known is not None and budget is None:
