@@ -114,7 +114,7 @@ def test_chat_caps_the_thinking_and_refuses_think_off_for_r1(api: OllamaAPI,
                                                              registered: Catalog) -> None:
     env = {"OLLAMA_HOST": api.host}
     capped = run_cli("chat", "r1-distill-qwen", "Why is the sky blue?", "--think-budget",
-                     str(BUDGET), "--num-predict", "160", env=env)
+                     str(BUDGET), "--num-predict", "160", "--seed", "1", env=env)
     assert capped.returncode == 0, capped.stderr
     assert f"reached its budget of {BUDGET} tokens" in capped.stdout
     assert "--- answer ---" in capped.stdout

@@ -131,6 +131,8 @@ BudgetOpt = Annotated[int | None, typer.Option(
 def chat(variant: str, message: str, host: HostOpt = None,
          num_predict: Annotated[int, typer.Option(help="Token cap (-1: none).")] = 1024,
          think: ThinkOpt = None, effort: EffortOpt = None, think_budget: BudgetOpt = None,
+         seed: Annotated[int | None, typer.Option(help="Sampling seed, for a run that "
+                                                  "repeats.")] = None,
          catalog: CatalogOpt = None) -> int:
     """Chat once with a registered variant, showing its thinking and its answer apart."""
     from qwq_ollama.checks.budget import check_budget, run_budgeted_chat
@@ -162,7 +164,7 @@ def chat(variant: str, message: str, host: HostOpt = None,
         say(f"({note})")
     say("--- thinking ---")
     messages = [{"role": "user", "content": message}]
-    options = {"num_predict": num_predict}
+    options = {"num_predict": num_predict} | ({} if seed is None else {"seed": seed})
     if budget is not None and known is not None and sent is not False:
         result, outcome = run_budgeted_chat(api, known, messages, budget=budget,
                                             options=options, on_thinking=thinking_printer,
