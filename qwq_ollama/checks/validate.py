@@ -1,4 +1,5 @@
-"""Prove each variant right against the live daemon: prompt fidelity, registration, generation.
+"""Prove each variant right against the live daemon: prompt fidelity, registration, thinking
+control (checks/thinking.py), generation.
 
 Returns findings as data; the CLI prints the table and writes the JSON and Markdown reports.
 A failing step is recorded as such, so partial results are never lost.

@@ -53,7 +53,9 @@ def validate(variants: Annotated[list[str] | None, typer.Argument(help="Variants
                                ] = "ollama",
              llama_server: LlamaServerOpt = None, gguf: GgufOpt = None,
              checks: Annotated[str | None, typer.Option(help="Comma-separated: fidelity, "
-                               "registration, generation, code (the Flappy Bird program); with "
+                               "registration, thinking (each think/reasoning_effort request, "
+                               "docs/thinking.md), generation, code (the Flappy Bird program); "
+                               "with "
                                "llama-cpp: fidelity, settings, context, generation, code. "
                                "Default: all but code.")] = None,
              json_: JsonOpt = False,
