@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 QO     := $(BIN)/qwq-ollama
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast models render ollama ollama-current ollama-build-deps browser nginx smollm2 bench deps lint clean
+.PHONY: demo test test-fast models render ollama ollama-current ollama-build-deps browser nginx lmstudio-schema smollm2 bench deps lint clean
 
 deps: $(VENV)/.installed
 
@@ -51,6 +51,14 @@ nginx:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; \
 	fi
 
+# LM Studio's own published schemas (npm: @lmstudio/lms-shared-types, lms-kv-config; pinned by
+# tests/lmstudio/package-lock.json), which the tests validate every exported model.yaml against
+# with node. Installed once; the tests fail, never skip, without them.
+LMSTUDIO_SCHEMA := tests/lmstudio/node_modules/.package-lock.json
+lmstudio-schema: $(LMSTUDIO_SCHEMA)
+$(LMSTUDIO_SCHEMA): tests/lmstudio/package-lock.json
+	npm ci --prefix tests/lmstudio --no-audit --no-fund --silent
+
 # Every pinned Ollama version (the tests run on each); built once per user, see docs/ollama-versions.md.
 ollama: deps ollama-build-deps smollm2
 	$(QO) install-ollama --version all
@@ -69,13 +77,13 @@ demo: ollama-current smollm2
 	$(QO) demo
 
 # Lint first: it takes a second, the live tier takes minutes.
-test: lint ollama smollm2 browser nginx
+test: lint ollama smollm2 browser nginx lmstudio-schema
 	$(QO) render --check
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Everything that needs neither the Ollama binary nor a daemon (tests/conftest.py marks the rest
 # `live`): no build, no daemon, spread over every core (pytest-xdist), under two minutes on two.
-test-fast: deps
+test-fast: deps lmstudio-schema
 	$(BIN)/pytest -m "not live" -n auto $(PYTEST_ARGS)
 
 # Real QwQ-32B: render, then register the catalog's default_variants (the QwQ ones) with your

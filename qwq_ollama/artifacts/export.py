@@ -279,6 +279,11 @@ def llama_cpp_command(catalog: Catalog, variant: Variant | str, *, binary: str =
     if kind == "llama-server":
         chunks += [("--reasoning-format", LLAMA_SERVER_REASONING_FORMAT),
                    ("--no-prefill-assistant",)]
+        if chosen.think_budget is not None:
+            # b11076: the sampler counts tokens after the template's think tag and, at N,
+            # forces the message and the close tag (common/reasoning-budget.cpp).
+            chunks += [("--reasoning-budget", str(chosen.think_budget)),
+                       ("--reasoning-budget-message", chosen.family.early_stop_message)]
         chunks += [(flag, str(value)) for flag, value in (("--host", host), ("--port", port))
                    if value is not None]
     if prompt is not None:
@@ -364,6 +369,11 @@ def _command_comment(variant: Variant, params: Mapping[str, Any], kind: str, one
                   "in reasoning_content",
                   "# --no-prefill-assistant: a final assistant message is a finished turn, as in "
                   "the HF template and on Ollama", "# (llama-server would otherwise continue it)"]
+        if variant.think_budget is not None:
+            lines.append(f"# --reasoning-budget {variant.think_budget}: the thinking stops at "
+                         "that many tokens, then the family's early-stop sentence and "
+                         f"{variant.family.think_close} (a request may set "
+                         "thinking_budget_tokens)")
     if one_shot and kind == "llama-cli":
         lines.append("# newer llama.cpp builds refuse -no-cnv in llama-cli: use --binary "
                      "llama-completion there")

@@ -26,6 +26,14 @@ from qwq_ollama.errors import InputError
 FAMILY_FILE = "family.yaml"
 TEMPLATE_FILES = ("chat_template.jinja.j2", "ollama.gotmpl.j2")
 Switch = Literal["prefill", "enable_thinking", "none"]
+# What qwq-ollama does with a client's thinking request (docs/thinking.md): `switch` gives the
+# mode asked for, `ignore` keeps the variant's own mode (and says why), `refuse` refuses it.
+Action = Literal["switch", "ignore", "refuse"]
+# The requests a client can send: Ollama's `think` (true/false), and `reasoning_effort` on
+# /v1/chat/completions, which every pinned Ollama turns into think=false (none) or
+# think=<level> (openai/openai.go).
+THINK_REQUESTS = ("think_on", "think_off", "effort_none", "effort_low", "effort_medium",
+                  "effort_high")
 
 
 class _Strict(BaseModel):
@@ -80,6 +88,20 @@ class ThinkingSpec(_Strict):
     no_thinking: str | None = None  # appended when enable_thinking is false
 
 
+class RequestSpec(_Strict):
+    does: Action
+    why: str | None = Field(default=None, min_length=1)
+
+
+class ThinkRequestsSpec(_Strict):
+    think_on: RequestSpec
+    think_off: RequestSpec
+    effort_none: RequestSpec
+    effort_low: RequestSpec
+    effort_medium: RequestSpec
+    effort_high: RequestSpec
+
+
 class OfficialSpec(_Strict):
     published_as: str = Field(min_length=1)
     file: str = Field(min_length=1)
@@ -104,6 +126,22 @@ class FamilySpec(_Strict):
     sampling_without_thinking: Parameters | None = None
     vllm: VllmSpec
     divergences: list[DivergenceSpec] = []
+    think_requests: ThinkRequestsSpec
+    early_stop: str = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class ThinkRequest:
+    """What one thinking request does for a family or variant, and why (for ignore/refuse)."""
+
+    request: str  # one of THINK_REQUESTS
+    does: Action
+    why: str = ""
+
+    @property
+    def wants_thinking(self) -> bool:
+        """The mode the client asks for: off for think_off and effort_none, on otherwise."""
+        return self.request not in ("think_off", "effort_none")
 
 
 MASK_SECONDS = 1.0  # per prompt: the masks we ship take microseconds
@@ -173,6 +211,19 @@ class Family:
     vllm_model: str
     vllm_reasoning_parser: str
     divergences: tuple[Divergence, ...]
+    think_requests: dict[str, ThinkRequest]
+    early_stop: str
+
+    @property
+    def early_stop_message(self) -> str:
+        """The family's early-stop sentence as it follows the thinking, before the close tag
+        (what llama-server's --reasoning-budget-message takes: it adds the tag itself)."""
+        return f"\n\n{self.early_stop}\n"
+
+    def early_stop_text(self) -> str:
+        """What ends the reasoning at a budget: the family's sentence, then its close tag, as
+        the model would write them, so that the answer follows."""
+        return f"{self.early_stop_message}{self.think_close}\n\n"
 
     def generation_prompt(self, *, prefill: bool, thinking: bool) -> str:
         """What the template appends for `add_generation_prompt` in this family."""
@@ -220,6 +271,19 @@ def _load(folder: Path, mtime_ns: int) -> Family:
                             "enable_thinking", ("thinking", "switch"))
     if any(not t.strip() for t in spec.stop):
         raise located.error("a stop string must not be blank", ("stop",))
+    requests: dict[str, ThinkRequest] = {}
+    for request in THINK_REQUESTS:
+        declared: RequestSpec = getattr(spec.think_requests, request)
+        if declared.does != "switch" and declared.why is None:
+            raise located.error(f"`{declared.does}` needs `why`: what the user gets instead",
+                                ("think_requests", request, "does"))
+        turns_off = request in ("think_off", "effort_none")
+        if declared.does == "switch" and thinking.switch == ("none" if not turns_off else
+                                                             "prefill"):
+            raise located.error(f"switch {thinking.switch} cannot turn thinking "
+                                f"{'off' if turns_off else 'on'}: declare ignore or refuse",
+                                ("think_requests", request, "does"))
+        requests[request] = ThinkRequest(request, declared.does, declared.why or "")
     divergences = tuple(
         Divergence(d.key, d.reason, d.when, d.mask.pattern if d.mask else None,
                    d.mask.replace if d.mask else "", d.expect, str(file)) for d in spec.divergences)
@@ -244,7 +308,7 @@ def _load(folder: Path, mtime_ns: int) -> Family:
         sampling=spec.sampling,
         sampling_without_thinking=spec.sampling_without_thinking or spec.sampling,
         vllm_model=spec.vllm.model, vllm_reasoning_parser=spec.vllm.reasoning_parser,
-        divergences=divergences,
+        divergences=divergences, think_requests=requests, early_stop=spec.early_stop,
     )
 
 

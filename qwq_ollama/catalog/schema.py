@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from qwq_ollama.catalog.family import TEMPLATE_FILES, Family, load_family
+from qwq_ollama.catalog.family import TEMPLATE_FILES, Family, ThinkRequest, load_family
 from qwq_ollama.catalog.load import (
     KeyPath,
     LocatedYaml,
@@ -117,6 +117,10 @@ class VariantSpec(BaseModel):
     think_prefill: bool | None = None
     # Whether the model reasons, for families switched by enable_thinking (Qwen3).
     enable_thinking: bool | None = None
+    # Cap the reasoning at this many tokens, then end it with the family's early-stop text so
+    # the model answers (docs/thinking.md): llama-server and LM Studio get it in their export;
+    # on Ollama, which has no budget, `chat`, `compare` and `validate` enforce it.
+    think_budget: Annotated[int, Field(gt=0, le=1 << 20)] | None = None
     # Which template a daemon must build the prompt with. From Ollama 0.30 on a daemon may
     # render the GGUF's own chat template instead of the Modelfile TEMPLATE; only our verified
     # Go TEMPLATE is a choice today (docs/fidelity.md says why), and validate checks it holds.
@@ -194,11 +198,22 @@ class Variant:
     family: Family
     enable_thinking: bool = True
     template_source: str = "go_template"
+    think_budget: int | None = None
 
     @property
     def generation_prompt(self) -> str:
         return self.family.generation_prompt(prefill=self.think_prefill,
                                              thinking=self.enable_thinking)
+
+    def think_request(self, request: str) -> ThinkRequest:
+        """What a client's thinking request (family.THINK_REQUESTS) does for this variant: the
+        family's declaration, except that a variant with thinking off in its template keeps it
+        off whatever is asked."""
+        declared = self.family.think_requests[request]
+        if declared.does != "refuse" and declared.wants_thinking and not self.enable_thinking:
+            return ThinkRequest(request, "ignore", f"{self.name} has thinking off in its "
+                                "template; a variant with enable_thinking true reasons")
+        return declared
 
     @property
     def prefills_reasoning(self) -> bool:
@@ -385,7 +400,22 @@ def _resolve_variant(name: str, spec: CatalogSpec, templates_dir: Path,
         family=family,
         enable_thinking=switched["enable_thinking"],
         template_source=merged.get("template_source", "go_template"),
+        think_budget=_think_budget(merged.get("think_budget"), family, switched, located,
+                                   origin),
     )
+
+
+def _think_budget(budget: int | None, family: Family, switched: dict[str, bool],
+                  located: LocatedYaml, origin: dict[str, KeyPath]) -> int | None:
+    """A budget only where the model reasons: one on a variant with thinking off is refused."""
+    if budget is None:
+        return None
+    if family.switch == "none" or not switched["enable_thinking"]:
+        if origin["think_budget"][0] == "defaults":
+            return None  # defaults budget the variants that reason
+        raise located.error("think_budget needs a variant that reasons (this one has thinking "
+                            "off)", origin["think_budget"])
+    return budget
 
 
 # Each thinking field belongs to one kind of family switch.

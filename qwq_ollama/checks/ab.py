@@ -13,8 +13,11 @@ from typing import Any
 
 from qwq_ollama.atomic import atomic_writer
 from qwq_ollama.catalog.prompts import NamedPrompt
+from qwq_ollama.catalog.schema import Variant
+from qwq_ollama.checks.budget import budgeted_watched
 from qwq_ollama.checks.generation import generate_watched
 from qwq_ollama.daemon.chat_engine import ChatEngine
+from qwq_ollama.daemon.client import OllamaAPI
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class RunStats:
     code_ok: bool | None  # None: the prompt asks for no code
     done_reason: str | None
     engine: str = "ollama"
+    think_budget: int | None = None  # the cap the run had, if any
+    capped: bool = False  # the budget ended the thinking (the answer followed the early stop)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,9 @@ class VariantSummary:
     tokens_per_second: float
     code_compile_rate: float | None
     engine: str = "ollama"
+    think_budget: int | None = None
+    capped_rate: float | None = None  # runs the budget capped (None: no budget)
+    answer_rate: float = 1.0  # runs that ended with an answer
 
 
 def code_compiles(answer: str) -> bool:
@@ -53,17 +61,25 @@ def code_compiles(answer: str) -> bool:
 
 
 def run_once(api: ChatEngine, variant: str, prompt: NamedPrompt, seed: int,
-             num_predict: int, engine: str = "ollama") -> RunStats:
-    """One streamed run; `api` is an Ollama daemon or a llama-server running `variant`."""
-    result, verdict = generate_watched(api, variant, prompt.text,
-                                       options={"seed": seed, "num_predict": num_predict})
+             num_predict: int, engine: str = "ollama",
+             budgeted: tuple[Variant, int] | None = None) -> RunStats:
+    """One streamed run; `api` is an Ollama daemon or a llama-server running `variant`.
+    `budgeted` (the variant and its thinking budget) caps the thinking on an Ollama daemon."""
+    options = {"seed": seed, "num_predict": num_predict}
+    capped = False
+    if budgeted is not None and isinstance(api, OllamaAPI):
+        result, verdict, outcome = budgeted_watched(api, budgeted[0], prompt.text,
+                                                    budget=budgeted[1], options=options)
+        capped = outcome.capped
+    else:
+        result, verdict = generate_watched(api, variant, prompt.text, options=options)
     thinking = sum(1 for kind, _ in result.chunks if kind == "thinking")
     answer = sum(1 for kind, _ in result.chunks if kind == "content")
     return RunStats(variant, seed, verdict is not None,
                     verdict.loop_start_token if verdict else None, result.first_token_seconds,
                     thinking, answer, result.tokens_per_second,
                     code_compiles(result.content) if prompt.code else None, result.done_reason,
-                    engine)
+                    engine, budgeted[1] if budgeted else None, capped)
 
 
 def summarise(runs: list[RunStats]) -> list[VariantSummary]:
@@ -82,19 +98,24 @@ def summarise(runs: list[RunStats]) -> list[VariantSummary]:
             statistics.median(r.thinking_tokens for r in group),
             statistics.median(r.answer_tokens for r in group),
             statistics.median(rates),
-            sum(code) / len(code) if code else None, engine))
+            sum(code) / len(code) if code else None, engine, group[0].think_budget,
+            None if group[0].think_budget is None else
+            sum(r.capped for r in group) / len(group),
+            sum(r.answer_tokens > 0 for r in group) / len(group)))
     return summaries
 
 
 def compare_variants(api: ChatEngine, variants: list[str], prompt: NamedPrompt, seeds: int,
             num_predict: int, progress: Callable[[str], None] | None = None,
-            engine: str = "ollama") -> tuple[list[VariantSummary], list[RunStats]]:
+            engine: str = "ollama", budgeted: dict[str, tuple[Variant, int]] | None = None
+            ) -> tuple[list[VariantSummary], list[RunStats]]:
     say = progress or (lambda _m: None)
     runs = []
     for variant in variants:
         for seed in range(1, seeds + 1):
             say(f"{variant} seed {seed}" + ("" if engine == "ollama" else f" on {engine}"))
-            runs.append(run_once(api, variant, prompt, seed, num_predict, engine))
+            runs.append(run_once(api, variant, prompt, seed, num_predict, engine,
+                                 (budgeted or {}).get(variant)))
     return summarise(runs), runs
 
 
@@ -116,14 +137,18 @@ def _engines_differ(items: list[Any]) -> bool:
 
 def table_rows(summaries: list[VariantSummary]) -> list[list[str]]:
     both = _engines_differ(summaries)
+    budgets = any(s.think_budget is not None for s in summaries)
     header = ["variant", *(["engine"] if both else []), "runs", "loop rate", "first token s",
-              "thinking tok", "answer tok", "tok/s", "code compiles"]
+              "thinking tok", "answer tok", "tok/s", "code compiles",
+              *(["think budget", "capped", "answered"] if budgets else [])]
     rows = [header]
     for s in summaries:
         rows.append([s.variant, *([s.engine] if both else []), str(s.runs), f"{s.loop_rate:.0%}",
                      _fmt(s.first_token_seconds, "{:.2f}"), f"{s.thinking_tokens:.0f}",
                      f"{s.answer_tokens:.0f}", f"{s.tokens_per_second:.1f}",
-                     _fmt(s.code_compile_rate, "{:.0%}")])
+                     _fmt(s.code_compile_rate, "{:.0%}"),
+                     *([_fmt(s.think_budget, "{}"), _fmt(s.capped_rate, "{:.0%}"),
+                        f"{s.answer_rate:.0%}"] if budgets else [])])
     return rows
 
 

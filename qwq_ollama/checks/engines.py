@@ -57,7 +57,7 @@ def checks_for(engine: str, asked: str | None) -> tuple[str, ...]:
     """The checks asked for (comma-separated), each known to the engine; its defaults if none.
 
     >>> checks_for("ollama", None)
-    ('fidelity', 'registration', 'generation')
+    ('fidelity', 'registration', 'thinking', 'generation')
     >>> checks_for("llama-cpp", "registration")
     Traceback (most recent call last):
     qwq_ollama.errors.InputError: --checks: unknown check 'registration' for llama-cpp (known: fidelity, settings, context, generation, code)
@@ -65,7 +65,7 @@ def checks_for(engine: str, asked: str | None) -> tuple[str, ...]:
     if engine_named(engine) == "llama-cpp":
         from qwq_ollama.checks.llama_cpp import CHECKS, DEFAULT_CHECKS
     else:
-        from qwq_ollama.checks.validate import CHECKS, DEFAULT_CHECKS  # type: ignore[assignment]
+        from qwq_ollama.checks.validate import CHECKS, DEFAULT_CHECKS
     chosen = tuple(c.strip() for c in (asked or "").split(",") if c.strip()) or DEFAULT_CHECKS
     unknown = [c for c in chosen if c not in CHECKS]
     if unknown:
@@ -171,9 +171,12 @@ def validate_on(engine: str, where: EngineChoice, catalog: Catalog, variants: li
 
 def compare_on(engines: list[str], where: EngineChoice, catalog: Callable[[], Catalog],
                variants: list[str], prompt: NamedPrompt, seeds: int, num_predict: int,
-               progress: Callable[[str], None]) -> list[RunStats]:
+               progress: Callable[[str], None], think_budget: int | None = None
+               ) -> list[RunStats]:
     """Every run of every engine: Ollama's daemon runs the variants by name; llama.cpp runs
-    each on its own llama-server, which needs the catalog (loaded only then)."""
+    each on its own llama-server, which needs the catalog (loaded only then). A thinking
+    budget (`think_budget`, else a catalog variant's own) is enforced on Ollama by the tool
+    (checks/budget.py); llama-server enforces the one its exported command carries."""
     from qwq_ollama.checks.ab import compare_variants
 
     where.check(engines, variants)
@@ -183,7 +186,9 @@ def compare_on(engines: list[str], where: EngineChoice, catalog: Callable[[], Ca
             from qwq_ollama.daemon.client import OllamaAPI
 
             api = OllamaAPI(where.host, timeout=where.timeout)
-            runs += compare_variants(api, variants, prompt, seeds, num_predict, progress)[1]
+            budgeted = _budgeted(catalog, variants, think_budget)
+            runs += compare_variants(api, variants, prompt, seeds, num_predict, progress,
+                                     budgeted=budgeted)[1]
             continue
         cat = catalog()
         for name in variants:
@@ -191,3 +196,22 @@ def compare_on(engines: list[str], where: EngineChoice, catalog: Callable[[], Ca
                 runs += compare_variants(server, [name], prompt, seeds, num_predict, progress,
                                          engine=ENGINE_LABEL[engine])[1]
     return runs
+
+
+def _budgeted(catalog: Callable[[], Catalog], variants: list[str], think_budget: int | None
+              ) -> dict[str, tuple[Variant, int]]:
+    """The variants that run under a thinking budget on Ollama, with it: all of them when one
+    is given (each must be in the catalog), else those whose catalog entry sets one."""
+    try:
+        cat = catalog()
+    except InputError:
+        if think_budget is not None:
+            raise
+        return {}  # no catalog here: plain runs by name, as before budgets
+    chosen: dict[str, tuple[Variant, int]] = {}
+    for name in variants:
+        variant = cat.variant(name) if think_budget is not None else cat.variants.get(name)
+        budget = think_budget or (variant.think_budget if variant is not None else None)
+        if variant is not None and budget is not None:
+            chosen[name] = (variant, budget)
+    return chosen

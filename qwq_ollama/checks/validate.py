@@ -1,4 +1,5 @@
-"""Prove each variant right against the live daemon: prompt fidelity, registration, generation.
+"""Prove each variant right against the live daemon: prompt fidelity, registration, thinking
+control (checks/thinking.py), generation.
 
 Returns findings as data; the CLI prints the table and writes the JSON and Markdown reports.
 A failing step is recorded as such, so partial results are never lost.
@@ -15,6 +16,7 @@ from typing import Any
 from qwq_ollama.catalog.conversation import Conversation, load_corpus
 from qwq_ollama.catalog.render import hf_prompter
 from qwq_ollama.catalog.schema import Catalog, Variant
+from qwq_ollama.checks.budget import budgeted_watched
 from qwq_ollama.checks.doctor import sampling_leaks, untested_version_finding
 from qwq_ollama.checks.fidelity import (
     FidelityResult,
@@ -24,13 +26,14 @@ from qwq_ollama.checks.fidelity import (
 )
 from qwq_ollama.checks.findings import Finding, failed
 from qwq_ollama.checks.generation import ChatResult, generate_watched
+from qwq_ollama.checks.thinking import check_thinking
 from qwq_ollama.daemon.answers import Shown
 from qwq_ollama.daemon.chat_engine import ChatEngine
 from qwq_ollama.daemon.client import OllamaAPI
 from qwq_ollama.daemon.registry import registration
 from qwq_ollama.errors import DaemonError, QwqOllamaError, RefusedError
 
-DEFAULT_CHECKS = ("fidelity", "registration", "generation")
+DEFAULT_CHECKS = ("fidelity", "registration", "thinking", "generation")
 CHECKS = (*DEFAULT_CHECKS, "code")  # `code` generates a whole program: opt in
 GENERATION_PROMPT = "In two short sentences: why is the sky blue?"
 
@@ -97,6 +100,7 @@ def validate(api: OllamaAPI, catalog: Catalog, names: list[str] | None = None, *
             "fidelity": partial(check_fidelity, api, catalog, variant),
             "registration": partial(check_registration, api, catalog, variant, weights_name,
                                     report.daemon_version or ""),
+            "thinking": partial(check_thinking, api, variant, seed=seed, num_predict=num_predict),
             "generation": partial(check_generation, api, variant, num_predict=num_predict,
                                   seed=seed),
             "code": partial(check_code_generation, api, variant, code_prompt,
@@ -216,10 +220,19 @@ def check_generation(api: ChatEngine, variant: Variant, *, num_predict: int,
                      seed: int | None = None, prompt: str = GENERATION_PROMPT) -> Finding:
     """Stream one answer: thinking apart from content, stops holding, no runaway loop."""
     started = time.monotonic()
-    result, verdict = generate_watched(api, variant.name, prompt,
-                                       options=_options(num_predict, seed))
+    budget: dict[str, Any] = {}
+    if variant.think_budget is not None and isinstance(api, OllamaAPI):
+        # Ollama has no budget: the tool enforces the catalog's (checks/budget.py).
+        result, verdict, outcome = budgeted_watched(api, variant, prompt,
+                                                    budget=variant.think_budget,
+                                                    options=_options(num_predict, seed))
+        budget = {"think_budget": asdict(outcome)}
+    else:
+        result, verdict = generate_watched(api, variant.name, prompt,
+                                           options=_options(num_predict, seed))
     problems = _output_problems(variant, result, verdict)
-    details = {"done_reason": result.done_reason, "thinking_chars": len(result.thinking),
+    details = {**budget, "done_reason": result.done_reason,
+               "thinking_chars": len(result.thinking),
                "content_chars": len(result.content), "eval_count": result.eval_count,
                "tokens_per_second": round(result.tokens_per_second, 1),
                "seconds": round(time.monotonic() - started, 2),

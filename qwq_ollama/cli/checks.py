@@ -54,7 +54,9 @@ def validate(variants: VariantsArg = None,
                                ] = "ollama",
              llama_server: LlamaServerOpt = None, gguf: GgufOpt = None,
              checks: Annotated[str | None, typer.Option(help="Comma-separated: fidelity, "
-                               "registration, generation, code (the Flappy Bird program); with "
+                               "registration, thinking (each think/reasoning_effort request, "
+                               "docs/thinking.md), generation, code (the Flappy Bird program); "
+                               "with "
                                "llama-cpp: fidelity, settings, context, generation, code. "
                                "Default: all but code.")] = None,
              json_: JsonOpt = False,
@@ -157,6 +159,9 @@ def compare(variants: VariantsArg = None,
                                "llama-cpp; several side by side.")] = "ollama",
             host: HostOpt = None, llama_server: LlamaServerOpt = None,
             gguf: GgufOpt = None, catalog: CatalogOpt = None, weights: WeightsOpt = None,
+            think_budget: Annotated[int | None, typer.Option(
+                "--think-budget", help="Cap the thinking at N tokens on Ollama, then answer "
+                "(default: each variant's think_budget).")] = None,
             json_: JsonOpt = False, quiet: QuietOpt = False) -> int:
     """Run one prompt over variants and seeds: loop rate, speed, thinking, code that compiles."""
     from qwq_ollama.catalog.prompts import get_prompt
@@ -175,8 +180,11 @@ def compare(variants: VariantsArg = None,
 
         require_registered(OllamaAPI(host), catalog_at(catalog), variants, weights)
     where = EngineChoice(host, llama_server, gguf)
+    from qwq_ollama.checks.budget import check_budget
+
     runs = compare_on(engines_named(engines), where, lambda: catalog_at(catalog), variants,
-                      chosen, seeds, num_predict, progress_lines("running", quiet))
+                      chosen, seeds, num_predict, progress_lines("running", quiet),
+                      think_budget=check_budget(think_budget))
     summaries = summarise(runs)
     if json_:
         print_json(comparison_dict(chosen, summaries, runs))

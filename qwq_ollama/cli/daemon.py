@@ -118,17 +118,63 @@ def doctor(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostsOp
     return 1 if failed(findings) else 0
 
 
-def chat(variant: str, message: str, host: HostOpt = None,
-         num_predict: Annotated[int, typer.Option(help="Token cap (-1: none).")] = 1024) -> int:
-    """Chat once with a registered variant, showing its thinking and its answer apart."""
-    from qwq_ollama.checks.generation import run_chat
-    from qwq_ollama.daemon.client import OllamaAPI
+ThinkOpt = Annotated[bool | None, typer.Option(
+    "--think/--no-think", help="Ask for thinking on or off (Ollama's `think`); what each "
+    "variant does with it: docs/thinking.md.")]
+EffortOpt = Annotated[str | None, typer.Option(
+    "--effort", help="Ask as /v1's reasoning_effort would: none, low, medium, high.")]
+BudgetOpt = Annotated[int | None, typer.Option(
+    "--think-budget", help="Cap the thinking at N tokens, then answer (default: the "
+    "variant's think_budget).")]
 
+
+def chat(variant: str, message: str, host: HostOpt = None,
+         num_predict: Annotated[int, typer.Option(help="Token cap (-1: none).")] = 1024,
+         think: ThinkOpt = None, effort: EffortOpt = None, think_budget: BudgetOpt = None,
+         seed: Annotated[int | None, typer.Option(help="Sampling seed, for a run that "
+                                                  "repeats.")] = None,
+         catalog: CatalogOpt = None) -> int:
+    """Chat once with a registered variant, showing its thinking and its answer apart."""
+    from qwq_ollama.checks.budget import check_budget, run_budgeted_chat
+    from qwq_ollama.checks.generation import run_chat
+    from qwq_ollama.checks.thinking import request_name, resolve_think
+    from qwq_ollama.daemon.client import OllamaAPI
+    from qwq_ollama.errors import InputError
+
+    if think is not None and effort is not None:
+        raise InputError("give --think/--no-think or --effort, not both", field="--effort")
+    request = request_name(think, effort)
+    budget = check_budget(think_budget)
+    asked = request is not None or budget is not None
+    try:  # the catalog brings the variant's own budget; a plain chat needs none
+        cat = catalog_at(catalog)
+    except InputError:
+        if asked:
+            raise
+        cat = None
+    known = cat.variants.get(variant) if cat is not None else None
+    if known is None and cat is not None and asked:
+        known = cat.variant(variant)  # not a catalog variant: one clear error
+    sent, note = resolve_think(known, request) if known is not None else (None, None)
+    if known is not None and budget is None:
+        budget = known.think_budget
     api = OllamaAPI(host)
     api.supported_version()
+    if note:
+        say(f"({note})")
     say("--- thinking ---")
-    print_chat_end(run_chat(api, variant, [{"role": "user", "content": message}],
-                            options={"num_predict": num_predict},
+    messages = [{"role": "user", "content": message}]
+    options = {"num_predict": num_predict} | ({} if seed is None else {"seed": seed})
+    if budget is not None and known is not None and sent is not False:
+        result, outcome = run_budgeted_chat(api, known, messages, budget=budget,
+                                            options=options, on_thinking=thinking_printer,
+                                            on_content=answer_printer())
+        if outcome.capped:
+            say(f"\n--- the thinking reached its budget of {budget} tokens "
+                f"({outcome.thinking_tokens}); the answer followed the early-stop text ---")
+        print_chat_end(result)
+        return 0
+    print_chat_end(run_chat(api, variant, messages, options=options, think=sent,
                             on_thinking=thinking_printer, on_content=answer_printer()))
     return 0
 

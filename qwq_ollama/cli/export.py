@@ -13,7 +13,8 @@ from qwq_ollama.cli._output import err, say, write_raw
 
 export_app = typer.Typer(rich_markup_mode=None, no_args_is_help=True,
                          help="Write a variant's settings for another engine: llama.cpp, a "
-                         "Hugging Face GGUF repository, vLLM, the Ollama Helm chart.")
+                         "Hugging Face GGUF repository, vLLM, LM Studio, the Ollama Helm "
+                         "chart.")
 
 
 @export_app.command("llama-cpp")
@@ -93,6 +94,24 @@ def export_vllm(variant: str, out: OutOpt, catalog: CatalogOpt = None,
     for note in vllm.vllm_notes(chosen):
         err(f"note: {note}")
     say(command)
+    return 0
+
+
+@export_app.command("lmstudio")
+def export_lmstudio(
+        variants: Annotated[list[str] | None, typer.Argument(help="Variants (default: all).")
+                            ] = None,
+        out: Annotated[Path, typer.Option("--out", help="The folder: one <variant>/model.yaml "
+                       "each, as under ~/.lmstudio/hub/models/qwq-ollama/.")] = Path("lmstudio"),
+        catalog: CatalogOpt = None) -> int:
+    """Write an LM Studio model.yaml per variant: weights, template, sampling, thinking."""
+    from qwq_ollama.artifacts.lmstudio import export_lmstudio as write
+
+    cat = catalog_at(catalog)
+    names = variants or [n for n, v in cat.variants.items()
+                         if cat.weights_named(v.weights).source == "hf"]
+    for path in write(cat, [cat.variant(n).name for n in names], out):
+        say(f"wrote {path}")
     return 0
 
 

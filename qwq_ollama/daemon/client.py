@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import ollama
@@ -33,6 +33,30 @@ from qwq_ollama.errors import (
 )
 from qwq_ollama.facts import OLLAMA_MINIMUM, is_supported
 from qwq_ollama.limits import Deadline, TooBig, TooSlow, network_deadline, one_line, read_bounded
+
+# What a thinking request may be on the wire: Ollama's `think` (true/false, or a level from
+# v0.24 on), and reasoning_effort on /v1/chat/completions.
+ThinkValue = bool | str
+
+
+@dataclass(frozen=True)
+class OpenAIReply:
+    """One /v1/chat/completions answer as the `openai` package read it: the reasoning Ollama
+    puts in the non-standard `reasoning` field, the answer, and why it ended."""
+
+    reasoning: str
+    content: str
+    finish_reason: str | None
+
+
+@dataclass(frozen=True)
+class RawReply:
+    """One raw /api/generate answer: the text and how many tokens it took."""
+
+    text: str
+    done_reason: str | None
+    eval_count: int
+
 
 # A bearer token for a daemon behind an authenticating proxy: the variable ollama-python itself
 # reads and sends as `Authorization: Bearer` (its Client), so one setting serves both clients.
@@ -120,6 +144,7 @@ class OllamaAPI:
         headers = {"Authorization": f"Bearer {token}"} if token and not address.auth else {}
         self.client = ollama.Client(host=address.url, timeout=timeout, verify=tls,
                                     headers=headers, **extra)
+        self._url, self._tls, self._extra, self._token = address.url, tls, extra, token
         self.http = httpx.Client(base_url=address.url, timeout=timeout, verify=tls,
                                  headers=headers, **extra)
 
@@ -304,12 +329,15 @@ class OllamaAPI:
             raise self._unreachable(exc) from None
 
     def render_prompt(self, model: str, messages: list[dict[str, Any]],
-                      tools: list[dict[str, Any]] | None = None) -> str:
+                      tools: list[dict[str, Any]] | None = None, *,
+                      think: ThinkValue | None = None) -> str:
         """The prompt the daemon would send to the model (`_debug_render_only`)."""
         body: dict[str, Any] = {"model": model, "messages": as_ollama_messages(messages),
                                 "stream": False, "_debug_render_only": True}
         if tools:
             body["tools"] = tools
+        if think is not None:
+            body["think"] = think
         reply = self._call("POST", "/api/chat", json=body)
         self._raise_for(reply, f"render a prompt with {model}")
         with self._shape("/api/chat with _debug_render_only (Ollama 0.6 or newer has it)"):
@@ -376,6 +404,87 @@ class OllamaAPI:
         return RefusedError(f"Ollama refused a chat with {model}: {one_line(detail)} "
                             f"(HTTP {status})", detail=one_line(detail, 2000))
 
+    def chat_once(self, model: str, messages: list[dict[str, Any]], *,
+                  options: dict[str, Any] | None = None, think: ThinkValue | None = None
+                  ) -> ollama.ChatResponse:
+        """One chat, not streamed: the whole answer in one reply."""
+        kwargs: dict[str, Any] = {} if options is None else {"options": options}
+        if think is not None:
+            kwargs["think"] = think
+        with self._client_errors(f"Ollama refused a chat with {model}",
+                                 f"during a chat with {model}",
+                                 missing=f"model {model} is not registered at {self.host}"):
+            return self.client.chat(model=model, messages=messages, stream=False, **kwargs)
+
+    def generate_raw(self, model: str, prompt: str, *, options: dict[str, Any] | None = None,
+                     on_text: Callable[[str], None] | None = None) -> RawReply:
+        """Continue `prompt` exactly as given (`raw`: no template, no think parsing), streamed:
+        how a capped reasoning goes on to its answer in the same context."""
+        kwargs: dict[str, Any] = {} if options is None else {"options": options}
+        text, done_reason, evals = "", None, 0
+        with self._client_errors(f"Ollama refused a raw generate with {model}",
+                                 f"during a raw generate with {model}",
+                                 missing=f"model {model} is not registered at {self.host}"):
+            # think=False: no think-tag parser on a text that already closed the reasoning.
+            for part in self.client.generate(model=model, prompt=prompt, raw=True, stream=True,
+                                             think=False, **kwargs):
+                text += part.response or ""
+                if on_text is not None and part.response:
+                    on_text(part.response)
+                if part.done:
+                    done_reason, evals = part.done_reason, part.eval_count or 0
+        return RawReply(text, done_reason, evals)
+
+    def openai_chat(self, model: str, messages: list[dict[str, Any]], *,
+                    reasoning_effort: str | None = None, seed: int | None = None,
+                    max_tokens: int | None = None, stream: bool = False) -> OpenAIReply:
+        """One chat through Ollama's OpenAI-compatible /v1/chat/completions, with the official
+        `openai` package: what editors, agents and OpenAI-SDK apps see."""
+        import openai  # a third of a second to import: only the commands that use it pay
+        from openai.types.chat import ChatCompletionMessageParam
+        from openai.types.shared import ReasoningEffort
+
+        client = openai.OpenAI(base_url=f"{self._url.rstrip('/')}/v1",
+                               api_key=self._token or "ollama", timeout=self.timeout,
+                               max_retries=0, http_client=httpx.Client(verify=self._tls,
+                                                                       **self._extra))
+        sent: list[ChatCompletionMessageParam] = cast("list[ChatCompletionMessageParam]",
+                                                      messages)
+        effort = cast("ReasoningEffort", reasoning_effort)
+        try:
+            with client:
+                if not stream:
+                    reply = client.chat.completions.create(
+                        model=model, messages=sent, stream=False,
+                        reasoning_effort=openai.omit if effort is None else effort,
+                        seed=openai.omit if seed is None else seed,
+                        max_tokens=openai.omit if max_tokens is None else max_tokens)
+                    choice = reply.choices[0]
+                    return OpenAIReply(str(getattr(choice.message, "reasoning", None) or ""),
+                                       choice.message.content or "", choice.finish_reason)
+                reasoning, content, finish = "", "", None
+                for chunk in client.chat.completions.create(
+                        model=model, messages=sent, stream=True,
+                        reasoning_effort=openai.omit if effort is None else effort,
+                        seed=openai.omit if seed is None else seed,
+                        max_tokens=openai.omit if max_tokens is None else max_tokens):
+                    for delta_choice in chunk.choices:
+                        delta = delta_choice.delta
+                        reasoning += str(getattr(delta, "reasoning", None) or "")
+                        content += delta.content or ""
+                        finish = delta_choice.finish_reason or finish
+                return OpenAIReply(reasoning, content, finish)
+        except openai.APITimeoutError:
+            raise self._too_slow(f"during a /v1 chat with {model}") from None
+        except openai.APIConnectionError as exc:
+            raise self._unreachable(exc) from None
+        except openai.APIStatusError as exc:
+            if exc.status_code in REFUSED_CREDENTIALS:
+                raise self._refused_credentials(exc.status_code) from None
+            detail = _openai_error_text(exc)
+            raise RefusedError(f"Ollama refused a /v1 chat with {model}: {detail}",
+                               detail=detail) from None
+
     def _raise_for(self, reply: Answer, what: str) -> None:
         if reply.status_code < 400:
             return
@@ -418,3 +527,16 @@ def _lines(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
             raise TooBig(f"a line of more than {limit} bytes")
     if pending.strip():
         yield pending
+
+
+
+def _openai_error_text(exc: Any) -> str:
+    """The daemon's own words from an OpenAI-style error body ({"error": {"message": ...}})."""
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+    return str(exc.message)
