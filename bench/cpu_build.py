@@ -54,17 +54,33 @@ def build_level(tree: Path, name: str, options: tuple[str, ...], work: Path) -> 
     build = work / f"ggml-{name}"
     cmake = shutil.which("cmake") or str(Path(sys.executable).parent / "cmake")
     # The whole tree (ggml alone is not standalone in the sdist), building one target.
-    configure = [cmake, "-S", str(tree), "-B", str(build), "-G", "Ninja",
-                 "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
-                 "-DLLAMA_BUILD_TOOLS=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_CURL=OFF",
-                 "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=ON", "-DGGML_NATIVE=OFF",
-                 "-DGGML_BACKEND_DL=OFF", "-DGGML_OPENMP=OFF", "-DGGML_CPU_ALL_VARIANTS=OFF",
-                 *cpu_features.cmake_options(options)]
+    configure = [
+        cmake,
+        "-S",
+        str(tree),
+        "-B",
+        str(build),
+        "-G",
+        "Ninja",
+        "-DLLAMA_BUILD_TESTS=OFF",
+        "-DLLAMA_BUILD_EXAMPLES=OFF",
+        "-DLLAMA_BUILD_TOOLS=OFF",
+        "-DLLAMA_BUILD_SERVER=OFF",
+        "-DLLAMA_CURL=OFF",
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DBUILD_SHARED_LIBS=ON",
+        "-DGGML_NATIVE=OFF",
+        "-DGGML_BACKEND_DL=OFF",
+        "-DGGML_OPENMP=OFF",
+        "-DGGML_CPU_ALL_VARIANTS=OFF",
+        *cpu_features.cmake_options(options),
+    ]
     for cmd in (configure, [cmake, "--build", str(build), "--target", "ggml-cpu"]):
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd[:3])} failed:\n{done.stdout[-2000:]}"
-                             f"{done.stderr[-2000:]}")
+            raise SystemExit(
+                f"{' '.join(cmd[:3])} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+            )
     only = work / f"lib-{name}"
     only.mkdir(exist_ok=True)
     for lib in build.rglob("libggml-cpu.so*"):
@@ -76,13 +92,35 @@ def build_level(tree: Path, name: str, options: tuple[str, ...], work: Path) -> 
 
 def decode_rate(server: Path, gguf: Path, lib: Path | None, tokens: int) -> float:
     port = free_port()
-    argv = [str(server), "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
-            "--ctx-size", "2048", "--threads", str(os.cpu_count() or 2), "--parallel", "1"]
+    argv = [
+        str(server),
+        "--model",
+        str(gguf),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ctx-size",
+        "2048",
+        "--threads",
+        str(os.cpu_count() or 2),
+        "--parallel",
+        "1",
+    ]
     env = {"LD_LIBRARY_PATH": str(lib)} if lib else {}
     with LlamaServer(argv, f"http://127.0.0.1:{port}", env=env, startup_timeout=120):
-        reply = httpx.post(f"http://127.0.0.1:{port}/completion", timeout=600, json={
-            "prompt": PROMPT, "n_predict": tokens, "temperature": 0.0, "seed": 1,
-            "ignore_eos": True, "cache_prompt": False})
+        reply = httpx.post(
+            f"http://127.0.0.1:{port}/completion",
+            timeout=600,
+            json={
+                "prompt": PROMPT,
+                "n_predict": tokens,
+                "temperature": 0.0,
+                "seed": 1,
+                "ignore_eos": True,
+                "cache_prompt": False,
+            },
+        )
         reply.raise_for_status()
         return float(reply.json()["timings"]["predicted_per_second"])
 
@@ -121,14 +159,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ollama:  {options.version}, llama-server b{pin.build} ({server})")
     built_sets = " ".join(str(o) for o in _listed(built.get("options")))
     print(f"built:   {built_sets or 'baseline'} (cpu-features.json)")
-    print(f"runs:    {options.runs} rounds, {options.tokens} tokens each, SmolLM2-135M Q4_1, "
-          "medians\n")
+    print(
+        f"runs:    {options.runs} rounds, {options.tokens} tokens each, SmolLM2-135M Q4_1, "
+        "medians\n"
+    )
     rows = [("CPU backend", "instruction sets", "decode tok/s", "ratio to built")]
     for name in libs:
         sets = built_sets if name == "built" else " ".join(LEVELS[name])
         ratios = [r / b for r, b in zip(rates[name], rates["built"], strict=True)]
-        rows.append((name, sets, f"{statistics.median(rates[name]):.1f}",
-                     f"{statistics.median(ratios):.2f}x"))
+        rows.append(
+            (
+                name,
+                sets,
+                f"{statistics.median(rates[name]):.1f}",
+                f"{statistics.median(ratios):.2f}x",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for n, row in enumerate(rows):
         print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")

@@ -25,14 +25,26 @@ from qwq_ollama.catalog.builtin_weights import ensure_smollm2
 from qwq_ollama.engines.install import CURRENT, ensure_ollama
 from qwq_ollama.engines.private_daemon import OllamaDaemon
 
-STEPS = {"create (cold)": ["create", "-q"], "create (warm)": ["create", "-q"],
-         "validate": ["validate", "--checks", "fidelity,registration"]}
+STEPS = {
+    "create (cold)": ["create", "-q"],
+    "create (warm)": ["create", "-q"],
+    "validate": ["validate", "--checks", "fidelity,registration"],
+}
 
 
 def timed(args: list[str], hosts: list[str], parallel: int) -> float:
     """One command over the hosts, as a user runs it; seconds of wall time."""
-    argv = [sys.executable, "-m", "qwq_ollama", *args, "--weights", "smollm2-135m",
-            "--parallel", str(parallel), *[a for h in hosts for a in ("--host", h)]]
+    argv = [
+        sys.executable,
+        "-m",
+        "qwq_ollama",
+        *args,
+        "--weights",
+        "smollm2-135m",
+        "--parallel",
+        str(parallel),
+        *[a for h in hosts for a in ("--host", h)],
+    ]
     start = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
@@ -43,10 +55,12 @@ def timed(args: list[str], hosts: list[str], parallel: int) -> float:
 
 def one_fleet(size: int, binary: Path, parallel: int) -> dict[str, float]:
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="qwq-fleet-") as tmp:
-        daemons = [stack.enter_context(OllamaDaemon(binary, Path(tmp) / f"m{i}"))
-                   for i in range(size)]
-        return {step: timed(args, [d.host for d in daemons], parallel)
-                for step, args in STEPS.items()}
+        daemons = [
+            stack.enter_context(OllamaDaemon(binary, Path(tmp) / f"m{i}")) for i in range(size)
+        ]
+        return {
+            step: timed(args, [d.host for d in daemons], parallel) for step, args in STEPS.items()
+        }
 
 
 def main() -> None:
@@ -57,8 +71,10 @@ def main() -> None:
     options = parser.parse_args()
     binary = ensure_ollama(options.version).path
     ensure_smollm2()
-    print(f"Ollama {options.version}, {os.cpu_count()} CPUs ({platform.machine()}), "
-          f"--parallel {options.parallel}, median of {options.runs} runs")
+    print(
+        f"Ollama {options.version}, {os.cpu_count()} CPUs ({platform.machine()}), "
+        f"--parallel {options.parallel}, median of {options.runs} runs"
+    )
     print(f"{'step':<15}" + "".join(f"{f'{n} host(s)':>12} {'x 1 host':>9}" for n in (1, 2, 3)))
     medians: dict[int, dict[str, float]] = {}
     for size in (1, 2, 3):
@@ -66,8 +82,12 @@ def main() -> None:
         medians[size] = {s: statistics.median(r[s] for r in runs) for s in STEPS}
     for step in STEPS:
         base = medians[1][step]
-        print(f"{step:<15}" + "".join(f"{medians[n][step]:>11.2f}s {medians[n][step] / base:>8.2f}x"
-                                      for n in (1, 2, 3)))
+        print(
+            f"{step:<15}"
+            + "".join(
+                f"{medians[n][step]:>11.2f}s {medians[n][step] / base:>8.2f}x" for n in (1, 2, 3)
+            )
+        )
 
 
 if __name__ == "__main__":

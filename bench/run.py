@@ -64,8 +64,12 @@ LOOP_PROMPTS = {
     "poem": "Write a poem about the sea.",
     "explanation": "Explain how a car engine works.",
 }
-PARALLEL_PROMPTS = ("Tell me a story about a dragon.", "Explain how rain forms.",
-                    "Describe a busy city street.", "Write a letter to a friend.")
+PARALLEL_PROMPTS = (
+    "Tell me a story about a dragon.",
+    "Explain how rain forms.",
+    "Describe a busy city street.",
+    "Write a letter to a friend.",
+)
 PARALLEL_NUM_PREDICT = 64
 DAEMON_ENV = {"OLLAMA_KEEP_ALIVE": "30m"}
 
@@ -93,6 +97,7 @@ def _shown(path: Path) -> str:
         return str(path.relative_to(ROOT))
     except ValueError:
         return path.name
+
 
 def median(values: list[float]) -> float:
     return float(statistics.median(values))
@@ -139,6 +144,7 @@ def base_env() -> dict[str, str]:
 
 # -- machine facts -----------------------------------------------------------------------------
 
+
 def machine_facts(ollama_version: str) -> list[str]:
     cpu = "unknown"
     mem_kb = 0
@@ -154,16 +160,19 @@ def machine_facts(ollama_version: str) -> list[str]:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return [f"date:     {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-            f"cpu:      {cpu}, {cores} cores usable ({os.cpu_count()} online)",
-            f"ram:      {mem_kb / 1024 / 1024:.1f} GiB",
-            f"os:       {platform.platform()}",
-            f"ollama:   {ollama_version}",
-            f"python:   {platform.python_version()} ({_shown(Path(sys.executable))})",
-            f"load avg: {load} (1/5/15 min, at start)"]
+    return [
+        f"date:     {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"cpu:      {cpu}, {cores} cores usable ({os.cpu_count()} online)",
+        f"ram:      {mem_kb / 1024 / 1024:.1f} GiB",
+        f"os:       {platform.platform()}",
+        f"ollama:   {ollama_version}",
+        f"python:   {platform.python_version()} ({_shown(Path(sys.executable))})",
+        f"load avg: {load} (1/5/15 min, at start)",
+    ]
 
 
 # -- workspace ---------------------------------------------------------------------------------
+
 
 @dataclass
 class Workspace:
@@ -195,12 +204,14 @@ def make_workspace(tmp: Path, ollama_bin: Path, gguf: Path) -> Workspace:
 
 @contextmanager
 def daemon(ws: Workspace, where: Path, **env: str) -> Iterator[OllamaDaemon]:
-    with OllamaDaemon(ws.ollama, where / "models", state_dir=where / "state",
-                      env={**DAEMON_ENV, **env}) as running:
+    with OllamaDaemon(
+        ws.ollama, where / "models", state_dir=where / "state", env={**DAEMON_ENV, **env}
+    ) as running:
         yield running
 
 
 # -- cold and warm registration ----------------------------------------------------------------
+
 
 @dataclass
 class CreateRun:
@@ -213,8 +224,16 @@ class CreateRun:
 def tool_run(ws: Workspace, run_dir: Path, weights: str = WEIGHTS) -> CreateRun:
     env = {**base_env(), "QWQ_OLLAMA_CACHE": str(ws.cache(run_dir / "cache"))}
     with daemon(ws, run_dir) as d:
-        cmd = [str(ws.qwq), "create", "--weights", weights, "--catalog", str(ws.catalog),
-               "--host", d.host]
+        cmd = [
+            str(ws.qwq),
+            "create",
+            "--weights",
+            weights,
+            "--catalog",
+            str(ws.catalog),
+            "--host",
+            d.host,
+        ]
         cold = run_timed(cmd, env)
         size = dir_bytes(d.models_dir)
         warm = run_timed(cmd, env)
@@ -223,16 +242,33 @@ def tool_run(ws: Workspace, run_dir: Path, weights: str = WEIGHTS) -> CreateRun:
     return CreateRun(cold, warm, size, warm_full)
 
 
-def cli_run(ws: Workspace, run_dir: Path, names: list[str], weights: str = WEIGHTS,
-            warm: bool = True) -> CreateRun:
+def cli_run(
+    ws: Workspace, run_dir: Path, names: list[str], weights: str = WEIGHTS, warm: bool = True
+) -> CreateRun:
     env = {**base_env(), "QWQ_OLLAMA_CACHE": str(ws.cache(run_dir / "cache"))}
     out = run_dir / "rendered"
-    run_timed([str(ws.qwq), "render", "--weights", weights, "--catalog", str(ws.catalog),
-               "--out", str(out)], env)
+    run_timed(
+        [
+            str(ws.qwq),
+            "render",
+            "--weights",
+            weights,
+            "--catalog",
+            str(ws.catalog),
+            "--out",
+            str(out),
+        ],
+        env,
+    )
     loop = 'for n in "$@"; do "$OLLAMA" create "$n" -f "$DIR/$n.Modelfile" || exit 1; done'
     with daemon(ws, run_dir) as d:
-        shell_env = {**env, "OLLAMA_HOST": d.host, "OLLAMA": str(ws.ollama), "DIR": str(out),
-                     "HOME": str(run_dir / "home")}
+        shell_env = {
+            **env,
+            "OLLAMA_HOST": d.host,
+            "OLLAMA": str(ws.ollama),
+            "DIR": str(out),
+            "HOME": str(run_dir / "home"),
+        }
         cmd = ["bash", "-c", loop, "bash", *names]
         cold = run_timed(cmd, shell_env)
         size = dir_bytes(d.models_dir)
@@ -240,8 +276,9 @@ def cli_run(ws: Workspace, run_dir: Path, names: list[str], weights: str = WEIGH
     return CreateRun(cold, again, size)
 
 
-def bench_create(ws: Workspace, runs: int, log: Callable[[str], None]
-                 ) -> tuple[list[CreateRun], list[CreateRun]]:
+def bench_create(
+    ws: Workspace, runs: int, log: Callable[[str], None]
+) -> tuple[list[CreateRun], list[CreateRun]]:
     names = list(load_catalog(ws.catalog).variants)
     tools, clis = [], []
     for i in range(runs):
@@ -252,8 +289,10 @@ def bench_create(ws: Workspace, runs: int, log: Callable[[str], None]
                     tools.append(tool_run(ws, Path(tmp) / "tool"))
                 else:
                     clis.append(cli_run(ws, Path(tmp) / "cli", names))
-        log(f"create run {i + 1}/{runs}: tool cold {secs(tools[-1].cold)} warm "
-            f"{secs(tools[-1].warm)} (full check {secs(tools[-1].warm_full)}); CLI cold {secs(clis[-1].cold)} warm {secs(clis[-1].warm)}")
+        log(
+            f"create run {i + 1}/{runs}: tool cold {secs(tools[-1].cold)} warm "
+            f"{secs(tools[-1].warm)} (full check {secs(tools[-1].warm_full)}); CLI cold {secs(clis[-1].cold)} warm {secs(clis[-1].warm)}"
+        )
     return tools, clis
 
 
@@ -265,17 +304,34 @@ def create_rows(tools: list[CreateRun], clis: list[CreateRun], n: int) -> list[R
     warm_ratio = ratio(tw, cw)
     warm_ok = warm_ratio <= 1 / 20 and median(tw) < 1.0
     return [
-        Row(f"cold create, {n} variants, small GGUF", secs(median(tc)),
-            f"{secs(median(cc))} (CLI loop)", f"{ratio(tc, cc):.2f}x ({speed(ratio(tc, cc))})",
-            "<=1x (no slower)", yes_no(ratio(tc, cc) <= 1.0)),
-        Row("bytes written to OLLAMA_MODELS (cold)", f"{median(tb) / 1e6:.1f} MB",
-            f"{median(cb) / 1e6:.1f} MB", f"{ratio(tb, cb):.2f}x"),
-        Row(f"warm re-run, {n} variants, nothing changed", secs(median(tw)),
+        Row(
+            f"cold create, {n} variants, small GGUF",
+            secs(median(tc)),
+            f"{secs(median(cc))} (CLI loop)",
+            f"{ratio(tc, cc):.2f}x ({speed(ratio(tc, cc))})",
+            "<=1x (no slower)",
+            yes_no(ratio(tc, cc) <= 1.0),
+        ),
+        Row(
+            "bytes written to OLLAMA_MODELS (cold)",
+            f"{median(tb) / 1e6:.1f} MB",
+            f"{median(cb) / 1e6:.1f} MB",
+            f"{ratio(tb, cb):.2f}x",
+        ),
+        Row(
+            f"warm re-run, {n} variants, nothing changed",
+            secs(median(tw)),
             f"{secs(median(cw))} (CLI loop)",
             f"{warm_ratio:.2f}x ({speed(warm_ratio)})",
-            "<=0.05x (20x faster) and < 1 s", yes_no(warm_ok)),
-        Row("  the same, stamp removed (full check)", secs(median(tf)),
-            f"{secs(median(cw))} (CLI loop)", f"{ratio(tf, cw):.2f}x ({speed(ratio(tf, cw))})"),
+            "<=0.05x (20x faster) and < 1 s",
+            yes_no(warm_ok),
+        ),
+        Row(
+            "  the same, stamp removed (full check)",
+            secs(median(tf)),
+            f"{secs(median(cw))} (CLI loop)",
+            f"{ratio(tf, cw):.2f}x ({speed(ratio(tf, cw))})",
+        ),
     ]
 
 
@@ -286,13 +342,17 @@ def breakdown_rows(ws: Workspace, runs: int, tools: list[CreateRun]) -> list[Row
     started = [run_timed(bare, base_env()) for _ in range(runs)]
     warm = [r.warm for r in tools]
     return [
-        Row("  of which: bare interpreter start", secs(median(started)),
+        Row(
+            "  of which: bare interpreter start",
+            secs(median(started)),
             f"{secs(median(warm))} (tool warm re-run)",
-            f"{ratio(started, warm):.0%} of it"),
+            f"{ratio(started, warm):.0%} of it",
+        ),
     ]
 
 
 # -- start-up cost -----------------------------------------------------------------------------
+
 
 def bench_startup(ws: Workspace, runs: int) -> list[Row]:
     env = base_env()
@@ -310,16 +370,26 @@ def bench_startup(ws: Workspace, runs: int) -> list[Row]:
             times[key].append(run_timed(cmd, env, ok_codes=(0, 1)))
     py = times["python"]
     rows = []
-    for key, label, limit in (("check", "`qwq-ollama render --check` wall time", 0.5),
-                              ("help", "`qwq-ollama --help` wall time", 0.3)):
+    for key, label, limit in (
+        ("check", "`qwq-ollama render --check` wall time", 0.5),
+        ("help", "`qwq-ollama --help` wall time", 0.3),
+    ):
         value = median(times[key])
-        rows.append(Row(label, secs(value), f"{secs(median(py))} (`python -c pass`)",
-                        f"{ratio(times[key], py):.1f}x", f"< {limit} s",
-                        yes_no(value < limit)))
+        rows.append(
+            Row(
+                label,
+                secs(value),
+                f"{secs(median(py))} (`python -c pass`)",
+                f"{ratio(times[key], py):.1f}x",
+                f"< {limit} s",
+                yes_no(value < limit),
+            )
+        )
     return rows
 
 
 # -- loop detector -----------------------------------------------------------------------------
+
 
 def periodic_suffix_start(text: str, min_repeats: int = 3) -> int | None:
     """Where the text's tail starts to be one block repeated (greedy decoding cycles exactly).
@@ -329,7 +399,7 @@ def periodic_suffix_start(text: str, min_repeats: int = 3) -> int | None:
     n = len(text)
     for period in range(1, n // min_repeats + 1):
         start = n - min_repeats * period
-        if text[start + period:] == text[start:n - period]:
+        if text[start + period :] == text[start : n - period]:
             while start > 0 and text[start - 1] == text[start - 1 + period]:
                 start -= 1
             return start
@@ -357,8 +427,12 @@ def full_generation(client: ollama.Client, prompt: str) -> FullRun:
     start = time.perf_counter()
     pieces: list[str] = []
     last = None
-    for last in client.chat(model=LOOP_VARIANT, messages=[{"role": "user", "content": prompt}],
-                            stream=True, options=loop_options()):
+    for last in client.chat(
+        model=LOOP_VARIANT,
+        messages=[{"role": "user", "content": prompt}],
+        stream=True,
+        options=loop_options(),
+    ):
         if chunk_text(last):
             pieces.append(chunk_text(last))
     seconds = time.perf_counter() - start
@@ -375,8 +449,12 @@ def cut_generation(client: ollama.Client, prompt: str) -> tuple[float, int, obje
     """With the detector: abort the stream the moment it fires. Returns (s, tokens, verdict)."""
     detector = LoopDetector()
     start = time.perf_counter()
-    stream = client.chat(model=LOOP_VARIANT, messages=[{"role": "user", "content": prompt}],
-                         stream=True, options=loop_options())
+    stream = client.chat(
+        model=LOOP_VARIANT,
+        messages=[{"role": "user", "content": prompt}],
+        stream=True,
+        options=loop_options(),
+    )
     verdict = None
     try:
         for chunk in stream:
@@ -392,39 +470,56 @@ def cut_generation(client: ollama.Client, prompt: str) -> tuple[float, int, obje
 def loop_row(client: ollama.Client, name: str, prompt: str, runs: int) -> Row:
     label = f"runaway generation cut by the loop detector ({name})"
     full = full_generation(client, prompt)
-    base = (f"ran to {full.tokens} tok ({full.done_reason}, {secs(full.seconds)}); "
-            f"loop from tok {full.loop_start if full.loop_start is not None else '?'}")
+    base = (
+        f"ran to {full.tokens} tok ({full.done_reason}, {secs(full.seconds)}); "
+        f"loop from tok {full.loop_start if full.loop_start is not None else '?'}"
+    )
     cuts = [cut_generation(client, prompt) for _ in range(runs)]
     times, tokens = [c[0] for c in cuts], [float(c[1]) for c in cuts]
     verdicts = [c[2] for c in cuts]
     if any(v is None for v in verdicts) or full.loop_start is None:
         what = "never fired" if any(v is None for v in verdicts) else "fired"
-        return Row(label, f"{what}; {median(tokens):.0f} tok", base,
-                   f"{median(tokens) / LOOP_NUM_PREDICT:.2f}x tokens",
-                   f"cut <= {LOOP_TARGET_TOKENS} tokens after loop start", "no")
+        return Row(
+            label,
+            f"{what}; {median(tokens):.0f} tok",
+            base,
+            f"{median(tokens) / LOOP_NUM_PREDICT:.2f}x tokens",
+            f"cut <= {LOOP_TARGET_TOKENS} tokens after loop start",
+            "no",
+        )
     late = median([v.detected_at_token - full.loop_start for v in verdicts])  # type: ignore
     tool = f"cut at {median(tokens):.0f} tok ({late:.0f} after loop start), {secs(median(times))}"
-    return Row(label, tool, base,
-               f"{median(tokens) / LOOP_NUM_PREDICT:.2f}x tokens, "
-               f"{median(times) / full.seconds:.2f}x time",
-               f"cut <= {LOOP_TARGET_TOKENS} tokens after loop start",
-               yes_no(late <= LOOP_TARGET_TOKENS))
+    return Row(
+        label,
+        tool,
+        base,
+        f"{median(tokens) / LOOP_NUM_PREDICT:.2f}x tokens, "
+        f"{median(times) / full.seconds:.2f}x time",
+        f"cut <= {LOOP_TARGET_TOKENS} tokens after loop start",
+        yes_no(late <= LOOP_TARGET_TOKENS),
+    )
 
 
 # -- parallel requests -------------------------------------------------------------------------
 
+
 def register_and_load(d: OllamaDaemon, ws: Workspace) -> ollama.Client:
     Registrar(OllamaAPI(d.host), load_catalog(ws.catalog)).create([LOOP_VARIANT], WEIGHTS)
     client = ollama.Client(host=d.host)
-    client.chat(model=LOOP_VARIANT, messages=[{"role": "user", "content": "Hi"}],
-                options={"temperature": 0, "num_predict": 1})  # load the runner, untimed
+    client.chat(
+        model=LOOP_VARIANT,
+        messages=[{"role": "user", "content": "Hi"}],
+        options={"temperature": 0, "num_predict": 1},
+    )  # load the runner, untimed
     return client
 
 
 def one_prompt(host: str, prompt: str) -> int:
     reply = ollama.Client(host=host).chat(
-        model=LOOP_VARIANT, messages=[{"role": "user", "content": prompt}],
-        options={"temperature": 0, "num_predict": PARALLEL_NUM_PREDICT})
+        model=LOOP_VARIANT,
+        messages=[{"role": "user", "content": prompt}],
+        options={"temperature": 0, "num_predict": PARALLEL_NUM_PREDICT},
+    )
     return int(reply.eval_count or 0)
 
 
@@ -447,13 +542,17 @@ def bench_parallel(serial: OllamaDaemon, parallel: OllamaDaemon, runs: int) -> R
             par.append(batch(parallel.host, 2))
     pt, st = [p[0] for p in par], [s[0] for s in ser]
     n = len(PARALLEL_PROMPTS)
-    return Row(f"{n} prompts x {PARALLEL_NUM_PREDICT} tok: NUM_PARALLEL=2, 2 threads",
-               f"{secs(median(pt))} ({median([p[1] for p in par]):.0f} tok)",
-               f"{secs(median(st))} ({median([s[1] for s in ser]):.0f} tok; NUM_PARALLEL=1, "
-               "one at a time)", f"{ratio(pt, st):.2f}x ({speed(ratio(pt, st))})")
+    return Row(
+        f"{n} prompts x {PARALLEL_NUM_PREDICT} tok: NUM_PARALLEL=2, 2 threads",
+        f"{secs(median(pt))} ({median([p[1] for p in par]):.0f} tok)",
+        f"{secs(median(st))} ({median([s[1] for s in ser]):.0f} tok; NUM_PARALLEL=1, "
+        "one at a time)",
+        f"{ratio(pt, st):.2f}x ({speed(ratio(pt, st))})",
+    )
 
 
 # -- hashing ----------------------------------------------------------------------------
+
 
 def hash_rate(path: Path, runs: int) -> float:
     """sha256 MB/s over the file, as digests.file_digest reads it (4 MiB blocks); median."""
@@ -472,11 +571,18 @@ def hash_rate(path: Path, runs: int) -> float:
 
 def hash_rows(rate: float, size: int) -> list[Row]:
     """What hashing costs per byte here; the 20 GB rows themselves are measured (qwq-shaped)."""
-    return [Row("sha256 throughput (page cache, 4 MiB reads)", f"{rate:.0f} MB/s",
-                f"over the {size / 1e6:.0f} MB small GGUF", "-")]
+    return [
+        Row(
+            "sha256 throughput (page cache, 4 MiB reads)",
+            f"{rate:.0f} MB/s",
+            f"over the {size / 1e6:.0f} MB small GGUF",
+            "-",
+        )
+    ]
 
 
 # -- the 20 GB rows, measured over a QwQ-32B-shaped file ---------------------------------------
+
 
 def free_bytes(path: Path) -> int:
     return shutil.disk_usage(path).free
@@ -513,8 +619,10 @@ def check_disk(where: Path, size: int, on_disk: int, versions: tuple[str, ...]) 
     copies = max(import_copies(v) for v in versions)
     need = copies * size + 2_000_000_000 + (size - on_disk if on_disk < size else 0)
     if free_bytes(where) < need:
-        raise BenchError(f"qwq-shaped needs {need / 1e9:.1f} GB free under {where}, "
-                         f"{free_bytes(where) / 1e9:.1f} GB is")
+        raise BenchError(
+            f"qwq-shaped needs {need / 1e9:.1f} GB free under {where}, "
+            f"{free_bytes(where) / 1e9:.1f} GB is"
+        )
 
 
 def add_weights_entry(ws: Workspace, gguf: Path) -> None:
@@ -522,34 +630,41 @@ def add_weights_entry(ws: Workspace, gguf: Path) -> None:
     import yaml  # noqa: PLC0415
 
     data = yaml.safe_load(ws.catalog.read_text())
-    data["weights"][QWQ_WEIGHTS] = {"description": "QwQ-32B shapes, zero weights",
-                                    "gguf": str(gguf), "license": "Apache-2.0 (Qwen/QwQ-32B)"}
+    data["weights"][QWQ_WEIGHTS] = {
+        "description": "QwQ-32B shapes, zero weights",
+        "gguf": str(gguf),
+        "license": "Apache-2.0 (Qwen/QwQ-32B)",
+    }
     ws.catalog.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 
-def qwq_version_runs(ws: Workspace, version: str, size: int, log: Callable[[str], None]
-                     ) -> tuple[CreateRun, CreateRun, bool]:
+def qwq_version_runs(
+    ws: Workspace, version: str, size: int, log: Callable[[str], None]
+) -> tuple[CreateRun, CreateRun, bool]:
     """One tool run and one CLI loop run on `version`; one models dir on disk at a time."""
     vws = dataclasses.replace(ws, ollama=ensure_ollama(version).path)
     names = list(load_catalog(ws.catalog).variants)
     with tempfile.TemporaryDirectory(dir=ws.root, prefix="qwq-tool-") as tmp:
         tool = tool_run(vws, Path(tmp), QWQ_WEIGHTS)
-    log(f"{version} tool: cold {secs(tool.cold)} warm {secs(tool.warm)} "
-        f"full check {secs(tool.warm_full)}")
+    log(
+        f"{version} tool: cold {secs(tool.cold)} warm {secs(tool.warm)} "
+        f"full check {secs(tool.warm_full)}"
+    )
     whole = free_bytes(ws.root) >= cli_loop_need(version, size)
     if not whole:  # the first create peaks at 3x, which fits where the loop's 4x does not
         if free_bytes(ws.root) < cli_loop_need(version, size) - size:
             raise BenchError(f"{version} CLI loop: not even its first create fits on this disk")
-        log(f"{version} CLI loop: needs {cli_loop_need(version, size) / 1e9:.0f} GB free, "
-            f"{free_bytes(ws.root) / 1e9:.0f} GB is; timing its first create only, cold")
+        log(
+            f"{version} CLI loop: needs {cli_loop_need(version, size) / 1e9:.0f} GB free, "
+            f"{free_bytes(ws.root) / 1e9:.0f} GB is; timing its first create only, cold"
+        )
     with tempfile.TemporaryDirectory(dir=ws.root, prefix="qwq-cli-") as tmp:
         cli = cli_run(vws, Path(tmp), names if whole else names[:1], QWQ_WEIGHTS, warm=whole)
     log(f"{version} CLI loop: cold {secs(cli.cold)} warm {secs(cli.warm) if whole else '-'}")
     return tool, cli, whole
 
 
-def qwq_rows(version: str, tool: CreateRun, cli: CreateRun, size: int, whole: bool
-             ) -> list[Row]:
+def qwq_rows(version: str, tool: CreateRun, cli: CreateRun, size: int, whole: bool) -> list[Row]:
     tag = f"{size / 1e9:.1f} GB QwQ-shaped, {QWQ_VARIANTS} variants, Ollama {version}"
     if whole:
         rows = create_rows([tool], [cli], QWQ_VARIANTS)
@@ -559,18 +674,26 @@ def qwq_rows(version: str, tool: CreateRun, cli: CreateRun, size: int, whole: bo
     # Only the CLI's first create ran: a lower bound for its loop, so only "faster" is proven.
     bound = tool.cold / cli.cold
     return [
-        Row(f"cold create, {tag}", secs(tool.cold),
+        Row(
+            f"cold create, {tag}",
+            secs(tool.cold),
             f"{secs(cli.cold)} (CLI, 1st of {QWQ_VARIANTS} creates only)",
-            f"<= {bound:.2f}x (bound)", "<=1x (no slower)", "yes" if bound <= 1 else "unknown"),
-        Row("bytes written to OLLAMA_MODELS (cold)", f"{tool.bytes / 1e6:.1f} MB",
-            f"{cli.bytes / 1e6:.1f} MB (after the 1st create)", f"{tool.bytes / cli.bytes:.2f}x"),
+            f"<= {bound:.2f}x (bound)",
+            "<=1x (no slower)",
+            "yes" if bound <= 1 else "unknown",
+        ),
+        Row(
+            "bytes written to OLLAMA_MODELS (cold)",
+            f"{tool.bytes / 1e6:.1f} MB",
+            f"{cli.bytes / 1e6:.1f} MB (after the 1st create)",
+            f"{tool.bytes / cli.bytes:.2f}x",
+        ),
         Row(f"warm re-run, {tag}", secs(tool.warm), "not run (disk)", "-"),
         Row("  the same, stamp removed (full check)", secs(tool.warm_full), "not run (disk)", "-"),
     ]
 
 
-def bench_qwq_shaped(ws: Workspace, versions: list[str], log: Callable[[str], None]
-                     ) -> list[Row]:
+def bench_qwq_shaped(ws: Workspace, versions: list[str], log: Callable[[str], None]) -> list[Row]:
     check_disk(ws.root, 19_849_489_280, 0, tuple(versions))
     gguf = write_qwq_shaped(ws.root, ws.gguf)
     size, on_disk = gguf.stat().st_size, gguf.stat().st_blocks * 512
@@ -586,9 +709,9 @@ def bench_qwq_shaped(ws: Workspace, versions: list[str], log: Callable[[str], No
 
 # -- the table ---------------------------------------------------------------------------------
 
+
 def print_table(rows: list[Row]) -> None:
-    head = Row("measure", "qwq-ollama", "baseline", "ratio (tool/baseline)", "target",
-               "target met")
+    head = Row("measure", "qwq-ollama", "baseline", "ratio (tool/baseline)", "target", "target met")
     cells = [[r.label, r.tool, r.baseline, r.ratio, r.target, r.met] for r in [head, *rows]]
     widths = [max(len(c[i]) for c in cells) for i in range(6)]
     for n, line in enumerate(cells):
@@ -600,22 +723,26 @@ def print_table(rows: list[Row]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per measure (default 5)")
-    parser.add_argument("--only", default=",".join(SECTIONS),
-                        help=f"comma-separated subset of: {', '.join(SECTIONS + OPTIONAL)}")
-    parser.add_argument("--versions", default=",".join(QWQ_VERSIONS),
-                        help="Ollama versions for qwq-shaped (one run each)")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of: {', '.join(SECTIONS + OPTIONAL)}",
+    )
+    parser.add_argument(
+        "--versions",
+        default=",".join(QWQ_VERSIONS),
+        help="Ollama versions for qwq-shaped (one run each)",
+    )
     args = parser.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     if args.runs < 1 or not only <= set(SECTIONS + OPTIONAL):
-        parser.error(f"--runs must be >= 1 and --only a subset of "
-                     f"{', '.join(SECTIONS + OPTIONAL)}")
+        parser.error(f"--runs must be >= 1 and --only a subset of {', '.join(SECTIONS + OPTIONAL)}")
     started = time.perf_counter()
     binary, gguf = ensure_ollama(), ensure_smollm2()
     # Byte-compile the package as pip does on a regular install: with PYTHONDONTWRITEBYTECODE
     # set (as on the CI machines) an editable checkout would otherwise recompile every module
     # on every start, and the start-up rows would time the compiler.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "qwq_ollama")],
-                   check=True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "qwq_ollama")], check=True)
     for line in machine_facts(f"{binary.version} ({_shown(binary.path)}, {binary.origin})"):
         print(line)
     print(f"runs:     {args.runs} per measure; figures are medians", flush=True)
@@ -634,8 +761,10 @@ def main(argv: list[str] | None = None) -> int:
         if "qwq-shaped" in only:
             rows += bench_qwq_shaped(ws, args.versions.split(","), log)
     print_table(rows)
-    print(f"\nload avg at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
-          f"bench took {time.perf_counter() - started:.0f} s")
+    print(
+        f"\nload avg at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+        f"bench took {time.perf_counter() - started:.0f} s"
+    )
     return 0
 
 
@@ -656,8 +785,9 @@ def collect(ws: Workspace, runs: int, only: set[str], log: Callable[[str], None]
     return rows
 
 
-def generation_rows(ws: Workspace, runs: int, only: set[str], log: Callable[[str], None]
-                    ) -> list[Row]:
+def generation_rows(
+    ws: Workspace, runs: int, only: set[str], log: Callable[[str], None]
+) -> list[Row]:
     rows: list[Row] = []
     with ExitStack() as stack:
         serial = stack.enter_context(daemon(ws, ws.root / "serial", OLLAMA_NUM_PARALLEL="1"))
@@ -667,8 +797,9 @@ def generation_rows(ws: Workspace, runs: int, only: set[str], log: Callable[[str
                 rows.append(loop_row(client, name, prompt, runs))
                 log(f"loop ({name}) measured")
         if "parallel" in only:
-            parallel = stack.enter_context(daemon(ws, ws.root / "parallel",
-                                                  OLLAMA_NUM_PARALLEL="2"))
+            parallel = stack.enter_context(
+                daemon(ws, ws.root / "parallel", OLLAMA_NUM_PARALLEL="2")
+            )
             register_and_load(parallel, ws)
             rows.append(bench_parallel(serial, parallel, runs))
             log("parallel measured")

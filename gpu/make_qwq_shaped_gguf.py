@@ -82,16 +82,28 @@ class Shape:
 
 # Qwen/Qwen3-32B config.json: 64 layers, hidden 5120, intermediate 25600, 64 heads of 128 (so q is
 # 8192 wide, not 5120), 8 KV heads, vocabulary 151936, 40960 positions, no rope scaling.
-QWEN3_32B = Shape(ffn=25600, heads=64, vocab=151936, context=40960, original_context=0,
-                  rms_eps=1e-6, arch="qwen3", head_dim=128, qkv_bias=False, name="Qwen3-32B",
-                  template="qwen3.chat_template.jinja")
+QWEN3_32B = Shape(
+    ffn=25600,
+    heads=64,
+    vocab=151936,
+    context=40960,
+    original_context=0,
+    rms_eps=1e-6,
+    arch="qwen3",
+    head_dim=128,
+    qkv_bias=False,
+    name="Qwen3-32B",
+    template="qwen3.chat_template.jinja",
+)
 SHAPES = {"qwq": Shape(), "qwen3": QWEN3_32B}
 
 
 def tensor_plan(shape: Shape, mix: str) -> list[tuple[str, tuple[int, ...], QT]]:
     """(name, numpy-order shape, type) of every tensor, in the order llama.cpp's converter writes."""
     q4, q6 = QT.Q4_K, QT.Q6_K
-    plan: list[tuple[str, tuple[int, ...], QT]] = [("token_embd.weight", (shape.vocab, shape.embd), q4)]
+    plan: list[tuple[str, tuple[int, ...], QT]] = [
+        ("token_embd.weight", (shape.vocab, shape.embd), q4)
+    ]
     for i in range(shape.layers):
         more = mix == "q4_k_m" and _use_more_bits(i, shape.layers)
         b = f"blk.{i}."
@@ -104,22 +116,29 @@ def tensor_plan(shape: Shape, mix: str) -> list[tuple[str, tuple[int, ...], QT]]
             *([(b + "attn_k.bias", (shape.kv_dim,), QT.F32)] if bias else []),
             (b + "attn_v.weight", (shape.kv_dim, shape.embd), q6 if more else q4),
             *([(b + "attn_v.bias", (shape.kv_dim,), QT.F32)] if bias else []),
-            *([(b + "attn_q_norm.weight", (shape.head,), QT.F32),
-               (b + "attn_k_norm.weight", (shape.head,), QT.F32)] if not bias else []),
+            *(
+                [
+                    (b + "attn_q_norm.weight", (shape.head,), QT.F32),
+                    (b + "attn_k_norm.weight", (shape.head,), QT.F32),
+                ]
+                if not bias
+                else []
+            ),
             (b + "attn_output.weight", (shape.embd, shape.q_dim), q4),
             (b + "ffn_norm.weight", (shape.embd,), QT.F32),
             (b + "ffn_gate.weight", (shape.ffn, shape.embd), q4),
             (b + "ffn_up.weight", (shape.ffn, shape.embd), q4),
             (b + "ffn_down.weight", (shape.embd, shape.ffn), q6 if more else q4),
         ]
-    plan += [("output_norm.weight", (shape.embd,), QT.F32),
-             ("output.weight", (shape.vocab, shape.embd), q6 if mix == "q4_k_m" else q4)]
+    plan += [
+        ("output_norm.weight", (shape.embd,), QT.F32),
+        ("output.weight", (shape.vocab, shape.embd), q6 if mix == "q4_k_m" else q4),
+    ]
     return plan
 
 
 def _use_more_bits(layer: int, n_layers: int) -> bool:
-    return (layer < n_layers // 8 or layer >= 7 * n_layers // 8
-            or (layer - n_layers // 8) % 3 == 2)
+    return layer < n_layers // 8 or layer >= 7 * n_layers // 8 or (layer - n_layers // 8) % 3 == 2
 
 
 def nbytes(shape: tuple[int, ...], qtype: QT) -> int:
@@ -136,13 +155,17 @@ def qwen_vocab(source: Path, vocab: int) -> Vocabulary:
     # Ids start at the first ordinary token, as Qwen's do ("!"): with all-zero weights every logit
     # is 0, greedy decoding picks id 0, and that must not be an end-of-generation token.
     first = read.types.index(int(TokenType.NORMAL))
-    rotated = Vocabulary(read.model, read.pre, read.tokens[first:] + read.tokens[:first],
-                         read.types[first:] + read.types[:first], read.merges)
+    rotated = Vocabulary(
+        read.model,
+        read.pre,
+        read.tokens[first:] + read.tokens[:first],
+        read.types[first:] + read.types[:first],
+        read.merges,
+    )
     return padded(widened(rotated, QWEN_ADDED, type_of=lambda _text: TokenType.CONTROL), vocab)
 
 
-def _add_metadata(w: GGUFWriter, shape: Shape, mix: str, tok: Vocabulary,
-                  template: str) -> None:
+def _add_metadata(w: GGUFWriter, shape: Shape, mix: str, tok: Vocabulary, template: str) -> None:
     w.add_type("model")
     w.add_name(f"{shape.name}-shaped (zero weights)")
     w.add_size_label("32B")
@@ -162,16 +185,29 @@ def _add_metadata(w: GGUFWriter, shape: Shape, mix: str, tok: Vocabulary,
     if shape.original_context:
         w.add_string(f"{shape.arch}.rope.scaling.type", "yarn")
         w.add_float32(f"{shape.arch}.rope.scaling.factor", shape.context / shape.original_context)
-        w.add_uint32(f"{shape.arch}.rope.scaling.original_context_length",
-                     shape.original_context)
+        w.add_uint32(f"{shape.arch}.rope.scaling.original_context_length", shape.original_context)
     ids = tok.ids
-    write_vocabulary(w, tok, add_bos=False, ids={
-        "bos": ids["<|endoftext|>"], "eos": ids["<|im_end|>"], "padding": ids["<|vision_pad|>"]})
+    write_vocabulary(
+        w,
+        tok,
+        add_bos=False,
+        ids={
+            "bos": ids["<|endoftext|>"],
+            "eos": ids["<|im_end|>"],
+            "padding": ids["<|vision_pad|>"],
+        },
+    )
     w.add_chat_template(template)
 
 
-def write_qwq_shaped(out: Path, tokenizer_from: Path, *, shape: Shape = Shape(),
-                     mix: str = "q4_k", template: str | None = None) -> int:
+def write_qwq_shaped(
+    out: Path,
+    tokenizer_from: Path,
+    *,
+    shape: Shape = Shape(),
+    mix: str = "q4_k",
+    template: str | None = None,
+) -> int:
     """Write the file (sparse where the data is zero); returns its size in bytes."""
     if mix not in MIXES:
         raise ValueError(f"mix must be one of {', '.join(MIXES)}, not {mix!r}")
@@ -208,14 +244,26 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     write = sub.add_parser("write", help="write the QwQ-shaped GGUF")
     write.add_argument("out", type=Path)
-    write.add_argument("--tokenizer-from", type=Path, required=True,
-                       help="a GGUF whose tokenizer.ggml.* keys are copied (e.g. SmolLM2's)")
-    write.add_argument("--mix", choices=MIXES, default="q4_k",
-                       help="q4_k: Q4_K everywhere (17.2 GiB); q4_k_m: llama.cpp's Q4_K_M recipe "
-                            "(18.5 GiB, the size of unsloth's file)")
+    write.add_argument(
+        "--tokenizer-from",
+        type=Path,
+        required=True,
+        help="a GGUF whose tokenizer.ggml.* keys are copied (e.g. SmolLM2's)",
+    )
+    write.add_argument(
+        "--mix",
+        choices=MIXES,
+        default="q4_k",
+        help="q4_k: Q4_K everywhere (17.2 GiB); q4_k_m: llama.cpp's Q4_K_M recipe "
+        "(18.5 GiB, the size of unsloth's file)",
+    )
     write.add_argument("--layers", type=int, default=Shape.layers, help="fewer for a test file")
-    write.add_argument("--shape", choices=sorted(SHAPES), default="qwq",
-                       help="whose architecture: QwQ-32B (qwen2) or Qwen3-32B (qwen3)")
+    write.add_argument(
+        "--shape",
+        choices=sorted(SHAPES),
+        default="qwq",
+        help="whose architecture: QwQ-32B (qwen2) or Qwen3-32B (qwen3)",
+    )
     tok = sub.add_parser("tokenizer", help="keep only a GGUF's tokenizer")
     tok.add_argument("source", type=Path)
     tok.add_argument("out", type=Path)

@@ -44,20 +44,27 @@ OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
 GPU_MEMORY = re.compile(r'msg="gpu memory".*?available="([^"]+)".*?free="([^"]+)"')
 STARTING = re.compile(r'msg="starting llama-server" cmd="([^"]+)"')
 FIT = re.compile(r"common_params_fit_impl: (.*)")
-FIT_PROJECTED = re.compile(r"projected to use (\d+) MiB(?: of device memory)? vs\.? (\d+) MiB of free")
+FIT_PROJECTED = re.compile(
+    r"projected to use (\d+) MiB(?: of device memory)? vs\.? (\d+) MiB of free"
+)
 
 
 def http(method: str, url: str, body: object | None = None, timeout: float = 600) -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read() or b"{}")
 
 
 def gpu_free_mib() -> int:
-    out = subprocess.run(["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return int(out.split()[0])
 
 
@@ -67,9 +74,11 @@ def parse_server_log(text: str) -> dict:
     buffers: dict[str, float] = {}
     for _comp, backend, kind, mib in BUFFER.findall(text):
         buffers[f"{backend} {kind}"] = float(mib)
-    out: dict = {"buffers_mib": buffers,
-                 "gpu_mib": round(sum(v for k, v in buffers.items() if _on_gpu(k)), 2),
-                 "fit": FIT.findall(text)[-12:]}
+    out: dict = {
+        "buffers_mib": buffers,
+        "gpu_mib": round(sum(v for k, v in buffers.items() if _on_gpu(k)), 2),
+        "fit": FIT.findall(text)[-12:],
+    }
     if m := FIT_PROJECTED.findall(text):  # the first: the projection for the asked parameters
         out["fit_projected_mib"], out["fit_free_mib"] = int(m[0][0]), int(m[0][1])
     if m := DEVICE_FREE.findall(text):
@@ -91,8 +100,14 @@ def _on_gpu(key: str) -> bool:
 
 def _cmd_settings(cmd: str) -> dict:
     args = shlex.split(cmd)
-    flags = {"-c": "ctx_arg", "-ub": "ubatch", "-b": "batch", "--flash-attn": "flash_attn",
-             "--cache-type-k": "cache_k", "-ngl": "ngl"}
+    flags = {
+        "-c": "ctx_arg",
+        "-ub": "ubatch",
+        "-b": "batch",
+        "--flash-attn": "flash_attn",
+        "--cache-type-k": "cache_k",
+        "-ngl": "ngl",
+    }
     found = {}
     for i, arg in enumerate(args[:-1]):
         if arg in flags:
@@ -105,11 +120,22 @@ class Daemon:
 
     def __init__(self, binary: str, models: str, log: Path, env: dict[str, str]) -> None:
         self.log = log
-        full = dict(os.environ, OLLAMA_HOST=HOST, OLLAMA_MODELS=models, OLLAMA_NO_CLOUD="1",
-                    OLLAMA_KEEP_ALIVE="10m", **env)
+        full = dict(
+            os.environ,
+            OLLAMA_HOST=HOST,
+            OLLAMA_MODELS=models,
+            OLLAMA_NO_CLOUD="1",
+            OLLAMA_KEEP_ALIVE="10m",
+            **env,
+        )
         self.handle = open(log, "a")
-        self.proc = subprocess.Popen([binary, "serve"], env=full, stdout=self.handle,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [binary, "serve"],
+            env=full,
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         for _ in range(120):
             try:
                 http("GET", f"http://{HOST}/api/version", timeout=2)
@@ -140,11 +166,18 @@ def generate(model: str, num_ctx: int, num_predict: int) -> dict:
     """Stream one greedy generation; the last chunk, plus the decode rate by the client's clock
     (Ollama v0.32 aborts a run of one repeated token after 30 and then sends no final chunk
     with eval_count/eval_duration: what zero weights produce)."""
-    body = {"model": model, "prompt": PROMPT, "stream": True, "keep_alive": "10m",
-            "options": {"num_ctx": num_ctx, "num_predict": num_predict, "temperature": 0,
-                        "seed": 1}}
-    req = urllib.request.Request(f"http://{HOST}/api/generate", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
+    body = {
+        "model": model,
+        "prompt": PROMPT,
+        "stream": True,
+        "keep_alive": "10m",
+        "options": {"num_ctx": num_ctx, "num_predict": num_predict, "temperature": 0, "seed": 1},
+    }
+    req = urllib.request.Request(
+        f"http://{HOST}/api/generate",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     stamps, last = [], {}
     with urllib.request.urlopen(req, timeout=600) as resp:
         for line in resp:
@@ -186,8 +219,11 @@ def on_level(row: dict, tolerance: int, context_max: int) -> bool:
     """The card was at its level before the load, and the engine saw it less no more than one
     CUDA context (its own): no other process's memory was in the way."""
     seen = engine_free(row)
-    return (seen is not None and abs(row["free_before_mib"] - row["card_free_mib"]) <= tolerance
-            and row["card_free_mib"] - seen <= context_max)
+    return (
+        seen is not None
+        and abs(row["free_before_mib"] - row["card_free_mib"]) <= tolerance
+        and row["card_free_mib"] - seen <= context_max
+    )
 
 
 def rate(resp: dict) -> float | None:
@@ -210,16 +246,22 @@ def point(daemon: Daemon, model: str, num_ctx: int, predict: int, repeats: int) 
         row["error"] = f"{exc} {body[:300]!r}"
         responses, ps = [], []
     if ps:
-        row.update(size=ps[0]["size"], size_vram=ps[0]["size_vram"],
-                   context_length=ps[0].get("context_length"))
+        row.update(
+            size=ps[0]["size"],
+            size_vram=ps[0]["size_vram"],
+            context_length=ps[0].get("context_length"),
+        )
     row["decode_tps"] = [rate(r) for r in responses]
     row["eval_count"] = [r.get("eval_count") or r.get("chunks") for r in responses]
     if responses:
         first = responses[0]
-        row.update(load_s=round(first.get("load_duration", 0) / 1e9, 2),
-                   prompt_tokens=first.get("prompt_eval_count"),
-                   prompt_tps=round(first["prompt_eval_count"] / (first["prompt_eval_duration"] / 1e9), 1)
-                   if first.get("prompt_eval_duration") else None)
+        row.update(
+            load_s=round(first.get("load_duration", 0) / 1e9, 2),
+            prompt_tokens=first.get("prompt_eval_count"),
+            prompt_tps=round(first["prompt_eval_count"] / (first["prompt_eval_duration"] / 1e9), 1)
+            if first.get("prompt_eval_duration")
+            else None,
+        )
     row.update(parse_server_log(daemon.since(start)))
     row["wall_s"] = round(time.time() - began, 1)
     return row
@@ -235,10 +277,30 @@ def daemon_env(args: argparse.Namespace) -> dict[str, str]:
 def emit(row: dict, out: str) -> None:
     with open(out, "a") as handle:
         handle.write(json.dumps(row) + "\n")
-    print(json.dumps({k: row.get(k) for k in ("card_gib", "kv", "flash", "num_ctx", "size_vram",
-                      "layers_gpu", "ubatch", "free_before_mib", "fit_free_mib",
-                      "fit_projected_mib", "counted", "decode_tps", "error", "reload")}),
-          flush=True)
+    print(
+        json.dumps(
+            {
+                k: row.get(k)
+                for k in (
+                    "card_gib",
+                    "kv",
+                    "flash",
+                    "num_ctx",
+                    "size_vram",
+                    "layers_gpu",
+                    "ubatch",
+                    "free_before_mib",
+                    "fit_free_mib",
+                    "fit_projected_mib",
+                    "counted",
+                    "decode_tps",
+                    "error",
+                    "reload",
+                )
+            }
+        ),
+        flush=True,
+    )
 
 
 def sweep(args: argparse.Namespace) -> None:
@@ -250,9 +312,17 @@ def sweep(args: argparse.Namespace) -> None:
         for attempt in range(args.retries + 1):
             free, waited = wait_level(level, args.tolerance, args.level_timeout)
             row = point(daemon, args.model, ctx, args.predict, args.repeats)
-            row.update(card_gib=args.card, kv=args.kv, flash=args.flash, model=args.model,
-                       card_free_mib=level, free_before_mib=free, level_wait_s=waited,
-                       attempt=attempt, idle_used_mib=args.idle_used_mib)
+            row.update(
+                card_gib=args.card,
+                kv=args.kv,
+                flash=args.flash,
+                model=args.model,
+                card_free_mib=level,
+                free_before_mib=free,
+                level_wait_s=waited,
+                attempt=attempt,
+                idle_used_mib=args.idle_used_mib,
+            )
             row["counted"] = on_level(row, args.tolerance, args.context_max)
             emit(row, args.out)
             unload(args.model)
@@ -280,8 +350,9 @@ def reload(args: argparse.Namespace) -> None:
     level = gpu_free_mib()
     daemon = Daemon(args.ollama, args.models, Path(args.log), daemon_env(args))
     targets = [int(c) for c in args.ctx.split(",")]
-    common = dict(card_gib=args.card, kv=args.kv, flash=args.flash, model=args.model,
-                  card_free_mib=level)
+    common = dict(
+        card_gib=args.card, kv=args.kv, flash=args.flash, model=args.model, card_free_mib=level
+    )
     try:
         for target in targets:
             free, waited = wait_level(level, args.tolerance, args.level_timeout)
@@ -293,8 +364,9 @@ def reload(args: argparse.Namespace) -> None:
                 point(daemon, args.model, args.other, args.predict, 1)  # the other client
                 free = gpu_free_mib()  # with the other runner loaded: not the card's level
                 row = point(daemon, args.model, target, args.predict, 1)
-                row.update(common, free_before_mib=free, reload=f"after num_ctx {args.other}",
-                           attempt=i)
+                row.update(
+                    common, free_before_mib=free, reload=f"after num_ctx {args.other}", attempt=i
+                )
                 emit(row, args.out)
             unload(args.model)
     finally:
@@ -309,8 +381,11 @@ def bracket(rows: list[dict]) -> tuple[int | None, int | None]:
     """The largest num_ctx measured fully on the GPU and the smallest one above it that was not."""
     full = [r["num_ctx"] for r in rows if fully_on_gpu(r)]
     lo = max(full, default=None)
-    partial = [r["num_ctx"] for r in rows if r.get("size") and not fully_on_gpu(r)
-               and (lo is None or r["num_ctx"] > lo)]
+    partial = [
+        r["num_ctx"]
+        for r in rows
+        if r.get("size") and not fully_on_gpu(r) and (lo is None or r["num_ctx"] > lo)
+    ]
     return lo, min(partial, default=None)
 
 
@@ -336,11 +411,15 @@ def bare(args: argparse.Namespace) -> None:
     argv = shlex.split(cmds[-1])
     port = argv[argv.index("--port") + 1]
     lib = args.lib
-    env = dict(os.environ, LD_LIBRARY_PATH=f"{lib}:{lib}/cuda_v13",
-               GGML_BACKEND_PATH=f"{lib}/cuda_v13/libggml-cuda.so")
+    env = dict(
+        os.environ,
+        LD_LIBRARY_PATH=f"{lib}:{lib}/cuda_v13",
+        GGML_BACKEND_PATH=f"{lib}/cuda_v13/libggml-cuda.so",
+    )
     with open(args.log, "w") as log:
-        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(240):
@@ -352,13 +431,18 @@ def bare(args: argparse.Namespace) -> None:
             time.sleep(0.5)
         rows = []
         for _ in range(args.repeats):
-            resp = http("POST", f"{url}/completion", {"prompt": PROMPT, "n_predict": args.predict,
-                                                     "temperature": 0, "seed": 1})
+            resp = http(
+                "POST",
+                f"{url}/completion",
+                {"prompt": PROMPT, "n_predict": args.predict, "temperature": 0, "seed": 1},
+            )
             rows.append(resp.get("timings", {}))
-        result = {"cmd": cmds[-1], "decode_tps": [round(t.get("predicted_per_second", 0), 2)
-                                                  for t in rows],
-                  "eval_count": [t.get("predicted_n") for t in rows],
-                  **parse_server_log(Path(args.log).read_text(errors="replace"))}
+        result = {
+            "cmd": cmds[-1],
+            "decode_tps": [round(t.get("predicted_per_second", 0), 2) for t in rows],
+            "eval_count": [t.get("predicted_n") for t in rows],
+            **parse_server_log(Path(args.log).read_text(errors="replace")),
+        }
         with open(args.out, "a") as out:
             out.write(json.dumps(result) + "\n")
         print(json.dumps({k: result[k] for k in ("decode_tps", "eval_count")}), flush=True)
@@ -368,26 +452,52 @@ def bare(args: argparse.Namespace) -> None:
 
 
 def fit_estimate(lib: str, gguf: str, ctx: int, ub: int, kv: str, flash: str) -> dict:
-    env = dict(os.environ, LD_LIBRARY_PATH=f"{lib}:{lib}/cuda_v13",
-               GGML_BACKEND_PATH=f"{lib}/cuda_v13/libggml-cuda.so")
-    cmd = [f"{lib}/llama-fit-params", "-m", gguf, "-c", str(ctx), "-b", str(ub), "-ub", str(ub),
-           "-fa", flash, "-ctk", kv, "-ctv", kv, "-fitp", "on"]
+    env = dict(
+        os.environ,
+        LD_LIBRARY_PATH=f"{lib}:{lib}/cuda_v13",
+        GGML_BACKEND_PATH=f"{lib}/cuda_v13/libggml-cuda.so",
+    )
+    cmd = [
+        f"{lib}/llama-fit-params",
+        "-m",
+        gguf,
+        "-c",
+        str(ctx),
+        "-b",
+        str(ub),
+        "-ub",
+        str(ub),
+        "-fa",
+        flash,
+        "-ctk",
+        kv,
+        "-ctv",
+        kv,
+        "-fitp",
+        "on",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     row = {"num_ctx": ctx, "ubatch": ub, "kv": kv, "flash": flash, "rc": proc.returncode}
     for line in proc.stdout.splitlines():
         parts = line.split()
         if len(parts) == 4 and all(p.isdigit() for p in parts[1:]):
-            row[parts[0]] = {"model": int(parts[1]), "context": int(parts[2]),
-                             "compute": int(parts[3])}
+            row[parts[0]] = {
+                "model": int(parts[1]),
+                "context": int(parts[2]),
+                "compute": int(parts[3]),
+            }
     if proc.returncode:
         row["stderr"] = proc.stderr[-400:]
     return row
 
 
 def fitgrid(args: argparse.Namespace) -> None:
-    jobs = [(c, ub, kv, fa) for c in (4096, 8192, 16384, 32768, 65536, 131072)
-            for ub in (512, 1024, 2048)
-            for kv, fa in (("f16", "on"), ("q8_0", "on"), ("q4_0", "on"), ("f16", "off"))]
+    jobs = [
+        (c, ub, kv, fa)
+        for c in (4096, 8192, 16384, 32768, 65536, 131072)
+        for ub in (512, 1024, 2048)
+        for kv, fa in (("f16", "on"), ("q8_0", "on"), ("q4_0", "on"), ("f16", "off"))
+    ]
     with ThreadPoolExecutor(args.workers) as pool:
         rows = list(pool.map(lambda j: fit_estimate(args.lib, args.gguf, *j), jobs))
     with open(args.out, "w") as out:
@@ -410,10 +520,18 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--kv", default="f16", choices=["f16", "q8_0", "q4_0"])
         p.add_argument("--flash", default="auto", choices=["auto", "on", "off"])
         p.add_argument("--predict", type=int, default=32)
-        p.add_argument("--tolerance", type=int, default=64,
-                       help="MiB the card's free memory may differ from its level before a load")
-        p.add_argument("--context-max", type=int, default=800,
-                       help="MiB the engine may see less than the level (its own CUDA context)")
+        p.add_argument(
+            "--tolerance",
+            type=int,
+            default=64,
+            help="MiB the card's free memory may differ from its level before a load",
+        )
+        p.add_argument(
+            "--context-max",
+            type=int,
+            default=800,
+            help="MiB the engine may see less than the level (its own CUDA context)",
+        )
         p.add_argument("--level-timeout", type=float, default=30)
         p.add_argument("--out", required=True)
         p.add_argument("--log", required=True)

@@ -56,8 +56,9 @@ def staging_folder(beside: str | os.PathLike[str]) -> Iterator[Path]:
     an archive). Publish from it with `move_into_place`."""
     target = Path(beside)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{target.name}.staging-",
-                                     dir=target.parent) as folder:
+    with tempfile.TemporaryDirectory(
+        prefix=f".{target.name}.staging-", dir=target.parent
+    ) as folder:
         yield Path(folder)
 
 
@@ -76,9 +77,13 @@ def staged_file(path: str | os.PathLike[str]) -> Iterator[Path]:
 def _kind(mode: int) -> str:
     import stat
 
-    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISDIR, "a directory")):
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISDIR, "a directory"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
@@ -97,8 +102,7 @@ def check_output(path: str | os.PathLike[str]) -> None:
     if not stat.S_ISREG(mode):
         from qwq_ollama.errors import InputError
 
-        raise InputError(f"is {_kind(mode)}, not a regular file: refused as an output",
-                         file=path)
+        raise InputError(f"is {_kind(mode)}, not a regular file: refused as an output", file=path)
 
 
 def read_existing(path: str | os.PathLike[str]) -> bytes | None:
@@ -186,8 +190,9 @@ def write_folder(out_dir: str | os.PathLike[str], files: dict[str, str]) -> list
     try:
         write_many_atomic(targets)
     except OSError as exc:
-        raise InputError(f"cannot write the export here: {exc.strerror or exc}",
-                         file=folder) from None
+        raise InputError(
+            f"cannot write the export here: {exc.strerror or exc}", file=folder
+        ) from None
     return list(targets)
 
 

@@ -17,8 +17,14 @@ class InputError(QwqOllamaError):
 
     exit_code = 2
 
-    def __init__(self, message: str, *, file: object = None, line: int | None = None,
-                 field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: object = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
         self.file = None if file is None else str(file)
         self.line = line
         self.field = field

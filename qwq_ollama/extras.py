@@ -25,5 +25,6 @@ def require_extra(extra: str, needed_by: str) -> None:
     """Refuse, in one line naming the pip command, a run that would need a missing extra."""
     module = EXTRAS[extra]
     if not installed(module):
-        raise EnvironmentProblem(f"{needed_by} needs {module}, which is not installed: "
-                                 f"pip install 'qwq-ollama[{extra}]'")
+        raise EnvironmentProblem(
+            f"{needed_by} needs {module}, which is not installed: pip install 'qwq-ollama[{extra}]'"
+        )

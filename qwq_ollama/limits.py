@@ -41,8 +41,10 @@ def network_deadline() -> float:
     except ValueError:
         seconds = math.nan
     if not (math.isfinite(seconds) and 0 < seconds <= MAX_DEADLINE):
-        raise InputError(f"{text[:40]!r} is not a number of seconds in (0, {MAX_DEADLINE:g}]",
-                         field=DEADLINE_VARIABLE)
+        raise InputError(
+            f"{text[:40]!r} is not a number of seconds in (0, {MAX_DEADLINE:g}]",
+            field=DEADLINE_VARIABLE,
+        )
     return seconds
 
 
@@ -69,8 +71,13 @@ class TooBig(Exception):
     """The (decoded) answer grew past its bound (raised by `read_bounded`)."""
 
 
-def read_bounded(chunks: Iterable[bytes], *, limit: int, deadline: Deadline,
-                 on_chunk: Callable[[int], None] | None = None) -> bytes:
+def read_bounded(
+    chunks: Iterable[bytes],
+    *,
+    limit: int,
+    deadline: Deadline,
+    on_chunk: Callable[[int], None] | None = None,
+) -> bytes:
     """The bytes of `chunks` (a body as it is decoded), refused once they pass `limit` bytes or
     the deadline passes, whichever comes first. `on_chunk(total)` hears the running total."""
     parts: list[bytes] = []

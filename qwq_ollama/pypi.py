@@ -17,13 +17,26 @@ def download_distribution(requirement: str, into: Path, *, sdist: bool) -> Path:
     """`name==version` into `into`; returns the file. A failure is one line naming it."""
     name = requirement.split("==", 1)[0]
     kind = ["--no-binary", name] if sdist else ["--only-binary", ":all:"]
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *kind,
-           "--disable-pip-version-check", "-q", "-d", str(into), requirement]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        *kind,
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        str(into),
+        requirement,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     pattern = "*.tar.gz" if sdist else "*.whl"
     found = sorted(into.glob(pattern))
     if proc.returncode != 0 or not found:
         last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise EnvironmentProblem(f"could not download {requirement} from PyPI ({last[0]}); "
-                                 "check the network or pip's index settings, then retry")
+        raise EnvironmentProblem(
+            f"could not download {requirement} from PyPI ({last[0]}); "
+            "check the network or pip's index settings, then retry"
+        )
     return found[0]

@@ -9,8 +9,11 @@ from collections.abc import Callable
 GGUF_MAGIC = b"GGUF"
 
 
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22,
-                on_bytes: Callable[[int], None] | None = None) -> str:
+def sha256_file(
+    path: str | os.PathLike[str],
+    chunk: int = 1 << 22,
+    on_bytes: Callable[[int], None] | None = None,
+) -> str:
     """Hex SHA-256 of a whole file, read in large blocks (hashlib releases the GIL meanwhile).
 
     `on_bytes(done)` hears the bytes hashed so far after each block: a 20 GB file takes a while.

@@ -53,9 +53,11 @@ def register(binary: Path, models: Path, catalog: Catalog, env: dict[str, str]) 
     api = OllamaAPI(daemon.host)
     Registrar(api, catalog).create(names=list(VARIANTS))
     for name in VARIANTS:
-        reply = httpx.post(f"{daemon.host}/api/create", timeout=120,
-                           json={"model": f"{name}-parser", "from": name, "parser": PARSER,
-                                 "stream": False})
+        reply = httpx.post(
+            f"{daemon.host}/api/create",
+            timeout=120,
+            json={"model": f"{name}-parser", "from": name, "parser": PARSER, "stream": False},
+        )
         reply.raise_for_status()
     return daemon
 
@@ -71,13 +73,20 @@ def source(api: OllamaAPI, name: str) -> str:
 def parse_score(version: str, catalog: Catalog, variant: Variant, parser: str) -> str:
     family = variant.family
     with_tools = "<tool_call>" in family.official_file.read_text(encoding="utf-8")
-    cases = output_cases(variant.generation_prompt, family.think_open, family.think_close,
-                         with_tools)
+    cases = output_cases(
+        variant.generation_prompt, family.think_open, family.think_close, with_tools
+    )
     tools = [WEATHER_TOOL] if with_tools else None
     prompt = hf_prompter(catalog, variant)([{"role": "user", "content": "Weather?"}], tools)
-    got = parse_back(version, render_variant(catalog, variant).ollama_template, prompt,
-                     [chunks_of(c.output, c.split_at) for c in cases], tools=tools,
-                     parser=parser, last_message={"role": "user", "content": "Weather?"})
+    got = parse_back(
+        version,
+        render_variant(catalog, variant).ollama_template,
+        prompt,
+        [chunks_of(c.output, c.split_at) for c in cases],
+        tools=tools,
+        parser=parser,
+        last_message={"role": "user", "content": "Weather?"},
+    )
     wrong = [c.name for c, g in zip(cases, got, strict=True) if normal(g) != c.want]
     return f"{len(cases) - len(wrong)}/{len(cases)}" + (f" ({', '.join(wrong)})" if wrong else "")
 
@@ -88,8 +97,10 @@ def main() -> None:
     args = parser.parse_args()
     ensure_smollm2()
     catalog = over_stand_ins(load_catalog())
-    print("| Ollama | variant | prompt (19) | source, GO_TEMPLATE=0: TEMPLATE / +PARSER | "
-          "capabilities | parse-back TEMPLATE | parse-back +PARSER |")
+    print(
+        "| Ollama | variant | prompt (19) | source, GO_TEMPLATE=0: TEMPLATE / +PARSER | "
+        "capabilities | parse-back TEMPLATE | parse-back +PARSER |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for version in args.version:
         binary = ensure_ollama(version).path
@@ -102,23 +113,29 @@ def main() -> None:
                 same[name] = sum(
                     api.render_prompt(name, c.messages, c.tools)
                     == api.render_prompt(f"{name}-parser", c.messages, c.tools)
-                    for c in load_corpus())
+                    for c in load_corpus()
+                )
                 plain, with_parser = api.show(name), api.show(f"{name}-parser")
-                caps[name] = ("same" if plain and with_parser
-                              and plain.capabilities == with_parser.capabilities
-                              else f"{plain and plain.capabilities} -> "
-                                   f"{with_parser and with_parser.capabilities}")
+                caps[name] = (
+                    "same"
+                    if plain and with_parser and plain.capabilities == with_parser.capabilities
+                    else f"{plain and plain.capabilities} -> "
+                    f"{with_parser and with_parser.capabilities}"
+                )
             daemon.__exit__(None, None, None)
             daemon = register(binary, Path(tmp) / "b", catalog, {"OLLAMA_GO_TEMPLATE": "0"})
             api = OllamaAPI(daemon.host)
-            chosen = {name: f"{source(api, name)} / {source(api, name + '-parser')}"
-                      for name in VARIANTS}
+            chosen = {
+                name: f"{source(api, name)} / {source(api, name + '-parser')}" for name in VARIANTS
+            }
             daemon.__exit__(None, None, None)
         for name in VARIANTS:
             variant = catalog.variant(name)
-            print(f"| {version} | {name} | {same[name]} same | {chosen[name]} | {caps[name]} | "
-                  f"{parse_score(version, catalog, variant, '')} | "
-                  f"{parse_score(version, catalog, variant, PARSER)} |")
+            print(
+                f"| {version} | {name} | {same[name]} same | {chosen[name]} | {caps[name]} | "
+                f"{parse_score(version, catalog, variant, '')} | "
+                f"{parse_score(version, catalog, variant, PARSER)} |"
+            )
 
 
 if __name__ == "__main__":

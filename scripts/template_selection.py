@@ -34,8 +34,11 @@ from qwq_ollama.facts import OLLAMA_CURRENT
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("qwq-fixed", "qwq-noprefill")
-SETTINGS = {"unset": {}, "OLLAMA_GO_TEMPLATE=0": {"OLLAMA_GO_TEMPLATE": "0"},
-            "OLLAMA_GO_TEMPLATE=1": {"OLLAMA_GO_TEMPLATE": "1"}}
+SETTINGS = {
+    "unset": {},
+    "OLLAMA_GO_TEMPLATE=0": {"OLLAMA_GO_TEMPLATE": "0"},
+    "OLLAMA_GO_TEMPLATE=1": {"OLLAMA_GO_TEMPLATE": "1"},
+}
 
 
 def ggufs(work: Path) -> dict[str, Path]:
@@ -43,10 +46,11 @@ def ggufs(work: Path) -> dict[str, Path]:
     shipped = ensure_smollm2()
     base = load_catalog(ROOT / "modelfiles" / "models.yaml")
     template = render_variant(base, base.variant("qwq-fixed")).hf_template
-    return {"own template (SmolLM2's)": shipped,
-            "no template": write_with_chat_template(shipped, work / "none.gguf", None),
-            "qwq-fixed's HF template": write_with_chat_template(shipped, work / "ours.gguf",
-                                                                template)}
+    return {
+        "own template (SmolLM2's)": shipped,
+        "no template": write_with_chat_template(shipped, work / "none.gguf", None),
+        "qwq-fixed's HF template": write_with_chat_template(shipped, work / "ours.gguf", template),
+    }
 
 
 def catalog_over(gguf: Path, work: Path) -> Path:
@@ -60,8 +64,9 @@ def catalog_over(gguf: Path, work: Path) -> Path:
     return path
 
 
-def measure(binary: Path, catalog_file: Path, env: dict[str, str], work: Path,
-            notes: list[str]) -> list[str]:
+def measure(
+    binary: Path, catalog_file: Path, env: dict[str, str], work: Path, notes: list[str]
+) -> list[str]:
     """One table row's cells; names of conversations that differ unexplained go to `notes`."""
     catalog = load_catalog(catalog_file)
     corpus = load_corpus()
@@ -73,17 +78,29 @@ def measure(binary: Path, catalog_file: Path, env: dict[str, str], work: Path,
             variant = catalog.variant(name)
             render = official_renderer(hf_prompter(catalog, variant))
             shown = api.show(name)
-            results = [judge_prompts(c.name, c, render(c), live_prompt(api, name, c),
-                                     known=variant.family.divergences, render=render,
-                                     architecture=(shown.architecture if shown else None) or "")
-                       for c in corpus]
+            results = [
+                judge_prompts(
+                    c.name,
+                    c,
+                    render(c),
+                    live_prompt(api, name, c),
+                    known=variant.family.divergences,
+                    render=render,
+                    architecture=(shown.architecture if shown else None) or "",
+                )
+                for c in corpus
+            ]
             counts = {s: sum(r.status == s for r in results) for s in ("pass", "known", "fail")}
             unexplained = [r.conversation for r in results if r.status == "fail"]
-            logged = re.findall(rf'template selection" model=\S*/{name}:latest selected=(\S+)',
-                                daemon.log_path.read_text())
-            cells.append(f"{logged[-1] if logged else '-'} / {template_source(results, corpus)}"
-                         f" / {counts['pass']} identical, {counts['known']} known, "
-                         f"{counts['fail']} other")
+            logged = re.findall(
+                rf'template selection" model=\S*/{name}:latest selected=(\S+)',
+                daemon.log_path.read_text(),
+            )
+            cells.append(
+                f"{logged[-1] if logged else '-'} / {template_source(results, corpus)}"
+                f" / {counts['pass']} identical, {counts['known']} known, "
+                f"{counts['fail']} other"
+            )
             if unexplained and len(unexplained) < len(results):
                 notes.append(f"{name}: {', '.join(unexplained)}")
     shutil.rmtree(work / "models", ignore_errors=True)
@@ -95,8 +112,10 @@ def main() -> None:
     parser.add_argument("--version", default=OLLAMA_CURRENT)
     version = parser.parse_args().version
     binary = ensure_ollama(version).path
-    print(f"Ollama {version}: the source the daemon logged / the source the API probe saw / "
-          "corpus prompts against the HF rendering (identical, known divergence, other)")
+    print(
+        f"Ollama {version}: the source the daemon logged / the source the API probe saw / "
+        "corpus prompts against the HF rendering (identical, known divergence, other)"
+    )
     print()
     print("| weights file | OLLAMA_GO_TEMPLATE | " + " | ".join(VARIANTS) + " |")
     print("| --- | --- |" + " --- |" * len(VARIANTS))

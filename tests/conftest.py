@@ -42,8 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 OFFICIAL_TEMPLATE = (DATA / "official" / "qwq-32b.chat_template.jinja").read_text()
 # A test that uses any of these (directly or through another fixture) needs Ollama itself.
-LIVE_FIXTURES = frozenset({"ollama_binary", "daemon", "api", "registered", "llama_server_binary",
-                           "exported", "upstream"})
+LIVE_FIXTURES = frozenset(
+    {"ollama_binary", "daemon", "api", "registered", "llama_server_binary", "exported", "upstream"}
+)
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
@@ -61,13 +62,16 @@ REQUIRED_SUITES = frozenset({"test_remote_proxy.py", "test_report_browser.py"})
 
 
 def skips_fail() -> bool:
-    return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
-               for name in ("CI", "QWQ_OLLAMA_NO_SKIP"))
+    return any(
+        os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+        for name in ("CI", "QWQ_OLLAMA_NO_SKIP")
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
-                              ) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
     outcome = yield
     report = outcome.get_result()
     if report.skipped and item.path.name in REQUIRED_SUITES and skips_fail():
@@ -99,11 +103,13 @@ def small_gguf() -> Path:
 
 
 @pytest.fixture(scope="session")
-def daemon(ollama_binary: OllamaBinary, small_gguf: Path,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[OllamaDaemon]:
+def daemon(
+    ollama_binary: OllamaBinary, small_gguf: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OllamaDaemon]:
     models = tmp_path_factory.mktemp("ollama-models")
-    with OllamaDaemon(ollama_binary.path, models,
-                      env={"OLLAMA_KEEP_ALIVE": "10m", "OLLAMA_NUM_PARALLEL": "1"}) as running:
+    with OllamaDaemon(
+        ollama_binary.path, models, env={"OLLAMA_KEEP_ALIVE": "10m", "OLLAMA_NUM_PARALLEL": "1"}
+    ) as running:
         yield running
 
 
@@ -130,11 +136,15 @@ def stand_ins(catalog: Catalog) -> Catalog:
 
 
 @pytest.fixture(scope="session")
-def family_api(ollama_binary: OllamaBinary, stand_ins: Catalog,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[OllamaAPI]:
+def family_api(
+    ollama_binary: OllamaBinary, stand_ins: Catalog, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OllamaAPI]:
     """A daemon of its own with every variant registered over its family's stand-in."""
-    with OllamaDaemon(ollama_binary.path, tmp_path_factory.mktemp("family-models"),
-                      env={"OLLAMA_KEEP_ALIVE": "10m", "OLLAMA_NUM_PARALLEL": "1"}) as daemon:
+    with OllamaDaemon(
+        ollama_binary.path,
+        tmp_path_factory.mktemp("family-models"),
+        env={"OLLAMA_KEEP_ALIVE": "10m", "OLLAMA_NUM_PARALLEL": "1"},
+    ) as daemon:
         api = OllamaAPI(daemon.host)
         Registrar(api, stand_ins).create()
         yield api
@@ -181,19 +191,26 @@ def go_value(value: Any) -> str:
     return json.dumps(value) if isinstance(value, str) else repr(value)
 
 
-def show_answer(catalog: Catalog, variant: str, weights: str, blob: str,
-                **overrides: Any) -> dict[str, Any]:
+def show_answer(
+    catalog: Catalog, variant: str, weights: str, blob: str, **overrides: Any
+) -> dict[str, Any]:
     """What Ollama's /api/show says of a variant created exactly as the catalog says."""
     want = desired_state(catalog, catalog.variant(variant), catalog.weights_named(weights))
     params = {**want.parameters, **overrides.pop("parameters", {})}
-    lines = [f"{name:<30} {go_value(v)}" for name, value in params.items()
-             for v in (value if isinstance(value, list) else [value])]
-    answer = {"template": want.template, "system": want.system or "",
-              "parameters": "\n".join(lines),
-              "modelfile": f"# Modelfile\nFROM /models/blobs/{blob.replace(':', '-')}\n",
-              "license": [want.license] if want.license else [],
-              "capabilities": ["completion", "tools", "thinking"],
-              "model_info": {"general.architecture": "llama", "llama.context_length": 8192}}
+    lines = [
+        f"{name:<30} {go_value(v)}"
+        for name, value in params.items()
+        for v in (value if isinstance(value, list) else [value])
+    ]
+    answer = {
+        "template": want.template,
+        "system": want.system or "",
+        "parameters": "\n".join(lines),
+        "modelfile": f"# Modelfile\nFROM /models/blobs/{blob.replace(':', '-')}\n",
+        "license": [want.license] if want.license else [],
+        "capabilities": ["completion", "tools", "thinking"],
+        "model_info": {"general.architecture": "llama", "llama.context_length": 8192},
+    }
     answer.update(overrides)
     return answer
 
@@ -218,7 +235,9 @@ class FakeDaemon:
 
     def base(self, weights: str, blob: str) -> None:
         self.models[f"{BASE_NAMESPACE}/{weights}"] = {
-            "modelfile": f"FROM /models/blobs/{blob.replace(':', '-')}\n", "parameters": ""}
+            "modelfile": f"FROM /models/blobs/{blob.replace(':', '-')}\n",
+            "parameters": "",
+        }
 
 
 @pytest.fixture()
@@ -237,8 +256,9 @@ def fake_api(httpserver: HTTPServer) -> Iterator[OllamaAPI]:
 
 def snapshot(root: Path) -> dict[str, bytes]:
     """Every file under `root` and its bytes: to prove a failed command changed nothing."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def f32(x: float) -> float:
@@ -253,20 +273,28 @@ def small_base(api: OllamaAPI, catalog: Catalog) -> str:
     return base_model_name(catalog.weights["smollm2-135m"])
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-            ) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """The real command line, as a user runs it."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "qwq_ollama", *args], capture_output=True,
-                          text=True, env=full_env, cwd=cwd or ROOT, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "qwq_ollama", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or ROOT,
+        timeout=900,
+    )
 
 
 def load_generator():  # noqa: ANN201 - a module loaded from gpu/, untyped
     """gpu/make_qwq_shaped_gguf.py as a module (it is a script, not part of the package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("qwq_shaped", ROOT / "gpu" /
-                                                  "make_qwq_shaped_gguf.py")
+    spec = importlib.util.spec_from_file_location(
+        "qwq_shaped", ROOT / "gpu" / "make_qwq_shaped_gguf.py"
+    )
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     sys.modules[spec.name] = module  # type: ignore[union-attr]  # its dataclasses look it up
     spec.loader.exec_module(module)  # type: ignore[union-attr]
@@ -286,8 +314,11 @@ def qwq_shaped(tmp_path_factory: pytest.TempPathFactory) -> Path:
     writer.add_token_list(["<|endoftext|>", "<|im_start|>", "<|im_end|>", "a", "b", "ab"])
     writer.add_token_types([3, 3, 3, 1, 1, 1])
     writer.add_token_merges(["a b"])
-    for write in (writer.write_header_to_file, writer.write_kv_data_to_file,
-                  writer.write_ti_data_to_file):
+    for write in (
+        writer.write_header_to_file,
+        writer.write_kv_data_to_file,
+        writer.write_ti_data_to_file,
+    ):
         write()
     writer.close()
     out = folder / "qwq-32b-shaped.gguf"

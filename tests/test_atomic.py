@@ -71,14 +71,20 @@ def tmpdir_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     """$TMPDIR on a file system other than tmp_path's: /dev/shm when it is one, else a tmpfs
     mounted for the test (CI runs as root). Never skipped: without it the test fails."""
     mounted = None
-    other = Path(tempfile.mkdtemp(prefix="qwq-tmpdir-", dir="/dev/shm")) if Path(
-        "/dev/shm").is_dir() else None
+    other = (
+        Path(tempfile.mkdtemp(prefix="qwq-tmpdir-", dir="/dev/shm"))
+        if Path("/dev/shm").is_dir()
+        else None
+    )
     if other is None or other.stat().st_dev == tmp_path.stat().st_dev:
         if other is not None:
             other.rmdir()
         mounted = other = Path(tempfile.mkdtemp(prefix="qwq-tmpfs-"))
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(other)],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(other)],
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 0, f"no second file system for $TMPDIR: {done.stderr}"
     assert other.stat().st_dev != tmp_path.stat().st_dev
     monkeypatch.setenv("TMPDIR", str(other))
@@ -119,8 +125,9 @@ def _folder_tool(target: Path) -> None:
 
 
 @pytest.mark.parametrize("writer", WRITERS)
-def test_every_writer_stages_beside_its_target(writer: str, tmp_path: Path,
-                                               tmpdir_elsewhere: Path) -> None:
+def test_every_writer_stages_beside_its_target(
+    writer: str, tmp_path: Path, tmpdir_elsewhere: Path
+) -> None:
     target = tmp_path / "out" / "file.txt"
     WRITERS[writer](target)
     assert target.read_text() == "new"
@@ -128,8 +135,9 @@ def test_every_writer_stages_beside_its_target(writer: str, tmp_path: Path,
     assert list(tmpdir_elsewhere.iterdir()) == []
 
 
-def test_a_staged_tool_that_fails_leaves_the_target_and_no_trace(tmp_path: Path,
-                                                                 tmpdir_elsewhere: Path) -> None:
+def test_a_staged_tool_that_fails_leaves_the_target_and_no_trace(
+    tmp_path: Path, tmpdir_elsewhere: Path
+) -> None:
     target = tmp_path / "file.bin"
     target.write_bytes(b"old")
     with pytest.raises(RuntimeError, match="tool died"), staged_file(target) as staged:
@@ -140,7 +148,8 @@ def test_a_staged_tool_that_fails_leaves_the_target_and_no_trace(tmp_path: Path,
 
 
 def test_the_instruction_set_probe_compiles_with_tmpdir_on_another_file_system(
-        tmp_path: Path, tmpdir_elsewhere: Path) -> None:
+    tmp_path: Path, tmpdir_elsewhere: Path
+) -> None:
     """cpu_features.compile_probe once built in $TMPDIR and renamed across: EXDEV."""
     probe = cpu_features.compile_probe(tmp_path / "bin" / cpu_features.PROBE)
     assert os.access(probe, os.X_OK)
@@ -158,8 +167,10 @@ def test_an_output_that_is_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> No
     fifo = tmp_path / "out" / "qwq-fixed.Modelfile"
     fifo.parent.mkdir()
     os.mkfifo(fifo)
-    for write in (lambda: write_text_atomic(fifo, "x"),
-                  lambda: write_many_atomic({tmp_path / "other": "y", fifo: "x"})):
+    for write in (
+        lambda: write_text_atomic(fifo, "x"),
+        lambda: write_many_atomic({tmp_path / "other": "y", fifo: "x"}),
+    ):
         with pytest.raises(InputError, match=r"is a FIFO, not a regular file"):
             write()
     assert not (tmp_path / "other").exists()

@@ -30,9 +30,11 @@ def _modules() -> list[Path]:
 
 
 def test_only_the_daemon_and_engine_packages_talk_http() -> None:
-    talking = [str(p.relative_to(PACKAGE)) for p in _modules()
-               if {"httpx", "ollama"} & _imported_roots(p)
-               and p.parent.name not in ("daemon", "engines")]
+    talking = [
+        str(p.relative_to(PACKAGE))
+        for p in _modules()
+        if {"httpx", "ollama"} & _imported_roots(p) and p.parent.name not in ("daemon", "engines")
+    ]
     assert talking == []
 
 
@@ -82,8 +84,11 @@ def _package_imports(source: Path) -> set[str]:
                 # `from qwq_ollama.artifacts import export`: the module artifacts.export
                 found |= {package} | {f"{package}.{alias.name}" for alias in node.names}
         elif isinstance(node, ast.Import):
-            found |= {a.name.removeprefix("qwq_ollama.") for a in node.names
-                      if a.name.startswith("qwq_ollama.")}
+            found |= {
+                a.name.removeprefix("qwq_ollama.")
+                for a in node.names
+                if a.name.startswith("qwq_ollama.")
+            }
     return found
 
 
@@ -94,8 +99,10 @@ def package_imports(package: Path) -> dict[str, set[str]]:
     for path in sorted(package.rglob("*.py")):
         name = ".".join(path.relative_to(package).with_suffix("").parts)
         imports[name.removesuffix(".__init__")] = _package_imports(path)
-    return {module: {t for t in targets if (t in imports or "." not in t) and t != module}
-            for module, targets in imports.items()}
+    return {
+        module: {t for t in targets if (t in imports or "." not in t) and t != module}
+        for module, targets in imports.items()
+    }
 
 
 def import_circles(imports: dict[str, set[str]]) -> list[list[str]]:
@@ -119,9 +126,12 @@ def import_circles(imports: dict[str, set[str]]) -> list[list[str]]:
 def layering_problems(package: Path) -> list[str]:
     """Every import that runs up the layers, and every circle of imports."""
     imports = package_imports(package)
-    problems = [f"{module} imports {target}, a higher layer"
-                for module, targets in imports.items() for target in sorted(targets)
-                if _layer(target) > _layer(module)]
+    problems = [
+        f"{module} imports {target}, a higher layer"
+        for module, targets in imports.items()
+        for target in sorted(targets)
+        if _layer(target) > _layer(module)
+    ]
     problems += ["import circle: " + " -> ".join(circle) for circle in import_circles(imports)]
     return problems
 
@@ -156,7 +166,11 @@ def test_the_layering_check_sees_a_bad_import(tmp_path: Path) -> None:
 def test_engines_reach_the_daemon_package_through_its_client_only() -> None:
     """Building and running our own engines needs one thing of the daemon-talking package: the
     client, to ask a private daemon. Nothing else of it, so the two jobs stay apart."""
-    used = {target for module, targets in package_imports(PACKAGE).items()
-            if module.startswith("engines.") for target in targets
-            if target.startswith("daemon.")}
+    used = {
+        target
+        for module, targets in package_imports(PACKAGE).items()
+        if module.startswith("engines.")
+        for target in targets
+        if target.startswith("daemon.")
+    }
     assert used == {"daemon.client"}

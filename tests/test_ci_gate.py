@@ -17,10 +17,24 @@ BROWSER_TEST = "tests/test_report_browser.py::test_the_console_check_sees_a_page
 def _run(**env: str) -> subprocess.CompletedProcess[str]:
     """That test where no Chromium can be found (PATH holds only the interpreter's folder)."""
     clean = {k: v for k, v in os.environ.items() if k not in ("CI", "QWQ_OLLAMA_NO_SKIP")}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly",
-                           "-p", "no:cacheprovider", BROWSER_TEST],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600,
-                          env={**clean, "PATH": str(Path(sys.executable).parent), **env})
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+            BROWSER_TEST,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        env={**clean, "PATH": str(Path(sys.executable).parent), **env},
+    )
 
 
 def test_ci_runs_with_skips_as_failures() -> None:

@@ -44,8 +44,10 @@ def parsed(result: Any) -> dict[str, Any]:
 def test_version_names_ours_and_the_daemons(fake: FakeDaemon, httpserver: HTTPServer) -> None:
     result = run_cli("--version", "--host", host_of(httpserver))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [f"qwq-ollama {version('qwq-ollama')}",
-                                          f"Ollama 0.32.15 at {host_of(httpserver)}"]
+    assert result.stdout.splitlines() == [
+        f"qwq-ollama {version('qwq-ollama')}",
+        f"Ollama 0.32.15 at {host_of(httpserver)}",
+    ]
 
 
 def test_version_without_a_daemon_answers_quickly(silent_host: str) -> None:
@@ -65,8 +67,11 @@ def test_version_without_a_daemon_answers_quickly(silent_host: str) -> None:
 
 
 def test_bash_completion_offers_commands_and_options() -> None:
-    env = {"_QWQ_OLLAMA_COMPLETE": "complete_bash", "COMP_WORDS": "qwq-ollama li",
-           "COMP_CWORD": "1"}
+    env = {
+        "_QWQ_OLLAMA_COMPLETE": "complete_bash",
+        "COMP_WORDS": "qwq-ollama li",
+        "COMP_CWORD": "1",
+    }
     assert run_cli(env=env).stdout.split() == ["list"]
     env["COMP_WORDS"], env["COMP_CWORD"] = "qwq-ollama compare --we", "2"
     assert run_cli(env=env).stdout.split() == ["--weights"]
@@ -82,8 +87,9 @@ def test_list_json(fake: FakeDaemon, httpserver: HTTPServer, catalog: Catalog) -
     assert first["over"] == "smollm2-135m" and list(first["drift"]) == ["weights"]
 
 
-def test_a_host_before_the_command_is_the_commands_host(fake: FakeDaemon,
-                                                        httpserver: HTTPServer) -> None:
+def test_a_host_before_the_command_is_the_commands_host(
+    fake: FakeDaemon, httpserver: HTTPServer
+) -> None:
     result = run_cli("--host", host_of(httpserver), "list", "--json")
     assert result.returncode == 0, result.stderr
     assert all(row["registered"] for row in parsed(result)["variants"])
@@ -106,37 +112,72 @@ def chat_stream(request: Any) -> Any:
     from werkzeug.wrappers import Response
 
     model = request.get_json()["model"]
-    lines = [{"model": model, "message": {"role": "assistant", "thinking": "Let me see."},
-              "done": False},
-             {"model": model, "message": {"role": "assistant", "content": "Blue."},
-              "done": False},
-             {"model": model, "message": {"role": "assistant", "content": ""}, "done": True,
-              "done_reason": "stop", "eval_count": 2, "eval_duration": 100_000_000}]
-    return Response("".join(json.dumps(line) + "\n" for line in lines),
-                    content_type="application/x-ndjson")
+    lines = [
+        {
+            "model": model,
+            "message": {"role": "assistant", "thinking": "Let me see."},
+            "done": False,
+        },
+        {"model": model, "message": {"role": "assistant", "content": "Blue."}, "done": False},
+        {
+            "model": model,
+            "message": {"role": "assistant", "content": ""},
+            "done": True,
+            "done_reason": "stop",
+            "eval_count": 2,
+            "eval_duration": 100_000_000,
+        },
+    ]
+    return Response(
+        "".join(json.dumps(line) + "\n" for line in lines), content_type="application/x-ndjson"
+    )
 
 
 def test_compare_json(fake: FakeDaemon, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/api/chat", method="POST").respond_with_handler(chat_stream)
-    result = run_cli("compare", "qwq-fixed", "qwq-minp", "--prompt", "sky", "--seeds", "2",
-                     "--json", "--host", host_of(httpserver))
+    result = run_cli(
+        "compare",
+        "qwq-fixed",
+        "qwq-minp",
+        "--prompt",
+        "sky",
+        "--seeds",
+        "2",
+        "--json",
+        "--host",
+        host_of(httpserver),
+    )
     assert result.returncode == 0, result.stderr
     document = parsed(result)
     assert document["prompt"] == "sky"
     assert [s["variant"] for s in document["summaries"]] == ["qwq-fixed", "qwq-minp"]
     assert [(r["variant"], r["seed"]) for r in document["runs"]] == [
-        ("qwq-fixed", 1), ("qwq-fixed", 2), ("qwq-minp", 1), ("qwq-minp", 2)]
+        ("qwq-fixed", 1),
+        ("qwq-fixed", 2),
+        ("qwq-minp", 1),
+        ("qwq-minp", 2),
+    ]
     assert all(r["answer_tokens"] == 1 and not r["looped"] for r in document["runs"])
     assert "running qwq-minp seed 2" in result.stderr
 
 
 def test_compare_with_catalog_refuses_a_stale_variant_before_running(
-        fake: FakeDaemon, httpserver: HTTPServer) -> None:
-    result = run_cli("compare", "qwq-fixed", "--prompt", "sky", "--catalog",
-                     str(ROOT / "modelfiles" / "models.yaml"), "--host", host_of(httpserver))
+    fake: FakeDaemon, httpserver: HTTPServer
+) -> None:
+    result = run_cli(
+        "compare",
+        "qwq-fixed",
+        "--prompt",
+        "sky",
+        "--catalog",
+        str(ROOT / "modelfiles" / "models.yaml"),
+        "--host",
+        host_of(httpserver),
+    )
     assert result.returncode == 2
     assert "qwq-fixed is not as" in result.stderr and "registered over smollm2-135m" in (
-        result.stderr)
+        result.stderr
+    )
     assert len(result.stderr.strip().splitlines()) == 1
     assert not any(r.path == "/api/chat" for r, _ in httpserver.log)
 
@@ -157,45 +198,82 @@ def run_without(module: str, *args: str) -> Any:
     import subprocess
     import sys
 
-    wrapper = (f"import sys; sys.modules[{module!r}] = None; "
-               "from qwq_ollama.cli import main; sys.argv[0] = 'qwq-ollama'; main()")
-    return subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True,
-                          text=True, env=os.environ, cwd=ROOT, timeout=300)
+    wrapper = (
+        f"import sys; sys.modules[{module!r}] = None; "
+        "from qwq_ollama.cli import main; sys.argv[0] = 'qwq-ollama'; main()"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", wrapper, *args],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        cwd=ROOT,
+        timeout=300,
+    )
 
 
 def test_compare_report_without_the_plot_extra_stops_before_any_run(
-        fake: FakeDaemon, httpserver: HTTPServer, tmp_path: Path) -> None:
+    fake: FakeDaemon, httpserver: HTTPServer, tmp_path: Path
+) -> None:
     httpserver.expect_request("/api/chat", method="POST").respond_with_handler(chat_stream)
     report = tmp_path / "ab.md"
-    result = run_without("matplotlib", "compare", "qwq-fixed", "--prompt", "sky", "--report",
-                         str(report), "--host", host_of(httpserver))
+    result = run_without(
+        "matplotlib",
+        "compare",
+        "qwq-fixed",
+        "--prompt",
+        "sky",
+        "--report",
+        str(report),
+        "--host",
+        host_of(httpserver),
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "Error: compare --report needs matplotlib, which is not installed: "
-        "pip install 'qwq-ollama[plot]'"]
+        "pip install 'qwq-ollama[plot]'"
+    ]
     assert not any(r.path == "/api/chat" for r, _ in httpserver.log)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_compare_report_with_the_plot_extra_writes_report_and_plot(
-        fake: FakeDaemon, httpserver: HTTPServer, tmp_path: Path) -> None:
+    fake: FakeDaemon, httpserver: HTTPServer, tmp_path: Path
+) -> None:
     httpserver.expect_request("/api/chat", method="POST").respond_with_handler(chat_stream)
     report = tmp_path / "ab.md"
-    result = run_cli("compare", "qwq-fixed", "--prompt", "sky", "--seeds", "1", "--report",
-                     str(report), "--host", host_of(httpserver))
+    result = run_cli(
+        "compare",
+        "qwq-fixed",
+        "--prompt",
+        "sky",
+        "--seeds",
+        "1",
+        "--report",
+        str(report),
+        "--host",
+        host_of(httpserver),
+    )
     assert result.returncode == 0, result.stderr
     assert "| qwq-fixed |" in report.read_text()
     assert report.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_code_check_without_the_game_extra_stops_before_any_request(
-        httpserver: HTTPServer) -> None:
-    result = run_without("pygame", "validate", "qwq-fixed", "--checks", "generation,code",
-                         "--host", host_of(httpserver))
+def test_code_check_without_the_game_extra_stops_before_any_request(httpserver: HTTPServer) -> None:
+    result = run_without(
+        "pygame",
+        "validate",
+        "qwq-fixed",
+        "--checks",
+        "generation,code",
+        "--host",
+        host_of(httpserver),
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "Error: validate --checks code needs pygame, which is not installed: "
-        "pip install 'qwq-ollama[game]'"]
+        "pip install 'qwq-ollama[game]'"
+    ]
     assert httpserver.log == []
 
 
@@ -208,16 +286,29 @@ def local_weights_project(project: Path, small_gguf: Path, file_name: str) -> Pa
 
     shutil.copyfile(small_gguf, project / file_name)
     catalog = catalog_with_copies(project, "qwq-fixed", prefix="native").path
-    catalog.write_text(catalog.read_text().replace(
-        "weights:\n", f"weights:\n  local:\n    gguf: ../{file_name}\n", 1))
+    catalog.write_text(
+        catalog.read_text().replace(
+            "weights:\n", f"weights:\n  local:\n    gguf: ../{file_name}\n", 1
+        )
+    )
     return catalog
 
 
-def test_create_json_and_plain_progress_off_a_terminal(daemon: Any, small_gguf: Path,
-                                                        project_copy: Path) -> None:
+def test_create_json_and_plain_progress_off_a_terminal(
+    daemon: Any, small_gguf: Path, project_copy: Path
+) -> None:
     catalog = local_weights_project(project_copy, small_gguf, "weights.gguf")
-    result = run_cli("create", "native-qwq-fixed", "--weights", "local", "--catalog",
-                     str(catalog), "--json", "--host", daemon.host)
+    result = run_cli(
+        "create",
+        "native-qwq-fixed",
+        "--weights",
+        "local",
+        "--catalog",
+        str(catalog),
+        "--json",
+        "--host",
+        daemon.host,
+    )
     assert result.returncode == 0, result.stderr
     document = parsed(result)
     assert document["created"] == ["native-qwq-fixed"] and document["up_to_date"] == []
@@ -230,14 +321,24 @@ def test_create_json_and_plain_progress_off_a_terminal(daemon: Any, small_gguf: 
 
     shutil.copyfile(small_gguf, project_copy / "again.gguf")  # hashed afresh, quietly
     catalog.write_text(catalog.read_text().replace("../weights.gguf", "../again.gguf"))
-    quiet = run_cli("create", "native-qwq-fixed", "--weights", "local", "--catalog",
-                    str(catalog), "--quiet", "--host", daemon.host)
+    quiet = run_cli(
+        "create",
+        "native-qwq-fixed",
+        "--weights",
+        "local",
+        "--catalog",
+        str(catalog),
+        "--quiet",
+        "--host",
+        daemon.host,
+    )
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stderr == "" and "native-qwq-fixed" in quiet.stdout
 
 
-def test_create_draws_byte_progress_on_a_terminal(daemon: Any, small_gguf: Path,
-                                                   project_copy: Path) -> None:
+def test_create_draws_byte_progress_on_a_terminal(
+    daemon: Any, small_gguf: Path, project_copy: Path
+) -> None:
     import os
     import pty
     import subprocess
@@ -246,12 +347,29 @@ def test_create_draws_byte_progress_on_a_terminal(daemon: Any, small_gguf: Path,
 
     catalog = local_weights_project(project_copy, small_gguf, "tty.gguf")
     leader, follower = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"TERM": "xterm",
-                                                                       "COLUMNS": "120"}
-    proc = subprocess.Popen([sys.executable, "-m", "qwq_ollama", "create", "native-qwq-fixed",
-                             "--weights", "local", "--catalog", str(catalog), "--host",
-                             daemon.host], stdout=subprocess.PIPE, stderr=follower, env=env,
-                            cwd=ROOT)
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {
+        "TERM": "xterm",
+        "COLUMNS": "120",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "qwq_ollama",
+            "create",
+            "native-qwq-fixed",
+            "--weights",
+            "local",
+            "--catalog",
+            str(catalog),
+            "--host",
+            daemon.host,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env=env,
+        cwd=ROOT,
+    )
     os.close(follower)
     drawn = bytearray()
 
@@ -295,20 +413,31 @@ def test_an_upload_reports_the_bytes_sent(httpserver: HTTPServer, tmp_path: Path
     assert sent == [4 << 20, 8 << 20, 9 << 20] and received == [9 << 20]
 
 
-def test_list_doctor_and_compare_json_on_the_real_daemon(daemon: Any, registered: Catalog
-                                                         ) -> None:
-    listed = parsed(run_cli("list", "--json", "--weights", "smollm2-135m", "--host",
-                            daemon.host))
+def test_list_doctor_and_compare_json_on_the_real_daemon(daemon: Any, registered: Catalog) -> None:
+    listed = parsed(run_cli("list", "--json", "--weights", "smollm2-135m", "--host", daemon.host))
     assert {row["variant"]: row["up_to_date"] for row in listed["variants"]} == {
-        v.name: True for v in registered.chosen()}
-    doctor = run_cli("doctor", "--json", "--weights", "smollm2-135m", "--vram", "24GiB",
-                     "--host", daemon.host)
+        v.name: True for v in registered.chosen()
+    }
+    doctor = run_cli(
+        "doctor", "--json", "--weights", "smollm2-135m", "--vram", "24GiB", "--host", daemon.host
+    )
     findings = parsed(doctor)["findings"]
     assert {f["status"] for f in findings if f["check"] == "registration"} == {"pass"}
-    compared = run_cli("compare", "qwq-fixed", "--prompt", "sky", "--seeds", "1",
-                       "--num-predict", "16", "--json", "--weights", "smollm2-135m",
-                       "--host", daemon.host)
+    compared = run_cli(
+        "compare",
+        "qwq-fixed",
+        "--prompt",
+        "sky",
+        "--seeds",
+        "1",
+        "--num-predict",
+        "16",
+        "--json",
+        "--weights",
+        "smollm2-135m",
+        "--host",
+        daemon.host,
+    )
     assert compared.returncode == 0, compared.stderr
     run = parsed(compared)["runs"][0]
-    assert run["variant"] == "qwq-fixed" and 0 < run["thinking_tokens"] + run[
-        "answer_tokens"] <= 16
+    assert run["variant"] == "qwq-fixed" and 0 < run["thinking_tokens"] + run["answer_tokens"] <= 16

@@ -76,11 +76,15 @@ def test_a_block_cut_off_at_the_end_of_the_answer_runs_to_the_end() -> None:
     assert extract_last_python_block(ANSWER + text) == "import sys\nsys.exit(0)\n"
 
 
-@pytest.mark.parametrize("text", [
-    "No code here, just `inline` code.",
-    "```js\nconsole.log(1)\n```\n",
-    "````markdown\n```python\nprint('quoted inside another block')\n```\n````\n",
-], ids=["prose", "other-language", "nested-in-markdown"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "No code here, just `inline` code.",
+        "```js\nconsole.log(1)\n```\n",
+        "````markdown\n```python\nprint('quoted inside another block')\n```\n````\n",
+    ],
+    ids=["prose", "other-language", "nested-in-markdown"],
+)
 def test_no_python_block_means_none(text: str) -> None:
     assert extract_last_python_block(text) is None
 
@@ -91,6 +95,7 @@ def test_an_indented_fence_keeps_the_code_unindented() -> None:
 
 
 # -- static check ----------------------------------------------------------------------------
+
 
 def test_a_syntax_error_is_reported_with_its_line() -> None:
     report = check_code("import random\n\ncolor = (random.randint(0, 50),\nprint(color)\n")
@@ -161,6 +166,7 @@ def test_a_correct_program_passes_and_runs_cleanly() -> None:
 
 
 # -- headless runs ---------------------------------------------------------------------------
+
 
 def test_a_program_that_never_exits_is_killed_with_its_children() -> None:
     source = textwrap.dedent("""\

@@ -34,16 +34,45 @@ def flags_of(name: str) -> frozenset[str]:
     return frozenset((CPUINFO / f"{name}.flags").read_text().split())
 
 
-@pytest.mark.parametrize("cpu, expected", [
-    ("amd-epyc-avx512", ("SSE42", "AVX", "AVX2", "FMA", "F16C", "BMI2", "AVX512",
-                         "AVX512_VBMI", "AVX512_VNNI", "AVX512_BF16")),
-    ("intel-xeon-amx", ("SSE42", "AVX", "AVX2", "FMA", "F16C", "BMI2", "AVX_VNNI", "AVX512",
-                        "AVX512_VBMI", "AVX512_VNNI", "AVX512_BF16")),
-    ("intel-haswell-avx2", ("SSE42", "AVX", "AVX2", "FMA", "F16C", "BMI2")),
-    ("intel-skylakex-avx512", ("SSE42", "AVX", "AVX2", "FMA", "F16C", "BMI2", "AVX512")),
-])
-def test_the_build_options_follow_what_each_cpu_lists(cpu: str, expected: tuple[str, ...]
-                                                      ) -> None:
+@pytest.mark.parametrize(
+    "cpu, expected",
+    [
+        (
+            "amd-epyc-avx512",
+            (
+                "SSE42",
+                "AVX",
+                "AVX2",
+                "FMA",
+                "F16C",
+                "BMI2",
+                "AVX512",
+                "AVX512_VBMI",
+                "AVX512_VNNI",
+                "AVX512_BF16",
+            ),
+        ),
+        (
+            "intel-xeon-amx",
+            (
+                "SSE42",
+                "AVX",
+                "AVX2",
+                "FMA",
+                "F16C",
+                "BMI2",
+                "AVX_VNNI",
+                "AVX512",
+                "AVX512_VBMI",
+                "AVX512_VNNI",
+                "AVX512_BF16",
+            ),
+        ),
+        ("intel-haswell-avx2", ("SSE42", "AVX", "AVX2", "FMA", "F16C", "BMI2")),
+        ("intel-skylakex-avx512", ("SSE42", "AVX", "AVX2", "FMA", "F16C", "BMI2", "AVX512")),
+    ],
+)
+def test_the_build_options_follow_what_each_cpu_lists(cpu: str, expected: tuple[str, ...]) -> None:
     options = claimed(flags_of(cpu))
     assert options == expected
     cmake = cmake_options(options)
@@ -95,15 +124,19 @@ def missing_here() -> str:
 
 def test_an_instruction_set_this_cpu_lacks_dies_of_sigill(probe_dir: Path) -> None:
     option = missing_here()
-    assert cpu_features.probe_runs(probe_dir / cpu_features.PROBE, [option]) == \
-        "illegal instruction"
+    assert (
+        cpu_features.probe_runs(probe_dir / cpu_features.PROBE, [option]) == "illegal instruction"
+    )
 
 
 def test_the_limit_variable_leaves_instruction_sets_out(probe_dir: Path) -> None:
     choice = cpu_features.choose(probe_dir, limit=frozenset({"SSE42", "AVX", "AVX2"}))
     assert set(choice.options) <= {"SSE42", "AVX", "AVX2"}
-    assert all(choice.refused.get(o) == "left out by QWQ_OLLAMA_CPU_OPTIONS"
-               for o in claimed(cpu_features.cpu_flags() or ()) if o not in choice.options)
+    assert all(
+        choice.refused.get(o) == "left out by QWQ_OLLAMA_CPU_OPTIONS"
+        for o in claimed(cpu_features.cpu_flags() or ())
+        if o not in choice.options
+    )
     assert cpu_features.choose(probe_dir, limit=frozenset()).options == ()
 
 
@@ -138,11 +171,11 @@ def moved_cache(prefix: Path, probe_dir: Path, options: list[str]) -> Path:
 
 
 def test_a_cache_built_for_another_cpu_is_caught_before_use(
-        probe_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    probe_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     option = missing_here()
     tools = tmp_path / "tools"
-    prefix = moved_cache(tools / f"ollama-{COMPAT}", probe_dir,
-                         [*BY_OPTION[option].needs, option])
+    prefix = moved_cache(tools / f"ollama-{COMPAT}", probe_dir, [*BY_OPTION[option].needs, option])
     problem = still_runs(prefix)
     assert problem is not None and "illegal instruction" in problem and option in problem
     monkeypatch.setenv("QWQ_OLLAMA_TOOLS", str(tools))
@@ -153,8 +186,9 @@ def test_a_cache_built_for_another_cpu_is_caught_before_use(
     assert any("rebuilds it for this CPU" in note for note in lookup.notes)
 
 
-def test_a_cache_this_cpu_runs_is_used(probe_dir: Path, tmp_path: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cache_this_cpu_runs_is_used(
+    probe_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tools = tmp_path / "tools"
     choice = cpu_features.choose(probe_dir)
     moved_cache(tools / f"ollama-{COMPAT}", probe_dir, list(choice.options))
@@ -168,4 +202,3 @@ def test_a_cache_this_cpu_runs_is_used(probe_dir: Path, tmp_path: Path,
 def test_a_prefix_without_a_record_is_not_trusted(tmp_path: Path) -> None:
     problem = still_runs(tmp_path)
     assert problem is not None and "instruction sets are unknown" in problem
-

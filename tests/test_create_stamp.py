@@ -38,8 +38,9 @@ def own_cache(tmp_path_factory: pytest.TempPathFactory, small_gguf: Path) -> Pat
 
 
 @pytest.fixture(scope="module")
-def own_daemon(ollama_binary: OllamaBinary, tmp_path_factory: pytest.TempPathFactory
-               ) -> Iterator[OllamaDaemon]:
+def own_daemon(
+    ollama_binary: OllamaBinary, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OllamaDaemon]:
     with OllamaDaemon(ollama_binary.path, tmp_path_factory.mktemp("models")) as running:
         yield running
 
@@ -55,26 +56,45 @@ def project(project_copy: Path, own_daemon: OllamaDaemon) -> Path:
     return project_copy
 
 
-def create(project: Path, cache: Path, host: str, *extra: str, trace_imports: bool = False
-           ) -> subprocess.CompletedProcess[str]:
+def create(
+    project: Path, cache: Path, host: str, *extra: str, trace_imports: bool = False
+) -> subprocess.CompletedProcess[str]:
     """`qwq-ollama create` as a user runs it, from the project folder (default catalog)."""
     flags = ["-X", "importtime"] if trace_imports else []
     env = {**os.environ, "QWQ_OLLAMA_CACHE": str(cache)}
     env.pop("QWQ_OLLAMA_CATALOG", None)
-    return subprocess.run([sys.executable, *flags, "-m", "qwq_ollama", "create", "--weights",
-                           "smollm2-135m", "--host", host, *extra], capture_output=True,
-                          text=True, env=env, cwd=project, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            *flags,
+            "-m",
+            "qwq_ollama",
+            "create",
+            "--weights",
+            "smollm2-135m",
+            "--host",
+            host,
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=project,
+        timeout=300,
+    )
 
 
 def loaded_client(result: subprocess.CompletedProcess[str]) -> bool:
     """Whether the run imported the ollama client, i.e. took the full path."""
-    return any(line.startswith("import time:") and line.rsplit("|", 1)[-1].strip() == "ollama"
-               for line in result.stderr.splitlines())
+    return any(
+        line.startswith("import time:") and line.rsplit("|", 1)[-1].strip() == "ollama"
+        for line in result.stderr.splitlines()
+    )
 
 
 def test_an_unchanged_rerun_answers_like_the_full_run_without_loading_the_client(
-        project: Path, own_cache: Path, own_daemon: OllamaDaemon,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Path, own_cache: Path, own_daemon: OllamaDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = create(project, own_cache, own_daemon.host)
     assert first.returncode == 0, first.stderr
     assert first.stdout == "".join(f"created {name}\n" for name in VARIANTS)
@@ -92,14 +112,16 @@ def test_an_unchanged_rerun_answers_like_the_full_run_without_loading_the_client
     assert full.stdout == quick.stdout
 
 
-def test_a_catalog_edit_reaches_the_daemon(project: Path, own_cache: Path,
-                                          own_daemon: OllamaDaemon) -> None:
+def test_a_catalog_edit_reaches_the_daemon(
+    project: Path, own_cache: Path, own_daemon: OllamaDaemon
+) -> None:
     assert create(project, own_cache, own_daemon.host).returncode == 0
     catalog = project / "modelfiles" / "models.yaml"
     text = catalog.read_text()
     assert "      min_p: 0.1\n      top_k: 0\n" in text
-    catalog.write_text(text.replace("      min_p: 0.1\n      top_k: 0\n",
-                                    "      min_p: 0.07\n      top_k: 0\n"))
+    catalog.write_text(
+        text.replace("      min_p: 0.1\n      top_k: 0\n", "      min_p: 0.07\n      top_k: 0\n")
+    )
     edited = create(project, own_cache, own_daemon.host)
     assert edited.returncode == 0, edited.stderr
     assert "created qwq-minp" in edited.stdout and "qwq-fixed is up to date" in edited.stdout
@@ -110,8 +132,9 @@ def test_a_catalog_edit_reaches_the_daemon(project: Path, own_cache: Path,
     assert "qwq-minp is up to date" in again.stdout and not loaded_client(again)
 
 
-def test_a_template_edit_is_checked_by_the_full_run(project: Path, own_cache: Path,
-                                                   own_daemon: OllamaDaemon) -> None:
+def test_a_template_edit_is_checked_by_the_full_run(
+    project: Path, own_cache: Path, own_daemon: OllamaDaemon
+) -> None:
     assert create(project, own_cache, own_daemon.host).returncode == 0
     source = project / "templates" / "qwq" / "ollama.gotmpl.j2"
     source.write_text(source.read_text() + "(# a comment renders to nothing #)\n")
@@ -122,7 +145,8 @@ def test_a_template_edit_is_checked_by_the_full_run(project: Path, own_cache: Pa
 
 
 def test_models_changed_or_deleted_behind_its_back_are_recreated(
-        project: Path, own_cache: Path, own_daemon: OllamaDaemon) -> None:
+    project: Path, own_cache: Path, own_daemon: OllamaDaemon
+) -> None:
     assert create(project, own_cache, own_daemon.host).returncode == 0
     api = OllamaAPI(own_daemon.host)
     for _ in api.create("qwq-fixed", from_="qwq-fixed", parameters={"repeat_penalty": 1.3}):
@@ -137,8 +161,9 @@ def test_models_changed_or_deleted_behind_its_back_are_recreated(
     assert shown.parameters["repeat_penalty"] == 1.0
 
 
-def test_touched_weights_take_the_full_run(project: Path, own_cache: Path,
-                                           own_daemon: OllamaDaemon) -> None:
+def test_touched_weights_take_the_full_run(
+    project: Path, own_cache: Path, own_daemon: OllamaDaemon
+) -> None:
     assert create(project, own_cache, own_daemon.host).returncode == 0
     gguf = next((own_cache / "models").glob("*.gguf"))
     info = gguf.stat()
@@ -149,8 +174,8 @@ def test_touched_weights_take_the_full_run(project: Path, own_cache: Path,
 
 
 def test_weights_from_the_hub_are_never_vouched_for_by_a_stamp(
-        project: Path, own_cache: Path, own_daemon: OllamaDaemon,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Path, own_cache: Path, own_daemon: OllamaDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert create(project, own_cache, own_daemon.host).returncode == 0
     monkeypatch.chdir(project)
     monkeypatch.setenv("QWQ_OLLAMA_CACHE", str(own_cache))
@@ -163,7 +188,8 @@ def test_weights_from_the_hub_are_never_vouched_for_by_a_stamp(
 
 
 def test_a_stopped_daemon_is_reported_not_answered_from_the_stamp(
-        project: Path, own_cache: Path, ollama_binary: OllamaBinary, tmp_path: Path) -> None:
+    project: Path, own_cache: Path, ollama_binary: OllamaBinary, tmp_path: Path
+) -> None:
     with OllamaDaemon(ollama_binary.path, tmp_path / "models") as short_lived:
         host = short_lived.host
         assert create(project, own_cache, host).returncode == 0
@@ -173,22 +199,26 @@ def test_a_stopped_daemon_is_reported_not_answered_from_the_stamp(
     assert "cannot reach Ollama" in result.stderr and "up to date" not in result.stdout
 
 
-@pytest.mark.parametrize("args, taken", [
-    (["create"], True),
-    (["create", "qwq-fixed", "--weights=w", "--host", "h"], True),
-    (["create", "--catalog", "c.yaml", "qwq-minp"], True),
-    (["create", "--help"], False),
-    (["create", "--host", "a", "--host", "b"], False),
-    (["create", "--weights"], False),
-    (["create", "--bogus"], False),
-    (["list"], False),
-])
+@pytest.mark.parametrize(
+    "args, taken",
+    [
+        (["create"], True),
+        (["create", "qwq-fixed", "--weights=w", "--host", "h"], True),
+        (["create", "--catalog", "c.yaml", "qwq-minp"], True),
+        (["create", "--help"], False),
+        (["create", "--host", "a", "--host", "b"], False),
+        (["create", "--weights"], False),
+        (["create", "--bogus"], False),
+        (["list"], False),
+    ],
+)
 def test_only_plain_create_requests_are_answered_early(args: list[str], taken: bool) -> None:
     assert (parse_create_args(args) is not None) is taken
 
 
 def test_a_host_name_with_several_addresses_is_answered_early(
-        project: Path, own_cache: Path, own_daemon: OllamaDaemon) -> None:
+    project: Path, own_cache: Path, own_daemon: OllamaDaemon
+) -> None:
     # A name for getaddrinfo to resolve, not an address.
     host = own_daemon.host.replace("127.0.0.1", "localhost")
     assert create(project, own_cache, host).returncode == 0

@@ -34,18 +34,27 @@ def test_daemon_reports_the_version_under_test(daemon, ollama_binary, ollama_ver
 
 @pytest.mark.live
 def test_a_model_created_from_the_small_gguf_chats_and_keeps_its_parameters(
-        api: OllamaAPI, small_gguf: Path) -> None:
+    api: OllamaAPI, small_gguf: Path
+) -> None:
     client = ollama.Client(host=api.host)
     digest = client.create_blob(small_gguf)
-    params = {"temperature": 0.0, "num_ctx": 2048, "num_predict": 48, "seed": 7,
-              "stop": ["<|im_end|>"]}
-    for _ in client.create(model="plain-smollm2", files={small_gguf.name: digest},
-                           template="{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}"
-                                    "<|im_end|>\n{{ end }}<|im_start|>assistant\n",
-                           parameters=params, stream=True):
+    params = {
+        "temperature": 0.0,
+        "num_ctx": 2048,
+        "num_predict": 48,
+        "seed": 7,
+        "stop": ["<|im_end|>"],
+    }
+    for _ in client.create(
+        model="plain-smollm2",
+        files={small_gguf.name: digest},
+        template="{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}"
+        "<|im_end|>\n{{ end }}<|im_start|>assistant\n",
+        parameters=params,
+        stream=True,
+    ):
         pass
-    reply = client.chat(model="plain-smollm2",
-                        messages=[{"role": "user", "content": "Say hello."}])
+    reply = client.chat(model="plain-smollm2", messages=[{"role": "user", "content": "Say hello."}])
     assert (reply.message.content or "").strip()
     assert reply.done_reason in ("stop", "length")
     shown = api.show("plain-smollm2")
@@ -83,8 +92,9 @@ def _group_members(pgid: int) -> set[int]:
 
 
 @pytest.mark.live
-def test_stopping_with_a_model_loaded_leaves_no_runner(ollama_binary, small_gguf: Path,
-                                                       tmp_path: Path) -> None:
+def test_stopping_with_a_model_loaded_leaves_no_runner(
+    ollama_binary, small_gguf: Path, tmp_path: Path
+) -> None:
     daemon = OllamaDaemon(ollama_binary.path, tmp_path / "models").start()
     try:
         client = ollama.Client(host=daemon.host)
@@ -119,19 +129,21 @@ def test_unwritable_models_dir_is_a_clear_error(ollama_binary, tmp_path: Path) -
 
 def test_a_daemon_that_dies_while_starting_reports_its_log(tmp_path: Path) -> None:
     fake = tmp_path / "ollama"
-    fake.write_text("#!/bin/sh\necho 'Error: listen tcp: bind: cannot assign address' >&2\nexit 1\n")
+    fake.write_text(
+        "#!/bin/sh\necho 'Error: listen tcp: bind: cannot assign address' >&2\nexit 1\n"
+    )
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     with pytest.raises(DaemonError, match="exited with code 1 while starting; log: .*bind"):
         OllamaDaemon(fake, tmp_path / "models", startup_timeout=10).start()
 
 
 @pytest.mark.parametrize("version", list(PINNED))
-def test_build_without_go_says_what_to_install(version: str, tmp_path: Path,
-                                               monkeypatch) -> None:
+def test_build_without_go_says_what_to_install(version: str, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("QWQ_OLLAMA_TOOLS", str(tmp_path / "tools"))
-    with pytest.raises(EnvironmentProblem,
-                       match=f"Go 1.26\\+ is needed to build Ollama v{version}"):
+    with pytest.raises(
+        EnvironmentProblem, match=f"Go 1.26\\+ is needed to build Ollama v{version}"
+    ):
         build_ollama(version)
     assert not prefix_for(version).exists()
 
@@ -143,11 +155,15 @@ def _fake_program(path: Path, script: str) -> Path:
     return path
 
 
-def test_a_failed_build_step_names_itself_its_log_and_the_retry(tmp_path: Path,
-                                                                 monkeypatch) -> None:
-    _fake_program(tmp_path / "fakebin" / "go", 'if [ "$1" = version ]; then\n'
-                  '  echo "go version go1.26.0 linux/amd64"; exit 0; fi\n'
-                  'echo "go: verifying module: checksum mismatch" >&2; exit 1\n')
+def test_a_failed_build_step_names_itself_its_log_and_the_retry(
+    tmp_path: Path, monkeypatch
+) -> None:
+    _fake_program(
+        tmp_path / "fakebin" / "go",
+        'if [ "$1" = version ]; then\n'
+        '  echo "go version go1.26.0 linux/amd64"; exit 0; fi\n'
+        'echo "go: verifying module: checksum mismatch" >&2; exit 1\n',
+    )
     monkeypatch.setenv("PATH", f"{tmp_path / 'fakebin'}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("QWQ_OLLAMA_TOOLS", str(tmp_path / "tools"))
     with pytest.raises(EnvironmentProblem) as failure:
@@ -160,22 +176,27 @@ def test_a_failed_build_step_names_itself_its_log_and_the_retry(tmp_path: Path,
     assert sorted(p.name for p in (tmp_path / "tools").iterdir()) == ["build"]  # no prefix
 
 
-def test_our_builds_are_found_per_version_in_the_user_tools_cache(tmp_path: Path,
-                                                                  monkeypatch) -> None:
+def test_our_builds_are_found_per_version_in_the_user_tools_cache(
+    tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.delenv("QWQ_OLLAMA_TOOLS", raising=False)
     monkeypatch.delenv("QWQ_OLLAMA_BINARY", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     tools = tmp_path / "qwq-ollama" / "tools"
     for version in PINNED:
-        _fake_program(tools / f"ollama-{version}" / "bin" / "ollama",
-                      f"echo 'ollama version is {version}'\n")
+        _fake_program(
+            tools / f"ollama-{version}" / "bin" / "ollama", f"echo 'ollama version is {version}'\n"
+        )
         # built for no instruction set beyond x86-64: any CPU runs it
         write_record(tools / f"ollama-{version}", Choice((), {}, "test CPU"))
     for version in PINNED:
         binary = ensure_ollama(version)
         assert (binary.path, binary.version, binary.origin) == (
-            tools / f"ollama-{version}" / "bin" / "ollama", version, "built")
+            tools / f"ollama-{version}" / "bin" / "ollama",
+            version,
+            "built",
+        )
 
 
 def test_other_version_on_path_is_reported_not_used(tmp_path: Path, monkeypatch) -> None:
@@ -222,8 +243,7 @@ def test_hashing_ahead_gives_the_digest_hashlib_gives(tmp_path: Path, monkeypatc
     assert file_digest(weights) == "sha256:" + hashlib.sha256(weights.read_bytes()).hexdigest()
 
 
-def test_a_file_gone_before_its_hash_is_asked_for_is_reported(tmp_path: Path,
-                                                              monkeypatch) -> None:
+def test_a_file_gone_before_its_hash_is_asked_for_is_reported(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("QWQ_OLLAMA_CACHE", str(tmp_path / "cache"))
     weights = tmp_path / "w.gguf"
     weights.write_bytes(b"GGUF")

@@ -44,7 +44,8 @@ def test_from_0_34_1_an_import_needs_one_copy(tmp_path: Path) -> None:
 
 
 def test_the_copies_the_disk_check_counts_are_what_the_daemon_writes(
-        daemon: OllamaDaemon, small_gguf: Path, registered: object) -> None:
+    daemon: OllamaDaemon, small_gguf: Path, registered: object
+) -> None:
     """After importing the small model, the daemon's blobs hold as many full-size copies of it
     as `import_copies` says this release writes: the disk check asks for no more, no less."""
     size = small_gguf.stat().st_size

@@ -27,10 +27,16 @@ from qwq_ollama.errors import InputError
 REPO = "unsloth/QwQ-32B-GGUF"
 COMMIT = "8728e66249190b78dee8404869827328527f6b3b"
 TOKEN = "hf_TestTokenDoNotLeak0123456789abcdef"
-CACHED = ["QwQ-32B-Q4_K_M.gguf", "QwQ-32B-Q2_K.gguf", "QwQ-32B-Q2_K_L.gguf",
-          "BF16/QwQ-32B-BF16-00002-of-00002.gguf", "BF16/QwQ-32B-BF16-00001-of-00002.gguf",
-          "QwQ-32B-Q8_0-00001-of-00003.gguf", "QwQ-32B-Q8_0-00003-of-00003.gguf",
-          "mmproj-F16.gguf"]
+CACHED = [
+    "QwQ-32B-Q4_K_M.gguf",
+    "QwQ-32B-Q2_K.gguf",
+    "QwQ-32B-Q2_K_L.gguf",
+    "BF16/QwQ-32B-BF16-00002-of-00002.gguf",
+    "BF16/QwQ-32B-BF16-00001-of-00002.gguf",
+    "QwQ-32B-Q8_0-00001-of-00003.gguf",
+    "QwQ-32B-Q8_0-00003-of-00003.gguf",
+    "mmproj-F16.gguf",
+]
 RUN = """
 import json, sys
 from pathlib import Path
@@ -78,14 +84,29 @@ def hf_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-def run(hf_home: Path, quant: str, repo: str = REPO, local_dir: Path | None = None,
-        env: dict[str, str] | None = None) -> dict[str, object]:
+def run(
+    hf_home: Path,
+    quant: str,
+    repo: str = REPO,
+    local_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, object]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
-    clean.update(HF_HOME=str(hf_home), HF_TOKEN=TOKEN, HF_HUB_OFFLINE="1",
-                 HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
+    clean.update(
+        HF_HOME=str(hf_home),
+        HF_TOKEN=TOKEN,
+        HF_HUB_OFFLINE="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+    )
     clean.update(env or {})
-    proc = subprocess.run([sys.executable, "-c", RUN, repo, quant, str(local_dir or "")],
-                          capture_output=True, text=True, env=clean, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN, repo, quant, str(local_dir or "")],
+        capture_output=True,
+        text=True,
+        env=clean,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert TOKEN not in proc.stdout + proc.stderr
     return json.loads(proc.stdout)
@@ -109,15 +130,22 @@ def test_quant_that_prefixes_another_is_matched_exactly(hf_home: Path) -> None:
 
 
 def test_split_gguf_returned_in_part_order(hf_home: Path) -> None:
-    assert run(hf_home, "BF16") == {"files": [
-        snapshot(hf_home, "BF16/QwQ-32B-BF16-00001-of-00002.gguf"),
-        snapshot(hf_home, "BF16/QwQ-32B-BF16-00002-of-00002.gguf")]}
+    assert run(hf_home, "BF16") == {
+        "files": [
+            snapshot(hf_home, "BF16/QwQ-32B-BF16-00001-of-00002.gguf"),
+            snapshot(hf_home, "BF16/QwQ-32B-BF16-00002-of-00002.gguf"),
+        ]
+    }
 
 
 def test_incomplete_split_is_an_error(hf_home: Path) -> None:
-    assert run(hf_home, "Q8_0") == {"error": "EnvironmentProblem", "message": (
-        "unsloth/QwQ-32B-GGUF Q8_0: split GGUF QwQ-32B is incomplete (have parts 1, 3 of 3): "
-        "run the download again with network access (unset HF_HUB_OFFLINE)")}
+    assert run(hf_home, "Q8_0") == {
+        "error": "EnvironmentProblem",
+        "message": (
+            "unsloth/QwQ-32B-GGUF Q8_0: split GGUF QwQ-32B is incomplete (have parts 1, 3 of 3): "
+            "run the download again with network access (unset HF_HUB_OFFLINE)"
+        ),
+    }
 
 
 def test_quant_not_cached_offline(hf_home: Path) -> None:
@@ -126,21 +154,26 @@ def test_quant_not_cached_offline(hf_home: Path) -> None:
     folder = snapshot(hf_home, "").rstrip("/")
     assert result["message"] == (
         f"unsloth/QwQ-32B-GGUF Q6_K: no such GGUF in the local cache ({folder}) and "
-        "HF_HUB_OFFLINE is set: unset HF_HUB_OFFLINE to download it")
+        "HF_HUB_OFFLINE is set: unset HF_HUB_OFFLINE to download it"
+    )
 
 
 def test_repo_not_cached_offline(hf_home: Path) -> None:
     assert run(hf_home, "Q4_K_M", repo="Qwen/QwQ-32B-GGUF") == {
-        "error": "EnvironmentProblem", "message": (
+        "error": "EnvironmentProblem",
+        "message": (
             "Qwen/QwQ-32B-GGUF Q4_K_M: nothing cached for this repository and HF_HUB_OFFLINE "
-            "is set: unset HF_HUB_OFFLINE to download it")}
+            "is set: unset HF_HUB_OFFLINE to download it"
+        ),
+    }
 
 
 def test_local_dir_offline(hf_home: Path, tmp_path: Path) -> None:
     tiny_gguf(tmp_path / "QwQ-32B-Q4_K_M.gguf", "local")
     tiny_gguf(tmp_path / "QwQ-32B-Q4_K_S.gguf", "local")
     assert run(hf_home, "Q4_K_M", local_dir=tmp_path) == {
-        "files": [str(tmp_path / "QwQ-32B-Q4_K_M.gguf")]}
+        "files": [str(tmp_path / "QwQ-32B-Q4_K_M.gguf")]
+    }
 
 
 def free_port() -> int:
@@ -154,12 +187,16 @@ def test_hub_unreachable(hf_home: Path) -> None:
     online = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": closed}
     # nothing cached: a one-line network error
     assert run(hf_home, "Q4_K_M", repo="Qwen/QwQ-32B-GGUF", env=online) == {
-        "error": "EnvironmentProblem", "message": (
+        "error": "EnvironmentProblem",
+        "message": (
             "Qwen/QwQ-32B-GGUF Q4_K_M: could not reach the Hugging Face Hub (ConnectError) and "
-            "nothing is cached: check the network, proxy or HF_ENDPOINT, then try again")}
+            "nothing is cached: check the network, proxy or HF_ENDPOINT, then try again"
+        ),
+    }
     # cached: huggingface_hub falls back to the cache
     assert run(hf_home, "Q4_K_M", env=online) == {
-        "files": [snapshot(hf_home, "QwQ-32B-Q4_K_M.gguf")]}
+        "files": [snapshot(hf_home, "QwQ-32B-Q4_K_M.gguf")]
+    }
 
 
 class FakeHub(http.server.BaseHTTPRequestHandler):
@@ -198,14 +235,20 @@ def fake_hub() -> Iterator[str]:
 def test_gated_and_missing_repos(hf_home: Path, fake_hub: str) -> None:
     online = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": fake_hub}
     assert run(hf_home, "Q4_K_M", repo="someone/gated-GGUF", env=online) == {
-        "error": "EnvironmentProblem", "message": (
+        "error": "EnvironmentProblem",
+        "message": (
             "someone/gated-GGUF is gated: accept its terms at "
             "https://huggingface.co/someone/gated-GGUF and set HF_TOKEN to a token of that "
-            "account")}
+            "account"
+        ),
+    }
     assert run(hf_home, "Q4_K_M", repo="someone/private-GGUF", env=online) == {
-        "error": "EnvironmentProblem", "message": (
+        "error": "EnvironmentProblem",
+        "message": (
             "someone/private-GGUF not found on the Hugging Face Hub, or private and HF_TOKEN has "
-            "no access: check the name, or set HF_TOKEN")}
+            "no access: check the name, or set HF_TOKEN"
+        ),
+    }
     # HF_TOKEN was sent (huggingface_hub honours it), yet no message above contains it
     assert FakeHub.seen and all(auth == f"Bearer {TOKEN}" for _, auth in FakeHub.seen)
 
@@ -215,33 +258,53 @@ def test_bad_quant_or_repo_refused_before_any_io(fake_hub: str, tmp_path: Path) 
     offline_off = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": fake_hub}
     assert run(home, "Q4_K", env=offline_off) == {
         "error": "InputError",
-        "message": f"quant: unknown quant 'Q4_K': use one of {', '.join(KNOWN_QUANTS)}"}
+        "message": f"quant: unknown quant 'Q4_K': use one of {', '.join(KNOWN_QUANTS)}",
+    }
     assert run(home, "Q4_K_M", repo="not a repo!", env=offline_off) == {
         "error": "InputError",
-        "message": "repo_id: not a Hugging Face repository id: 'not a repo!' (want owner/name)"}
+        "message": "repo_id: not a Hugging Face repository id: 'not a repo!' (want owner/name)",
+    }
     assert FakeHub.seen == [] and not home.exists()
     with pytest.raises(InputError):
         check_quant("Q4_K_M.gguf")
     assert check_quant(" ud-q4_k_xl ") == "UD-Q4_K_XL"
 
 
-@pytest.mark.parametrize("quant, wanted", [
-    ("Q4_K_M", ["QwQ-32B-Q4_K_M.gguf"]),
-    ("Q2_K", ["QwQ-32B-Q2_K.gguf"]),
-    ("Q2_K_L", ["QwQ-32B-Q2_K_L.gguf"]),
-    ("BF16", ["BF16/QwQ-32B-BF16-00001-of-00002.gguf", "BF16/QwQ-32B-BF16-00002-of-00002.gguf"]),
-    ("F16", ["QwQ-32B-F16.gguf"]),
-    ("UD-Q4_K_XL", ["QwQ-32B-UD-Q4_K_XL.gguf"]),
-    ("Q8_0", ["qwq-32b-q8_0.gguf"]),
-])
+@pytest.mark.parametrize(
+    "quant, wanted",
+    [
+        ("Q4_K_M", ["QwQ-32B-Q4_K_M.gguf"]),
+        ("Q2_K", ["QwQ-32B-Q2_K.gguf"]),
+        ("Q2_K_L", ["QwQ-32B-Q2_K_L.gguf"]),
+        (
+            "BF16",
+            ["BF16/QwQ-32B-BF16-00001-of-00002.gguf", "BF16/QwQ-32B-BF16-00002-of-00002.gguf"],
+        ),
+        ("F16", ["QwQ-32B-F16.gguf"]),
+        ("UD-Q4_K_XL", ["QwQ-32B-UD-Q4_K_XL.gguf"]),
+        ("Q8_0", ["qwq-32b-q8_0.gguf"]),
+    ],
+)
 def test_patterns_fetch_exactly_the_quant(quant: str, wanted: list[str]) -> None:
     """What snapshot_download would fetch online, filtered by huggingface_hub's own matcher."""
     from huggingface_hub.utils import filter_repo_objects
 
-    repo_files = ["README.md", "QwQ-32B-Q4_K_M.gguf", "QwQ-32B-UD-Q4_K_M.gguf", "QwQ-32B-Q2_K.gguf",
-                  "QwQ-32B-Q2_K_L.gguf", "QwQ-32B-F16.gguf", "mmproj-F16.gguf",
-                  "QwQ-32B-UD-Q4_K_XL.gguf", "qwq-32b-q8_0.gguf",
-                  "BF16/QwQ-32B-BF16-00001-of-00002.gguf", "BF16/QwQ-32B-BF16-00002-of-00002.gguf"]
-    fetched = sorted(filter_repo_objects(repo_files, allow_patterns=allow_patterns(quant),
-                                         ignore_patterns=ignore_patterns(quant)))
+    repo_files = [
+        "README.md",
+        "QwQ-32B-Q4_K_M.gguf",
+        "QwQ-32B-UD-Q4_K_M.gguf",
+        "QwQ-32B-Q2_K.gguf",
+        "QwQ-32B-Q2_K_L.gguf",
+        "QwQ-32B-F16.gguf",
+        "mmproj-F16.gguf",
+        "QwQ-32B-UD-Q4_K_XL.gguf",
+        "qwq-32b-q8_0.gguf",
+        "BF16/QwQ-32B-BF16-00001-of-00002.gguf",
+        "BF16/QwQ-32B-BF16-00002-of-00002.gguf",
+    ]
+    fetched = sorted(
+        filter_repo_objects(
+            repo_files, allow_patterns=allow_patterns(quant), ignore_patterns=ignore_patterns(quant)
+        )
+    )
     assert fetched == sorted(wanted)

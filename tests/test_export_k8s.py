@@ -26,9 +26,13 @@ CONFIGMAP_SCHEMA = json.loads((DATA / "k8s" / "configmap.v1.schema.json").read_t
 # The value names otwld/ollama-helm 1.77.0 documents under ollama.models (values.yaml, README),
 # `[]` standing for the entries of a list.
 CHART_MODEL_VALUES = {
-    "ollama.models.pull[]", "ollama.models.run[]", "ollama.models.clean",
-    "ollama.models.create[].name", "ollama.models.create[].template",
-    "ollama.models.create[].configMapRef", "ollama.models.create[].configMapKeyRef",
+    "ollama.models.pull[]",
+    "ollama.models.run[]",
+    "ollama.models.clean",
+    "ollama.models.create[].name",
+    "ollama.models.create[].template",
+    "ollama.models.create[].configMapRef",
+    "ollama.models.create[].configMapKeyRef",
 }
 VARIANTS = list(load_catalog(ROOT / "modelfiles" / "models.yaml").variants)
 
@@ -55,11 +59,17 @@ def test_every_configmap_is_a_valid_kubernetes_configmap(catalog: Catalog, varia
     jsonschema.validate(configmap, CONFIGMAP_SCHEMA)
 
 
-@pytest.mark.parametrize(("change", "where"), [
-    ({"metadata": {"name": "qwq_fixed"}}, "name"), ({"data": {"a/b": "x"}}, "a/b"),
-    ({"spec": {}}, "spec")])
-def test_the_schema_refuses_what_the_api_server_refuses(catalog: Catalog, change: dict,
-                                                        where: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"metadata": {"name": "qwq_fixed"}}, "name"),
+        ({"data": {"a/b": "x"}}, "a/b"),
+        ({"spec": {}}, "spec"),
+    ],
+)
+def test_the_schema_refuses_what_the_api_server_refuses(
+    catalog: Catalog, change: dict, where: str
+) -> None:
     _, configmap, _ = exported(catalog, "qwq-fixed")
     with pytest.raises(jsonschema.ValidationError, match=where):
         jsonschema.validate({**configmap, **change}, CONFIGMAP_SCHEMA)
@@ -67,7 +77,8 @@ def test_the_schema_refuses_what_the_api_server_refuses(catalog: Catalog, change
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_values_use_only_the_charts_names_and_point_at_the_configmap(
-        catalog: Catalog, variant: str) -> None:
+    catalog: Catalog, variant: str
+) -> None:
     values, configmap, _ = exported(catalog, variant)
     assert value_paths(values) <= CHART_MODEL_VALUES
     (entry,) = values["ollama"]["models"]["create"]
@@ -75,12 +86,14 @@ def test_values_use_only_the_charts_names_and_point_at_the_configmap(
     assert entry["configMapRef"] == configmap["metadata"]["name"]
     assert entry["configMapKeyRef"] in configmap["data"]
     assert values["ollama"]["models"]["pull"] == [
-        catalog.weights_named(catalog.variant(variant).weights).modelfile_from]
+        catalog.weights_named(catalog.variant(variant).weights).modelfile_from
+    ]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_the_configmap_holds_the_rendered_modelfile_as_a_readable_block(
-        catalog: Catalog, variant: str) -> None:
+    catalog: Catalog, variant: str
+) -> None:
     values, configmap, text = exported(catalog, variant)
     key = values["ollama"]["models"]["create"][0]["configMapKeyRef"]
     modelfile = configmap["data"][key]
@@ -94,8 +107,7 @@ def test_the_configmap_holds_the_rendered_modelfile_as_a_readable_block(
 def test_cli_writes_both_files(tmp_path: Path) -> None:
     result = run_cli("export", "helm", "qwq-minp", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["qwq-minp-modelfile.yaml",
-                                                          "values.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["qwq-minp-modelfile.yaml", "values.yaml"]
 
 
 def _add_variant(project: Path, text: str) -> Path:
@@ -104,11 +116,15 @@ def _add_variant(project: Path, text: str) -> Path:
     return catalog_file
 
 
-def test_weights_a_pod_cannot_pull_are_refused_naming_the_field(project_copy: Path,
-                                                                tmp_path: Path) -> None:
+def test_weights_a_pod_cannot_pull_are_refused_naming_the_field(
+    project_copy: Path, tmp_path: Path
+) -> None:
     catalog_file = _add_variant(project_copy, "  tiny:\n    weights: smollm2-135m\n")
-    line = next(n for n, s in enumerate(catalog_file.read_text().split("\n"), 1)
-                if s.strip() == "builtin: smollm2-135m")
+    line = next(
+        n
+        for n, s in enumerate(catalog_file.read_text().split("\n"), 1)
+        if s.strip() == "builtin: smollm2-135m"
+    )
     out = tmp_path / "out"
     result = run_cli("export", "helm", "tiny", "--out", str(out), "--catalog", str(catalog_file))
     assert result.returncode == 2
@@ -116,11 +132,19 @@ def test_weights_a_pod_cannot_pull_are_refused_naming_the_field(project_copy: Pa
     assert not out.exists()
 
 
-def test_a_name_the_chart_cannot_use_in_a_volume_is_refused(project_copy: Path,
-                                                            tmp_path: Path) -> None:
+def test_a_name_the_chart_cannot_use_in_a_volume_is_refused(
+    project_copy: Path, tmp_path: Path
+) -> None:
     catalog_file = _add_variant(project_copy, "  qwq_under:\n    extends: qwq-fixed\n")
-    result = run_cli("export", "helm", "qwq_under", "--out", str(tmp_path / "out"),
-                     "--catalog", str(catalog_file))
+    result = run_cli(
+        "export",
+        "helm",
+        "qwq_under",
+        "--out",
+        str(tmp_path / "out"),
+        "--catalog",
+        str(catalog_file),
+    )
     assert result.returncode == 2
     assert "variants.qwq_under:" in result.stderr
     assert not (tmp_path / "out").exists()
@@ -128,8 +152,13 @@ def test_a_name_the_chart_cannot_use_in_a_volume_is_refused(project_copy: Path,
 
 @pytest.mark.parametrize("variant", ["qwq-fixed", "qwq-baseline"])
 def test_the_configmaps_modelfile_registers_with_ollama_create(
-        api: OllamaAPI, registered: Catalog, daemon: OllamaDaemon,
-        ollama_binary: OllamaBinary, tmp_path: Path, variant: str) -> None:
+    api: OllamaAPI,
+    registered: Catalog,
+    daemon: OllamaDaemon,
+    ollama_binary: OllamaBinary,
+    tmp_path: Path,
+    variant: str,
+) -> None:
     """What the chart's pod runs, `ollama create NAME -f /models/NAME`, over the local base."""
     values, configmap, _ = exported(registered, variant)
     modelfile = configmap["data"][values["ollama"]["models"]["create"][0]["configMapKeyRef"]]
@@ -139,39 +168,56 @@ def test_the_configmaps_modelfile_registers_with_ollama_create(
     (tmp_path / variant).write_text(local)
     name = f"qwq-helm-{variant}"
     try:
-        subprocess.run([str(ollama_binary.path), "create", name, "-f", str(tmp_path / variant)],
-                       env={**os.environ, "OLLAMA_HOST": daemon.host}, check=True,
-                       capture_output=True, timeout=300)
+        subprocess.run(
+            [str(ollama_binary.path), "create", name, "-f", str(tmp_path / variant)],
+            env={**os.environ, "OLLAMA_HOST": daemon.host},
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
         shown = api.show(name)
         rendered = render_variant(registered, registered.variant(variant))
         assert shown is not None
         assert shown.template == rendered.ollama_template
-        assert shown.parameters == (
-            registered.variant(variant).parameters.as_dict())
+        assert shown.parameters == (registered.variant(variant).parameters.as_dict())
     finally:
         api.delete(name)
 
 
 # The KubeAI Model fields (kubeai.org/v1, KubeAI 0.21.0 api/k8s/v1/model_types.go) this export sets.
-KUBEAI_SPEC_FIELDS = {"url", "engine", "features", "args", "files", "resourceProfile",
-                      "minReplicas", "maxReplicas", "env"}
+KUBEAI_SPEC_FIELDS = {
+    "url",
+    "engine",
+    "features",
+    "args",
+    "files",
+    "resourceProfile",
+    "minReplicas",
+    "maxReplicas",
+    "env",
+}
 
 
-def test_kubeai_model_carries_the_vllm_files_parser_and_context(catalog: Catalog,
-                                                                tmp_path: Path) -> None:
+def test_kubeai_model_carries_the_vllm_files_parser_and_context(
+    catalog: Catalog, tmp_path: Path
+) -> None:
     result = run_cli("export", "vllm", "qwq-minp", "--out", str(tmp_path), "--manifest", "kubeai")
     assert result.returncode == 0, result.stderr
     model = yaml.safe_load((tmp_path / "kubeai-model.yaml").read_text())
     assert (model["apiVersion"], model["kind"]) == ("kubeai.org/v1", "Model")
     spec = model["spec"]
     assert set(spec) <= KUBEAI_SPEC_FIELDS
-    assert (spec["engine"], spec["features"], spec["url"]) == ("VLLM", ["TextGeneration"],
-                                                               "hf://Qwen/QwQ-32B")
+    assert (spec["engine"], spec["features"], spec["url"]) == (
+        "VLLM",
+        ["TextGeneration"],
+        "hf://Qwen/QwQ-32B",
+    )
     mounted = {Path(f["path"]): f["content"] for f in spec["files"]}
     # The mounted files are the ones the plain vLLM export wrote, byte for byte.
     assert {p.name: text for p, text in mounted.items()} == {
-        name: (tmp_path / name).read_text() for name in ("generation_config.json",
-                                                          "chat_template.jinja")}
+        name: (tmp_path / name).read_text()
+        for name in ("generation_config.json", "chat_template.jinja")
+    }
     args = dict(a.removeprefix("--").split("=", 1) for a in spec["args"])
     assert Path(args["chat-template"]) in mounted
     assert Path(args["generation-config"]) / "generation_config.json" in mounted
@@ -181,8 +227,9 @@ def test_kubeai_model_carries_the_vllm_files_parser_and_context(catalog: Catalog
 
 
 def test_an_unknown_manifest_writes_nothing(tmp_path: Path) -> None:
-    result = run_cli("export", "vllm", "qwq-minp", "--out", str(tmp_path / "out"),
-                     "--manifest", "operator")
+    result = run_cli(
+        "export", "vllm", "qwq-minp", "--out", str(tmp_path / "out"), "--manifest", "operator"
+    )
     assert result.returncode == 2
     assert "--manifest: unknown manifest 'operator'" in result.stderr
     assert not (tmp_path / "out").exists()

@@ -27,20 +27,27 @@ from qwq_ollama.errors import InputError
 
 from .conftest import DATA
 
-CONVERSATIONS = [parse_conversation(json.loads(p.read_text()), source=p)
-                 for p in sorted((DATA / "conversations").glob("*.json"))] + load_corpus()
+CONVERSATIONS = [
+    parse_conversation(json.loads(p.read_text()), source=p)
+    for p in sorted((DATA / "conversations").glob("*.json"))
+] + load_corpus()
 FIXTURE_FAMILY = DATA / "families" / "plain-chatml"
 
 
-def transformers_render(template: str, conv: Conversation, variant: Variant, *,
-                        generation: bool = True, **switches: Any) -> str:
+def transformers_render(
+    template: str, conv: Conversation, variant: Variant, *, generation: bool = True, **switches: Any
+) -> str:
     """The prompt transformers builds from `template` for a Hugging Face client's messages,
     with the tokens a tokenizer of the family passes."""
     variables: dict[str, Any] = {**variant.family.template_tokens, **switches}
     tools: list[Any] | None = conv.tools
-    return render_jinja_template([as_hf_messages(conv.messages)], tools=tools,
-                                 chat_template=template, add_generation_prompt=generation,
-                                 **variables)[0][0]
+    return render_jinja_template(
+        [as_hf_messages(conv.messages)],
+        tools=tools,
+        chat_template=template,
+        add_generation_prompt=generation,
+        **variables,
+    )[0][0]
 
 
 def official_prompt(variant: Variant, conv: Conversation, generation: bool) -> str:
@@ -49,8 +56,9 @@ def official_prompt(variant: Variant, conv: Conversation, generation: bool) -> s
     family = variant.family
     official = family.official_file.read_text(encoding="utf-8")
     if family.switch == "enable_thinking":
-        return transformers_render(official, conv, variant, generation=generation,
-                                   enable_thinking=variant.enable_thinking)
+        return transformers_render(
+            official, conv, variant, generation=generation, enable_thinking=variant.enable_thinking
+        )
     prompt = transformers_render(official, conv, variant, generation=generation)
     if family.switch == "prefill" and not variant.think_prefill and generation:
         assert prompt.endswith(family.prefill_text), "the official template does not prefill"
@@ -75,38 +83,45 @@ def test_the_catalog_has_the_three_reasoning_families() -> None:
 @pytest.mark.parametrize("family", sorted(CATALOG.families))
 def test_each_official_template_is_the_file_its_family_declares(family: str) -> None:
     declared = CATALOG.families[family]
-    assert hashlib.sha256(declared.official_file.read_bytes()).hexdigest() == \
-        declared.official_sha256
+    assert (
+        hashlib.sha256(declared.official_file.read_bytes()).hexdigest() == declared.official_sha256
+    )
 
 
 @pytest.mark.parametrize("conv", CONVERSATIONS, ids=lambda c: c.name)
 @pytest.mark.parametrize("name", variants_of(CATALOG))
 @pytest.mark.parametrize("generation", [True, False], ids=["gen", "no-gen"])
-def test_every_variant_renders_exactly_as_its_official_template(name: str, conv: Conversation,
-                                                                 generation: bool) -> None:
+def test_every_variant_renders_exactly_as_its_official_template(
+    name: str, conv: Conversation, generation: bool
+) -> None:
     variant = CATALOG.variant(name)
     ours = render_variant(CATALOG, variant).hf_template
-    assert transformers_render(ours, conv, variant, generation=generation) == \
-        official_prompt(variant, conv, generation)
+    assert transformers_render(ours, conv, variant, generation=generation) == official_prompt(
+        variant, conv, generation
+    )
 
 
 @pytest.mark.parametrize("conv", CONVERSATIONS, ids=lambda c: c.name)
 @pytest.mark.parametrize("enable_thinking", [True, False])
-def test_qwen3_templates_still_take_enable_thinking(conv: Conversation,
-                                                    enable_thinking: bool) -> None:
+def test_qwen3_templates_still_take_enable_thinking(
+    conv: Conversation, enable_thinking: bool
+) -> None:
     """A Hugging Face user can still switch per request, whichever variant's file they load."""
     for name in ("qwen3-thinking", "qwen3-nothink"):
         variant = CATALOG.variant(name)
         ours = render_variant(CATALOG, variant).hf_template
         official = variant.family.official_file.read_text(encoding="utf-8")
-        assert transformers_render(ours, conv, variant, enable_thinking=enable_thinking) == \
-            transformers_render(official, conv, variant, enable_thinking=enable_thinking)
+        assert transformers_render(
+            ours, conv, variant, enable_thinking=enable_thinking
+        ) == transformers_render(official, conv, variant, enable_thinking=enable_thinking)
 
 
 def test_qwen3_generation_prompts_follow_the_switch() -> None:
     assert CATALOG.variant("qwen3-thinking").generation_prompt == "<|im_start|>assistant\n"
-    assert CATALOG.variant("qwen3-nothink").generation_prompt == \
-        "<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    assert (
+        CATALOG.variant("qwen3-nothink").generation_prompt
+        == "<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    )
     assert CATALOG.variant("r1-distill-qwen").generation_prompt == "<｜Assistant｜><think>\n"
 
 
@@ -114,8 +129,12 @@ def test_each_variant_gets_its_familys_published_sampling_and_stops() -> None:
     thinking = CATALOG.variant("qwen3-thinking").parameters
     plain = CATALOG.variant("qwen3-nothink").parameters
     r1 = CATALOG.variant("r1-distill-qwen").parameters
-    assert (thinking.temperature, thinking.top_p, thinking.top_k, thinking.min_p) == \
-        (0.6, 0.95, 20, 0.0)
+    assert (thinking.temperature, thinking.top_p, thinking.top_k, thinking.min_p) == (
+        0.6,
+        0.95,
+        20,
+        0.0,
+    )
     assert (plain.temperature, plain.top_p, plain.top_k, plain.min_p) == (0.7, 0.8, 20, 0.0)
     assert (r1.temperature, r1.top_p) == (0.6, 0.95)
     assert r1.stop == ["<｜end▁of▁sentence｜>", "<｜User｜>"]
@@ -132,18 +151,33 @@ def test_r1_tool_calls_render_as_the_official_template_for_a_null_content() -> N
     official = variant.family.official_file.read_text(encoding="utf-8")
     call = {"type": "function", "function": {"name": "add", "arguments": '{"a": 1}'}}
     messages: list[dict[str, Any]] = [
-                {"role": "system", "content": "S1"}, {"role": "user", "content": "Q"},
-                {"role": "assistant", "content": None, "tool_calls": [call, call]},
-                {"role": "tool", "content": "2"}, {"role": "tool", "content": "3"},
-                {"role": "assistant", "content": "<think>x</think>done"},
-                {"role": "system", "content": "S2"}, {"role": "user", "content": "Q2"},
-                {"role": "assistant", "content": None, "tool_calls": [call]},
-                {"role": "tool", "content": "4"}]
+        {"role": "system", "content": "S1"},
+        {"role": "user", "content": "Q"},
+        {"role": "assistant", "content": None, "tool_calls": [call, call]},
+        {"role": "tool", "content": "2"},
+        {"role": "tool", "content": "3"},
+        {"role": "assistant", "content": "<think>x</think>done"},
+        {"role": "system", "content": "S2"},
+        {"role": "user", "content": "Q2"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "content": "4"},
+    ]
     for generation in (True, False):
-        want = render_chat(official, messages, add_generation_prompt=generation,
-                           bos_token="<｜begin▁of▁sentence｜>")
-        assert render_chat(ours, messages, add_generation_prompt=generation,
-                           bos_token="<｜begin▁of▁sentence｜>") == want
+        want = render_chat(
+            official,
+            messages,
+            add_generation_prompt=generation,
+            bos_token="<｜begin▁of▁sentence｜>",
+        )
+        assert (
+            render_chat(
+                ours,
+                messages,
+                add_generation_prompt=generation,
+                bos_token="<｜begin▁of▁sentence｜>",
+            )
+            == want
+        )
     assert want.startswith("<｜begin▁of▁sentence｜>S2<｜User｜>Q")
 
 
@@ -156,14 +190,24 @@ def _catalog_with(project: Path, variants: str, *, family: Path | None = None) -
     return catalog
 
 
-@pytest.mark.parametrize(("variant_text", "field", "words"), [
-    ("  bad:\n    template: qwen3\n    think_prefill: false\n", "variants.bad.think_prefill",
-     "think_prefill does not apply to template family 'qwen3'"),
-    ("  bad:\n    enable_thinking: false\n", "variants.bad.enable_thinking",
-     "enable_thinking does not apply to template family 'qwq'"),
-])
+@pytest.mark.parametrize(
+    ("variant_text", "field", "words"),
+    [
+        (
+            "  bad:\n    template: qwen3\n    think_prefill: false\n",
+            "variants.bad.think_prefill",
+            "think_prefill does not apply to template family 'qwen3'",
+        ),
+        (
+            "  bad:\n    enable_thinking: false\n",
+            "variants.bad.enable_thinking",
+            "enable_thinking does not apply to template family 'qwq'",
+        ),
+    ],
+)
 def test_a_thinking_field_the_family_has_no_use_for_is_refused_at_its_line(
-        project_copy: Path, variant_text: str, field: str, words: str) -> None:
+    project_copy: Path, variant_text: str, field: str, words: str
+) -> None:
     catalog = _catalog_with(project_copy, "\n" + variant_text)
     with pytest.raises(InputError) as caught:
         load_catalog(catalog)
@@ -176,28 +220,35 @@ def test_a_bad_family_file_names_its_line_and_field(tmp_path: Path) -> None:
     family = tmp_path / "fixture"
     shutil.copytree(FIXTURE_FAMILY, family)
     text = (family / "family.yaml").read_text()
-    (family / "family.yaml").write_text(text.replace("when: consecutive_same_role",
-                                                     "when: sometimes"))
+    (family / "family.yaml").write_text(
+        text.replace("when: consecutive_same_role", "when: sometimes")
+    )
     with pytest.raises(InputError) as caught:
         load_family(family)
     assert str(caught.value.file) == str(family / "family.yaml")
     assert caught.value.field == "divergences.0.when" and "unknown condition" in str(caught.value)
-    assert "sometimes" in (family / "family.yaml").read_text().splitlines()[(caught.value.line or 0) - 1]
+    assert (
+        "sometimes"
+        in (family / "family.yaml").read_text().splitlines()[(caught.value.line or 0) - 1]
+    )
 
 
 def test_a_family_is_added_with_data_and_templates_alone(project_copy: Path) -> None:
     """The fixture folder (family.yaml, two Jinja sources, its official template) becomes a
     family: render writes its variant, which reproduces the official template and carries the
     family's sampling, with no code naming it."""
-    catalog_file = _catalog_with(project_copy, "\n  plain:\n    template: plain-chatml\n"
-                                 "    weights: smollm2-135m\n", family=FIXTURE_FAMILY)
+    catalog_file = _catalog_with(
+        project_copy,
+        "\n  plain:\n    template: plain-chatml\n    weights: smollm2-135m\n",
+        family=FIXTURE_FAMILY,
+    )
     catalog = load_catalog(catalog_file)
     variant = catalog.variant("plain")
     assert variant.family.name == "plain-chatml" and variant.family.switch == "none"
     assert variant.parameters.temperature == 0.3 and variant.parameters.stop == ["<|im_end|>"]
     result = render_all(catalog)
     assert catalog_file.parent / "plain.Modelfile" in result.written
-    assert 'PARAMETER stop <|im_end|>' in (catalog_file.parent / "plain.Modelfile").read_text()
+    assert "PARAMETER stop <|im_end|>" in (catalog_file.parent / "plain.Modelfile").read_text()
     ours = render_variant(catalog, variant).hf_template
     # The fixture's toy template has no branch for a null content (OpenAI tool calls).
     for conv in [c for c in CONVERSATIONS if all(m["content"] is not None for m in c.messages)]:

@@ -25,20 +25,28 @@ NEW_FAMILIES = ("qwen3-thinking", "qwen3-nothink", "r1-distill-qwen")
 # printed whole or stripped as Ollama does, string tool-call arguments decoded.
 _QWQ = {"identical": 11, "masked": 4, "transformed": 2, "transformed+masked": 2}
 _QWEN3 = {"identical": 12, "masked": 6, "transformed": 1}
-EXACT = {"qwq-fixed": _QWQ, "qwq-noprefill": _QWQ, "qwq-baseline": _QWQ, "qwq-minp": _QWQ,
-         "qwen3-thinking": _QWEN3, "qwen3-nothink": _QWEN3,
-         "r1-distill-qwen": {"masked": 15, "transformed+masked": 4}}
+EXACT = {
+    "qwq-fixed": _QWQ,
+    "qwq-noprefill": _QWQ,
+    "qwq-baseline": _QWQ,
+    "qwq-minp": _QWQ,
+    "qwen3-thinking": _QWEN3,
+    "qwen3-nothink": _QWEN3,
+    "r1-distill-qwen": {"masked": 15, "transformed+masked": 4},
+}
 
 
-def test_each_variant_runs_on_its_familys_architecture(family_api: OllamaAPI,
-                                                       stand_ins: Catalog) -> None:
+def test_each_variant_runs_on_its_familys_architecture(
+    family_api: OllamaAPI, stand_ins: Catalog
+) -> None:
     for variant in stand_ins.variants.values():
         shown = family_api.show(variant.name)
         assert shown is not None and shown.architecture == variant.family.architectures[0]
 
 
 def test_every_familys_prompt_is_identical_or_a_named_divergence_of_that_family(
-        family_api: OllamaAPI, stand_ins: Catalog) -> None:
+    family_api: OllamaAPI, stand_ins: Catalog
+) -> None:
     report = validate(family_api, stand_ins, checks=("fidelity", "registration"))
     for finding in report.findings:
         assert finding.status in ("pass", "known"), (finding.subject, finding.message)
@@ -50,19 +58,22 @@ def test_every_familys_prompt_is_identical_or_a_named_divergence_of_that_family(
             # The stand-in embeds the official template, as real GGUFs do: ours still builds
             # the prompt on every version.
             assert finding.details["template_source"] == "go_template", finding.subject
-        assert {k for c in conversations for k in c["divergences"]} <= \
-            {d.key for d in family.divergences}
+        assert {k for c in conversations for k in c["divergences"]} <= {
+            d.key for d in family.divergences
+        }
         # Every conversation compared byte for byte, and with what, exactly (docs/fidelity.md
         # prints the same counts): the official rendering, it masked, or the official rendering
         # of the conversation as Ollama transforms it.
-        compared = Counter("identical" if c["status"] == "pass" else c["compared_with"]
-                           for c in conversations)
+        compared = Counter(
+            "identical" if c["status"] == "pass" else c["compared_with"] for c in conversations
+        )
         assert len(conversations) == len(load_corpus())
         assert dict(compared) == EXACT[finding.subject], (finding.subject, conversations)
 
 
-def test_ollama_strips_earlier_reasoning_for_qwen3_only(family_api: OllamaAPI,
-                                                        stand_ins: Catalog) -> None:
+def test_ollama_strips_earlier_reasoning_for_qwen3_only(
+    family_api: OllamaAPI, stand_ins: Catalog
+) -> None:
     """The one conversation whose history carries reasoning in its content: on the qwen3
     architecture Ollama cuts it as Qwen3's template does, so the prompts agree; on qwen2 (QwQ,
     the R1 Qwen distills) it stays, the divergence both families declare."""
@@ -75,11 +86,15 @@ def test_ollama_strips_earlier_reasoning_for_qwen3_only(family_api: OllamaAPI,
 def test_qwen3_thinking_off_ends_with_the_empty_think_block(family_api: OllamaAPI) -> None:
     messages = [{"role": "user", "content": "Hi"}]
     assert family_api.render_prompt("qwen3-nothink", messages).endswith(
-        "<|im_start|>assistant\n<think>\n\n</think>\n\n")
+        "<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    )
     assert family_api.render_prompt("qwen3-thinking", messages).endswith(
-        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
-    assert family_api.render_prompt("r1-distill-qwen", messages) == \
-        "<｜User｜>Hi<｜Assistant｜><think>\n"
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert (
+        family_api.render_prompt("r1-distill-qwen", messages)
+        == "<｜User｜>Hi<｜Assistant｜><think>\n"
+    )
 
 
 def test_capabilities_follow_the_thinking_switch(family_api: OllamaAPI) -> None:
@@ -97,18 +112,29 @@ def test_capabilities_follow_the_thinking_switch(family_api: OllamaAPI) -> None:
 def test_a_runaway_on_the_qwen3_path_is_cut(family_api: OllamaAPI) -> None:
     """The stand-in's random weights repeat themselves under greedy decoding: the detector
     stops the stream long before the cap, whichever engine serves qwen3 on this version."""
-    result, verdict = generate_watched(family_api, "qwen3-nothink", "Count to ten.",
-                                       options={"temperature": 0, "seed": 1,
-                                                "num_predict": 2000})
+    result, verdict = generate_watched(
+        family_api,
+        "qwen3-nothink",
+        "Count to ten.",
+        options={"temperature": 0, "seed": 1, "num_predict": 2000},
+    )
     assert verdict is not None and result.stopped_early is not None
     # cut by us, long before the 2000-token cap: the stream was closed, not finished
     assert not result.done and 0 < len(result.chunks) < 1000, len(result.chunks)
 
 
 def test_generation_over_the_small_model_splits_thinking_and_holds_stops(
-        api: OllamaAPI, registered: Catalog) -> None:
-    report = validate(api, registered, list(NEW_FAMILIES), weights_name="smollm2-135m",
-                      checks=("generation",), seed=1, num_predict=96)
+    api: OllamaAPI, registered: Catalog
+) -> None:
+    report = validate(
+        api,
+        registered,
+        list(NEW_FAMILIES),
+        weights_name="smollm2-135m",
+        checks=("generation",),
+        seed=1,
+        num_predict=96,
+    )
     found = {f.subject: f for f in report.findings}
     # R1 prefills <think>: everything SmolLM2 writes arrives as thinking, none of DeepSeek's
     # special tokens or think tags leak, and validate says the reasoning never closed.
@@ -141,7 +167,8 @@ def stand_in_servers(
 
 @pytest.mark.parametrize("name", NEW_FAMILIES)
 def test_llama_server_builds_the_hf_prompt_from_the_exported_template(
-        stand_in_servers: dict[str, ExportedServers], catalog: Catalog, name: str) -> None:
+    stand_in_servers: dict[str, ExportedServers], catalog: Catalog, name: str
+) -> None:
     api = stand_in_servers[name](name)
     finding = llama_cpp_fidelity(api, catalog, catalog.variant(name))
     assert finding.status == "pass", finding.message

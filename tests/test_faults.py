@@ -30,17 +30,31 @@ def test_daemon_down_before_the_run_is_one_clear_line() -> None:
     for args in (["create"], ["list"], ["validate", "qwq-fixed"]):
         result = run_cli(*args, "--host", DOWN)
         assert result.returncode == 3, args
-        assert result.stderr == (f"Error: cannot reach Ollama at http://{DOWN}: start it "
-                                 "(`ollama serve`) or point OLLAMA_HOST / --host at a running "
-                                 "daemon\n")
+        assert result.stderr == (
+            f"Error: cannot reach Ollama at http://{DOWN}: start it "
+            "(`ollama serve`) or point OLLAMA_HOST / --host at a running "
+            "daemon\n"
+        )
 
 
-def test_a_daemon_that_never_answers_is_exit_3_with_the_step_marked(silent_host: str,
-                                                                   tmp_path: Path) -> None:
+def test_a_daemon_that_never_answers_is_exit_3_with_the_step_marked(
+    silent_host: str, tmp_path: Path
+) -> None:
     out = tmp_path / "partial.json"
-    result = run_cli("validate", "qwq-fixed", "--weights", "smollm2-135m", "--checks",
-                     "registration,generation", "--timeout", "0.5", "--host", silent_host,
-                     "--json-file", str(out))
+    result = run_cli(
+        "validate",
+        "qwq-fixed",
+        "--weights",
+        "smollm2-135m",
+        "--checks",
+        "registration,generation",
+        "--timeout",
+        "0.5",
+        "--host",
+        silent_host,
+        "--json-file",
+        str(out),
+    )
     assert result.returncode == 3, result.stdout + result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: ") and "did not answer within" in last, last
@@ -52,7 +66,8 @@ def test_a_daemon_that_never_answers_is_exit_3_with_the_step_marked(silent_host:
 
 
 def test_daemon_killed_during_create_leaves_each_variant_old_or_new(
-        ollama_binary, project_copy: Path, tmp_path: Path) -> None:
+    ollama_binary, project_copy: Path, tmp_path: Path
+) -> None:
     catalog_file = project_copy / "modelfiles" / "models.yaml"
     new = load_catalog(catalog_file)
     old_file = project_copy / "modelfiles" / "old.yaml"
@@ -71,9 +86,9 @@ def test_daemon_killed_during_create_leaves_each_variant_old_or_new(
 
         with pytest.raises(DaemonError) as failure:
             Registrar(OllamaAPI(daemon.host), new, kill_on_second_variant).create(
-                None, "smollm2-135m")
-    assert str(failure.value).startswith(("lost the connection to Ollama",
-                                          "cannot reach Ollama"))
+                None, "smollm2-135m"
+            )
+    assert str(failure.value).startswith(("lost the connection to Ollama", "cannot reach Ollama"))
     assert "\n" not in str(failure.value)
     with OllamaDaemon(ollama_binary.path, models) as restarted:
         api = OllamaAPI(restarted.host)
@@ -89,19 +104,29 @@ def test_daemon_killed_during_create_leaves_each_variant_old_or_new(
         assert "old" in states.values()  # the kill landed before the last variant
 
 
-def test_a_variant_the_daemon_refuses_is_not_registered(api: OllamaAPI, daemon,
-                                                        project_copy: Path) -> None:
+def test_a_variant_the_daemon_refuses_is_not_registered(
+    api: OllamaAPI, daemon, project_copy: Path
+) -> None:
     family = project_copy / "templates" / "unparsable"
     family.mkdir()
     (family / "chat_template.jinja.j2").write_text("{{ messages }}")
     (family / "ollama.gotmpl.j2").write_text("{{ if .Messages }}unclosed")
     shutil.copyfile(project_copy / "templates" / "qwq" / "family.yaml", family / "family.yaml")
     catalog_file = project_copy / "modelfiles" / "models.yaml"
-    catalog_file.write_text(catalog_file.read_text()
-                            + "  qwq-unparsable:\n    template: unparsable\n")
+    catalog_file.write_text(
+        catalog_file.read_text() + "  qwq-unparsable:\n    template: unparsable\n"
+    )
     before = sorted(api.list_names())
-    result = run_cli("create", "qwq-unparsable", "--weights", "smollm2-135m",
-                     "--catalog", str(catalog_file), "--host", daemon.host)
+    result = run_cli(
+        "create",
+        "qwq-unparsable",
+        "--weights",
+        "smollm2-135m",
+        "--catalog",
+        str(catalog_file),
+        "--host",
+        daemon.host,
+    )
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: Ollama refused qwq-unparsable: template error")
@@ -114,17 +139,20 @@ def test_a_variant_the_daemon_refuses_is_not_registered(api: OllamaAPI, daemon,
 
 def test_disk_full_during_render_writes_nothing(project_copy: Path) -> None:
     catalog_file = project_copy / "modelfiles" / "models.yaml"
-    catalog_file.write_text(catalog_file.read_text().replace("num_ctx: 16384",
-                                                             "num_ctx: 16000"))
+    catalog_file.write_text(catalog_file.read_text().replace("num_ctx: 16384", "num_ctx: 16000"))
     before = snapshot(project_copy / "modelfiles")
 
     def small_disk() -> None:  # files may not grow past 2 KiB: like a disk that fills up
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
 
-    result = subprocess.run([sys.executable, "-m", "qwq_ollama", "render", "--catalog",
-                             str(catalog_file)], capture_output=True, text=True,
-                            preexec_fn=small_disk, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "qwq_ollama", "render", "--catalog", str(catalog_file)],
+        capture_output=True,
+        text=True,
+        preexec_fn=small_disk,
+        cwd=ROOT,
+    )
     assert result.returncode == 2
     assert result.stderr.startswith("Error: ") and "cannot write: File too large" in result.stderr
     assert snapshot(project_copy / "modelfiles") == before  # no temp files, no partial files
@@ -133,8 +161,15 @@ def test_disk_full_during_render_writes_nothing(project_copy: Path) -> None:
 def test_unwritable_output_dir_is_exit_2(project_copy: Path) -> None:
     blocker = project_copy / "blocker"
     blocker.write_text("a file, not a folder")
-    result = run_cli("render", "--weights", "smollm2-135m", "--out", str(blocker / "out"),
-                     "--catalog", str(project_copy / "modelfiles" / "models.yaml"))
+    result = run_cli(
+        "render",
+        "--weights",
+        "smollm2-135m",
+        "--out",
+        str(blocker / "out"),
+        "--catalog",
+        str(project_copy / "modelfiles" / "models.yaml"),
+    )
     assert result.returncode == 2
     assert result.stderr.startswith(f"Error: {blocker}")
     assert blocker.read_text() == "a file, not a folder"
@@ -144,12 +179,21 @@ LOCKED = "Error: another `qwq-ollama create` is registering models with "
 
 
 def test_a_create_while_another_holds_the_lock_is_refused_and_changes_nothing(
-        api: OllamaAPI, daemon, registered, project_copy: Path) -> None:
+    api: OllamaAPI, daemon, registered, project_copy: Path
+) -> None:
     # Work to do (a variant not registered yet): an unchanged re-run is answered from its stamp
     # without the lock, so it would pass or fail by what earlier tests left behind.
     catalog = catalog_with_copies(project_copy, "qwq-minp", prefix="locked")
-    args = ("create", "locked-qwq-minp", "--weights", "smollm2-135m", "--catalog",
-            str(catalog.path), "--host", daemon.host)
+    args = (
+        "create",
+        "locked-qwq-minp",
+        "--weights",
+        "smollm2-135m",
+        "--catalog",
+        str(catalog.path),
+        "--host",
+        daemon.host,
+    )
     with Registrar(api, catalog).creation_lock():
         held = run_cli(*args)
     assert (held.returncode, held.stderr.startswith(LOCKED + daemon.host)) == (2, True), held
@@ -158,14 +202,28 @@ def test_a_create_while_another_holds_the_lock_is_refused_and_changes_nothing(
     assert after.returncode == 0 and "created locked-qwq-minp" in after.stdout, after.stderr
 
 
-def test_two_creates_at_once_end_consistent(api: OllamaAPI, daemon, registered,
-                                            project_copy: Path) -> None:
+def test_two_creates_at_once_end_consistent(
+    api: OllamaAPI, daemon, registered, project_copy: Path
+) -> None:
     catalog = catalog_with_copies(project_copy, "qwq-minp", "qwq-baseline", prefix="raced")
     names = ["raced-qwq-minp", "raced-qwq-baseline"]
-    cmd = [sys.executable, "-m", "qwq_ollama", "create", *names, "--weights", "smollm2-135m",
-           "--catalog", str(catalog.path), "--host", daemon.host]
-    runs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             cwd=ROOT) for _ in range(2)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "qwq_ollama",
+        "create",
+        *names,
+        "--weights",
+        "smollm2-135m",
+        "--catalog",
+        str(catalog.path),
+        "--host",
+        daemon.host,
+    ]
+    runs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        for _ in range(2)
+    ]
     results = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in runs]  # type: ignore[union-attr]
     # Each run either registered both (or found them done), or was refused at once by the lock
     # with its one-line reason: never a half-done run, a traceback or a silent exit.
@@ -177,8 +235,10 @@ def test_two_creates_at_once_end_consistent(api: OllamaAPI, daemon, registered,
     assert any(code == 0 for code, _, _ in results)
     weights = catalog.weights["smollm2-135m"]
     for name in names:
-        assert drift(desired_state(catalog, catalog.variant(name), weights),
-                     api.show(name) or Shown()) == {}, name
+        assert (
+            drift(desired_state(catalog, catalog.variant(name), weights), api.show(name) or Shown())
+            == {}
+        ), name
 
 
 def test_chat_with_an_unregistered_variant_suggests_create(daemon) -> None:
@@ -186,4 +246,5 @@ def test_chat_with_an_unregistered_variant_suggests_create(daemon) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         f"Error: model qwq-nowhere is not registered at {daemon.host}: "
-        "run `qwq-ollama create qwq-nowhere`")
+        "run `qwq-ollama create qwq-nowhere`"
+    )

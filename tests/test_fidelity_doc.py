@@ -16,4 +16,5 @@ def test_the_committed_table_matches_the_live_daemon(family_api: OllamaAPI, stan
     section = version_section(family_api, stand_ins, version)
     assert f"## Ollama {version}\n" in DOC.read_text(), f"no section for Ollama {version}"
     assert section in DOC.read_text(), (
-        "docs/fidelity.md is stale for this daemon: run `qwq-ollama fidelity-table`\n" + section)
+        "docs/fidelity.md is stale for this daemon: run `qwq-ollama fidelity-table`\n" + section
+    )

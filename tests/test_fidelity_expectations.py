@@ -16,25 +16,33 @@ from qwq_ollama.catalog.schema import load_catalog
 from qwq_ollama.checks.fidelity import judge_prompts, official_renderer
 
 CATALOG = load_catalog()
-HISTORY = Conversation([
-    {"role": "user", "content": "What is 2 + 2?"},
-    {"role": "assistant", "content": "<think>\nSimple addition.\n</think>\n\n4"},
-    {"role": "user", "content": "Times 3?"},
-], name="history")
+HISTORY = Conversation(
+    [
+        {"role": "user", "content": "What is 2 + 2?"},
+        {"role": "assistant", "content": "<think>\nSimple addition.\n</think>\n\n4"},
+        {"role": "user", "content": "Times 3?"},
+    ],
+    name="history",
+)
 
 
 def test_consecutive_roles_merge_as_ollama_collates_them() -> None:
-    conv = Conversation([
-        {"role": "user", "content": "a"}, {"role": "user", "content": "b"},
-        {"role": "assistant", "content": "c", "thinking": "t"},
-        {"role": "assistant", "content": "d", "thinking": "lost"},
-        {"role": "tool", "content": "x"}, {"role": "tool", "content": "y"},
-    ])
+    conv = Conversation(
+        [
+            {"role": "user", "content": "a"},
+            {"role": "user", "content": "b"},
+            {"role": "assistant", "content": "c", "thinking": "t"},
+            {"role": "assistant", "content": "d", "thinking": "lost"},
+            {"role": "tool", "content": "x"},
+            {"role": "tool", "content": "y"},
+        ]
+    )
     merged, restore = ollama_merges_roles(conv)
     assert merged.messages == [
         {"role": "user", "content": "a\n\nb"},
         {"role": "assistant", "content": "c\n\nd", "thinking": "t"},
-        {"role": "tool", "content": "x"}, {"role": "tool", "content": "y"},
+        {"role": "tool", "content": "x"},
+        {"role": "tool", "content": "y"},
     ]
     assert restore("p") == "p" and conv.messages[0]["content"] == "a"  # input left alone
 
@@ -44,12 +52,14 @@ def test_earlier_reasoning_is_stripped_on_qwen3_only() -> None:
     assert stripped.messages[1]["content"] == "4"
     # Ollama's parser splits at the first </think>; a think block that never closes is all
     # reasoning; content without one is left alone.
-    odd = Conversation([
-        {"role": "assistant", "content": "  <think>a</think> b</think> c"},
-        {"role": "assistant", "content": "<think>never closed"},
-        {"role": "assistant", "content": "plain </think> text"},
-        {"role": "user", "content": "next"},
-    ])
+    odd = Conversation(
+        [
+            {"role": "assistant", "content": "  <think>a</think> b</think> c"},
+            {"role": "assistant", "content": "<think>never closed"},
+            {"role": "assistant", "content": "plain </think> text"},
+            {"role": "user", "content": "next"},
+        ]
+    )
     kept = [m["content"] for m in ollama_strips_earlier_reasoning(odd, "qwen3")[0].messages]
     assert kept == ["b</think> c", "", "plain </think> text", "next"]
     # On any other architecture nothing is stripped: the content is printed whole.
@@ -81,13 +91,13 @@ def test_a_divergence_is_judged_by_its_exact_expectation() -> None:
     conv, restore = content_printed_whole(HISTORY)
     daemon = restore(render(conv))  # what Ollama builds: the earlier reasoning kept
     known = variant.family.divergences
-    result = judge_prompts("history", HISTORY, render(HISTORY), daemon, known=known,
-                           render=render)
+    result = judge_prompts("history", HISTORY, render(HISTORY), daemon, known=known, render=render)
     assert (result.status, result.compared_with) == ("known", "transformed")
     assert result.divergences == ("reasoning-in-history-content",)
     # One character more anywhere and the divergence no longer explains it.
-    wrong = judge_prompts("history", HISTORY, render(HISTORY), daemon + " ", known=known,
-                          render=render)
+    wrong = judge_prompts(
+        "history", HISTORY, render(HISTORY), daemon + " ", known=known, render=render
+    )
     assert wrong.status == "fail" and "expected prompt (transformed)" in wrong.detail
     # Without a way to render the expectation, nothing is excused.
     blind = judge_prompts("history", HISTORY, render(HISTORY), daemon, known=known)

@@ -24,13 +24,16 @@ SMALL = "smollm2-135m"
 
 
 @pytest.fixture()
-def three(ollama_binary: OllamaBinary, small_gguf: Path, tmp_path: Path
-          ) -> Iterator[list[OllamaDaemon]]:
+def three(
+    ollama_binary: OllamaBinary, small_gguf: Path, tmp_path: Path
+) -> Iterator[list[OllamaDaemon]]:
     """Two daemons at the version under test, the third at the other pinned version."""
     other = ensure_ollama(PREVIOUS if ollama_binary.version == CURRENT else CURRENT)
     with ExitStack() as stack:
-        yield [stack.enter_context(OllamaDaemon(binary.path, tmp_path / f"models-{i}"))
-               for i, binary in enumerate([ollama_binary, ollama_binary, other])]
+        yield [
+            stack.enter_context(OllamaDaemon(binary.path, tmp_path / f"models-{i}"))
+            for i, binary in enumerate([ollama_binary, ollama_binary, other])
+        ]
 
 
 def _all_up_to_date(host: str, catalog: Catalog) -> bool:
@@ -38,7 +41,8 @@ def _all_up_to_date(host: str, catalog: Catalog) -> bool:
 
 
 def test_a_host_stopped_mid_run_is_unreachable_and_the_others_complete(
-        three: list[OllamaDaemon], catalog: Catalog) -> None:
+    three: list[OllamaDaemon], catalog: Catalog
+) -> None:
     first, second, stopped = three
 
     def progress(host: str, _name: str, _update: object) -> None:
@@ -46,8 +50,9 @@ def test_a_host_stopped_mid_run_is_unreachable_and_the_others_complete(
             stopped.stop()  # one at a time: the third has not started when the first reports
             stopped.api = None
 
-    report = run_fleet([d.host for d in three], create_cells(catalog, None, SMALL, progress),
-                       parallel=1)
+    report = run_fleet(
+        [d.host for d in three], create_cells(catalog, None, SMALL, progress), parallel=1
+    )
     states = {r.host: r.state for r in report.hosts}
     assert states == {first.host: "ok", second.host: "ok", stopped.host: "unreachable"}
     assert report.failed
@@ -59,7 +64,8 @@ def test_a_host_stopped_mid_run_is_unreachable_and_the_others_complete(
 
 
 def test_fleet_commands_print_one_table_and_rerun_touch_nothing(
-        three: list[OllamaDaemon], catalog: Catalog, tmp_path: Path) -> None:
+    three: list[OllamaDaemon], catalog: Catalog, tmp_path: Path
+) -> None:
     hosts = [d.host for d in three]
     fleet_file = tmp_path / "hosts.yaml"
     fleet_file.write_text("hosts:\n" + "".join(f"  - {h}\n" for h in hosts))
@@ -77,8 +83,16 @@ def test_fleet_commands_print_one_table_and_rerun_touch_nothing(
     assert "created" not in rerun.stdout
     assert rerun.stdout.count("up to date") == len(hosts) * len(defaults)
 
-    checked = run_cli("validate", "--weights", SMALL, "--fleet", str(fleet_file), "--checks",
-                      "fidelity,registration", "--json")
+    checked = run_cli(
+        "validate",
+        "--weights",
+        SMALL,
+        "--fleet",
+        str(fleet_file),
+        "--checks",
+        "fidelity,registration",
+        "--json",
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     document = json.loads(checked.stdout)
     assert document["failed"] is False and [h["host"] for h in document["hosts"]] == hosts
@@ -122,19 +136,22 @@ def test_the_same_daemon_spelled_twice_is_worked_on_once(tmp_path: Path) -> None
 
     spellings = ["127.0.0.1:9", "http://127.0.0.1:9/", "0.0.0.0:9"]
     assert fleet_hosts(spellings, None) == ["127.0.0.1:9"]
-    result = run_cli("doctor", *[a for h in spellings for a in ("--host", h)], "--host",
-                     "127.0.0.1:7")
+    result = run_cli(
+        "doctor", *[a for h in spellings for a in ("--host", h)], "--host", "127.0.0.1:7"
+    )
     rows = result.stdout.splitlines()[1:]
     assert [row.split()[0] for row in rows] == ["http://127.0.0.1:9", "http://127.0.0.1:7"]
     fleet_file = tmp_path / "hosts.yaml"
     fleet_file.write_text("hosts:\n  - LOCALHOST:9\n  - http://localhost:9\n")
-    with pytest.raises(InputError, match=r"hosts\.yaml:3: hosts\.1: http://localhost:9 names "
-                                         r"a daemon named before it"):
+    with pytest.raises(
+        InputError,
+        match=r"hosts\.yaml:3: hosts\.1: http://localhost:9 names "
+        r"a daemon named before it",
+    ):
         load_fleet(fleet_file)
 
 
-def test_a_fleet_file_with_credentials_that_others_can_read_gets_a_warning(
-        tmp_path: Path) -> None:
+def test_a_fleet_file_with_credentials_that_others_can_read_gets_a_warning(tmp_path: Path) -> None:
     fleet_file = tmp_path / "hosts.yaml"
     fleet_file.write_text("hosts:\n  - http://alice:s3cret@127.0.0.1:9\n  - 127.0.0.1:7\n")
     fleet_file.chmod(0o644)

@@ -24,8 +24,9 @@ class RecordingAPI(OllamaAPI):
         super().__init__(host)
         self.streams: list[list[Any]] = []
 
-    def chat_stream(self, model: str, messages: list[dict[str, Any]], **kwargs: Any
-                    ) -> Iterator[Any]:
+    def chat_stream(
+        self, model: str, messages: list[dict[str, Any]], **kwargs: Any
+    ) -> Iterator[Any]:
         self.streams.append([])
         stream = super().chat_stream(model, messages, **kwargs)
         try:
@@ -58,9 +59,12 @@ def looped(parts: list[Any], done_reason: str | None) -> bool:
 
 def test_a_live_runaway_is_aborted_early(api: OllamaAPI, registered) -> None:
     num_predict = 1500
-    result, verdict = generate_watched(api, "qwq-fixed", get_prompt("poem-loop").text,
-                                       options={"temperature": 0, "seed": 1,
-                                                "num_predict": num_predict})
+    result, verdict = generate_watched(
+        api,
+        "qwq-fixed",
+        get_prompt("poem-loop").text,
+        options={"temperature": 0, "seed": 1, "num_predict": num_predict},
+    )
     assert verdict is not None, result.thinking[-300:]
     assert result.stopped_early
     assert not result.done  # the request was abandoned, not finished
@@ -70,16 +74,25 @@ def test_a_live_runaway_is_aborted_early(api: OllamaAPI, registered) -> None:
 
 
 def test_a_live_normal_answer_is_not_cut(api: OllamaAPI, registered) -> None:
-    result, verdict = generate_watched(api, "qwq-noprefill", get_prompt("sky").text,
-                                       options={"temperature": 0, "seed": 1,
-                                                "num_predict": 400})
+    result, verdict = generate_watched(
+        api,
+        "qwq-noprefill",
+        get_prompt("sky").text,
+        options={"temperature": 0, "seed": 1, "num_predict": 400},
+    )
     assert verdict is None
     assert result.done and result.done_reason == "stop"
 
 
 def test_validate_generation_checks_on_the_small_model(api: OllamaAPI, registered) -> None:
-    report = validate(api, registered, ["qwq-fixed", "qwq-noprefill"],
-                      weights_name="smollm2-135m", checks=("generation",), seed=1)
+    report = validate(
+        api,
+        registered,
+        ["qwq-fixed", "qwq-noprefill"],
+        weights_name="smollm2-135m",
+        checks=("generation",),
+        seed=1,
+    )
     by_variant = {f.subject: f for f in report.findings}
     fixed = by_variant["qwq-fixed"]
     # The prefilled variant's output arrives as thinking, with no tags or stop text leaking.
@@ -97,8 +110,16 @@ def test_validate_generation_checks_on_the_small_model(api: OllamaAPI, registere
 
 def test_code_check_judges_the_program_the_small_model_wrote(daemon, registered) -> None:
     api = RecordingAPI(daemon.host)
-    report = validate(api, registered, ["qwq-noprefill"], weights_name="smollm2-135m",
-                      checks=("code",), seed=1, code_prompt="add-function", num_predict=400)
+    report = validate(
+        api,
+        registered,
+        ["qwq-noprefill"],
+        weights_name="smollm2-135m",
+        checks=("code",),
+        seed=1,
+        code_prompt="add-function",
+        num_predict=400,
+    )
     [finding] = report.findings
     [parts] = api.streams
     answer = api.answer()
@@ -114,17 +135,20 @@ def test_code_check_judges_the_program_the_small_model_wrote(daemon, registered)
         # A program that compiles passes, unless the stream was a loop: then it fails on that.
         loop = looped(parts, finding.details["done_reason"])
         assert (finding.status, "loop: " in finding.message) == (
-            ("fail", True) if loop else ("pass", False)), finding.message
+            ("fail", True) if loop else ("pass", False)
+        ), finding.message
     else:
         assert finding.status == "fail"
         assert (judged.syntax_error or judged.undefined_names[0]) in finding.message
 
 
-def test_compare_reports_per_variant_with_a_plot(api: OllamaAPI, registered,
-                                                 tmp_path: Path) -> None:
+def test_compare_reports_per_variant_with_a_plot(
+    api: OllamaAPI, registered, tmp_path: Path
+) -> None:
     prompt = NamedPrompt("tiny", "Say hello in three words.", code=False, run=False)
-    summaries, runs = compare_variants(api, ["qwq-fixed", "qwq-baseline"], prompt, seeds=2,
-                              num_predict=48)
+    summaries, runs = compare_variants(
+        api, ["qwq-fixed", "qwq-baseline"], prompt, seeds=2, num_predict=48
+    )
     assert [s.variant for s in summaries] == ["qwq-fixed", "qwq-baseline"]
     assert len(runs) == 4 and all(s.runs == 2 for s in summaries)
     for s in summaries:
@@ -134,4 +158,3 @@ def test_compare_reports_per_variant_with_a_plot(api: OllamaAPI, registered,
     assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = markdown(prompt, summaries, runs, image.name)
     assert "| qwq-fixed | 2 |" in text and "compare.png" in text
-

@@ -17,13 +17,27 @@ from qwq_ollama.errors import InputError
 
 OFFICIAL = (Path(__file__).parent / "data" / "official" / "qwq-32b.chat_template.jinja").read_text()
 NO_PREFILL = OFFICIAL.replace("'<|im_start|>assistant\\n<think>\\n'", "'<|im_start|>assistant\\n'")
-VOCAB = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>", "<|vision_pad|>",
-         "a", "b"]
+VOCAB = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<think>",
+    "</think>",
+    "<|vision_pad|>",
+    "a",
+    "b",
+]
 EOS, VISION_PAD = 2, 5
 
 
-def write_qwen2(path: Path, *, pad: int = EOS, context: int = 131072, yarn: bool = False,
-                template: str | None = OFFICIAL) -> Path:
+def write_qwen2(
+    path: Path,
+    *,
+    pad: int = EOS,
+    context: int = 131072,
+    yarn: bool = False,
+    template: str | None = OFFICIAL,
+) -> Path:
     """A tiny but complete qwen2 GGUF: vocabulary, special ids, template, one F32 tensor."""
     writer = gguf.GGUFWriter(path, "qwen2")
     writer.add_name("tiny qwen2")
@@ -72,8 +86,11 @@ def test_small_model_header_values(smol: tuple[Path, GGUFReport]) -> None:
 def test_small_model_special_tokens_and_template(smol: tuple[Path, GGUFReport]) -> None:
     _, report = smol
     assert {role: (t.id, t.text) for role, t in report.special_tokens.items()} == {
-        "bos": (1, "<|im_start|>"), "eos": (2, "<|im_end|>"),
-        "pad": (2, "<|im_end|>"), "unk": (0, "<|endoftext|>")}
+        "bos": (1, "<|im_start|>"),
+        "eos": (2, "<|im_end|>"),
+        "pad": (2, "<|im_end|>"),
+        "unk": (0, "<|endoftext|>"),
+    }
     assert report.think_tokens == {}
     assert report.chat_template is not None and "<|im_start|>" in report.chat_template
     assert report.generation_prompt == "<|im_start|>assistant\n"
@@ -81,8 +98,10 @@ def test_small_model_special_tokens_and_template(smol: tuple[Path, GGUFReport]) 
 
 def test_small_model_warns_pad_equals_eos(smol: tuple[Path, GGUFReport]) -> None:
     _, report = smol
-    assert report.warnings == ["PAD token id 2 equals EOS ('<|im_end|>'): set PAD to "
-                               "<|vision_pad|> before fine-tuning (the guide's tokenizer fix)"]
+    assert report.warnings == [
+        "PAD token id 2 equals EOS ('<|im_end|>'): set PAD to "
+        "<|vision_pad|> before fine-tuning (the guide's tokenizer fix)"
+    ]
 
 
 def test_small_model_template_differs_from_qwq(smol: tuple[Path, GGUFReport]) -> None:
@@ -124,19 +143,25 @@ def test_qwen2_done_right_has_no_warnings(tmp_path: Path) -> None:
     path = write_qwen2(tmp_path / "good.gguf", pad=VISION_PAD, yarn=True)
     report = inspect_gguf(path, expected_template=OFFICIAL, expect_prefill=True)
     assert report.warnings == []
-    assert (report.rope_scaling_type, report.rope_scaling_factor,
-            report.rope_original_context_length) == ("yarn", 4.0, 32768)
+    assert (
+        report.rope_scaling_type,
+        report.rope_scaling_factor,
+        report.rope_original_context_length,
+    ) == ("yarn", 4.0, 32768)
     assert report.special_tokens["pad"].text == "<|vision_pad|>"
 
 
 def test_missing_prefill_warned_and_diffed(tmp_path: Path) -> None:
-    path = write_qwen2(tmp_path / "noprefill.gguf", pad=VISION_PAD, context=32768,
-                       template=NO_PREFILL)
+    path = write_qwen2(
+        tmp_path / "noprefill.gguf", pad=VISION_PAD, context=32768, template=NO_PREFILL
+    )
     report = inspect_gguf(path, expected_template=OFFICIAL, expect_prefill=True)
     assert report.generation_prompt == "<|im_start|>assistant\n"
-    assert report.warnings == ["the template's generation prompt lacks the '<think>\\n' prefill: "
-                               "use the official template (it ends with "
-                               "'<|im_start|>assistant\\n<think>\\n')"]
+    assert report.warnings == [
+        "the template's generation prompt lacks the '<think>\\n' prefill: "
+        "use the official template (it ends with "
+        "'<|im_start|>assistant\\n<think>\\n')"
+    ]
     assert report.template_matches is False
     diff = (report.template_diff or "").splitlines()
     assert "-    {{- '<|im_start|>assistant\\n<think>\\n' }}" in diff
@@ -150,8 +175,10 @@ def test_no_template_warned(tmp_path: Path) -> None:
     report = inspect_gguf(path, expected_template=OFFICIAL)
     assert report.chat_template is None and report.generation_prompt is None
     assert report.template_matches is False
-    assert report.warnings == ["no chat template embedded: set TEMPLATE in the Modelfile "
-                               "(qwq-ollama render), or the runtime falls back to a generic one"]
+    assert report.warnings == [
+        "no chat template embedded: set TEMPLATE in the Modelfile "
+        "(qwq-ollama render), or the runtime falls back to a generic one"
+    ]
 
 
 def test_long_diff_is_cut(tmp_path: Path) -> None:
@@ -235,8 +262,9 @@ def test_tensor_data_is_never_read(tmp_path: Path) -> None:
     writer.close()
     header = path.stat().st_size
     os.truncate(path, (header + 31) // 32 * 32 + (1 << 30))
-    proc = subprocess.run([sys.executable, "-c", MEASURE, str(path)], capture_output=True,
-                          text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(path)], capture_output=True, text=True, check=True
+    )
     result = json.loads(proc.stdout)
     assert result["params"] == 1 << 28
     assert result["grew"] < 128, f"peak RSS grew by {result['grew']} MiB while inspecting"

@@ -38,7 +38,10 @@ def measure() -> ModuleType:
 def test_reads_what_llama_server_saw_and_projected(measure: ModuleType) -> None:
     row = measure.parse_server_log(LOG)
     assert (row["llama_free_mib"], row["fit_free_mib"], row["fit_projected_mib"]) == (
-        24050, 24031, 23262)
+        24050,
+        24031,
+        23262,
+    )
     assert (row["layers_gpu"], row["layers_total"]) == (64, 65)
     assert row["buffers_mib"]["CUDA0 KV"] == 4480.0
     assert measure.engine_free(row) == 24031  # --fit's reading is the one it decided with

@@ -27,11 +27,16 @@ def _conversations() -> list[Conversation]:
 CONVERSATIONS = _conversations()
 
 
-def transformers_render(template: str, conv: Conversation, add_generation_prompt: bool = True
-                        ) -> str:
+def transformers_render(
+    template: str, conv: Conversation, add_generation_prompt: bool = True
+) -> str:
     tools: list[Any] | None = conv.tools
-    return render_jinja_template([conv.messages], tools=tools, chat_template=template,
-                                 add_generation_prompt=add_generation_prompt)[0][0]
+    return render_jinja_template(
+        [conv.messages],
+        tools=tools,
+        chat_template=template,
+        add_generation_prompt=add_generation_prompt,
+    )[0][0]
 
 
 def test_fixture_set_covers_the_template_features() -> None:
@@ -46,7 +51,8 @@ def test_fixture_set_covers_the_template_features() -> None:
 def test_qwq_fixed_renders_exactly_as_the_official_template(catalog, conv, generation) -> None:
     ours = render_variant(catalog, catalog.variant("qwq-fixed")).hf_template
     assert transformers_render(ours, conv, generation) == transformers_render(
-        OFFICIAL_TEMPLATE, conv, generation)
+        OFFICIAL_TEMPLATE, conv, generation
+    )
 
 
 @pytest.mark.parametrize("conv", CONVERSATIONS, ids=lambda c: c.name)
@@ -59,16 +65,19 @@ def test_noprefill_differs_only_in_the_generation_prompt(catalog, conv) -> None:
 
 @pytest.mark.parametrize("conv", CONVERSATIONS, ids=lambda c: c.name)
 def test_our_renderer_has_transformers_semantics(conv) -> None:
-    assert render_chat(OFFICIAL_TEMPLATE, conv.messages, tools=conv.tools) == \
-        transformers_render(OFFICIAL_TEMPLATE, conv)
+    assert render_chat(OFFICIAL_TEMPLATE, conv.messages, tools=conv.tools) == transformers_render(
+        OFFICIAL_TEMPLATE, conv
+    )
 
 
 def test_reasoning_in_history_is_dropped(catalog) -> None:
-    conv = parse_conversation([
-        {"role": "user", "content": "Q1"},
-        {"role": "assistant", "content": "<think>\nsecret plan\n</think>\n\nA1"},
-        {"role": "user", "content": "Q2"},
-    ])
+    conv = parse_conversation(
+        [
+            {"role": "user", "content": "Q1"},
+            {"role": "assistant", "content": "<think>\nsecret plan\n</think>\n\nA1"},
+            {"role": "user", "content": "Q2"},
+        ]
+    )
     ours = render_variant(catalog, catalog.variant("qwq-fixed")).hf_template
     prompt = render_chat(ours, conv.messages)
     assert "secret plan" not in prompt

@@ -19,13 +19,32 @@ from qwq_ollama.errors import InputError
 from .conftest import ROOT, run_cli
 
 # Values both clients accept; ollama-python's own answer is the expected one.
-AGREED = ["1.2.3.4", ":56789", "1.2.3.4:56789", "http://1.2.3.4", "https://1.2.3.4",
-          "https://1.2.3.4:56789", "example.com", "example.com:56789", "http://example.com",
-          "https://example.com", "https://example.com:56789", "example.com/",
-          "example.com:56789/", "example.com/path", "example.com:56789/path",
-          "https://example.com:56789/path", "example.com:56789/path/", "localhost",
-          "[0001:002:003:0004::1]", "[0001:002:003:0004::1]:56789",
-          "http://[0001:002:003:0004::1]", "https://[::1]:56789/path", "[::1]/", "http://h:1/a/b/"]
+AGREED = [
+    "1.2.3.4",
+    ":56789",
+    "1.2.3.4:56789",
+    "http://1.2.3.4",
+    "https://1.2.3.4",
+    "https://1.2.3.4:56789",
+    "example.com",
+    "example.com:56789",
+    "http://example.com",
+    "https://example.com",
+    "https://example.com:56789",
+    "example.com/",
+    "example.com:56789/",
+    "example.com/path",
+    "example.com:56789/path",
+    "https://example.com:56789/path",
+    "example.com:56789/path/",
+    "localhost",
+    "[0001:002:003:0004::1]",
+    "[0001:002:003:0004::1]:56789",
+    "http://[0001:002:003:0004::1]",
+    "https://[::1]:56789/path",
+    "[::1]/",
+    "http://h:1/a/b/",
+]
 # Where the two clients differ, Ollama's own reading (envconfig.ConnectableHost) is kept.
 OLLAMA_READING = {
     "ollama.com": "https://ollama.com:443",  # Ollama's cloud
@@ -73,8 +92,7 @@ def test_follows_ollama_where_the_clients_differ(value: str, expected: str) -> N
 
 @pytest.mark.parametrize("value,problem", REFUSED.items())
 @pytest.mark.parametrize("source", ["--host", "OLLAMA_HOST"])
-def test_bad_values_are_refused_naming_their_source(value: str, problem: str, source: str
-                                                    ) -> None:
+def test_bad_values_are_refused_naming_their_source(value: str, problem: str, source: str) -> None:
     with pytest.raises(InputError) as caught:
         parse_host(value, source)
     assert caught.value.field == source
@@ -83,7 +101,8 @@ def test_bad_values_are_refused_naming_their_source(value: str, problem: str, so
 
 
 def test_an_unset_or_empty_variable_is_the_default_but_an_empty_flag_is_not(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("OLLAMA_HOST")
     assert resolve_host() == "http://127.0.0.1:11434"
     monkeypatch.setenv("OLLAMA_HOST", " '' ")  # Ollama reads this as unset too
@@ -96,29 +115,42 @@ def test_an_unset_or_empty_variable_is_the_default_but_an_empty_flag_is_not(
 
 
 def test_the_quick_create_path_reads_hosts_with_the_same_parser() -> None:
-    assert connection_target(resolve_host("localhost:8080")) == ["localhost", 8080,
-                                                                 "localhost:8080"]
+    assert connection_target(resolve_host("localhost:8080")) == [
+        "localhost",
+        8080,
+        "localhost:8080",
+    ]
     assert connection_target(resolve_host("[::1]:8080")) == ["::1", 8080, "[::1]:8080"]
-    assert connection_target(resolve_host("http://example.com")) == ["example.com", 80,
-                                                                     "example.com:80"]
+    assert connection_target(resolve_host("http://example.com")) == [
+        "example.com",
+        80,
+        "example.com:80",
+    ]
     assert connection_target(resolve_host("https://example.com")) is None  # TLS: full client
     assert connection_target(resolve_host("example.com/prefix")) is None
 
 
 def test_the_resolver_stays_cheap_for_the_quick_path() -> None:
     """It runs before the CLI loads: no URL library, no HTTP stack, no pydantic."""
-    code = ("import sys; from qwq_ollama.daemon.quick_create import connection_target; "
-            "from qwq_ollama.daemon.host import resolve_host; "
-            "connection_target(resolve_host('localhost:1234')); "
-            "print(sorted(m for m in ('urllib.parse', 'ipaddress', 'httpx', 'pydantic', "
-            "'ollama', 'typer') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=ROOT, check=True)
+    code = (
+        "import sys; from qwq_ollama.daemon.quick_create import connection_target; "
+        "from qwq_ollama.daemon.host import resolve_host; "
+        "connection_target(resolve_host('localhost:1234')); "
+        "print(sorted(m for m in ('urllib.parse', 'ipaddress', 'httpx', 'pydantic', "
+        "'ollama', 'typer') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
     assert done.stdout.strip() == "[]"
 
 
 BAD_HOST_COMMANDS = [
-    ["create"], ["list"], ["doctor"], ["validate"], ["chat", "qwq-fixed", "hi"],
+    ["create"],
+    ["list"],
+    ["doctor"],
+    ["validate"],
+    ["chat", "qwq-fixed", "hi"],
     ["compare", "qwq-fixed", "--seeds", "1"],
     ["prompt", "qwq-fixed", "--messages", "conversation.json", "--engine", "ollama"],
 ]
@@ -126,8 +158,9 @@ BAD_HOST_COMMANDS = [
 
 @pytest.mark.parametrize("command", BAD_HOST_COMMANDS, ids=lambda c: c[0])
 @pytest.mark.parametrize("source", ["--host", "OLLAMA_HOST"])
-def test_every_command_refuses_a_bad_host_up_front(command: list[str], source: str,
-                                                   tmp_path) -> None:
+def test_every_command_refuses_a_bad_host_up_front(
+    command: list[str], source: str, tmp_path
+) -> None:
     """Exit 2, one line naming where the value came from, before any other work: the
     catalog named here does not even exist, and that is not what is reported."""
     bad = "[::1:11434"
@@ -153,32 +186,62 @@ def test_a_good_host_still_reaches_the_daemon_check() -> None:
     assert time.monotonic() - started < 30
 
 
-@pytest.mark.parametrize("value,url,auth,params,shown", [
-    ("http://alice:s3cret@127.0.0.1:8080", "http://127.0.0.1:8080", ("alice", "s3cret"), [],
-     "http://alice:***@127.0.0.1:8080"),
-    ("alice:p%40ss@proxy:443", "http://proxy:443", ("alice", "p@ss"), [],
-     "http://alice:***@proxy:443"),
-    ("https://tok3n@proxy.example/ollama/", "https://proxy.example:443/ollama", ("tok3n", ""), [],
-     "https://***@proxy.example:443/ollama"),
-    ("https://proxy.example:8443/?token=abc123&region=eu", "https://proxy.example:8443",
-     None, [("token", "abc123"), ("region", "eu")],
-     "https://proxy.example:8443?token=***&region=***"),
-])
-def test_a_proxys_credentials_are_sent_apart_and_never_shown(value: str, url: str, auth: object,
-                                                            params: list, shown: str) -> None:
+@pytest.mark.parametrize(
+    "value,url,auth,params,shown",
+    [
+        (
+            "http://alice:s3cret@127.0.0.1:8080",
+            "http://127.0.0.1:8080",
+            ("alice", "s3cret"),
+            [],
+            "http://alice:***@127.0.0.1:8080",
+        ),
+        (
+            "alice:p%40ss@proxy:443",
+            "http://proxy:443",
+            ("alice", "p@ss"),
+            [],
+            "http://alice:***@proxy:443",
+        ),
+        (
+            "https://tok3n@proxy.example/ollama/",
+            "https://proxy.example:443/ollama",
+            ("tok3n", ""),
+            [],
+            "https://***@proxy.example:443/ollama",
+        ),
+        (
+            "https://proxy.example:8443/?token=abc123&region=eu",
+            "https://proxy.example:8443",
+            None,
+            [("token", "abc123"), ("region", "eu")],
+            "https://proxy.example:8443?token=***&region=***",
+        ),
+    ],
+)
+def test_a_proxys_credentials_are_sent_apart_and_never_shown(
+    value: str, url: str, auth: object, params: list, shown: str
+) -> None:
     address = parse_host(value, "--host")
-    assert (address.url, address.auth, address.params, address.display) == (url, auth, params,
-                                                                              shown)
+    assert (address.url, address.auth, address.params, address.display) == (
+        url,
+        auth,
+        params,
+        shown,
+    )
     assert address.secret
 
 
-@pytest.mark.parametrize("value,secret", [
-    ("http://alice:s3cret@127.0.0.1:99999", "s3cret"),      # a bad port
-    ("http://bob:hunter2@host:http", "hunter2"),            # a port that is not a number
-    ("http://carol:pa55@[zz]:80", "pa55"),                  # not an IPv6 literal
-    ("ftp://dave:pw0rd@example.com", "pw0rd"),              # a bad scheme
-    ("http://127.0.0.1:0/?token=abc123", "abc123"),         # a query token, bad port
-])
+@pytest.mark.parametrize(
+    "value,secret",
+    [
+        ("http://alice:s3cret@127.0.0.1:99999", "s3cret"),  # a bad port
+        ("http://bob:hunter2@host:http", "hunter2"),  # a port that is not a number
+        ("http://carol:pa55@[zz]:80", "pa55"),  # not an IPv6 literal
+        ("ftp://dave:pw0rd@example.com", "pw0rd"),  # a bad scheme
+        ("http://127.0.0.1:0/?token=abc123", "abc123"),  # a query token, bad port
+    ],
+)
 def test_a_refusal_never_quotes_the_secret(value: str, secret: str) -> None:
     with pytest.raises(InputError) as caught:
         parse_host(value, "OLLAMA_HOST")

@@ -45,11 +45,14 @@ def test_a_template_building_a_huge_string_ends_at_its_memory_bound() -> None:
 
 
 def test_an_untrusted_template_renders_as_in_process_and_fails_per_job() -> None:
-    source = "{% if messages[0].role == 'user' %}{{ messages[0].content }}{% else %}" \
-             "{{ raise_exception('no') }}{% endif %}{% if add_generation_prompt %}>{% endif %}"
-    assert render_untrusted(source, [RenderJob(HI), RenderJob([{"role": "x"}]),
-                                     RenderJob(HI, add_generation_prompt=False)]) == \
-        ["Hi>", None, "Hi"]
+    source = (
+        "{% if messages[0].role == 'user' %}{{ messages[0].content }}{% else %}"
+        "{{ raise_exception('no') }}{% endif %}{% if add_generation_prompt %}>{% endif %}"
+    )
+    assert render_untrusted(
+        source,
+        [RenderJob(HI), RenderJob([{"role": "x"}]), RenderJob(HI, add_generation_prompt=False)],
+    ) == ["Hi>", None, "Hi"]
 
 
 def test_inspect_of_a_gguf_whose_template_loops_is_one_line(tmp_path: Path) -> None:
@@ -59,37 +62,50 @@ def test_inspect_of_a_gguf_whose_template_loops_is_one_line(tmp_path: Path) -> N
     assert "the GGUF's chat template needed more than 1024 MiB to render" in result.stderr
 
 
-@pytest.mark.parametrize(("header", "field"), [
-    (struct.pack("<IQQ", 3, 1 << 40, 0), "tensor_count"),
-    (struct.pack("<IQQ", 3, 0, 1 << 40), "kv_count"),
-    (struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1 << 40), "kv[0].key"),
-    (struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 3) + b"abc"
-     + struct.pack("<IIQ", 9, 8, 1 << 50), "abc"),
-    (struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 3) + b"ctx"
-     + struct.pack("<IIQ", 9, 4, 1 << 50), "ctx"),
-])
-def test_a_local_header_claiming_more_than_the_file_is_one_line(tmp_path: Path, header: bytes,
-                                                                 field: str) -> None:
+@pytest.mark.parametrize(
+    ("header", "field"),
+    [
+        (struct.pack("<IQQ", 3, 1 << 40, 0), "tensor_count"),
+        (struct.pack("<IQQ", 3, 0, 1 << 40), "kv_count"),
+        (struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1 << 40), "kv[0].key"),
+        (
+            struct.pack("<IQQ", 3, 0, 1)
+            + struct.pack("<Q", 3)
+            + b"abc"
+            + struct.pack("<IIQ", 9, 8, 1 << 50),
+            "abc",
+        ),
+        (
+            struct.pack("<IQQ", 3, 0, 1)
+            + struct.pack("<Q", 3)
+            + b"ctx"
+            + struct.pack("<IIQ", 9, 4, 1 << 50),
+            "ctx",
+        ),
+    ],
+)
+def test_a_local_header_claiming_more_than_the_file_is_one_line(
+    tmp_path: Path, header: bytes, field: str
+) -> None:
     path = tmp_path / "bomb.gguf"
     path.write_bytes(b"GGUF" + header + bytes(256))
     started = time.monotonic()
     result = run_cli("inspect", str(path))
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-    assert result.stderr.startswith(f"Error: {path}: {field}: truncated GGUF: the header runs "
-                                    "past the end of the file: ")
+    assert result.stderr.startswith(
+        f"Error: {path}: {field}: truncated GGUF: the header runs past the end of the file: "
+    )
     assert time.monotonic() - started < 60
 
 
-def test_a_divergence_mask_that_backtracks_is_refused_within_its_bound(
-        project_copy: Path) -> None:
+def test_a_divergence_mask_that_backtracks_is_refused_within_its_bound(project_copy: Path) -> None:
     """A family.yaml is data: a mask with nested repetition would hang `validate` on the
     first prompt it fails to match; it runs with a time bound and is refused naming its field."""
     from qwq_ollama.catalog.family import load_family
 
     family_file = project_copy / "templates" / "qwen3" / "family.yaml"
     text = family_file.read_text()
-    family_file.write_text(text.replace('pattern: "<tools>.*?\\n</tools>"',
-                                        'pattern: "(a|aa)+$"'))
+    family_file.write_text(text.replace('pattern: "<tools>.*?\\n</tools>"', 'pattern: "(a|aa)+$"'))
     family = load_family(family_file.parent)
     [divergence] = [d for d in family.divergences if d.mask_pattern == "(a|aa)+$"]
     assert divergence.mask("<tools>aa</tools>") == "<tools>aa</tools>"
@@ -98,7 +114,8 @@ def test_a_divergence_mask_that_backtracks_is_refused_within_its_bound(
         divergence.mask("a" * 60 + "b")
     assert time.monotonic() - started < 30
     assert str(caught.value).startswith(
-        f"{family_file}: divergences.{divergence.key}.mask.pattern: the mask ran past 1 s")
+        f"{family_file}: divergences.{divergence.key}.mask.pattern: the mask ran past 1 s"
+    )
 
 
 def test_plan_names_a_context_beyond_the_training_length(tmp_path: Path) -> None:
@@ -108,8 +125,10 @@ def test_plan_names_a_context_beyond_the_training_length(tmp_path: Path) -> None
     [model] = tiny_model(tmp_path / "tiny-Q4_0.gguf")
     result = run_cli("plan", "--ctx", "1000000", "--vram", "24GiB", "--gguf", str(model))
     assert result.returncode == 0, result.stderr
-    assert ("num_ctx 1000000 is beyond the model's training context (4096): Ollama runs it "
-            "at 4096, and the plan below is for that") in result.stderr
+    assert (
+        "num_ctx 1000000 is beyond the model's training context (4096): Ollama runs it "
+        "at 4096, and the plan below is for that"
+    ) in result.stderr
     inside = run_cli("plan", "--ctx", "4096", "--vram", "24GiB", "--gguf", str(model))
     assert "beyond" not in inside.stderr
 
@@ -121,9 +140,9 @@ def test_metadata_claiming_an_absurd_context_is_one_line(tmp_path: Path) -> None
     data = model.read_bytes()
     key = b"llama.context_length"
     at = data.index(key) + len(key)
-    assert data[at:at + 4] == struct.pack("<I", 4)  # a uint32 value follows the key
+    assert data[at : at + 4] == struct.pack("<I", 4)  # a uint32 value follows the key
     # the value in place, as the largest uint32: the planner would step through 16 M contexts
-    model.write_bytes(data[:at + 4] + struct.pack("<I", 0xFFFFFFFF) + data[at + 8:])
+    model.write_bytes(data[: at + 4] + struct.pack("<I", 0xFFFFFFFF) + data[at + 8 :])
     started = time.monotonic()
     result = run_cli("plan", "--ctx", "2048", "--vram", "24GiB", "--gguf", str(model))
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr

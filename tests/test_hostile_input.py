@@ -50,93 +50,223 @@ class Case:
     line: bool = False  # the message carries file:line
 
 
-def catalog_case(id: str, old: str, new: str, field: str | None, *args: str,
-                 line: bool = True) -> Case:
+def catalog_case(
+    id: str, old: str, new: str, field: str | None, *args: str, line: bool = True
+) -> Case:
     return Case(id, CATALOG, old, new, args or ("render",), field, line)
 
 
 CASES = [
     # 1. catalog strings that would end their context in a rendered file (the probe's own case
     # first), for every field that lands in one; refused whichever command reads the catalog.
-    catalog_case("description-injects-lines", FIXED,
-                 '    description: "ok\\nFROM /etc/passwd\\nPARAMETER temperature 9"\n',
-                 "variants.qwq-fixed.description"),
-    *[catalog_case(f"description-injects-lines-{args[0]}", FIXED,
-                   '    description: "ok\\nFROM /etc/passwd"\n', "variants.qwq-fixed.description",
-                   *args)
-      for args in [("create", "qwq-fixed"), ("list",), ("export", "llama-cpp", "qwq-fixed"),
-                   ("render", "--check")]],
-    catalog_case("description-carriage-return", FIXED, '    description: "ok\\rSYSTEM evil"\n',
-                 "variants.qwq-fixed.description"),
-    catalog_case("description-line-separator", FIXED, '    description: "ok\\u2028x"\n',
-                 "variants.qwq-fixed.description"),
-    catalog_case("weights-description-newline", "    description: QwQ-32B, 4-bit",
-                 '    description: "a\\nFROM x" # QwQ-32B, 4-bit', "weights.qwq-32b.description"),
-    catalog_case("license-closes-its-quotes", "    license: Apache-2.0 (Qwen/QwQ-32B)\n",
-                 '    license: "MIT\\n\\"\\"\\"\\nPARAMETER temperature 9"\n',
-                 "weights.qwq-32b.license"),
-    catalog_case("license-nul", "    license: Apache-2.0 (Qwen/QwQ-32B)\n",
-                 '    license: "MIT\\0"\n', "weights.qwq-32b.license"),
-    catalog_case("stop-closes-its-quotes", "    num_ctx: 16384\n",
-                 '    num_ctx: 16384\n    stop: ["a\\n\\"\\"\\"\\nFROM x"]\n', "defaults.parameters"),
-    catalog_case("system-surrogate", "    think_prefill: false\n",
-                 '    think_prefill: false\n    system: "a\\ud800"\n',
-                 "variants.qwq-noprefill.system"),
-    catalog_case("name-trailing-newline", "  qwq-minp:\n", '  "qwq-minp\\n":\n',
-                 "variants.qwq-minp\\n"),
-    catalog_case("ollama-ref-injects-lines", "    builtin: smollm2-135m\n",
-                 '    ollama: "qwen\\nSYSTEM evil"\n', "weights.smollm2-135m.ollama"),
-    catalog_case("ollama-ref-space", "    builtin: smollm2-135m\n",
-                 '    ollama: "qwen 7b"\n', "weights.smollm2-135m.ollama"),
-    catalog_case("hf-repo-newline", "repo: unsloth/QwQ-32B-GGUF", 'repo: "unsloth/QwQ\\nFROM x"',
-                 "weights.qwq-32b.hf.repo"),
-    catalog_case("hf-quant-newline", "quant: Q4_K_M", 'quant: "Q4\\nFROM x"',
-                 "weights.qwq-32b.hf.quant"),
-    catalog_case("gguf-path-newline", "weights:\n", LOCAL.replace("./local.gguf",
-                 '"./a\\nSYSTEM evil.gguf"'), "weights.local.gguf", *RENDER_LOCAL),
-    catalog_case("gguf-path-dropped-rune", "weights:\n", LOCAL.replace("./local.gguf",
-                 '"./a\\u00a0b.gguf"'), "weights.local.gguf", *RENDER_LOCAL),
-    catalog_case("templates-path-newline", "templates: ../templates\n",
-                 'templates: "../templates\\nx"\n', "templates"),
+    catalog_case(
+        "description-injects-lines",
+        FIXED,
+        '    description: "ok\\nFROM /etc/passwd\\nPARAMETER temperature 9"\n',
+        "variants.qwq-fixed.description",
+    ),
+    *[
+        catalog_case(
+            f"description-injects-lines-{args[0]}",
+            FIXED,
+            '    description: "ok\\nFROM /etc/passwd"\n',
+            "variants.qwq-fixed.description",
+            *args,
+        )
+        for args in [
+            ("create", "qwq-fixed"),
+            ("list",),
+            ("export", "llama-cpp", "qwq-fixed"),
+            ("render", "--check"),
+        ]
+    ],
+    catalog_case(
+        "description-carriage-return",
+        FIXED,
+        '    description: "ok\\rSYSTEM evil"\n',
+        "variants.qwq-fixed.description",
+    ),
+    catalog_case(
+        "description-line-separator",
+        FIXED,
+        '    description: "ok\\u2028x"\n',
+        "variants.qwq-fixed.description",
+    ),
+    catalog_case(
+        "weights-description-newline",
+        "    description: QwQ-32B, 4-bit",
+        '    description: "a\\nFROM x" # QwQ-32B, 4-bit',
+        "weights.qwq-32b.description",
+    ),
+    catalog_case(
+        "license-closes-its-quotes",
+        "    license: Apache-2.0 (Qwen/QwQ-32B)\n",
+        '    license: "MIT\\n\\"\\"\\"\\nPARAMETER temperature 9"\n',
+        "weights.qwq-32b.license",
+    ),
+    catalog_case(
+        "license-nul",
+        "    license: Apache-2.0 (Qwen/QwQ-32B)\n",
+        '    license: "MIT\\0"\n',
+        "weights.qwq-32b.license",
+    ),
+    catalog_case(
+        "stop-closes-its-quotes",
+        "    num_ctx: 16384\n",
+        '    num_ctx: 16384\n    stop: ["a\\n\\"\\"\\"\\nFROM x"]\n',
+        "defaults.parameters",
+    ),
+    catalog_case(
+        "system-surrogate",
+        "    think_prefill: false\n",
+        '    think_prefill: false\n    system: "a\\ud800"\n',
+        "variants.qwq-noprefill.system",
+    ),
+    catalog_case(
+        "name-trailing-newline", "  qwq-minp:\n", '  "qwq-minp\\n":\n', "variants.qwq-minp\\n"
+    ),
+    catalog_case(
+        "ollama-ref-injects-lines",
+        "    builtin: smollm2-135m\n",
+        '    ollama: "qwen\\nSYSTEM evil"\n',
+        "weights.smollm2-135m.ollama",
+    ),
+    catalog_case(
+        "ollama-ref-space",
+        "    builtin: smollm2-135m\n",
+        '    ollama: "qwen 7b"\n',
+        "weights.smollm2-135m.ollama",
+    ),
+    catalog_case(
+        "hf-repo-newline",
+        "repo: unsloth/QwQ-32B-GGUF",
+        'repo: "unsloth/QwQ\\nFROM x"',
+        "weights.qwq-32b.hf.repo",
+    ),
+    catalog_case(
+        "hf-quant-newline", "quant: Q4_K_M", 'quant: "Q4\\nFROM x"', "weights.qwq-32b.hf.quant"
+    ),
+    catalog_case(
+        "gguf-path-newline",
+        "weights:\n",
+        LOCAL.replace("./local.gguf", '"./a\\nSYSTEM evil.gguf"'),
+        "weights.local.gguf",
+        *RENDER_LOCAL,
+    ),
+    catalog_case(
+        "gguf-path-dropped-rune",
+        "weights:\n",
+        LOCAL.replace("./local.gguf", '"./a\\u00a0b.gguf"'),
+        "weights.local.gguf",
+        *RENDER_LOCAL,
+    ),
+    catalog_case(
+        "templates-path-newline",
+        "templates: ../templates\n",
+        'templates: "../templates\\nx"\n',
+        "templates",
+    ),
     # 2. template sources whose rendered outputs their readers would refuse
-    Case("hf-template-unclosed", CHAT_J2, "{{- '<|im_start|>assistant' }}",
-         "{{- '<|im_start|>assistant' }", line=True),
-    Case("hf-template-unclosed-check", CHAT_J2, "{{- '<|im_start|>assistant' }}",
-         "{{- '<|im_start|>assistant' }", ("render", "--check"), line=True),
-    Case("hf-template-break-outside-loop", CHAT_J2, "{%- if tools %}",
-         "{% break %}\n{%- if tools %}"),
-    Case("hf-template-unknown-filter", CHAT_J2, "fn.arguments | tojson", "fn.arguments | json",
-         line=True),
-    Case("go-template-unclosed", GO_J2, '{{- "<|im_end|>\\n" }}\n  {{- else if eq .Role "tool" }}',
-         '{{- "<|im_end|>\\n" }\n  {{- else if eq .Role "tool" }}', line=True),
+    Case(
+        "hf-template-unclosed",
+        CHAT_J2,
+        "{{- '<|im_start|>assistant' }}",
+        "{{- '<|im_start|>assistant' }",
+        line=True,
+    ),
+    Case(
+        "hf-template-unclosed-check",
+        CHAT_J2,
+        "{{- '<|im_start|>assistant' }}",
+        "{{- '<|im_start|>assistant' }",
+        ("render", "--check"),
+        line=True,
+    ),
+    Case(
+        "hf-template-break-outside-loop", CHAT_J2, "{%- if tools %}", "{% break %}\n{%- if tools %}"
+    ),
+    Case(
+        "hf-template-unknown-filter",
+        CHAT_J2,
+        "fn.arguments | tojson",
+        "fn.arguments | json",
+        line=True,
+    ),
+    Case(
+        "go-template-unclosed",
+        GO_J2,
+        '{{- "<|im_end|>\\n" }}\n  {{- else if eq .Role "tool" }}',
+        '{{- "<|im_end|>\\n" }\n  {{- else if eq .Role "tool" }}',
+        line=True,
+    ),
     Case("go-template-unknown-function", GO_J2, "{{ json $v }}", "{{ tojson $v }}", line=True),
-    Case("go-template-call-without-pipeline", GO_J2, "{{- $prev := \"\" }}",
-         '{{- $prev := "" }}{{ template "x" }}', ("render", "--check"), line=True),
-    Case("modelfile-template-injects-parameter", MODELFILE_J2, "(% if license %)",
-         "PARAMETER temperature 9\n(% if license %)"),
-    Case("modelfile-template-uncommented-description", MODELFILE_J2,
-         "# (( variant.description ))", "(( variant.description ))"),
+    Case(
+        "go-template-call-without-pipeline",
+        GO_J2,
+        '{{- $prev := "" }}',
+        '{{- $prev := "" }}{{ template "x" }}',
+        ("render", "--check"),
+        line=True,
+    ),
+    Case(
+        "modelfile-template-injects-parameter",
+        MODELFILE_J2,
+        "(% if license %)",
+        "PARAMETER temperature 9\n(% if license %)",
+    ),
+    Case(
+        "modelfile-template-uncommented-description",
+        MODELFILE_J2,
+        "# (( variant.description ))",
+        "(( variant.description ))",
+    ),
     Case("modelfile-template-no-from", MODELFILE_J2, "FROM (( from_ ))", "# FROM (( from_ ))"),
     # 3. YAML that expands without bound
     Case("yaml-billion-laughs", CATALOG, None, _laughs(), line=True),
     Case("yaml-billion-laughs-create", CATALOG, None, _laughs(), ("create",), line=True),
-    Case("yaml-alias-inside-its-anchor", CATALOG, "templates: ../templates\n",
-         "templates: ../templates\nloop: &loop [*loop]\n", line=True),
+    Case(
+        "yaml-alias-inside-its-anchor",
+        CATALOG,
+        "templates: ../templates\n",
+        "templates: ../templates\nloop: &loop [*loop]\n",
+        line=True,
+    ),
     Case("yaml-nested-deep", CATALOG, None, "a: " + "[" * 100_000 + "]" * 100_000, line=True),
-    Case("yaml-too-large", CATALOG, "templates: ../templates\n",
-         "templates: ../templates\n# " + "x" * (1 << 20) + "\n"),
+    Case(
+        "yaml-too-large",
+        CATALOG,
+        "templates: ../templates\n",
+        "templates: ../templates\n# " + "x" * (1 << 20) + "\n",
+    ),
     # 5. JSON nested past any real input
-    Case("conversation-nested-deep", "conversation.json", None, "[" * 100_000 + "]" * 100_000,
-         ("prompt", "qwq-fixed", "--messages", "conversation.json")),
-    Case("conversation-nested-deep-in-content", "conversation.json", None,
-         '[{"role": "user", "content": "hi", "tool_calls": ' + "[" * 5000 + "]" * 5000 + "}]",
-         ("prompt", "qwq-fixed", "--messages", "conversation.json")),
-    Case("conversation-surrogate", "conversation.json", None,
-         '[{"role": "user", "content": "\\ud800"}]',
-         ("prompt", "qwq-fixed", "--messages", "conversation.json")),
-    Case("tokenizer-config-nested-deep", "tokenizer_config.json", None,
-         '{"pad_token": ' + "[" * 100_000 + "]" * 100_000 + "}",
-         ("fix-tokenizer", "tokenizer_config.json")),
+    Case(
+        "conversation-nested-deep",
+        "conversation.json",
+        None,
+        "[" * 100_000 + "]" * 100_000,
+        ("prompt", "qwq-fixed", "--messages", "conversation.json"),
+    ),
+    Case(
+        "conversation-nested-deep-in-content",
+        "conversation.json",
+        None,
+        '[{"role": "user", "content": "hi", "tool_calls": ' + "[" * 5000 + "]" * 5000 + "}]",
+        ("prompt", "qwq-fixed", "--messages", "conversation.json"),
+    ),
+    Case(
+        "conversation-surrogate",
+        "conversation.json",
+        None,
+        '[{"role": "user", "content": "\\ud800"}]',
+        ("prompt", "qwq-fixed", "--messages", "conversation.json"),
+    ),
+    Case(
+        "tokenizer-config-nested-deep",
+        "tokenizer_config.json",
+        None,
+        '{"pad_token": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        ("fix-tokenizer", "tokenizer_config.json"),
+    ),
 ]
 
 
@@ -152,8 +282,9 @@ def _apply(case: Case, root: Path) -> Path:
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_hostile_input_is_one_line_exit_2_and_changes_nothing(case: Case, project_copy: Path
-                                                                ) -> None:
+def test_hostile_input_is_one_line_exit_2_and_changes_nothing(
+    case: Case, project_copy: Path
+) -> None:
     root = project_copy
     (root / "modelfiles" / "local.gguf").write_bytes(b"GGUF")
     (root / "conversation.json").write_text('[{"role": "user", "content": "hi"}]')
@@ -182,9 +313,23 @@ def test_hostile_input_is_one_line_exit_2_and_changes_nothing(case: Case, projec
 
 def test_the_table_covers_every_class() -> None:
     ids = " ".join(c.id for c in CASES)
-    for fragment in ("description", "license", "stop", "system", "name", "ollama-ref",
-                     "hf-repo", "gguf-path", "templates-path", "hf-template", "go-template",
-                     "modelfile-template", "billion-laughs", "nested-deep", "conversation"):
+    for fragment in (
+        "description",
+        "license",
+        "stop",
+        "system",
+        "name",
+        "ollama-ref",
+        "hf-repo",
+        "gguf-path",
+        "templates-path",
+        "hf-template",
+        "go-template",
+        "modelfile-template",
+        "billion-laughs",
+        "nested-deep",
+        "conversation",
+    ):
         assert fragment in ids, fragment
     assert len(CASES) >= 35
 
@@ -210,7 +355,7 @@ def test_yaml_nested_as_deep_as_the_loader_allows_still_loads(tmp_path: Path) ->
 def test_json_depth_ignores_brackets_inside_strings() -> None:
     text = json.dumps({"messages": [{"content": "[" * 1000 + '"' + "{" * 1000}]})
     assert parse_json(text, "x.json")["messages"][0]["content"].startswith("[[[")
-    assert parse_json('["\\ud83d\\ude80"]', "x.json") == ["\U0001F680"]  # a pair is text
+    assert parse_json('["\\ud83d\\ude80"]', "x.json") == ["\U0001f680"]  # a pair is text
 
 
 def test_read_text_refuses_before_reading_everything(tmp_path: Path) -> None:
@@ -221,31 +366,50 @@ def test_read_text_refuses_before_reading_everything(tmp_path: Path) -> None:
 
 
 def test_a_stop_string_with_a_line_break_stays_in_the_exported_scripts_comment(
-        project_copy: Path) -> None:
+    project_copy: Path,
+) -> None:
     """A stop string may hold a line break (the Modelfile carries it quoted); the llama.cpp
     script `export` prints names it in a comment, where a raw line break would start a
     command of its own."""
     catalog = project_copy / CATALOG
-    catalog.write_text(catalog.read_text().replace(
-        "    num_ctx: 16384\n", '    num_ctx: 16384\n    stop: ["<|im_end|>", "\\nrm -rf ~/x #"]\n'))
+    catalog.write_text(
+        catalog.read_text().replace(
+            "    num_ctx: 16384\n",
+            '    num_ctx: 16384\n    stop: ["<|im_end|>", "\\nrm -rf ~/x #"]\n',
+        )
+    )
     result = run_cli("export", "llama-cpp", "qwq-fixed", "--catalog", str(catalog))
     assert result.returncode == 0, result.stderr
     assert "'\\nrm -rf ~/x #'" in result.stdout
     assert all(line.startswith("#") for line in result.stdout.splitlines() if "rm -rf" in line)
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(key=st.sampled_from(["repo", "quant"]),
-       text=st.one_of(st.text(max_size=30), st.sampled_from(
-           ["a/b\nSYSTEM x", "a/b c", '"a/b"', "org/model.GGUF", "Q4_K_M", "Q4 K", "a/b:c"])))
-def test_hf_repo_ids_are_refused_or_read_back_exactly(tmp_path_factory, key: str, text: str
-                                                      ) -> None:
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    key=st.sampled_from(["repo", "quant"]),
+    text=st.one_of(
+        st.text(max_size=30),
+        st.sampled_from(
+            ["a/b\nSYSTEM x", "a/b c", '"a/b"', "org/model.GGUF", "Q4_K_M", "Q4 K", "a/b:c"]
+        ),
+    ),
+)
+def test_hf_repo_ids_are_refused_or_read_back_exactly(
+    tmp_path_factory, key: str, text: str
+) -> None:
     """The HF weights land in FROM as hf.co/REPO:QUANT (no daemon: it would download them)."""
     hf = {"repo": "org/model", "quant": "Q4_K_M", key: text}
-    data = {"templates": str(ROOT / "templates"), "weights": {"w": {"hf": hf}},
-            "defaults": {"weights": "w", "template": "qwq"},
-            "variants": {"v": {"parameters": {"num_ctx": 2048}}}}
+    data = {
+        "templates": str(ROOT / "templates"),
+        "weights": {"w": {"hf": hf}},
+        "defaults": {"weights": "w", "template": "qwq"},
+        "variants": {"v": {"parameters": {"num_ctx": 2048}}},
+    }
     path = tmp_path_factory.mktemp("hf") / "models.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     try:
@@ -262,10 +426,18 @@ def test_prompt_over_a_template_jinja_cannot_compile_is_one_line(project_copy: P
     """`prompt` renders the chat template without `render`'s checks; a template Jinja turns
     into broken Python (`{% break %}` outside a loop) is still one line, exit 2."""
     source = project_copy / CHAT_J2
-    source.write_text(source.read_text().replace("{%- if tools %}", "{% break %}\n{%- if tools %}",
-                                                 1))
+    source.write_text(
+        source.read_text().replace("{%- if tools %}", "{% break %}\n{%- if tools %}", 1)
+    )
     (project_copy / "conversation.json").write_text('[{"role": "user", "content": "hi"}]')
-    result = run_cli("prompt", "qwq-fixed", "--messages", "conversation.json", "--catalog",
-                     str(project_copy / CATALOG), cwd=project_copy)
+    result = run_cli(
+        "prompt",
+        "qwq-fixed",
+        "--messages",
+        "conversation.json",
+        "--catalog",
+        str(project_copy / CATALOG),
+        cwd=project_copy,
+    )
     assert result.returncode == 2
     assert result.stderr == "Error: chat template does not compile: 'break' outside loop\n"

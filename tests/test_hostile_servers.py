@@ -84,8 +84,9 @@ def serve() -> Iterator[Callable[[Handler], RawServer]]:
         server.close()
 
 
-def answer(connection: socket.socket, status: int, body: bytes = b"",
-           headers: dict[str, str] | None = None) -> None:
+def answer(
+    connection: socket.socket, status: int, body: bytes = b"", headers: dict[str, str] | None = None
+) -> None:
     head = {"Content-Length": str(len(body)), "Connection": "close", **(headers or {})}
     lines = [f"HTTP/1.1 {status} X"] + [f"{k}: {v}" for k, v in head.items()]
     connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
@@ -115,25 +116,31 @@ def short_deadline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def trickle(body: bytes, every: float = 0.2) -> Handler:
     """Headers at once, then the body one byte at a time: no single read ever times out."""
+
     def handler(connection: socket.socket, request: bytes) -> None:
-        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                           + f"Content-Length: {len(body)}\r\n\r\n".encode())
+        connection.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        )
         for byte in body:
             connection.sendall(bytes([byte]))
             time.sleep(every)
+
     return handler
 
 
 def test_a_trickling_daemon_fails_within_the_deadline_naming_host_and_request(
-        serve: Callable[[Handler], RawServer]) -> None:
+    serve: Callable[[Handler], RawServer],
+) -> None:
     server = serve(trickle(json.dumps({"models": []}).encode() + b" " * 200))
     api = OllamaAPI(server.host)
     started = time.monotonic()
     with pytest.raises(DaemonUnreachable) as caught:
         api.list_names()
     assert time.monotonic() - started < 4.0
-    assert str(caught.value) == (f"Ollama at http://{server.host} did not answer within 1.5 s "
-                                 "(GET /api/tags)")
+    assert str(caught.value) == (
+        f"Ollama at http://{server.host} did not answer within 1.5 s (GET /api/tags)"
+    )
 
 
 def test_a_silent_daemon_is_exit_3_from_the_cli_within_the_deadline(silent_host: str) -> None:
@@ -145,26 +152,37 @@ def test_a_silent_daemon_is_exit_3_from_the_cli_within_the_deadline(silent_host:
     assert time.monotonic() - started < 60  # the interpreter's start included, on a busy CI
 
 
-@pytest.mark.parametrize(("path", "body", "expected"), [
-    ("/api/tags", b"<html><body>Sign in</body></html>", "does not answer like Ollama"),
-    ("/api/tags", b'{"models": [{"name": 1}]}', "in a shape Ollama does not use"),
-    ("/api/show", b'{"parameters": "temperature \\"unclosed\\nnum_ctx x"}',
-     "in a shape Ollama does not use"),
-    ("/api/chat", b'{"message": {}}', "in a shape Ollama does not use"),
-])
-def test_answers_ollama_never_gives_are_one_line(serve: Callable[[Handler], RawServer],
-                                                 path: str, body: bytes, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "body", "expected"),
+    [
+        ("/api/tags", b"<html><body>Sign in</body></html>", "does not answer like Ollama"),
+        ("/api/tags", b'{"models": [{"name": 1}]}', "in a shape Ollama does not use"),
+        (
+            "/api/show",
+            b'{"parameters": "temperature \\"unclosed\\nnum_ctx x"}',
+            "in a shape Ollama does not use",
+        ),
+        ("/api/chat", b'{"message": {}}', "in a shape Ollama does not use"),
+    ],
+)
+def test_answers_ollama_never_gives_are_one_line(
+    serve: Callable[[Handler], RawServer], path: str, body: bytes, expected: str
+) -> None:
     server = serve(lambda c, r: answer(c, 200, body, {"Content-Type": "application/json"}))
     api = OllamaAPI(server.host)
-    call = {"/api/tags": api.list_names, "/api/show": lambda: api.show("m"),
-            "/api/chat": lambda: api.render_prompt("m", [])}[path]
+    call = {
+        "/api/tags": api.list_names,
+        "/api/show": lambda: api.show("m"),
+        "/api/chat": lambda: api.render_prompt("m", []),
+    }[path]
     with pytest.raises(DaemonError) as caught:
         call()
     assert expected in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_a_gzip_bomb_is_refused_once_it_inflates_past_the_bound(
-        serve: Callable[[Handler], RawServer]) -> None:
+    serve: Callable[[Handler], RawServer],
+) -> None:
     bomb = gzip.compress(b"{" + b" " * (MAX_ANSWER + (1 << 20)), compresslevel=9)
     assert len(bomb) < 1 << 20
     server = serve(lambda c, r: answer(c, 200, bomb, {"Content-Encoding": "gzip"}))
@@ -173,7 +191,8 @@ def test_a_gzip_bomb_is_refused_once_it_inflates_past_the_bound(
 
 
 def test_a_ten_megabyte_error_body_is_cut_to_one_short_line(
-        serve: Callable[[Handler], RawServer]) -> None:
+    serve: Callable[[Handler], RawServer],
+) -> None:
     body = json.dumps({"error": "bad " + "x" * 10_000_000 + "\nsecond line"}).encode()
     server = serve(lambda c, r: answer(c, 500, body))
     with pytest.raises(DaemonError) as caught:
@@ -183,21 +202,32 @@ def test_a_ten_megabyte_error_body_is_cut_to_one_short_line(
 
 
 def chat_lines(first_after: float, then_silent: bool) -> Handler:
-    line = json.dumps({"model": "m", "created_at": "2026-01-01T00:00:00Z",
-                       "message": {"role": "assistant", "content": "hi"}, "done": False})
+    line = json.dumps(
+        {
+            "model": "m",
+            "created_at": "2026-01-01T00:00:00Z",
+            "message": {"role": "assistant", "content": "hi"},
+            "done": False,
+        }
+    )
+
     def handler(connection: socket.socket, request: bytes) -> None:
         time.sleep(first_after)
-        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
-                           b"Transfer-Encoding: chunked\r\n\r\n")
+        connection.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
         chunk = (line + "\n").encode()
         connection.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
         time.sleep(30 if then_silent else 0)
         connection.sendall(b"0\r\n\r\n")
+
     return handler
 
 
 def test_a_chat_may_wait_for_its_first_byte_but_not_fall_silent(
-        serve: Callable[[Handler], RawServer]) -> None:
+    serve: Callable[[Handler], RawServer],
+) -> None:
     """The first byte after 2 s (a model loading) is within the first-byte deadline (5 s),
     though past the bound on silence (1.5 s); then 30 s of silence ends it at 1.5 s."""
     server = serve(chat_lines(first_after=2.0, then_silent=True))
@@ -212,7 +242,8 @@ def test_a_chat_may_wait_for_its_first_byte_but_not_fall_silent(
 
 
 def test_a_chat_with_no_first_byte_fails_at_the_first_byte_deadline(
-        serve: Callable[[Handler], RawServer]) -> None:
+    serve: Callable[[Handler], RawServer],
+) -> None:
     server = serve(chat_lines(first_after=30, then_silent=False))
     started = time.monotonic()
     with pytest.raises(DaemonUnreachable, match=r"within 2 s during a chat with m before its "):
@@ -232,9 +263,14 @@ def string_kv(key: str, claimed: int) -> bytes:
     return struct.pack("<Q", len(key)) + key.encode() + struct.pack("<IQ", 8, claimed)
 
 
-def file_server(data: bytes, size: int | None = None, etag: str | Callable[[int], str] = "e1",
-                content_range: Callable[[int, int, int], str] | None = None,
-                ignore_range: bool = False, encoding: str | None = None) -> Handler:
+def file_server(
+    data: bytes,
+    size: int | None = None,
+    etag: str | Callable[[int], str] = "e1",
+    content_range: Callable[[int, int, int], str] | None = None,
+    ignore_range: bool = False,
+    encoding: str | None = None,
+) -> Handler:
     """A file server: `data` is the file's start, the rest of its `size` bytes zeros."""
     total = size if size is not None else len(data)
     calls = [0]
@@ -244,23 +280,31 @@ def file_server(data: bytes, size: int | None = None, etag: str | Callable[[int]
         tag = etag(calls[0]) if callable(etag) else etag
         headers = {"ETag": f'"{tag}"', "Accept-Ranges": "bytes"}
         if request.startswith(b"HEAD"):
-            connection.sendall(b"HTTP/1.1 200 OK\r\n" + "".join(
-                f"{k}: {v}\r\n" for k, v in {**headers, "Content-Length": total,
-                                         "Connection": "close"}.items()
-            ).encode() + b"\r\n")
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\n"
+                + "".join(
+                    f"{k}: {v}\r\n"
+                    for k, v in {**headers, "Content-Length": total, "Connection": "close"}.items()
+                ).encode()
+                + b"\r\n"
+            )
             return
         wanted = header_of(request, "Range")
         if wanted is None or ignore_range:
             answer(connection, 200, data[: 1 << 20], headers)
             return
         first, last = (int(v) for v in wanted.removeprefix("bytes=").split("-"))
-        body = (data + bytes(max(0, last + 1 - len(data))))[first:last + 1]
-        shown = content_range(first, last, total) if content_range else \
-            f"bytes {first}-{last}/{total}"
+        body = (data + bytes(max(0, last + 1 - len(data))))[first : last + 1]
+        shown = (
+            content_range(first, last, total) if content_range else f"bytes {first}-{last}/{total}"
+        )
         if encoding == "gzip":
-            body, headers = gzip.compress(body + bytes(8 << 20), compresslevel=1), {
-                **headers, "Content-Encoding": "gzip"}
+            body, headers = (
+                gzip.compress(body + bytes(8 << 20), compresslevel=1),
+                {**headers, "Content-Encoding": "gzip"},
+            )
         answer(connection, 206, body, {**headers, "Content-Range": shown})
+
     return handler
 
 
@@ -271,7 +315,8 @@ def read_remote(url: str, tmp_path: Path) -> Fetched:
 
 
 def test_a_header_claiming_2_to_the_40_tensors_is_refused_before_more_is_read(
-        serve: Callable[[Handler], RawServer], tmp_path: Path) -> None:
+    serve: Callable[[Handler], RawServer], tmp_path: Path
+) -> None:
     server = serve(file_server(gguf_head(tensors=1 << 40), size=20 << 30))
     with pytest.raises(InputError, match=r"tensor_count: 1099511627776 is more than a file"):
         read_remote(f"http://{server.host}/m.gguf", tmp_path)
@@ -279,7 +324,8 @@ def test_a_header_claiming_2_to_the_40_tensors_is_refused_before_more_is_read(
 
 
 def test_a_string_longer_than_a_header_may_be_is_refused_at_once(
-        serve: Callable[[Handler], RawServer], tmp_path: Path) -> None:
+    serve: Callable[[Handler], RawServer], tmp_path: Path
+) -> None:
     """The 256 MiB cap on a header: a 300 MiB tokenizer string in a 20 GiB file is refused
     from the first read, not fetched in doublings up to the cap."""
     head = gguf_head(string_kv("tokenizer.chat_template", 300 << 20), kvs=1)
@@ -290,22 +336,28 @@ def test_a_string_longer_than_a_header_may_be_is_refused_at_once(
     assert len(server.requests) == 2 and time.monotonic() - started < 10
 
 
-@pytest.mark.parametrize(("lie", "expected"), [
-    (lambda first, last, total: f"bytes {first + 100}-{last + 100}/{total}", "answered"),
-    (lambda first, last, total: f"bytes {first}-{last}/{total * 2}", "answered"),
-    (lambda first, last, total: "", "no Content-Range"),
-])
-def test_a_lying_content_range_is_refused(serve: Callable[[Handler], RawServer], tmp_path: Path,
-                                          lie: Callable[[int, int, int], str],
-                                          expected: str) -> None:
+@pytest.mark.parametrize(
+    ("lie", "expected"),
+    [
+        (lambda first, last, total: f"bytes {first + 100}-{last + 100}/{total}", "answered"),
+        (lambda first, last, total: f"bytes {first}-{last}/{total * 2}", "answered"),
+        (lambda first, last, total: "", "no Content-Range"),
+    ],
+)
+def test_a_lying_content_range_is_refused(
+    serve: Callable[[Handler], RawServer],
+    tmp_path: Path,
+    lie: Callable[[int, int, int], str],
+    expected: str,
+) -> None:
     server = serve(file_server(gguf_head(), size=1 << 20, content_range=lie))
     with pytest.raises(EnvironmentProblem, match=expected):
         read_remote(f"http://{server.host}/m.gguf", tmp_path)
 
 
 def test_an_etag_that_changes_between_range_reads_is_refused(
-        serve: Callable[[Handler], RawServer], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    serve: Callable[[Handler], RawServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A header longer than the first read needs a second: the file changed in between."""
     monkeypatch.setattr(gguf_header, "FIRST_READ", 1024)
     head = gguf_head(string_kv("general.name", 4000) + b"n" * 4000, kvs=1)
@@ -315,28 +367,33 @@ def test_an_etag_that_changes_between_range_reads_is_refused(
 
 
 def test_a_server_that_ignores_range_is_refused_without_reading_the_file(
-        serve: Callable[[Handler], RawServer], tmp_path: Path) -> None:
+    serve: Callable[[Handler], RawServer], tmp_path: Path
+) -> None:
     server = serve(file_server(gguf_head(), size=600 << 20, ignore_range=True))
     with pytest.raises(EnvironmentProblem, match=r"does not answer range requests \(HTTP 200\)"):
         read_remote(f"http://{server.host}/m.gguf", tmp_path)
 
 
 def test_a_compressed_range_answer_is_bounded_after_decoding(
-        serve: Callable[[Handler], RawServer], tmp_path: Path) -> None:
+    serve: Callable[[Handler], RawServer], tmp_path: Path
+) -> None:
     server = serve(file_server(gguf_head(), size=1 << 20, encoding="gzip"))
     with pytest.raises(EnvironmentProblem, match=r"more than the 1048576 bytes asked"):
         read_remote(f"http://{server.host}/m.gguf", tmp_path)
 
 
 def test_a_trickling_file_server_fails_within_the_deadline(
-        serve: Callable[[Handler], RawServer], tmp_path: Path) -> None:
+    serve: Callable[[Handler], RawServer], tmp_path: Path
+) -> None:
     def handler(connection: socket.socket, request: bytes) -> None:
         if request.startswith(b"HEAD"):
             answer(connection, 200, b"", {"ETag": '"e"', "Content-Length": "4096"})
             connection.sendall(b"")
             return
-        connection.sendall(b"HTTP/1.1 206 X\r\nContent-Range: bytes 0-4095/4096\r\n"
-                           b"Content-Length: 4096\r\nETag: \"e\"\r\n\r\n")
+        connection.sendall(
+            b"HTTP/1.1 206 X\r\nContent-Range: bytes 0-4095/4096\r\n"
+            b'Content-Length: 4096\r\nETag: "e"\r\n\r\n'
+        )
         for _ in range(4096):
             connection.sendall(b"G")
             time.sleep(0.1)
@@ -348,16 +405,23 @@ def test_a_trickling_file_server_fails_within_the_deadline(
     assert time.monotonic() - started < 5
 
 
-def test_a_petabyte_content_length_is_one_line(serve: Callable[[Handler], RawServer],
-                                               tmp_path: Path) -> None:
-    server = serve(lambda c, r: answer(c, 200, b"", {"Content-Length": str(1 << 50)})
-                   if r.startswith(b"HEAD") else answer(c, 404))
+def test_a_petabyte_content_length_is_one_line(
+    serve: Callable[[Handler], RawServer], tmp_path: Path
+) -> None:
+    server = serve(
+        lambda c, r: (
+            answer(c, 200, b"", {"Content-Length": str(1 << 50)})
+            if r.startswith(b"HEAD")
+            else answer(c, 404)
+        )
+    )
     with pytest.raises(EnvironmentProblem, match=r"more than any GGUF"):
         read_remote(f"http://{server.host}/m.gguf", tmp_path)
 
 
 def test_the_header_cache_is_per_host_and_holds_no_secret(
-        serve: Callable[[Handler], RawServer], tmp_path: Path) -> None:
+    serve: Callable[[Handler], RawServer], tmp_path: Path
+) -> None:
     """Two hosts whose files share an ETag: each is planned from its own header; a URL's
     password and query token are never written to the cache."""
     from qwq_ollama.artifacts.gguf import inspect_gguf
@@ -375,22 +439,33 @@ def test_the_header_cache_is_per_host_and_holds_no_secret(
 
 
 def test_credentials_never_follow_a_redirect_to_another_host(
-        serve: Callable[[Handler], RawServer], tmp_path: Path) -> None:
+    serve: Callable[[Handler], RawServer], tmp_path: Path
+) -> None:
     elsewhere = serve(file_server(gguf_head(), 4096))
-    origin = serve(lambda c, r: answer(c, 302, b"", {
-        "Location": f"http://{elsewhere.host}{path_of(r)}"}))
+    origin = serve(
+        lambda c, r: answer(c, 302, b"", {"Location": f"http://{elsewhere.host}{path_of(r)}"})
+    )
     read_header(f"http://alice:{SECRET}@{origin.host}/m.gguf", tmp_path / "h")
     assert all(header_of(r, "Authorization") is not None for r in origin.requests)
-    assert elsewhere.requests and all(header_of(r, "Authorization") is None
-                                      for r in elsewhere.requests)
+    assert elsewhere.requests and all(
+        header_of(r, "Authorization") is None for r in elsewhere.requests
+    )
 
 
 def test_errors_about_a_gguf_url_never_show_its_secrets(
-        serve: Callable[[Handler], RawServer], tmp_path: Path) -> None:
+    serve: Callable[[Handler], RawServer], tmp_path: Path
+) -> None:
     server = serve(lambda c, r: answer(c, 404))
     url = f"http://alice:{SECRET}@{server.host}/m.gguf?hf_tokenvalue"
-    result = run_cli("plan", "qwq-fixed", "--gguf", url, "--vram", "24GiB",
-                     env={"QWQ_OLLAMA_CACHE": str(tmp_path / "cache")})
+    result = run_cli(
+        "plan",
+        "qwq-fixed",
+        "--gguf",
+        url,
+        "--vram",
+        "24GiB",
+        env={"QWQ_OLLAMA_CACHE": str(tmp_path / "cache")},
+    )
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert SECRET not in result.stderr and "hf_tokenvalue" not in result.stderr
     assert f"alice:***@{server.host}/m.gguf?***" in result.stderr
@@ -406,6 +481,7 @@ def hub_listing(pages: Callable[[str], tuple[list[dict[str, str]], str | None]])
         if following:
             headers["Link"] = f'<{following}>; rel="next"'
         answer(connection, 200, json.dumps(entries).encode(), headers)
+
     return handler
 
 
@@ -420,11 +496,13 @@ def hub_at(monkeypatch: pytest.MonkeyPatch) -> Callable[[RawServer], None]:
 
     def point(server: RawServer) -> None:
         monkeypatch.setattr(constants, "ENDPOINT", f"http://{server.host}")
+
     return point
 
 
-def test_a_listing_that_pages_forever_is_refused(serve: Callable[[Handler], RawServer],
-                                                 hub_at: Callable[[RawServer], None]) -> None:
+def test_a_listing_that_pages_forever_is_refused(
+    serve: Callable[[Handler], RawServer], hub_at: Callable[[RawServer], None]
+) -> None:
     server = serve(hub_listing(lambda path: ([], f"http://127.0.0.1:{server.port}{path}")))
     hub_at(server)
     with pytest.raises(EnvironmentProblem, match=r"goes on past 100 pages"):
@@ -433,25 +511,34 @@ def test_a_listing_that_pages_forever_is_refused(serve: Callable[[Handler], RawS
 
 
 def test_a_listing_naming_a_path_outside_the_repository_is_refused(
-        serve: Callable[[Handler], RawServer], hub_at: Callable[[RawServer], None]) -> None:
-    server = serve(hub_listing(lambda path: (
-        [{"type": "file", "path": "../../etc/m-Q4_K_M.gguf"}], None)))
+    serve: Callable[[Handler], RawServer], hub_at: Callable[[RawServer], None]
+) -> None:
+    server = serve(
+        hub_listing(lambda path: ([{"type": "file", "path": "../../etc/m-Q4_K_M.gguf"}], None))
+    )
     hub_at(server)
     with pytest.raises(EnvironmentProblem, match=r"not a path inside a repository"):
         gguf_header.hub_quant_file("o/r", "Q4_K_M")
 
 
 def test_a_malformed_hf_endpoint_is_one_line_exit_2_without_its_password(tmp_path: Path) -> None:
-    result = run_cli("plan", "qwq-fixed", "--gguf", "hf://o/r@Q4_K_M", "--vram", "24GiB",
-                     env={"HF_ENDPOINT": f"https://bob:{SECRET}@[::1",
-                          "QWQ_OLLAMA_CACHE": str(tmp_path)})
+    result = run_cli(
+        "plan",
+        "qwq-fixed",
+        "--gguf",
+        "hf://o/r@Q4_K_M",
+        "--vram",
+        "24GiB",
+        env={"HF_ENDPOINT": f"https://bob:{SECRET}@[::1", "QWQ_OLLAMA_CACHE": str(tmp_path)},
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and SECRET not in result.stderr
     assert "HF_ENDPOINT: 'https://bob:***@[::1' is not an http(s) URL" in result.stderr
 
 
 def test_a_gguf_url_whose_password_breaks_it_is_one_line_without_the_password(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     with pytest.raises(InputError) as caught:
         read_header("http://alice:pa#ss/w@127.0.0.1:9/m.gguf?tok", tmp_path)
     assert "pa#ss" not in str(caught.value) and "ss/w" not in str(caught.value)
@@ -459,7 +546,8 @@ def test_a_gguf_url_whose_password_breaks_it_is_one_line_without_the_password(
 
 
 def test_the_quick_create_path_gives_up_on_a_trickling_daemon(
-        serve: Callable[[Handler], RawServer]) -> None:
+    serve: Callable[[Handler], RawServer],
+) -> None:
     """`create`'s fast path (no HTTP stack) reads /api/tags itself: a trickle ends it within
     its deadline, and the full path takes over."""
     from qwq_ollama.daemon.quick_create import _listed_digests
@@ -471,12 +559,20 @@ def test_the_quick_create_path_gives_up_on_a_trickling_daemon(
 
 
 def test_a_daemons_model_info_claiming_2_to_the_40_tokens_is_one_line(
-        serve: Callable[[Handler], RawServer]) -> None:
-    info = {"general.architecture": "llama", "llama.context_length": 1 << 40,
-            "llama.embedding_length": 64, "llama.block_count": 2,
-            "llama.feed_forward_length": 128, "llama.attention.head_count": 4}
-    show = {"model_info": info, "tensors": [{"name": "output.weight", "type": "F32",
-                                             "shape": [64, 64]}]}
+    serve: Callable[[Handler], RawServer],
+) -> None:
+    info = {
+        "general.architecture": "llama",
+        "llama.context_length": 1 << 40,
+        "llama.embedding_length": 64,
+        "llama.block_count": 2,
+        "llama.feed_forward_length": 128,
+        "llama.attention.head_count": 4,
+    }
+    show = {
+        "model_info": info,
+        "tensors": [{"name": "output.weight", "type": "F32", "shape": [64, 64]}],
+    }
     server = serve(lambda c, r: answer(c, 200, json.dumps(show).encode()))
     started = time.monotonic()
     result = run_cli("plan", "--model", "m", "--ctx", "2048", "--host", server.host)
@@ -486,10 +582,12 @@ def test_a_daemons_model_info_claiming_2_to_the_40_tokens_is_one_line(
 
 
 def test_the_daemon_client_never_follows_a_redirect_with_its_credentials(
-        serve: Callable[[Handler], RawServer]) -> None:
+    serve: Callable[[Handler], RawServer],
+) -> None:
     elsewhere = serve(lambda c, r: answer(c, 200, b'{"models": []}'))
-    origin = serve(lambda c, r: answer(c, 302, b"", {
-        "Location": f"http://{elsewhere.host}{path_of(r)}"}))
+    origin = serve(
+        lambda c, r: answer(c, 302, b"", {"Location": f"http://{elsewhere.host}{path_of(r)}"})
+    )
     api = OllamaAPI(f"http://alice:{SECRET}@{origin.host}")
     with pytest.raises(DaemonError) as caught:
         api.list_names()

@@ -32,8 +32,7 @@ def test_official_template_text_counts_as_the_same_as_ours(tmp_path: Path) -> No
 
 def test_a_template_without_prefill_matches_the_noprefill_variant(tmp_path: Path) -> None:
     path = write_qwen2(tmp_path / "np.gguf", pad=5, context=32768, template=NO_PREFILL)
-    data = json.loads(run_cli("inspect", str(path), "--variant", "qwq-noprefill",
-                              "--json").stdout)
+    data = json.loads(run_cli("inspect", str(path), "--variant", "qwq-noprefill", "--json").stdout)
     assert data["template_matches"] is True
     assert data["schema_version"] == 1  # like every --json document
     fixed = json.loads(run_cli("inspect", str(path), "--variant", "qwq-fixed", "--json").stdout)
@@ -45,13 +44,17 @@ def test_a_template_without_prefill_matches_the_noprefill_variant(tmp_path: Path
     assert recognised["family_match"] == "qwq (renders exactly as qwq-noprefill)"
 
 
-@pytest.mark.parametrize(("official", "family", "variant"), [
-    ("qwen3.chat_template.jinja", "qwen3", "qwen3-thinking"),
-    ("deepseek-r1-distill-qwen.chat_template.jinja", "deepseek-r1", "r1-distill-qwen"),
-    ("qwq-32b.chat_template.jinja", "qwq", "qwq-fixed"),
-])
-def test_inspect_recognises_each_familys_official_template(tmp_path: Path, official: str,
-                                                           family: str, variant: str) -> None:
+@pytest.mark.parametrize(
+    ("official", "family", "variant"),
+    [
+        ("qwen3.chat_template.jinja", "qwen3", "qwen3-thinking"),
+        ("deepseek-r1-distill-qwen.chat_template.jinja", "deepseek-r1", "r1-distill-qwen"),
+        ("qwq-32b.chat_template.jinja", "qwq", "qwq-fixed"),
+    ],
+)
+def test_inspect_recognises_each_familys_official_template(
+    tmp_path: Path, official: str, family: str, variant: str
+) -> None:
     template = (DATA / "official" / official).read_text()
     path = write_qwen2(tmp_path / "m.gguf", pad=5, context=32768, template=template)
     data = json.loads(run_cli("inspect", str(path), "--json").stdout)
@@ -65,14 +68,16 @@ def test_inspect_names_the_nearest_family_of_an_edited_template(tmp_path: Path) 
     """llama.cpp's copy of the R1 template closes the reasoning when enable_thinking is unset:
     not the official prompt, and inspect says where it departs."""
     official = (DATA / "official" / "deepseek-r1-distill-qwen.chat_template.jinja").read_text()
-    edited = official.replace("{{'<｜Assistant｜><think>\\n'}}",
-                              "{{'<｜Assistant｜><think>\\n</think>'}}")
+    edited = official.replace(
+        "{{'<｜Assistant｜><think>\\n'}}", "{{'<｜Assistant｜><think>\\n</think>'}}"
+    )
     assert edited != official
     path = write_qwen2(tmp_path / "m.gguf", pad=5, context=32768, template=edited)
     data = json.loads(run_cli("inspect", str(path), "--json").stdout)
     assert data["family"] is None
-    assert data["family_match"].startswith("none; nearest deepseek-r1 (r1-distill-qwen), first "
-                                           "difference in user at char ")
+    assert data["family_match"].startswith(
+        "none; nearest deepseek-r1 (r1-distill-qwen), first difference in user at char "
+    )
     assert data["family_match"].endswith("'' vs '</think>'")
     assert data["template_matches"] is False
 
@@ -86,10 +91,15 @@ def test_inspect_not_a_gguf_is_exit_2(tmp_path: Path) -> None:
 
 
 def test_fix_tokenizer_cli(tmp_path: Path) -> None:
-    config = {"added_tokens_decoder": {"151643": {"content": "<|endoftext|>"},
-                                       "151645": {"content": "<|im_end|>"},
-                                       "151654": {"content": "<|vision_pad|>"}},
-              "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}
+    config = {
+        "added_tokens_decoder": {
+            "151643": {"content": "<|endoftext|>"},
+            "151645": {"content": "<|im_end|>"},
+            "151654": {"content": "<|vision_pad|>"},
+        },
+        "eos_token": "<|im_end|>",
+        "pad_token": "<|endoftext|>",
+    }
     path = tmp_path / "tokenizer_config.json"
     path.write_text(json.dumps(config, indent=2))
     result = run_cli("fix-tokenizer", str(path))
@@ -100,8 +110,9 @@ def test_fix_tokenizer_cli(tmp_path: Path) -> None:
 
 
 def test_download_offline_without_cache_is_one_line(tmp_path: Path) -> None:
-    result = run_cli("download", "--quant", "Q4_K_M", env={"HF_HOME": str(tmp_path),
-                                                            "HF_HUB_OFFLINE": "1"})
+    result = run_cli(
+        "download", "--quant", "Q4_K_M", env={"HF_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("Error: ") and "Q4_K_M" in lines[-1]

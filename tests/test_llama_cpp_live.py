@@ -50,9 +50,19 @@ from .conftest import DATA, ROOT, run_cli
 from .test_export import bash_argv
 
 VARIANTS = ("qwq-fixed", "qwq-noprefill", "qwq-minp", "qwq-baseline")
-SAMPLING = ("temperature", "top_k", "top_p", "min_p", "typical_p", "repeat_penalty",
-            "repeat_last_n", "presence_penalty", "frequency_penalty", "dry_multiplier",
-            "samplers")
+SAMPLING = (
+    "temperature",
+    "top_k",
+    "top_p",
+    "min_p",
+    "typical_p",
+    "repeat_penalty",
+    "repeat_last_n",
+    "presence_penalty",
+    "frequency_penalty",
+    "dry_multiplier",
+    "samplers",
+)
 
 LLAMA_BUILD = PINNED[CURRENT].llama_cpp.build  # type: ignore[union-attr]
 
@@ -66,8 +76,20 @@ def llama_server_binary() -> Path:
 
 def export(variant: str, gguf: Path, port: int, *extra: str) -> tuple[str, str]:
     """The CLI's printed script and its notes."""
-    result = run_cli("export", "llama-cpp", variant, "--binary", "llama-server", "--model",
-                     str(gguf), "--host", "127.0.0.1", "--port", str(port), *extra)
+    result = run_cli(
+        "export",
+        "llama-cpp",
+        variant,
+        "--binary",
+        "llama-server",
+        "--model",
+        str(gguf),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *extra,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout, result.stderr
 
@@ -88,8 +110,12 @@ class ExportedServers:
             path = f"{self.binary.parent}{os.pathsep}{os.environ['PATH']}"
             started = time.monotonic()
             self.running[variant] = LlamaServer(
-                ["bash", "-c", self.scripts[variant][0]], f"http://127.0.0.1:{port}",
-                env={"PATH": path}, cwd=ROOT, startup_timeout=120).start()
+                ["bash", "-c", self.scripts[variant][0]],
+                f"http://127.0.0.1:{port}",
+                env={"PATH": path},
+                cwd=ROOT,
+                startup_timeout=120,
+            ).start()
             self.start_seconds[variant] = time.monotonic() - started
         return self.running[variant].api
 
@@ -111,7 +137,8 @@ def props_params(api: LlamaServerAPI) -> dict[str, Any]:
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_the_exported_command_runs_with_every_value_of_the_variant(
-        exported: ExportedServers, catalog: Catalog, name: str) -> None:
+    exported: ExportedServers, catalog: Catalog, name: str
+) -> None:
     api = exported(name)
     script, notes = exported.scripts[name]
     variant = catalog.variant(name)
@@ -135,13 +162,17 @@ def test_the_exported_command_runs_with_every_value_of_the_variant(
     trained = api.trained_context()
     assert api.props().n_ctx == min(params["num_ctx"], trained)
     assert trained == 8192 < params["num_ctx"]
-    assert (f"llama-server caps --ctx-size {params['num_ctx']} to {trained}" in notes)
+    assert f"llama-server caps --ctx-size {params['num_ctx']} to {trained}" in notes
     assert exported.start_seconds[name] < 60
 
 
 @pytest.fixture(scope="module")
-def bare_server(llama_server_binary: Path, small_gguf: Path, catalog: Catalog,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServerAPI]:
+def bare_server(
+    llama_server_binary: Path,
+    small_gguf: Path,
+    catalog: Catalog,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LlamaServerAPI]:
     """qwq-baseline's template and model, its sampling from the exported preset.ini loaded as
     llama.cpp's user config, and none of the export's other flags."""
     config = tmp_path_factory.mktemp("llama-config")
@@ -149,24 +180,39 @@ def bare_server(llama_server_binary: Path, small_gguf: Path, catalog: Catalog,
     export("qwq-baseline", small_gguf, port, "--export-preset", str(config / "llama.cpp"))
     (config / "llama.cpp" / "preset.ini").rename(config / "llama.cpp" / "config.ini")
     template = default_template_path(catalog, catalog.variant("qwq-baseline"))
-    argv = [str(llama_server_binary), "--model", str(small_gguf), "--ctx-size", "16384",
-            "--chat-template-file", str(template), "--host", "127.0.0.1", "--port", str(port)]
-    with LlamaServer(argv, f"http://127.0.0.1:{port}", env={"XDG_CONFIG_HOME": str(config)},
-                     startup_timeout=120) as server:
+    argv = [
+        str(llama_server_binary),
+        "--model",
+        str(small_gguf),
+        "--ctx-size",
+        "16384",
+        "--chat-template-file",
+        str(template),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    with LlamaServer(
+        argv, f"http://127.0.0.1:{port}", env={"XDG_CONFIG_HOME": str(config)}, startup_timeout=120
+    ) as server:
         yield server.api
 
 
-def test_the_preset_file_loads_the_same_sampling(exported: ExportedServers,
-                                                 bare_server: LlamaServerAPI) -> None:
+def test_the_preset_file_loads_the_same_sampling(
+    exported: ExportedServers, bare_server: LlamaServerAPI
+) -> None:
     from_preset = props_params(bare_server)
     from_flags = props_params(exported("qwq-baseline"))
     assert {k: from_preset[k] for k in SAMPLING} == {k: from_flags[k] for k in SAMPLING}
     assert from_preset["min_p"] == pytest.approx(0.1) and from_preset["repeat_penalty"] == (
-        pytest.approx(1.1))
+        pytest.approx(1.1)
+    )
 
 
 def test_without_the_export_a_final_assistant_message_is_continued(
-        exported: ExportedServers, bare_server: LlamaServerAPI, catalog: Catalog) -> None:
+    exported: ExportedServers, bare_server: LlamaServerAPI, catalog: Catalog
+) -> None:
     """Why the export says --no-prefill-assistant: llama-server's default continues the last
     assistant message (reasoning closed) where the HF template closes it and opens a turn."""
     conv = load_conversation(DATA / "conversations" / "tools-grouped-results.json")
@@ -179,7 +225,8 @@ def test_without_the_export_a_final_assistant_message_is_continued(
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_every_corpus_prompt_is_the_hf_prompt_byte_for_byte(
-        exported: ExportedServers, catalog: Catalog, name: str) -> None:
+    exported: ExportedServers, catalog: Catalog, name: str
+) -> None:
     api = exported(name)
     hf = hf_prompter(catalog, catalog.variant(name))
     corpus = load_corpus()
@@ -196,29 +243,36 @@ def test_every_corpus_prompt_is_the_hf_prompt_byte_for_byte(
     finding = check_fidelity(api, catalog, catalog.variant(name))
     # Every variant here is QwQ's, whose template prints arguments with tojson.
     assert finding.status == "known", finding.message
-    assert finding.message == (f"{len(corpus) - len(decoded)}/{len(corpus)} identical; the rest "
-                               "differ only by known divergences: tool-call-arguments-string")
+    assert finding.message == (
+        f"{len(corpus) - len(decoded)}/{len(corpus)} identical; the rest "
+        "differ only by known divergences: tool-call-arguments-string"
+    )
     assert finding.details["template"] == "the variant's"
 
 
-@pytest.mark.parametrize("path", sorted((DATA / "conversations").glob("*.json")),
-                         ids=lambda p: p.stem)
-def test_the_test_conversations_too(exported: ExportedServers, catalog: Catalog,
-                                    path: Path) -> None:
+@pytest.mark.parametrize(
+    "path", sorted((DATA / "conversations").glob("*.json")), ids=lambda p: p.stem
+)
+def test_the_test_conversations_too(
+    exported: ExportedServers, catalog: Catalog, path: Path
+) -> None:
     conv = load_conversation(path)
     for name in ("qwq-fixed", "qwq-noprefill"):
         hf = hf_prompter(catalog, catalog.variant(name))
         assert exported(name).render_prompt(name, conv.messages, conv.tools) == hf(
-            conv.messages, conv.tools), name
+            conv.messages, conv.tools
+        ), name
 
 
-def test_a_server_running_another_variant_is_caught(exported: ExportedServers,
-                                                   catalog: Catalog) -> None:
+def test_a_server_running_another_variant_is_caught(
+    exported: ExportedServers, catalog: Catalog
+) -> None:
     api = exported("qwq-fixed")
     settings = check_settings(api, catalog, catalog.variant("qwq-baseline"))
     assert settings.status == "fail"
     assert "min_p 0.0, not 0.1" in settings.message and "repeat_penalty 1.0, not 1.1" in (
-        settings.message)
+        settings.message
+    )
     fidelity = check_fidelity(api, catalog, catalog.variant("qwq-noprefill"))
     assert fidelity.status == "fail"
     assert "HF '' vs llama.cpp '<think>\\n'" in fidelity.message  # the prefill, not the variant
@@ -229,34 +283,67 @@ def test_a_server_running_another_variant_is_caught(exported: ExportedServers,
 def test_prompt_cli_prints_the_servers_prompt(exported: ExportedServers, name: str) -> None:
     conv = DATA / "conversations" / "tools-grouped-results.json"
     hf = run_cli("prompt", name, "--messages", str(conv))
-    live = run_cli("prompt", name, "--messages", str(conv), "--engine", "llama-cpp",
-                   "--llama-server", exported(name).host)
+    live = run_cli(
+        "prompt",
+        name,
+        "--messages",
+        str(conv),
+        "--engine",
+        "llama-cpp",
+        "--llama-server",
+        exported(name).host,
+    )
     assert live.returncode == 0, live.stderr
     assert live.stdout == hf.stdout and "<tools>" in hf.stdout
 
 
-def test_prompt_cli_starts_a_private_server_over_a_gguf(llama_server_binary: Path,
-                                                        small_gguf: Path) -> None:
+def test_prompt_cli_starts_a_private_server_over_a_gguf(
+    llama_server_binary: Path, small_gguf: Path
+) -> None:
     conv = DATA / "conversations" / "unicode-everywhere.json"
     hf = run_cli("prompt", "qwq-fixed", "--messages", str(conv))
-    live = run_cli("prompt", "qwq-fixed", "--messages", str(conv), "--engine", "llama-cpp",
-                   "--gguf", str(small_gguf))
+    live = run_cli(
+        "prompt",
+        "qwq-fixed",
+        "--messages",
+        str(conv),
+        "--engine",
+        "llama-cpp",
+        "--gguf",
+        str(small_gguf),
+    )
     assert live.returncode == 0, live.stderr
     assert live.stdout.encode() == hf.stdout.encode()
 
 
 def test_validate_cli_on_llama_cpp(exported: ExportedServers, tmp_path: Path) -> None:
     out = tmp_path / "v.json"
-    result = run_cli("validate", "qwq-noprefill", "--engine", "llama-cpp", "--llama-server",
-                     exported("qwq-noprefill").host, "--seed", "1", "--num-predict", "96",
-                     "--json-file", str(out), "--report", str(tmp_path / "v.md"))
+    result = run_cli(
+        "validate",
+        "qwq-noprefill",
+        "--engine",
+        "llama-cpp",
+        "--llama-server",
+        exported("qwq-noprefill").host,
+        "--seed",
+        "1",
+        "--num-predict",
+        "96",
+        "--json-file",
+        str(out),
+        "--report",
+        str(tmp_path / "v.md"),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     saved = json.loads(out.read_text())
     assert saved["engine"] == "llama.cpp" and saved["daemon_version"] == f"b{LLAMA_BUILD}"
     status = {f["check"]: f for f in saved["findings"]}
     # fidelity is "known": llama-server decodes string tool-call arguments (KNOWN_DIVERGENCES)
     assert [status[c]["status"] for c in ("fidelity", "settings", "generation")] == [
-        "known", "pass", "pass"]
+        "known",
+        "pass",
+        "pass",
+    ]
     context = status["context"]
     assert context["status"] == "warn"
     assert "trained with a context of 8192 tokens" in context["message"]
@@ -265,11 +352,18 @@ def test_validate_cli_on_llama_cpp(exported: ExportedServers, tmp_path: Path) ->
     assert f"llama.cpp b{LLAMA_BUILD}" in (tmp_path / "v.md").read_text()
 
 
-def test_the_prefilled_reasoning_arrives_apart_and_stops_hold(exported: ExportedServers,
-                                                              catalog: Catalog) -> None:
+def test_the_prefilled_reasoning_arrives_apart_and_stops_hold(
+    exported: ExportedServers, catalog: Catalog
+) -> None:
     servers = {"qwq-fixed": exported("qwq-fixed")}
-    report = validate_llama_cpp(lambda v: _running(servers[v.name]), catalog, ["qwq-fixed"],
-                                checks=("generation",), seed=1, num_predict=64)
+    report = validate_llama_cpp(
+        lambda v: _running(servers[v.name]),
+        catalog,
+        ["qwq-fixed"],
+        checks=("generation",),
+        seed=1,
+        num_predict=64,
+    )
     fixed = report.findings[0]
     # As on Ollama: SmolLM2 never closes the reasoning the template opened, so everything it
     # says is reasoning (reasoning_content), none leaks into the answer, and no answer comes.
@@ -287,9 +381,12 @@ def _running(api: LlamaServerAPI) -> AbstractContextManager[LlamaServerAPI]:
 
 
 def test_a_normal_answer_ends_at_the_end_of_turn(exported: ExportedServers) -> None:
-    result, verdict = generate_watched(exported("qwq-noprefill"), "qwq-noprefill",
-                                       get_prompt("sky").text,
-                                       options={"temperature": 0, "seed": 1, "num_predict": 400})
+    result, verdict = generate_watched(
+        exported("qwq-noprefill"),
+        "qwq-noprefill",
+        get_prompt("sky").text,
+        options={"temperature": 0, "seed": 1, "num_predict": 400},
+    )
     assert verdict is None
     assert result.done and result.done_reason == "stop"
     assert result.content.strip() and "<|im_end|>" not in result.content
@@ -299,9 +396,12 @@ def test_a_normal_answer_ends_at_the_end_of_turn(exported: ExportedServers) -> N
 def test_a_runaway_is_cut_and_the_server_stops_generating(exported: ExportedServers) -> None:
     api = exported("qwq-fixed")
     num_predict = 1500
-    result, verdict = generate_watched(api, "qwq-fixed", get_prompt("poem-loop").text,
-                                       options={"temperature": 0, "seed": 1,
-                                                "num_predict": num_predict})
+    result, verdict = generate_watched(
+        api,
+        "qwq-fixed",
+        get_prompt("poem-loop").text,
+        options={"temperature": 0, "seed": 1, "num_predict": num_predict},
+    )
     assert verdict is not None, result.thinking[-300:]
     assert result.stopped_early and not result.done
     assert len(result.chunks) < num_predict / 3
@@ -312,25 +412,43 @@ def test_a_runaway_is_cut_and_the_server_stops_generating(exported: ExportedServ
     assert api.busy_slots() == 0  # the dropped stream cancelled the request
 
 
-def test_compare_puts_both_engines_side_by_side(exported: ExportedServers, daemon, registered,
-                                               tmp_path: Path) -> None:
+def test_compare_puts_both_engines_side_by_side(
+    exported: ExportedServers, daemon, registered, tmp_path: Path
+) -> None:
     report = tmp_path / "cmp.md"
-    result = run_cli("compare", "qwq-fixed", "--prompt", "sky", "--seeds", "1",
-                     "--num-predict", "24", "--engines", "ollama,llama-cpp", "--host",
-                     daemon.host, "--llama-server", exported("qwq-fixed").host,
-                     "--report", str(report))
+    result = run_cli(
+        "compare",
+        "qwq-fixed",
+        "--prompt",
+        "sky",
+        "--seeds",
+        "1",
+        "--num-predict",
+        "24",
+        "--engines",
+        "ollama,llama-cpp",
+        "--host",
+        daemon.host,
+        "--llama-server",
+        exported("qwq-fixed").host,
+        "--report",
+        str(report),
+    )
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines()[:3]]
     assert rows[0][:3] == ["variant", "engine", "runs"]
-    assert {tuple(r[:3]) for r in rows[1:]} == {("qwq-fixed", "ollama", "1"),
-                                                ("qwq-fixed", "llama.cpp", "1")}
+    assert {tuple(r[:3]) for r in rows[1:]} == {
+        ("qwq-fixed", "ollama", "1"),
+        ("qwq-fixed", "llama.cpp", "1"),
+    }
     assert "| qwq-fixed | llama.cpp | 1 |" in report.read_text()
 
 
 def test_compare_summarises_llama_cpp_runs(exported: ExportedServers) -> None:
     prompt = get_prompt("sky")
-    summaries, runs = compare_variants(exported("qwq-minp"), ["qwq-minp"], prompt,
-                                       seeds=2, num_predict=16, engine="llama.cpp")
+    summaries, runs = compare_variants(
+        exported("qwq-minp"), ["qwq-minp"], prompt, seeds=2, num_predict=16, engine="llama.cpp"
+    )
     assert [(s.variant, s.engine, s.runs) for s in summaries] == [("qwq-minp", "llama.cpp", 2)]
     assert all(r.engine == "llama.cpp" and r.done_reason in ("stop", "length") for r in runs)
     # A rate is a real decode rate or none (a run ended by its first token has none).
@@ -339,7 +457,8 @@ def test_compare_summarises_llama_cpp_runs(exported: ExportedServers) -> None:
 
 
 def test_an_embedded_template_is_the_variants_on_llama_server(
-        llama_server_binary: Path, small_gguf: Path, catalog: Catalog, tmp_path: Path) -> None:
+    llama_server_binary: Path, small_gguf: Path, catalog: Catalog, tmp_path: Path
+) -> None:
     copy = tmp_path / "smollm2-qwq-fixed.gguf"
     made = run_cli("embed-template", "qwq-fixed", str(small_gguf), "--out", str(copy))
     assert made.returncode == 0 and made.stderr == "", made.stderr  # no progress bar
@@ -349,14 +468,16 @@ def test_an_embedded_template_is_the_variants_on_llama_server(
     script, _ = export("qwq-fixed", copy, port)
     argv = bash_argv(script, "llama-server")
     at = argv.index("--chat-template-file")
-    argv = [str(llama_server_binary), *argv[:at], *argv[at + 2:]]
+    argv = [str(llama_server_binary), *argv[:at], *argv[at + 2 :]]
     with LlamaServer(argv, f"http://127.0.0.1:{port}", startup_timeout=120) as server:
         variant = catalog.variant("qwq-fixed")
         assert server.api.props().chat_template == loaded_template(
-            render_variant(catalog, variant).hf_template)
+            render_variant(catalog, variant).hf_template
+        )
         finding = check_fidelity(server.api, catalog, variant)
     # "known": llama-server decodes string tool-call arguments (KNOWN_DIVERGENCES), as it does
     # with the exported --chat-template-file; nothing else differs.
     assert finding.status == "known" and finding.details["template"] == "the variant's", (
-        finding.message)
+        finding.message
+    )
     assert finding.message.endswith("known divergences: tool-call-arguments-string")

@@ -32,12 +32,16 @@ def run_stream(chunks: list[str]) -> tuple[LoopVerdict | None, LoopDetector]:
 
 # -- loops it must catch ---------------------------------------------------------------------
 
-INTRO = ("Okay, the user wants the bird to speed up when SPACE is pressed several times. "
-         "Let me work out the physics first:")
-PARAGRAPH = ("\n\nWait, gravity adds to the velocity every frame, so the bird falls faster and "
-             "faster until it hits the ground. If SPACE sets the velocity to a fixed negative "
-             "value the bird jumps, but pressing it again does not make it any faster. So maybe "
-             "SPACE should subtract from the velocity instead of setting it.")
+INTRO = (
+    "Okay, the user wants the bird to speed up when SPACE is pressed several times. "
+    "Let me work out the physics first:"
+)
+PARAGRAPH = (
+    "\n\nWait, gravity adds to the velocity every frame, so the bird falls faster and "
+    "faster until it hits the ground. If SPACE sets the velocity to a fixed negative "
+    "value the bird jumps, but pressing it again does not make it any faster. So maybe "
+    "SPACE should subtract from the velocity instead of setting it."
+)
 
 
 def test_a_runaway_paragraph_is_caught_within_three_copies_and_dated_to_its_first() -> None:
@@ -53,11 +57,14 @@ def test_a_runaway_paragraph_is_caught_within_three_copies_and_dated_to_its_firs
     assert verdict.sample.startswith("\n\nWait, gravity adds") and len(verdict.sample) <= 80
 
 
-@pytest.mark.parametrize(("prefix", "unit"), [
-    ("So the answer is ", "the "),
-    ("Hmm, let me see. ", "I think. "),
-    ("我们再检查一下碰撞检测。", "不对，我需要再检查一下碰撞检测的代码。"),
-])
+@pytest.mark.parametrize(
+    ("prefix", "unit"),
+    [
+        ("So the answer is ", "the "),
+        ("Hmm, let me see. ", "I think. "),
+        ("我们再检查一下碰撞检测。", "不对，我需要再检查一下碰撞检测的代码。"),
+    ],
+)
 def test_short_loops_are_caught_promptly_with_their_true_period(prefix: str, unit: str) -> None:
     verdict = detect_loop_in_text(prefix + unit * 100)
     assert verdict is not None and verdict.kind == "exact"
@@ -89,33 +96,53 @@ def test_only_the_first_verdict_is_returned_and_tokens_keep_counting() -> None:
 
 # -- normal output it must leave alone ------------------------------------------------------
 
-TABLE = "| setting | value |\n| --- | --- |\n" + "| --- | --- |\n" * 60 + \
-    "| temperature | 0.6 |\n\n| a | b | c |\n| --- | --- | --- |\n" + "| yes | no | yes |\n" * 40
+TABLE = (
+    "| setting | value |\n| --- | --- |\n"
+    + "| --- | --- |\n" * 60
+    + "| temperature | 0.6 |\n\n| a | b | c |\n| --- | --- | --- |\n"
+    + "| yes | no | yes |\n" * 40
+)
 
-NUMBERED = "Steps:\n" + "".join(f"{i}. Move every pipe left by the scroll speed.\n"
-                                for i in range(1, 80))
+NUMBERED = "Steps:\n" + "".join(
+    f"{i}. Move every pipe left by the scroll speed.\n" for i in range(1, 80)
+)
 
-UNDERLINES = "\n\n".join(f"Part {i}\n{'=' * 60}\n\nSome words about part {i}.\n{'-' * 150}"
-                         for i in range(1, 12))
+UNDERLINES = "\n\n".join(
+    f"Part {i}\n{'=' * 60}\n\nSome words about part {i}.\n{'-' * 150}" for i in range(1, 12)
+)
 
-PROGRAM = '''import pygame
+PROGRAM = (
+    """import pygame
 
 COLORS = {
-''' + "".join(f'    "shade_{i}": ({(i * 37) % 256}, {(i * 91) % 256}, {(i * 53) % 256}),\n'
-              for i in range(60)) + '''}
+"""
+    + "".join(
+        f'    "shade_{i}": ({(i * 37) % 256}, {(i * 91) % 256}, {(i * 53) % 256}),\n'
+        for i in range(60)
+    )
+    + """}
 
 LEVEL = [
     "WWWWWWWWWWWWWWWWWWWW",
-''' + '    "W                  W",\n' * 14 + '''    "WWWWWWWWWWWWWWWWWWWW",
+"""
+    + '    "W                  W",\n' * 14
+    + """    "WWWWWWWWWWWWWWWWWWWW",
 ]
 
 BOARD = [
-''' + "    [0, 0, 0, 0, 0, 0, 0, 0, 0],\n" * 9 + ''']
+"""
+    + "    [0, 0, 0, 0, 0, 0, 0, 0, 0],\n" * 9
+    + """]
 
 
 def key_name(key):
-''' + "".join(f"    {'if' if i == 0 else 'elif'} key == pygame.K_{chr(97 + i)}:\n"
-              f"        return \"{chr(97 + i)}\"\n" for i in range(26)) + '''    return "?"
+"""
+    + "".join(
+        f"    {'if' if i == 0 else 'elif'} key == pygame.K_{chr(97 + i)}:\n"
+        f'        return "{chr(97 + i)}"\n'
+        for i in range(26)
+    )
+    + """    return "?"
 
 
 def draw(screen, pipes):
@@ -124,7 +151,8 @@ def draw(screen, pipes):
         pygame.draw.rect(screen, COLORS["shade_1"], pipe.bottom)
         pygame.draw.rect(screen, COLORS["shade_2"], pipe.top.inflate(4, 4), 2)
         pygame.draw.rect(screen, COLORS["shade_2"], pipe.bottom.inflate(4, 4), 2)
-'''
+"""
+)
 
 ENGLISH = """The sky looks blue because of the way sunlight interacts with the air. Sunlight
 contains every colour of the visible spectrum, and when it enters the atmosphere it meets
@@ -158,21 +186,26 @@ water, a few drops of milk and a torch: from the side the water looks bluish, an
 that passes straight through looks orange.
 """
 
-TWICE = ("Here is the plan. Press SPACE to flap; every press adds upward speed, so pressing "
-         "several times in a row makes the bird climb faster. "
-         "Press SPACE to flap; every press adds upward speed, so pressing several times in a "
-         "row makes the bird climb faster. Now the pipes.")
+TWICE = (
+    "Here is the plan. Press SPACE to flap; every press adds upward speed, so pressing "
+    "several times in a row makes the bird climb faster. "
+    "Press SPACE to flap; every press adds upward speed, so pressing several times in a "
+    "row makes the bird climb faster. Now the pipes."
+)
 
 
-@pytest.mark.parametrize("text", [TABLE, NUMBERED, UNDERLINES, PROGRAM, ENGLISH, TWICE],
-                         ids=["table", "numbered-list", "underlines", "program", "english",
-                              "sentence-twice"])
+@pytest.mark.parametrize(
+    "text",
+    [TABLE, NUMBERED, UNDERLINES, PROGRAM, ENGLISH, TWICE],
+    ids=["table", "numbered-list", "underlines", "program", "english", "sentence-twice"],
+)
 def test_normal_answers_are_never_called_loops(text: str) -> None:
     assert "".join(split_tokenish(text)) == text
     assert detect_loop_in_text(text) is None
 
 
 # -- recorded streams ------------------------------------------------------------------------
+
 
 def test_the_recorded_normal_answer_is_not_a_loop() -> None:
     chunks = load_stream(STREAMS / "normal-answer.json")
@@ -189,9 +222,9 @@ def test_the_recorded_runaway_is_caught_at_its_third_copy() -> None:
     first = text.index("\n\nWait, but if the velocity is clamped")
     # The intro ends with "." as every copy does, so the repeated region starts one char early.
     assert verdict.loop_start_char == first - 1
-    assert "".join(chunks[:verdict.loop_start_token]) == text[:first - 1]
+    assert "".join(chunks[: verdict.loop_start_token]) == text[: first - 1]
     assert verdict.period_chars == text.index("\n\nWait", first + 1) - first
-    assert len("".join(chunks[:verdict.detected_at_token])) <= first + 3 * verdict.period_chars
+    assert len("".join(chunks[: verdict.detected_at_token])) <= first + 3 * verdict.period_chars
 
 
 def test_the_recorded_near_loop_with_a_changing_number_is_caught() -> None:
@@ -202,7 +235,7 @@ def test_the_recorded_near_loop_with_a_changing_number_is_caught() -> None:
     first = text.index("\n\nLet me check the gap again")
     fifth = text.index("gap should be 180 pixels")
     assert first - 2 <= verdict.loop_start_char <= first
-    assert len("".join(chunks[:verdict.detected_at_token])) < fifth
+    assert len("".join(chunks[: verdict.detected_at_token])) < fifth
     assert verdict.repeats == 4
 
 
@@ -213,8 +246,9 @@ def test_recorded_normal_answers_of_the_small_model_do_not_fire(name: str) -> No
     assert verdict is None
 
 
-@pytest.mark.parametrize("name", ["real-loop-the-end", "real-loop-identifier",
-                                  "real-loop-rambling"])
+@pytest.mark.parametrize(
+    "name", ["real-loop-the-end", "real-loop-identifier", "real-loop-rambling"]
+)
 def test_recorded_runaways_of_the_small_model_are_stopped_within_200_tokens(name: str) -> None:
     chunks = load_stream(STREAMS / f"{name}.json")
     verdict, _ = run_stream(chunks)
@@ -236,8 +270,9 @@ def test_a_long_stream_is_checked_in_linear_time() -> None:
     words = [f"w{i:x}z" for i in range(4000)]
 
     def seconds(chunks: int) -> float:
-        text = " ".join(words[(i * 7919) % 4000] + words[(i * 104729) % 4000]
-                        for i in range(chunks))
+        text = " ".join(
+            words[(i * 7919) % 4000] + words[(i * 104729) % 4000] for i in range(chunks)
+        )
         started = time.perf_counter()
         assert detect_loop_in_text(text) is None
         return time.perf_counter() - started

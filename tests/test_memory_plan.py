@@ -25,7 +25,8 @@ FIXTURE = json.loads((DATA / "h200-placement.json").read_text())
 SHOW = json.loads((DATA / "qwq-32b-shaped.show.json").read_text())
 SHAPE = mp.shape_from_show(Shown.from_json(SHOW), "fixture")
 QWEN3 = mp.shape_from_show(
-    Shown.from_json(json.loads((DATA / "qwen3-32b-shaped.show.json").read_text())), "fixture")
+    Shown.from_json(json.loads((DATA / "qwen3-32b-shaped.show.json").read_text())), "fixture"
+)
 POINTS = FIXTURE["points"]
 H100 = json.loads((DATA / "h100-placement-0.34.4.json").read_text())
 H100_QWEN3 = json.loads((DATA / "h100-qwen3-placement-0.34.4.json").read_text())
@@ -78,8 +79,9 @@ def brackets(points: list[dict] = POINTS, tag: str = "") -> list[tuple[str, dict
 ALL_BRACKETS = [(run, b) for run, points in COUNTED.items() for b in brackets(points, f"{run}-")]
 
 
-@pytest.mark.parametrize(("run", "point"), ALL_POINTS,
-                         ids=[f"{r}-{label(p)}" for r, p in ALL_POINTS])
+@pytest.mark.parametrize(
+    ("run", "point"), ALL_POINTS, ids=[f"{r}-{label(p)}" for r, p in ALL_POINTS]
+)
 def test_planner_says_where_the_daemon_put_the_model(run: str, point: dict) -> None:
     shape = RUNS[run][1]
     need = mp.need(shape, point["num_ctx"], free(point), point["kv"], point["flash"] != "off")
@@ -95,7 +97,8 @@ def test_planner_says_where_the_daemon_put_the_model(run: str, point: dict) -> N
 
 @pytest.mark.parametrize(("run", "bracket"), ALL_BRACKETS, ids=[b[0] for _, b in ALL_BRACKETS])
 def test_largest_context_is_where_the_daemon_switched_to_partial_offload(
-        run: str, bracket: tuple[str, dict, int, int | None]) -> None:
+    run: str, bracket: tuple[str, dict, int, int | None]
+) -> None:
     _, point, lo, hi = bracket
     predicted = mp.largest_context(RUNS[run][1], free(point), point["kv"], point["flash"] != "off")
     assert lo <= predicted
@@ -108,11 +111,19 @@ def test_largest_context_is_where_the_daemon_switched_to_partial_offload(
 def test_every_point_records_what_the_engine_saw_and_counts_only_on_level(run: str) -> None:
     points = RUNS[run][0]
     for point in points:
-        for key in ("card_free_mib", "free_before_mib", "fit_free_mib", "fit_projected_mib",
-                    "llama_free_mib", "counted"):
+        for key in (
+            "card_free_mib",
+            "free_before_mib",
+            "fit_free_mib",
+            "fit_projected_mib",
+            "llama_free_mib",
+            "counted",
+        ):
             assert isinstance(point.get(key), (int, bool)), (label(point), key)
-        on_level = (abs(point["free_before_mib"] - point["card_free_mib"]) <= 64
-                    and point["card_free_mib"] - seen(point) <= 800)
+        on_level = (
+            abs(point["free_before_mib"] - point["card_free_mib"]) <= 64
+            and point["card_free_mib"] - seen(point) <= 800
+        )
         assert point["counted"] == on_level, label(point)
         if not point["counted"]:  # measured again, and the second load counted
             again = [p for p in points if label(p) == label(point) and p["counted"]]
@@ -132,9 +143,15 @@ def test_reload_headroom_covers_every_shortfall_measured() -> None:
     """A second CUDA context alive while llama-server measures (the old runner's, Ollama's GPU
     refresh) took up to 524 MiB more on both cards; the recommended num_ctx leaves that."""
     loads = [p for points, _ in RUNS.values() for p in points] + H100["reload"]
-    extra = max(p["free_before_mib"] - min(p.get("fit_free_mib") or p["llama_free_mib"],
-                                           p["llama_free_mib"])
-                for p in loads if p.get("reload") in (None, "cold")) - mp.CUDA_CONTEXT // MIB
+    extra = (
+        max(
+            p["free_before_mib"]
+            - min(p.get("fit_free_mib") or p["llama_free_mib"], p["llama_free_mib"])
+            for p in loads
+            if p.get("reload") in (None, "cold")
+        )
+        - mp.CUDA_CONTEXT // MIB
+    )
     assert 500 < extra <= mp.RELOAD_HEADROOM // MIB  # a second context was seen, and is covered
 
 
@@ -165,13 +182,21 @@ def test_generated_qwen3_file_has_qwen3_32b_shape(qwq_shaped: Path) -> None:
     generator = load_generator()
     out = qwq_shaped.parent / "qwen3-32b-shaped.gguf"
     if not out.exists():
-        generator.write_qwq_shaped(out, qwq_shaped.parent / "tok.gguf",
-                                   shape=generator.QWEN3_32B, mix="q4_k_m")
+        generator.write_qwq_shaped(
+            out, qwq_shaped.parent / "tok.gguf", shape=generator.QWEN3_32B, mix="q4_k_m"
+        )
     shape = mp.shape_from_gguf(out)
     assert shape == mp.ModelShape(**{**QWEN3.__dict__, "file_size": out.stat().st_size})
-    assert (shape.architecture, shape.layers, shape.embd, shape.ffn, shape.heads,
-            shape.kv_heads, shape.head_dim_k, shape.q_dim) == (
-        "qwen3", 64, 5120, 25600, 64, 8, 128, 8192)
+    assert (
+        shape.architecture,
+        shape.layers,
+        shape.embd,
+        shape.ffn,
+        shape.heads,
+        shape.kv_heads,
+        shape.head_dim_k,
+        shape.q_dim,
+    ) == ("qwen3", 64, 5120, 25600, 64, 8, 128, 8192)
     model_mib = H100_QWEN3["points"][0]["buffers_mib"]["CUDA0 model"]
     assert abs(shape.weights_gpu / MIB - model_mib) < 0.01
 
@@ -189,8 +214,9 @@ def test_verdict_tells_a_tight_fit_from_one_with_room_for_a_reload() -> None:
     """doctor's words for 24 GiB (the H100's card): 16384 fits but is tight, the recommended
     15104 passes, 18432 spills; each names the largest and the recommended num_ctx."""
     card = H100["reload"][0]["card_free_mib"] * MIB
-    said = {ctx: mp.verdict("qwq-fixed", mp.plan(SHAPE, ctx, card)) for ctx in (15104, 16384,
-                                                                                  18432)}
+    said = {
+        ctx: mp.verdict("qwq-fixed", mp.plan(SHAPE, ctx, card)) for ctx in (15104, 16384, 18432)
+    }
     assert [said[c][0] for c in (15104, 16384, 18432)] == [True, False, False]
     assert "also after a reload" in said[15104][1] and said[15104][2] is None
     assert "a reload can spill a layer" in said[16384][1]
@@ -215,8 +241,9 @@ def test_bad_input_is_one_line_errors() -> None:
 
 def test_plan_command_matches_the_measured_boundary(qwq_shaped: Path) -> None:
     _, point, lo, hi = next(b for b in brackets() if b[0] == "24GiB-f16-fa_auto")
-    result = run_cli("plan", "qwq-fixed", "--gguf", str(qwq_shaped), "--vram",
-                     f"{point['free_before_mib']}MiB")
+    result = run_cli(
+        "plan", "qwq-fixed", "--gguf", str(qwq_shaped), "--vram", f"{point['free_before_mib']}MiB"
+    )
     assert result.returncode == 0, result.stderr
     row = result.stdout.splitlines()[-1].split()
     # 16384 fits 24 GiB with 214 MiB to spare: on the GPU, but not with room for a reload
@@ -243,8 +270,9 @@ def test_doctor_says_which_variants_fit_a_given_gpu(api: OllamaAPI, registered: 
     shape = mp.model_shape(api, "qwq-fixed")
     roomy, tight = 8 * mp.GIB, mp.CUDA_CONTEXT + mp.FIT_MARGIN + shape.weights_gpu
     for vram in (roomy, tight):
-        found = [f for f in diagnose(api, registered, "smollm2-135m", vram)
-                 if f.check == "gpu-memory"]
+        found = [
+            f for f in diagnose(api, registered, "smollm2-135m", vram) if f.check == "gpu-memory"
+        ]
         checked = registered.chosen()  # doctor's default set, as `make models` registers
         assert [f.message.split(":")[0] for f in found] == [v.name for v in checked]
         for finding, variant in zip(found, checked, strict=True):

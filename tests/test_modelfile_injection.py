@@ -33,32 +33,55 @@ pytestmark = pytest.mark.live
 
 BUDGET = 120
 INJECTIONS = [
-    "ok\nFROM /etc/passwd\nPARAMETER temperature 9", 'x"""\nSYSTEM evil\n"""', "\"\"\"\n",
-    "a\rPARAMETER temperature 9", "# c\nLICENSE extra", "x\u2028SYSTEM y", "\nMESSAGE user hi",
-    "ADAPTER ./lora.gguf", "\r\nRENDERER qwen3", "qwq-x", "a:b", "host.example:80/ns/m:7b",
+    "ok\nFROM /etc/passwd\nPARAMETER temperature 9",
+    'x"""\nSYSTEM evil\n"""',
+    '"""\n',
+    "a\rPARAMETER temperature 9",
+    "# c\nLICENSE extra",
+    "x\u2028SYSTEM y",
+    "\nMESSAGE user hi",
+    "ADAPTER ./lora.gguf",
+    "\r\nRENDERER qwen3",
+    "qwq-x",
+    "a:b",
+    "host.example:80/ns/m:7b",
 ]
-FIELDS = ("variant description", "weights description", "system", "license", "stop",
-          "variant name", "ollama ref", "gguf path")
+FIELDS = (
+    "variant description",
+    "weights description",
+    "system",
+    "license",
+    "stop",
+    "variant name",
+    "ollama ref",
+    "gguf path",
+)
 hostile = st.one_of(st.sampled_from(INJECTIONS), texts)
 # Text a field would accept, so that "kept" is reached for every field, not only "refused".
 plausible = {
     "variant name": st.from_regex(r"[a-z0-9_][a-z0-9_.-]{0,20}", fullmatch=True),
-    "ollama ref": st.from_regex(r"([a-z0-9_][a-z0-9_.:-]{0,8}/)?([a-z0-9_][a-z0-9_-]{0,8}/)?"
-                                r"[a-z0-9_][a-z0-9_.-]{0,8}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,8})?",
-                                fullmatch=True),
-    "gguf path": st.text(st.characters(codec="utf-8", categories=("L", "N", "P", "S", "Zs")),
-                         min_size=1, max_size=30),
+    "ollama ref": st.from_regex(
+        r"([a-z0-9_][a-z0-9_.:-]{0,8}/)?([a-z0-9_][a-z0-9_-]{0,8}/)?"
+        r"[a-z0-9_][a-z0-9_.-]{0,8}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,8})?",
+        fullmatch=True,
+    ),
+    "gguf path": st.text(
+        st.characters(codec="utf-8", categories=("L", "N", "P", "S", "Zs")), min_size=1, max_size=30
+    ),
 }
 cases = st.sampled_from(FIELDS).flatmap(
-    lambda f: st.tuples(st.just(f), st.one_of(hostile, plausible[f]) if f in plausible
-                        else hostile))
+    lambda f: st.tuples(st.just(f), st.one_of(hostile, plausible[f]) if f in plausible else hostile)
+)
 
 
 def _catalog(field: str, text: str, base_ref: str) -> tuple[dict, str]:
     """A catalog over the base model with `text` in `field`, and the variant's name."""
     weights = {"description": "base", "ollama": base_ref, "license": "MIT"}
-    variant: dict[str, Any] = {"description": "d", "system": "be brief",
-               "parameters": {"num_ctx": 2048, "temperature": 0.5, "stop": ["<|im_end|>"]}}
+    variant: dict[str, Any] = {
+        "description": "d",
+        "system": "be brief",
+        "parameters": {"num_ctx": 2048, "temperature": 0.5, "stop": ["<|im_end|>"]},
+    }
     name = "inj"
     if field == "variant name":
         name = text
@@ -71,43 +94,70 @@ def _catalog(field: str, text: str, base_ref: str) -> tuple[dict, str]:
     else:
         del weights["ollama"]
         weights["ollama" if field == "ollama ref" else "gguf"] = text
-    return {"templates": str(ROOT / "templates"), "weights": {"w": weights},
-            "defaults": {"weights": "w", "template": "qwq"}, "variants": {name: variant}}, name
+    return {
+        "templates": str(ROOT / "templates"),
+        "weights": {"w": weights},
+        "defaults": {"weights": "w", "template": "qwq"},
+        "variants": {name: variant},
+    }, name
 
 
 def _expected_field(field: str, name: str) -> str:
-    return {"variant description": f"variants.{name}.description",
-            "weights description": "weights.w.description", "system": f"variants.{name}.system",
-            "license": "weights.w.license", "stop": f"variants.{name}.parameters",
-            "variant name": "variants.", "ollama ref": "weights.w.ollama",
-            "gguf path": "weights.w.gguf"}[field]
+    return {
+        "variant description": f"variants.{name}.description",
+        "weights description": "weights.w.description",
+        "system": f"variants.{name}.system",
+        "license": "weights.w.license",
+        "stop": f"variants.{name}.parameters",
+        "variant name": "variants.",
+        "ollama ref": "weights.w.ollama",
+        "gguf path": "weights.w.gguf",
+    }[field]
 
 
 def test_catalog_text_cannot_change_what_the_modelfile_says(
-        ollama_binary, daemon, api: OllamaAPI, small_base: str, small_gguf: Path,
-        tmp_path_factory, capsys) -> None:
+    ollama_binary,
+    daemon,
+    api: OllamaAPI,
+    small_base: str,
+    small_gguf: Path,
+    tmp_path_factory,
+    capsys,
+) -> None:
     """BUDGET cases, then how many were kept and refused per field: both must be reached, in
     this one test, so it holds whatever runs before it or alone."""
     ran: dict[str, list[int]] = {f: [0, 0] for f in FIELDS}  # field -> [kept, refused]
 
-    @settings(max_examples=BUDGET, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=BUDGET,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
     @given(case=cases)
     def one(case: tuple[str, str]) -> None:
-        kept = _one_case(case, ollama_binary, daemon, api, small_base, small_gguf,
-                         tmp_path_factory)
+        kept = _one_case(case, ollama_binary, daemon, api, small_base, small_gguf, tmp_path_factory)
         ran[case[0]][0 if kept else 1] += 1
 
     one()
     with capsys.disabled():
-        print("\nModelfile injection: " + ", ".join(f"{f} {k} kept/{r} refused"
-                                                   for f, (k, r) in ran.items()))
+        print(
+            "\nModelfile injection: "
+            + ", ".join(f"{f} {k} kept/{r} refused" for f, (k, r) in ran.items())
+        )
     assert sum(k + r for k, r in ran.values()) >= BUDGET
     assert sum(k for k, _ in ran.values()) >= BUDGET // 4  # not only refusals
 
 
-def _one_case(case: tuple[str, str], ollama_binary, daemon, api: OllamaAPI, small_base: str,
-              small_gguf: Path, tmp_path_factory) -> bool:
+def _one_case(
+    case: tuple[str, str],
+    ollama_binary,
+    daemon,
+    api: OllamaAPI,
+    small_base: str,
+    small_gguf: Path,
+    tmp_path_factory,
+) -> bool:
     """One hostile text in one field: refused as it should be (False) or kept exactly (True)."""
     field, text = case
     tmp = tmp_path_factory.mktemp("inj")
@@ -130,8 +180,10 @@ def _one_case(case: tuple[str, str], ollama_binary, daemon, api: OllamaAPI, smal
     _make_local(api, small_base, catalog.weights["w"].ollama_ref)
     created = subprocess.run(
         [str(ollama_binary.path), "create", name, "-f", str(out / f"{name}.Modelfile")],
-        capture_output=True, text=True, env={**os.environ, "OLLAMA_HOST": daemon.host,
-                                             "HOME": str(tmp)})
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OLLAMA_HOST": daemon.host, "HOME": str(tmp)},
+    )
     if not placed:  # FROM names no file, so Ollama reads it as a model name, and none fits
         assert created.returncode != 0 and api.show(name) is None, created.stderr
         return False
@@ -186,17 +238,30 @@ def _assert_shows_the_catalog(shown: Shown, catalog, variant, api: OllamaAPI, ba
 
 
 GO_TEMPLATES = [
-    "{{ .Prompt }}", "{{ if }}", "{{ .Messages", "{{ json .Messages }}{{ currentDate }}",
-    "{{ yesterdayDate }}{{ toTypeScriptType . }}", "{{ tojson . }}", '{{ template "x" }}',
-    '{{ define "x" }}a{{ end }}{{ template "x" . }}', "{{ range .Messages }}{{ break }}{{ end }}",
-    "{{ break }}", "{{ end }}", "{{ $x := 1 }}{{ $y }}", '{{ "unterminated }}', "{{/* c */}}",
-    "{{ .A | printf \"%s\" }}", "{{ else }}", "{{ with .System }}{{ . }}{{ else }}-{{ end }}",
+    "{{ .Prompt }}",
+    "{{ if }}",
+    "{{ .Messages",
+    "{{ json .Messages }}{{ currentDate }}",
+    "{{ yesterdayDate }}{{ toTypeScriptType . }}",
+    "{{ tojson . }}",
+    '{{ template "x" }}',
+    '{{ define "x" }}a{{ end }}{{ template "x" . }}',
+    "{{ range .Messages }}{{ break }}{{ end }}",
+    "{{ break }}",
+    "{{ end }}",
+    "{{ $x := 1 }}{{ $y }}",
+    '{{ "unterminated }}',
+    "{{/* c */}}",
+    '{{ .A | printf "%s" }}',
+    "{{ else }}",
+    "{{ with .System }}{{ . }}{{ else }}-{{ end }}",
 ]
 
 
 @pytest.mark.parametrize("template", GO_TEMPLATES)
-def test_the_go_template_check_agrees_with_the_daemon(api: OllamaAPI, small_base: str,
-                                                      template: str) -> None:
+def test_the_go_template_check_agrees_with_the_daemon(
+    api: OllamaAPI, small_base: str, template: str
+) -> None:
     if shutil.which("go") is None:
         pytest.skip("no Go toolchain: render skips this check (and says so)")
     [problem] = parse_problems([template])

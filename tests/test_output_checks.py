@@ -31,7 +31,7 @@ READS = [
 ]
 REFUSES = [
     ('FROM x\nSYSTEM """a\n"""\nb"""\n', 4, "command must be one of"),
-    ("FROM x\nTEMPLATE \"\"\"never closed\n", None, "unexpected EOF"),
+    ('FROM x\nTEMPLATE """never closed\n', None, "unexpected EOF"),
     ("FROM x\nPARAMETER te-mp 1\n", None, "unexpected EOF"),
     ("FROM x\nFOO bar\n", 2, "command must be one of"),
     ("FROM x\r\nFOO bar\r\n", 3, "command must be one of"),  # CR and LF both count a line
@@ -47,17 +47,21 @@ def test_modelfiles_read_as_ollama_reads_them(text: str, commands: list) -> None
 
 
 @pytest.mark.parametrize("text, line, message", REFUSES)
-def test_modelfiles_ollama_refuses_are_refused(text: str, line: int | None, message: str
-                                               ) -> None:
+def test_modelfiles_ollama_refuses_are_refused(text: str, line: int | None, message: str) -> None:
     with pytest.raises(ModelfileSyntaxError, match=message) as caught:
         parse_modelfile(text)
     assert caught.value.line == line
 
 
 HF_SOURCES = [
-    "{{ messages[0].content }}", "{% for m in messages %}{% if loop.first %}{% continue %}"
-    "{% endif %}{{ m.content | tojson }}{% endfor %}", "{{ raise_exception('x') }}",
-    "{% if x %}", "{{ x | nosuchfilter }}", "{{ x is nosuchtest }}", "{% break %}",
+    "{{ messages[0].content }}",
+    "{% for m in messages %}{% if loop.first %}{% continue %}"
+    "{% endif %}{{ m.content | tojson }}{% endfor %}",
+    "{{ raise_exception('x') }}",
+    "{% if x %}",
+    "{{ x | nosuchfilter }}",
+    "{{ x is nosuchtest }}",
+    "{% break %}",
     "{{ x }",
 ]
 
@@ -79,16 +83,28 @@ needs_go = pytest.mark.skipif(shutil.which("go") is None, reason="no Go toolchai
 
 @needs_go
 def test_the_go_check_reads_templates_as_ollama_does() -> None:
-    problems = gotemplate.parse_problems([
-        "{{ json .Messages }}{{ currentDate }}{{ yesterdayDate }}{{ toTypeScriptType . }}",
-        "a\nb\n{{ if }}", "{{ tojson . }}", '{{ template "x" }}', "{{ .Messages"])
-    assert problems == [None, (3, "missing value for if"), (1, 'function "tojson" not defined'),
-                        (1, "undefined template specified"), (1, "unclosed action")]
+    problems = gotemplate.parse_problems(
+        [
+            "{{ json .Messages }}{{ currentDate }}{{ yesterdayDate }}{{ toTypeScriptType . }}",
+            "a\nb\n{{ if }}",
+            "{{ tojson . }}",
+            '{{ template "x" }}',
+            "{{ .Messages",
+        ]
+    )
+    assert problems == [
+        None,
+        (3, "missing value for if"),
+        (1, 'function "tojson" not defined'),
+        (1, "undefined template specified"),
+        (1, "unclosed action"),
+    ]
 
 
 @needs_go
-def test_the_go_checker_is_built_once_per_source(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_go_checker_is_built_once_per_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("QWQ_OLLAMA_TOOLS", str(tmp_path / "tools"))
     first = gotemplate.helper_binary()
     assert first.is_file() and first.parent.parent == tmp_path / "tools"
@@ -99,15 +115,27 @@ def test_the_go_checker_is_built_once_per_source(tmp_path: Path,
         gotemplate.helper_binary()  # another source is another build, and this one fails
 
 
-def test_without_go_render_says_so_in_one_line_and_still_writes(project_copy: Path,
-                                                                 tmp_path: Path) -> None:
+def test_without_go_render_says_so_in_one_line_and_still_writes(
+    project_copy: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
-    env = {"PATH": str(tmp_path / "no-tools"), "QWQ_OLLAMA_CACHE": str(tmp_path / "cache"),
-           "QWQ_OLLAMA_TOOLS": str(tmp_path / "tools")}
-    result = run_cli("render", "--catalog", str(project_copy / "modelfiles" / "models.yaml"),
-                     "--out", str(out), env=env)
+    env = {
+        "PATH": str(tmp_path / "no-tools"),
+        "QWQ_OLLAMA_CACHE": str(tmp_path / "cache"),
+        "QWQ_OLLAMA_TOOLS": str(tmp_path / "tools"),
+    }
+    result = run_cli(
+        "render",
+        "--catalog",
+        str(project_copy / "modelfiles" / "models.yaml"),
+        "--out",
+        str(out),
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
-    assert result.stderr == ("note: Go is not installed (no `go` on PATH), so the Ollama "
-                             "templates were not parsed before writing; the daemon still parses "
-                             "each one `create` sends\n")
+    assert result.stderr == (
+        "note: Go is not installed (no `go` on PATH), so the Ollama "
+        "templates were not parsed before writing; the daemon still parses "
+        "each one `create` sends\n"
+    )
     assert (out / "qwq-fixed.Modelfile").is_file()

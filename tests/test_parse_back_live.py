@@ -31,8 +31,9 @@ def cases_for(variant: Variant) -> tuple[list[ParseCase], list[dict[str, object]
     for them (R1's has none Ollama could learn)."""
     family = variant.family
     with_tools = "<tool_call>" in family.official_file.read_text(encoding="utf-8")
-    cases = output_cases(variant.generation_prompt, family.think_open, family.think_close,
-                         with_tools)
+    cases = output_cases(
+        variant.generation_prompt, family.think_open, family.think_close, with_tools
+    )
     return cases, [WEATHER_TOOL] if with_tools else None
 
 
@@ -40,10 +41,10 @@ def cases_for(variant: Variant) -> tuple[list[ParseCase], list[dict[str, object]
 # thinking/parser.go, tools/tools.go and the chat handler's use of them).
 DAEMON_FAILURES = {
     ("qwq-fixed", "other-opening"): "the thinking parser is primed with the prompt's <think>, "
-                                    "so a model that opens <think> again keeps it in thinking",
+    "so a model that opens <think> again keeps it in thinking",
     ("r1-distill-qwen", "other-opening"): "as for qwq-fixed",
     ("qwq-noprefill", "other-opening"): "without <think> in the output nothing is thinking: the "
-                                        "reasoning and </think> arrive as content",
+    "reasoning and </think> arrive as content",
     ("qwen3-thinking", "other-opening"): "as for qwq-noprefill",
     ("qwq-noprefill", "close-first"): "'</think>' without '<think>' stays in the content",
     ("qwen3-thinking", "close-first"): "as for qwq-noprefill",
@@ -57,10 +58,16 @@ def test_model_output_comes_back_as_the_message_it_encodes(version: str, name: s
     rendered = render_variant(CATALOG, variant)
     cases, tools = cases_for(variant)
     prompt = hf_prompter(CATALOG, variant)([{"role": "user", "content": "Weather?"}], tools)
-    streamed = parse_back(version, rendered.ollama_template, prompt,
-                          [chunks_of(c.output, c.split_at) for c in cases], tools=tools)
-    whole = parse_back(version, rendered.ollama_template, prompt, [[c.output] for c in cases],
-                       tools=tools)
+    streamed = parse_back(
+        version,
+        rendered.ollama_template,
+        prompt,
+        [chunks_of(c.output, c.split_at) for c in cases],
+        tools=tools,
+    )
+    whole = parse_back(
+        version, rendered.ollama_template, prompt, [[c.output] for c in cases], tools=tools
+    )
     wrong = []
     for case, got_streamed, got_whole in zip(cases, streamed, whole, strict=True):
         for mode, got in (("streamed", got_streamed), ("whole", got_whole)):

@@ -26,17 +26,18 @@ from .conftest import SMALL_BLOB, FakeDaemon, show_answer
 OTHER_BLOB = "sha256:" + "b" * 64
 
 
-def test_a_variant_as_the_catalog_says_is_up_to_date(catalog: Catalog, fake: FakeDaemon,
-                                                     fake_api: OllamaAPI) -> None:
+def test_a_variant_as_the_catalog_says_is_up_to_date(
+    catalog: Catalog, fake: FakeDaemon, fake_api: OllamaAPI
+) -> None:
     fake.base("smollm2-135m", SMALL_BLOB)
     fake.models["qwq-fixed"] = show_answer(catalog, "qwq-fixed", "smollm2-135m", SMALL_BLOB)
     found = registration(fake_api, catalog, catalog.variant("qwq-fixed"), "smollm2-135m")
     assert found.up_to_date and found.over == "smollm2-135m" and found.drift == {}
 
 
-def test_other_weights_are_named_not_the_license_that_follows(catalog: Catalog,
-                                                              fake: FakeDaemon,
-                                                              fake_api: OllamaAPI) -> None:
+def test_other_weights_are_named_not_the_license_that_follows(
+    catalog: Catalog, fake: FakeDaemon, fake_api: OllamaAPI
+) -> None:
     # Registered over the small weights; the catalog's own weights were never imported (as
     # after a create killed before it imported them): the weights differ, nothing else does.
     fake.base("smollm2-135m", SMALL_BLOB)
@@ -47,26 +48,32 @@ def test_other_weights_are_named_not_the_license_that_follows(catalog: Catalog,
     assert found.only_weights_differ
 
 
-def test_weights_nobody_vouches_for_are_a_difference(catalog: Catalog, fake: FakeDaemon,
-                                                     fake_api: OllamaAPI) -> None:
+def test_weights_nobody_vouches_for_are_a_difference(
+    catalog: Catalog, fake: FakeDaemon, fake_api: OllamaAPI
+) -> None:
     fake.models["qwq-fixed"] = show_answer(catalog, "qwq-fixed", "smollm2-135m", OTHER_BLOB)
     found = registration(fake_api, catalog, catalog.variant("qwq-fixed"), "smollm2-135m")
     assert found.over is None
-    assert found.drift == {"weights": "weights (cannot be confirmed: the base model "
-                                      "qwq-ollama-weights/smollm2-135m is not registered)"}
+    assert found.drift == {
+        "weights": "weights (cannot be confirmed: the base model "
+        "qwq-ollama-weights/smollm2-135m is not registered)"
+    }
 
 
-def test_changed_parameters_carry_both_values(catalog: Catalog, fake: FakeDaemon,
-                                              fake_api: OllamaAPI) -> None:
+def test_changed_parameters_carry_both_values(
+    catalog: Catalog, fake: FakeDaemon, fake_api: OllamaAPI
+) -> None:
     fake.base("smollm2-135m", SMALL_BLOB)
-    fake.models["qwq-fixed"] = show_answer(catalog, "qwq-fixed", "smollm2-135m", SMALL_BLOB,
-                                           parameters={"temperature": 0.9})
+    fake.models["qwq-fixed"] = show_answer(
+        catalog, "qwq-fixed", "smollm2-135m", SMALL_BLOB, parameters={"temperature": 0.9}
+    )
     found = registration(fake_api, catalog, catalog.variant("qwq-fixed"), "smollm2-135m")
     assert found.drift == {"parameters": "parameters (temperature: catalog 0.6, live 0.9)"}
 
 
-def test_list_doctor_and_validate_agree(catalog: Catalog, fake: FakeDaemon,
-                                        fake_api: OllamaAPI) -> None:
+def test_list_doctor_and_validate_agree(
+    catalog: Catalog, fake: FakeDaemon, fake_api: OllamaAPI
+) -> None:
     from qwq_ollama.checks.validate import check_registration
 
     fake.base("smollm2-135m", SMALL_BLOB)
@@ -74,26 +81,40 @@ def test_list_doctor_and_validate_agree(catalog: Catalog, fake: FakeDaemon,
         fake.models[name] = show_answer(catalog, name, "smollm2-135m", SMALL_BLOB)
     rows = status(fake_api, catalog)
     assert {row.variant: list(row.drift) for row in rows} == {
-        v.name: ["weights"] for v in catalog.chosen()}
+        v.name: ["weights"] for v in catalog.chosen()
+    }
     doctor = [f for f in diagnose(fake_api, catalog) if f.check == "registration"]
     assert {f.status for f in doctor} == {"warn"}
     assert all("registered over weights smollm2-135m" in f.message for f in doctor)
     verdict = check_registration(fake_api, catalog, catalog.variant("qwq-fixed"), None)
     assert verdict.status == "fail"
-    assert verdict.message.startswith("differs from the catalog in weights (registered over "
-                                      "smollm2-135m, not qwq-32b)")
+    assert verdict.message.startswith(
+        "differs from the catalog in weights (registered over smollm2-135m, not qwq-32b)"
+    )
 
 
-@pytest.mark.parametrize("version, status_, words", [
-    ("0.34.4", "pass", "Ollama 0.34.4 at "),
-    ("0.32.15", "pass", "Ollama 0.32.15 at "),
-    ("0.28.1", "pass", "Ollama 0.28.1 at "),
-    ("0.35.0", "warn", "untested version (tested: 0.34.4, 0.32.15, 0.24.0); the checks still ran"),
-    ("0.20.3", "fail", "older than 0.24.0"),
-])
-def test_doctor_judges_the_daemon_version(catalog: Catalog, httpserver: HTTPServer,
-                                          fake_api: OllamaAPI, version: str, status_: str,
-                                          words: str) -> None:
+@pytest.mark.parametrize(
+    "version, status_, words",
+    [
+        ("0.34.4", "pass", "Ollama 0.34.4 at "),
+        ("0.32.15", "pass", "Ollama 0.32.15 at "),
+        ("0.28.1", "pass", "Ollama 0.28.1 at "),
+        (
+            "0.35.0",
+            "warn",
+            "untested version (tested: 0.34.4, 0.32.15, 0.24.0); the checks still ran",
+        ),
+        ("0.20.3", "fail", "older than 0.24.0"),
+    ],
+)
+def test_doctor_judges_the_daemon_version(
+    catalog: Catalog,
+    httpserver: HTTPServer,
+    fake_api: OllamaAPI,
+    version: str,
+    status_: str,
+    words: str,
+) -> None:
     FakeDaemon(httpserver, version)
     first = diagnose(fake_api, catalog, "smollm2-135m")[0]
     assert (first.check, first.status) == ("daemon", status_)
@@ -101,18 +122,20 @@ def test_doctor_judges_the_daemon_version(catalog: Catalog, httpserver: HTTPServ
     assert "downgrade" not in (first.fix or "") and "0.24.0 (`" not in (first.fix or "")
 
 
-def test_a_daemon_older_than_the_minimum_is_refused_in_one_line(httpserver: HTTPServer,
-                                                                fake_api: OllamaAPI) -> None:
+def test_a_daemon_older_than_the_minimum_is_refused_in_one_line(
+    httpserver: HTTPServer, fake_api: OllamaAPI
+) -> None:
     FakeDaemon(httpserver, "0.11.4")
     with pytest.raises(DaemonError) as caught:
         fake_api.supported_version()
-    assert str(caught.value) == (f"Ollama 0.11.4 at {fake_api.host} is too old: this tool needs "
-                                 "Ollama 0.24.0 or newer")
+    assert str(caught.value) == (
+        f"Ollama 0.11.4 at {fake_api.host} is too old: this tool needs Ollama 0.24.0 or newer"
+    )
 
 
-def test_a_daemon_rendering_another_template_fails_fidelity(catalog: Catalog, fake: FakeDaemon,
-                                                            httpserver: HTTPServer,
-                                                            fake_api: OllamaAPI) -> None:
+def test_a_daemon_rendering_another_template_fails_fidelity(
+    catalog: Catalog, fake: FakeDaemon, httpserver: HTTPServer, fake_api: OllamaAPI
+) -> None:
     """A daemon that renders with a Jinja chat template (a GGUF's own, as Ollama 0.30+ may
     choose) instead of the catalog's Go TEMPLATE fails, even when every prompt is identical."""
     from qwq_ollama.catalog.render import hf_prompter
@@ -126,23 +149,28 @@ def test_a_daemon_rendering_another_template_fails_fidelity(catalog: Catalog, fa
 
         body = request.get_json()
         prompt = as_jinja(body["messages"], body.get("tools"))
-        return Response(json.dumps({"_debug_info": {"rendered_template": prompt}}),
-                        content_type="application/json")
+        return Response(
+            json.dumps({"_debug_info": {"rendered_template": prompt}}),
+            content_type="application/json",
+        )
 
     httpserver.expect_request("/api/chat", method="POST").respond_with_handler(render)
     verdict = check_fidelity(fake_api, catalog, variant)
     assert verdict.status == "fail"
     assert verdict.details["template_source"] == "jinja"
-    assert verdict.message == ("the daemon builds prompts with a Jinja chat template (the "
-                               "GGUF's own), not the catalog's Modelfile TEMPLATE (Go)")
+    assert verdict.message == (
+        "the daemon builds prompts with a Jinja chat template (the "
+        "GGUF's own), not the catalog's Modelfile TEMPLATE (Go)"
+    )
     assert verdict.fix is not None and "OLLAMA_GO_TEMPLATE" in verdict.fix
 
 
-@pytest.mark.parametrize("version, untested", [("0.35.0", True), ("0.34.4", False),
-                                               ("0.28.1", False)])
+@pytest.mark.parametrize(
+    "version, untested", [("0.35.0", True), ("0.34.4", False), ("0.28.1", False)]
+)
 def test_validate_says_once_that_a_newer_daemon_is_untested_and_goes_on(
-        catalog: Catalog, httpserver: HTTPServer, fake_api: OllamaAPI, version: str,
-        untested: bool) -> None:
+    catalog: Catalog, httpserver: HTTPServer, fake_api: OllamaAPI, version: str, untested: bool
+) -> None:
     from qwq_ollama.checks.validate import validate
 
     FakeDaemon(httpserver, version)  # none of the variants is registered there
@@ -153,7 +181,8 @@ def test_validate_says_once_that_a_newer_daemon_is_untested_and_goes_on(
     assert len(notes) == int(untested)
     if untested:
         assert notes[0].status == "warn"  # never a failure by itself
-        assert notes[0].message.endswith(f"untested version (tested: {', '.join(OLLAMA_TESTED)}); "
-                                         "the checks still ran")
+        assert notes[0].message.endswith(
+            f"untested version (tested: {', '.join(OLLAMA_TESTED)}); the checks still ran"
+        )
     # the checks went on: the unregistered variant is the finding that stops them
     assert report.findings[-1].check == "registered"

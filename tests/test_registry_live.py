@@ -13,7 +13,8 @@ from .conftest import catalog_with_copies, run_cli
 
 
 def test_every_variant_registers_with_the_catalogs_template_and_parameters(
-        api: OllamaAPI, registered) -> None:
+    api: OllamaAPI, registered
+) -> None:
     for variant in registered.variants.values():
         shown = api.show(variant.name)
         assert shown is not None, variant.name
@@ -35,8 +36,9 @@ def test_variants_share_one_weights_blob_from_the_base_model(api: OllamaAPI, reg
         assert blob_of(api, name) == digest
 
 
-def test_deleting_a_variant_keeps_the_weights(api: OllamaAPI, registered,
-                                             project_copy: Path) -> None:
+def test_deleting_a_variant_keeps_the_weights(
+    api: OllamaAPI, registered, project_copy: Path
+) -> None:
     catalog = catalog_with_copies(project_copy, "qwq-minp", prefix="deleted")
     Registrar(api, catalog).create(["deleted-qwq-minp"], "smollm2-135m")
     digest = blob_of(api, base_model_name(catalog.weights["smollm2-135m"]))
@@ -55,17 +57,20 @@ def test_second_create_changes_nothing_and_says_so(daemon, registered) -> None:
     assert "created" not in result.stdout
 
 
-def test_list_shows_registration_and_drift(api: OllamaAPI, daemon, registered,
-                                           project_copy: Path) -> None:
+def test_list_shows_registration_and_drift(
+    api: OllamaAPI, daemon, registered, project_copy: Path
+) -> None:
     catalog = catalog_with_copies(project_copy, "qwq-baseline", prefix="drifted")
     Registrar(api, catalog).create(["drifted-qwq-baseline"], "smollm2-135m")
-    result = run_cli("list", "--weights", "smollm2-135m", "--host", daemon.host,
-                     "--catalog", str(catalog.path))
+    result = run_cli(
+        "list", "--weights", "smollm2-135m", "--host", daemon.host, "--catalog", str(catalog.path)
+    )
     assert result.returncode == 0, result.stderr
     [row] = [ln for ln in result.stdout.splitlines() if "drifted-qwq-baseline" in ln]
     assert "up to date" in row, result.stdout
-    for _ in api.create("drifted-qwq-baseline", from_="drifted-qwq-baseline",
-                        parameters={"repeat_penalty": 1.3}):
+    for _ in api.create(
+        "drifted-qwq-baseline", from_="drifted-qwq-baseline", parameters={"repeat_penalty": 1.3}
+    ):
         pass
     rows = {r.variant: r for r in status(api, catalog, "smollm2-135m")}
     assert list(rows["drifted-qwq-baseline"].drift) == ["parameters"]
@@ -75,12 +80,16 @@ def test_list_shows_registration_and_drift(api: OllamaAPI, daemon, registered,
 
 
 def test_rendered_modelfiles_work_with_ollama_create_by_hand(
-        ollama_binary, daemon, api: OllamaAPI, registered, tmp_path: Path) -> None:
+    ollama_binary, daemon, api: OllamaAPI, registered, tmp_path: Path
+) -> None:
     render_all(registered, out_dir=tmp_path, weights=registered.weights["smollm2-135m"])
     modelfile = tmp_path / "qwq-noprefill.Modelfile"
-    subprocess.run([str(ollama_binary.path), "create", "by-hand", "-f", str(modelfile)],
-                   check=True, capture_output=True, env={"OLLAMA_HOST": daemon.host,
-                                                         "HOME": str(tmp_path)})
+    subprocess.run(
+        [str(ollama_binary.path), "create", "by-hand", "-f", str(modelfile)],
+        check=True,
+        capture_output=True,
+        env={"OLLAMA_HOST": daemon.host, "HOME": str(tmp_path)},
+    )
     by_hand, ours = api.show("by-hand"), api.show("qwq-noprefill")
     assert by_hand is not None and ours is not None
     assert by_hand.template == ours.template
@@ -88,8 +97,9 @@ def test_rendered_modelfiles_work_with_ollama_create_by_hand(
     assert by_hand.license == ours.license
 
 
-def test_the_daemon_remembers_which_file_the_weights_came_from(api: OllamaAPI, registered,
-                                                               small_gguf: Path) -> None:
+def test_the_daemon_remembers_which_file_the_weights_came_from(
+    api: OllamaAPI, registered, small_gguf: Path
+) -> None:
     """From 0.30 on the base model holds a converted copy, not the uploaded file: an alias
     names the file, so a re-run imports nothing on either version."""
     from qwq_ollama.daemon.digests import file_digest

@@ -116,14 +116,16 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OllamaDaemon]
 
 @pytest.fixture(scope="module")
 def proxy(upstream: OllamaDaemon, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
-                                      else None)
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
     if nginx is None:
         pytest.skip("no nginx: `make test` installs it (apt-get install nginx-light, as root)")
     tmp = tmp_path_factory.mktemp("nginx")
     ca = trustme.CA()
     ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(
-        str(tmp / "server.pem"))
+        str(tmp / "server.pem")
+    )
     ca.cert_pem.write_to_path(str(tmp / "ca.pem"))
     (tmp / "htpasswd").write_text(f"alice:{{PLAIN}}{PASSWORD}\n")
     (tmp / "upstream.conf").write_text(UPSTREAM.format(daemon_port=upstream.port))
@@ -131,11 +133,20 @@ def proxy(upstream: OllamaDaemon, tmp_path_factory: pytest.TempPathFactory) -> I
     conf = tmp / "nginx.conf"
     # As root, nginx's workers would drop to `nobody`, who cannot read pytest's 0700 folders.
     user = "user root;" if os.geteuid() == 0 else ""
-    conf.write_text(NGINX_CONF.format(tmp=tmp, token=TOKEN, basic_port=proxy.basic_port,
-                                      token_port=proxy.token_port, user=user))
-    process = subprocess.Popen([nginx, "-c", str(conf), "-p", str(tmp), "-e",
-                                str(tmp / "error.log")], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.STDOUT)
+    conf.write_text(
+        NGINX_CONF.format(
+            tmp=tmp,
+            token=TOKEN,
+            basic_port=proxy.basic_port,
+            token_port=proxy.token_port,
+            user=user,
+        )
+    )
+    process = subprocess.Popen(
+        [nginx, "-c", str(conf), "-p", str(tmp), "-e", str(tmp / "error.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     try:
         _wait_for(proxy.basic_port, process, tmp / "error.log")
         yield proxy
@@ -151,8 +162,11 @@ def written(tmp_path: Path) -> Path:
 
 
 def env_for(proxy: Proxy, written: Path, **extra: str) -> dict[str, str]:
-    return {"SSL_CERT_FILE": str(proxy.ca_file), "QWQ_OLLAMA_CACHE": str(written / "cache"),
-            **extra}
+    return {
+        "SSL_CERT_FILE": str(proxy.ca_file),
+        "QWQ_OLLAMA_CACHE": str(written / "cache"),
+        **extra,
+    }
 
 
 def assert_no_secret(written: Path, *outputs: subprocess.CompletedProcess[str]) -> None:
@@ -165,7 +179,8 @@ def assert_no_secret(written: Path, *outputs: subprocess.CompletedProcess[str]) 
 
 
 def test_create_list_and_validate_through_a_basic_auth_tls_proxy(
-        proxy: Proxy, written: Path) -> None:
+    proxy: Proxy, written: Path
+) -> None:
     env = env_for(proxy, written, OLLAMA_HOST=proxy.basic())
     created = run_cli("create", "qwq-noprefill", "--weights", SMALL, env=env)
     assert created.returncode == 0, created.stderr
@@ -177,26 +192,41 @@ def test_create_list_and_validate_through_a_basic_auth_tls_proxy(
     rows = {r["variant"]: r for r in json.loads(listed.stdout)["variants"]}
     assert rows["qwq-noprefill"]["up_to_date"] is True
     report = written / "report.html"
-    checked = run_cli("validate", "qwq-noprefill", "--weights", SMALL, "--checks",
-                      "fidelity,registration", "--report", str(report), "--json-file",
-                      str(written / "v.json"), "--host", proxy.basic(), env=env)
+    checked = run_cli(
+        "validate",
+        "qwq-noprefill",
+        "--weights",
+        SMALL,
+        "--checks",
+        "fidelity,registration",
+        "--report",
+        str(report),
+        "--json-file",
+        str(written / "v.json"),
+        "--host",
+        proxy.basic(),
+        env=env,
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "pass   registration  qwq-noprefill" in checked.stdout and report.exists()
     assert_no_secret(written, created, again, listed, checked)
 
 
-def test_a_two_host_fleet_file_through_the_proxy(proxy: Proxy, written: Path,
-                                                 tmp_path: Path) -> None:
+def test_a_two_host_fleet_file_through_the_proxy(
+    proxy: Proxy, written: Path, tmp_path: Path
+) -> None:
     fleet = tmp_path / "hosts.yaml"
-    fleet.write_text(f"hosts:\n  - {proxy.basic()}\n"
-                     f"  - https://127.0.0.1:{proxy.token_port}/?token={TOKEN}\n")
+    fleet.write_text(
+        f"hosts:\n  - {proxy.basic()}\n  - https://127.0.0.1:{proxy.token_port}/?token={TOKEN}\n"
+    )
     env = env_for(proxy, written)
     listed = run_cli("list", "--weights", SMALL, "--fleet", str(fleet), "--json", env=env)
     hosts = json.loads(listed.stdout)["hosts"]
     assert [h["state"] for h in hosts] == ["ok", "ok"], listed.stdout + listed.stderr
     assert [h["host"] for h in hosts] == [
         f"https://alice:***@127.0.0.1:{proxy.basic_port}",
-        f"https://127.0.0.1:{proxy.token_port}?token=***"]
+        f"https://127.0.0.1:{proxy.token_port}?token=***",
+    ]
     assert_no_secret(written, listed)
 
 
@@ -213,8 +243,11 @@ def test_a_bearer_token_comes_from_ollama_api_key(proxy: Proxy, written: Path) -
 
 def test_a_wrong_password_is_one_line_without_the_password(proxy: Proxy, written: Path) -> None:
     wrong = "n0t-" + PASSWORD
-    for args in (["list", "--weights", SMALL], ["create", "qwq-fixed", "--weights", SMALL],
-                 ["validate", "qwq-fixed", "--weights", SMALL]):
+    for args in (
+        ["list", "--weights", SMALL],
+        ["create", "qwq-fixed", "--weights", SMALL],
+        ["validate", "qwq-fixed", "--weights", SMALL],
+    ):
         result = run_cli(*args, "--host", proxy.basic(wrong), env=env_for(proxy, written))
         assert result.returncode == 2, result.stdout + result.stderr
         lines = result.stderr.strip().splitlines()
@@ -236,20 +269,26 @@ def test_a_missing_ca_is_one_line_naming_the_host(proxy: Proxy, written: Path) -
 
 
 def test_an_unreachable_host_never_prints_its_token(tmp_path: Path) -> None:
-    result = run_cli("list", "--host", "http://127.0.0.1:9/?token=abc123",
-                     env={"QWQ_OLLAMA_CACHE": str(tmp_path)})
+    result = run_cli(
+        "list",
+        "--host",
+        "http://127.0.0.1:9/?token=abc123",
+        env={"QWQ_OLLAMA_CACHE": str(tmp_path)},
+    )
     assert result.returncode == 3
     assert "cannot reach Ollama at http://127.0.0.1:9?token=***" in result.stderr
     assert "abc123" not in result.stdout + result.stderr
 
 
-def test_a_fleet_with_one_wrong_password_fails_that_host_alone(proxy: Proxy, written: Path,
-                                                              tmp_path: Path) -> None:
+def test_a_fleet_with_one_wrong_password_fails_that_host_alone(
+    proxy: Proxy, written: Path, tmp_path: Path
+) -> None:
     wrong = "n0t-" + PASSWORD
     fleet = tmp_path / "hosts.yaml"
     fleet.write_text(f"hosts:\n  - {proxy.basic()}\n  - {proxy.basic(wrong, 'localhost')}\n")
-    listed = run_cli("list", "--weights", SMALL, "--fleet", str(fleet), "--json",
-                     env=env_for(proxy, written))
+    listed = run_cli(
+        "list", "--weights", SMALL, "--fleet", str(fleet), "--json", env=env_for(proxy, written)
+    )
     assert listed.returncode != 0
     good, bad = json.loads(listed.stdout)["hosts"]
     assert (good["state"], bad["state"]) == ("ok", "unreachable"), listed.stdout

@@ -29,16 +29,30 @@ def browse(page: Path, tmp_path: Path) -> tuple[Any, list[str]]:
     """Open `page` offline in headless Chromium: its screenshot (a Pillow image) and every
     console message it logged (the reports run no script, so any message is a fault)."""
     if CHROMIUM is None:
-        pytest.skip("no chromium on PATH: `make test` installs it (apt-get install chromium, "
-                    "as root)")
+        pytest.skip(
+            "no chromium on PATH: `make test` installs it (apt-get install chromium, as root)"
+        )
     image = pytest.importorskip("PIL.Image")
     shot = tmp_path / f"{page.stem}.png"
     result = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         f"--user-data-dir={tmp_path / 'chromium-profile'}", f"--screenshot={shot}",
-         f"--window-size={WIDTH},{HEIGHT}", "--enable-logging=stderr", "--v=0",
-         "--host-resolver-rules=MAP * ~NOTFOUND", page.as_uri()],
-        capture_output=True, text=True, timeout=120)
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            f"--screenshot={shot}",
+            f"--window-size={WIDTH},{HEIGHT}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert shot.exists(), result.stderr[-2000:]
     console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
     return image.open(shot).convert("RGB"), console
@@ -62,9 +76,22 @@ def test_the_console_check_sees_a_page_error(tmp_path: Path) -> None:
 
 def test_validate_html_report_in_a_browser(api: OllamaAPI, registered, tmp_path: Path) -> None:
     page, findings = tmp_path / "validate.html", tmp_path / "validate.json"
-    run_cli("validate", "qwq-fixed", "--weights", "smollm2-135m", "--checks",
-            "fidelity,registration,generation", "--num-predict", "32", "--host", api.host,
-            "--report", str(page), "--json-file", str(findings))
+    run_cli(
+        "validate",
+        "qwq-fixed",
+        "--weights",
+        "smollm2-135m",
+        "--checks",
+        "fidelity,registration,generation",
+        "--num-predict",
+        "32",
+        "--host",
+        api.host,
+        "--report",
+        str(page),
+        "--json-file",
+        str(findings),
+    )
     saved = json.loads(findings.read_text())
     conversations = saved["findings"][0]["details"]["conversations"]
     assert any(c["status"] != "pass" for c in conversations)  # tool JSON: a known divergence
@@ -78,8 +105,21 @@ def test_validate_html_report_in_a_browser(api: OllamaAPI, registered, tmp_path:
 
 def test_compare_html_report_in_a_browser(api: OllamaAPI, registered, tmp_path: Path) -> None:
     page = tmp_path / "compare.html"
-    result = run_cli("compare", "qwq-fixed", "qwq-baseline", "--prompt", "sky", "--seeds", "2",
-                     "--num-predict", "24", "--host", api.host, "--report", str(page))
+    result = run_cli(
+        "compare",
+        "qwq-fixed",
+        "qwq-baseline",
+        "--prompt",
+        "sky",
+        "--seeds",
+        "2",
+        "--num-predict",
+        "24",
+        "--host",
+        api.host,
+        "--report",
+        str(page),
+    )
     assert result.returncode == 0, result.stderr
     assert f"wrote {page}" in result.stdout
     shot, console = browse(page, tmp_path)

@@ -20,26 +20,43 @@ HOSTILE = '</pre><script>alert("x")</script><img src=https://example.com/t.png>'
 
 
 def _run(variant: str, seed: int, looped: bool, thinking: int = 10) -> RunStats:
-    return RunStats(variant, seed, looped, 5 if looped else None, 0.2, thinking, 0, 30.0, None,
-                    "stop")
+    return RunStats(
+        variant, seed, looped, 5 if looped else None, 0.2, thinking, 0, 30.0, None, "stop"
+    )
 
 
 def _report() -> ValidationReport:
     conversations = [
         {"name": "plain", "status": "pass", "divergences": [], "detail": "identical"},
-        {"name": "with-tools", "status": "known", "divergences": ["tool-schema-json"],
-         "reasons": ["Go's json prints tool schemas compactly"], "detail": "why", "hf_prompt": 'A {"a": 1} ' + HOSTILE,
-         "ollama_prompt": 'A {"a":1} ' + HOSTILE}]
+        {
+            "name": "with-tools",
+            "status": "known",
+            "divergences": ["tool-schema-json"],
+            "reasons": ["Go's json prints tool schemas compactly"],
+            "detail": "why",
+            "hf_prompt": 'A {"a": 1} ' + HOSTILE,
+            "ollama_prompt": 'A {"a":1} ' + HOSTILE,
+        },
+    ]
     return ValidationReport(
-        [Finding("qwq-fixed", "fidelity", "known", "1/2 identical",
-                 details={"conversations": conversations}),
-         Finding("qwq-fixed", "generation", "fail", HOSTILE, "do " + HOSTILE)], "0.24.0")
+        [
+            Finding(
+                "qwq-fixed",
+                "fidelity",
+                "known",
+                "1/2 identical",
+                details={"conversations": conversations},
+            ),
+            Finding("qwq-fixed", "generation", "fail", HOSTILE, "do " + HOSTILE),
+        ],
+        "0.24.0",
+    )
 
 
 def test_marked_diff_marks_only_the_differing_bytes_and_escapes_the_rest() -> None:
     left, right = marked_diff('x <b>{"a": 1}', 'x <b>{"a":1}')
-    assert left == 'x &lt;b&gt;{&#34;a&#34;:<mark> </mark>1}'
-    assert right == 'x &lt;b&gt;{&#34;a&#34;:1}'
+    assert left == "x &lt;b&gt;{&#34;a&#34;:<mark> </mark>1}"
+    assert right == "x &lt;b&gt;{&#34;a&#34;:1}"
 
 
 def test_validate_html_escapes_untrusted_text_and_labels_known_divergences() -> None:
@@ -54,8 +71,9 @@ def test_validate_html_escapes_untrusted_text_and_labels_known_divergences() -> 
 
 def test_compare_html_is_one_file_with_the_plot_inline() -> None:
     runs = [_run("qwq-fixed", 1, False), _run("qwq-fixed", 2, True)]
-    html = compare_html(NamedPrompt("tiny", "x", code=False, run=False), summarise(runs), runs,
-                        b"\x89PNG fake")
+    html = compare_html(
+        NamedPrompt("tiny", "x", code=False, run=False), summarise(runs), runs, b"\x89PNG fake"
+    )
     assert 'src="data:image/png;base64,iVBORyBmYWtl"' in html
     assert re.findall(r'(?:src|href)="(?!data:)', html) == []
     assert "<td>qwq-fixed</td><td>2</td><td>50%</td>" in html
@@ -65,8 +83,12 @@ def test_plot_rates_use_a_fixed_axis_and_show_every_seed() -> None:
     pytest.importorskip("matplotlib")
     from qwq_ollama.checks.ab import figure
 
-    runs = [_run("a", 1, False, 10), _run("a", 2, False, 30), _run("a", 3, False, 50),
-            _run("b", 1, False, 20)]
+    runs = [
+        _run("a", 1, False, 10),
+        _run("a", 2, False, 30),
+        _run("a", 3, False, 50),
+        _run("b", 1, False, 20),
+    ]
     fig = figure(summarise(runs), runs)
     loop, thinking = fig.axes[0], fig.axes[1]
     assert loop.get_title() == "loop rate (mean)"
@@ -78,13 +100,21 @@ def test_plot_rates_use_a_fixed_axis_and_show_every_seed() -> None:
     assert len(fig.axes) == 4  # no code panel for a prompt that asks for no code
 
 
-@pytest.mark.parametrize(("name", "marker"), [("out.html", "<!DOCTYPE html>"),
-                                               ("out.md", "# qwq-ollama validate")])
-def test_validate_report_format_follows_the_suffix(tmp_path: Path, name: str,
-                                                   marker: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "marker"), [("out.html", "<!DOCTYPE html>"), ("out.md", "# qwq-ollama validate")]
+)
+def test_validate_report_format_follows_the_suffix(tmp_path: Path, name: str, marker: str) -> None:
     """Even a run that cannot reach its daemon writes its report, in the format asked for."""
-    result = run_cli("validate", "qwq-fixed", "--host", "127.0.0.1:9", "--timeout", "2",
-                     "--report", str(tmp_path / name))
+    result = run_cli(
+        "validate",
+        "qwq-fixed",
+        "--host",
+        "127.0.0.1:9",
+        "--timeout",
+        "2",
+        "--report",
+        str(tmp_path / name),
+    )
     assert result.returncode == 3
     text = (tmp_path / name).read_text()
     assert text.startswith(marker) and "127.0.0.1:9" in text

@@ -17,8 +17,9 @@ from qwq_ollama.engines.install import OllamaBinary, finish_build
 from qwq_ollama.engines.smoke_check import smoke_check
 from qwq_ollama.errors import EnvironmentProblem
 
-DIES_OF_SIGILL = "#!/bin/sh\n[ \"$1\" = -v ] && {{ echo 'ollama version is {v}'; exit 0; }}\n" \
-                 "kill -ILL $$\n"
+DIES_OF_SIGILL = (
+    "#!/bin/sh\n[ \"$1\" = -v ] && {{ echo 'ollama version is {v}'; exit 0; }}\nkill -ILL $$\n"
+)
 
 
 def executable(path: Path, text: str) -> Path:
@@ -63,7 +64,8 @@ def test_a_llama_server_that_dies_of_sigill_is_named(tmp_path: Path) -> None:
 
 
 def test_each_pinned_build_loads_the_small_model_and_generates(
-        ollama_binary: OllamaBinary, small_gguf: Path, tmp_path: Path) -> None:
+    ollama_binary: OllamaBinary, small_gguf: Path, tmp_path: Path
+) -> None:
     if ollama_binary.origin != "built":
         pytest.skip(f"{ollama_binary.path} is not our build")
     prefix = ollama_binary.path.parent.parent

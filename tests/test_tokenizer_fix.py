@@ -12,23 +12,33 @@ from qwq_ollama.errors import InputError
 
 
 def added(token_id: int, content: str) -> str:
-    return (f'    "{token_id}": {{\n      "content": "{content}",\n      "lstrip": false,\n'
-            '      "normalized": false,\n      "rstrip": false,\n      "single_word": false,\n'
-            '      "special": true\n    }')
+    return (
+        f'    "{token_id}": {{\n      "content": "{content}",\n      "lstrip": false,\n'
+        '      "normalized": false,\n      "rstrip": false,\n      "single_word": false,\n'
+        '      "special": true\n    }'
+    )
 
 
-DECODER = ",\n".join([added(151643, "<|endoftext|>"), added(151644, "<|im_start|>"),
-                      added(151645, "<|im_end|>"), added(151654, "<|vision_pad|>")])
+DECODER = ",\n".join(
+    [
+        added(151643, "<|endoftext|>"),
+        added(151644, "<|im_start|>"),
+        added(151645, "<|im_end|>"),
+        added(151654, "<|vision_pad|>"),
+    ]
+)
 # Laid out as transformers writes it (2-space indent), with a non-ASCII character kept raw.
-CONFIG = ('{\n  "add_bos_token": false,\n  "add_prefix_space": false,\n'
-          f'  "added_tokens_decoder": {{\n{DECODER}\n  }},\n'
-          '  "bos_token": null,\n'
-          '  "chat_template": "{%- if add_generation_prompt %}{{- \'<|im_start|>assistant\\\\n'
-          '<think>\\\\n\' }}{%- endif %} — ok",\n'
-          '  "clean_up_tokenization_spaces": false,\n  "eos_token": "<|im_end|>",\n'
-          '  "errors": "replace",\n  "model_max_length": 131072,\n'
-          '  "pad_token": "<|endoftext|>",\n  "split_special_tokens": false,\n'
-          '  "tokenizer_class": "Qwen2Tokenizer",\n  "unk_token": null\n}\n')
+CONFIG = (
+    '{\n  "add_bos_token": false,\n  "add_prefix_space": false,\n'
+    f'  "added_tokens_decoder": {{\n{DECODER}\n  }},\n'
+    '  "bos_token": null,\n'
+    '  "chat_template": "{%- if add_generation_prompt %}{{- \'<|im_start|>assistant\\\\n'
+    "<think>\\\\n' }}{%- endif %} — ok\",\n"
+    '  "clean_up_tokenization_spaces": false,\n  "eos_token": "<|im_end|>",\n'
+    '  "errors": "replace",\n  "model_max_length": 131072,\n'
+    '  "pad_token": "<|endoftext|>",\n  "split_special_tokens": false,\n'
+    '  "tokenizer_class": "Qwen2Tokenizer",\n  "unk_token": null\n}\n'
+)
 
 
 def write(tmp_path: Path, text: str, name: str = "tokenizer_config.json") -> Path:
@@ -47,7 +57,12 @@ def test_endoftext_pad_replaced_in_place_byte_for_byte(tmp_path: Path) -> None:
     path = write(tmp_path, CONFIG)
     result = fix_tokenizer_config(path)
     assert (result.status, result.old_pad, result.new_pad, result.pad_id, result.written) == (
-        "fixed", "<|endoftext|>", "<|vision_pad|>", 151654, True)
+        "fixed",
+        "<|endoftext|>",
+        "<|vision_pad|>",
+        151654,
+        True,
+    )
     assert result.out == path
     expected = CONFIG.replace('"pad_token": "<|endoftext|>"', '"pad_token": "<|vision_pad|>"')
     assert path.read_bytes() == expected.encode("utf-8")
@@ -58,13 +73,17 @@ def test_pad_equal_to_eos_replaced(tmp_path: Path) -> None:
     text = CONFIG.replace('"pad_token": "<|endoftext|>"', '"pad_token": "<|im_end|>"')
     path = write(tmp_path, text)
     assert fix_tokenizer_config(path).old_pad == "<|im_end|>"
-    assert path.read_bytes() == CONFIG.replace('"pad_token": "<|endoftext|>"',
-                                               '"pad_token": "<|vision_pad|>"').encode()
+    assert (
+        path.read_bytes()
+        == CONFIG.replace('"pad_token": "<|endoftext|>"', '"pad_token": "<|vision_pad|>"').encode()
+    )
 
 
 def test_added_token_object_pad_and_crlf_kept(tmp_path: Path) -> None:
-    pad_object = ('"pad_token": {\r\n    "__type": "AddedToken",\r\n    "content": '
-                  '"<|endoftext|>",\r\n    "lstrip": false\r\n  }')
+    pad_object = (
+        '"pad_token": {\r\n    "__type": "AddedToken",\r\n    "content": '
+        '"<|endoftext|>",\r\n    "lstrip": false\r\n  }'
+    )
     text = CONFIG.replace('"pad_token": "<|endoftext|>"', pad_object).replace("\n", "\r\n")
     text = text.replace("\r\r\n", "\r\n")
     path = write(tmp_path, text)
@@ -105,28 +124,52 @@ def test_other_distinct_pad_left_alone(tmp_path: Path) -> None:
     path = write(tmp_path, text)
     result = fix_tokenizer_config(path)
     assert (result.status, result.written, result.old_pad) == (
-        "pad already distinct", False, "<|im_start|>")
+        "pad already distinct",
+        False,
+        "<|im_start|>",
+    )
     assert path.read_bytes() == text.encode()
 
 
-@pytest.mark.parametrize("text, field, detail", [
-    (CONFIG.replace(added(151654, "<|vision_pad|>"), added(151654, "<|vision_pa|>")),
-     "added_tokens_decoder",
-     "<|vision_pad|> is not an added token, so this is not a Qwen2.5/QwQ tokenizer: "
-     "set pad_token by hand; nothing written"),
-    (CONFIG.replace('  "pad_token": "<|endoftext|>",\n', ""), "pad_token",
-     "missing; not a tokenizer_config.json this fix understands"),
-    (CONFIG.replace('"eos_token": "<|im_end|>"', '"eos_tokn": "<|im_end|>"'), "eos_token",
-     "missing; not a tokenizer_config.json this fix understands"),
-    (CONFIG.replace('"pad_token": "<|endoftext|>"', '"pad_token": null'), "pad_token",
-     'expected a token string or an object with "content", got null; nothing written'),
-    ('["pad_token", "<|endoftext|>"]\n', None,
-     "not a JSON object, so not a tokenizer_config.json; nothing written"),
-    (CONFIG.replace('"errors": "replace"', '"pad_token": "<|im_end|>"'), None,
-     "duplicate key 'pad_token'; nothing written"),
-])
-def test_refused_and_nothing_written(tmp_path: Path, text: str, field: str | None,
-                                     detail: str) -> None:
+@pytest.mark.parametrize(
+    "text, field, detail",
+    [
+        (
+            CONFIG.replace(added(151654, "<|vision_pad|>"), added(151654, "<|vision_pa|>")),
+            "added_tokens_decoder",
+            "<|vision_pad|> is not an added token, so this is not a Qwen2.5/QwQ tokenizer: "
+            "set pad_token by hand; nothing written",
+        ),
+        (
+            CONFIG.replace('  "pad_token": "<|endoftext|>",\n', ""),
+            "pad_token",
+            "missing; not a tokenizer_config.json this fix understands",
+        ),
+        (
+            CONFIG.replace('"eos_token": "<|im_end|>"', '"eos_tokn": "<|im_end|>"'),
+            "eos_token",
+            "missing; not a tokenizer_config.json this fix understands",
+        ),
+        (
+            CONFIG.replace('"pad_token": "<|endoftext|>"', '"pad_token": null'),
+            "pad_token",
+            'expected a token string or an object with "content", got null; nothing written',
+        ),
+        (
+            '["pad_token", "<|endoftext|>"]\n',
+            None,
+            "not a JSON object, so not a tokenizer_config.json; nothing written",
+        ),
+        (
+            CONFIG.replace('"errors": "replace"', '"pad_token": "<|im_end|>"'),
+            None,
+            "duplicate key 'pad_token'; nothing written",
+        ),
+    ],
+)
+def test_refused_and_nothing_written(
+    tmp_path: Path, text: str, field: str | None, detail: str
+) -> None:
     path = write(tmp_path, text)
     with pytest.raises(InputError) as caught:
         fix_tokenizer_config(path)
@@ -142,7 +185,7 @@ def test_invalid_json_names_the_line(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         fix_tokenizer_config(path)
     assert caught.value.detail == "not valid JSON: Expecting ',' delimiter; nothing written"
-    assert caught.value.line == text[:text.index('"model_max_length"')].count("\n") + 1
+    assert caught.value.line == text[: text.index('"model_max_length"')].count("\n") + 1
     assert path.read_bytes() == text.encode()
 
 

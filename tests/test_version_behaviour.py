@@ -30,9 +30,14 @@ from .test_gguf_info import write_qwen2
 SMALL = "smollm2-135m"
 
 
-def add_variant(project: Path, name: str, parameters: dict[str, object],
-                weights: dict[str, object] | None = None, open_default: str | None = None,
-                extends: str | None = "qwq-fixed") -> Path:
+def add_variant(
+    project: Path,
+    name: str,
+    parameters: dict[str, object],
+    weights: dict[str, object] | None = None,
+    open_default: str | None = None,
+    extends: str | None = "qwq-fixed",
+) -> Path:
     """The project copy's catalog plus one variant (and, if given, one weights entry), and
     every variant its default set.
 
@@ -52,21 +57,23 @@ def add_variant(project: Path, name: str, parameters: dict[str, object],
 
 
 def test_typical_p_is_refused_up_front_where_the_daemon_refuses_it(
-        api: OllamaAPI, daemon: OllamaDaemon, project_copy: Path) -> None:
+    api: OllamaAPI, daemon: OllamaDaemon, project_copy: Path
+) -> None:
     name = "typical-probe"
     catalog_file = add_variant(project_copy, name, {"typical_p": 0.9})
     version = api.version()
-    result = run_cli("create", name, "--weights", SMALL, "--catalog", str(catalog_file),
-                     "--host", daemon.host)
+    result = run_cli(
+        "create", name, "--weights", SMALL, "--catalog", str(catalog_file), "--host", daemon.host
+    )
     try:
         if at_least(version, TYPICAL_P_REFUSED_SINCE):
             assert result.returncode == 2, result.stderr
-            line = load_catalog(catalog_file).line_of("variants", name, "parameters",
-                                                      "typical_p")
+            line = load_catalog(catalog_file).line_of("variants", name, "parameters", "typical_p")
             assert result.stderr.strip().splitlines()[-1] == (
                 f"Error: {catalog_file}:{line}: variants.{name}.parameters.typical_p: Ollama "
                 f"{version} at {daemon.host} refuses typical_p (no longer supported from "
-                "0.34.0); remove it from the catalog")
+                "0.34.0); remove it from the catalog"
+            )
             assert api.show(name) is None  # nothing half-registered
         else:
             assert result.returncode == 0, result.stderr
@@ -85,14 +92,19 @@ def repeating_model(api: OllamaAPI, registered: object) -> str:
     """The small model with a raw template: the user's text is all the prompt."""
     name = "repeat-probe"
     base = base_model_name(load_catalog(ROOT / "modelfiles" / "models.yaml").weights_named(SMALL))
-    for _ in api.create(name, from_=base, template="{{ range .Messages }}{{ .Content }}{{ end }}",
-                        parameters={"temperature": 0.0, "repeat_penalty": 1.0, "top_k": 1}):
+    for _ in api.create(
+        name,
+        from_=base,
+        template="{{ range .Messages }}{{ .Content }}{{ end }}",
+        parameters={"temperature": 0.0, "repeat_penalty": 1.0, "top_k": 1},
+    ):
         pass
     return name
 
 
-def test_the_token_repeat_guard_reads_as_a_loop_not_a_crash(api: OllamaAPI,
-                                                            registered: object) -> None:
+def test_the_token_repeat_guard_reads_as_a_loop_not_a_crash(
+    api: OllamaAPI, registered: object
+) -> None:
     """v0.34 ends a run of identical chunks with an error, earlier releases by closing the
     stream without a final chunk: either way the run ended in a loop, never a crash."""
     model = repeating_model(api, registered)
@@ -104,8 +116,9 @@ def test_the_token_repeat_guard_reads_as_a_loop_not_a_crash(api: OllamaAPI,
         assert "token repeat limit reached" in (result.stopped_early or "")
     else:
         assert "without a final chunk" in (result.stopped_early or "")
-    watched, verdict = generate_watched(api, model, REPEAT_PROMPT,
-                                        options={"num_predict": 400, "seed": 1})
+    watched, verdict = generate_watched(
+        api, model, REPEAT_PROMPT, options={"num_predict": 400, "seed": 1}
+    )
     assert watched.done_reason == REPEAT_LIMIT
     assert verdict is not None and verdict.kind == "repeat_limit"  # validate and compare: a loop
 
@@ -115,23 +128,34 @@ def gguf_with_sampling(source: Path, target: Path) -> Path:
     reader = gguf.GGUFReader(source)
     arch = str(reader.get_field(gguf.Keys.General.ARCHITECTURE).contents())  # type: ignore[union-attr]
     writer = gguf.GGUFWriter(str(target), arch=arch, endianess=reader.endianess)
-    copy_with_new_metadata(reader, writer, {
-        "general.sampling.penalty_last_n": MetadataDetails(gguf.GGUFValueType.INT32, 7),
-        "general.sampling.temp": MetadataDetails(gguf.GGUFValueType.FLOAT32, 1.9),
-    }, [])
+    copy_with_new_metadata(
+        reader,
+        writer,
+        {
+            "general.sampling.penalty_last_n": MetadataDetails(gguf.GGUFValueType.INT32, 7),
+            "general.sampling.temp": MetadataDetails(gguf.GGUFValueType.FLOAT32, 1.9),
+        },
+        [],
+    )
     return target
 
 
 @pytest.fixture()
 def sampled_catalog(project_copy: Path, small_gguf: Path) -> Path:
     weights = gguf_with_sampling(small_gguf, project_copy / "sampled.gguf")
-    return add_variant(project_copy, "open-last-n", {"temperature": 0.6},
-                       {"sampled": {"gguf": str(weights), "license": "Apache-2.0"}},
-                       open_default="repeat_last_n", extends=None)
+    return add_variant(
+        project_copy,
+        "open-last-n",
+        {"temperature": 0.6},
+        {"sampled": {"gguf": str(weights), "license": "Apache-2.0"}},
+        open_default="repeat_last_n",
+        extends=None,
+    )
 
 
 def test_gguf_sampler_defaults_never_change_a_variant_silently(
-        ollama_binary: OllamaBinary, sampled_catalog: Path, tmp_path: Path) -> None:
+    ollama_binary: OllamaBinary, sampled_catalog: Path, tmp_path: Path
+) -> None:
     """Register the catalog's qwq-baseline (repeat_penalty 1.1) over a GGUF that sets
     penalty_last_n 7 and temp 1.9: the sampler llama-server runs with is the catalog's. A
     variant that leaves repeat_last_n open is named by validate and doctor on 0.33.3+."""
@@ -142,15 +166,20 @@ def test_gguf_sampler_defaults_never_change_a_variant_silently(
         api = OllamaAPI(own.host)
         version = api.version()
         Registrar(api, catalog).create(["qwq-baseline", "open-last-n"], weights_name="sampled")
-        run_chat(api, "qwq-baseline", [{"role": "user", "content": "Hi"}],
-                 options={"num_predict": 4, "seed": 1})
+        run_chat(
+            api,
+            "qwq-baseline",
+            [{"role": "user", "content": "Hi"}],
+            options={"num_predict": 4, "seed": 1},
+        )
         log = own.log_path.read_text(errors="replace")
-        sound = check_registration(api, catalog, catalog.variant("qwq-baseline"), "sampled",
-                                   version)
-        leaky = check_registration(api, catalog, catalog.variant("open-last-n"), "sampled",
-                                   version)
-        doctor = {f.subject: f for f in diagnose(api, catalog, "sampled")
-                  if f.check == "gguf sampling"}
+        sound = check_registration(
+            api, catalog, catalog.variant("qwq-baseline"), "sampled", version
+        )
+        leaky = check_registration(api, catalog, catalog.variant("open-last-n"), "sampled", version)
+        doctor = {
+            f.subject: f for f in diagnose(api, catalog, "sampled") if f.check == "gguf sampling"
+        }
     assert sound.status == "pass", sound.message
     assert doctor["qwq-baseline"].status == "pass"
     if at_least(version, GGUF_SAMPLING_SINCE):
@@ -158,8 +187,7 @@ def test_gguf_sampler_defaults_never_change_a_variant_silently(
         assert "repeat_last_n = 64, repeat_penalty = 1.100" in log, log[-3000:]
         assert "repeat_last_n = 7," not in log and "temp = 0.600" in log and "temp = 1.9" not in log
         assert leaky.status == "fail"
-        assert "general.sampling.penalty_last_n = 7, which becomes repeat_last_n" in \
-            leaky.message
+        assert "general.sampling.penalty_last_n = 7, which becomes repeat_last_n" in leaky.message
         assert doctor["open-last-n"].status == "fail"
         assert "parameters.repeat_last_n" in doctor["open-last-n"].message
     else:
@@ -172,8 +200,9 @@ def test_the_catalog_states_every_sampler_a_gguf_could_fill() -> None:
 
     catalog = load_catalog(ROOT / "modelfiles" / "models.yaml")
     for variant in catalog.variants.values():
-        unset = [o for o in SAMPLER_OPTIONS
-                 if o not in variant.parameters.as_dict() and o != "typical_p"]
+        unset = [
+            o for o in SAMPLER_OPTIONS if o not in variant.parameters.as_dict() and o != "typical_p"
+        ]
         assert unset == [], f"{variant.name} leaves {unset} to the GGUF"
 
 

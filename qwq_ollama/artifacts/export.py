@@ -25,16 +25,31 @@ from qwq_ollama.errors import InputError
 
 # Ollama v0.24.0's values for what a Modelfile leaves unset (api/types.go:1070-1096).
 OLLAMA_SAMPLING_DEFAULTS: dict[str, Any] = {
-    "temperature": 0.8, "top_k": 40, "top_p": 0.9, "min_p": 0.0, "typical_p": 1.0,
-    "repeat_penalty": 1.1, "repeat_last_n": 64, "presence_penalty": 0.0,
+    "temperature": 0.8,
+    "top_k": 40,
+    "top_p": 0.9,
+    "min_p": 0.0,
+    "typical_p": 1.0,
+    "repeat_penalty": 1.1,
+    "repeat_last_n": 64,
+    "presence_penalty": 0.0,
     "frequency_penalty": 0.0,
 }
 
 LLAMA_CPP_BINARIES = ("llama-cli", "llama-completion", "llama-server")
 
 # llama.cpp's default chain (common/common.h; `--samplers` help text).
-LLAMA_CPP_DEFAULT_ORDER = ("penalties", "dry", "top_n_sigma", "top_k", "typ_p", "top_p", "min_p",
-                           "xtc", "temperature")
+LLAMA_CPP_DEFAULT_ORDER = (
+    "penalties",
+    "dry",
+    "top_n_sigma",
+    "top_k",
+    "typ_p",
+    "top_p",
+    "min_p",
+    "xtc",
+    "temperature",
+)
 # The guide's string, verbatim. Kept for the comment it earns below; never emitted.
 GUIDE_LITERAL_ORDER = ("top_k", "top_p", "min_p", "temperature", "dry", "typ_p", "xtc")
 # The order emitted whenever a repetition penalty or DRY is active.
@@ -58,8 +73,17 @@ GUIDE_LITERAL_ORDER = ("top_k", "top_p", "min_p", "temperature", "dry", "typ_p",
 PENALTY_ORDER = ("top_k", "top_p", "min_p", "penalties", "temperature", "dry", "typ_p", "xtc")
 # `--sampler-seq` letters (common/sampling.cpp common_sampler_type_to_chr); a preset file needs
 # them because llama.cpp's INI reader ends a value at ';' (a comment), so `samplers = a;b` breaks.
-SAMPLER_LETTERS = {"penalties": "e", "dry": "d", "top_n_sigma": "s", "top_k": "k", "typ_p": "y",
-                   "top_p": "p", "min_p": "m", "xtc": "x", "temperature": "t"}
+SAMPLER_LETTERS = {
+    "penalties": "e",
+    "dry": "d",
+    "top_n_sigma": "s",
+    "top_k": "k",
+    "typ_p": "y",
+    "top_p": "p",
+    "min_p": "m",
+    "xtc": "x",
+    "temperature": "t",
+}
 
 PRESET_NAME = "preset.ini"
 # llama-server's parser that returns the reasoning apart from the answer (`reasoning_content`).
@@ -93,8 +117,11 @@ def penalty_window(params: Mapping[str, Any]) -> int:
 
 def penalties_active(params: Mapping[str, Any]) -> bool:
     """Whether llama.cpp's penalties step changes anything at these values."""
-    changes = (params["repeat_penalty"] != 1.0 or params["presence_penalty"] != 0.0
-               or params["frequency_penalty"] != 0.0)
+    changes = (
+        params["repeat_penalty"] != 1.0
+        or params["presence_penalty"] != 0.0
+        or params["frequency_penalty"] != 0.0
+    )
     return changes and penalty_window(params) > 0
 
 
@@ -125,8 +152,9 @@ def _step_effect(step: str, params: Mapping[str, Any], dry_multiplier: float) ->
     return None  # top_n_sigma and xtc: this tool never switches them on
 
 
-def samplers_run(order: tuple[str, ...], params: Mapping[str, Any],
-                 dry_multiplier: float = 0.0) -> tuple[list[str], list[str]]:
+def samplers_run(
+    order: tuple[str, ...], params: Mapping[str, Any], dry_multiplier: float = 0.0
+) -> tuple[list[str], list[str]]:
     """(steps that act, in order; listed steps that are no-ops at these values)."""
     active: list[str] = []
     idle: list[str] = []
@@ -181,18 +209,23 @@ def default_model_path(weights: Weights) -> str:
 def _binary_kind(binary: str) -> str:
     kind = Path(binary).name
     if kind not in LLAMA_CPP_BINARIES:
-        raise InputError(f"unknown llama.cpp program {binary!r}: use one of "
-                         f"{', '.join(LLAMA_CPP_BINARIES)}", field="--binary")
+        raise InputError(
+            f"unknown llama.cpp program {binary!r}: use one of {', '.join(LLAMA_CPP_BINARIES)}",
+            field="--binary",
+        )
     return kind
 
 
-def _sampling_chunks(params: Mapping[str, Any], variant: Variant,
-                     dry_multiplier: float) -> list[tuple[str, ...]]:
+def _sampling_chunks(
+    params: Mapping[str, Any], variant: Variant, dry_multiplier: float
+) -> list[tuple[str, ...]]:
     chunks: list[tuple[str, ...]] = [
-        ("--temp", _num(params["temperature"])), ("--top-k", _num(params["top_k"])),
+        ("--temp", _num(params["temperature"])),
+        ("--top-k", _num(params["top_k"])),
         ("--top-p", _num(params["top_p"])),
         # Always explicit: llama.cpp's own min_p default is not 0 (0.1 in the guide's day).
-        ("--min-p", _num(params["min_p"]))]
+        ("--min-p", _num(params["min_p"])),
+    ]
     given = variant.parameters.as_dict()
     if "typical_p" in given:
         chunks.append(("--typical", _num(params["typical_p"])))
@@ -213,27 +246,32 @@ def _sampling_chunks(params: Mapping[str, Any], variant: Variant,
 
 
 # Runner options Ollama and llama.cpp share, with llama.cpp's flag.
-_RUNNER_FLAGS = {"num_gpu": "--n-gpu-layers", "num_thread": "--threads",
-                 "num_batch": "--batch-size"}
+_RUNNER_FLAGS = {
+    "num_gpu": "--n-gpu-layers",
+    "num_thread": "--threads",
+    "num_batch": "--batch-size",
+}
 
 
-def sampler_order(params: Mapping[str, Any], dry_multiplier: float = 0.0
-                  ) -> tuple[str, ...] | None:
+def sampler_order(params: Mapping[str, Any], dry_multiplier: float = 0.0) -> tuple[str, ...] | None:
     """The order to emit: PENALTY_ORDER when a penalty or DRY acts, else None (llama.cpp's
     default, whose first step, penalties, is then a no-op)."""
     return PENALTY_ORDER if penalties_active(params) or dry_multiplier > 0 else None
 
 
-def _sampler_comment(params: Mapping[str, Any], dry_multiplier: float,
-                     flag: str = "--samplers") -> tuple[tuple[str, ...] | None, list[str]]:
+def _sampler_comment(
+    params: Mapping[str, Any], dry_multiplier: float, flag: str = "--samplers"
+) -> tuple[tuple[str, ...] | None, list[str]]:
     """The sampler order to emit (None: keep llama.cpp's default) and its `# ` comment lines."""
     if sampler_order(params, dry_multiplier) is not None:
         active, idle = samplers_run(PENALTY_ORDER, params, dry_multiplier)
-        lines = [f"# samplers run: {' > '.join([*active, 'dist'])}",
-                 f"# {flag} puts the penalty after top_k/top_p/min_p as the guide intends; the "
-                 "guide's literal",
-                 "# \"" + ";".join(GUIDE_LITERAL_ORDER) + "\" would leave `penalties` out of the "
-                 "chain: no penalty at all"]
+        lines = [
+            f"# samplers run: {' > '.join([*active, 'dist'])}",
+            f"# {flag} puts the penalty after top_k/top_p/min_p as the guide intends; the "
+            "guide's literal",
+            '# "' + ";".join(GUIDE_LITERAL_ORDER) + '" would leave `penalties` out of the '
+            "chain: no penalty at all",
+        ]
         if idle:
             lines.append(f"# listed but a no-op at these values: {', '.join(idle)}")
         return PENALTY_ORDER, lines
@@ -241,14 +279,22 @@ def _sampler_comment(params: Mapping[str, Any], dry_multiplier: float,
     return None, [
         f"# samplers run: {' > '.join([*active, 'dist'])}",
         f"# (llama.cpp's default order, no {flag} needed: its first step, penalties, is a no-op",
-        f"# at repeat-penalty {_num(params['repeat_penalty'])} with no presence/frequency "
-        "penalty)"]
+        f"# at repeat-penalty {_num(params['repeat_penalty'])} with no presence/frequency penalty)",
+    ]
 
 
-def llama_cpp_command(catalog: Catalog, variant: Variant | str, *, binary: str = "llama-cli",
-                      model_path: str, template_path: str, prompt: str | None = None,
-                      dry_multiplier: float = 0.0, host: str | None = None,
-                      port: int | None = None) -> ExportedCommand:
+def llama_cpp_command(
+    catalog: Catalog,
+    variant: Variant | str,
+    *,
+    binary: str = "llama-cli",
+    model_path: str,
+    template_path: str,
+    prompt: str | None = None,
+    dry_multiplier: float = 0.0,
+    host: str | None = None,
+    port: int | None = None,
+) -> ExportedCommand:
     """The llama.cpp command that runs `variant` with the settings it has on Ollama.
 
     With `prompt`, the guide's one-shot form: the variant's HF template applied to one user
@@ -263,8 +309,11 @@ def llama_cpp_command(catalog: Catalog, variant: Variant | str, *, binary: str =
     _check_request(kind, prompt, dry_multiplier, host, port)
     params = effective_parameters(chosen)
     given = chosen.parameters.as_dict()
-    chunks: list[tuple[str, ...]] = [(binary,), ("--model", model_path),
-                                     ("--ctx-size", str(params["num_ctx"]))]
+    chunks: list[tuple[str, ...]] = [
+        (binary,),
+        ("--model", model_path),
+        ("--ctx-size", str(params["num_ctx"])),
+    ]
     chunks += [(flag, _num(given[name])) for name, flag in _RUNNER_FLAGS.items() if name in given]
     chunks += _sampling_chunks(params, chosen, dry_multiplier)
     order, sampler_lines = _sampler_comment(params, dry_multiplier)
@@ -277,15 +326,22 @@ def llama_cpp_command(catalog: Catalog, variant: Variant | str, *, binary: str =
         switch = json.dumps({"enable_thinking": chosen.enable_thinking}, separators=(",", ":"))
         chunks.append(("--chat-template-kwargs", switch))
     if kind == "llama-server":
-        chunks += [("--reasoning-format", LLAMA_SERVER_REASONING_FORMAT),
-                   ("--no-prefill-assistant",)]
+        chunks += [
+            ("--reasoning-format", LLAMA_SERVER_REASONING_FORMAT),
+            ("--no-prefill-assistant",),
+        ]
         if chosen.think_budget is not None:
             # b11076: the sampler counts tokens after the template's think tag and, at N,
             # forces the message and the close tag (common/reasoning-budget.cpp).
-            chunks += [("--reasoning-budget", str(chosen.think_budget)),
-                       ("--reasoning-budget-message", chosen.family.early_stop_message)]
-        chunks += [(flag, str(value)) for flag, value in (("--host", host), ("--port", port))
-                   if value is not None]
+            chunks += [
+                ("--reasoning-budget", str(chosen.think_budget)),
+                ("--reasoning-budget-message", chosen.family.early_stop_message),
+            ]
+        chunks += [
+            (flag, str(value))
+            for flag, value in (("--host", host), ("--port", port))
+            if value is not None
+        ]
     if prompt is not None:
         rendered = hf_prompter(catalog, chosen)([{"role": "user", "content": prompt}])
         # The prompt goes through verbatim (real newlines, shell-quoted), so llama.cpp's escape
@@ -296,22 +352,27 @@ def llama_cpp_command(catalog: Catalog, variant: Variant | str, *, binary: str =
     return ExportedCommand(argv, comment, tuple(chunks))
 
 
-def _check_request(kind: str, prompt: str | None, dry_multiplier: float, host: str | None,
-                   port: int | None) -> None:
+def _check_request(
+    kind: str, prompt: str | None, dry_multiplier: float, host: str | None, port: int | None
+) -> None:
     if prompt is not None and kind == "llama-server":
-        raise InputError("--prompt is for llama-cli or llama-completion; llama-server takes "
-                         "prompts over HTTP", field="--prompt")
+        raise InputError(
+            "--prompt is for llama-cli or llama-completion; llama-server takes prompts over HTTP",
+            field="--prompt",
+        )
     if (host is not None or port is not None) and kind != "llama-server":
         raise InputError("--host and --port are for llama-server", field="--port")
     if port is not None and not 0 < port < 65536:
         raise InputError(f"port must be 1-65535 (got {port})", field="--port")
     if dry_multiplier < 0:
-        raise InputError(f"dry multiplier must be >= 0 (got {dry_multiplier})",
-                         field="--dry-multiplier")
+        raise InputError(
+            f"dry multiplier must be >= 0 (got {dry_multiplier})", field="--dry-multiplier"
+        )
 
 
-def context_notes(catalog: Catalog, variant: Variant | str, *, binary: str,
-                  model_path: str) -> list[str]:
+def context_notes(
+    catalog: Catalog, variant: Variant | str, *, binary: str, model_path: str
+) -> list[str]:
     """What llama-server does with the context that the command line does not show.
 
     llama-server caps each slot's context at the one the model was trained with (measured on
@@ -327,25 +388,39 @@ def context_notes(catalog: Catalog, variant: Variant | str, *, binary: str,
     trained = inspect_gguf(model_path).context_length
     if trained is None or wanted <= trained:
         return []
-    return [f"{model_path} was trained with a context of {trained} tokens: llama-server caps "
-            f"--ctx-size {wanted} to {trained} (its /props reports n_ctx {trained}), as Ollama "
-            f"clamps num_ctx"]
+    return [
+        f"{model_path} was trained with a context of {trained} tokens: llama-server caps "
+        f"--ctx-size {wanted} to {trained} (its /props reports n_ctx {trained}), as Ollama "
+        f"clamps num_ctx"
+    ]
 
 
-def llama_server_settings(catalog: Catalog, variant: Variant | str, *,
-                          dry_multiplier: float = 0.0) -> dict[str, Any]:
+def llama_server_settings(
+    catalog: Catalog, variant: Variant | str, *, dry_multiplier: float = 0.0
+) -> dict[str, Any]:
     """What llama-server's /props (`default_generation_settings.params`) reports when it runs the
     command above: every sampling value, and the sampler chain by its step names."""
     chosen = _variant(catalog, variant)
     params = effective_parameters(chosen)
     given = chosen.parameters.as_dict()
     expected: dict[str, Any] = {
-        name: params[name] for name in ("temperature", "top_k", "top_p", "min_p", "typical_p",
-                                        "repeat_penalty", "presence_penalty",
-                                        "frequency_penalty")}
-    expected |= {"repeat_last_n": penalty_window(params), "dry_multiplier": dry_multiplier,
-                 "samplers": list(sampler_order(params, dry_multiplier)
-                                  or LLAMA_CPP_DEFAULT_ORDER)}
+        name: params[name]
+        for name in (
+            "temperature",
+            "top_k",
+            "top_p",
+            "min_p",
+            "typical_p",
+            "repeat_penalty",
+            "presence_penalty",
+            "frequency_penalty",
+        )
+    }
+    expected |= {
+        "repeat_last_n": penalty_window(params),
+        "dry_multiplier": dry_multiplier,
+        "samplers": list(sampler_order(params, dry_multiplier) or LLAMA_CPP_DEFAULT_ORDER),
+    }
     if "seed" in given:
         expected["seed"] = params["seed"] % 2**32  # llama.cpp shows it unsigned: -1 is 2**32-1
     if "num_predict" in given:
@@ -353,35 +428,48 @@ def llama_server_settings(catalog: Catalog, variant: Variant | str, *,
     return expected
 
 
-def _command_comment(variant: Variant, params: Mapping[str, Any], kind: str, one_shot: bool,
-                     sampler_lines: list[str]) -> str:
-    lines = [f"# {variant.name}: {variant.description}".rstrip(),
-             "# settings as on Ollama (from the catalog; unset ones at Ollama v0.24.0's "
-             "defaults), all explicit", *sampler_lines]
+def _command_comment(
+    variant: Variant, params: Mapping[str, Any], kind: str, one_shot: bool, sampler_lines: list[str]
+) -> str:
+    lines = [
+        f"# {variant.name}: {variant.description}".rstrip(),
+        "# settings as on Ollama (from the catalog; unset ones at Ollama v0.24.0's "
+        "defaults), all explicit",
+        *sampler_lines,
+    ]
     stops = params.get("stop") or []
     if stops:
-        lines.append(f"# stop: llama.cpp ends at the model's end-of-generation tokens; Ollama also "
-                     f"stops at {', '.join(map(repr, stops))}")  # repr: a line break stays here
+        lines.append(
+            f"# stop: llama.cpp ends at the model's end-of-generation tokens; Ollama also "
+            f"stops at {', '.join(map(repr, stops))}"
+        )  # repr: a line break stays here
     if kind == "llama-server":
-        lines += ["# llama-server: these are defaults; a request's own sampling fields "
-                  "override them",
-                  "# --reasoning-format deepseek: the reasoning comes back apart from the answer, "
-                  "in reasoning_content",
-                  "# --no-prefill-assistant: a final assistant message is a finished turn, as in "
-                  "the HF template and on Ollama", "# (llama-server would otherwise continue it)"]
+        lines += [
+            "# llama-server: these are defaults; a request's own sampling fields override them",
+            "# --reasoning-format deepseek: the reasoning comes back apart from the answer, "
+            "in reasoning_content",
+            "# --no-prefill-assistant: a final assistant message is a finished turn, as in "
+            "the HF template and on Ollama",
+            "# (llama-server would otherwise continue it)",
+        ]
         if variant.think_budget is not None:
-            lines.append(f"# --reasoning-budget {variant.think_budget}: the thinking stops at "
-                         "that many tokens, then the family's early-stop sentence and "
-                         f"{variant.family.think_close} (a request may set "
-                         "thinking_budget_tokens)")
+            lines.append(
+                f"# --reasoning-budget {variant.think_budget}: the thinking stops at "
+                "that many tokens, then the family's early-stop sentence and "
+                f"{variant.family.think_close} (a request may set "
+                "thinking_budget_tokens)"
+            )
     if one_shot and kind == "llama-cli":
-        lines.append("# newer llama.cpp builds refuse -no-cnv in llama-cli: use --binary "
-                     "llama-completion there")
+        lines.append(
+            "# newer llama.cpp builds refuse -no-cnv in llama-cli: use --binary "
+            "llama-completion there"
+        )
     return "\n".join(lines)
 
 
-def llama_cpp_preset(catalog: Catalog, variant: Variant | str, *,
-                     dry_multiplier: float = 0.0) -> str:
+def llama_cpp_preset(
+    catalog: Catalog, variant: Variant | str, *, dry_multiplier: float = 0.0
+) -> str:
     """The variant's sampling as a llama.cpp INI preset (docs/preset.md), to load as llama.cpp's
     user config (`~/.config/llama.cpp/config.ini`): keys before any section header are the
     defaults every llama.cpp program starts with, and command-line flags override them.
@@ -395,19 +483,23 @@ def llama_cpp_preset(catalog: Catalog, variant: Variant | str, *,
     params = effective_parameters(chosen)
     given = chosen.parameters.as_dict()
     order, sampler_lines = _sampler_comment(params, dry_multiplier, flag="sampler-seq")
-    on_command_line = f"--ctx-size {params['num_ctx']}" + (
-        f" -n {params['num_predict']}" if "num_predict" in given else "") + (
-        f" --chat-template-file {chosen.name}.chat_template.jinja")
-    lines = [f"; llama.cpp preset for {chosen.name}, written by qwq-ollama from "
-             f"{catalog.path.name}.",
-             "; Load it as llama.cpp's user config: copy it to ~/.config/llama.cpp/config.ini",
-             "; ($XDG_CONFIG_HOME/llama.cpp/config.ini). Command-line flags override it; give "
-             "these there:",
-             f";   {on_command_line}",
-             "; Not at the root of a GGUF repository: `llama-server -hf <repo>` then loads no "
-             "model (b10488).",
-             *(";" + line[1:] for line in sampler_lines), "",
-             "jinja = true"]
+    on_command_line = (
+        f"--ctx-size {params['num_ctx']}"
+        + (f" -n {params['num_predict']}" if "num_predict" in given else "")
+        + (f" --chat-template-file {chosen.name}.chat_template.jinja")
+    )
+    lines = [
+        f"; llama.cpp preset for {chosen.name}, written by qwq-ollama from {catalog.path.name}.",
+        "; Load it as llama.cpp's user config: copy it to ~/.config/llama.cpp/config.ini",
+        "; ($XDG_CONFIG_HOME/llama.cpp/config.ini). Command-line flags override it; give "
+        "these there:",
+        f";   {on_command_line}",
+        "; Not at the root of a GGUF repository: `llama-server -hf <repo>` then loads no "
+        "model (b10488).",
+        *(";" + line[1:] for line in sampler_lines),
+        "",
+        "jinja = true",
+    ]
     for chunk in _sampling_chunks(params, chosen, dry_multiplier):
         flag, value = chunk
         if flag != "-n":
@@ -415,13 +507,16 @@ def llama_cpp_preset(catalog: Catalog, variant: Variant | str, *,
     if order is not None:
         letters = "".join(SAMPLER_LETTERS[s] for s in order)
         # llama.cpp's INI reader ends a value at ';', so `samplers = a;b` cannot be written.
-        lines += [f"; sampler-seq is --samplers in letters: {letters} = {';'.join(order)}",
-                  f"sampler-seq = {letters}"]
+        lines += [
+            f"; sampler-seq is --samplers in letters: {letters} = {';'.join(order)}",
+            f"sampler-seq = {letters}",
+        ]
     return "\n".join(lines) + "\n"
 
 
-def write_llama_cpp_preset(catalog: Catalog, variant: Variant | str, out_dir: Path, *,
-                           dry_multiplier: float = 0.0) -> Path:
+def write_llama_cpp_preset(
+    catalog: Catalog, variant: Variant | str, out_dir: Path, *, dry_multiplier: float = 0.0
+) -> Path:
     """Write `preset.ini` into `out_dir` atomically; returns its path."""
     text = llama_cpp_preset(catalog, variant, dry_multiplier=dry_multiplier)
     return write_folder(out_dir, {PRESET_NAME: text})[0]

@@ -72,8 +72,12 @@ class GGUFReport:
         return asdict(self)
 
 
-def inspect_gguf(path: str | os.PathLike[str], *, expected_template: str | None = None,
-                 expect_prefill: bool | None = None) -> GGUFReport:
+def inspect_gguf(
+    path: str | os.PathLike[str],
+    *,
+    expected_template: str | None = None,
+    expect_prefill: bool | None = None,
+) -> GGUFReport:
     """Inspect `path`; InputError (one line) if it is missing, not a GGUF, or truncated."""
     path = Path(path)
     size = _check_magic(path)
@@ -103,8 +107,7 @@ def inspect_gguf(path: str | os.PathLike[str], *, expected_template: str | None 
         think_tokens={k: v for k, v in found.items() if k in (THINK_OPEN, THINK_CLOSE)},
         chat_template=template,
         generation_prompt=_generation_prompt(template) if template is not None else None,
-        sampling={key: _value(fields, key) for key in fields
-                  if key.startswith(SAMPLING_PREFIX)},
+        sampling={key: _value(fields, key) for key in fields if key.startswith(SAMPLING_PREFIX)},
     )
     report.warnings = _warnings(report, found.get(VISION_PAD), expect_prefill)
     if expected_template is not None:
@@ -117,9 +120,13 @@ def inspect_gguf(path: str | os.PathLike[str], *, expected_template: str | None 
 def template_diff(expected: str, actual: str, limit: int = MAX_DIFF_LINES) -> str:
     """A unified diff (expected -> embedded), cut to `limit` lines; missing final newlines shown."""
     lines = []
-    for line in difflib.unified_diff(expected.splitlines(keepends=True),
-                                     actual.splitlines(keepends=True),
-                                     fromfile="expected", tofile="embedded in GGUF", n=1):
+    for line in difflib.unified_diff(
+        expected.splitlines(keepends=True),
+        actual.splitlines(keepends=True),
+        fromfile="expected",
+        tofile="embedded in GGUF",
+        n=1,
+    ):
         if line.endswith("\n"):
             lines.append(line[:-1])
         else:
@@ -152,20 +159,29 @@ def _open_reader(path: Path, size: int) -> GGUFReader:
     try:
         reader = GGUFReader(path)
     except IndexError:  # a read ran past the end of the mapping
-        raise InputError(f"truncated GGUF: the header runs past the end of the file "
-                         f"({size} bytes); download it again", file=path) from None
+        raise InputError(
+            f"truncated GGUF: the header runs past the end of the file "
+            f"({size} bytes); download it again",
+            file=path,
+        ) from None
     except ValueError as exc:
         if "reshape" in str(exc):  # a tensor's data region is shorter than its shape says
-            raise InputError(f"truncated GGUF: tensor data is cut short ({size} bytes); "
-                             "download it again", file=path) from None
+            raise InputError(
+                f"truncated GGUF: tensor data is cut short ({size} bytes); download it again",
+                file=path,
+            ) from None
         raise InputError(f"unsupported or corrupt GGUF: {str(exc)[:100]}", file=path) from None
     except (KeyError, OverflowError, TypeError) as exc:
-        raise InputError(f"corrupt GGUF header ({type(exc).__name__}: {str(exc)[:80]})",
-                         file=path) from None
+        raise InputError(
+            f"corrupt GGUF header ({type(exc).__name__}: {str(exc)[:80]})", file=path
+        ) from None
     end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
     if end > size:
-        raise InputError(f"truncated GGUF: tensor data ends at byte {end}, the file has {size}; "
-                         "download it again", file=path)
+        raise InputError(
+            f"truncated GGUF: tensor data ends at byte {end}, the file has {size}; "
+            "download it again",
+            file=path,
+        )
     return reader
 
 
@@ -173,20 +189,29 @@ def _check_bounds(path: Path, size: int) -> None:
     import mmap
 
     try:
-        with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0,
-                                                  access=mmap.ACCESS_READ) as mapped, \
-                memoryview(mapped) as view:
+        with (
+            open(path, "rb") as handle,
+            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+            memoryview(mapped) as view,
+        ):
             end = check_header_bounds(view, size)
     except InputError as exc:  # a claim past the end: cut short, or lying
-        raise InputError(f"truncated GGUF: the header runs past the end of the file: "
-                         f"{exc.detail}; download it again", file=path, field=exc.field) \
-            from None
+        raise InputError(
+            f"truncated GGUF: the header runs past the end of the file: "
+            f"{exc.detail}; download it again",
+            file=path,
+            field=exc.field,
+        ) from None
     except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}",
-                         file=path) from None
+        raise InputError(
+            f"cannot read: {getattr(exc, 'strerror', None) or exc}", file=path
+        ) from None
     if end is None:
-        raise InputError(f"truncated GGUF: the header runs past the end of the file ({size} "
-                         "bytes); download it again", file=path)
+        raise InputError(
+            f"truncated GGUF: the header runs past the end of the file ({size} "
+            "bytes); download it again",
+            file=path,
+        )
 
 
 def _value(fields: dict[str, ReaderField], key: str) -> Any:
@@ -233,8 +258,9 @@ def _find_tokens(tokens: ReaderField | None, wanted: tuple[str, ...]) -> dict[st
     return found
 
 
-def _special_tokens(fields: dict[str, ReaderField],
-                    tokens: ReaderField | None) -> dict[str, SpecialToken]:
+def _special_tokens(
+    fields: dict[str, ReaderField], tokens: ReaderField | None
+) -> dict[str, SpecialToken]:
     special = {}
     for role, key in SPECIAL_KEYS.items():
         token_id = _value(fields, key)
@@ -249,42 +275,64 @@ def _generation_prompt(template: str) -> str | None:
     runs past its time or memory is refused in one line (InputError)."""
     from qwq_ollama.catalog.chat_template import RenderJob, render_untrusted
 
-    with_prompt, without = render_untrusted(template, [
-        RenderJob(_PROBE, add_generation_prompt=True),
-        RenderJob(_PROBE, add_generation_prompt=False)], what="the GGUF's chat template")
+    with_prompt, without = render_untrusted(
+        template,
+        [
+            RenderJob(_PROBE, add_generation_prompt=True),
+            RenderJob(_PROBE, add_generation_prompt=False),
+        ],
+        what="the GGUF's chat template",
+    )
     if with_prompt is None or without is None:
         return None
-    return with_prompt[len(without):] if with_prompt.startswith(without) else None
+    return with_prompt[len(without) :] if with_prompt.startswith(without) else None
 
 
-def _warnings(report: GGUFReport, vision_pad_id: int | None,
-              expect_prefill: bool | None) -> list[str]:
+def _warnings(
+    report: GGUFReport, vision_pad_id: int | None, expect_prefill: bool | None
+) -> list[str]:
     warnings = []
     pad, eos = report.special_tokens.get("pad"), report.special_tokens.get("eos")
     if pad is not None and eos is not None and pad.id == eos.id:
         where = f" (id {vision_pad_id} here)" if vision_pad_id is not None else ""
-        warnings.append(f"PAD token id {pad.id} equals EOS ({eos.text!r}): set PAD to "
-                        f"{VISION_PAD}{where} before fine-tuning (the guide's tokenizer fix)")
+        warnings.append(
+            f"PAD token id {pad.id} equals EOS ({eos.text!r}): set PAD to "
+            f"{VISION_PAD}{where} before fine-tuning (the guide's tokenizer fix)"
+        )
     ctx = report.context_length
-    if (report.architecture == "qwen2" and isinstance(ctx, int) and ctx > QWEN2_NATIVE_CONTEXT
-            and report.rope_scaling_type != "yarn"):
-        warnings.append(f"context_length {ctx} is above qwen2's native {QWEN2_NATIVE_CONTEXT} "
-                        "without YaRN rope scaling: keep num_ctx <= 32768, or set "
-                        "rope.scaling.type=yarn, factor 4, original_context_length 32768")
+    if (
+        report.architecture == "qwen2"
+        and isinstance(ctx, int)
+        and ctx > QWEN2_NATIVE_CONTEXT
+        and report.rope_scaling_type != "yarn"
+    ):
+        warnings.append(
+            f"context_length {ctx} is above qwen2's native {QWEN2_NATIVE_CONTEXT} "
+            "without YaRN rope scaling: keep num_ctx <= 32768, or set "
+            "rope.scaling.type=yarn, factor 4, original_context_length 32768"
+        )
     if report.chat_template is None:
-        warnings.append("no chat template embedded: set TEMPLATE in the Modelfile "
-                        "(qwq-ollama render), or the runtime falls back to a generic one")
+        warnings.append(
+            "no chat template embedded: set TEMPLATE in the Modelfile "
+            "(qwq-ollama render), or the runtime falls back to a generic one"
+        )
         return warnings
     gen = report.generation_prompt
     if gen is None:
-        warnings.append("the embedded chat template could not be rendered: check it with "
-                        "qwq-ollama render, or set TEMPLATE in the Modelfile")
+        warnings.append(
+            "the embedded chat template could not be rendered: check it with "
+            "qwq-ollama render, or set TEMPLATE in the Modelfile"
+        )
     elif expect_prefill is False and gen.endswith(PREFILL):
-        warnings.append("the template's generation prompt ends with '<think>\\n' but this variant "
-                        "expects the model to open <think> itself: use the no-prefill template")
+        warnings.append(
+            "the template's generation prompt ends with '<think>\\n' but this variant "
+            "expects the model to open <think> itself: use the no-prefill template"
+        )
     elif expect_prefill is True and not gen.endswith(PREFILL):
-        warnings.append("the template's generation prompt lacks the '<think>\\n' prefill: use the "
-                        "official template (it ends with '<|im_start|>assistant\\n<think>\\n')")
+        warnings.append(
+            "the template's generation prompt lacks the '<think>\\n' prefill: use the "
+            "official template (it ends with '<|im_start|>assistant\\n<think>\\n')"
+        )
     return warnings
 
 
@@ -319,8 +367,11 @@ def _walk_header(view: memoryview, size: int) -> int | None:
 
     def take(position: int, count: int, field: str) -> int:
         if count > size - position:
-            raise InputError(f"claims {count} bytes at offset {position}, past the end of the "
-                             f"file ({size} bytes)", field=field)
+            raise InputError(
+                f"claims {count} bytes at offset {position}, past the end of the "
+                f"file ({size} bytes)",
+                field=field,
+            )
         if position + count > end:
             raise _NeedMore
         return position + count
@@ -351,8 +402,9 @@ def _walk_header(view: memoryview, size: int) -> int | None:
             raise InputError(f"unknown array item type {item}", field=field)
         take(position, 0, field)
         if count * least > size - position:
-            raise InputError(f"claims {count} items, more than the file's {size} bytes can "
-                             "hold", field=field)
+            raise InputError(
+                f"claims {count} items, more than the file's {size} bytes can hold", field=field
+            )
         for _ in range(count):
             position = value(position, item, field, depth + 1)
         return position
@@ -364,11 +416,14 @@ def _walk_header(view: memoryview, size: int) -> int | None:
             raise InputError(f"GGUF version {version} is not 2 or 3", field="version")
         tensors, position = number(position, 8, "tensor_count")
         kvs, position = number(position, 8, "kv_count")
-        for field, count, least in (("tensor_count", tensors, _MIN_TENSOR),
-                                    ("kv_count", kvs, _MIN_KV)):
+        for field, count, least in (
+            ("tensor_count", tensors, _MIN_TENSOR),
+            ("kv_count", kvs, _MIN_KV),
+        ):
             if count * least > size - position:
-                raise InputError(f"{count} is more than a file of {size} bytes can hold",
-                                 field=field)
+                raise InputError(
+                    f"{count} is more than a file of {size} bytes can hold", field=field
+                )
         for index in range(kvs):
             key, position = string(position, f"kv[{index}].key")
             name = key.decode("utf-8", "replace")[:80] or f"kv[{index}]"
@@ -378,8 +433,9 @@ def _walk_header(view: memoryview, size: int) -> int | None:
             _name, position = string(position, f"tensor[{index}].name")
             dims, position = number(position, 4, f"tensor[{index}].n_dims")
             if dims > _MAX_DIMS:
-                raise InputError(f"{dims} dimensions (at most {_MAX_DIMS})",
-                                 field=f"tensor[{index}].n_dims")
+                raise InputError(
+                    f"{dims} dimensions (at most {_MAX_DIMS})", field=f"tensor[{index}].n_dims"
+                )
             position = take(position, dims * 8 + 4 + 8, f"tensor[{index}]")
         return position
     except _NeedMore:

@@ -73,8 +73,10 @@ def hub_quant_file(repo_id: str, quant: str) -> str:
     if _offline():
         if key in index:
             return index[key]
-        raise EnvironmentProblem(f"{repo_id} {quant}: HF_HUB_OFFLINE is set and its header was "
-                                 "never read here: unset HF_HUB_OFFLINE once to read it")
+        raise EnvironmentProblem(
+            f"{repo_id} {quant}: HF_HUB_OFFLINE is set and its header was "
+            "never read here: unset HF_HUB_OFFLINE once to read it"
+        )
     with _hub_errors(f"{repo_id} {quant}"):
         names = _repo_files(repo_id)
     name = select_quant_names(names, repo_id, quant)[0]
@@ -94,8 +96,7 @@ def _repo_files(repo_id: str) -> list[str]:
         if url is None:
             return names
         seconds = network_deadline()
-        with get_session().stream("GET", url, headers=_hub_headers(),
-                                  timeout=seconds) as reply:
+        with get_session().stream("GET", url, headers=_hub_headers(), timeout=seconds) as reply:
             _check_status(reply.status_code)
             body = _bounded(reply.iter_bytes(), MAX_PAGE, seconds, f"{repo_id}'s file listing")
             link = reply.links.get("next", {}).get("url")  # a long listing comes in pages
@@ -103,8 +104,10 @@ def _repo_files(repo_id: str) -> list[str]:
         url = str(link) if link else None
     if url is None:
         return names
-    raise EnvironmentProblem(f"{repo_id}: the Hub's file listing goes on past {MAX_PAGES} pages: "
-                             "give the file as hf://OWNER/REPO/FILE.gguf")
+    raise EnvironmentProblem(
+        f"{repo_id}: the Hub's file listing goes on past {MAX_PAGES} pages: "
+        "give the file as hf://OWNER/REPO/FILE.gguf"
+    )
 
 
 def _listed_files(body: bytes, repo_id: str) -> list[str]:
@@ -115,13 +118,16 @@ def _listed_files(body: bytes, repo_id: str) -> list[str]:
     except ValueError:
         entries = None
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise EnvironmentProblem(f"{repo_id}: the Hub's file listing is not a list of files: "
-                                 "check HF_ENDPOINT")
+        raise EnvironmentProblem(
+            f"{repo_id}: the Hub's file listing is not a list of files: check HF_ENDPOINT"
+        )
     names = [e.get("path") for e in entries if e.get("type") == "file"]
     for name in names:
         if not isinstance(name, str) or not _inside(name):
-            raise EnvironmentProblem(f"{repo_id}: the Hub's file listing names "
-                                     f"{str(name)[:80]!r}, not a path inside a repository")
+            raise EnvironmentProblem(
+                f"{repo_id}: the Hub's file listing names "
+                f"{str(name)[:80]!r}, not a path inside a repository"
+            )
     return [str(n) for n in names]
 
 
@@ -132,8 +138,12 @@ def _inside(name: str) -> bool:
     (True, False, False, False)
     """
     parts = name.split("/")
-    return (bool(name) and name.isprintable() and "\\" not in name
-            and all(p not in ("", ".", "..") for p in parts))
+    return (
+        bool(name)
+        and name.isprintable()
+        and "\\" not in name
+        and all(p not in ("", ".", "..") for p in parts)
+    )
 
 
 def read_header(source: str, into: Path, fetched: Fetched | None = None) -> list[Path]:
@@ -148,7 +158,7 @@ def read_header(source: str, into: Path, fetched: Fetched | None = None) -> list
 
 def _shard_urls(source: str) -> list[str]:
     if source.startswith("hf://"):
-        repo_id, quant, filename = _hub_target(source[len("hf://"):])
+        repo_id, quant, filename = _hub_target(source[len("hf://") :])
         if quant is not None:
             filename = hub_quant_file(repo_id, quant)
         from huggingface_hub import hf_hub_url
@@ -163,9 +173,12 @@ def _shard_urls(source: str) -> list[str]:
         return [first]
     part, names = split
     if part != 1:
-        raise InputError(f"{filename} is part {part} of a split GGUF: give the first part "
-                         "(-00001-of-...), which holds the metadata", field="gguf")
-    base, rest = first[: first.rindex(filename)], first[first.rindex(filename) + len(filename):]
+        raise InputError(
+            f"{filename} is part {part} of a split GGUF: give the first part "
+            "(-00001-of-...), which holds the metadata",
+            field="gguf",
+        )
+    base, rest = first[: first.rindex(filename)], first[first.rindex(filename) + len(filename) :]
     return [f"{base}{name}{rest}" for name in names]
 
 
@@ -182,8 +195,9 @@ def split_parts(filename: str) -> tuple[int, list[str]] | None:
     if split is None:
         return None
     total = int(split["total"])
-    return int(split["part"]), [f"{split['stem']}-{i:05d}-of-{total:05d}.gguf"
-                                for i in range(1, total + 1)]
+    return int(split["part"]), [
+        f"{split['stem']}-{i:05d}-of-{total:05d}.gguf" for i in range(1, total + 1)
+    ]
 
 
 def _hub_target(text: str) -> tuple[str, str | None, str]:
@@ -193,8 +207,9 @@ def _hub_target(text: str) -> tuple[str, str | None, str]:
         return repo_id, quant, ""
     parts = text.split("/", 2)
     if len(parts) < 3 or not parts[2].endswith(".gguf"):
-        raise InputError(f"hf://{text}: give hf://OWNER/REPO/FILE.gguf (or hf://OWNER/REPO@QUANT)",
-                         field="gguf")
+        raise InputError(
+            f"hf://{text}: give hf://OWNER/REPO/FILE.gguf (or hf://OWNER/REPO@QUANT)", field="gguf"
+        )
     return f"{parts[0]}/{parts[1]}", None, parts[2]
 
 
@@ -206,8 +221,10 @@ def _header_file(url: str, target: Path, fetched: Fetched) -> Path:
     cached = _cached(_resource(url), etag) if etag else None
     if cached is None:
         if remote is None:
-            raise EnvironmentProblem(f"{_shown(url)}: HF_HUB_OFFLINE is set and its header was "
-                                     "never read here: unset HF_HUB_OFFLINE once to read it")
+            raise EnvironmentProblem(
+                f"{_shown(url)}: HF_HUB_OFFLINE is set and its header was "
+                "never read here: unset HF_HUB_OFFLINE once to read it"
+            )
         cached = _fetch(remote, fetched)
         _store(remote, cached, index)
     head, size = cached
@@ -222,8 +239,9 @@ def _sparse_file(head: bytes, size: int, path: Path) -> Path:
             out.write(head)
             out.truncate(size)
     except OSError as exc:  # a file system that holds no file this large, even a sparse one
-        raise EnvironmentProblem(f"cannot lay out a header of a {size}-byte file in "
-                                 f"{path.parent}: {exc.strerror or exc}") from None
+        raise EnvironmentProblem(
+            f"cannot lay out a header of a {size}-byte file in {path.parent}: {exc.strerror or exc}"
+        ) from None
     return path
 
 
@@ -244,8 +262,10 @@ def _fetch(remote: RemoteFile, fetched: Fetched) -> tuple[bytes, int]:
         if needed is not None and needed <= len(head):
             return head[:needed], remote.size
         if length >= min(MAX_HEADER, remote.size):
-            raise InputError(f"{_shown(remote.url)}: no GGUF header within its first "
-                             f"{length} bytes", field="gguf")
+            raise InputError(
+                f"{_shown(remote.url)}: no GGUF header within its first {length} bytes",
+                field="gguf",
+            )
         length = min(max(2 * length, needed or 0), MAX_HEADER, remote.size)
 
 
@@ -285,25 +305,33 @@ def _range(remote: RemoteFile, start: int, end: int, seen: dict[str, str]) -> by
         headers["If-Range"] = f'"{remote.etag}"'  # changed since the HEAD: a 200, refused below
     what = _shown(remote.url)
     seconds = network_deadline()
-    with _hub_errors(what, seconds), get_session().stream(
-            "GET", remote.url, headers=headers, follow_redirects=True,
-            timeout=seconds) as reply:
+    with (
+        _hub_errors(what, seconds),
+        get_session().stream(
+            "GET", remote.url, headers=headers, follow_redirects=True, timeout=seconds
+        ) as reply,
+    ):
         _check_status(reply.status_code)
         if reply.status_code != 206:
-            raise EnvironmentProblem(f"{what} does not answer range requests (HTTP "
-                                     f"{reply.status_code}): download the file instead")
+            raise EnvironmentProblem(
+                f"{what} does not answer range requests (HTTP "
+                f"{reply.status_code}): download the file instead"
+            )
         _check_range(reply.headers.get("content-range"), start, end, remote.size, what)
         validator = _etag(reply.headers.get("etag")) or reply.headers.get("last-modified", "")
         expected = seen.setdefault("validator", validator)
         if not remote.hub and not remote.etag.startswith("size-") and validator:
             expected = remote.etag if reply.headers.get("etag") else expected
         if validator != expected:
-            raise EnvironmentProblem(f"{what} changed while its header was read (validator "
-                                     f"{expected[:40]!r}, now {validator[:40]!r}): try again")
+            raise EnvironmentProblem(
+                f"{what} changed while its header was read (validator "
+                f"{expected[:40]!r}, now {validator[:40]!r}): try again"
+            )
         body = _bounded(reply.iter_bytes(), end - start, seconds, f"{what} bytes {start}-{end - 1}")
     if len(body) != end - start:
-        raise EnvironmentProblem(f"{what} sent {len(body)} bytes for a range of {end - start}: "
-                                 "try again")
+        raise EnvironmentProblem(
+            f"{what} sent {len(body)} bytes for a range of {end - start}: try again"
+        )
     return body
 
 
@@ -318,8 +346,9 @@ def _check_range(header: str | None, start: int, end: int, size: int, what: str)
     match = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+)\s*", header or "")
     if match is None or (int(match[1]), int(match[2]) + 1, int(match[3])) != (start, end, size):
         shown = (header or "no Content-Range").removeprefix("bytes ").strip()[:60]
-        raise EnvironmentProblem(f"{what} answered {shown} for bytes {start}-{end - 1} of a "
-                                 f"{size}-byte file: refused")
+        raise EnvironmentProblem(
+            f"{what} answered {shown} for bytes {start}-{end - 1} of a {size}-byte file: refused"
+        )
 
 
 def _bounded(chunks: Iterator[bytes], limit: int, seconds: float, what: str) -> bytes:
@@ -327,11 +356,14 @@ def _bounded(chunks: Iterator[bytes], limit: int, seconds: float, what: str) -> 
     try:
         return read_bounded(chunks, limit=limit, deadline=Deadline(seconds))
     except TooBig:
-        raise EnvironmentProblem(f"{what}: the server sent more than the {limit} bytes asked "
-                                 "for (decoded): refused") from None
+        raise EnvironmentProblem(
+            f"{what}: the server sent more than the {limit} bytes asked for (decoded): refused"
+        ) from None
     except TooSlow:
-        raise EnvironmentProblem(f"{what}: not whole within {seconds:g} s (the server is slow; "
-                                 "QWQ_OLLAMA_DEADLINE sets the bound)") from None
+        raise EnvironmentProblem(
+            f"{what}: not whole within {seconds:g} s (the server is slow; "
+            "QWQ_OLLAMA_DEADLINE sets the bound)"
+        ) from None
 
 
 def _hub_headers() -> dict[str, str]:
@@ -343,9 +375,11 @@ def _hub_headers() -> dict[str, str]:
     try:
         return dict(build_hf_headers())
     except (AttributeError, TypeError, ValueError, KeyError) as exc:
-        raise EnvironmentProblem(f"{redact(hub_endpoint())} does not answer like the Hugging "
-                                 f"Face Hub ({type(exc).__name__} building its headers): check "
-                                 "HF_ENDPOINT") from None
+        raise EnvironmentProblem(
+            f"{redact(hub_endpoint())} does not answer like the Hugging "
+            f"Face Hub ({type(exc).__name__} building its headers): check "
+            "HF_ENDPOINT"
+        ) from None
 
 
 def _check_status(status: int) -> None:
@@ -386,8 +420,10 @@ def _metadata(url: str) -> RemoteFile:
     if not size:
         raise EnvironmentProblem(f"{what}: the server does not say how big the file is")
     if int(size) > MAX_FILE:
-        raise EnvironmentProblem(f"{what}: the server says the file has {size} bytes, more "
-                                 f"than any GGUF ({MAX_FILE >> 40} TiB): refused")
+        raise EnvironmentProblem(
+            f"{what}: the server says the file has {size} bytes, more "
+            f"than any GGUF ({MAX_FILE >> 40} TiB): refused"
+        )
     etag = _etag(etag) or f"size-{size}-{_key(_resource(url))}"
     return RemoteFile(url, int(size), etag, hub)
 
@@ -436,9 +472,11 @@ def _resource(url: str) -> str:
     except ValueError:
         host = ""
     if not host or parts.scheme not in ("http", "https"):
-        raise InputError(f"{_shown(url)}: not an http(s) URL with a host (a password holding "
-                         "/ ? # or @ is written percent-encoded: %2F %3F %23 %40)",
-                         field="gguf")
+        raise InputError(
+            f"{_shown(url)}: not an http(s) URL with a host (a password holding "
+            "/ ? # or @ is written percent-encoded: %2F %3F %23 %40)",
+            field="gguf",
+        )
     host = f"[{host}]" if ":" in host else host
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
@@ -456,8 +494,12 @@ def _cached(resource: str, etag: str) -> tuple[bytes, int] | None:
         head = (_folder() / f"{name}.head").read_bytes()
     except (OSError, ValueError):
         return None
-    if not isinstance(meta, dict) or len(head) != meta.get("header_bytes") \
-            or meta.get("resource") != resource or meta.get("etag") != etag:
+    if (
+        not isinstance(meta, dict)
+        or len(head) != meta.get("header_bytes")
+        or meta.get("resource") != resource
+        or meta.get("etag") != etag
+    ):
         return None
     return head, int(meta["size"])
 
@@ -470,9 +512,13 @@ def _store(remote: RemoteFile, cached: tuple[bytes, int], index: dict[str, str])
     name = _cache_name(resource, remote.etag)
     try:
         write_bytes_atomic(_folder() / f"{name}.head", head)
-        write_text_atomic(_folder() / f"{name}.json", json.dumps(
-            {"resource": resource, "etag": remote.etag, "size": size,
-             "header_bytes": len(head)}) + "\n")
+        write_text_atomic(
+            _folder() / f"{name}.json",
+            json.dumps(
+                {"resource": resource, "etag": remote.etag, "size": size, "header_bytes": len(head)}
+            )
+            + "\n",
+        )
     except OSError:
         return
     _remember(index, resource, remote.etag)
@@ -480,8 +526,10 @@ def _store(remote: RemoteFile, cached: tuple[bytes, int], index: dict[str, str])
 
 def _remember(index: dict[str, str], key: str, value: str) -> None:
     try:
-        write_text_atomic(_folder() / "index.json",
-                          json.dumps({**_load_index(), **index, key: value}, indent=1) + "\n")
+        write_text_atomic(
+            _folder() / "index.json",
+            json.dumps({**_load_index(), **index, key: value}, indent=1) + "\n",
+        )
     except OSError:
         pass
 
@@ -500,8 +548,10 @@ def _hub_errors(what: str, seconds: float | None = None) -> Iterator[None]:
         raise
     except Exception as exc:
         if seconds is not None and "Timeout" in type(exc).__name__:
-            raise EnvironmentProblem(f"{what}: no answer within {seconds:g} s (the server is "
-                                     "slow; QWQ_OLLAMA_DEADLINE sets the bound)") from None
+            raise EnvironmentProblem(
+                f"{what}: no answer within {seconds:g} s (the server is "
+                "slow; QWQ_OLLAMA_DEADLINE sets the bound)"
+            ) from None
         translated = _translate(exc, what)
         if translated is None:
             raise
@@ -513,21 +563,25 @@ def _translate(exc: BaseException, what: str) -> Exception | None:
 
     from qwq_ollama.artifacts.download import is_http_error, scrub_secrets
 
-    status = getattr(getattr(exc, "response", None), "status_code", None) \
-        or getattr(exc, "status_code", None)
+    status = getattr(getattr(exc, "response", None), "status_code", None) or getattr(
+        exc, "status_code", None
+    )
     if isinstance(exc, errors.RepositoryNotFoundError) or status == 404:
         text = f"{what}: not found (HTTP 404): check the repository, file name or URL"
     elif isinstance(exc, errors.GatedRepoError) or status in (401, 403):
         text = f"{what}: access refused (HTTP {status}): set HF_TOKEN to a token with access"
     elif isinstance(exc, errors.OfflineModeIsEnabled):
-        text = (f"{what}: HF_HUB_OFFLINE is set and its header was never read here: unset "
-                "HF_HUB_OFFLINE once to read it")
+        text = (
+            f"{what}: HF_HUB_OFFLINE is set and its header was never read here: unset "
+            "HF_HUB_OFFLINE once to read it"
+        )
     elif status is not None:
         text = f"{what}: the server answered HTTP {status}: try again later"
     elif isinstance(exc, Exception) and is_http_error(exc):
-        text = (f"{what}: could not reach the server ({type(exc).__name__}): check the network, "
-                "a proxy or HF_ENDPOINT, or pass --gguf FILE")
+        text = (
+            f"{what}: could not reach the server ({type(exc).__name__}): check the network, "
+            "a proxy or HF_ENDPOINT, or pass --gguf FILE"
+        )
     else:
         return None
     return EnvironmentProblem(scrub_secrets(text))
-

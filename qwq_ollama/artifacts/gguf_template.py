@@ -32,12 +32,14 @@ def write_with_chat_template(source: Path, target: Path, template: str | None) -
     arch = reader.get_field(gguf.Keys.General.ARCHITECTURE)
     if arch is None:
         raise InputError("no general.architecture: not a model GGUF", file=source)
-    new = ({CHAT_TEMPLATE_KEY: MetadataDetails(gguf.GGUFValueType.STRING, template)}
-           if template is not None else {})
+    new = (
+        {CHAT_TEMPLATE_KEY: MetadataDetails(gguf.GGUFValueType.STRING, template)}
+        if template is not None
+        else {}
+    )
     removed = [] if template is not None else [CHAT_TEMPLATE_KEY]
     with staged_file(target) as staged:
-        writer = gguf.GGUFWriter(staged, arch=str(arch.contents()),
-                                 endianess=reader.endianess)
+        writer = gguf.GGUFWriter(staged, arch=str(arch.contents()), endianess=reader.endianess)
         with _no_progress_bar():
             copy_with_new_metadata(reader, writer, new, removed)
         _check_tensors_identical(reader, staged)
@@ -61,10 +63,12 @@ def _check_tensors_identical(original: gguf.GGUFReader, copy: Path) -> None:
     written = {t.name: t for t in gguf.GGUFReader(copy).tensors}
     for tensor in original.tensors:
         other = written.get(tensor.name)
-        if (other is None or other.tensor_type != tensor.tensor_type
-                or list(other.shape) != list(tensor.shape)
-                or bytes(other.data.data) != bytes(tensor.data.data)):
-            raise InputError(f"tensor {tensor.name} changed while copying: not written",
-                             file=copy)
+        if (
+            other is None
+            or other.tensor_type != tensor.tensor_type
+            or list(other.shape) != list(tensor.shape)
+            or bytes(other.data.data) != bytes(tensor.data.data)
+        ):
+            raise InputError(f"tensor {tensor.name} changed while copying: not written", file=copy)
     if len(written) != len(original.tensors):
         raise InputError("the copy has a different number of tensors: not written", file=copy)

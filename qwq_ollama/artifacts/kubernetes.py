@@ -48,8 +48,14 @@ _BlockDumper.add_representer(str, _represent_str)
 
 def dump_yaml(data: Any) -> str:
     """YAML through pyyaml's SafeDumper (plain data only), keys in the order given."""
-    return yaml.dump(data, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True,
-                     default_flow_style=False, width=100)
+    return yaml.dump(
+        data,
+        Dumper=_BlockDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=100,
+    )
 
 
 def pullable_from(catalog: Catalog, weights: Weights) -> str:
@@ -59,19 +65,31 @@ def pullable_from(catalog: Catalog, weights: Weights) -> str:
     """
     if weights.source in ("hf", "ollama"):
         return weights.modelfile_from
-    raise catalog.error(f"{weights.source} weights are a file on this machine, which a pod "
-                        "cannot pull: give these weights as hf (repo, quant) or an Ollama "
-                        "registry name", "weights", weights.name, weights.source)
+    raise catalog.error(
+        f"{weights.source} weights are a file on this machine, which a pod "
+        "cannot pull: give these weights as hf (repo, quant) or an Ollama "
+        "registry name",
+        "weights",
+        weights.name,
+        weights.source,
+    )
 
 
-def _check_name(catalog: Catalog, variant: Variant, limit: int = 63 - len(VOLUME_SUFFIX),
-                why: str = "the Helm chart names a volume after the model") -> None:
+def _check_name(
+    catalog: Catalog,
+    variant: Variant,
+    limit: int = 63 - len(VOLUME_SUFFIX),
+    why: str = "the Helm chart names a volume after the model",
+) -> None:
     """The name goes where Kubernetes requires a DNS-1123 label of at most `limit` characters."""
     if DNS_LABEL.match(variant.name) and len(variant.name) <= limit:
         return
-    raise catalog.error(f"{why}, so the name must be lower case letters, digits and '-' (at "
-                        f"most {limit}, starting and ending with a letter or digit)",
-                        "variants", variant.name)
+    raise catalog.error(
+        f"{why}, so the name must be lower case letters, digits and '-' (at "
+        f"most {limit}, starting and ending with a letter or digit)",
+        "variants",
+        variant.name,
+    )
 
 
 def configmap_name(variant: Variant) -> str:
@@ -86,25 +104,42 @@ def helm_files(catalog: Catalog, variant: Variant | str) -> dict[str, str]:
     source = pullable_from(catalog, weights)
     modelfile = render_variant(catalog, chosen, weights=weights).modelfile
     configmap = {
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": configmap_name(chosen),
-                     "labels": {"app.kubernetes.io/managed-by": "qwq-ollama"}},
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": configmap_name(chosen),
+            "labels": {"app.kubernetes.io/managed-by": "qwq-ollama"},
+        },
         "data": {MODELFILE_KEY: modelfile},
     }
-    values = {"ollama": {"models": {
-        "pull": [source],
-        "create": [{"name": chosen.name, "configMapRef": configmap_name(chosen),
-                    "configMapKeyRef": MODELFILE_KEY}],
-    }}}
-    header = (f"# Values for the Ollama Helm chart ({CHART} {CHART_VERSION}): pull {source}, then "
-              f"create {chosen.name}\n# from the ConfigMap {configmap_name(chosen)} "
-              f"(apply {configmap_name(chosen)}.yaml first).\n")
-    return {VALUES_NAME: header + dump_yaml(values),
-            f"{configmap_name(chosen)}.yaml": dump_yaml(configmap)}
+    values = {
+        "ollama": {
+            "models": {
+                "pull": [source],
+                "create": [
+                    {
+                        "name": chosen.name,
+                        "configMapRef": configmap_name(chosen),
+                        "configMapKeyRef": MODELFILE_KEY,
+                    }
+                ],
+            }
+        }
+    }
+    header = (
+        f"# Values for the Ollama Helm chart ({CHART} {CHART_VERSION}): pull {source}, then "
+        f"create {chosen.name}\n# from the ConfigMap {configmap_name(chosen)} "
+        f"(apply {configmap_name(chosen)}.yaml first).\n"
+    )
+    return {
+        VALUES_NAME: header + dump_yaml(values),
+        f"{configmap_name(chosen)}.yaml": dump_yaml(configmap),
+    }
 
 
-def kubeai_model(catalog: Catalog, variant: Variant, *, model: str, files: dict[str, str],
-                 args: list[str]) -> dict[str, Any]:
+def kubeai_model(
+    catalog: Catalog, variant: Variant, *, model: str, files: dict[str, str], args: list[str]
+) -> dict[str, Any]:
     """A KubeAI `Model` (kubeai.org/v1, KubeAI 0.21) that serves `variant` on vLLM.
 
     KubeAI mounts each `spec.files` entry (path, content) from a ConfigMap it writes, and adds
@@ -114,15 +149,24 @@ def kubeai_model(catalog: Catalog, variant: Variant, *, model: str, files: dict[
     _check_name(catalog, variant, 63, "KubeAI names the Model's pods and service after it")
     folder = f"/config/qwq-ollama/{variant.name}"
     return {
-        "apiVersion": "kubeai.org/v1", "kind": "Model",
-        "metadata": {"name": variant.name,
-                     "labels": {"app.kubernetes.io/managed-by": "qwq-ollama"}},
+        "apiVersion": "kubeai.org/v1",
+        "kind": "Model",
+        "metadata": {
+            "name": variant.name,
+            "labels": {"app.kubernetes.io/managed-by": "qwq-ollama"},
+        },
         "spec": {
-            "features": ["TextGeneration"], "url": f"hf://{model}", "engine": "VLLM",
-            "args": [f"--generation-config={folder}",
-                     f"--chat-template={folder}/chat_template.jinja", *args],
-            "files": [{"path": f"{folder}/{name}", "content": text}
-                      for name, text in files.items()],
+            "features": ["TextGeneration"],
+            "url": f"hf://{model}",
+            "engine": "VLLM",
+            "args": [
+                f"--generation-config={folder}",
+                f"--chat-template={folder}/chat_template.jinja",
+                *args,
+            ],
+            "files": [
+                {"path": f"{folder}/{name}", "content": text} for name, text in files.items()
+            ],
         },
     }
 

@@ -45,20 +45,33 @@ def sampling_fields(sampling: dict[str, Any]) -> list[Field]:
     fields: list[Field] = [
         {"key": "llm.prediction.temperature", "value": sampling["temperature"]},
         {"key": "llm.prediction.topKSampling", "value": sampling["top_k"]},
-        {"key": "llm.prediction.topPSampling",
-         "value": _checkbox(sampling["top_p"], sampling["top_p"] < 1.0)},
-        {"key": "llm.prediction.minPSampling",
-         "value": _checkbox(sampling["min_p"], sampling["min_p"] > 0.0)},
+        {
+            "key": "llm.prediction.topPSampling",
+            "value": _checkbox(sampling["top_p"], sampling["top_p"] < 1.0),
+        },
+        {
+            "key": "llm.prediction.minPSampling",
+            "value": _checkbox(sampling["min_p"], sampling["min_p"] > 0.0),
+        },
     ]
     if "repeat_penalty" in sampling:
-        fields.append({"key": "llm.prediction.repeatPenalty",
-                       "value": _checkbox(sampling["repeat_penalty"],
-                                          sampling["repeat_penalty"] != 1.0)})
-    for ours, theirs in (("presence_penalty", "presencePenalty"),
-                         ("frequency_penalty", "frequencyPenalty")):
+        fields.append(
+            {
+                "key": "llm.prediction.repeatPenalty",
+                "value": _checkbox(sampling["repeat_penalty"], sampling["repeat_penalty"] != 1.0),
+            }
+        )
+    for ours, theirs in (
+        ("presence_penalty", "presencePenalty"),
+        ("frequency_penalty", "frequencyPenalty"),
+    ):
         if ours in sampling:
-            fields.append({"key": f"llm.prediction.llama.{theirs}",
-                           "value": _checkbox(sampling[ours], sampling[ours] != 0.0)})
+            fields.append(
+                {
+                    "key": f"llm.prediction.llama.{theirs}",
+                    "value": _checkbox(sampling[ours], sampling[ours] != 0.0),
+                }
+            )
     return fields
 
 
@@ -73,58 +86,92 @@ def model_yaml(catalog: Catalog, variant: Variant | str) -> dict[str, Any]:
     chosen = _variant(catalog, variant)
     weights = catalog.weights_named(chosen.weights)
     if weights.source != "hf" or weights.hf_repo is None:
-        raise catalog.error(f"LM Studio downloads its base weights from Hugging Face: weights "
-                            f"{weights.name!r} are {weights.source}, give them an hf: repo",
-                            "weights", weights.name)
+        raise catalog.error(
+            f"LM Studio downloads its base weights from Hugging Face: weights "
+            f"{weights.name!r} are {weights.source}, give them an hf: repo",
+            "weights",
+            weights.name,
+        )
     user, repo = weights.hf_repo.split("/", 1)
     family = chosen.family
     params = effective_parameters(chosen)
     stops = list(params.get("stop") or family.stop)
     template = render_variant(catalog, chosen).hf_template
     operation: list[Field] = [
-        {"key": "llm.prediction.promptTemplate",
-         "value": {"type": "jinja", "jinjaPromptTemplate": {"template": template},
-                   "stopStrings": stops}},
+        {
+            "key": "llm.prediction.promptTemplate",
+            "value": {
+                "type": "jinja",
+                "jinjaPromptTemplate": {"template": template},
+                "stopStrings": stops,
+            },
+        },
         {"key": "llm.prediction.stopStrings", "value": list(stops)},
         *sampling_fields(params),
-        {"key": "llm.prediction.reasoning.parsing",
-         "value": {"enabled": family.switch != "none", "startString": family.think_open,
-                   "endString": family.think_close}},
+        {
+            "key": "llm.prediction.reasoning.parsing",
+            "value": {
+                "enabled": family.switch != "none",
+                "startString": family.think_open,
+                "endString": family.think_close,
+            },
+        },
     ]
     definition: dict[str, Any] = {
         "model": f"{OWNER}/{chosen.name}",
-        "base": [{"key": weights.hf_repo.lower(),
-                  "sources": [{"type": "huggingface", "user": user, "repo": repo}]}],
+        "base": [
+            {
+                "key": weights.hf_repo.lower(),
+                "sources": [{"type": "huggingface", "user": user, "repo": repo}],
+            }
+        ],
         "tags": [family.name, "reasoning"],
-        "config": {"load": {"fields": [{"key": "llm.load.contextLength",
-                                        "value": params["num_ctx"]}]},
-                   "operation": {"fields": operation}},
-        "metadataOverrides": {"domain": "llm", "architectures": list(family.architectures),
-                              "compatibilityTypes": ["gguf"],
-                              "reasoning": family.switch != "none"},
+        "config": {
+            "load": {"fields": [{"key": "llm.load.contextLength", "value": params["num_ctx"]}]},
+            "operation": {"fields": operation},
+        },
+        "metadataOverrides": {
+            "domain": "llm",
+            "architectures": list(family.architectures),
+            "compatibilityTypes": ["gguf"],
+            "reasoning": family.switch != "none",
+        },
     }
     if family.switch == "enable_thinking":
-        definition["customFields"] = [{
-            "key": THINKING_FIELD, "displayName": "Enable Thinking",
-            "description": "Whether the model reasons before it answers (the chat template's "
-                           "enable_thinking)",
-            "type": "boolean", "defaultValue": chosen.enable_thinking,
-            "effects": [{"type": "setJinjaVariable", "variable": "enable_thinking"}]}]
-        definition["suggestions"] = [{
-            "message": f"The authors' sampling for thinking {'on' if mode else 'off'}",
-            "conditions": [{"type": "equals", "key": f"$.{THINKING_FIELD}", "value": mode}],
-            "fields": sampling_fields(_mode_sampling(chosen, mode))} for mode in (True, False)]
+        definition["customFields"] = [
+            {
+                "key": THINKING_FIELD,
+                "displayName": "Enable Thinking",
+                "description": "Whether the model reasons before it answers (the chat template's "
+                "enable_thinking)",
+                "type": "boolean",
+                "defaultValue": chosen.enable_thinking,
+                "effects": [{"type": "setJinjaVariable", "variable": "enable_thinking"}],
+            }
+        ]
+        definition["suggestions"] = [
+            {
+                "message": f"The authors' sampling for thinking {'on' if mode else 'off'}",
+                "conditions": [{"type": "equals", "key": f"$.{THINKING_FIELD}", "value": mode}],
+                "fields": sampling_fields(_mode_sampling(chosen, mode)),
+            }
+            for mode in (True, False)
+        ]
     return definition
 
 
 def model_yaml_text(catalog: Catalog, variant: Variant | str) -> str:
     chosen = _variant(catalog, variant)
-    lines = [f"# LM Studio virtual model for {chosen.name}, written by `qwq-ollama export "
-             "lmstudio`.", f"# {chosen.description}".rstrip()]
+    lines = [
+        f"# LM Studio virtual model for {chosen.name}, written by `qwq-ollama export lmstudio`.",
+        f"# {chosen.description}".rstrip(),
+    ]
     if chosen.think_budget is not None:
-        lines.append(f"# think_budget {chosen.think_budget}: LM Studio has no thinking budget; "
-                     "use llama-server's --reasoning-budget (export llama-cpp) or qwq-ollama "
-                     "chat on Ollama")
+        lines.append(
+            f"# think_budget {chosen.think_budget}: LM Studio has no thinking budget; "
+            "use llama-server's --reasoning-budget (export llama-cpp) or qwq-ollama "
+            "chat on Ollama"
+        )
     return "\n".join(lines) + "\n" + dump_yaml(model_yaml(catalog, chosen))
 
 

@@ -45,30 +45,52 @@ from qwq_ollama.catalog.builtin_weights import ensure_smollm2
 from qwq_ollama.catalog.family import Family
 from qwq_ollama.paths import cache_dir
 
-__all__ = ["DEEPSEEK_R1_ADDED", "QWEN3_ADDED", "TinyShape", "added_token_type", "stand_in_for",
-           "write_tiny_gguf"]
+__all__ = [
+    "DEEPSEEK_R1_ADDED",
+    "QWEN3_ADDED",
+    "TinyShape",
+    "added_token_type",
+    "stand_in_for",
+    "write_tiny_gguf",
+]
 
 # Qwen3's added tokens in id order; three of them are in SmolLM2's vocabulary already and keep
 # their ids there.
 QWEN3_ADDED = QWEN_ADDED
 # DeepSeek-R1's chat tokens (its Qwen-based distills carry Qwen's as well); the Ollama rule for
 # these models goes by the model's name, so any architecture will do for them.
-DEEPSEEK_R1_ADDED = ("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜User｜>",
-                     "<｜Assistant｜>", "<think>", "</think>")
+DEEPSEEK_R1_ADDED = (
+    "<｜begin▁of▁sentence｜>",
+    "<｜end▁of▁sentence｜>",
+    "<｜User｜>",
+    "<｜Assistant｜>",
+    "<think>",
+    "</think>",
+)
 
 # The per-block tensors of a dense decoder, in converter order; each is written when gguf-py
 # lists it for the architecture (so qwen3 gets attn_q_norm/attn_k_norm and qwen2 does not). An
 # architecture listing anything beyond these and _OPTIONAL (experts, vision) is refused rather
 # than written wrong. OUTPUT is left out: tied to the embedding, as in Qwen3-0.6B, which every
 # pinned engine accepts, and it halves the file.
-_DENSE = (MODEL_TENSOR.ATTN_NORM, MODEL_TENSOR.ATTN_Q, MODEL_TENSOR.ATTN_Q_NORM,
-          MODEL_TENSOR.ATTN_K, MODEL_TENSOR.ATTN_K_NORM, MODEL_TENSOR.ATTN_V,
-          MODEL_TENSOR.ATTN_OUT, MODEL_TENSOR.FFN_NORM, MODEL_TENSOR.FFN_GATE,
-          MODEL_TENSOR.FFN_UP, MODEL_TENSOR.FFN_DOWN)
+_DENSE = (
+    MODEL_TENSOR.ATTN_NORM,
+    MODEL_TENSOR.ATTN_Q,
+    MODEL_TENSOR.ATTN_Q_NORM,
+    MODEL_TENSOR.ATTN_K,
+    MODEL_TENSOR.ATTN_K_NORM,
+    MODEL_TENSOR.ATTN_V,
+    MODEL_TENSOR.ATTN_OUT,
+    MODEL_TENSOR.FFN_NORM,
+    MODEL_TENSOR.FFN_GATE,
+    MODEL_TENSOR.FFN_UP,
+    MODEL_TENSOR.FFN_DOWN,
+)
 _OPTIONAL = frozenset({MODEL_TENSOR.OUTPUT, MODEL_TENSOR.ROPE_FREQS})
 # gguf-py lists tensors, not their biases: Qwen2 has q/k/v biases, which llama.cpp requires.
-_BIASED = {MODEL_ARCH.QWEN2: frozenset({MODEL_TENSOR.ATTN_Q, MODEL_TENSOR.ATTN_K,
-                                        MODEL_TENSOR.ATTN_V})}
+_BIASED = {
+    MODEL_ARCH.QWEN2: frozenset({MODEL_TENSOR.ATTN_Q, MODEL_TENSOR.ATTN_K, MODEL_TENSOR.ATTN_V})
+}
 
 
 @dataclass(frozen=True)
@@ -92,10 +114,18 @@ class TinyShape:
         return self.embd // self.heads
 
 
-def write_tiny_gguf(out: Path, *, arch: str, tokenizer_from: Path,
-                    added_tokens: Sequence[str] = (), chat_template: str | None = None,
-                    bos: str | None = None, eos: str | None = None, seed: int = 0,
-                    shape: TinyShape = TinyShape()) -> Path:
+def write_tiny_gguf(
+    out: Path,
+    *,
+    arch: str,
+    tokenizer_from: Path,
+    added_tokens: Sequence[str] = (),
+    chat_template: str | None = None,
+    bos: str | None = None,
+    eos: str | None = None,
+    seed: int = 0,
+    shape: TinyShape = TinyShape(),
+) -> Path:
     """Write a tiny `arch` model with `tokenizer_from`'s tokenizer and `added_tokens` appended.
 
     A token the source already has keeps its id and takes the added type. `bos`/`eos` name the
@@ -127,8 +157,10 @@ def _model_arch(arch: str) -> MODEL_ARCH:
     writable = {*_DENSE, *_OPTIONAL, MODEL_TENSOR.TOKEN_EMBD, MODEL_TENSOR.OUTPUT_NORM}
     unknown = set(gguf.MODEL_TENSORS[model_arch]) - writable
     if unknown:
-        raise ValueError(f"{arch} has tensors a tiny dense writer cannot shape: "
-                         f"{', '.join(sorted(t.name for t in unknown))}")
+        raise ValueError(
+            f"{arch} has tensors a tiny dense writer cannot shape: "
+            f"{', '.join(sorted(t.name for t in unknown))}"
+        )
     return model_arch
 
 
@@ -149,33 +181,47 @@ def _add_hyperparameters(writer: GGUFWriter, shape: TinyShape) -> None:
     writer.add_layer_norm_rms_eps(shape.rms_eps)
 
 
-def _add_tokenizer(writer: GGUFWriter, vocab: Vocabulary, *, bos: str | None,
-                   eos: str | None) -> None:
+def _add_tokenizer(
+    writer: GGUFWriter, vocab: Vocabulary, *, bos: str | None, eos: str | None
+) -> None:
     """The vocabulary, with the source's special ids unless `bos`/`eos` name other tokens.
     Absent, Ollama's own engine adds a BOS (model/models/qwen3 defaults it to true); Qwen3's
     GGUFs, like SmolLM2's, say no."""
     ids = vocab.ids
-    write_vocabulary(writer, vocab, add_bos=bool(vocab.others.get("add_bos_token", False)), ids={
-        "bos": ids[bos] if bos is not None else vocab.other_int("bos_token_id"),
-        "eos": ids[eos] if eos is not None else vocab.other_int("eos_token_id"),
-        "padding": vocab.other_int("padding_token_id"),
-        "unknown": vocab.other_int("unknown_token_id")})
+    write_vocabulary(
+        writer,
+        vocab,
+        add_bos=bool(vocab.others.get("add_bos_token", False)),
+        ids={
+            "bos": ids[bos] if bos is not None else vocab.other_int("bos_token_id"),
+            "eos": ids[eos] if eos is not None else vocab.other_int("eos_token_id"),
+            "padding": vocab.other_int("padding_token_id"),
+            "unknown": vocab.other_int("unknown_token_id"),
+        },
+    )
 
 
-def _tensors(arch: MODEL_ARCH, shape: TinyShape, vocab: int,
-             rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
+def _tensors(
+    arch: MODEL_ARCH, shape: TinyShape, vocab: int, rng: np.random.Generator
+) -> list[tuple[str, np.ndarray]]:
     """(name, array) in numpy order (rows = outputs): matrices F16, norms and biases F32.
 
     Norms are 1, so activations keep the scale the 0.02-wide random matrices give them.
     """
     q_dim, kv_dim = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
-    dims = {MODEL_TENSOR.ATTN_NORM: (shape.embd,), MODEL_TENSOR.ATTN_Q: (q_dim, shape.embd),
-            MODEL_TENSOR.ATTN_Q_NORM: (shape.head_dim,), MODEL_TENSOR.ATTN_K: (kv_dim, shape.embd),
-            MODEL_TENSOR.ATTN_K_NORM: (shape.head_dim,), MODEL_TENSOR.ATTN_V: (kv_dim, shape.embd),
-            MODEL_TENSOR.ATTN_OUT: (shape.embd, q_dim), MODEL_TENSOR.FFN_NORM: (shape.embd,),
-            MODEL_TENSOR.FFN_GATE: (shape.ffn, shape.embd),
-            MODEL_TENSOR.FFN_UP: (shape.ffn, shape.embd),
-            MODEL_TENSOR.FFN_DOWN: (shape.embd, shape.ffn)}
+    dims = {
+        MODEL_TENSOR.ATTN_NORM: (shape.embd,),
+        MODEL_TENSOR.ATTN_Q: (q_dim, shape.embd),
+        MODEL_TENSOR.ATTN_Q_NORM: (shape.head_dim,),
+        MODEL_TENSOR.ATTN_K: (kv_dim, shape.embd),
+        MODEL_TENSOR.ATTN_K_NORM: (shape.head_dim,),
+        MODEL_TENSOR.ATTN_V: (kv_dim, shape.embd),
+        MODEL_TENSOR.ATTN_OUT: (shape.embd, q_dim),
+        MODEL_TENSOR.FFN_NORM: (shape.embd,),
+        MODEL_TENSOR.FFN_GATE: (shape.ffn, shape.embd),
+        MODEL_TENSOR.FFN_UP: (shape.ffn, shape.embd),
+        MODEL_TENSOR.FFN_DOWN: (shape.embd, shape.ffn),
+    }
 
     def matrix(*size: int) -> np.ndarray:
         return (rng.standard_normal(size) * 0.02).astype(np.float16)
@@ -206,16 +252,22 @@ def stand_in_for(family: Family) -> Path:
     source = ensure_smollm2()
     arch = family.architectures[0]
     added = tuple(dict.fromkeys([*family.special_tokens, family.think_open, family.think_close]))
-    official = (family.official_file.read_text(encoding="utf-8")
-                if family.official_file.is_file() else None)
-    recipe = repr((arch, added, family.bos_token, official, source.stat().st_size,
-                   TinyShape()))
+    official = (
+        family.official_file.read_text(encoding="utf-8") if family.official_file.is_file() else None
+    )
+    recipe = repr((arch, added, family.bos_token, official, source.stat().st_size, TinyShape()))
     digest = hashlib.sha256(recipe.encode()).hexdigest()[:16]
     folder = cache_dir() / "stand-ins"
     target = folder / f"{family.name}-{arch}-{digest}.gguf"
     if target.is_file():
         return target
     with staged_file(target) as staged:
-        write_tiny_gguf(staged, arch=arch, tokenizer_from=source, added_tokens=added,
-                        bos=family.bos_token, chat_template=official)
+        write_tiny_gguf(
+            staged,
+            arch=arch,
+            tokenizer_from=source,
+            added_tokens=added,
+            bos=family.bos_token,
+            chat_template=official,
+        )
     return target

@@ -31,8 +31,9 @@ class FixResult:
     written: bool
 
 
-def fix_tokenizer_config(path: str | os.PathLike[str],
-                         out: str | os.PathLike[str] | None = None) -> FixResult:
+def fix_tokenizer_config(
+    path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None
+) -> FixResult:
     """Point pad_token at <|vision_pad|> if it is <|endoftext|> or EOS; write `out` (or `path`)."""
     source = Path(path)
     target = Path(out) if out is not None else source
@@ -74,27 +75,34 @@ def _parse(text: str, path: Path) -> dict[str, Any]:
     try:
         data = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON: {exc.msg}; nothing written", file=path,
-                         line=exc.lineno) from None
+        raise InputError(
+            f"not valid JSON: {exc.msg}; nothing written", file=path, line=exc.lineno
+        ) from None
     except ValueError as exc:
         raise InputError(f"{exc}; nothing written", file=path) from None
     if not isinstance(data, dict):
-        raise InputError("not a JSON object, so not a tokenizer_config.json; nothing written",
-                         file=path)
+        raise InputError(
+            "not a JSON object, so not a tokenizer_config.json; nothing written", file=path
+        )
     return data
 
 
 def _content(data: dict[str, Any], key: str, path: Path) -> str:
     """A token field's text: either a string or an AddedToken object with "content"."""
     if key not in data:
-        raise InputError("missing; not a tokenizer_config.json this fix understands", file=path,
-                         field=key)
+        raise InputError(
+            "missing; not a tokenizer_config.json this fix understands", file=path, field=key
+        )
     value = data[key]
     if isinstance(value, dict):
         value = value.get("content")
     if not isinstance(value, str):
-        raise InputError(f"expected a token string or an object with \"content\", got "
-                         f"{json.dumps(data[key])[:60]}; nothing written", file=path, field=key)
+        raise InputError(
+            f'expected a token string or an object with "content", got '
+            f"{json.dumps(data[key])[:60]}; nothing written",
+            file=path,
+            field=key,
+        )
     return value
 
 
@@ -107,9 +115,12 @@ def _vision_pad_id(data: dict[str, Any], path: Path) -> int:
                     return int(token_id)
                 except ValueError:
                     break
-    raise InputError(f"{VISION_PAD} is not an added token, so this is not a Qwen2.5/QwQ "
-                     "tokenizer: set pad_token by hand; nothing written", file=path,
-                     field="added_tokens_decoder")
+    raise InputError(
+        f"{VISION_PAD} is not an added token, so this is not a Qwen2.5/QwQ "
+        "tokenizer: set pad_token by hand; nothing written",
+        file=path,
+        field="added_tokens_decoder",
+    )
 
 
 def _member_spans(text: str, start: int) -> dict[str, tuple[int, int]]:
@@ -146,6 +157,10 @@ def _replace_pad(text: str, data: dict[str, Any], path: Path) -> str:
     else:
         expected["pad_token"] = VISION_PAD
     if json.loads(fixed) != expected:
-        raise InputError("could not edit pad_token without changing other fields; nothing "
-                         "written: set it by hand", file=path, field="pad_token")
+        raise InputError(
+            "could not edit pad_token without changing other fields; nothing "
+            "written: set it by hand",
+            file=path,
+            field="pad_token",
+        )
     return fixed

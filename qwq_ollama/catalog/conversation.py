@@ -47,14 +47,20 @@ def parse_conversation(data: Any, source: Path | str = "<conversation>") -> Conv
     tools = data.get("tools")
     if tools is not None:
         if not isinstance(tools, list) or not all(_is_tool(t) for t in tools):
-            raise InputError("`tools` must be a list of {type: function, function: {name, ...}}",
-                             file=source, field="tools")
+            raise InputError(
+                "`tools` must be a list of {type: function, function: {name, ...}}",
+                file=source,
+                field="tools",
+            )
     return Conversation(messages, tools or None, str(data.get("name", "")))
 
 
 def _is_tool(tool: Any) -> bool:
-    return (isinstance(tool, dict) and isinstance(tool.get("function"), dict)
-            and isinstance(tool["function"].get("name"), str))
+    return (
+        isinstance(tool, dict)
+        and isinstance(tool.get("function"), dict)
+        and isinstance(tool["function"].get("name"), str)
+    )
 
 
 def _check_message(message: Any, where: str, source: Path | str) -> None:
@@ -65,13 +71,19 @@ def _check_message(message: Any, where: str, source: Path | str) -> None:
         raise InputError(f"unknown key {sorted(extra)[0]!r}", file=source, field=where)
     role = message.get("role")
     if role not in ROLES:
-        raise InputError(f"role must be one of {', '.join(ROLES)} (got {role!r})",
-                         file=source, field=f"{where}.role")
+        raise InputError(
+            f"role must be one of {', '.join(ROLES)} (got {role!r})",
+            file=source,
+            field=f"{where}.role",
+        )
     content = message.get("content")
     # An OpenAI client sends `content: null` beside an assistant's tool calls.
     if not (isinstance(content, str) or (content is None and message.get("tool_calls"))):
-        raise InputError("content must be a string (or null beside tool calls)", file=source,
-                         field=f"{where}.content")
+        raise InputError(
+            "content must be a string (or null beside tool calls)",
+            file=source,
+            field=f"{where}.content",
+        )
     for key in ("thinking", "tool_name", "tool_call_id"):
         if key in message and not isinstance(message[key], str):
             raise InputError(f"{key} must be a string", file=source, field=f"{where}.{key}")
@@ -79,19 +91,31 @@ def _check_message(message: Any, where: str, source: Path | str) -> None:
     if calls is None:
         return
     if role != "assistant" or not isinstance(calls, list):
-        raise InputError("tool_calls must be a list on an assistant message", file=source,
-                         field=f"{where}.tool_calls")
+        raise InputError(
+            "tool_calls must be a list on an assistant message",
+            file=source,
+            field=f"{where}.tool_calls",
+        )
     for number, call in enumerate(calls):
         fn = call.get("function") if isinstance(call, dict) else None
-        if not (isinstance(fn, dict) and isinstance(fn.get("name"), str)
-                and isinstance(_arguments(fn.get("arguments")), dict)):
-            raise InputError("each tool call needs function.name (string) and "
-                             "function.arguments (an object, or a string holding one as "
-                             "OpenAI clients send it)", file=source,
-                             field=f"{where}.tool_calls[{number}]")
+        if not (
+            isinstance(fn, dict)
+            and isinstance(fn.get("name"), str)
+            and isinstance(_arguments(fn.get("arguments")), dict)
+        ):
+            raise InputError(
+                "each tool call needs function.name (string) and "
+                "function.arguments (an object, or a string holding one as "
+                "OpenAI clients send it)",
+                file=source,
+                field=f"{where}.tool_calls[{number}]",
+            )
         if not isinstance(call.get("id", ""), str):
-            raise InputError("a tool call's id must be a string", file=source,
-                             field=f"{where}.tool_calls[{number}].id")
+            raise InputError(
+                "a tool call's id must be a string",
+                file=source,
+                field=f"{where}.tool_calls[{number}].id",
+            )
 
 
 def _arguments(value: Any) -> Any:
@@ -111,9 +135,16 @@ def as_ollama_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for message in messages:
         calls = message.get("tool_calls")
         if calls and any(isinstance(c["function"]["arguments"], str) for c in calls):
-            calls = [{**c, "function": {**c["function"],
-                                        "arguments": _arguments(c["function"]["arguments"])}}
-                     for c in calls]
+            calls = [
+                {
+                    **c,
+                    "function": {
+                        **c["function"],
+                        "arguments": _arguments(c["function"]["arguments"]),
+                    },
+                }
+                for c in calls
+            ]
             message = {**message, "tool_calls": calls}
         out.append(message)
     return out
@@ -161,14 +192,17 @@ CONDITIONS: dict[str, Callable[[Conversation], bool]] = {
     "always": lambda c: True,
     "has_tools": lambda c: bool(c.tools),
     "tool_call_arguments_unsorted_or_nested": _args_differ_in_go,
-    "reasoning_in_assistant_content": lambda c: any("</think>" in (m["content"] or "")
-                                                    for m in _assistants(c)),
-    "assistant_content_leading_newline": lambda c: any((m["content"] or "").startswith("\n")
-                                                       for m in _assistants(c)),
+    "reasoning_in_assistant_content": lambda c: any(
+        "</think>" in (m["content"] or "") for m in _assistants(c)
+    ),
+    "assistant_content_leading_newline": lambda c: any(
+        (m["content"] or "").startswith("\n") for m in _assistants(c)
+    ),
     "null_content": lambda c: any(m["content"] is None for m in c.messages),
     "tool_call_arguments_as_string": lambda c: any(
         isinstance(call["function"]["arguments"], str)
-        for m in _assistants(c) for call in m.get("tool_calls") or []
+        for m in _assistants(c)
+        for call in m.get("tool_calls") or []
     ),
     "reasoning_in_earlier_assistant_content": lambda c: any(
         "</think>" in (m["content"] or "") for m in _earlier_assistants(c)
@@ -183,8 +217,7 @@ CONDITIONS: dict[str, Callable[[Conversation], bool]] = {
 def as_hf_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The same messages as a Hugging Face client sends them: reasoning in `reasoning_content`
     (what transformers' and vLLM's templates read), where an Ollama client sends `thinking`."""
-    return [{**m, "reasoning_content": m["thinking"]} if m.get("thinking") else m
-            for m in messages]
+    return [{**m, "reasoning_content": m["thinking"]} if m.get("thinking") else m for m in messages]
 
 
 # How Ollama changes a conversation before (or instead of) what the official template does: a
@@ -202,7 +235,8 @@ def _unchanged(text: str) -> str:
 
 
 def ollama_merges_roles(
-    conv: Conversation, architecture: str = "",
+    conv: Conversation,
+    architecture: str = "",
 ) -> tuple[Conversation, Restore]:
     """Ollama's `collate` (template/template.go, v0.24 to v0.34): a message whose role equals
     the previous one's, tool results apart, is appended to its content after a blank line, and
@@ -222,7 +256,8 @@ def ollama_merges_roles(
 
 
 def content_printed_whole(
-    conv: Conversation, architecture: str = "",
+    conv: Conversation,
+    architecture: str = "",
 ) -> tuple[Conversation, Restore]:
     """A Go template prints an assistant message's `.Content` as it came, where the official
     template cuts it up to the last `</think>` and strips leading newlines: each such content
@@ -261,7 +296,8 @@ def _ollama_think_filter(content: str) -> str:
 
 
 def ollama_strips_earlier_reasoning(
-    conv: Conversation, architecture: str = "",
+    conv: Conversation,
+    architecture: str = "",
 ) -> tuple[Conversation, Restore]:
     """Ollama's `filterThinkTags` (server/routes.go): for a qwen3-architecture model the
     assistant messages before the last user message lose their think block; for any other, the
@@ -279,7 +315,8 @@ def ollama_strips_earlier_reasoning(
 
 
 def string_arguments_decoded(
-    conv: Conversation, architecture: str = "",
+    conv: Conversation,
+    architecture: str = "",
 ) -> tuple[Conversation, Restore]:
     """Tool-call arguments sent as a JSON string reach the template as the object they hold:
     Ollama's /v1 decodes them (/api/chat takes only objects), and llama-server decodes them for
@@ -288,7 +325,8 @@ def string_arguments_decoded(
 
 
 def ollama_reads_null_content_as_empty(
-    conv: Conversation, architecture: str = "",
+    conv: Conversation,
+    architecture: str = "",
 ) -> tuple[Conversation, Restore]:
     """`content: null` reaches an Ollama template as the empty string (Go's JSON decoding
     leaves a string field empty), so a template cannot tell it from `""`."""

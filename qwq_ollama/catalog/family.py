@@ -32,8 +32,14 @@ Action = Literal["switch", "ignore", "refuse"]
 # The requests a client can send: Ollama's `think` (true/false), and `reasoning_effort` on
 # /v1/chat/completions, which every pinned Ollama turns into think=false (none) or
 # think=<level> (openai/openai.go).
-THINK_REQUESTS = ("think_on", "think_off", "effort_none", "effort_low", "effort_medium",
-                  "effort_high")
+THINK_REQUESTS = (
+    "think_on",
+    "think_off",
+    "effort_none",
+    "effort_low",
+    "effort_medium",
+    "effort_high",
+)
 
 
 class _Strict(BaseModel):
@@ -177,13 +183,19 @@ class Divergence:
         if self.mask_pattern is None:
             return text
         try:
-            return str(regex.sub(self.mask_pattern, self.mask_replace, text, flags=regex.S,
-                                 timeout=MASK_SECONDS))
+            return str(
+                regex.sub(
+                    self.mask_pattern, self.mask_replace, text, flags=regex.S, timeout=MASK_SECONDS
+                )
+            )
         except TimeoutError:
-            raise InputError(f"the mask ran past {MASK_SECONDS:g} s on a prompt of {len(text)} "
-                             "characters: a pattern that backtracks catastrophically? write it "
-                             "without nested repetition", file=self.source or None,
-                             field=f"divergences.{self.key}.mask.pattern") from None
+            raise InputError(
+                f"the mask ran past {MASK_SECONDS:g} s on a prompt of {len(text)} "
+                "characters: a pattern that backtracks catastrophically? write it "
+                "without nested repetition",
+                file=self.source or None,
+                field=f"divergences.{self.key}.mask.pattern",
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -264,51 +276,82 @@ def _load(folder: Path, mtime_ns: int) -> Family:
     thinking = spec.thinking
     needs = {"prefill": "prefill", "enable_thinking": "no_thinking"}.get(thinking.switch)
     if needs is not None and getattr(thinking, needs) is None:
-        raise located.error(f"switch {thinking.switch} needs `{needs}`: the text it adds to the "
-                            "generation prompt", ("thinking", "switch"))
+        raise located.error(
+            f"switch {thinking.switch} needs `{needs}`: the text it adds to the generation prompt",
+            ("thinking", "switch"),
+        )
     if (thinking.switch == "enable_thinking") != (spec.sampling_without_thinking is not None):
-        raise located.error("sampling_without_thinking is given exactly when the switch is "
-                            "enable_thinking", ("thinking", "switch"))
+        raise located.error(
+            "sampling_without_thinking is given exactly when the switch is enable_thinking",
+            ("thinking", "switch"),
+        )
     if any(not t.strip() for t in spec.stop):
         raise located.error("a stop string must not be blank", ("stop",))
     requests: dict[str, ThinkRequest] = {}
     for request in THINK_REQUESTS:
         declared: RequestSpec = getattr(spec.think_requests, request)
         if declared.does != "switch" and declared.why is None:
-            raise located.error(f"`{declared.does}` needs `why`: what the user gets instead",
-                                ("think_requests", request, "does"))
+            raise located.error(
+                f"`{declared.does}` needs `why`: what the user gets instead",
+                ("think_requests", request, "does"),
+            )
         turns_off = request in ("think_off", "effort_none")
-        if declared.does == "switch" and thinking.switch == ("none" if not turns_off else
-                                                             "prefill"):
-            raise located.error(f"switch {thinking.switch} cannot turn thinking "
-                                f"{'off' if turns_off else 'on'}: declare ignore or refuse",
-                                ("think_requests", request, "does"))
+        if declared.does == "switch" and thinking.switch == (
+            "none" if not turns_off else "prefill"
+        ):
+            raise located.error(
+                f"switch {thinking.switch} cannot turn thinking "
+                f"{'off' if turns_off else 'on'}: declare ignore or refuse",
+                ("think_requests", request, "does"),
+            )
         requests[request] = ThinkRequest(request, declared.does, declared.why or "")
     divergences = tuple(
-        Divergence(d.key, d.reason, d.when, d.mask.pattern if d.mask else None,
-                   d.mask.replace if d.mask else "", d.expect, str(file)) for d in spec.divergences)
+        Divergence(
+            d.key,
+            d.reason,
+            d.when,
+            d.mask.pattern if d.mask else None,
+            d.mask.replace if d.mask else "",
+            d.expect,
+            str(file),
+        )
+        for d in spec.divergences
+    )
     for number, d in enumerate(spec.divergences):
         if (d.mask is None) == (d.expect is None):
-            raise located.error("a divergence needs exactly one of `mask` and `expect`: how the "
-                                "prompts are still compared byte for byte",
-                                ("divergences", number))
+            raise located.error(
+                "a divergence needs exactly one of `mask` and `expect`: how the "
+                "prompts are still compared byte for byte",
+                ("divergences", number),
+            )
     keys = [d.key for d in divergences]
     repeated = next((k for k in keys if keys.count(k) > 1), None)
     if repeated is not None:
         raise located.error(f"divergence {repeated!r} is declared twice", ("divergences",))
     return Family(
-        name=folder.name, folder=folder, description=spec.description,
+        name=folder.name,
+        folder=folder,
+        description=spec.description,
         official_file=(folder / spec.official.file).resolve(),
-        official_sha256=spec.official.sha256, published_as=spec.official.published_as,
-        architectures=tuple(spec.architectures), assistant_header=spec.generation_prompt,
-        switch=thinking.switch, think_open=thinking.open, think_close=thinking.close,
-        prefill_text=thinking.prefill or "", off_text=thinking.no_thinking or "",
-        stop=tuple(spec.stop), special_tokens=dict(spec.special_tokens),
+        official_sha256=spec.official.sha256,
+        published_as=spec.official.published_as,
+        architectures=tuple(spec.architectures),
+        assistant_header=spec.generation_prompt,
+        switch=thinking.switch,
+        think_open=thinking.open,
+        think_close=thinking.close,
+        prefill_text=thinking.prefill or "",
+        off_text=thinking.no_thinking or "",
+        stop=tuple(spec.stop),
+        special_tokens=dict(spec.special_tokens),
         bos_token=spec.bos_token,
         sampling=spec.sampling,
         sampling_without_thinking=spec.sampling_without_thinking or spec.sampling,
-        vllm_model=spec.vllm.model, vllm_reasoning_parser=spec.vllm.reasoning_parser,
-        divergences=divergences, think_requests=requests, early_stop=spec.early_stop,
+        vllm_model=spec.vllm.model,
+        vllm_reasoning_parser=spec.vllm.reasoning_parser,
+        divergences=divergences,
+        think_requests=requests,
+        early_stop=spec.early_stop,
     )
 
 
@@ -323,6 +366,7 @@ def load_family(folder: Path) -> Family:
         raise InputError(f"not a template family: {FAMILY_FILE} is missing", file=file) from None
     missing = [f for f in TEMPLATE_FILES if not (folder / f).is_file()]
     if missing:
-        raise InputError(f"template family {folder.name!r} lacks "
-                         f"{', '.join(missing)}", file=folder / missing[0])
+        raise InputError(
+            f"template family {folder.name!r} lacks {', '.join(missing)}", file=folder / missing[0]
+        )
     return _load(folder, mtime)

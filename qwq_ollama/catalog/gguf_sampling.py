@@ -32,9 +32,17 @@ GGUF_SAMPLING_KEYS = {
 SAMPLER_OPTIONS = tuple(GGUF_SAMPLING_KEYS.values())
 # What Ollama uses when neither the Modelfile nor the GGUF sets one (api/types.go
 # DefaultOptions): a GGUF value equal to these changes nothing.
-OLLAMA_DEFAULTS = {"top_k": 40, "top_p": 0.9, "min_p": 0.0, "typical_p": 1.0,
-                   "temperature": 0.8, "repeat_last_n": 64, "repeat_penalty": 1.1,
-                   "presence_penalty": 0.0, "frequency_penalty": 0.0}
+OLLAMA_DEFAULTS = {
+    "top_k": 40,
+    "top_p": 0.9,
+    "min_p": 0.0,
+    "typical_p": 1.0,
+    "temperature": 0.8,
+    "repeat_last_n": 64,
+    "repeat_penalty": 1.1,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+}
 
 
 def sampling_keys(metadata: Mapping[str, Any]) -> dict[str, Any]:
@@ -42,8 +50,9 @@ def sampling_keys(metadata: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metadata.items() if k.startswith(SAMPLING_PREFIX)}
 
 
-def leaks(parameters: Mapping[str, Any], metadata: Mapping[str, Any], daemon_version: str
-          ) -> list[str]:
+def leaks(
+    parameters: Mapping[str, Any], metadata: Mapping[str, Any], daemon_version: str
+) -> list[str]:
     """Each GGUF sampler default a daemon of this version applies to a variant with these
     PARAMETERs, as a sentence with its fix; empty before 0.33.3.
 
@@ -59,12 +68,16 @@ def leaks(parameters: Mapping[str, Any], metadata: Mapping[str, Any], daemon_ver
         if option is None or option in parameters or _same(value, OLLAMA_DEFAULTS[option]):
             continue
         if refused_by({option: value}, daemon_version):
-            found.append(f"the GGUF sets {key} = {value}, which becomes {option} because "
-                         f"Ollama {daemon_version} refuses {option} as a PARAMETER; use a GGUF "
-                         f"without that key")
+            found.append(
+                f"the GGUF sets {key} = {value}, which becomes {option} because "
+                f"Ollama {daemon_version} refuses {option} as a PARAMETER; use a GGUF "
+                f"without that key"
+            )
         else:
-            found.append(f"the GGUF sets {key} = {value}, which becomes {option} because the "
-                         f"variant leaves it unset; set parameters.{option} in the catalog")
+            found.append(
+                f"the GGUF sets {key} = {value}, which becomes {option} because the "
+                f"variant leaves it unset; set parameters.{option} in the catalog"
+            )
     return found
 
 

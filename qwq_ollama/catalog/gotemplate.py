@@ -36,14 +36,14 @@ def parse_problems(templates: list[str]) -> list[tuple[int, str] | None]:
     """For each template, None if Ollama would parse it, else (line, message); line 0 if none."""
     binary = helper_binary()
     try:
-        done = subprocess.run([str(binary)], input=json.dumps(templates), text=True,
-                              capture_output=True, timeout=120)
+        done = subprocess.run(
+            [str(binary)], input=json.dumps(templates), text=True, capture_output=True, timeout=120
+        )
         results = json.loads(done.stdout) if done.returncode == 0 else None
     except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
         raise GoUnavailable(f"the Go template checker {binary} failed: {exc}") from None
     if not isinstance(results, list) or len(results) != len(templates):
-        raise GoUnavailable(f"the Go template checker {binary} failed: "
-                            f"{_last_line(done.stderr)}")
+        raise GoUnavailable(f"the Go template checker {binary} failed: {_last_line(done.stderr)}")
     return [None if r is None else (int(r["line"]), str(r["message"])) for r in results]
 
 
@@ -67,17 +67,22 @@ def _build(source: bytes, folder: Path, binary: Path) -> None:
         raise GoUnavailable("Go is not installed (no `go` on PATH)")
     # Only the standard library is used: no module, no network, no toolchain switch, and the
     # user's GOFLAGS (e.g. -mod=vendor) must not apply to a file outside their module.
-    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "", "GOWORK": "off",
-           "CGO_ENABLED": "0"}
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "", "GOWORK": "off", "CGO_ENABLED": "0"}
     try:
         with staged_file(binary) as staged:
             (staged.parent / "main.go").write_bytes(source)
-            done = subprocess.run([go, "build", "-o", staged.name, "main.go"],
-                                  cwd=staged.parent, env=env, capture_output=True, text=True,
-                                  timeout=BUILD_TIMEOUT)
+            done = subprocess.run(
+                [go, "build", "-o", staged.name, "main.go"],
+                cwd=staged.parent,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=BUILD_TIMEOUT,
+            )
             if done.returncode != 0:
-                raise GoUnavailable(f"`go build` of the template checker failed: "
-                                    f"{_last_line(done.stderr)}")
+                raise GoUnavailable(
+                    f"`go build` of the template checker failed: {_last_line(done.stderr)}"
+                )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise GoUnavailable(f"cannot build the Go template checker in {folder}: {exc}") from None
 

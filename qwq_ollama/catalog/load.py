@@ -78,8 +78,9 @@ def load_yaml_with_lines(file: Path, text: str | None = None) -> LocatedYaml:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(f"YAML syntax error: {problem}", file=file,
-                         line=None if mark is None else mark.line + 1) from None
+        raise InputError(
+            f"YAML syntax error: {problem}", file=file, line=None if mark is None else mark.line + 1
+        ) from None
     lines: dict[KeyPath, int] = {}
     if root is not None:
         _walk(root, (), lines, file)
@@ -87,8 +88,11 @@ def load_yaml_with_lines(file: Path, text: str | None = None) -> LocatedYaml:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:  # constructor errors, e.g. an unknown tag
         mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"YAML error: {getattr(exc, 'problem', exc)}", file=file,
-                         line=None if mark is None else mark.line + 1) from None
+        raise InputError(
+            f"YAML error: {getattr(exc, 'problem', exc)}",
+            file=file,
+            line=None if mark is None else mark.line + 1,
+        ) from None
     return LocatedYaml(data, lines, file)
 
 
@@ -106,8 +110,7 @@ def _check_yaml_shape(text: str, file: Path) -> None:
         line = event.start_mark.line + 1 if event.start_mark else 0
         if isinstance(event, yaml.CollectionStartEvent):
             if len(open_) > MAX_DEPTH:
-                raise InputError(f"nested more than {MAX_DEPTH} levels deep", file=file,
-                                 line=line)
+                raise InputError(f"nested more than {MAX_DEPTH} levels deep", file=file, line=line)
             open_.append([event.anchor, 1])
             continue
         if isinstance(event, yaml.CollectionEndEvent):
@@ -117,8 +120,11 @@ def _check_yaml_shape(text: str, file: Path) -> None:
             if aliases > MAX_ALIASES:
                 raise InputError(f"more than {MAX_ALIASES} aliases", file=file, line=line)
             if any(anchor == event.anchor for anchor, _ in open_):
-                raise InputError(f"alias *{event.anchor} is inside its own anchor, so it never "
-                                 "ends", file=file, line=line)
+                raise InputError(
+                    f"alias *{event.anchor} is inside its own anchor, so it never ends",
+                    file=file,
+                    line=line,
+                )
             anchor, size = None, expanded.get(event.anchor or "", 1)
         elif isinstance(event, yaml.ScalarEvent):
             anchor, size = event.anchor, 1
@@ -128,8 +134,9 @@ def _check_yaml_shape(text: str, file: Path) -> None:
             expanded[anchor] = size
         open_[-1][1] += size
         if open_[-1][1] > MAX_NODES:
-            raise InputError(f"its aliases expand to more than {MAX_NODES} values", file=file,
-                             line=line)
+            raise InputError(
+                f"its aliases expand to more than {MAX_NODES} values", file=file, line=line
+            )
 
 
 def _walk(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], file: Path) -> None:
@@ -145,8 +152,9 @@ def _walk(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], file: Path)
                 _check_encodable(key_node, path, file)  # named by the mapping it is a key of
             if key in seen:
                 field = ".".join(str(p) for p in (*path, key))
-                raise InputError(f"duplicate key (first at line {seen[key]})", file=file,
-                                 line=line, field=field)
+                raise InputError(
+                    f"duplicate key (first at line {seen[key]})", file=file, line=line, field=field
+                )
             seen[key] = line
             lines[(*path, key)] = line
             _walk(value_node, (*path, key), lines, file)
@@ -161,9 +169,13 @@ def _check_encodable(node: yaml.ScalarNode, path: KeyPath, file: Path) -> None:
     try:
         node.value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise InputError(f"contains U+{ord(node.value[exc.start]):04X}, half of a surrogate "
-                         "pair, which is not text", file=file, line=node.start_mark.line + 1,
-                         field=".".join(str(p) for p in path) or None) from None
+        raise InputError(
+            f"contains U+{ord(node.value[exc.start]):04X}, half of a surrogate "
+            "pair, which is not text",
+            file=file,
+            line=node.start_mark.line + 1,
+            field=".".join(str(p) for p in path) or None,
+        ) from None
 
 
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
@@ -192,8 +204,9 @@ def parse_json(text: str, file: Path | str, **options: Any) -> Any:
     try:
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        raise InputError("contains a \\u escape for half of a surrogate pair, which is not "
-                         "text", file=file) from None
+        raise InputError(
+            "contains a \\u escape for half of a surrogate pair, which is not text", file=file
+        ) from None
     return data
 
 

@@ -59,21 +59,21 @@ def quote_value(text: str) -> str:
         raise Unrepresentable("is empty, and Ollama stores an empty value as no value at all")
     bad = _dropped_rune(text)
     if bad is not None:
-        raise Unrepresentable(f"contains U+{ord(bad):04X} ({unicodedata.name(bad, 'unnamed')}),"
-                              " which Ollama's Modelfile parser drops")
+        raise Unrepresentable(
+            f"contains U+{ord(bad):04X} ({unicodedata.name(bad, 'unnamed')}),"
+            " which Ollama's Modelfile parser drops"
+        )
     bare_ok = (
-        text == text.strip()
-        and "\n" not in text
-        and "\r" not in text
-        and not text.startswith('"')
+        text == text.strip() and "\n" not in text and "\r" not in text and not text.startswith('"')
     )
     if bare_ok:
         return text
     quoted = TRIPLE + text + TRIPLE
     for index, ch in enumerate(quoted):
         if ch in "\r\n" and index < len(quoted) - 1 and _complete(quoted[:index]):
-            raise Unrepresentable("a line ends with \"\"\" inside the text, which would close "
-                                  "the Modelfile value early")
+            raise Unrepresentable(
+                'a line ends with """ inside the text, which would close the Modelfile value early'
+            )
     return quoted
 
 
@@ -113,8 +113,19 @@ def parameter_lines(parameters: dict[str, object]) -> list[tuple[str, str]]:
 
 # Reading a Modelfile as Ollama's parser.ParseFile does (parser/parser.go at v0.24.0), so that a
 # rendered Modelfile is proven to say what the catalog means before it is written.
-COMMANDS = ("from", "license", "template", "system", "adapter", "draft", "renderer", "parser",
-            "parameter", "message", "requires")
+COMMANDS = (
+    "from",
+    "license",
+    "template",
+    "system",
+    "adapter",
+    "draft",
+    "renderer",
+    "parser",
+    "parameter",
+    "message",
+    "requires",
+)
 _NIL, _NAME, _VALUE, _PARAMETER, _MESSAGE, _COMMENT = range(6)
 
 
@@ -185,8 +196,9 @@ def parse_modelfile(text: str) -> list[tuple[str, str]]:
                 name = buffer
             elif state == _MESSAGE:
                 if buffer not in ("system", "user", "assistant"):
-                    raise ModelfileSyntaxError("message role must be one of system, user, "
-                                               "assistant", line)
+                    raise ModelfileSyntaxError(
+                        "message role must be one of system, user, assistant", line
+                    )
                 role = buffer
             buffer, state = "", following
         if kept and _printable(kept):
@@ -208,8 +220,9 @@ def _command(word: str, line: int, following: int) -> tuple[str, int]:
     return lowered, following
 
 
-def _finish(commands: list[tuple[str, str]], state: int, buffer: str, name: str,
-            role: str) -> list[tuple[str, str]]:
+def _finish(
+    commands: list[tuple[str, str]], state: int, buffer: str, name: str, role: str
+) -> list[tuple[str, str]]:
     """The last value (a file need not end with a line break), then Ollama's one requirement."""
     if state == _VALUE:
         value = _unquote(buffer.strip(" \t\r\n"))

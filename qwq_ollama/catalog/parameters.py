@@ -59,10 +59,20 @@ class Parameters(BaseModel):
 
 
 PARAMETER_NAMES: tuple[str, ...] = tuple(Parameters.model_fields)
-INT_PARAMETERS = frozenset({
-    "num_ctx", "num_batch", "num_gpu", "main_gpu", "num_thread", "num_keep", "seed",
-    "num_predict", "top_k", "repeat_last_n",
-})
+INT_PARAMETERS = frozenset(
+    {
+        "num_ctx",
+        "num_batch",
+        "num_gpu",
+        "main_gpu",
+        "num_thread",
+        "num_keep",
+        "seed",
+        "num_predict",
+        "top_k",
+        "repeat_last_n",
+    }
+)
 LIST_PARAMETERS = frozenset({"stop"})
 
 # Parameters a daemon from this release on refuses at /api/create with HTTP 400.
@@ -75,5 +85,8 @@ def refused_by(parameters: dict[str, Any], daemon_version: str) -> list[str]:
     >>> refused_by({"typical_p": 0.9, "top_k": 40}, "0.34.4"), refused_by({"typical_p": 0.9}, "0.32.15")
     (['typical_p'], [])
     """
-    return [name for name, since in REFUSED_SINCE.items()
-            if name in parameters and at_least(daemon_version, since)]
+    return [
+        name
+        for name, since in REFUSED_SINCE.items()
+        if name in parameters and at_least(daemon_version, since)
+    ]

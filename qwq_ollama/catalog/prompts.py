@@ -21,13 +21,14 @@ class NamedPrompt:
 @lru_cache(maxsize=1)
 def builtin_prompts() -> dict[str, NamedPrompt]:
     data = json.loads(files("qwq_ollama").joinpath("data/prompts.json").read_text("utf-8"))
-    return {name: NamedPrompt(name, p["text"], bool(p["code"]), bool(p["run"]))
-            for name, p in data["prompts"].items()}
+    return {
+        name: NamedPrompt(name, p["text"], bool(p["code"]), bool(p["run"]))
+        for name, p in data["prompts"].items()
+    }
 
 
 def get_prompt(name: str) -> NamedPrompt:
     prompts = builtin_prompts()
     if name not in prompts:
-        raise InputError(f"unknown prompt {name!r} (known: {', '.join(prompts)})",
-                         field="--prompt")
+        raise InputError(f"unknown prompt {name!r} (known: {', '.join(prompts)})", field="--prompt")
     return prompts[name]

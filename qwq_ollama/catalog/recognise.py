@@ -35,8 +35,10 @@ class FamilyMatch:
             return f"{self.family} (renders exactly as {self.variant})"
         if self.nearest_variant is None:
             return f"none ({self.difference})"
-        return (f"none; nearest {self.nearest_family} ({self.nearest_variant}), "
-                f"first difference {self.difference}")
+        return (
+            f"none; nearest {self.nearest_family} ({self.nearest_variant}), "
+            f"first difference {self.difference}"
+        )
 
 
 def _prompts(template: str, variant: Variant) -> list[str | None]:
@@ -45,16 +47,24 @@ def _prompts(template: str, variant: Variant) -> list[str | None]:
     prompts: list[str | None] = []
     for conv in load_corpus():
         try:
-            prompts.append(render_chat(template, as_hf_messages(conv.messages), tools=conv.tools,
-                                       add_generation_prompt=True, **tokens))
+            prompts.append(
+                render_chat(
+                    template,
+                    as_hf_messages(conv.messages),
+                    tools=conv.tools,
+                    add_generation_prompt=True,
+                    **tokens,
+                )
+            )
         except InputError:
             prompts.append(None)
     return prompts
 
 
 def _common_prefix(a: str, b: str) -> int:
-    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
-                min(len(a), len(b)))
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
 
 
 def _first_difference(ours: list[str | None], theirs: list[str | None]) -> str:
@@ -64,7 +74,7 @@ def _first_difference(ours: list[str | None], theirs: list[str | None]) -> str:
             return f"in {name}: the template fails"
         if a is not None and a != b:
             at = _common_prefix(a, b)
-            return f"in {name} at char {at}: {a[at:at + 30]!r} vs {b[at:at + 30]!r}"
+            return f"in {name} at char {at}: {a[at : at + 30]!r} vs {b[at : at + 30]!r}"
     return "none"
 
 
@@ -76,20 +86,28 @@ def recognise_family(catalog: Catalog, template: str) -> FamilyMatch:
     corpus = load_corpus()
     # the template under test is untrusted (a GGUF's): every rendering of it in one bounded
     # child process; our own variants' templates render here
-    jobs = [RenderJob(as_hf_messages(conv.messages), conv.tools,
-                      extra=dict(variant.family.template_tokens))
-            for variant in variants for conv in corpus]
+    jobs = [
+        RenderJob(
+            as_hf_messages(conv.messages), conv.tools, extra=dict(variant.family.template_tokens)
+        )
+        for variant in variants
+        for conv in corpus
+    ]
     rendered = render_untrusted(template, jobs, what="the GGUF's chat template")
     for index, variant in enumerate(variants):
-        theirs = rendered[index * len(corpus):(index + 1) * len(corpus)]
+        theirs = rendered[index * len(corpus) : (index + 1) * len(corpus)]
         ours = _prompts(render_variant(catalog, variant).hf_template, variant)
         if theirs == ours and None not in theirs:
             return FamilyMatch(variant.template, variant.name, None, None, None)
-        shared = sum(_common_prefix(a, b) for a, b in zip(ours, theirs, strict=True)
-                     if a is not None and b is not None)
+        shared = sum(
+            _common_prefix(a, b)
+            for a, b in zip(ours, theirs, strict=True)
+            if a is not None and b is not None
+        )
         if shared and (best is None or shared > best[0]):
             best = (shared, variant, _first_difference(ours, theirs))
     if best is None:
-        return FamilyMatch(None, None, None, None,
-                           "it renders none of the test conversations like any variant")
+        return FamilyMatch(
+            None, None, None, None, "it renders none of the test conversations like any variant"
+        )
     return FamilyMatch(None, None, best[1].template, best[1].name, best[2])

@@ -57,11 +57,17 @@ def meta_environment(templates_dir: Path) -> SandboxedEnvironment:
     """
     env = SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(str(templates_dir)),
-        block_start_string="(%", block_end_string="%)",
-        variable_start_string="((", variable_end_string="))",
-        comment_start_string="(#", comment_end_string="#)",
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined, autoescape=False,
+        block_start_string="(%",
+        block_end_string="%)",
+        variable_start_string="((",
+        variable_end_string="))",
+        comment_start_string="(#",
+        comment_end_string="#)",
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
     )
     env.filters["jinja_string"] = _jinja_string
     env.filters["go_string"] = _go_string
@@ -84,18 +90,21 @@ def _render_file(env: SandboxedEnvironment, name: str, **context: object) -> str
     try:
         return env.get_template(name).render(**context)
     except jinja2.TemplateSyntaxError as exc:
-        raise InputError(f"template syntax error: {exc.message}",
-                         file=exc.filename or name, line=exc.lineno) from None
+        raise InputError(
+            f"template syntax error: {exc.message}", file=exc.filename or name, line=exc.lineno
+        ) from None
     except jinja2.TemplateNotFound as exc:
         raise InputError("template not found", file=exc.name) from None
     except jinja2.UndefinedError as exc:
-        raise InputError(f"template uses an undefined value: {exc.message}",
-                         file=Path(env.loader.searchpath[0]) / name  # type: ignore[union-attr]
-                         ) from None
+        raise InputError(
+            f"template uses an undefined value: {exc.message}",
+            file=Path(env.loader.searchpath[0]) / name,  # type: ignore[union-attr]
+        ) from None
     except jinja2.TemplateError as exc:  # includes the sandbox's SecurityError
-        raise InputError(f"template error: {exc}",
-                         file=Path(env.loader.searchpath[0]) / name  # type: ignore[union-attr]
-                         ) from None
+        raise InputError(
+            f"template error: {exc}",
+            file=Path(env.loader.searchpath[0]) / name,  # type: ignore[union-attr]
+        ) from None
 
 
 def _modelfile_from(weights: Weights, out_dir: Path) -> str:
@@ -108,17 +117,25 @@ def _modelfile_from(weights: Weights, out_dir: Path) -> str:
     return target
 
 
-def render_variant(catalog: Catalog, variant: Variant, *, weights: Weights | None = None,
-                   out_dir: Path | None = None) -> VariantRender:
+def render_variant(
+    catalog: Catalog,
+    variant: Variant,
+    *,
+    weights: Weights | None = None,
+    out_dir: Path | None = None,
+) -> VariantRender:
     """Render one variant over its own weights or the given ones."""
     weights = weights or catalog.weights[variant.weights]
     env = meta_environment(catalog.templates_dir)
     family = variant.template
-    context = {"variant": variant.name, "prefill": variant.think_prefill,
-               "thinking": variant.enable_thinking,
-               "generation_prompt": variant.generation_prompt,
-               "assistant_header": variant.family.assistant_header,
-               "thinking_off": variant.family.off_text}
+    context = {
+        "variant": variant.name,
+        "prefill": variant.think_prefill,
+        "thinking": variant.enable_thinking,
+        "generation_prompt": variant.generation_prompt,
+        "assistant_header": variant.family.assistant_header,
+        "thinking_off": variant.family.off_text,
+    }
     hf_template = _render_file(env, f"{family}/chat_template.jinja.j2", **context)
     ollama_template = _render_file(env, f"{family}/ollama.gotmpl.j2", **context)
     from_text = _modelfile_from(weights, out_dir or catalog.path.parent)
@@ -144,40 +161,59 @@ def hf_prompter(catalog: Catalog, variant: Variant) -> Prompter:
     template = render_variant(catalog, variant).hf_template
     tokens = variant.family.template_tokens
 
-    def prompt(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
-               *, add_generation_prompt: bool = True) -> str:
-        return render_chat(template, as_hf_messages(messages), tools=tools,
-                           add_generation_prompt=add_generation_prompt, **tokens)
+    def prompt(
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        *,
+        add_generation_prompt: bool = True,
+    ) -> str:
+        return render_chat(
+            template,
+            as_hf_messages(messages),
+            tools=tools,
+            add_generation_prompt=add_generation_prompt,
+            **tokens,
+        )
 
     return prompt
 
 
-def _quoted_fields(catalog: Catalog, variant: Variant, weights: Weights,
-                   ollama_template: str, from_text: str) -> dict[str, object]:
+def _quoted_fields(
+    catalog: Catalog, variant: Variant, weights: Weights, ollama_template: str, from_text: str
+) -> dict[str, object]:
     """Quote every value for the Modelfile up front, so a refusal names its source."""
     name = variant.name
     template_file = catalog.templates_dir / variant.template / "ollama.gotmpl.j2"
     fields: dict[str, object] = {
         "from_": _quoted(from_text, lambda m: _weights_error(catalog, weights, f"FROM {m}")),
-        "template": _quoted(ollama_template, lambda m: InputError(
-            f"the Ollama template cannot be written to a Modelfile: {m}", file=template_file)),
-        "system": None, "license": None,
+        "template": _quoted(
+            ollama_template,
+            lambda m: InputError(
+                f"the Ollama template cannot be written to a Modelfile: {m}", file=template_file
+            ),
+        ),
+        "system": None,
+        "license": None,
     }
     if variant.system is not None:
-        fields["system"] = _quoted(variant.system, lambda m: _catalog_error(
-            catalog, name, "system", f"SYSTEM {m}"))
+        fields["system"] = _quoted(
+            variant.system, lambda m: _catalog_error(catalog, name, "system", f"SYSTEM {m}")
+        )
     try:
         fields["parameters"] = parameter_lines(variant.parameters.as_dict())
     except Unrepresentable as exc:
         raise _catalog_error(catalog, name, "parameters", f"PARAMETER {exc}") from None
     if weights.license:
-        fields["license"] = _quoted(weights.license, lambda m: catalog.error(
-            f"LICENSE {m}", "weights", weights.name, "license"))
+        fields["license"] = _quoted(
+            weights.license,
+            lambda m: catalog.error(f"LICENSE {m}", "weights", weights.name, "license"),
+        )
     return fields
 
 
-def _meant_commands(variant: Variant, weights: Weights, from_text: str,
-                    ollama_template: str) -> tuple[tuple[str, str], ...]:
+def _meant_commands(
+    variant: Variant, weights: Weights, from_text: str, ollama_template: str
+) -> tuple[tuple[str, str], ...]:
     """What the Modelfile must say, as (command, value) the way parse_modelfile reads it."""
     commands = [("model", from_text), ("template", ollama_template)]
     if variant.system is not None:
@@ -212,14 +248,20 @@ def check_outputs(catalog: Catalog, renders: list[VariantRender]) -> list[str]:
     try:
         problems = parse_problems([r.ollama_template for r in renders])
     except GoUnavailable as exc:
-        return [f"{exc}, so the Ollama templates were not parsed before writing; the daemon "
-                "still parses each one `create` sends"]
+        return [
+            f"{exc}, so the Ollama templates were not parsed before writing; the daemon "
+            "still parses each one `create` sends"
+        ]
     for render, problem in zip(renders, problems, strict=True):
         if problem is not None:
             source = catalog.templates_dir / render.variant.template / "ollama.gotmpl.j2"
-            raise _output_error(source, render.ollama_template, problem[0],
-                                f"renders for {render.variant.name} an Ollama template that "
-                                f"Go's text/template refuses: {problem[1]}")
+            raise _output_error(
+                source,
+                render.ollama_template,
+                problem[0],
+                f"renders for {render.variant.name} an Ollama template that "
+                f"Go's text/template refuses: {problem[1]}",
+            )
     return []
 
 
@@ -229,11 +271,13 @@ def _check_chat_template(catalog: Catalog, render: VariantRender) -> None:
     try:
         compile_chat_template(render.hf_template)
     except jinja2.TemplateSyntaxError as exc:  # assertion errors (unknown filter) included
-        raise _output_error(source, render.hf_template, exc.lineno,
-                            f"{what} cannot parse: {exc.message}") from None
+        raise _output_error(
+            source, render.hf_template, exc.lineno, f"{what} cannot parse: {exc.message}"
+        ) from None
     except SyntaxError as exc:  # Jinja compiles `{% break %}` outside a loop to broken Python
-        raise _output_error(source, render.hf_template, None,
-                            f"{what} cannot compile: {exc.msg}") from None
+        raise _output_error(
+            source, render.hf_template, None, f"{what} cannot compile: {exc.msg}"
+        ) from None
 
 
 def _check_modelfile(catalog: Catalog, render: VariantRender) -> None:
@@ -242,16 +286,22 @@ def _check_modelfile(catalog: Catalog, render: VariantRender) -> None:
     try:
         read = parse_modelfile(render.modelfile)
     except ModelfileSyntaxError as exc:
-        raise _output_error(source, render.modelfile, exc.line,
-                            f"{what} that Ollama refuses: {exc}") from None
+        raise _output_error(
+            source, render.modelfile, exc.line, f"{what} that Ollama refuses: {exc}"
+        ) from None
     difference = _difference(read, list(render.meant))
     if difference:
-        raise _output_error(source, render.modelfile, None,
-                            f"{what} that does not say what the catalog means: {difference}")
+        raise _output_error(
+            source,
+            render.modelfile,
+            None,
+            f"{what} that does not say what the catalog means: {difference}",
+        )
 
 
 def _difference(read: list[tuple[str, str]], meant: list[tuple[str, str]]) -> str | None:
     """How `read` differs from `meant`; the order matters only among repeats (stop, LICENSE)."""
+
     def in_order(commands: list[tuple[str, str]]) -> list[tuple[str, str]]:
         return sorted(commands, key=lambda c: c[0])
 
@@ -266,8 +316,13 @@ def _difference(read: list[tuple[str, str]], meant: list[tuple[str, str]]) -> st
 
 
 def _show(command: str, value: str) -> str:
-    word = ("FROM" if command == "model" else command.upper() if command in COMMANDS
-            else f"PARAMETER {command}")
+    word = (
+        "FROM"
+        if command == "model"
+        else command.upper()
+        if command in COMMANDS
+        else f"PARAMETER {command}"
+    )
     clipped = value if len(value) <= 40 else value[:40] + "..."
     return f"{word} {clipped!r}"
 
@@ -298,13 +353,16 @@ def schema_text() -> str:
     return json.dumps(CatalogSpec.model_json_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
-def planned_outputs(catalog: Catalog, out_dir: Path | None = None,
-                    weights: Weights | None = None) -> tuple[dict[Path, str], list[str]]:
+def planned_outputs(
+    catalog: Catalog, out_dir: Path | None = None, weights: Weights | None = None
+) -> tuple[dict[Path, str], list[str]]:
     """Every file `render` owns, with its content, each parsed as its reader will parse it; and
     notes on checks that could not run."""
     out = out_dir or catalog.path.parent
-    renders = [render_variant(catalog, variant, weights=weights, out_dir=out)
-               for variant in catalog.variants.values()]
+    renders = [
+        render_variant(catalog, variant, weights=weights, out_dir=out)
+        for variant in catalog.variants.values()
+    ]
     notes = check_outputs(catalog, renders)
     files: dict[Path, str] = {}
     for result in renders:
@@ -323,8 +381,13 @@ class RenderResult:
     notes: list[str] = field(default_factory=list)  # checks that could not run, and why
 
 
-def render_all(catalog: Catalog, *, check: bool = False, out_dir: Path | None = None,
-               weights: Weights | None = None) -> RenderResult:
+def render_all(
+    catalog: Catalog,
+    *,
+    check: bool = False,
+    out_dir: Path | None = None,
+    weights: Weights | None = None,
+) -> RenderResult:
     """Write the outputs that differ (atomically), or with check=True only report them."""
     files, notes = planned_outputs(catalog, out_dir, weights)
     result = RenderResult(notes=notes)

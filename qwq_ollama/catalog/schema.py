@@ -37,14 +37,17 @@ _PART = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}"
 # A host only in front of a namespace: of two parts, Ollama reads the first as the namespace,
 # where ':' is not allowed (`0:/0` is refused; found by the Modelfile-injection property test).
 _NAMESPACE = r"[A-Za-z0-9_][A-Za-z0-9_-]{0,79}"
-OLLAMA_REF = re.compile(rf"(?:(?:[A-Za-z0-9_][A-Za-z0-9_.:-]{{0,349}}/)?{_NAMESPACE}/)?"
-                        rf"{_PART}(?::{_PART})?")
+OLLAMA_REF = re.compile(
+    rf"(?:(?:[A-Za-z0-9_][A-Za-z0-9_.:-]{{0,349}}/)?{_NAMESPACE}/)?"
+    rf"{_PART}(?::{_PART})?"
+)
 
 
 def _control_character(text: str) -> str | None:
     """The first control character or line/paragraph separator in `text` (tab allowed)."""
-    return next((ch for ch in text if ch != "\t"
-                 and unicodedata.category(ch) in ("Cc", "Zl", "Zp")), None)
+    return next(
+        (ch for ch in text if ch != "\t" and unicodedata.category(ch) in ("Cc", "Zl", "Zp")), None
+    )
 
 
 def _one_line(text: str) -> str:
@@ -59,8 +62,10 @@ def _one_line(text: str) -> str:
 def _ollama_ref(text: str) -> str:
     """FROM takes the reference bare: anything else would be refused, or read as more."""
     if not OLLAMA_REF.fullmatch(text):
-        raise ValueError("is not an Ollama model name: [host/][namespace/]model[:tag], each "
-                         "part letters, digits, '_', '-', '.'")
+        raise ValueError(
+            "is not an Ollama model name: [host/][namespace/]model[:tag], each "
+            "part letters, digits, '_', '-', '.'"
+        )
     return text
 
 
@@ -100,8 +105,10 @@ class WeightsSpec(BaseModel):
     def _one_source(self) -> WeightsSpec:
         given = [k for k in ("gguf", "hf", "ollama", "builtin") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of gguf, hf, ollama, builtin"
-                             + (f" (got {', '.join(given)})" if given else ""))
+            raise ValueError(
+                "give exactly one of gguf, hf, ollama, builtin"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
         return self
 
 
@@ -138,9 +145,11 @@ class CatalogSpec(BaseModel):
     defaults: VariantSpec = VariantSpec()
     variants: dict[str, VariantSpec] = Field(min_length=1)
     default_variants: list[str] | None = Field(
-        default=None, min_length=1,
+        default=None,
+        min_length=1,
         description="What `create` registers when named none (`make models`), and what every "
-                    "command taking variant names then works on; default: every variant.")
+        "command taking variant names then works on; default: every variant.",
+    )
 
 
 @dataclass(frozen=True)
@@ -202,8 +211,9 @@ class Variant:
 
     @property
     def generation_prompt(self) -> str:
-        return self.family.generation_prompt(prefill=self.think_prefill,
-                                             thinking=self.enable_thinking)
+        return self.family.generation_prompt(
+            prefill=self.think_prefill, thinking=self.enable_thinking
+        )
 
     def think_request(self, request: str) -> ThinkRequest:
         """What a client's thinking request (family.THINK_REQUESTS) does for this variant: the
@@ -211,8 +221,12 @@ class Variant:
         off whatever is asked."""
         declared = self.family.think_requests[request]
         if declared.does != "refuse" and declared.wants_thinking and not self.enable_thinking:
-            return ThinkRequest(request, "ignore", f"{self.name} has thinking off in its "
-                                "template; a variant with enable_thinking true reasons")
+            return ThinkRequest(
+                request,
+                "ignore",
+                f"{self.name} has thinking off in its "
+                "template; a variant with enable_thinking true reasons",
+            )
         return declared
 
     @property
@@ -236,8 +250,9 @@ class Catalog:
             return self.variants[name]
         except KeyError:
             # a URL given where a name belongs (plan URL, not --gguf URL) is shown redacted
-            raise self.error(f"unknown variant {redact(name)!r} (known: "
-                             f"{', '.join(self.variants)})") from None
+            raise self.error(
+                f"unknown variant {redact(name)!r} (known: {', '.join(self.variants)})"
+            ) from None
 
     def chosen(self, names: Sequence[str] | None = None) -> list[Variant]:
         """The variants `names` names, else the default set (`default_variants`): what `create`
@@ -248,16 +263,16 @@ class Catalog:
         try:
             return self.weights[name]
         except KeyError:
-            raise self.error(f"unknown weights {redact(name)!r} (known: "
-                             f"{', '.join(self.weights)})") from None
+            raise self.error(
+                f"unknown weights {redact(name)!r} (known: {', '.join(self.weights)})"
+            ) from None
 
     @property
     def families(self) -> dict[str, Family]:
         """The template families the variants use, by folder name."""
         return {v.template: v.family for v in self.variants.values()}
 
-    def weights_of(self, names: list[str] | None, weights_name: str | None = None
-                   ) -> list[Weights]:
+    def weights_of(self, names: list[str] | None, weights_name: str | None = None) -> list[Weights]:
         """The weights these variants (default: the default set) are registered over, each
         once."""
         chosen = [weights_name or v.weights for v in self.chosen(names)]
@@ -271,14 +286,18 @@ class Catalog:
         (`"weights", name, "gguf"`) when one is given. The one way such an error is built."""
         if not key:
             return InputError(message, file=self.path)
-        return InputError(message, file=self.path, line=self.line_of(*key),
-                          field=".".join(str(k) for k in key))
+        return InputError(
+            message, file=self.path, line=self.line_of(*key), field=".".join(str(k) for k in key)
+        )
 
     def parameter_error(self, variant: str, parameter: str, message: str) -> InputError:
         """Bad input at the line that sets a variant's parameter (the variant's own, else the
         defaults'), naming that field."""
-        for key in (("variants", variant, "parameters", parameter),
-                    ("defaults", "parameters", parameter), ("variants", variant)):
+        for key in (
+            ("variants", variant, "parameters", parameter),
+            ("defaults", "parameters", parameter),
+            ("variants", variant),
+        ):
             if key in self.located.lines:
                 return self.error(message, *key)
         return self.error(message, "variants", variant)
@@ -302,10 +321,17 @@ def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:
     }
     for i, name in enumerate(spec.default_variants or ()):
         if name not in variants:
-            raise located.error(f"unknown variant {name!r} (known: {', '.join(variants)})",
-                                ("default_variants", i))
-    return Catalog(file, templates_dir, weights, variants, located,
-                   tuple(dict.fromkeys(spec.default_variants or ())))
+            raise located.error(
+                f"unknown variant {name!r} (known: {', '.join(variants)})", ("default_variants", i)
+            )
+    return Catalog(
+        file,
+        templates_dir,
+        weights,
+        variants,
+        located,
+        tuple(dict.fromkeys(spec.default_variants or ())),
+    )
 
 
 def _check_name(kind: str, name: str, located: LocatedYaml, path: KeyPath) -> None:
@@ -323,14 +349,26 @@ def _resolve_weights(name: str, spec: WeightsSpec, file: Path, located: LocatedY
         path = Path(os.path.expanduser(spec.gguf))
         if not path.is_absolute():
             path = (file.parent / path).resolve()
-        return Weights(name, "gguf", gguf_path=path, license=spec.license,
-                       description=spec.description)
+        return Weights(
+            name, "gguf", gguf_path=path, license=spec.license, description=spec.description
+        )
     if spec.hf is not None:
-        return Weights(name, "hf", hf_repo=spec.hf.repo, hf_quant=spec.hf.quant,
-                       license=spec.license, description=spec.description)
+        return Weights(
+            name,
+            "hf",
+            hf_repo=spec.hf.repo,
+            hf_quant=spec.hf.quant,
+            license=spec.license,
+            description=spec.description,
+        )
     if spec.ollama is not None:
-        return Weights(name, "ollama", ollama_ref=spec.ollama, license=spec.license,
-                       description=spec.description)
+        return Weights(
+            name,
+            "ollama",
+            ollama_ref=spec.ollama,
+            license=spec.license,
+            description=spec.description,
+        )
     return Weights(name, "builtin", license=spec.license, description=spec.description)
 
 
@@ -340,19 +378,27 @@ def _chain(name: str, spec: CatalogSpec, located: LocatedYaml) -> list[tuple[str
     current: str | None = name
     while current is not None:
         if current in (n for n, _ in chain):
-            raise located.error(f"extends forms a cycle: {' -> '.join(n for n, _ in chain)}"
-                                f" -> {current}", ("variants", name, "extends"))
+            raise located.error(
+                f"extends forms a cycle: {' -> '.join(n for n, _ in chain)} -> {current}",
+                ("variants", name, "extends"),
+            )
         chain.append((current, spec.variants[current]))
         parent = spec.variants[current].extends
         if parent is not None and parent not in spec.variants:
-            raise located.error(f"extends unknown variant {parent!r}",
-                                ("variants", current, "extends"))
+            raise located.error(
+                f"extends unknown variant {parent!r}", ("variants", current, "extends")
+            )
         current = parent
     return chain
 
 
-def _resolve_variant(name: str, spec: CatalogSpec, templates_dir: Path,
-                     weights: dict[str, Weights], located: LocatedYaml) -> Variant:
+def _resolve_variant(
+    name: str,
+    spec: CatalogSpec,
+    templates_dir: Path,
+    weights: dict[str, Weights],
+    located: LocatedYaml,
+) -> Variant:
     where: KeyPath = ("variants", name)
     _check_name("variant", name, located, where)
     layers: list[tuple[KeyPath, VariantSpec]] = [(("defaults",), spec.defaults)]
@@ -371,23 +417,32 @@ def _resolve_variant(name: str, spec: CatalogSpec, templates_dir: Path,
             raise located.error(f"no {field}: set it here or in defaults", where)
     used_by = "" if origin["weights"][:2] == where else f" (used by variant {name})"
     if merged["weights"] not in weights:
-        raise located.error(f"names unknown weights {merged['weights']!r}{used_by} "
-                            f"(known: {', '.join(weights)})", origin["weights"])
+        raise located.error(
+            f"names unknown weights {merged['weights']!r}{used_by} (known: {', '.join(weights)})",
+            origin["weights"],
+        )
     family_dir = (templates_dir / merged["template"]).resolve()
     if not family_dir.is_relative_to(templates_dir) or family_dir == templates_dir:
-        raise located.error(f"template {merged['template']!r} must name a folder inside "
-                            f"{templates_dir}", origin["template"])
+        raise located.error(
+            f"template {merged['template']!r} must name a folder inside {templates_dir}",
+            origin["template"],
+        )
     missing = [f for f in TEMPLATE_FILES if not (family_dir / f).is_file()]
     if missing:
-        raise located.error(f"template {merged['template']!r} not found: expected "
-                            f"{', '.join(str(family_dir / f) for f in missing)}",
-                            origin["template"])
+        raise located.error(
+            f"template {merged['template']!r} not found: expected "
+            f"{', '.join(str(family_dir / f) for f in missing)}",
+            origin["template"],
+        )
     family = load_family(family_dir)
     switched = _thinking_fields(name, family, spec, located, origin)
     params = {**family.published_sampling(thinking=switched["enable_thinking"]), **params}
     if "num_ctx" not in params:
-        raise located.error("num_ctx must be set: Ollama's default context (4096 without a large "
-                            "GPU) silently truncates long reasoning", (*where, "parameters"))
+        raise located.error(
+            "num_ctx must be set: Ollama's default context (4096 without a large "
+            "GPU) silently truncates long reasoning",
+            (*where, "parameters"),
+        )
     return Variant(
         name=name,
         description=merged.get("description", ""),
@@ -400,21 +455,27 @@ def _resolve_variant(name: str, spec: CatalogSpec, templates_dir: Path,
         family=family,
         enable_thinking=switched["enable_thinking"],
         template_source=merged.get("template_source", "go_template"),
-        think_budget=_think_budget(merged.get("think_budget"), family, switched, located,
-                                   origin),
+        think_budget=_think_budget(merged.get("think_budget"), family, switched, located, origin),
     )
 
 
-def _think_budget(budget: int | None, family: Family, switched: dict[str, bool],
-                  located: LocatedYaml, origin: dict[str, KeyPath]) -> int | None:
+def _think_budget(
+    budget: int | None,
+    family: Family,
+    switched: dict[str, bool],
+    located: LocatedYaml,
+    origin: dict[str, KeyPath],
+) -> int | None:
     """A budget only where the model reasons: one on a variant with thinking off is refused."""
     if budget is None:
         return None
     if family.switch == "none" or not switched["enable_thinking"]:
         if origin["think_budget"][0] == "defaults":
             return None  # defaults budget the variants that reason
-        raise located.error("think_budget needs a variant that reasons (this one has thinking "
-                            "off)", origin["think_budget"])
+        raise located.error(
+            "think_budget needs a variant that reasons (this one has thinking off)",
+            origin["think_budget"],
+        )
     return budget
 
 
@@ -422,8 +483,9 @@ def _think_budget(budget: int | None, family: Family, switched: dict[str, bool],
 _SWITCH_OF_FIELD = {"think_prefill": "prefill", "enable_thinking": "enable_thinking"}
 
 
-def _thinking_fields(name: str, family: Family, spec: CatalogSpec, located: LocatedYaml,
-                     origin: dict[str, KeyPath]) -> dict[str, bool]:
+def _thinking_fields(
+    name: str, family: Family, spec: CatalogSpec, located: LocatedYaml, origin: dict[str, KeyPath]
+) -> dict[str, bool]:
     """think_prefill and enable_thinking as this family reads them. A variant that sets one its
     family has no use for is refused; `defaults` may set both, each for the families it fits."""
     values = {"think_prefill": True, "enable_thinking": True}
@@ -433,9 +495,11 @@ def _thinking_fields(name: str, family: Family, spec: CatalogSpec, located: Loca
         if family.switch == switch:
             values[field] = getattr(_layer(spec, origin[field]), field)
         elif origin[field][0] == "variants":
-            raise located.error(f"{field} does not apply to template family {family.name!r}, "
-                                f"whose thinking switch is {family.switch} (variant {name})",
-                                origin[field])
+            raise located.error(
+                f"{field} does not apply to template family {family.name!r}, "
+                f"whose thinking switch is {family.switch} (variant {name})",
+                origin[field],
+            )
     return values
 
 

@@ -60,26 +60,43 @@ def code_compiles(answer: str) -> bool:
     return source is not None and check_code(source).ok
 
 
-def run_once(api: ChatEngine, variant: str, prompt: NamedPrompt, seed: int,
-             num_predict: int, engine: str = "ollama",
-             budgeted: tuple[Variant, int] | None = None) -> RunStats:
+def run_once(
+    api: ChatEngine,
+    variant: str,
+    prompt: NamedPrompt,
+    seed: int,
+    num_predict: int,
+    engine: str = "ollama",
+    budgeted: tuple[Variant, int] | None = None,
+) -> RunStats:
     """One streamed run; `api` is an Ollama daemon or a llama-server running `variant`.
     `budgeted` (the variant and its thinking budget) caps the thinking on an Ollama daemon."""
     options = {"seed": seed, "num_predict": num_predict}
     capped = False
     if budgeted is not None and isinstance(api, OllamaAPI):
-        result, verdict, outcome = budgeted_watched(api, budgeted[0], prompt.text,
-                                                    budget=budgeted[1], options=options)
+        result, verdict, outcome = budgeted_watched(
+            api, budgeted[0], prompt.text, budget=budgeted[1], options=options
+        )
         capped = outcome.capped
     else:
         result, verdict = generate_watched(api, variant, prompt.text, options=options)
     thinking = sum(1 for kind, _ in result.chunks if kind == "thinking")
     answer = sum(1 for kind, _ in result.chunks if kind == "content")
-    return RunStats(variant, seed, verdict is not None,
-                    verdict.loop_start_token if verdict else None, result.first_token_seconds,
-                    thinking, answer, result.tokens_per_second,
-                    code_compiles(result.content) if prompt.code else None, result.done_reason,
-                    engine, budgeted[1] if budgeted else None, capped)
+    return RunStats(
+        variant,
+        seed,
+        verdict is not None,
+        verdict.loop_start_token if verdict else None,
+        result.first_token_seconds,
+        thinking,
+        answer,
+        result.tokens_per_second,
+        code_compiles(result.content) if prompt.code else None,
+        result.done_reason,
+        engine,
+        budgeted[1] if budgeted else None,
+        capped,
+    )
 
 
 def summarise(runs: list[RunStats]) -> list[VariantSummary]:
@@ -92,38 +109,59 @@ def summarise(runs: list[RunStats]) -> list[VariantSummary]:
         code = [r.code_ok for r in group if r.code_ok is not None]
         # A run that stopped at its first token has no decode rate (0): left out.
         rates = [r.tokens_per_second for r in group if r.tokens_per_second > 0] or [0.0]
-        summaries.append(VariantSummary(
-            variant, len(group), sum(r.looped for r in group) / len(group),
-            statistics.median(ttft) if ttft else None,
-            statistics.median(r.thinking_tokens for r in group),
-            statistics.median(r.answer_tokens for r in group),
-            statistics.median(rates),
-            sum(code) / len(code) if code else None, engine, group[0].think_budget,
-            None if group[0].think_budget is None else
-            sum(r.capped for r in group) / len(group),
-            sum(r.answer_tokens > 0 for r in group) / len(group)))
+        summaries.append(
+            VariantSummary(
+                variant,
+                len(group),
+                sum(r.looped for r in group) / len(group),
+                statistics.median(ttft) if ttft else None,
+                statistics.median(r.thinking_tokens for r in group),
+                statistics.median(r.answer_tokens for r in group),
+                statistics.median(rates),
+                sum(code) / len(code) if code else None,
+                engine,
+                group[0].think_budget,
+                None
+                if group[0].think_budget is None
+                else sum(r.capped for r in group) / len(group),
+                sum(r.answer_tokens > 0 for r in group) / len(group),
+            )
+        )
     return summaries
 
 
-def compare_variants(api: ChatEngine, variants: list[str], prompt: NamedPrompt, seeds: int,
-            num_predict: int, progress: Callable[[str], None] | None = None,
-            engine: str = "ollama", budgeted: dict[str, tuple[Variant, int]] | None = None
-            ) -> tuple[list[VariantSummary], list[RunStats]]:
+def compare_variants(
+    api: ChatEngine,
+    variants: list[str],
+    prompt: NamedPrompt,
+    seeds: int,
+    num_predict: int,
+    progress: Callable[[str], None] | None = None,
+    engine: str = "ollama",
+    budgeted: dict[str, tuple[Variant, int]] | None = None,
+) -> tuple[list[VariantSummary], list[RunStats]]:
     say = progress or (lambda _m: None)
     runs = []
     for variant in variants:
         for seed in range(1, seeds + 1):
             say(f"{variant} seed {seed}" + ("" if engine == "ollama" else f" on {engine}"))
-            runs.append(run_once(api, variant, prompt, seed, num_predict, engine,
-                                 (budgeted or {}).get(variant)))
+            runs.append(
+                run_once(
+                    api, variant, prompt, seed, num_predict, engine, (budgeted or {}).get(variant)
+                )
+            )
     return summarise(runs), runs
 
 
-def comparison_dict(prompt: NamedPrompt, summaries: list[VariantSummary],
-                    runs: list[RunStats]) -> dict[str, Any]:
+def comparison_dict(
+    prompt: NamedPrompt, summaries: list[VariantSummary], runs: list[RunStats]
+) -> dict[str, Any]:
     """What `compare --json` prints: the summary per variant and every run behind it."""
-    return {"prompt": prompt.name, "summaries": [asdict(s) for s in summaries],
-            "runs": [asdict(r) for r in runs]}
+    return {
+        "prompt": prompt.name,
+        "summaries": [asdict(s) for s in summaries],
+        "runs": [asdict(r) for r in runs],
+    }
 
 
 def _fmt(value: float | None, pattern: str) -> str:
@@ -138,29 +176,59 @@ def _engines_differ(items: list[Any]) -> bool:
 def table_rows(summaries: list[VariantSummary]) -> list[list[str]]:
     both = _engines_differ(summaries)
     budgets = any(s.think_budget is not None for s in summaries)
-    header = ["variant", *(["engine"] if both else []), "runs", "loop rate", "first token s",
-              "thinking tok", "answer tok", "tok/s", "code compiles",
-              *(["think budget", "capped", "answered"] if budgets else [])]
+    header = [
+        "variant",
+        *(["engine"] if both else []),
+        "runs",
+        "loop rate",
+        "first token s",
+        "thinking tok",
+        "answer tok",
+        "tok/s",
+        "code compiles",
+        *(["think budget", "capped", "answered"] if budgets else []),
+    ]
     rows = [header]
     for s in summaries:
-        rows.append([s.variant, *([s.engine] if both else []), str(s.runs), f"{s.loop_rate:.0%}",
-                     _fmt(s.first_token_seconds, "{:.2f}"), f"{s.thinking_tokens:.0f}",
-                     f"{s.answer_tokens:.0f}", f"{s.tokens_per_second:.1f}",
-                     _fmt(s.code_compile_rate, "{:.0%}"),
-                     *([_fmt(s.think_budget, "{}"), _fmt(s.capped_rate, "{:.0%}"),
-                        f"{s.answer_rate:.0%}"] if budgets else [])])
+        rows.append(
+            [
+                s.variant,
+                *([s.engine] if both else []),
+                str(s.runs),
+                f"{s.loop_rate:.0%}",
+                _fmt(s.first_token_seconds, "{:.2f}"),
+                f"{s.thinking_tokens:.0f}",
+                f"{s.answer_tokens:.0f}",
+                f"{s.tokens_per_second:.1f}",
+                _fmt(s.code_compile_rate, "{:.0%}"),
+                *(
+                    [
+                        _fmt(s.think_budget, "{}"),
+                        _fmt(s.capped_rate, "{:.0%}"),
+                        f"{s.answer_rate:.0%}",
+                    ]
+                    if budgets
+                    else []
+                ),
+            ]
+        )
     return rows
 
 
 # Per metric: title, the value of one run, the summary's value, and whether it is a rate (fixed
 # 0-100 % axis, so an all-zero rate reads as 0 %, not as noise around zero).
-_METRICS: tuple[tuple[str, Callable[[RunStats], float | None],
-                      Callable[[VariantSummary], float | None], bool], ...] = (
+_METRICS: tuple[
+    tuple[str, Callable[[RunStats], float | None], Callable[[VariantSummary], float | None], bool],
+    ...,
+] = (
     ("loop rate (mean)", lambda r: 100.0 * r.looped, lambda s: 100.0 * s.loop_rate, True),
-    ("code compiles (mean)", lambda r: None if r.code_ok is None else 100.0 * r.code_ok,
-     lambda s: None if s.code_compile_rate is None else 100.0 * s.code_compile_rate, True),
-    ("thinking tokens (median)", lambda r: r.thinking_tokens, lambda s: s.thinking_tokens,
-     False),
+    (
+        "code compiles (mean)",
+        lambda r: None if r.code_ok is None else 100.0 * r.code_ok,
+        lambda s: None if s.code_compile_rate is None else 100.0 * s.code_compile_rate,
+        True,
+    ),
+    ("thinking tokens (median)", lambda r: r.thinking_tokens, lambda s: s.thinking_tokens, False),
     ("answer tokens (median)", lambda r: r.answer_tokens, lambda s: s.answer_tokens, False),
     ("tokens/s (median)", lambda r: r.tokens_per_second, lambda s: s.tokens_per_second, False),
 )
@@ -196,8 +264,9 @@ def render_plot(summaries: list[VariantSummary], runs: list[RunStats]) -> bytes:
     return buffer.getvalue()
 
 
-def _panel(ax: Any, metric: tuple[Any, ...], summaries: list[VariantSummary],
-           runs: list[RunStats]) -> None:
+def _panel(
+    ax: Any, metric: tuple[Any, ...], summaries: list[VariantSummary], runs: list[RunStats]
+) -> None:
     title, per_run, per_summary, is_rate = metric
     both = _engines_differ(summaries)
     top = 0.0
@@ -206,11 +275,21 @@ def _panel(ax: Any, metric: tuple[Any, ...], summaries: list[VariantSummary],
         seeds = [per_run(r) for r in runs if (r.variant, r.engine) == (s.variant, s.engine)]
         seeds = [v for v in seeds if v is not None]
         top = max([top, per_summary(s) or 0.0, *seeds])
-        ax.plot([x + 0.25] * len(seeds), seeds, "o", color="#cc3311", markersize=5,
-                alpha=0.7, label="one seed" if x == 0 else None)
-    ax.set_xticks(range(len(summaries)),
-                  [f"{s.variant}\n{s.engine}" if both else s.variant for s in summaries],
-                  rotation=30, ha="right")
+        ax.plot(
+            [x + 0.25] * len(seeds),
+            seeds,
+            "o",
+            color="#cc3311",
+            markersize=5,
+            alpha=0.7,
+            label="one seed" if x == 0 else None,
+        )
+    ax.set_xticks(
+        range(len(summaries)),
+        [f"{s.variant}\n{s.engine}" if both else s.variant for s in summaries],
+        rotation=30,
+        ha="right",
+    )
     ax.set_title(title)
     if is_rate:
         ax.set_ylim(-4, 104)  # 0-100 %, with room for the dots at either end
@@ -228,19 +307,34 @@ def plot(summaries: list[VariantSummary], runs: list[RunStats], path: Path) -> P
     return path
 
 
-def markdown(prompt: NamedPrompt, summaries: list[VariantSummary], runs: list[RunStats],
-             plot_name: str | None) -> str:
+def markdown(
+    prompt: NamedPrompt,
+    summaries: list[VariantSummary],
+    runs: list[RunStats],
+    plot_name: str | None,
+) -> str:
     rows = table_rows(summaries)
-    lines = [f"# qwq-ollama compare: prompt `{prompt.name}`", "",
-             "| " + " | ".join(rows[0]) + " |", "|" + " --- |" * len(rows[0])]
+    lines = [
+        f"# qwq-ollama compare: prompt `{prompt.name}`",
+        "",
+        "| " + " | ".join(rows[0]) + " |",
+        "|" + " --- |" * len(rows[0]),
+    ]
     lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
     if plot_name:
         lines += ["", f"![per-variant comparison]({plot_name})"]
     both = _engines_differ(runs)
-    lines += ["", "## Runs", "", f"| variant |{' engine |' if both else ''} seed | looped | "
-              "loop start | done | code |", "|" + " --- |" * (7 if both else 6)]
+    lines += [
+        "",
+        "## Runs",
+        "",
+        f"| variant |{' engine |' if both else ''} seed | looped | loop start | done | code |",
+        "|" + " --- |" * (7 if both else 6),
+    ]
     for r in runs:
-        lines.append(f"| {r.variant} |{f' {r.engine} |' if both else ''} {r.seed} | {r.looped} "
-                     f"| {r.loop_start_token or '-'} | {r.done_reason or '-'} | "
-                     f"{'-' if r.code_ok is None else r.code_ok} |")
+        lines.append(
+            f"| {r.variant} |{f' {r.engine} |' if both else ''} {r.seed} | {r.looped} "
+            f"| {r.loop_start_token or '-'} | {r.done_reason or '-'} | "
+            f"{'-' if r.code_ok is None else r.code_ok} |"
+        )
     return "\n".join(lines) + "\n"

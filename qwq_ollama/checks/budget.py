@@ -40,8 +40,9 @@ class BudgetOutcome:
 
 def check_budget(budget: int | None, field: str = "--think-budget") -> int | None:
     if budget is not None and budget < 1:
-        raise InputError(f"a thinking budget is a number of tokens, 1 or more (got {budget})",
-                         field=field)
+        raise InputError(
+            f"a thinking budget is a number of tokens, 1 or more (got {budget})", field=field
+        )
     return budget
 
 
@@ -59,11 +60,17 @@ def continuation_prompt(variant: Variant, prompt: str, thinking: str) -> str:
     return prompt + lead + thinking + family.early_stop_text()
 
 
-def run_budgeted_chat(api: OllamaAPI, variant: Variant, messages: list[dict[str, Any]], *,
-                      budget: int, options: dict[str, Any] | None = None,
-                      on_thinking: Sink | None = None, on_content: Sink | None = None,
-                      should_stop: Callable[[ChatResult], str | None] | None = None
-                      ) -> tuple[ChatResult, BudgetOutcome]:
+def run_budgeted_chat(
+    api: OllamaAPI,
+    variant: Variant,
+    messages: list[dict[str, Any]],
+    *,
+    budget: int,
+    options: dict[str, Any] | None = None,
+    on_thinking: Sink | None = None,
+    on_content: Sink | None = None,
+    should_stop: Callable[[ChatResult], str | None] | None = None,
+) -> tuple[ChatResult, BudgetOutcome]:
     """A streamed chat whose thinking stops at `budget` tokens and whose answer then follows
     from raw generation; the result holds the thinking and the answer as a chat's would.
     `should_stop` (a loop detector) still watches every chunk."""
@@ -74,8 +81,15 @@ def run_budgeted_chat(api: OllamaAPI, variant: Variant, messages: list[dict[str,
             return BUDGET_REACHED
         return should_stop(result) if should_stop is not None else None
 
-    result = run_chat(api, variant.name, messages, options=options, on_thinking=on_thinking,
-                      on_content=on_content, should_stop=stop)
+    result = run_chat(
+        api,
+        variant.name,
+        messages,
+        options=options,
+        on_thinking=on_thinking,
+        on_content=on_content,
+        should_stop=stop,
+    )
     spent = thinking_tokens(result)
     if result.stopped_early != BUDGET_REACHED:
         return result, BudgetOutcome(budget, spent, False, 0, "")
@@ -91,8 +105,12 @@ def run_budgeted_chat(api: OllamaAPI, variant: Variant, messages: list[dict[str,
         if on_content is not None:
             on_content(text)
 
-    raw = api.generate_raw(variant.name, continuation_prompt(variant, prompt, result.thinking),
-                           options=left, on_text=answer)
+    raw = api.generate_raw(
+        variant.name,
+        continuation_prompt(variant, prompt, result.thinking),
+        options=left,
+        on_text=answer,
+    )
     result.content = raw.text
     result.stopped_early = None
     result.done, result.done_reason = True, raw.done_reason
@@ -100,8 +118,9 @@ def run_budgeted_chat(api: OllamaAPI, variant: Variant, messages: list[dict[str,
     return result, BudgetOutcome(budget, spent, True, raw.eval_count, early_stop)
 
 
-def budgeted_watched(api: OllamaAPI, variant: Variant, text: str, *, budget: int,
-                     options: dict[str, Any]) -> tuple[ChatResult, Any, BudgetOutcome]:
+def budgeted_watched(
+    api: OllamaAPI, variant: Variant, text: str, *, budget: int, options: dict[str, Any]
+) -> tuple[ChatResult, Any, BudgetOutcome]:
     """`generate_watched` under a thinking budget: the loop detector watches the thinking up
     to the cap (a loop found first ends the run as a loop, not as a capped thought)."""
     from qwq_ollama.checks.generation import REPEAT_LIMIT, repeat_limit_verdict
@@ -117,8 +136,14 @@ def budgeted_watched(api: OllamaAPI, variant: Variant, text: str, *, budget: int
             return str(verdict.reason)
         return None
 
-    result, outcome = run_budgeted_chat(api, variant, [{"role": "user", "content": text}],
-                                        budget=budget, options=options, should_stop=watch)
+    result, outcome = run_budgeted_chat(
+        api,
+        variant,
+        [{"role": "user", "content": text}],
+        budget=budget,
+        options=options,
+        should_stop=watch,
+    )
     if not verdicts and result.done_reason == REPEAT_LIMIT:
         verdicts.append(repeat_limit_verdict(result))
     return result, (verdicts[0] if verdicts else None), outcome

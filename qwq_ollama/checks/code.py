@@ -31,11 +31,15 @@ _PYTHON_TAGS = frozenset({"python", "py", "python3", "py3"})
 _FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})(.*)$")
 _PYGAME_IMPORT = re.compile(r"^\s*(?:import|from)\s+pygame\b", re.MULTILINE)
 _FRAME = re.compile(r'^\s*File "(.*)", line (\d+)')
-_HEADLESS_ENV = {"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy",
-                 "PYGAME_HIDE_SUPPORT_PROMPT": "1"}
+_HEADLESS_ENV = {
+    "SDL_VIDEODRIVER": "dummy",
+    "SDL_AUDIODRIVER": "dummy",
+    "PYGAME_HIDE_SUPPORT_PROMPT": "1",
+}
 
 
 # -- extraction --------------------------------------------------------------------------------
+
 
 def extract_last_python_block(markdown: str) -> str | None:
     """The content of the last fenced block tagged python/py, or None if there is none.
@@ -69,17 +73,19 @@ def extract_last_python_block(markdown: str) -> str | None:
 
 def _closes(line: str, fence: str) -> bool:
     match = _FENCE.match(line)
-    return bool(match and match[2][0] == fence[0] and len(match[2]) >= len(fence)
-                and not match[3].strip())
+    return bool(
+        match and match[2][0] == fence[0] and len(match[2]) >= len(fence) and not match[3].strip()
+    )
 
 
 def _dedent(line: str, indent: int) -> str:
     """Remove up to the opening fence's indentation, as CommonMark does."""
     spaces = len(line) - len(line.lstrip(" "))
-    return line[min(spaces, indent):]
+    return line[min(spaces, indent) :]
 
 
 # -- static check ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class CodeProblem:
@@ -126,8 +132,11 @@ def check_code(source: str, *, resolve_star_imports: bool = True) -> CodeReport:
         return CodeReport(False, str(exc) or type(exc).__name__, None, [], [])
     found = checker.Checker(ast.parse(source, FILENAME), filename=FILENAME).messages
     found = sorted(found, key=lambda m: (m.lineno, m.col))
-    problems = [CodeProblem(m.lineno, m.col, str(m.message_args[0]), m.message % m.message_args)
-                for m in found if isinstance(m, (messages.UndefinedName, messages.UndefinedLocal))]
+    problems = [
+        CodeProblem(m.lineno, m.col, str(m.message_args[0]), m.message % m.message_args)
+        for m in found
+        if isinstance(m, (messages.UndefinedName, messages.UndefinedLocal))
+    ]
     unverified: list[str] = []
     star_uses = [m for m in found if isinstance(m, messages.ImportStarUsage)]
     if star_uses:
@@ -138,8 +147,7 @@ def check_code(source: str, *, resolve_star_imports: bool = True) -> CodeReport:
             if any(name in (known.get(mod) or ()) for mod in modules):
                 continue
             if all(known.get(mod) is not None for mod in modules):
-                problems.append(CodeProblem(use.lineno, use.col, name,
-                                            f"undefined name {name!r}"))
+                problems.append(CodeProblem(use.lineno, use.col, name, f"undefined name {name!r}"))
             elif name not in unverified:
                 unverified.append(name)
         problems.sort(key=lambda p: (p.line, p.col))
@@ -172,9 +180,15 @@ def _star_exports(modules: list[str]) -> dict[str, list[str] | None]:
         return result
     with tempfile.TemporaryDirectory(prefix="qwq-star-") as tmp:
         try:
-            done = subprocess.run([sys.executable, "-I", "-c", _STAR_EXPORTS, *absolute],
-                                  cwd=tmp, env={**os.environ, **_HEADLESS_ENV}, timeout=30,
-                                  stdin=subprocess.DEVNULL, capture_output=True, text=True)
+            done = subprocess.run(
+                [sys.executable, "-I", "-c", _STAR_EXPORTS, *absolute],
+                cwd=tmp,
+                env={**os.environ, **_HEADLESS_ENV},
+                timeout=30,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+            )
             result.update(json.loads(done.stdout.rstrip().rsplit("\n", 1)[-1]))
         except (subprocess.TimeoutExpired, OSError, ValueError, IndexError):
             pass
@@ -182,6 +196,7 @@ def _star_exports(modules: list[str]) -> dict[str, list[str] | None]:
 
 
 # -- headless run ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RunReport:
@@ -209,7 +224,7 @@ class RunReport:
 # has been open for `quit_after` seconds posts QUIT and Escape from a thread (SDL's queue is
 # thread-safe), a few times in case the program drains its queue without looking: the program
 # is asked to quit the way a user asks it.
-_RUNNER = r'''
+_RUNNER = r"""
 import os, resource, runpy, sys, threading, time
 
 main_path, status_path, quit_after, hook, output_limit = sys.argv[1:6]
@@ -262,11 +277,10 @@ sys.argv = [main_path]
 sys.path.insert(0, os.path.dirname(main_path))
 mark("run")
 runpy.run_path(main_path, run_name="__main__")
-'''
+"""
 
 
-def run_headless(source: str, *, seconds: float = 3.0,
-                 quit_after: float | None = 1.5) -> RunReport:
+def run_headless(source: str, *, seconds: float = 3.0, quit_after: float | None = 1.5) -> RunReport:
     """Run the program with no display, sound or stdin; ask it to quit; kill it if it won't.
 
     `quit_after` counts from the moment a pygame window opens; None never asks. Programs that
@@ -274,17 +288,27 @@ def run_headless(source: str, *, seconds: float = 3.0,
     """
     uses_pygame = imports_pygame(source)
     if uses_pygame and importlib.util.find_spec("pygame") is None:
-        return RunReport(False, False, False, None, None, "", uses_pygame=True,
-                         skipped=PYGAME_MISSING)
+        return RunReport(
+            False, False, False, None, None, "", uses_pygame=True, skipped=PYGAME_MISSING
+        )
     with tempfile.TemporaryDirectory(prefix="qwq-run-") as tmp:
         work = Path(tmp)
         main, runner, status = work / "main.py", work / "_qwq_runner.py", work / "status"
         main.write_text(source, encoding="utf-8")
         runner.write_text(_RUNNER, encoding="utf-8")
         status.touch()
-        argv = [sys.executable, "-I", "-u", "-B", str(runner), str(main), str(status),
-                "" if quit_after is None else repr(quit_after), "1" if uses_pygame else "0",
-                str(OUTPUT_LIMIT_BYTES)]
+        argv = [
+            sys.executable,
+            "-I",
+            "-u",
+            "-B",
+            str(runner),
+            str(main),
+            str(status),
+            "" if quit_after is None else repr(quit_after),
+            "1" if uses_pygame else "0",
+            str(OUTPUT_LIMIT_BYTES),
+        ]
         began = time.monotonic()
         returncode, timed_out, pid = _run(argv, work, seconds)
         elapsed = time.monotonic() - began
@@ -294,10 +318,18 @@ def run_headless(source: str, *, seconds: float = 3.0,
     started = ("window" if uses_pygame else "run") in marks
     stderr = _without_runner(stderr, work)
     return RunReport(
-        started=started, exited_cleanly=not timed_out and returncode == 0, timed_out=timed_out,
-        returncode=returncode, error=_error_of(stderr, main.name, returncode, timed_out),
-        stderr_tail=_tail(stderr), stdout_tail=_tail(stdout), uses_pygame=uses_pygame,
-        quit_sent="quit-sent" in marks, pid=pid, elapsed=round(elapsed, 3))
+        started=started,
+        exited_cleanly=not timed_out and returncode == 0,
+        timed_out=timed_out,
+        returncode=returncode,
+        error=_error_of(stderr, main.name, returncode, timed_out),
+        stderr_tail=_tail(stderr),
+        stdout_tail=_tail(stdout),
+        uses_pygame=uses_pygame,
+        quit_sent="quit-sent" in marks,
+        pid=pid,
+        elapsed=round(elapsed, 3),
+    )
 
 
 def imports_pygame(source: str) -> bool:
@@ -320,8 +352,15 @@ def _run(argv: list[str], work: Path, seconds: float) -> tuple[int, bool, int]:
     """Start the child in its own session; wait; kill the whole group in every case."""
     env = {**os.environ, **_HEADLESS_ENV}
     with open(work / "stdout", "wb") as out, open(work / "stderr", "wb") as err:
-        proc = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=err, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=work,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
         timed_out = False
         try:
             proc.wait(timeout=seconds)
@@ -361,7 +400,7 @@ def _error_of(stderr: str, main_path: str, returncode: int, timed_out: bool) -> 
     lines = stderr.splitlines()
     starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
     if starts:
-        block = lines[starts[-1] + 1:]
+        block = lines[starts[-1] + 1 :]
         raised = [line for line in block if line.strip() and not line[0].isspace()]
         frames = [int(m[2]) for m in map(_FRAME.match, block) if m and m[1] == main_path]
         if raised:

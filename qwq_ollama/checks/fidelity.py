@@ -67,13 +67,23 @@ def template_source(results: list[FidelityResult], conversations: list[Conversat
 def first_difference(a: str, b: str, other: str = "Ollama") -> str:
     pairs = enumerate(zip(a, b, strict=False))  # up to the shorter one's end
     index = next((i for i, (x, y) in pairs if x != y), min(len(a), len(b)))
-    return (f"first difference at char {index}: HF {a[index:index + 30]!r} vs "
-            f"{other} {b[index:index + 30]!r}")
+    return (
+        f"first difference at char {index}: HF {a[index : index + 30]!r} vs "
+        f"{other} {b[index : index + 30]!r}"
+    )
 
 
-def judge_prompts(name: str, conv: Conversation, hf: str, live: str, *,
-                  known: tuple[Divergence, ...], engine: str = "Ollama",
-                  render: Renderer | None = None, architecture: str = "") -> FidelityResult:
+def judge_prompts(
+    name: str,
+    conv: Conversation,
+    hf: str,
+    live: str,
+    *,
+    known: tuple[Divergence, ...],
+    engine: str = "Ollama",
+    render: Renderer | None = None,
+    architecture: str = "",
+) -> FidelityResult:
     """Classify one conversation's two prompts; `known` are the engine's explained divergences
     (for Ollama, the variant's family's; none for an engine that runs the Jinja itself).
 
@@ -91,8 +101,14 @@ def judge_prompts(name: str, conv: Conversation, hf: str, live: str, *,
     transforms = [d.expect for d in applicable if d.expect is not None]
     if transforms:
         if render is None:
-            return FidelityResult(name, "fail", keys, "no renderer to build the expected prompt "
-                                  "of " + ", ".join(transforms), hf, live)
+            return FidelityResult(
+                name,
+                "fail",
+                keys,
+                "no renderer to build the expected prompt of " + ", ".join(transforms),
+                hf,
+                live,
+            )
         transformed, restores = conv, list[Callable[[str], str]]()
         for key in dict.fromkeys(transforms):  # each once, in the family's order
             transformed, restore = EXPECTATIONS[key](transformed, architecture)
@@ -108,13 +124,27 @@ def judge_prompts(name: str, conv: Conversation, hf: str, live: str, *,
     if masks:
         how = "masked" if how == "official" else how + "+masked"
     if expected != live_compare:
-        return FidelityResult(name, "fail", keys,
-                              f"differs from the expected prompt ({how}): "
-                              + first_difference(expected, live_compare, engine), hf, live,
-                              compared_with=how)
+        return FidelityResult(
+            name,
+            "fail",
+            keys,
+            f"differs from the expected prompt ({how}): "
+            + first_difference(expected, live_compare, engine),
+            hf,
+            live,
+            compared_with=how,
+        )
     reasons = "; ".join(d.reason for d in applicable)
-    return FidelityResult(name, "known", keys, reasons, hf, live,
-                          tuple(d.reason for d in applicable), compared_with=how)
+    return FidelityResult(
+        name,
+        "known",
+        keys,
+        reasons,
+        hf,
+        live,
+        tuple(d.reason for d in applicable),
+        compared_with=how,
+    )
 
 
 def template_behaviour_diff(expected: str, actual: str) -> str | None:

@@ -30,9 +30,13 @@ def over_stand_ins(catalog: Catalog) -> Catalog:
     for variant in catalog.variants.values():
         name = f"stand-in-{variant.family.name}"
         if name not in weights:
-            weights[name] = Weights(name, "gguf", gguf_path=stand_in_for(variant.family),
-                                    description=f"a tiny {variant.family.architectures[0]} "
-                                                f"model standing in for {variant.family.name}")
+            weights[name] = Weights(
+                name,
+                "gguf",
+                gguf_path=stand_in_for(variant.family),
+                description=f"a tiny {variant.family.architectures[0]} "
+                f"model standing in for {variant.family.name}",
+            )
         variants[variant.name] = dataclasses.replace(variant, weights=name)
     # Every family is what these are for: no default subset.
     return dataclasses.replace(catalog, weights=weights, variants=variants, default_names=())
@@ -90,11 +94,18 @@ def _family_table(api: OllamaAPI, catalog: Catalog, variants: list[Variant]) -> 
     sources = set()
     for variant in variants:
         render = official_renderer(hf_prompter(catalog, variant))
-        results = [judge_prompts(c.name, c, render(c),
-                                 api.render_prompt(variant.name, c.messages, c.tools),
-                                 known=variant.family.divergences, render=render,
-                                 architecture=variant.family.architectures[0])
-                   for c in corpus]
+        results = [
+            judge_prompts(
+                c.name,
+                c,
+                render(c),
+                api.render_prompt(variant.name, c.messages, c.tools),
+                known=variant.family.divergences,
+                render=render,
+                architecture=variant.family.architectures[0],
+            )
+            for c in corpus
+        ]
         sources.add(template_source(results, corpus))
         columns[variant.name] = {r.conversation: _cell(r) for r in results}
         counts[variant.name] = results
@@ -102,14 +113,21 @@ def _family_table(api: OllamaAPI, catalog: Catalog, variants: list[Variant]) -> 
     effect = ", ".join(sorted(sources))
     if effect == "unknown":
         effect += " (no conversation tells: the official template prints no tool schema)"
-    lines = [f"Template in effect: {effect}.", "",
-             "| conversation | " + " | ".join(names) + " |",
-             "| --- |" + " --- |" * len(names)]
+    lines = [
+        f"Template in effect: {effect}.",
+        "",
+        "| conversation | " + " | ".join(names) + " |",
+        "| --- |" + " --- |" * len(names),
+    ]
     for conv in corpus:
         cells = " | ".join(columns[name][conv.name] for name in names)
         lines.append(f"| {conv.name} | {cells} |")
-    lines += ["", "Compared byte for byte: " + "; ".join(
-        f"{name} {len(corpus)} ({_counts(counts[name])})" for name in names) + "."]
+    lines += [
+        "",
+        "Compared byte for byte: "
+        + "; ".join(f"{name} {len(corpus)} ({_counts(counts[name])})" for name in names)
+        + ".",
+    ]
     return lines
 
 
@@ -118,15 +136,21 @@ def _counts(results: list[FidelityResult]) -> str:
     the same numbers)."""
     kinds = dict.fromkeys(("identical", "masked", "transformed", "transformed+masked", "fail"), 0)
     for r in results:
-        kinds["identical" if r.status == "pass" else "fail" if r.status == "fail"
-              else r.compared_with] += 1
-    return (f"{kinds['identical']} identical, {kinds['masked']} masked, "
-            f"{kinds['transformed']} as transformed, {kinds['transformed+masked']} as "
-            f"transformed and masked, {kinds['fail']} failed")
+        kinds[
+            "identical" if r.status == "pass" else "fail" if r.status == "fail" else r.compared_with
+        ] += 1
+    return (
+        f"{kinds['identical']} identical, {kinds['masked']} masked, "
+        f"{kinds['transformed']} as transformed, {kinds['transformed+masked']} as "
+        f"transformed and masked, {kinds['fail']} failed"
+    )
 
 
-_COMPARED = {"masked": "masked", "transformed": "as Ollama transforms it",
-             "transformed+masked": "as Ollama transforms it, masked"}
+_COMPARED = {
+    "masked": "masked",
+    "transformed": "as Ollama transforms it",
+    "transformed+masked": "as Ollama transforms it, masked",
+}
 
 
 def _cell(result: FidelityResult) -> str:
@@ -135,8 +159,7 @@ def _cell(result: FidelityResult) -> str:
     if result.status == "pass":
         return "identical"
     if result.status == "known":
-        return (f"{', '.join(result.divergences)} ({_COMPARED[result.compared_with]}): "
-                "identical")
+        return f"{', '.join(result.divergences)} ({_COMPARED[result.compared_with]}): identical"
     return "FAIL"
 
 

@@ -24,13 +24,15 @@ def finding_cells(findings: list[Finding]) -> list[Cell]:
         warned = [f for f in group if f.status == "warn"]
         shown = bad or warned
         state = ("FAIL: " if bad else "WARN: " if warned else "pass") + ", ".join(
-            f"{f.check} ({f.message})" for f in shown)
+            f"{f.check} ({f.message})" for f in shown
+        )
         cells.append(Cell(subject, state, not bad))
     return cells
 
 
-def doctor_cells(catalog: Catalog, weights: str | None, vram: int | None = None
-                 ) -> Callable[[OllamaAPI], list[Cell]]:
+def doctor_cells(
+    catalog: Catalog, weights: str | None, vram: int | None = None
+) -> Callable[[OllamaAPI], list[Cell]]:
     """Per host: doctor's findings, over each host's own GPU when no --vram is given."""
     from qwq_ollama.checks.doctor import diagnose
     from qwq_ollama.checks.memory_plan import daemon_vram
@@ -39,11 +41,13 @@ def doctor_cells(catalog: Catalog, weights: str | None, vram: int | None = None
         api.version()  # a daemon that does not answer is `unreachable`, not a finding
         free = vram if vram is not None else daemon_vram(api)
         return finding_cells(diagnose(api, catalog, weights, free))
+
     return work
 
 
-def validate_cells(catalog: Catalog, variants: list[str] | None,
-                   **options: Any) -> Callable[[OllamaAPI], list[Cell]]:
+def validate_cells(
+    catalog: Catalog, variants: list[str] | None, **options: Any
+) -> Callable[[OllamaAPI], list[Cell]]:
     from qwq_ollama.checks.validate import ValidationReport, validate
 
     def work(api: OllamaAPI) -> list[Cell]:
@@ -54,4 +58,5 @@ def validate_cells(catalog: Catalog, variants: list[str] | None,
         except DaemonError:  # a variant not registered, or the daemon gone mid-way: in findings
             pass
         return finding_cells(report.findings)
+
     return work

@@ -37,10 +37,17 @@ class ChatResult:
         return self.eval_count / self.eval_seconds if self.eval_seconds else 0.0
 
 
-def run_chat(api: ChatEngine, model: str, messages: list[dict[str, Any]], *,
-             options: dict[str, Any] | None = None, think: bool | None = None,
-             on_thinking: Sink | None = None, on_content: Sink | None = None,
-             should_stop: Callable[[ChatResult], str | None] | None = None) -> ChatResult:
+def run_chat(
+    api: ChatEngine,
+    model: str,
+    messages: list[dict[str, Any]],
+    *,
+    options: dict[str, Any] | None = None,
+    think: bool | None = None,
+    on_thinking: Sink | None = None,
+    on_content: Sink | None = None,
+    should_stop: Callable[[ChatResult], str | None] | None = None,
+) -> ChatResult:
     """Stream a reply; `should_stop` may end the request early (e.g. a loop was detected)."""
     result = ChatResult()
     started = time.monotonic()
@@ -62,8 +69,10 @@ def run_chat(api: ChatEngine, model: str, messages: list[dict[str, Any]], *,
     if not result.done and result.stopped_early is None and _ends_in_repeats(result):
         result.done = True
         result.done_reason = REPEAT_LIMIT
-        result.stopped_early = ("the daemon's token-repeat guard ended the stream without a "
-                                f"final chunk after {SILENT_REPEAT_LIMIT_CHUNKS} identical chunks")
+        result.stopped_early = (
+            "the daemon's token-repeat guard ended the stream without a "
+            f"final chunk after {SILENT_REPEAT_LIMIT_CHUNKS} identical chunks"
+        )
     return result
 
 
@@ -78,9 +87,14 @@ def _ends_in_repeats(result: ChatResult) -> bool:
     return len(tail) == SILENT_REPEAT_LIMIT_CHUNKS and len(set(tail)) == 1
 
 
-def _consume(stream: Iterator[StreamPart], result: ChatResult, started: float, on_thinking: Sink | None,
-             on_content: Sink | None,
-             should_stop: Callable[[ChatResult], str | None] | None) -> None:
+def _consume(
+    stream: Iterator[StreamPart],
+    result: ChatResult,
+    started: float,
+    on_thinking: Sink | None,
+    on_content: Sink | None,
+    should_stop: Callable[[ChatResult], str | None] | None,
+) -> None:
     for part in stream:
         message = part.message
         if result.first_token_seconds is None and (message.thinking or message.content):
@@ -107,8 +121,9 @@ def _consume(stream: Iterator[StreamPart], result: ChatResult, started: float, o
                 break
 
 
-def generate_watched(api: ChatEngine, variant: str, text: str, *, options: dict[str, Any]
-                     ) -> tuple[ChatResult, Any]:
+def generate_watched(
+    api: ChatEngine, variant: str, text: str, *, options: dict[str, Any]
+) -> tuple[ChatResult, Any]:
     """Stream one answer with the loop detector watching; returns the result and any verdict."""
     from qwq_ollama.checks.loops import LoopDetector
 
@@ -122,8 +137,9 @@ def generate_watched(api: ChatEngine, variant: str, text: str, *, options: dict[
             return str(verdict.reason)
         return None
 
-    result = run_chat(api, variant, [{"role": "user", "content": text}], options=options,
-                      should_stop=watch)
+    result = run_chat(
+        api, variant, [{"role": "user", "content": text}], options=options, should_stop=watch
+    )
     if not verdicts and result.done_reason == REPEAT_LIMIT:
         verdicts.append(repeat_limit_verdict(result))
     return result, (verdicts[0] if verdicts else None)
@@ -139,7 +155,13 @@ def repeat_limit_verdict(result: ChatResult) -> Any:
     chunks = [text for _, text in result.chunks]
     start = max(0, len(chunks) - REPEAT_LIMIT_CHUNKS)
     last = chunks[-1] if chunks else ""
-    return LoopVerdict("repeat_limit", len(last), len(chunks) - start,
-                       sum(len(c) for c in chunks[:start]), start, len(chunks), last[:40],
-                       f"the daemon cut {REPEAT_LIMIT_CHUNKS} identical chunks "
-                       f"({last.strip()!r} or blank)")
+    return LoopVerdict(
+        "repeat_limit",
+        len(last),
+        len(chunks) - start,
+        sum(len(c) for c in chunks[:start]),
+        start,
+        len(chunks),
+        last[:40],
+        f"the daemon cut {REPEAT_LIMIT_CHUNKS} identical chunks ({last.strip()!r} or blank)",
+    )

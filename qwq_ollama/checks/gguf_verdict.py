@@ -13,8 +13,9 @@ from qwq_ollama.catalog.schema import Catalog
 from qwq_ollama.checks.fidelity import template_behaviour_diff
 
 
-def inspect_for_variant(path: Path, catalog: Catalog, variant_name: str | None = None
-                        ) -> GGUFReport:
+def inspect_for_variant(
+    path: Path, catalog: Catalog, variant_name: str | None = None
+) -> GGUFReport:
     """The header of `path`, judged against `variant_name`'s template and reasoning prefill;
     without a name, against the variant of the family the embedded template renders like (or
     the nearest), so a Qwen3 file is not held to QwQ's prefill."""
@@ -24,13 +25,16 @@ def inspect_for_variant(path: Path, catalog: Catalog, variant_name: str | None =
         found = match and (match.variant or match.nearest_variant)
         variant_name = found or next(iter(catalog.variants))
     variant = catalog.variant(variant_name)
-    report = inspect_gguf(path, expect_prefill=variant.prefills_reasoning
-                          if variant.family.switch == "prefill" else None)
+    report = inspect_gguf(
+        path,
+        expect_prefill=variant.prefills_reasoning if variant.family.switch == "prefill" else None,
+    )
     report.variant = variant.name
     if match is not None:
         report.family, report.family_match = match.family, match.describe()
     if report.chat_template is not None:
-        diff = template_behaviour_diff(render_variant(catalog, variant).hf_template,
-                                       report.chat_template)
+        diff = template_behaviour_diff(
+            render_variant(catalog, variant).hf_template, report.chat_template
+        )
         report.template_matches, report.template_diff = diff is None, diff
     return report

@@ -46,17 +46,26 @@ KNOWN_DIVERGENCES: tuple[Divergence, ...] = (
         expect="string_arguments_decoded",
     ),
 )
-SERVER_FIX = "start llama-server with the command `qwq-ollama export llama-cpp {name} --binary " \
-             "llama-server` prints"
+SERVER_FIX = (
+    "start llama-server with the command `qwq-ollama export llama-cpp {name} --binary "
+    "llama-server` prints"
+)
 
 Servers = Callable[[Variant], AbstractContextManager[LlamaServerAPI]]
 
 
-def validate_llama_cpp(servers: Servers, catalog: Catalog, names: list[str] | None = None, *,
-                       checks: tuple[str, ...] = DEFAULT_CHECKS, num_predict: int = 256,
-                       code_prompt: str = "flappy-bird", seed: int | None = None,
-                       progress: Progress | None = None,
-                       report: ValidationReport | None = None) -> ValidationReport:
+def validate_llama_cpp(
+    servers: Servers,
+    catalog: Catalog,
+    names: list[str] | None = None,
+    *,
+    checks: tuple[str, ...] = DEFAULT_CHECKS,
+    num_predict: int = 256,
+    code_prompt: str = "flappy-bird",
+    seed: int | None = None,
+    progress: Progress | None = None,
+    report: ValidationReport | None = None,
+) -> ValidationReport:
     """Run the checks per variant on its server; findings go into `report` as they are made."""
     say = progress or (lambda _m: None)
     report = report if report is not None else ValidationReport(engine=ENGINE)
@@ -66,24 +75,35 @@ def validate_llama_cpp(servers: Servers, catalog: Catalog, names: list[str] | No
         try:
             with servers(variant) as api:
                 report.daemon_version = api.version()
-                run_checks(report, variant.name, _steps(api, catalog, variant, num_predict,
-                                                        code_prompt, seed), checks, say)
+                run_checks(
+                    report,
+                    variant.name,
+                    _steps(api, catalog, variant, num_predict, code_prompt, seed),
+                    checks,
+                    say,
+                )
         except QwqOllamaError as exc:
             report.findings.append(Finding(variant.name, "server", "error", str(exc)))
             raise
     return report
 
 
-def _steps(api: LlamaServerAPI, catalog: Catalog, variant: Variant, num_predict: int,
-           code_prompt: str, seed: int | None) -> dict[str, Callable[[], Finding]]:
+def _steps(
+    api: LlamaServerAPI,
+    catalog: Catalog,
+    variant: Variant,
+    num_predict: int,
+    code_prompt: str,
+    seed: int | None,
+) -> dict[str, Callable[[], Finding]]:
     return {
         "fidelity": lambda: check_fidelity(api, catalog, variant),
         "settings": lambda: check_settings(api, catalog, variant),
         "context": lambda: check_context(api, variant),
-        "generation": lambda: check_generation(api, variant, num_predict=num_predict,
-                                               seed=seed),
-        "code": lambda: check_code_generation(api, variant, code_prompt,
-                                              num_predict=num_predict, seed=seed),
+        "generation": lambda: check_generation(api, variant, num_predict=num_predict, seed=seed),
+        "code": lambda: check_code_generation(
+            api, variant, code_prompt, num_predict=num_predict, seed=seed
+        ),
     }
 
 
@@ -97,22 +117,39 @@ def loaded_template(text: str) -> str:
 def check_fidelity(api: LlamaServerAPI, catalog: Catalog, variant: Variant) -> Finding:
     """Every corpus prompt llama-server builds (/apply-template) against the HF template's."""
     hf_prompt = hf_prompter(catalog, variant)
-    results = [judge_prompts(conv.name, conv, hf_prompt(conv.messages, conv.tools),
-                             live_prompt(api, "", conv), known=KNOWN_DIVERGENCES, engine=ENGINE,
-                             render=official_renderer(hf_prompt))
-               for conv in load_corpus()]
+    results = [
+        judge_prompts(
+            conv.name,
+            conv,
+            hf_prompt(conv.messages, conv.tools),
+            live_prompt(api, "", conv),
+            known=KNOWN_DIVERGENCES,
+            engine=ENGINE,
+            render=official_renderer(hf_prompt),
+        )
+        for conv in load_corpus()
+    ]
     ours = api.props().chat_template == loaded_template(
-        render_variant(catalog, variant).hf_template)
-    details = {"template": "the variant's" if ours else "another (the GGUF's own?)",
-               "conversations": conversation_details(results)}
+        render_variant(catalog, variant).hf_template
+    )
+    details = {
+        "template": "the variant's" if ours else "another (the GGUF's own?)",
+        "conversations": conversation_details(results),
+    }
     finding = fidelity_verdict(variant, results, details)
     if ours:
         return finding
     fix = SERVER_FIX.format(name=variant.name) + (
-        ", or embed the variant's template with `qwq-ollama embed-template`")
-    return Finding(finding.subject, finding.check, finding.status,
-                   f"{finding.message}, with a chat template that is not the variant's text",
-                   fix, details=details)
+        ", or embed the variant's template with `qwq-ollama embed-template`"
+    )
+    return Finding(
+        finding.subject,
+        finding.check,
+        finding.status,
+        f"{finding.message}, with a chat template that is not the variant's text",
+        fix,
+        details=details,
+    )
 
 
 def check_settings(api: LlamaServerAPI, catalog: Catalog, variant: Variant) -> Finding:
@@ -121,15 +158,29 @@ def check_settings(api: LlamaServerAPI, catalog: Catalog, variant: Variant) -> F
 
     shown = api.props().sampling
     wanted = llama_server_settings(catalog, variant)
-    drift = [f"{key} {shown.get(key)!r}, not {value!r}" for key, value in wanted.items()
-             if not same_value(shown.get(key), value)]
+    drift = [
+        f"{key} {shown.get(key)!r}, not {value!r}"
+        for key, value in wanted.items()
+        if not same_value(shown.get(key), value)
+    ]
     details = {"wanted": wanted, "shown": {k: shown.get(k) for k in wanted}}
     if drift:
-        return Finding(variant.name, "settings", "fail", "the server runs with "
-                       + "; ".join(drift), SERVER_FIX.format(name=variant.name), details=details)
-    return Finding(variant.name, "settings", "pass",
-                   f"sampling as the catalog says ({len(wanted)} values, samplers "
-                   f"{' > '.join(wanted['samplers'])})", details=details)
+        return Finding(
+            variant.name,
+            "settings",
+            "fail",
+            "the server runs with " + "; ".join(drift),
+            SERVER_FIX.format(name=variant.name),
+            details=details,
+        )
+    return Finding(
+        variant.name,
+        "settings",
+        "pass",
+        f"sampling as the catalog says ({len(wanted)} values, samplers "
+        f"{' > '.join(wanted['samplers'])})",
+        details=details,
+    )
 
 
 def check_context(api: LlamaServerAPI, variant: Variant) -> Finding:
@@ -140,12 +191,28 @@ def check_context(api: LlamaServerAPI, variant: Variant) -> Finding:
     trained = api.trained_context()
     details = {"n_ctx": served, "num_ctx": wanted, "n_ctx_train": trained}
     if served == wanted:
-        return Finding(variant.name, "context", "pass", f"n_ctx {served}, the variant's num_ctx",
-                       details=details)
+        return Finding(
+            variant.name,
+            "context",
+            "pass",
+            f"n_ctx {served}, the variant's num_ctx",
+            details=details,
+        )
     if trained is not None and wanted is not None and served == trained < wanted:
-        return Finding(variant.name, "context", "warn", f"n_ctx {served}, not num_ctx {wanted}: "
-                       f"the model was trained with a context of {trained} tokens and "
-                       "llama-server caps the slots' context at it", details=details)
-    return Finding(variant.name, "context", "fail", f"n_ctx {served}, not num_ctx {wanted}",
-                   SERVER_FIX.format(name=variant.name) + f" (--ctx-size {wanted})",
-                   details=details)
+        return Finding(
+            variant.name,
+            "context",
+            "warn",
+            f"n_ctx {served}, not num_ctx {wanted}: "
+            f"the model was trained with a context of {trained} tokens and "
+            "llama-server caps the slots' context at it",
+            details=details,
+        )
+    return Finding(
+        variant.name,
+        "context",
+        "fail",
+        f"n_ctx {served}, not num_ctx {wanted}",
+        SERVER_FIX.format(name=variant.name) + f" (--ctx-size {wanted})",
+        details=details,
+    )

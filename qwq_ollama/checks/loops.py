@@ -48,11 +48,20 @@ class LoopVerdict:
 class LoopDetector:
     """Feed it the streamed chunks in order; it answers once, the first time a loop is certain."""
 
-    def __init__(self, *, min_period_chars: int = 8, max_period_chars: int = 2000,
-                 min_repeats: int = 3, min_span_chars: int = 200,
-                 structural_span_chars: int = 2000, window_chars: int = 16_000,
-                 ngram_tokens: int = 20, ngram_repeats: int = 4,
-                 ngram_window_tokens: int = 1000, ngram_coverage: float = 0.75) -> None:
+    def __init__(
+        self,
+        *,
+        min_period_chars: int = 8,
+        max_period_chars: int = 2000,
+        min_repeats: int = 3,
+        min_span_chars: int = 200,
+        structural_span_chars: int = 2000,
+        window_chars: int = 16_000,
+        ngram_tokens: int = 20,
+        ngram_repeats: int = 4,
+        ngram_window_tokens: int = 1000,
+        ngram_coverage: float = 0.75,
+    ) -> None:
         if not 1 <= min_period_chars <= max_period_chars:
             raise ValueError("need 1 <= min_period_chars <= max_period_chars")
         if min_repeats < 2 or ngram_repeats < 2 or ngram_tokens < 1:
@@ -118,7 +127,7 @@ class LoopDetector:
         n = len(buf)
         if n < self._min_span:
             return None
-        anchor = buf[n - m:]
+        anchor = buf[n - m :]
         lo, end = max(0, n - self._max_p - m), n - self._min_p
         for _ in range(_MAX_CANDIDATES):
             j = buf.rfind(anchor, lo, end)
@@ -129,12 +138,12 @@ class LoopDetector:
             if need > n:
                 return None
             quick = min(period, 32)  # most candidates differ within the last few characters
-            if buf[n - quick:] != buf[n - period - quick:n - period]:
+            if buf[n - quick :] != buf[n - period - quick : n - period]:
                 continue
-            if buf[n - need + period:] != buf[n - need:n - period]:
+            if buf[n - need + period :] != buf[n - need : n - period]:
                 continue
             start, period = self._loop_region(n - need, period)
-            if _is_structural(buf[start:start + period]) and n - start < self._struct_span:
+            if _is_structural(buf[start : start + period]) and n - start < self._struct_span:
                 return None  # longer periods would be the same rows; look again next chunk
             return self._exact_verdict(start, period, token)
         return None
@@ -142,7 +151,7 @@ class LoopDetector:
     def _loop_region(self, start: int, period: int) -> tuple[int, int]:
         """Grow a periodic tail backwards and reduce its period to the shortest one."""
         start = self._extend_back(start, period)
-        unit = self._buf[start:start + period]
+        unit = self._buf[start : start + period]
         shortest = (unit + unit).find(unit, 1)
         if shortest < period:
             period = shortest
@@ -151,7 +160,7 @@ class LoopDetector:
 
     def _extend_back(self, start: int, period: int) -> int:
         buf = self._buf
-        while start >= period and buf[start - period:start] == buf[start:start + period]:
+        while start >= period and buf[start - period : start] == buf[start : start + period]:
             start -= period
         while start > 0 and buf[start - 1] == buf[start - 1 + period]:
             start -= 1
@@ -161,11 +170,16 @@ class LoopDetector:
         span = len(self._buf) - start
         first = self._base + start
         return LoopVerdict(
-            kind="exact", period_chars=period, repeats=span // period,
-            loop_start_char=first, loop_start_token=self._token_at(first),
-            detected_at_token=token + 1, sample=_sample(self._buf[start:start + period]),
+            kind="exact",
+            period_chars=period,
+            repeats=span // period,
+            loop_start_char=first,
+            loop_start_token=self._token_at(first),
+            detected_at_token=token + 1,
+            sample=_sample(self._buf[start : start + period]),
             reason=f"the last {span} characters are one {period}-character block "
-                   f"repeated {span // period} times")
+            f"repeated {span // period} times",
+        )
 
     # -- near loops: a token run keeps coming back ----------------------------------------
 
@@ -200,16 +214,21 @@ class LoopDetector:
         begin_char, end_char = self._char_of(begin), self._base + len(self._buf)
         period = round((self._char_of(token) - self._char_of(first)) / (self._k - 1))
         return LoopVerdict(
-            kind="near", period_chars=period, repeats=self._k, loop_start_char=begin_char,
-            loop_start_token=begin, detected_at_token=token + 1, sample=_sample(text),
+            kind="near",
+            period_chars=period,
+            repeats=self._k,
+            loop_start_char=begin_char,
+            loop_start_token=begin,
+            detected_at_token=token + 1,
+            sample=_sample(text),
             reason=f"the same {self._n}-token run occurred {self._k} times in "
-                   f"{token - begin + 1} tokens ({end_char - begin_char} characters), and "
-                   f"{covered:.0%} of the text since its second time repeats earlier text")
+            f"{token - begin + 1} tokens ({end_char - begin_char} characters), and "
+            f"{covered:.0%} of the text since its second time repeats earlier text",
+        )
 
     def _repeats_between(self, after: int, upto: int) -> int:
         """Tokens in (after, upto] whose n-gram had been seen before."""
-        return (self._repeated[upto - self._rep0 + 1]
-                - self._repeated[after - self._rep0 + 1])
+        return self._repeated[upto - self._rep0 + 1] - self._repeated[after - self._rep0 + 1]
 
     # -- bookkeeping ------------------------------------------------------------------------
 
@@ -283,4 +302,4 @@ def _is_informative(text: str) -> bool:
 
 
 def _sample(unit: str) -> str:
-    return unit if len(unit) <= SAMPLE_CHARS else unit[:SAMPLE_CHARS - 1] + "…"
+    return unit if len(unit) <= SAMPLE_CHARS else unit[: SAMPLE_CHARS - 1] + "…"

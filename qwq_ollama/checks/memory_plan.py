@@ -135,8 +135,7 @@ def shape_from_show(shown: Shown, where: str) -> ModelShape:
 
 # The most a model's metadata may claim for each number the planner computes with: far beyond
 # any model (QwQ: 131072 tokens of context, 64 layers, 27648 feed-forward).
-SHAPE_BOUNDS = {"context_length": MAX_CONTEXT, "block_count": 4096,
-                "feed_forward_length": 1 << 22}
+SHAPE_BOUNDS = {"context_length": MAX_CONTEXT, "block_count": 4096, "feed_forward_length": 1 << 22}
 
 
 def _shape(kv: dict[str, Any], sizes: dict[str, int], file_size: int, where: str) -> ModelShape:
@@ -151,8 +150,10 @@ def _shape(kv: dict[str, Any], sizes: dict[str, int], file_size: int, where: str
         # checked before any arithmetic or loop: a header claiming 2**40 tokens of context
         # would otherwise keep the planner stepping through it
         if not (math.isfinite(value) and 1 <= value <= SHAPE_BOUNDS.get(key, 1 << 20)):
-            raise InputError(f"{arch}.{key} is {value!r}, not a number in 1-"
-                             f"{SHAPE_BOUNDS.get(key, 1 << 20)}", file=where)
+            raise InputError(
+                f"{arch}.{key} is {value!r}, not a number in 1-{SHAPE_BOUNDS.get(key, 1 << 20)}",
+                file=where,
+            )
         return int(value)
 
     if not arch or not sizes:
@@ -160,13 +161,18 @@ def _shape(kv: dict[str, Any], sizes: dict[str, int], file_size: int, where: str
     embd, heads = number("embedding_length"), number("attention.head_count")
     head_dim = embd // heads
     return ModelShape(
-        architecture=arch, file_size=file_size,
+        architecture=arch,
+        file_size=file_size,
         weights_gpu=sum(size for name, size in sizes.items() if name != "token_embd.weight"),
-        layers=number("block_count"), embd=embd, ffn=number("feed_forward_length"),
-        heads=heads, kv_heads=number("attention.head_count_kv", heads),
+        layers=number("block_count"),
+        embd=embd,
+        ffn=number("feed_forward_length"),
+        heads=heads,
+        kv_heads=number("attention.head_count_kv", heads),
         head_dim_k=number("attention.key_length", head_dim),
         head_dim_v=number("attention.value_length", head_dim),
-        context_length=number("context_length"))
+        context_length=number("context_length"),
+    )
 
 
 def ollama_ubatch(shape: ModelShape, num_ctx: int, vram: int, flash: bool) -> int:
@@ -180,22 +186,24 @@ def ollama_ubatch(shape: ModelShape, num_ctx: int, vram: int, flash: bool) -> in
     for batch, share, extra in BATCH_STEPS:
         if batch > start:
             continue
-        if batch == 512 or (estimate <= vram * share and estimate <= vram * 0.8
-                            and extra <= vram * 0.8 - estimate):
+        if batch == 512 or (
+            estimate <= vram * share and estimate <= vram * 0.8 and extra <= vram * 0.8 - estimate
+        ):
             return batch
     return 512
 
 
-def compute_buffer(shape: ModelShape, num_ctx: int, ubatch: int, kv_type: str,
-                   flash: bool) -> int:
+def compute_buffer(shape: ModelShape, num_ctx: int, ubatch: int, kv_type: str, flash: bool) -> int:
     """llama-server's CUDA compute buffer with every layer on the GPU (fitted to b10488's and
     b11076's graphs on the QwQ and Qwen3 shapes: the feed-forward activations, the attention
     output and the mask; without flash attention the whole attention-score matrix; with a
     quantised cache, f16 copies of K and V)."""
     mask = 2 * ubatch * num_ctx
     if not flash:
-        return (ubatch * (8 * shape.embd + 8 * shape.q_dim + 8 * shape.kv_heads * shape.head_dim_k)
-                + 4 * (shape.heads + 1) * ubatch * num_ctx)
+        return (
+            ubatch * (8 * shape.embd + 8 * shape.q_dim + 8 * shape.kv_heads * shape.head_dim_k)
+            + 4 * (shape.heads + 1) * ubatch * num_ctx
+        )
     feed_forward = ubatch * 4 * (3 * shape.ffn + 2 * shape.embd + shape.q_dim) + mask
     if kv_type == "f16":
         return feed_forward
@@ -203,8 +211,9 @@ def compute_buffer(shape: ModelShape, num_ctx: int, ubatch: int, kv_type: str,
     return max(feed_forward, dequantised + mask + 16 * shape.embd * ubatch)
 
 
-def need(shape: ModelShape, num_ctx: int, vram: int, kv_type: str = "f16",
-         flash: bool = True) -> Need:
+def need(
+    shape: ModelShape, num_ctx: int, vram: int, kv_type: str = "f16", flash: bool = True
+) -> Need:
     """GPU memory for `num_ctx` (clamped to the trained context, as Ollama does)."""
     if kv_type not in KV_TYPES:
         raise InputError(f"unknown KV cache type {kv_type!r}: use one of {', '.join(KV_TYPES)}")
@@ -214,16 +223,24 @@ def need(shape: ModelShape, num_ctx: int, vram: int, kv_type: str = "f16",
     cells = -(-ctx // CONTEXT_STEP) * CONTEXT_STEP
     ubatch = ollama_ubatch(shape, ctx, vram - CUDA_CONTEXT, flash)  # the daemon's view
     kv_cache = int(shape.layers * cells * shape.kv_dim * KV_TYPES[kv_type])
-    return Need(ctx, kv_type, flash, ubatch, shape.weights_gpu, kv_cache,
-                compute_buffer(shape, cells, ubatch, kv_type, flash))
+    return Need(
+        ctx,
+        kv_type,
+        flash,
+        ubatch,
+        shape.weights_gpu,
+        kv_cache,
+        compute_buffer(shape, cells, ubatch, kv_type, flash),
+    )
 
 
 def budget(vram: int) -> int:
     return vram - CUDA_CONTEXT - FIT_MARGIN
 
 
-def largest_context(shape: ModelShape, vram: int, kv_type: str = "f16",
-                    flash: bool = True, headroom: int = 0) -> int:
+def largest_context(
+    shape: ModelShape, vram: int, kv_type: str = "f16", flash: bool = True, headroom: int = 0
+) -> int:
     """The largest num_ctx (a multiple of 256, up to the trained context) wholly on the GPU,
     with `headroom` bytes left beside --fit's margin."""
     best = 0
@@ -233,11 +250,16 @@ def largest_context(shape: ModelShape, vram: int, kv_type: str = "f16",
     return best
 
 
-def plan(shape: ModelShape, num_ctx: int, vram: int, kv_type: str = "f16",
-         flash: bool = True) -> Plan:
-    return Plan(need(shape, num_ctx, vram, kv_type, flash), vram, budget(vram),
-                largest_context(shape, vram, kv_type, flash),
-                largest_context(shape, vram, kv_type, flash, RELOAD_HEADROOM))
+def plan(
+    shape: ModelShape, num_ctx: int, vram: int, kv_type: str = "f16", flash: bool = True
+) -> Plan:
+    return Plan(
+        need(shape, num_ctx, vram, kv_type, flash),
+        vram,
+        budget(vram),
+        largest_context(shape, vram, kv_type, flash),
+        largest_context(shape, vram, kv_type, flash, RELOAD_HEADROOM),
+    )
 
 
 MAX_MEMORY = 1 << 50  # no GPU has a pebibyte: a size beyond it is a typo (or 1e309)
@@ -245,11 +267,20 @@ MAX_MEMORY = 1 << 50  # no GPU has a pebibyte: a size beyond it is a typo (or 1e
 
 def parse_size(text: str) -> int:
     """`24GiB`, `24G`, `80 GB`, `24576MiB` or plain GiB (`24`) -> bytes."""
-    units = {"": GIB, "g": GIB, "gib": GIB, "gb": 10**9, "m": MIB, "mib": MIB, "mb": 10**6,
-             "t": 1 << 40, "tib": 1 << 40}
+    units = {
+        "": GIB,
+        "g": GIB,
+        "gib": GIB,
+        "gb": 10**9,
+        "m": MIB,
+        "mib": MIB,
+        "mb": 10**6,
+        "t": 1 << 40,
+        "tib": 1 << 40,
+    }
     raw = text.strip().lower().replace(" ", "")
     number = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = raw[len(number):]
+    unit = raw[len(number) :]
     try:
         value = float(number)
     except ValueError:
@@ -265,8 +296,13 @@ def local_gpu_free() -> int | None:
     if tool is None:
         return None
     try:
-        out = subprocess.run([tool, "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
+        out = subprocess.run(
+            [tool, "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
         return int(out.split()[0]) * MIB
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return None
@@ -311,15 +347,20 @@ class ShapeSource:
     network_bytes: int = 0
 
 
-def weights_shape(weights: Weights | None, gguf: str | Path | None,
-                  source: ShapeSource | None = None) -> ModelShape:
+def weights_shape(
+    weights: Weights | None, gguf: str | Path | None, source: ShapeSource | None = None
+) -> ModelShape:
     """The shape of `gguf` (a file, `hf://...` or an https URL), else of the weights: their
     file when it is on disk, else the header of their Hugging Face file, range-read."""
     from qwq_ollama.artifacts import gguf_header
 
     text = str(gguf) if gguf is not None else None
-    if text is None and weights is not None and weights.file_on_disk is None \
-            and weights.source == "hf":
+    if (
+        text is None
+        and weights is not None
+        and weights.file_on_disk is None
+        and weights.source == "hf"
+    ):
         text = f"hf://{weights.hf_repo}@{weights.hf_quant}"
     if text is not None and gguf_header.is_remote(text):
         fetched = gguf_header.Fetched()
@@ -332,17 +373,26 @@ def weights_shape(weights: Weights | None, gguf: str | Path | None,
     path = Path(text) if text is not None else (weights.file_on_disk if weights else None)
     if path is None:
         name = weights.name if weights else "?"
-        raise InputError(f"weights {name} are not on this machine and not on the Hugging Face "
-                         "Hub: pass --gguf FILE, hf://OWNER/REPO/FILE.gguf or a URL")
+        raise InputError(
+            f"weights {name} are not on this machine and not on the Hugging Face "
+            "Hub: pass --gguf FILE, hf://OWNER/REPO/FILE.gguf or a URL"
+        )
     if source is not None:
         source.where = str(path)
     return shape_from_files(_local_parts(path), str(path))
 
 
-def catalog_plans(catalog: Catalog, names: list[str] | None, vram: int, kv_type: str = "f16",
-                  flash: bool = True, gguf: str | Path | None = None,
-                  weights_name: str | None = None, source: ShapeSource | None = None,
-                  shape: ModelShape | None = None) -> list[tuple[str, Plan]]:
+def catalog_plans(
+    catalog: Catalog,
+    names: list[str] | None,
+    vram: int,
+    kv_type: str = "f16",
+    flash: bool = True,
+    gguf: str | Path | None = None,
+    weights_name: str | None = None,
+    source: ShapeSource | None = None,
+    shape: ModelShape | None = None,
+) -> list[tuple[str, Plan]]:
     """(variant, plan) for each variant, from `shape` (e.g. a model on the daemon), else from
     `gguf` or the header of its catalog weights (read where it lies when it is not on disk)."""
     shapes: dict[str, ModelShape] = {}
@@ -360,8 +410,9 @@ def catalog_plans(catalog: Catalog, names: list[str] | None, vram: int, kv_type:
     return rows
 
 
-def download_verdict(catalog: Catalog, repo_id: str, quant: str, vram_text: str | None
-                     ) -> str | None:
+def download_verdict(
+    catalog: Catalog, repo_id: str, quant: str, vram_text: str | None
+) -> str | None:
     """Before a download, one line: will this quant fit the GPU at the first variant's num_ctx?
 
     The GPU is `vram_text`, else nvidia-smi's free memory; None when neither is known. The
@@ -379,13 +430,18 @@ def download_verdict(catalog: Catalog, repo_id: str, quant: str, vram_text: str 
     except QwqOllamaError as exc:
         return f"plan: not known before the download ({exc})"
     result = plan(shape, num_ctx, vram)
-    where = (f"all on the GPU (up to num_ctx {result.max_ctx}; {result.recommended_ctx} "
-             "with room for a reload)" if result.fits else
-             f"not all on the GPU: layers move to the CPU (num_ctx {result.recommended_ctx} "
-             "would fit, with room for a reload; see `qwq-ollama plan --ctx`)")
-    return (f"plan: {quant} at num_ctx {num_ctx} ({variant.name}) needs "
-            f"{result.need.total / GIB:.1f} GiB of the {result.budget / GIB:.1f} llama-server "
-            f"may use on {vram / GIB:.1f} GiB free: {where}")
+    where = (
+        f"all on the GPU (up to num_ctx {result.max_ctx}; {result.recommended_ctx} "
+        "with room for a reload)"
+        if result.fits
+        else f"not all on the GPU: layers move to the CPU (num_ctx {result.recommended_ctx} "
+        "would fit, with room for a reload; see `qwq-ollama plan --ctx`)"
+    )
+    return (
+        f"plan: {quant} at num_ctx {num_ctx} ({variant.name}) needs "
+        f"{result.need.total / GIB:.1f} GiB of the {result.budget / GIB:.1f} llama-server "
+        f"may use on {vram / GIB:.1f} GiB free: {where}"
+    )
 
 
 # Decode on the H200 with every layer on the GPU (docs/gpu.md): f16 fastest, then q8_0, q4_0.
@@ -416,8 +472,11 @@ class ContextChoice:
 
 def choose_kv_cache(shape: ModelShape, num_ctx: int, vram: int) -> ContextChoice:
     """Which of f16 / q8_0 / q4_0 (flash attention on) keeps `num_ctx` wholly on the GPU."""
-    return ContextChoice(num_ctx, {kv: plan(shape, num_ctx, vram, kv, True)
-                                   for kv in KV_BY_SPEED}, shape.context_length)
+    return ContextChoice(
+        num_ctx,
+        {kv: plan(shape, num_ctx, vram, kv, True) for kv in KV_BY_SPEED},
+        shape.context_length,
+    )
 
 
 def model_shape(api: OllamaAPI, model: str) -> ModelShape:
@@ -428,11 +487,13 @@ def model_shape(api: OllamaAPI, model: str) -> ModelShape:
     try:
         return shape_from_show(shown, f"{api.host} model {model}")
     except KeyError as exc:
-        raise InputError(f"{model}: tensor type {exc} unknown to this planner",
-                         file=api.host) from None
+        raise InputError(
+            f"{model}: tensor type {exc} unknown to this planner", file=api.host
+        ) from None
     except (TypeError, ValueError, AttributeError) as exc:  # a daemon's answer, not Ollama's
-        raise InputError(f"{model}: its tensor list is not Ollama's ({type(exc).__name__})",
-                         file=api.host) from None
+        raise InputError(
+            f"{model}: its tensor list is not Ollama's ({type(exc).__name__})", file=api.host
+        ) from None
 
 
 def daemon_vram(api: OllamaAPI) -> int | None:
@@ -456,24 +517,48 @@ def verdict(name: str, result: Plan) -> tuple[bool, str, str | None]:
     """(passes, message, fix) for one variant, in words: it passes when it stays on the GPU
     through a reload; one that fits only without the reload headroom is a warning."""
     n = result.need
-    parts = (f"weights {n.weights / GIB:.1f} + KV cache {n.kv_cache / GIB:.1f} ({n.kv_type}) "
-             f"+ compute {n.compute / GIB:.1f}")
+    parts = (
+        f"weights {n.weights / GIB:.1f} + KV cache {n.kv_cache / GIB:.1f} ({n.kv_type}) "
+        f"+ compute {n.compute / GIB:.1f}"
+    )
     usable = f"the {result.budget / GIB:.1f} GiB llama-server may use of {result.vram / GIB:.1f}"
-    limits = (f"largest num_ctx {result.max_ctx}, recommended {result.recommended_ctx} (leaves "
-              f"{RELOAD_HEADROOM // MIB} MiB for a reload)")
+    limits = (
+        f"largest num_ctx {result.max_ctx}, recommended {result.recommended_ctx} (leaves "
+        f"{RELOAD_HEADROOM // MIB} MiB for a reload)"
+    )
     if result.reload_safe:
-        return True, (f"{name}: num_ctx {n.num_ctx} needs {n.total / GIB:.1f} GiB ({parts}), "
-                      f"within {usable}: all on the GPU, also after a reload; {limits}"), None
+        return (
+            True,
+            (
+                f"{name}: num_ctx {n.num_ctx} needs {n.total / GIB:.1f} GiB ({parts}), "
+                f"within {usable}: all on the GPU, also after a reload; {limits}"
+            ),
+            None,
+        )
     if result.fits:
         spare = (result.budget - n.total) // MIB
-        return False, (f"{name}: num_ctx {n.num_ctx} needs {n.total / GIB:.1f} GiB ({parts}), "
-                       f"within {usable} with only {spare} MiB to spare: all on the GPU, but a "
-                       f"reload can spill a layer to the CPU; {limits}"), (
-            f"set num_ctx to {result.recommended_ctx} or less for {name}")
-    fix = (f"set num_ctx to {result.recommended_ctx} or less for {name}"
-           if result.recommended_ctx else "use a smaller quantisation or a larger GPU")
+        return (
+            False,
+            (
+                f"{name}: num_ctx {n.num_ctx} needs {n.total / GIB:.1f} GiB ({parts}), "
+                f"within {usable} with only {spare} MiB to spare: all on the GPU, but a "
+                f"reload can spill a layer to the CPU; {limits}"
+            ),
+            (f"set num_ctx to {result.recommended_ctx} or less for {name}"),
+        )
+    fix = (
+        f"set num_ctx to {result.recommended_ctx} or less for {name}"
+        if result.recommended_ctx
+        else "use a smaller quantisation or a larger GPU"
+    )
     if n.kv_type != "q4_0":
         fix += ", or quantise the KV cache (OLLAMA_KV_CACHE_TYPE=q8_0; see `qwq-ollama plan`)"
-    return False, (f"{name}: num_ctx {n.num_ctx} needs {n.total / GIB:.1f} GiB ({parts}), "
-                   f"more than {usable}: Ollama moves layers to the CPU and decoding slows "
-                   f"several-fold; {limits}"), fix
+    return (
+        False,
+        (
+            f"{name}: num_ctx {n.num_ctx} needs {n.total / GIB:.1f} GiB ({parts}), "
+            f"more than {usable}: Ollama moves layers to the CPU and decoding slows "
+            f"several-fold; {limits}"
+        ),
+        fix,
+    )

@@ -67,18 +67,27 @@ class ParseCase:
     split_at: tuple[int, ...] = ()  # where the stream splits the text, besides every 3 chars
 
 
-WEATHER_TOOL: dict[str, object] = {"type": "function", "function": {
-    "name": "get_weather", "description": "Current weather for a city.",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                   "required": ["city"]}}}
+WEATHER_TOOL: dict[str, object] = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
 _CALL = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
 _CODE = "```python\nprint('<think>x</think>')\n```"
 _ANSWER = ParsedMessage("4", "Two and two.")
 _OSLO = (("get_weather", '{"city": "Oslo"}'),)
 
 
-def output_cases(generation_prompt: str, think_open: str, think_close: str,
-                 with_tools: bool) -> list[ParseCase]:
+def output_cases(
+    generation_prompt: str, think_open: str, think_close: str, with_tools: bool
+) -> list[ParseCase]:
     """The shapes a model writes after this generation prompt, each with the message it means.
 
     A prompt that ends inside the reasoning (a `<think>` prefill) is answered without the
@@ -87,25 +96,35 @@ def output_cases(generation_prompt: str, think_open: str, think_close: str,
     that does not) and a bare closing tag come too: real models write them."""
     stripped = generation_prompt.rstrip()
     if stripped.endswith(think_close):
-        cases = [ParseCase("answer", "4", ParsedMessage("4", "")),
-                 ParseCase("code-with-think-tags", _CODE, ParsedMessage(_CODE, "")),
-                 ParseCase("tool-call", _CALL, ParsedMessage("", "", _OSLO))]
+        cases = [
+            ParseCase("answer", "4", ParsedMessage("4", "")),
+            ParseCase("code-with-think-tags", _CODE, ParsedMessage(_CODE, "")),
+            ParseCase("tool-call", _CALL, ParsedMessage("", "", _OSLO)),
+        ]
     else:
         opened = "" if stripped.endswith(think_open) else think_open + "\n"
         reasoning = f"{opened}Two and two.\n{think_close}\n\n4"
         cases = [
             ParseCase("as-prompted", reasoning, _ANSWER),
-            ParseCase("think-closed-across-chunks", reasoning, _ANSWER,
-                      split_at=(len(opened) + 17,)),  # inside the closing tag
-            ParseCase("cut-by-num-predict", opened + "Two and tw",
-                      ParsedMessage("", "Two and tw")),
-            ParseCase("code-with-think-tags", f"{opened}Code.\n{think_close}\n\n{_CODE}",
-                      ParsedMessage(_CODE, "Code.")),
-            ParseCase("thinking-then-tool-call",
-                      f"{opened}Need it.\n{think_close}\n\n{_CALL}",
-                      ParsedMessage("", "Need it.", _OSLO)),
-            ParseCase("other-opening", ("" if opened else think_open + "\n")
-                      + f"Two and two.\n{think_close}\n\n4", _ANSWER),
+            ParseCase(
+                "think-closed-across-chunks", reasoning, _ANSWER, split_at=(len(opened) + 17,)
+            ),  # inside the closing tag
+            ParseCase("cut-by-num-predict", opened + "Two and tw", ParsedMessage("", "Two and tw")),
+            ParseCase(
+                "code-with-think-tags",
+                f"{opened}Code.\n{think_close}\n\n{_CODE}",
+                ParsedMessage(_CODE, "Code."),
+            ),
+            ParseCase(
+                "thinking-then-tool-call",
+                f"{opened}Need it.\n{think_close}\n\n{_CALL}",
+                ParsedMessage("", "Need it.", _OSLO),
+            ),
+            ParseCase(
+                "other-opening",
+                ("" if opened else think_open + "\n") + f"Two and two.\n{think_close}\n\n4",
+                _ANSWER,
+            ),
             ParseCase("close-first", f"{think_close}\n\n4", ParsedMessage("4", "")),
         ]
         if opened:  # a model left to open the reasoning may answer at once
@@ -125,7 +144,9 @@ def assemble(parts: list[PartOut]) -> ParsedMessage:
         for c in p["tool_calls"] or []
     )
     return ParsedMessage(
-        "".join(p["content"] for p in parts), "".join(p["thinking"] for p in parts), calls,
+        "".join(p["content"] for p in parts),
+        "".join(p["thinking"] for p in parts),
+        calls,
     )
 
 
@@ -136,30 +157,48 @@ def chunks_of(text: str, split_at: tuple[int, ...] = (), every: int = 3) -> list
     return [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
 
 
-def parse_back(version: str, template: str, prompt: str, outputs: list[list[str]], *,
-               tools: list[dict[str, object]] | None = None, think: bool = True,
-               parser: str = "", last_message: dict[str, object] | None = None,
-               ) -> list[ParsedMessage]:
+def parse_back(
+    version: str,
+    template: str,
+    prompt: str,
+    outputs: list[list[str]],
+    *,
+    tools: list[dict[str, object]] | None = None,
+    think: bool = True,
+    parser: str = "",
+    last_message: dict[str, object] | None = None,
+) -> list[ParsedMessage]:
     """Each output (a list of streamed pieces) through release `version`'s parsers: those the
     TEMPLATE implies, or the built-in `parser` a Modelfile's PARSER names."""
     binary = helper_binary(version)
-    cases = [{"template": template, "prompt": prompt, "tools": tools or [], "think": think,
-              "chunks": chunks, "parser": parser,
-              "last_message": last_message or {"role": "user", "content": ""}}
-             for chunks in outputs]
+    cases = [
+        {
+            "template": template,
+            "prompt": prompt,
+            "tools": tools or [],
+            "think": think,
+            "chunks": chunks,
+            "parser": parser,
+            "last_message": last_message or {"role": "user", "content": ""},
+        }
+        for chunks in outputs
+    ]
     try:
-        done = subprocess.run([str(binary)], input=json.dumps(cases), text=True,
-                              capture_output=True, timeout=120)
+        done = subprocess.run(
+            [str(binary)], input=json.dumps(cases), text=True, capture_output=True, timeout=120
+        )
         results = json.loads(done.stdout) if done.returncode == 0 else None
     except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
         raise ParseBackUnavailable(f"the parse-back helper {binary} failed: {exc}") from None
     if not isinstance(results, list) or len(results) != len(cases):
-        raise ParseBackUnavailable(f"the parse-back helper {binary} failed: "
-                                   f"{_last_line(done.stderr)}")
+        raise ParseBackUnavailable(
+            f"the parse-back helper {binary} failed: {_last_line(done.stderr)}"
+        )
     for result in results:
         if result.get("error"):
-            raise ParseBackUnavailable(f"Ollama {version} cannot parse the template: "
-                                       f"{result['error']}")
+            raise ParseBackUnavailable(
+                f"Ollama {version} cannot parse the template: {result['error']}"
+            )
     return [assemble(result["parts"]) for result in results]
 
 
@@ -184,24 +223,38 @@ def _build(source: bytes, version: str, folder: Path, binary: Path) -> None:
         raise ParseBackUnavailable("Go is not installed (no `go` on PATH)")
     # -mod=mod lets `go build` resolve the module graph and write go.sum itself (from the module
     # cache, else the Go proxy); the user's GOFLAGS and workspace must not apply.
-    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "GOWORK": "off",
-           "CGO_ENABLED": "0"}
+    env = {
+        **os.environ,
+        "GOTOOLCHAIN": "local",
+        "GOFLAGS": "-mod=mod",
+        "GOWORK": "off",
+        "CGO_ENABLED": "0",
+    }
     go_mod = f"module {HELPER}\n\ngo 1.24\n\nrequire github.com/ollama/ollama v{version}\n"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder, prefix=".build-") as tmp:
             (Path(tmp) / "main.go").write_bytes(source)
             (Path(tmp) / "go.mod").write_text(go_mod)
-            done = subprocess.run([go, "build", "-o", HELPER, "."], cwd=tmp, env=env,
-                                  capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+            done = subprocess.run(
+                [go, "build", "-o", HELPER, "."],
+                cwd=tmp,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=BUILD_TIMEOUT,
+            )
             if done.returncode != 0:
-                raise ParseBackUnavailable(f"`go build` of the parse-back helper against "
-                                           f"Ollama {version} failed: "
-                                           f"{_last_line(done.stderr)}")
+                raise ParseBackUnavailable(
+                    f"`go build` of the parse-back helper against "
+                    f"Ollama {version} failed: "
+                    f"{_last_line(done.stderr)}"
+                )
             os.replace(Path(tmp) / HELPER, binary)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ParseBackUnavailable(f"cannot build the parse-back helper in {folder}: "
-                                   f"{exc}") from None
+        raise ParseBackUnavailable(
+            f"cannot build the parse-back helper in {folder}: {exc}"
+        ) from None
 
 
 def _last_line(text: str) -> str:

@@ -88,7 +88,9 @@ _COMPARE = """{% extends "base" %}
 
 _ENV = jinja2.Environment(
     loader=jinja2.DictLoader({"base": _BASE, "validate": _VALIDATE, "compare": _COMPARE}),
-    autoescape=True, undefined=jinja2.StrictUndefined)
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
 
 
 def marked_diff(a: str, b: str) -> tuple[markupsafe.Markup, markupsafe.Markup]:
@@ -114,23 +116,50 @@ def _conversations(details: dict[str, Any]) -> list[dict[str, Any]]:
         hf, live = marked_diff(conv["hf_prompt"], conv["ollama_prompt"])
         reasons = conv.get("reasons") or [""] * len(conv["divergences"])
         labels = list(zip(conv["divergences"], reasons, strict=False))
-        shown.append({"name": conv["name"], "status": conv["status"], "detail": conv["detail"],
-                      "labels": labels, "hf": hf, "live": live})
+        shown.append(
+            {
+                "name": conv["name"],
+                "status": conv["status"],
+                "detail": conv["detail"],
+                "labels": labels,
+                "hf": hf,
+                "live": live,
+            }
+        )
     return shown
 
 
 def validate_html(report: ValidationReport) -> str:
-    findings = [{"subject": f.subject, "check": f.check, "status": f.status,
-                 "message": f.message, "fix": f.fix,
-                 "conversations": _conversations(f.details)} for f in report.findings]
+    findings = [
+        {
+            "subject": f.subject,
+            "check": f.check,
+            "status": f.status,
+            "message": f.message,
+            "fix": f.fix,
+            "conversations": _conversations(f.details),
+        }
+        for f in report.findings
+    ]
     return _ENV.get_template("validate").render(
-        title="qwq-ollama validate", style=_STYLE, failed=report.failed,
-        engine=report.engine, version=report.daemon_version or "unknown", findings=findings)
+        title="qwq-ollama validate",
+        style=_STYLE,
+        failed=report.failed,
+        engine=report.engine,
+        version=report.daemon_version or "unknown",
+        findings=findings,
+    )
 
 
-def compare_html(prompt: NamedPrompt, summaries: list[VariantSummary], runs: list[RunStats],
-                 png: bytes) -> str:
+def compare_html(
+    prompt: NamedPrompt, summaries: list[VariantSummary], runs: list[RunStats], png: bytes
+) -> str:
     rows = table_rows(summaries)
     return _ENV.get_template("compare").render(
-        title=f"qwq-ollama compare: prompt {prompt.name}", style=_STYLE,
-        header=rows[0], rows=rows[1:], runs=runs, png=base64.b64encode(png).decode("ascii"))
+        title=f"qwq-ollama compare: prompt {prompt.name}",
+        style=_STYLE,
+        header=rows[0],
+        rows=rows[1:],
+        runs=runs,
+        png=base64.b64encode(png).decode("ascii"),
+    )

@@ -24,13 +24,23 @@ from qwq_ollama.errors import InputError
 
 # The `think` each request reaches the template as: sent as such on /api/chat, and what Ollama's
 # /v1 turns reasoning_effort into.
-THINK_SENT: dict[str, ThinkValue] = {"think_on": True, "think_off": False,
-                                     "effort_none": False, "effort_low": "low",
-                                     "effort_medium": "medium", "effort_high": "high"}
+THINK_SENT: dict[str, ThinkValue] = {
+    "think_on": True,
+    "think_off": False,
+    "effort_none": False,
+    "effort_low": "low",
+    "effort_medium": "medium",
+    "effort_high": "high",
+}
 PROMPT = "Say hello in one short sentence."
-_WORDS = {"think_on": "think: true", "think_off": "think: false",
-          "effort_none": "reasoning_effort none", "effort_low": "reasoning_effort low",
-          "effort_medium": "reasoning_effort medium", "effort_high": "reasoning_effort high"}
+_WORDS = {
+    "think_on": "think: true",
+    "think_off": "think: false",
+    "effort_none": "reasoning_effort none",
+    "effort_low": "reasoning_effort low",
+    "effort_medium": "reasoning_effort medium",
+    "effort_high": "reasoning_effort high",
+}
 
 
 def request_name(think: bool | None = None, effort: str | None = None) -> str | None:
@@ -38,8 +48,10 @@ def request_name(think: bool | None = None, effort: str | None = None) -> str | 
     if effort is not None:
         name = f"effort_{effort}"
         if name not in THINK_REQUESTS:
-            raise InputError(f"unknown reasoning effort {effort!r} (known: none, low, medium, "
-                             "high)", field="--effort")
+            raise InputError(
+                f"unknown reasoning effort {effort!r} (known: none, low, medium, high)",
+                field="--effort",
+            )
         return name
     if think is None:
         return None
@@ -54,8 +66,10 @@ def resolve_think(variant: Variant, request: str | None) -> tuple[bool | None, s
     meaning = variant.think_request(request)
     asked = _WORDS[request]
     if meaning.does == "refuse":
-        raise InputError(f"{variant.name} refuses {asked}: {meaning.why}",
-                         field="--effort" if request.startswith("effort") else "--think")
+        raise InputError(
+            f"{variant.name} refuses {asked}: {meaning.why}",
+            field="--effort" if request.startswith("effort") else "--think",
+        )
     if meaning.does == "ignore":
         return None, f"{asked} is ignored for {variant.name}: {meaning.why}"
     return meaning.wants_thinking, None
@@ -77,8 +91,9 @@ def _expected_prompt_end(variant: Variant, meaning: ThinkRequest) -> str | None:
     """How the prompt must end for a request the variant switches; None: as without it."""
     if meaning.does != "switch":
         return None
-    return variant.family.generation_prompt(prefill=variant.think_prefill,
-                                            thinking=meaning.wants_thinking)
+    return variant.family.generation_prompt(
+        prefill=variant.think_prefill, thinking=meaning.wants_thinking
+    )
 
 
 def _thinks(variant: Variant, meaning: ThinkRequest) -> bool:
@@ -86,8 +101,7 @@ def _thinks(variant: Variant, meaning: ThinkRequest) -> bool:
     return meaning.wants_thinking if meaning.does == "switch" else variant.enable_thinking
 
 
-def _judge_reply(variant: Variant, meaning: ThinkRequest, thinking: str, content: str
-                 ) -> list[str]:
+def _judge_reply(variant: Variant, meaning: ThinkRequest, thinking: str, content: str) -> list[str]:
     family = variant.family
     problems = []
     if family.think_open in content or family.think_close in content:
@@ -95,8 +109,9 @@ def _judge_reply(variant: Variant, meaning: ThinkRequest, thinking: str, content
     if meaning.does == "refuse":
         # What the refusal spares the user: the daemon keeps the reasoning in the answer.
         if thinking:
-            problems.append("the daemon split the reasoning off after all: the refusal's "
-                            "reason no longer holds")
+            problems.append(
+                "the daemon split the reasoning off after all: the refusal's reason no longer holds"
+            )
     elif not _thinks(variant, meaning):
         if thinking:
             problems.append(f"thinking arrived ({len(thinking)} chars) with thinking off")
@@ -105,8 +120,15 @@ def _judge_reply(variant: Variant, meaning: ThinkRequest, thinking: str, content
     return problems
 
 
-def check_request(api: OllamaAPI, variant: Variant, request: str, default_prompt: str, *,
-                  seed: int, num_predict: int) -> RequestResult:
+def check_request(
+    api: OllamaAPI,
+    variant: Variant,
+    request: str,
+    default_prompt: str,
+    *,
+    seed: int,
+    num_predict: int,
+) -> RequestResult:
     meaning = variant.think_request(request)
     messages = [{"role": "user", "content": PROMPT}]
     think = THINK_SENT[request]
@@ -114,16 +136,25 @@ def check_request(api: OllamaAPI, variant: Variant, request: str, default_prompt
     end = _expected_prompt_end(variant, meaning)
     prompt_ok = prompt.endswith(end) if end is not None else prompt == default_prompt
     on_v1 = request.startswith("effort_")
-    result = RequestResult(request, meaning.does, "/v1/chat/completions" if on_v1 else
-                           "/api/chat", prompt_ok)
+    result = RequestResult(
+        request, meaning.does, "/v1/chat/completions" if on_v1 else "/api/chat", prompt_ok
+    )
     if not prompt_ok:
         result.problems.append(
-            f"the prompt does not end with {end!r}" if end is not None else
-            "the prompt differs from the one built without the request")
+            f"the prompt does not end with {end!r}"
+            if end is not None
+            else "the prompt differs from the one built without the request"
+        )
     for mode in ("once", "stream"):
         if on_v1:
-            v1 = api.openai_chat(variant.name, messages, reasoning_effort=request[7:],
-                                 seed=seed, max_tokens=num_predict, stream=mode == "stream")
+            v1 = api.openai_chat(
+                variant.name,
+                messages,
+                reasoning_effort=request[7:],
+                seed=seed,
+                max_tokens=num_predict,
+                stream=mode == "stream",
+            )
             thinking, content = v1.reasoning, v1.content
         else:
             options = {"seed": seed, "num_predict": num_predict}
@@ -132,40 +163,59 @@ def check_request(api: OllamaAPI, variant: Variant, request: str, default_prompt
                 thinking, content = reply.message.thinking or "", reply.message.content or ""
             else:
                 thinking = content = ""
-                for part in api.chat_stream(variant.name, messages, options=options,
-                                            think=bool(think)):
+                for part in api.chat_stream(
+                    variant.name, messages, options=options, think=bool(think)
+                ):
                     thinking += part.message.thinking or ""
                     content += part.message.content or ""
-        result.replies[mode] = {"thinking_chars": len(thinking), "content_chars": len(content),
-                                "thinking": thinking[:200], "content": content[:200]}
-        result.problems += [f"{mode}: {p}" for p in _judge_reply(variant, meaning, thinking,
-                                                                  content)]
+        result.replies[mode] = {
+            "thinking_chars": len(thinking),
+            "content_chars": len(content),
+            "thinking": thinking[:200],
+            "content": content[:200],
+        }
+        result.problems += [
+            f"{mode}: {p}" for p in _judge_reply(variant, meaning, thinking, content)
+        ]
     once, streamed = result.replies["once"], result.replies["stream"]
     if (once["thinking"], once["content"]) != (streamed["thinking"], streamed["content"]):
         result.problems.append("the streamed reply differs from the one in one piece")
     return result
 
 
-def check_thinking(api: OllamaAPI, variant: Variant, *, seed: int | None = None,
-                   num_predict: int = 48) -> Finding:
+def check_thinking(
+    api: OllamaAPI, variant: Variant, *, seed: int | None = None, num_predict: int = 48
+) -> Finding:
     """Every thinking request on the daemon against what the family declares for it."""
     default_prompt = api.render_prompt(variant.name, [{"role": "user", "content": PROMPT}])
-    results = [check_request(api, variant, request, default_prompt, seed=seed or 1,
-                             num_predict=min(num_predict, 48)) for request in THINK_REQUESTS]
+    results = [
+        check_request(
+            api, variant, request, default_prompt, seed=seed or 1, num_predict=min(num_predict, 48)
+        )
+        for request in THINK_REQUESTS
+    ]
     details = {"requests": [asdict(r) for r in results]}
-    problems = [f"{r.request} ({r.endpoint}, declared {r.does}): {p}"
-                for r in results for p in r.problems]
+    problems = [
+        f"{r.request} ({r.endpoint}, declared {r.does}): {p}" for r in results for p in r.problems
+    ]
     if problems:
         return Finding(variant.name, "thinking", "fail", "; ".join(problems), details=details)
     summary = ", ".join(f"{r.request} {r.does}" for r in results)
     # A model that writes nothing under a request shows no reasoning to place: said, not failed
     # (the generation check fails a run without an answer).
-    silent = [r.request for r in results
-              if not any(t["thinking_chars"] or t["content_chars"] for t in r.replies.values())]
-    return Finding(variant.name, "thinking", "pass",
-                   f"as declared on /api/chat and /v1, streamed and not: {summary}"
-                   + (f" (the model wrote nothing for {', '.join(silent)})" if silent else ""),
-                   details=details)
+    silent = [
+        r.request
+        for r in results
+        if not any(t["thinking_chars"] or t["content_chars"] for t in r.replies.values())
+    ]
+    return Finding(
+        variant.name,
+        "thinking",
+        "pass",
+        f"as declared on /api/chat and /v1, streamed and not: {summary}"
+        + (f" (the model wrote nothing for {', '.join(silent)})" if silent else ""),
+        details=details,
+    )
 
 
 def outcome_words(variant: Variant, request: str) -> str:
@@ -179,11 +229,17 @@ def outcome_words(variant: Variant, request: str) -> str:
 
 def requests_table(variants: list[Variant]) -> str:
     """The Markdown table of what each variant does with each thinking request."""
-    columns = {"think: true": "think_on", "think: false": "think_off",
-               "reasoning_effort none": "effort_none",
-               "reasoning_effort low/medium/high": "effort_low"}
+    columns = {
+        "think: true": "think_on",
+        "think: false": "think_off",
+        "reasoning_effort none": "effort_none",
+        "reasoning_effort low/medium/high": "effort_low",
+    }
     lines = ["| variant | " + " | ".join(columns) + " |", "|" + " --- |" * (len(columns) + 1)]
     for variant in variants:
-        lines.append(f"| {variant.name} | "
-                     + " | ".join(outcome_words(variant, r) for r in columns.values()) + " |")
+        lines.append(
+            f"| {variant.name} | "
+            + " | ".join(outcome_words(variant, r) for r in columns.values())
+            + " |"
+        )
     return "\n".join(lines) + "\n"

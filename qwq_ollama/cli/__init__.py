@@ -17,8 +17,11 @@ from qwq_ollama.cli._options import FLEET_COMMANDS, HostOpt
 from qwq_ollama.cli._output import err, say
 from qwq_ollama.errors import QwqOllamaError
 
-app = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False,
-                  help="Make reasoning models such as QwQ-32B run well on Ollama.")
+app = typer.Typer(
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    help="Make reasoning models such as QwQ-32B run well on Ollama.",
+)
 
 # In the order `--help` lists them.
 app.command("render")(catalog.render)
@@ -42,10 +45,16 @@ app.command("plan")(plan.plan)
 
 
 @app.callback(invoke_without_command=True)
-def _top(ctx: typer.Context,
-         version: Annotated[bool, typer.Option("--version", help="Print this tool's version "
-                            "and, if one answers, the daemon's.")] = False,
-         host: HostOpt = None) -> None:
+def _top(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print this tool's version and, if one answers, the daemon's."
+        ),
+    ] = False,
+    host: HostOpt = None,
+) -> None:
     """Make reasoning models such as QwQ-32B run well on Ollama."""
     if version or ctx.invoked_subcommand is None:
         if version:

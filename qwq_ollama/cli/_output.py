@@ -34,8 +34,9 @@ def err(text: str) -> None:
 
 def versioned_json(document: dict[str, Any]) -> str:
     """The one JSON writer of every --json: the schema version on top, text kept as written."""
-    return json.dumps({"schema_version": SCHEMA_VERSION, **document}, indent=1,
-                      ensure_ascii=False, default=str)
+    return json.dumps(
+        {"schema_version": SCHEMA_VERSION, **document}, indent=1, ensure_ascii=False, default=str
+    )
 
 
 def print_json(document: dict[str, Any]) -> None:
@@ -49,8 +50,7 @@ def write_json(path: Path, document: dict[str, Any]) -> None:
     write_text_atomic(path, versioned_json(document) + "\n")
 
 
-_SHOWN_STATUS = {"pass": "pass", "known": "known", "warn": "WARN", "fail": "FAIL",
-                 "error": "ERROR"}
+_SHOWN_STATUS = {"pass": "pass", "known": "known", "warn": "WARN", "fail": "FAIL", "error": "ERROR"}
 
 
 def print_findings(findings: list[Finding]) -> None:
@@ -78,13 +78,17 @@ def print_fleet(report: FleetReport, as_json: bool) -> int:
 def print_registrations(rows: list[Registration]) -> None:
     say(f"{'VARIANT':<16} {'WEIGHTS':<14} {'REGISTERED':<11} STATE")
     for row in rows:
-        say(f"{row.variant:<16} {row.weights:<14} {'yes' if row.registered else 'no':<11} "
-            f"{row.describe()}")
+        say(
+            f"{row.variant:<16} {row.weights:<14} {'yes' if row.registered else 'no':<11} "
+            f"{row.describe()}"
+        )
 
 
 def print_chat_end(result: ChatResult) -> None:
-    say(f"\n--- done: {result.done_reason}, {result.eval_count} tokens, "
-        f"{result.tokens_per_second:.1f} tokens/s ---")
+    say(
+        f"\n--- done: {result.done_reason}, {result.eval_count} tokens, "
+        f"{result.tokens_per_second:.1f} tokens/s ---"
+    )
 
 
 def answer_printer() -> Any:
@@ -113,9 +117,11 @@ def write_raw(text: str) -> None:
 
 def progress_lines(verb: str, quiet: bool = False) -> Callable[[str], None]:
     """A sink for one-line progress on stderr (`  checking X`); silent with --quiet."""
+
     def show(message: str) -> None:
         if not quiet:
             err(f"  {verb} {message}")
+
     return show
 
 
@@ -139,9 +145,14 @@ class Progress:
                 TransferSpeedColumn,
             )
 
-            self.bars = Bars(TextColumn("  {task.description}"), BarColumn(), DownloadColumn(),
-                             TransferSpeedColumn(), TimeRemainingColumn(),
-                             console=Console(stderr=True))
+            self.bars = Bars(
+                TextColumn("  {task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+            )
 
     def __enter__(self) -> Progress:
         if self.bars is not None:

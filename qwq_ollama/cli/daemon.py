@@ -36,16 +36,26 @@ from qwq_ollama.cli._output import (
 )
 
 
-def create(variants: VariantsArg = None, weights: WeightsOpt = None, catalog: CatalogOpt = None,
-           host: HostsOpt = None, json_: JsonOpt = False, quiet: QuietOpt = False,
-           fleet: FleetOpt = None, parallel: ParallelOpt = 4) -> int:
+def create(
+    variants: VariantsArg = None,
+    weights: WeightsOpt = None,
+    catalog: CatalogOpt = None,
+    host: HostsOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    fleet: FleetOpt = None,
+    parallel: ParallelOpt = 4,
+) -> int:
     """Register variants with the Ollama daemon; unchanged ones are skipped."""
     from qwq_ollama.daemon.digests import hash_ahead
 
     cat = catalog_at(catalog)
     # Hash the weights on another core while the ollama client is being imported.
-    hash_ahead(path for w in cat.weights_of(variants or None, weights)
-               if (path := w.file_on_disk) is not None)
+    hash_ahead(
+        path
+        for w in cat.weights_of(variants or None, weights)
+        if (path := w.file_on_disk) is not None
+    )
     from qwq_ollama.daemon.client import OllamaAPI
     from qwq_ollama.daemon.fleet import create_cells, fleet_hosts, run_fleet
     from qwq_ollama.daemon.quick_create import request_for
@@ -54,8 +64,12 @@ def create(variants: VariantsArg = None, weights: WeightsOpt = None, catalog: Ca
     hosts = fleet_hosts(host, fleet)
     with Progress(quiet) as progress:
         if hosts is not None:
-            work = create_cells(cat, variants or None, weights,
-                                lambda h, name, update: progress(f"{h} {name}", update))
+            work = create_cells(
+                cat,
+                variants or None,
+                weights,
+                lambda h, name, update: progress(f"{h} {name}", update),
+            )
             return print_fleet(run_fleet(hosts, work, parallel), json_)
         api = OllamaAPI(first_host(host))
         report = Registrar(api, cat, progress).create(variants or None, weights)
@@ -70,9 +84,15 @@ def create(variants: VariantsArg = None, weights: WeightsOpt = None, catalog: Ca
     return 0
 
 
-def list_(variants: VariantsArg = None, weights: WeightsOpt = None, catalog: CatalogOpt = None,
-          host: HostsOpt = None, json_: JsonOpt = False, fleet: FleetOpt = None,
-          parallel: ParallelOpt = 4) -> int:
+def list_(
+    variants: VariantsArg = None,
+    weights: WeightsOpt = None,
+    catalog: CatalogOpt = None,
+    host: HostsOpt = None,
+    json_: JsonOpt = False,
+    fleet: FleetOpt = None,
+    parallel: ParallelOpt = 4,
+) -> int:
     """The catalog's variants, and whether each is registered and up to date."""
     from qwq_ollama.daemon.client import OllamaAPI
     from qwq_ollama.daemon.fleet import fleet_hosts, run_fleet, status_cells
@@ -90,11 +110,23 @@ def list_(variants: VariantsArg = None, weights: WeightsOpt = None, catalog: Cat
     return 0
 
 
-def doctor(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostsOpt = None,
-           vram: Annotated[str | None, typer.Option("--vram", help="Free GPU memory, e.g. "
-                           "24GiB: also check each num_ctx fits (default: this machine's "
-                           "GPU when the daemon runs here).")] = None,
-           json_: JsonOpt = False, fleet: FleetOpt = None, parallel: ParallelOpt = 4) -> int:
+def doctor(
+    weights: WeightsOpt = None,
+    catalog: CatalogOpt = None,
+    host: HostsOpt = None,
+    vram: Annotated[
+        str | None,
+        typer.Option(
+            "--vram",
+            help="Free GPU memory, e.g. "
+            "24GiB: also check each num_ctx fits (default: this machine's "
+            "GPU when the daemon runs here).",
+        ),
+    ] = None,
+    json_: JsonOpt = False,
+    fleet: FleetOpt = None,
+    parallel: ParallelOpt = 4,
+) -> int:
     """Check the daemon, each variant's registration and context, and loaded models' offload."""
     from qwq_ollama.checks.doctor import diagnose
     from qwq_ollama.checks.findings import failed
@@ -109,8 +141,9 @@ def doctor(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostsOp
         work = doctor_cells(catalog_at(catalog), weights, given)
         return print_fleet(run_fleet(hosts, work, parallel, timeout=60.0), json_)
     api = OllamaAPI(first_host(host), timeout=60.0)
-    findings = diagnose(api, catalog_at(catalog), weights,
-                        given if given is not None else daemon_vram(api))
+    findings = diagnose(
+        api, catalog_at(catalog), weights, given if given is not None else daemon_vram(api)
+    )
     if json_:
         print_json({"failed": failed(findings), "findings": [f.to_dict() for f in findings]})
     else:
@@ -118,22 +151,38 @@ def doctor(weights: WeightsOpt = None, catalog: CatalogOpt = None, host: HostsOp
     return 1 if failed(findings) else 0
 
 
-ThinkOpt = Annotated[bool | None, typer.Option(
-    "--think/--no-think", help="Ask for thinking on or off (Ollama's `think`); what each "
-    "variant does with it: docs/thinking.md.")]
-EffortOpt = Annotated[str | None, typer.Option(
-    "--effort", help="Ask as /v1's reasoning_effort would: none, low, medium, high.")]
-BudgetOpt = Annotated[int | None, typer.Option(
-    "--think-budget", help="Cap the thinking at N tokens, then answer (default: the "
-    "variant's think_budget).")]
+ThinkOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--think/--no-think",
+        help="Ask for thinking on or off (Ollama's `think`); what each "
+        "variant does with it: docs/thinking.md.",
+    ),
+]
+EffortOpt = Annotated[
+    str | None,
+    typer.Option("--effort", help="Ask as /v1's reasoning_effort would: none, low, medium, high."),
+]
+BudgetOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--think-budget",
+        help="Cap the thinking at N tokens, then answer (default: the variant's think_budget).",
+    ),
+]
 
 
-def chat(variant: str, message: str, host: HostOpt = None,
-         num_predict: Annotated[int, typer.Option(help="Token cap (-1: none).")] = 1024,
-         think: ThinkOpt = None, effort: EffortOpt = None, think_budget: BudgetOpt = None,
-         seed: Annotated[int | None, typer.Option(help="Sampling seed, for a run that "
-                                                  "repeats.")] = None,
-         catalog: CatalogOpt = None) -> int:
+def chat(
+    variant: str,
+    message: str,
+    host: HostOpt = None,
+    num_predict: Annotated[int, typer.Option(help="Token cap (-1: none).")] = 1024,
+    think: ThinkOpt = None,
+    effort: EffortOpt = None,
+    think_budget: BudgetOpt = None,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed, for a run that repeats.")] = None,
+    catalog: CatalogOpt = None,
+) -> int:
     """Chat once with a registered variant, showing its thinking and its answer apart."""
     from qwq_ollama.checks.budget import check_budget, run_budgeted_chat
     from qwq_ollama.checks.generation import run_chat
@@ -166,25 +215,45 @@ def chat(variant: str, message: str, host: HostOpt = None,
     messages = [{"role": "user", "content": message}]
     options = {"num_predict": num_predict} | ({} if seed is None else {"seed": seed})
     if budget is not None and known is not None and sent is not False:
-        result, outcome = run_budgeted_chat(api, known, messages, budget=budget,
-                                            options=options, on_thinking=thinking_printer,
-                                            on_content=answer_printer())
+        result, outcome = run_budgeted_chat(
+            api,
+            known,
+            messages,
+            budget=budget,
+            options=options,
+            on_thinking=thinking_printer,
+            on_content=answer_printer(),
+        )
         if outcome.capped:
-            say(f"\n--- the thinking reached its budget of {budget} tokens "
-                f"({outcome.thinking_tokens}); the answer followed the early-stop text ---")
+            say(
+                f"\n--- the thinking reached its budget of {budget} tokens "
+                f"({outcome.thinking_tokens}); the answer followed the early-stop text ---"
+            )
         print_chat_end(result)
         return 0
-    print_chat_end(run_chat(api, variant, messages, options=options, think=sent,
-                            on_thinking=thinking_printer, on_content=answer_printer()))
+    print_chat_end(
+        run_chat(
+            api,
+            variant,
+            messages,
+            options=options,
+            think=sent,
+            on_thinking=thinking_printer,
+            on_content=answer_printer(),
+        )
+    )
     return 0
 
 
-def prompt(variant: str,
-           messages: Annotated[Path, typer.Option("--messages", help="Conversation JSON.")],
-           engine: Annotated[str, typer.Option("--engine", help="hf, ollama or "
-                                               "llama-cpp.")] = "hf",
-           catalog: CatalogOpt = None, host: HostOpt = None,
-           llama_server: LlamaServerOpt = None, gguf: GgufOpt = None) -> int:
+def prompt(
+    variant: str,
+    messages: Annotated[Path, typer.Option("--messages", help="Conversation JSON.")],
+    engine: Annotated[str, typer.Option("--engine", help="hf, ollama or llama-cpp.")] = "hf",
+    catalog: CatalogOpt = None,
+    host: HostOpt = None,
+    llama_server: LlamaServerOpt = None,
+    gguf: GgufOpt = None,
+) -> int:
     """Print, byte for byte, the prompt a variant builds for a conversation."""
     from qwq_ollama.catalog.conversation import load_conversation
     from qwq_ollama.checks.engines import EngineChoice, prompt_on

@@ -11,39 +11,83 @@ import typer
 from qwq_ollama.cli._options import CatalogOpt, OutOpt, catalog_at
 from qwq_ollama.cli._output import err, say, write_raw
 
-export_app = typer.Typer(rich_markup_mode=None, no_args_is_help=True,
-                         help="Write a variant's settings for another engine: llama.cpp, a "
-                         "Hugging Face GGUF repository, vLLM, LM Studio, the Ollama Helm "
-                         "chart.")
+export_app = typer.Typer(
+    rich_markup_mode=None,
+    no_args_is_help=True,
+    help="Write a variant's settings for another engine: llama.cpp, a "
+    "Hugging Face GGUF repository, vLLM, LM Studio, the Ollama Helm "
+    "chart.",
+)
 
 
 @export_app.command("llama-cpp")
 def export_llama_cpp(
-        variant: str,
-        binary: Annotated[str, typer.Option("--binary", help="llama-cli, llama-server, or "
-                          "llama-completion (what newer builds need for --prompt); a path to "
-                          "one works too.")] = "llama-cli",
-        model: Annotated[str | None, typer.Option("--model", help="The GGUF. Default: where "
-                         "the guide's snapshot_download puts the variant's weights, e.g. "
-                         "unsloth-QwQ-32B-GGUF/QwQ-32B-Q4_K_M.gguf under the working dir; "
-                         "give your own path if it lives elsewhere.")] = None,
-        template: Annotated[Path | None, typer.Option("--template", help="Chat template "
-                            "file. Default: <variant>.chat_template.jinja next to the catalog "
-                            "(written by `qwq-ollama render`).")] = None,
-        prompt: Annotated[str | None, typer.Option("--prompt", help="One-shot run of this "
-                          "user message: the variant's template is applied here and passed "
-                          "with --prompt and -no-cnv, as in the guide.")] = None,
-        dry_multiplier: Annotated[float, typer.Option("--dry-multiplier", help="DRY "
-                                  "repetition penalty, 0 = off (the guide used 0.5).")] = 0.0,
-        export_preset: Annotated[Path | None, typer.Option("--export-preset", help="Also "
-                                 "write preset.ini (the sampling as llama.cpp's INI preset, to "
-                                 "use as ~/.config/llama.cpp/config.ini) into this folder.")
-                                 ] = None,
-        host: Annotated[str | None, typer.Option("--host", help="llama-server: the address "
-                        "to listen on (llama.cpp's default: 127.0.0.1).")] = None,
-        port: Annotated[int | None, typer.Option("--port", help="llama-server: the port "
-                        "(llama.cpp's default: 8080).")] = None,
-        catalog: CatalogOpt = None) -> int:
+    variant: str,
+    binary: Annotated[
+        str,
+        typer.Option(
+            "--binary",
+            help="llama-cli, llama-server, or "
+            "llama-completion (what newer builds need for --prompt); a path to "
+            "one works too.",
+        ),
+    ] = "llama-cli",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="The GGUF. Default: where "
+            "the guide's snapshot_download puts the variant's weights, e.g. "
+            "unsloth-QwQ-32B-GGUF/QwQ-32B-Q4_K_M.gguf under the working dir; "
+            "give your own path if it lives elsewhere.",
+        ),
+    ] = None,
+    template: Annotated[
+        Path | None,
+        typer.Option(
+            "--template",
+            help="Chat template "
+            "file. Default: <variant>.chat_template.jinja next to the catalog "
+            "(written by `qwq-ollama render`).",
+        ),
+    ] = None,
+    prompt: Annotated[
+        str | None,
+        typer.Option(
+            "--prompt",
+            help="One-shot run of this "
+            "user message: the variant's template is applied here and passed "
+            "with --prompt and -no-cnv, as in the guide.",
+        ),
+    ] = None,
+    dry_multiplier: Annotated[
+        float,
+        typer.Option(
+            "--dry-multiplier", help="DRY repetition penalty, 0 = off (the guide used 0.5)."
+        ),
+    ] = 0.0,
+    export_preset: Annotated[
+        Path | None,
+        typer.Option(
+            "--export-preset",
+            help="Also "
+            "write preset.ini (the sampling as llama.cpp's INI preset, to "
+            "use as ~/.config/llama.cpp/config.ini) into this folder.",
+        ),
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host",
+            help="llama-server: the address to listen on (llama.cpp's default: 127.0.0.1).",
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", help="llama-server: the port (llama.cpp's default: 8080)."),
+    ] = None,
+    catalog: CatalogOpt = None,
+) -> int:
     """Print the llama.cpp command, as a shell script, that runs a variant as on Ollama."""
     from qwq_ollama.artifacts import export as exporting
 
@@ -54,13 +98,22 @@ def export_llama_cpp(
         err(f"note: {template_path} does not exist yet: run `qwq-ollama render`")
     model_path = model or exporting.default_model_path(cat.weights_named(chosen.weights))
     command = exporting.llama_cpp_command(
-        cat, chosen, binary=binary, template_path=str(template_path), prompt=prompt,
-        model_path=model_path, dry_multiplier=dry_multiplier, host=host, port=port)
+        cat,
+        chosen,
+        binary=binary,
+        template_path=str(template_path),
+        prompt=prompt,
+        model_path=model_path,
+        dry_multiplier=dry_multiplier,
+        host=host,
+        port=port,
+    )
     for note in exporting.context_notes(cat, chosen, binary=binary, model_path=model_path):
         err(f"note: {note}")
     if export_preset is not None:
-        written = exporting.write_llama_cpp_preset(cat, chosen, export_preset,
-                                                   dry_multiplier=dry_multiplier)
+        written = exporting.write_llama_cpp_preset(
+            cat, chosen, export_preset, dry_multiplier=dry_multiplier
+        )
         err(f"wrote {written}")
     write_raw(command.script)
     return 0
@@ -78,11 +131,20 @@ def export_hf(variant: str, out: OutOpt, catalog: CatalogOpt = None) -> int:
 
 
 @export_app.command("vllm")
-def export_vllm(variant: str, out: OutOpt, catalog: CatalogOpt = None,
-                manifest: Annotated[str | None, typer.Option("--manifest", help="Also write "
-                                    "a Kubernetes manifest: kubeai (a KubeAI Model carrying "
-                                    "the template, sampling and reasoning parser).")] = None
-                ) -> int:
+def export_vllm(
+    variant: str,
+    out: OutOpt,
+    catalog: CatalogOpt = None,
+    manifest: Annotated[
+        str | None,
+        typer.Option(
+            "--manifest",
+            help="Also write "
+            "a Kubernetes manifest: kubeai (a KubeAI Model carrying "
+            "the template, sampling and reasoning parser).",
+        ),
+    ] = None,
+) -> int:
     """Write vLLM's generation_config.json and chat template; print the `vllm serve` command."""
     from qwq_ollama.artifacts import vllm
 
@@ -99,17 +161,24 @@ def export_vllm(variant: str, out: OutOpt, catalog: CatalogOpt = None,
 
 @export_app.command("lmstudio")
 def export_lmstudio(
-        variants: Annotated[list[str] | None, typer.Argument(help="Variants (default: all).")
-                            ] = None,
-        out: Annotated[Path, typer.Option("--out", help="The folder: one <variant>/model.yaml "
-                       "each, as under ~/.lmstudio/hub/models/qwq-ollama/.")] = Path("lmstudio"),
-        catalog: CatalogOpt = None) -> int:
+    variants: Annotated[list[str] | None, typer.Argument(help="Variants (default: all).")] = None,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="The folder: one <variant>/model.yaml "
+            "each, as under ~/.lmstudio/hub/models/qwq-ollama/.",
+        ),
+    ] = Path("lmstudio"),
+    catalog: CatalogOpt = None,
+) -> int:
     """Write an LM Studio model.yaml per variant: weights, template, sampling, thinking."""
     from qwq_ollama.artifacts.lmstudio import export_lmstudio as write
 
     cat = catalog_at(catalog)
-    names = variants or [n for n, v in cat.variants.items()
-                         if cat.weights_named(v.weights).source == "hf"]
+    names = variants or [
+        n for n, v in cat.variants.items() if cat.weights_named(v.weights).source == "hf"
+    ]
     for path in write(cat, [cat.variant(n).name for n in names], out):
         say(f"wrote {path}")
     return 0
@@ -126,17 +195,23 @@ def export_helm(variant: str, out: OutOpt, catalog: CatalogOpt = None) -> int:
     return 0
 
 
-def embed_template(variant: str,
-                   gguf: Annotated[Path, typer.Argument(help="The GGUF to copy.")],
-                   out: Annotated[Path, typer.Option("--out", help="The new GGUF (never the "
-                                  "source; written whole or not at all).")],
-                   catalog: CatalogOpt = None) -> int:
+def embed_template(
+    variant: str,
+    gguf: Annotated[Path, typer.Argument(help="The GGUF to copy.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="The new GGUF (never the source; written whole or not at all)."),
+    ],
+    catalog: CatalogOpt = None,
+) -> int:
     """Copy a GGUF with the variant's chat template embedded; every tensor proven identical."""
     from qwq_ollama.artifacts.gguf_template import write_with_chat_template
     from qwq_ollama.catalog.render import render_variant
 
     cat = catalog_at(catalog)
     template = render_variant(cat, cat.variant(variant)).hf_template
-    say(f"wrote {write_with_chat_template(gguf, out, template)} (tensors identical to "
-        f"{gguf}; chat template of {variant})")
+    say(
+        f"wrote {write_with_chat_template(gguf, out, template)} (tensors identical to "
+        f"{gguf}; chat template of {variant})"
+    )
     return 0

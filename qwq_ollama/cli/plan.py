@@ -15,24 +15,57 @@ if TYPE_CHECKING:
     from qwq_ollama.checks.memory_plan import ContextChoice, Plan, ShapeSource
 
 
-def plan(variants: VariantsArg = None,
-         vram: Annotated[str, typer.Option("--vram", help="Free GPU memory before the model "
-                         "loads, e.g. 24GiB (a headless card: its size).")] = "24GiB",
-         kv_cache: Annotated[str, typer.Option("--kv-cache", help="f16, q8_0 or q4_0 (the "
-                             "daemon's OLLAMA_KV_CACHE_TYPE).")] = "f16",
-         flash: Annotated[bool, typer.Option("--flash-attention/--no-flash-attention",
-                          help="OLLAMA_FLASH_ATTENTION (on by default on CUDA).")] = True,
-         gguf: Annotated[str | None, typer.Option("--gguf", help="Read this GGUF instead of "
-                         "the variants' catalog weights: a file, hf://OWNER/REPO/FILE.gguf, "
-                         "hf://OWNER/REPO@QUANT or an https URL (only its header is read).")
-                         ] = None,
-         ctx: Annotated[int | None, typer.Option("--ctx", min=1, max=1 << 24, help="Answer the reverse "
-                        "question: which KV cache type keeps this num_ctx on the GPU, and "
-                        "which of those decodes fastest.")] = None,
-         model: Annotated[str | None, typer.Option("--model", help="Plan a model already on "
-                          "the daemon at --host (its verbose /api/show) instead.")] = None,
-         host: HostOpt = None,
-         weights: WeightsOpt = None, catalog: CatalogOpt = None) -> int:
+def plan(
+    variants: VariantsArg = None,
+    vram: Annotated[
+        str,
+        typer.Option(
+            "--vram",
+            help="Free GPU memory before the model loads, e.g. 24GiB (a headless card: its size).",
+        ),
+    ] = "24GiB",
+    kv_cache: Annotated[
+        str,
+        typer.Option("--kv-cache", help="f16, q8_0 or q4_0 (the daemon's OLLAMA_KV_CACHE_TYPE)."),
+    ] = "f16",
+    flash: Annotated[
+        bool,
+        typer.Option(
+            "--flash-attention/--no-flash-attention",
+            help="OLLAMA_FLASH_ATTENTION (on by default on CUDA).",
+        ),
+    ] = True,
+    gguf: Annotated[
+        str | None,
+        typer.Option(
+            "--gguf",
+            help="Read this GGUF instead of "
+            "the variants' catalog weights: a file, hf://OWNER/REPO/FILE.gguf, "
+            "hf://OWNER/REPO@QUANT or an https URL (only its header is read).",
+        ),
+    ] = None,
+    ctx: Annotated[
+        int | None,
+        typer.Option(
+            "--ctx",
+            min=1,
+            max=1 << 24,
+            help="Answer the reverse "
+            "question: which KV cache type keeps this num_ctx on the GPU, and "
+            "which of those decodes fastest.",
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Plan a model already on the daemon at --host (its verbose /api/show) instead.",
+        ),
+    ] = None,
+    host: HostOpt = None,
+    weights: WeightsOpt = None,
+    catalog: CatalogOpt = None,
+) -> int:
     """GPU memory each variant needs at its num_ctx under Ollama v0.32 and v0.34, from the GGUF
     header: the file, or its header read where it lies (Hugging Face, a URL) before any download."""
     from qwq_ollama.checks.memory_plan import (
@@ -51,8 +84,10 @@ def plan(variants: VariantsArg = None,
 
     free = parse_size(vram)
     if kv_cache not in KV_TYPES:  # before any header is read
-        raise InputError(f"unknown KV cache type {kv_cache!r}: use one of "
-                         f"{', '.join(KV_TYPES)}", field="--kv-cache")
+        raise InputError(
+            f"unknown KV cache type {kv_cache!r}: use one of {', '.join(KV_TYPES)}",
+            field="--kv-cache",
+        )
     cat = catalog_at(catalog)
     source = ShapeSource("")
     on_daemon = None
@@ -70,17 +105,23 @@ def plan(variants: VariantsArg = None,
     rows = catalog_plans(cat, variants, free, kv_cache, flash, gguf, weights, source, on_daemon)
     _say_source(source)
     first_plan = rows[0][1]
-    say(f"{first_plan.vram / GIB:.1f} GiB free: llama-server may use "
+    say(
+        f"{first_plan.vram / GIB:.1f} GiB free: llama-server may use "
         f"{first_plan.budget / GIB:.1f} (its CUDA context and --fit's 1 GiB margin "
         f"aside); KV cache {kv_cache}, flash attention {'on' if flash else 'off'}; "
-        f"RECOMMENDED leaves {RELOAD_HEADROOM // MIB} MiB more for a reload")
-    say(f"{'VARIANT':<16} {'NUM_CTX':>7} {'WEIGHTS':>8} {'KV':>6} {'COMPUTE':>7} "
-        f"{'TOTAL':>6}  {'ON GPU':<7} {'MAX':>7} RECOMMENDED")
+        f"RECOMMENDED leaves {RELOAD_HEADROOM // MIB} MiB more for a reload"
+    )
+    say(
+        f"{'VARIANT':<16} {'NUM_CTX':>7} {'WEIGHTS':>8} {'KV':>6} {'COMPUTE':>7} "
+        f"{'TOTAL':>6}  {'ON GPU':<7} {'MAX':>7} RECOMMENDED"
+    )
     for name, p in rows:
         n = p.need
-        say(f"{name:<16} {n.num_ctx:>7} {n.weights / GIB:>8.1f} {n.kv_cache / GIB:>6.1f} "
+        say(
+            f"{name:<16} {n.num_ctx:>7} {n.weights / GIB:>8.1f} {n.kv_cache / GIB:>6.1f} "
             f"{n.compute / GIB:>7.2f} {n.total / GIB:>6.1f}  "
-            f"{_on_gpu(p):<7} {p.max_ctx:>7} {p.recommended_ctx}")
+            f"{_on_gpu(p):<7} {p.max_ctx:>7} {p.recommended_ctx}"
+        )
     return 0
 
 
@@ -105,40 +146,63 @@ def _print_context_choice(choice: ContextChoice) -> None:
     plans = choice.plans
     first = plans[KV_BY_SPEED[0]]
     if choice.beyond_training:
-        err(f"num_ctx {choice.num_ctx} is beyond the model's training context "
+        err(
+            f"num_ctx {choice.num_ctx} is beyond the model's training context "
             f"({choice.trained}): Ollama runs it at {choice.trained}, and the plan below is "
-            "for that")
-    say(f"num_ctx {choice.num_ctx} on {first.vram / GIB:.1f} GiB free (llama-server may "
+            "for that"
+        )
+    say(
+        f"num_ctx {choice.num_ctx} on {first.vram / GIB:.1f} GiB free (llama-server may "
         f"use {first.budget / GIB:.1f}), flash attention on; fits means with "
-        f"{RELOAD_HEADROOM // MIB} MiB left for a reload (RECOMMENDED)")
-    say(f"{'KV CACHE':<9} {'WEIGHTS':>8} {'KV':>6} {'COMPUTE':>7} {'TOTAL':>6}  "
-        f"{'ON GPU':<7} {'MAX':>7} RECOMMENDED")
+        f"{RELOAD_HEADROOM // MIB} MiB left for a reload (RECOMMENDED)"
+    )
+    say(
+        f"{'KV CACHE':<9} {'WEIGHTS':>8} {'KV':>6} {'COMPUTE':>7} {'TOTAL':>6}  "
+        f"{'ON GPU':<7} {'MAX':>7} RECOMMENDED"
+    )
     for kv in KV_BY_SPEED:
         p = plans[kv]
         n = p.need
-        say(f"{kv:<9} {n.weights / GIB:>8.1f} {n.kv_cache / GIB:>6.1f} "
+        say(
+            f"{kv:<9} {n.weights / GIB:>8.1f} {n.kv_cache / GIB:>6.1f} "
             f"{n.compute / GIB:>7.2f} {n.total / GIB:>6.1f}  "
-            f"{_on_gpu(p):<7} {p.max_ctx:>7} {p.recommended_ctx}")
+            f"{_on_gpu(p):<7} {p.max_ctx:>7} {p.recommended_ctx}"
+        )
     fitting, fastest = choice.fitting, choice.fastest
     if fastest is None:
-        say("fits: none of them; layers move to the CPU and decode slows to about a "
+        say(
+            "fits: none of them; layers move to the CPU and decode slows to about a "
             "quarter with 10 of 65 layers there (docs/gpu.md): lower num_ctx, or a "
-            "smaller quant or a larger GPU")
+            "smaller quant or a larger GPU"
+        )
         return
     setting = "the default" if fastest == "f16" else f"OLLAMA_KV_CACHE_TYPE={fastest}"
-    say(f"fits: {', '.join(fitting)}; fastest that fits: {fastest} ({setting}; on the "
-        "H200, f16 decoded fastest and each quantised cache a little slower)")
+    say(
+        f"fits: {', '.join(fitting)}; fastest that fits: {fastest} ({setting}; on the "
+        "H200, f16 decoded fastest and each quantised cache a little slower)"
+    )
 
 
-def download(quant: Annotated[str, typer.Option(help="Quantisation, e.g. Q4_K_M.")] = "Q4_K_M",
-             repo: Annotated[str, typer.Option(help="Hugging Face repository.")] =
-             "unsloth/QwQ-32B-GGUF",
-             dir_: Annotated[Path | None, typer.Option("--dir", help="Download into this "
-                             "folder (default: the Hugging Face cache, $HF_HOME).")] = None,
-             vram: Annotated[str | None, typer.Option("--vram", help="Free GPU memory, e.g. "
-                             "24GiB (default: nvidia-smi's, when there is a GPU): first say in "
-                             "one line whether the file will fit.")] = None,
-             catalog: CatalogOpt = None) -> int:
+def download(
+    quant: Annotated[str, typer.Option(help="Quantisation, e.g. Q4_K_M.")] = "Q4_K_M",
+    repo: Annotated[str, typer.Option(help="Hugging Face repository.")] = "unsloth/QwQ-32B-GGUF",
+    dir_: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", help="Download into this folder (default: the Hugging Face cache, $HF_HOME)."
+        ),
+    ] = None,
+    vram: Annotated[
+        str | None,
+        typer.Option(
+            "--vram",
+            help="Free GPU memory, e.g. "
+            "24GiB (default: nvidia-smi's, when there is a GPU): first say in "
+            "one line whether the file will fit.",
+        ),
+    ] = None,
+    catalog: CatalogOpt = None,
+) -> int:
     """Fetch the GGUF (resumable; honours HF_HOME, HF_TOKEN, HF_HUB_OFFLINE)."""
     from qwq_ollama.artifacts.download import check_quant, download_gguf
     from qwq_ollama.checks.memory_plan import download_verdict

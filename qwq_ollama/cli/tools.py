@@ -18,9 +18,15 @@ from qwq_ollama.cli._output import (
 )
 
 
-def install_ollama(version: Annotated[str | None, typer.Option(
-        "--version", help="A pinned version, or 'all' (what `make test` needs). Default: the "
-        "current one.")] = None) -> int:
+def install_ollama(
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version",
+            help="A pinned version, or 'all' (what `make test` needs). Default: the current one.",
+        ),
+    ] = None,
+) -> int:
     """Find the pinned Ollama, or build it once into the user's tools cache; print its path."""
     from qwq_ollama.engines.install import CURRENT, PINNED, ensure_ollama, find_ollama
 
@@ -40,14 +46,22 @@ def fetch_smollm2() -> int:
     return 0
 
 
-def demo(message: Annotated[str, typer.Option(help="What to ask.")] =
-         "What is 12 + 30? Think it through briefly.", catalog: CatalogOpt = None) -> int:
+def demo(
+    message: Annotated[
+        str, typer.Option(help="What to ask.")
+    ] = "What is 12 + 30? Think it through briefly.",
+    catalog: CatalogOpt = None,
+) -> int:
     """End to end on the small model, on a private daemon: render, register, list, chat."""
     from qwq_ollama.demo import demo_stages
 
     failed_checks = False
-    for stage in demo_stages(catalog=catalog_at(catalog), message=message,
-                             on_thinking=thinking_printer, on_content=answer_printer()):
+    for stage in demo_stages(
+        catalog=catalog_at(catalog),
+        message=message,
+        on_thinking=thinking_printer,
+        on_content=answer_printer(),
+    ):
         _show_stage(stage.name, stage.result, message)
         failed_checks = failed_checks or (stage.name == "validate" and stage.result.failed)
     return 1 if failed_checks else 0
@@ -74,5 +88,7 @@ def _show_stage(name: str, result: Any, message: str) -> None:
     elif name == "reply":
         print_chat_end(result)
         if not result.content:
-            say("(no answer: the 135M stand-in does not reason, so after the <think> "
-                "prefill its whole reply stays thinking; QwQ closes it with </think>)")
+            say(
+                "(no answer: the 135M stand-in does not reason, so after the <think> "
+                "prefill its whole reply stays thinking; QwQ closes it with </think>)"
+            )

@@ -37,14 +37,16 @@ class Shown:
     @classmethod
     def from_json(cls, answer: Mapping[str, Any]) -> Shown:
         licence = answer.get("license") or []
-        return cls(template=str(answer.get("template") or ""),
-                   system=answer.get("system") or None,
-                   parameters=parse_show_parameters(str(answer.get("parameters") or "")),
-                   license=(licence,) if isinstance(licence, str) else tuple(licence),
-                   capabilities=tuple(answer.get("capabilities") or ()),
-                   model_info=dict(answer.get("model_info") or {}),
-                   tensors=tuple(answer.get("tensors") or ()),
-                   modelfile=str(answer.get("modelfile") or ""))
+        return cls(
+            template=str(answer.get("template") or ""),
+            system=answer.get("system") or None,
+            parameters=parse_show_parameters(str(answer.get("parameters") or "")),
+            license=(licence,) if isinstance(licence, str) else tuple(licence),
+            capabilities=tuple(answer.get("capabilities") or ()),
+            model_info=dict(answer.get("model_info") or {}),
+            tensors=tuple(answer.get("tensors") or ()),
+            modelfile=str(answer.get("modelfile") or ""),
+        )
 
     @property
     def blob_digest(self) -> str | None:
@@ -82,9 +84,12 @@ class LoadedModel:
     @classmethod
     def from_json(cls, answer: Mapping[str, Any]) -> LoadedModel:
         context = answer.get("context_length")
-        return cls(str(answer.get("name") or "?"), int(answer.get("size") or 0),
-                   int(answer.get("size_vram") or 0),
-                   context if isinstance(context, int) else None)
+        return cls(
+            str(answer.get("name") or "?"),
+            int(answer.get("size") or 0),
+            int(answer.get("size_vram") or 0),
+            context if isinstance(context, int) else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -103,5 +108,8 @@ class ProgressUpdate:
     @classmethod
     def from_json(cls, answer: Mapping[str, Any]) -> ProgressUpdate:
         total, completed = answer.get("total"), answer.get("completed")
-        return cls(str(answer.get("status") or ""), total if isinstance(total, int) else None,
-                   completed if isinstance(completed, int) else None)
+        return cls(
+            str(answer.get("status") or ""),
+            total if isinstance(total, int) else None,
+            completed if isinstance(completed, int) else None,
+        )

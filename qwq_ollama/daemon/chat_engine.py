@@ -45,9 +45,15 @@ class ChatEngine(Protocol):
 
     def version(self) -> str: ...
 
-    def render_prompt(self, model: str, messages: list[dict[str, Any]],
-                      tools: list[dict[str, Any]] | None = None) -> str: ...
+    def render_prompt(
+        self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> str: ...
 
-    def chat_stream(self, model: str, messages: list[dict[str, Any]], *,
-                    options: dict[str, Any] | None = None, think: bool | None = None
-                    ) -> Iterator[StreamPart]: ...
+    def chat_stream(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        *,
+        options: dict[str, Any] | None = None,
+        think: bool | None = None,
+    ) -> Iterator[StreamPart]: ...

@@ -87,8 +87,10 @@ class Answer:
         try:
             return json.loads(self.body)
         except ValueError:
-            raise DaemonError(f"{self.host} does not answer like Ollama ({self.path} gave "
-                              f"{one_line(self.text, 60)!r})") from None
+            raise DaemonError(
+                f"{self.host} does not answer like Ollama ({self.path} gave "
+                f"{one_line(self.text, 60)!r})"
+            ) from None
 
 
 def _tls_context(scheme: str) -> ssl.SSLContext:
@@ -107,8 +109,11 @@ def _tls_context(scheme: str) -> ssl.SSLContext:
             return ssl.create_default_context(cafile=cafile or None, capath=capath or None)
         except (OSError, ssl.SSLError) as exc:  # missing, unreadable, or not PEM
             field = "SSL_CERT_FILE" if cafile else "SSL_CERT_DIR"
-            raise InputError(f"{(cafile or capath)!r}: cannot load CA certificates from it "
-                             f"({getattr(exc, 'strerror', None) or exc})", field=field) from None
+            raise InputError(
+                f"{(cafile or capath)!r}: cannot load CA certificates from it "
+                f"({getattr(exc, 'strerror', None) or exc})",
+                field=field,
+            ) from None
     return ssl.create_default_context()
 
 
@@ -142,37 +147,53 @@ class OllamaAPI:
             extra["params"] = address.params
         token = os.environ.get(TOKEN_VARIABLE)
         headers = {"Authorization": f"Bearer {token}"} if token and not address.auth else {}
-        self.client = ollama.Client(host=address.url, timeout=timeout, verify=tls,
-                                    headers=headers, **extra)
+        self.client = ollama.Client(
+            host=address.url, timeout=timeout, verify=tls, headers=headers, **extra
+        )
         self._url, self._tls, self._extra, self._token = address.url, tls, extra, token
-        self.http = httpx.Client(base_url=address.url, timeout=timeout, verify=tls,
-                                 headers=headers, **extra)
+        self.http = httpx.Client(
+            base_url=address.url, timeout=timeout, verify=tls, headers=headers, **extra
+        )
 
     def _unreachable(self, exc: BaseException | None = None) -> DaemonError:
         problem = _tls_problem(exc) if exc is not None else None
         if problem is not None:
-            fix = ("set SSL_CERT_FILE to the CA bundle that signed it" if "certificate" in
-                   problem.lower() or "issuer" in problem.lower() else "check its TLS setup")
+            fix = (
+                "set SSL_CERT_FILE to the CA bundle that signed it"
+                if "certificate" in problem.lower() or "issuer" in problem.lower()
+                else "check its TLS setup"
+            )
             return DaemonError(f"TLS with {self.host} failed: {problem}; {fix}")
-        return NothingListens(f"cannot reach Ollama at {self.host}: start it (`ollama serve`) or "
-                              "point OLLAMA_HOST / --host at a running daemon")
+        return NothingListens(
+            f"cannot reach Ollama at {self.host}: start it (`ollama serve`) or "
+            "point OLLAMA_HOST / --host at a running daemon"
+        )
 
     def _refused_credentials(self, status: int) -> DaemonError:
-        given = ("the user and password in the host URL" if "***@" in self.host else
-                 f"${TOKEN_VARIABLE}" if os.environ.get(TOKEN_VARIABLE) else "none were given")
-        return DaemonError(f"{self.host} refused the credentials (HTTP {status}; {given}): "
-                           "give the proxy's user and password as http(s)://USER:PASSWORD@"
-                           f"HOST:PORT, or a bearer token in ${TOKEN_VARIABLE}")
+        given = (
+            "the user and password in the host URL"
+            if "***@" in self.host
+            else f"${TOKEN_VARIABLE}"
+            if os.environ.get(TOKEN_VARIABLE)
+            else "none were given"
+        )
+        return DaemonError(
+            f"{self.host} refused the credentials (HTTP {status}; {given}): "
+            "give the proxy's user and password as http(s)://USER:PASSWORD@"
+            f"HOST:PORT, or a bearer token in ${TOKEN_VARIABLE}"
+        )
 
     def _too_slow(self, during: str, seconds: float | None = None) -> DaemonError:
         """A timeout, connecting included: something listens, or the network is slow; the
         daemon is not known to be down, so 'start it' would be the wrong advice."""
         waited = self.timeout if seconds is None else seconds
-        return DaemonUnreachable(f"Ollama at {self.host} did not answer within {waited:g} s "
-                                 f"{during}")
+        return DaemonUnreachable(
+            f"Ollama at {self.host} did not answer within {waited:g} s {during}"
+        )
 
-    def _call(self, method: str, path: str, *, deadline: float | None = None,
-              **kwargs: Any) -> Answer:
+    def _call(
+        self, method: str, path: str, *, deadline: float | None = None, **kwargs: Any
+    ) -> Answer:
         """One request and its whole answer within one deadline ($QWQ_OLLAMA_DEADLINE unless
         given): connect, headers and a body read chunk by chunk, so a daemon that trickles
         fails as one that is silent does; the decoded body is bounded too. A client made with
@@ -180,18 +201,21 @@ class OllamaAPI:
         seconds = min(network_deadline(), self.timeout) if deadline is None else deadline
         limit = Deadline(seconds)
         try:
-            with self.http.stream(method, path, timeout=httpx.Timeout(seconds),
-                                  **kwargs) as reply:
+            with self.http.stream(method, path, timeout=httpx.Timeout(seconds), **kwargs) as reply:
                 body = read_bounded(reply.iter_bytes(), limit=MAX_ANSWER, deadline=limit)
                 return Answer(reply.status_code, body, self.host, path)
         except (httpx.TimeoutException, TooSlow):
             raise self._too_slow(f"({method} {path})", seconds) from None
         except TooBig:
-            raise DaemonError(f"{self.host} answered {method} {path} with more than "
-                              f"{MAX_ANSWER >> 20} MiB: not an Ollama daemon?") from None
+            raise DaemonError(
+                f"{self.host} answered {method} {path} with more than "
+                f"{MAX_ANSWER >> 20} MiB: not an Ollama daemon?"
+            ) from None
         except httpx.DecodingError:
-            raise DaemonError(f"{self.host} answered {method} {path} with a body that does not "
-                              "decode (its Content-Encoding lies)") from None
+            raise DaemonError(
+                f"{self.host} answered {method} {path} with a body that does not "
+                "decode (its Content-Encoding lies)"
+            ) from None
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
 
@@ -201,8 +225,10 @@ class OllamaAPI:
         try:
             yield
         except _SHAPE_ERRORS as exc:
-            raise DaemonError(f"{self.host} answered {what} in a shape Ollama does not use "
-                              f"({type(exc).__name__}: {one_line(str(exc), 80)})") from None
+            raise DaemonError(
+                f"{self.host} answered {what} in a shape Ollama does not use "
+                f"({type(exc).__name__}: {one_line(str(exc), 80)})"
+            ) from None
 
     def version(self) -> str:
         reply = self._call("GET", "/api/version")
@@ -210,15 +236,19 @@ class OllamaAPI:
         try:
             return str(json.loads(reply.body)["version"])
         except (ValueError, KeyError, TypeError):
-            raise DaemonError(f"{self.host} does not answer like Ollama (/api/version gave "
-                              f"{one_line(reply.text, 60)!r})") from None
+            raise DaemonError(
+                f"{self.host} does not answer like Ollama (/api/version gave "
+                f"{one_line(reply.text, 60)!r})"
+            ) from None
 
     def supported_version(self) -> str:
         """The daemon's version, refusing one older than the oldest release we support."""
         version = self.version()
         if is_supported(version) is False:
-            raise DaemonError(f"Ollama {version} at {self.host} is too old: this tool needs "
-                              f"Ollama {OLLAMA_MINIMUM} or newer")
+            raise DaemonError(
+                f"Ollama {version} at {self.host} is too old: this tool needs "
+                f"Ollama {OLLAMA_MINIMUM} or newer"
+            )
         return version
 
     def is_ready(self) -> bool:
@@ -260,12 +290,14 @@ class OllamaAPI:
         reply = self._call("HEAD", f"/api/blobs/{digest}")
         return reply.status_code == 200
 
-    def push_blob(self, digest: str, path: Path,
-                  on_bytes: Callable[[int], None] | None = None) -> None:
+    def push_blob(
+        self, digest: str, path: Path, on_bytes: Callable[[int], None] | None = None
+    ) -> None:
         """Upload a file under a digest computed once by us (the server re-checks it).
 
         `on_bytes(sent)` hears the bytes handed to the connection so far, block by block.
         """
+
         def chunks() -> Iterator[bytes]:
             sent = 0
             with open(path, "rb") as handle:
@@ -274,15 +306,21 @@ class OllamaAPI:
                     sent += len(block)
                     if on_bytes is not None:
                         on_bytes(sent)
+
         # an upload of 20 GB takes what it takes: bounded by silence (the client's timeout),
         # not by the deadline of one answer
-        reply = self._call("POST", f"/api/blobs/{digest}", content=chunks(),
-                           deadline=max(self.timeout, 7 * 86400.0))
+        reply = self._call(
+            "POST",
+            f"/api/blobs/{digest}",
+            content=chunks(),
+            deadline=max(self.timeout, 7 * 86400.0),
+        )
         self._raise_for(reply, f"upload {path.name}")
 
     @contextmanager
-    def _client_errors(self, refused: str, during: str, missing: str | None = None
-                       ) -> Iterator[None]:
+    def _client_errors(
+        self, refused: str, during: str, missing: str | None = None
+    ) -> Iterator[None]:
         """Turn the `ollama` client's and httpx's exceptions into one-line DaemonErrors.
 
         `missing`, if given, is the message for a 404 (the model named is not registered).
@@ -294,20 +332,23 @@ class OllamaAPI:
                 raise DaemonError(missing) from None
             if exc.status_code in REFUSED_CREDENTIALS:
                 raise self._refused_credentials(exc.status_code) from None
-            raise RefusedError(f"{refused}: {one_line(str(exc.error))}",
-                               detail=one_line(str(exc.error), 2000)) from None
+            raise RefusedError(
+                f"{refused}: {one_line(str(exc.error))}", detail=one_line(str(exc.error), 2000)
+            ) from None
         except httpx.TimeoutException:
             raise self._too_slow(during) from None
         except ConnectionError as exc:
             raise self._unreachable(exc) from None
         except httpx.TransportError as exc:
-            raise DaemonUnreachable(f"lost the connection to Ollama at {self.host} {during} "
-                              f"({type(exc).__name__})") from None
+            raise DaemonUnreachable(
+                f"lost the connection to Ollama at {self.host} {during} ({type(exc).__name__})"
+            ) from None
 
     def create(self, model: str, **fields: Any) -> Iterator[ProgressUpdate]:
         """Stream the server's status lines for one /api/create."""
-        with self._client_errors(f"Ollama refused {model}",
-                                 f"while creating {model}; run create again"):
+        with self._client_errors(
+            f"Ollama refused {model}", f"while creating {model}; run create again"
+        ):
             for update in self.client.create(model=model, stream=True, **fields):
                 yield ProgressUpdate(update.status or "", update.total, update.completed)
 
@@ -323,17 +364,27 @@ class OllamaAPI:
             if exc.status_code in REFUSED_CREDENTIALS:
                 raise self._refused_credentials(exc.status_code) from None
             if exc.status_code != 404:
-                raise DaemonError(f"Ollama could not delete {model}: "
-                                  f"{one_line(str(exc.error))}") from None
+                raise DaemonError(
+                    f"Ollama could not delete {model}: {one_line(str(exc.error))}"
+                ) from None
         except ConnectionError as exc:
             raise self._unreachable(exc) from None
 
-    def render_prompt(self, model: str, messages: list[dict[str, Any]],
-                      tools: list[dict[str, Any]] | None = None, *,
-                      think: ThinkValue | None = None) -> str:
+    def render_prompt(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        *,
+        think: ThinkValue | None = None,
+    ) -> str:
         """The prompt the daemon would send to the model (`_debug_render_only`)."""
-        body: dict[str, Any] = {"model": model, "messages": as_ollama_messages(messages),
-                                "stream": False, "_debug_render_only": True}
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": as_ollama_messages(messages),
+            "stream": False,
+            "_debug_render_only": True,
+        }
         if tools:
             body["tools"] = tools
         if think is not None:
@@ -343,9 +394,14 @@ class OllamaAPI:
         with self._shape("/api/chat with _debug_render_only (Ollama 0.6 or newer has it)"):
             return str(reply.json()["_debug_info"]["rendered_template"])
 
-    def chat_stream(self, model: str, messages: list[dict[str, Any]], *,
-                    options: dict[str, Any] | None = None, think: bool | None = None
-                    ) -> Iterator[ollama.ChatResponse]:
+    def chat_stream(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        *,
+        options: dict[str, Any] | None = None,
+        think: bool | None = None,
+    ) -> Iterator[ollama.ChatResponse]:
         """Stream one chat (a ChatEngine, as checks/engines.py opens it).
 
         Two bounds, as a chat needs: the first byte may take the client's `timeout` (the daemon
@@ -357,16 +413,18 @@ class OllamaAPI:
         from ollama._types import ChatRequest
 
         silence = network_deadline()
-        body = ChatRequest(model=model, messages=messages, stream=True, options=options,
-                           think=think).model_dump(exclude_none=True)
+        body = ChatRequest(
+            model=model, messages=messages, stream=True, options=options, think=think
+        ).model_dump(exclude_none=True)
         first_byte = httpx.Timeout(self.timeout, connect=min(self.timeout, silence))
         during = f"during a chat with {model}"
         waited = self.timeout
         try:
             with self.http.stream("POST", "/api/chat", json=body, timeout=first_byte) as reply:
                 if reply.status_code >= 400:
-                    text = read_bounded(reply.iter_bytes(), limit=MAX_ANSWER,
-                                        deadline=Deadline(silence))
+                    text = read_bounded(
+                        reply.iter_bytes(), limit=MAX_ANSWER, deadline=Deadline(silence)
+                    )
                     raise self._chat_refused(reply.status_code, _error_text(text), model)
                 # httpcore reads the read timeout when the body starts: from here on, silence
                 reply.request.extensions["timeout"]["read"] = waited = silence
@@ -374,17 +432,20 @@ class OllamaAPI:
                     with self._shape("/api/chat"):
                         part = json.loads(line)
                         if isinstance(part, dict) and part.get("error"):
-                            raise RefusedError(f"Ollama refused a chat with {model}: "
-                                               f"{one_line(str(part['error']))}",
-                                               detail=str(part["error"]))
+                            raise RefusedError(
+                                f"Ollama refused a chat with {model}: "
+                                f"{one_line(str(part['error']))}",
+                                detail=str(part["error"]),
+                            )
                         update = ollama.ChatResponse.model_validate(part)
                     yield update
         except httpx.TimeoutException:
             what = "before its first byte" if waited == self.timeout else "(silent since)"
             raise self._too_slow(f"{during} {what}", waited) from None
         except TooBig:
-            raise DaemonError(f"{self.host} sent a chat line of more than "
-                              f"{MAX_CHAT_LINE >> 20} MiB {during}") from None
+            raise DaemonError(
+                f"{self.host} sent a chat line of more than {MAX_CHAT_LINE >> 20} MiB {during}"
+            ) from None
         except httpx.DecodingError:
             raise DaemonError(f"{self.host} sent a chat that does not decode {during}") from None
         except ConnectionError as exc:
@@ -392,42 +453,62 @@ class OllamaAPI:
         except httpx.TransportError as exc:
             if isinstance(exc, httpx.ConnectError):
                 raise self._unreachable(exc) from None
-            raise DaemonUnreachable(f"lost the connection to Ollama at {self.host} {during} "
-                                    f"({type(exc).__name__})") from None
+            raise DaemonUnreachable(
+                f"lost the connection to Ollama at {self.host} {during} ({type(exc).__name__})"
+            ) from None
 
     def _chat_refused(self, status: int, detail: str, model: str) -> DaemonError:
         if status == 404:
-            return DaemonError(f"model {model} is not registered at {self.host}: run "
-                               f"`qwq-ollama create {model}`")
+            return DaemonError(
+                f"model {model} is not registered at {self.host}: run `qwq-ollama create {model}`"
+            )
         if status in REFUSED_CREDENTIALS:
             return self._refused_credentials(status)
-        return RefusedError(f"Ollama refused a chat with {model}: {one_line(detail)} "
-                            f"(HTTP {status})", detail=one_line(detail, 2000))
+        return RefusedError(
+            f"Ollama refused a chat with {model}: {one_line(detail)} (HTTP {status})",
+            detail=one_line(detail, 2000),
+        )
 
-    def chat_once(self, model: str, messages: list[dict[str, Any]], *,
-                  options: dict[str, Any] | None = None, think: ThinkValue | None = None
-                  ) -> ollama.ChatResponse:
+    def chat_once(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        *,
+        options: dict[str, Any] | None = None,
+        think: ThinkValue | None = None,
+    ) -> ollama.ChatResponse:
         """One chat, not streamed: the whole answer in one reply."""
         kwargs: dict[str, Any] = {} if options is None else {"options": options}
         if think is not None:
             kwargs["think"] = think
-        with self._client_errors(f"Ollama refused a chat with {model}",
-                                 f"during a chat with {model}",
-                                 missing=f"model {model} is not registered at {self.host}"):
+        with self._client_errors(
+            f"Ollama refused a chat with {model}",
+            f"during a chat with {model}",
+            missing=f"model {model} is not registered at {self.host}",
+        ):
             return self.client.chat(model=model, messages=messages, stream=False, **kwargs)
 
-    def generate_raw(self, model: str, prompt: str, *, options: dict[str, Any] | None = None,
-                     on_text: Callable[[str], None] | None = None) -> RawReply:
+    def generate_raw(
+        self,
+        model: str,
+        prompt: str,
+        *,
+        options: dict[str, Any] | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> RawReply:
         """Continue `prompt` exactly as given (`raw`: no template, no think parsing), streamed:
         how a capped reasoning goes on to its answer in the same context."""
         kwargs: dict[str, Any] = {} if options is None else {"options": options}
         text, done_reason, evals = "", None, 0
-        with self._client_errors(f"Ollama refused a raw generate with {model}",
-                                 f"during a raw generate with {model}",
-                                 missing=f"model {model} is not registered at {self.host}"):
+        with self._client_errors(
+            f"Ollama refused a raw generate with {model}",
+            f"during a raw generate with {model}",
+            missing=f"model {model} is not registered at {self.host}",
+        ):
             # think=False: no think-tag parser on a text that already closed the reasoning.
-            for part in self.client.generate(model=model, prompt=prompt, raw=True, stream=True,
-                                             think=False, **kwargs):
+            for part in self.client.generate(
+                model=model, prompt=prompt, raw=True, stream=True, think=False, **kwargs
+            ):
                 text += part.response or ""
                 if on_text is not None and part.response:
                     on_text(part.response)
@@ -435,39 +516,57 @@ class OllamaAPI:
                     done_reason, evals = part.done_reason, part.eval_count or 0
         return RawReply(text, done_reason, evals)
 
-    def openai_chat(self, model: str, messages: list[dict[str, Any]], *,
-                    reasoning_effort: str | None = None, seed: int | None = None,
-                    max_tokens: int | None = None, stream: bool = False) -> OpenAIReply:
+    def openai_chat(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        *,
+        reasoning_effort: str | None = None,
+        seed: int | None = None,
+        max_tokens: int | None = None,
+        stream: bool = False,
+    ) -> OpenAIReply:
         """One chat through Ollama's OpenAI-compatible /v1/chat/completions, with the official
         `openai` package: what editors, agents and OpenAI-SDK apps see."""
         import openai  # a third of a second to import: only the commands that use it pay
         from openai.types.chat import ChatCompletionMessageParam
         from openai.types.shared import ReasoningEffort
 
-        client = openai.OpenAI(base_url=f"{self._url.rstrip('/')}/v1",
-                               api_key=self._token or "ollama", timeout=self.timeout,
-                               max_retries=0, http_client=httpx.Client(verify=self._tls,
-                                                                       **self._extra))
-        sent: list[ChatCompletionMessageParam] = cast("list[ChatCompletionMessageParam]",
-                                                      messages)
+        client = openai.OpenAI(
+            base_url=f"{self._url.rstrip('/')}/v1",
+            api_key=self._token or "ollama",
+            timeout=self.timeout,
+            max_retries=0,
+            http_client=httpx.Client(verify=self._tls, **self._extra),
+        )
+        sent: list[ChatCompletionMessageParam] = cast("list[ChatCompletionMessageParam]", messages)
         effort = cast("ReasoningEffort", reasoning_effort)
         try:
             with client:
                 if not stream:
                     reply = client.chat.completions.create(
-                        model=model, messages=sent, stream=False,
+                        model=model,
+                        messages=sent,
+                        stream=False,
                         reasoning_effort=openai.omit if effort is None else effort,
                         seed=openai.omit if seed is None else seed,
-                        max_tokens=openai.omit if max_tokens is None else max_tokens)
+                        max_tokens=openai.omit if max_tokens is None else max_tokens,
+                    )
                     choice = reply.choices[0]
-                    return OpenAIReply(str(getattr(choice.message, "reasoning", None) or ""),
-                                       choice.message.content or "", choice.finish_reason)
+                    return OpenAIReply(
+                        str(getattr(choice.message, "reasoning", None) or ""),
+                        choice.message.content or "",
+                        choice.finish_reason,
+                    )
                 reasoning, content, finish = "", "", None
                 for chunk in client.chat.completions.create(
-                        model=model, messages=sent, stream=True,
-                        reasoning_effort=openai.omit if effort is None else effort,
-                        seed=openai.omit if seed is None else seed,
-                        max_tokens=openai.omit if max_tokens is None else max_tokens):
+                    model=model,
+                    messages=sent,
+                    stream=True,
+                    reasoning_effort=openai.omit if effort is None else effort,
+                    seed=openai.omit if seed is None else seed,
+                    max_tokens=openai.omit if max_tokens is None else max_tokens,
+                ):
                     for delta_choice in chunk.choices:
                         delta = delta_choice.delta
                         reasoning += str(getattr(delta, "reasoning", None) or "")
@@ -482,8 +581,9 @@ class OllamaAPI:
             if exc.status_code in REFUSED_CREDENTIALS:
                 raise self._refused_credentials(exc.status_code) from None
             detail = _openai_error_text(exc)
-            raise RefusedError(f"Ollama refused a /v1 chat with {model}: {detail}",
-                               detail=detail) from None
+            raise RefusedError(
+                f"Ollama refused a /v1 chat with {model}: {detail}", detail=detail
+            ) from None
 
     def _raise_for(self, reply: Answer, what: str) -> None:
         if reply.status_code < 400:
@@ -501,7 +601,6 @@ class OllamaAPI:
     def close(self) -> None:
         self.http.close()
         self.client.close()  # type: ignore[no-untyped-call]  # ollama leaves it unannotated
-
 
 
 def _error_text(body: bytes) -> str:
@@ -527,7 +626,6 @@ def _lines(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
             raise TooBig(f"a line of more than {limit} bytes")
     if pending.strip():
         yield pending
-
 
 
 def _openai_error_text(exc: Any) -> str:

@@ -82,8 +82,9 @@ def _port_of(environment: dict[str, str]) -> int | None:
         return None
 
 
-def import_space_problem(size: int, version: str, models_dir: Path, blob_present: bool
-                         ) -> str | None:
+def import_space_problem(
+    size: int, version: str, models_dir: Path, blob_present: bool
+) -> str | None:
     """Why importing a GGUF of `size` bytes would run out of disk in `models_dir`, or None.
 
     Said before the upload starts, so that a 20 GB import never fails half-way: a daemon from
@@ -100,11 +101,13 @@ def import_space_problem(size: int, version: str, models_dir: Path, blob_present
     need = size * copies
     if free >= need:
         return None
-    return (f"not enough disk space: Ollama {version} needs about {need / 1e9:.1f} GB free in "
-            f"{models_dir} for this import ({_what_is_written(copies, blob_present)}), and "
-            f"{free / 1e9:.1f} GB are free; "
-            "free some space there (or point OLLAMA_MODELS at a larger disk), then run create "
-            "again")
+    return (
+        f"not enough disk space: Ollama {version} needs about {need / 1e9:.1f} GB free in "
+        f"{models_dir} for this import ({_what_is_written(copies, blob_present)}), and "
+        f"{free / 1e9:.1f} GB are free; "
+        "free some space there (or point OLLAMA_MODELS at a larger disk), then run create "
+        "again"
+    )
 
 
 def _what_is_written(copies: int, blob_present: bool) -> str:

@@ -50,8 +50,13 @@ class HostResult:
         return self.state == "ok" and all(c.ok for c in self.cells)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "state": self.state, "ok": self.ok, "error": self.error,
-                "variants": [c.to_dict() for c in self.cells]}
+        return {
+            "host": self.host,
+            "state": self.state,
+            "ok": self.ok,
+            "error": self.error,
+            "variants": [c.to_dict() for c in self.cells],
+        }
 
 
 @dataclass
@@ -100,8 +105,11 @@ def _warn_if_readable(file: Path, hosts: list[str]) -> None:
     except OSError:
         return
     if mode & (stat.S_IRGRP | stat.S_IROTH) and any(holds_secret(h) for h in hosts):
-        print(f"warning: {file} holds credentials and other users can read it "
-              f"(mode {stat.S_IMODE(mode):04o}): chmod 600 {file}", file=sys.stderr)
+        print(
+            f"warning: {file} holds credentials and other users can read it "
+            f"(mode {stat.S_IMODE(mode):04o}): chmod 600 {file}",
+            file=sys.stderr,
+        )
 
 
 def fleet_hosts(hosts: list[str] | None, fleet_file: Path | None) -> list[str] | None:
@@ -132,15 +140,19 @@ def _unique(hosts: list[str], located: Any) -> list[str]:
     for index, host in enumerate(hosts):
         key = same_daemon(host)
         if key in seen:
-            raise located.error(f"{redact(host)} names a daemon named before it",
-                                ("hosts", index))
+            raise located.error(f"{redact(host)} names a daemon named before it", ("hosts", index))
         seen.add(key)
     return hosts
 
 
-def run_fleet(hosts: list[str], work: Callable[[OllamaAPI], list[Cell]],
-              parallel: int = DEFAULT_PARALLEL, timeout: float = 600.0) -> FleetReport:
+def run_fleet(
+    hosts: list[str],
+    work: Callable[[OllamaAPI], list[Cell]],
+    parallel: int = DEFAULT_PARALLEL,
+    timeout: float = 600.0,
+) -> FleetReport:
     """`work` on every host, at most `parallel` at a time; results in the order given."""
+
     def one(host: str) -> HostResult:
         api = OllamaAPI(host, timeout=timeout)
         try:
@@ -158,8 +170,12 @@ def run_fleet(hosts: list[str], work: Callable[[OllamaAPI], list[Cell]],
         return FleetReport(list(pool.map(one, hosts)))
 
 
-def create_cells(catalog: Catalog, variants: list[str] | None, weights: str | None,
-                 progress: HostProgress | None = None) -> Callable[[OllamaAPI], list[Cell]]:
+def create_cells(
+    catalog: Catalog,
+    variants: list[str] | None,
+    weights: str | None,
+    progress: HostProgress | None = None,
+) -> Callable[[OllamaAPI], list[Cell]]:
     """Per host: register the variants; each cell says created or up to date.
 
     The GGUFs on disk are hashed here, once, before any host asks: hosts starting together
@@ -175,17 +191,24 @@ def create_cells(catalog: Catalog, variants: list[str] | None, weights: str | No
     def work(api: OllamaAPI) -> list[Cell]:
         say = (lambda name, update: progress(api.host, name, update)) if progress else None
         report = Registrar(api, catalog, say).create(variants, weights)
-        return [Cell(v, "created" if v in report.created else "up to date", True)
-                for v in report.variants]
+        return [
+            Cell(v, "created" if v in report.created else "up to date", True)
+            for v in report.variants
+        ]
+
     return work
 
 
-def status_cells(catalog: Catalog, weights: str | None, names: list[str] | None = None
-                 ) -> Callable[[OllamaAPI], list[Cell]]:
+def status_cells(
+    catalog: Catalog, weights: str | None, names: list[str] | None = None
+) -> Callable[[OllamaAPI], list[Cell]]:
     """Per host: each variant up to date, drifted (which fields), or not registered."""
     from qwq_ollama.daemon.registry import status
 
     def work(api: OllamaAPI) -> list[Cell]:
-        return [Cell(row.variant, row.describe(), row.up_to_date)
-                for row in status(api, catalog, weights, names)]
+        return [
+            Cell(row.variant, row.describe(), row.up_to_date)
+            for row in status(api, catalog, weights, names)
+        ]
+
     return work

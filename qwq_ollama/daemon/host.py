@@ -41,9 +41,16 @@ class DaemonAddress:
 
     __slots__ = ("scheme", "hostname", "port", "path", "username", "password", "query")
 
-    def __init__(self, scheme: str, hostname: str, port: int, path: str,
-                 username: str | None = None, password: str | None = None,
-                 query: str = "") -> None:
+    def __init__(
+        self,
+        scheme: str,
+        hostname: str,
+        port: int,
+        path: str,
+        username: str | None = None,
+        password: str | None = None,
+        query: str = "",
+    ) -> None:
         self.scheme, self.hostname, self.port, self.path = scheme, hostname, port, path
         self.username, self.password, self.query = username, password, query
 
@@ -70,8 +77,9 @@ class DaemonAddress:
         user = ""
         if self.username is not None or self.password is not None:
             # a user alone may be a token (`https://TOKEN@host`): shown as *** too
-            user = f"{self.username}:***@" if self.username and self.password is not None \
-                else "***@"
+            user = (
+                f"{self.username}:***@" if self.username and self.password is not None else "***@"
+            )
         query = f"?{redact_query(self.query)}" if self.query else ""
         return f"{self.scheme}://{user}{self.netloc}{self.path}{query}"
 
@@ -193,8 +201,15 @@ def parse_host(value: str, source: str) -> DaemonAddress:
         username, password = _unquote(username), _unquote(password_text) if colon else None
     default_port = SCHEME_PORTS[scheme] if sep else DEFAULT_PORT
     hostname, port = _split_hostport(hostport, default_port, source, value)
-    return DaemonAddress(scheme, _connectable(hostname), port,
-                         ("/" + path).rstrip("/") if slash else "", username, password, query)
+    return DaemonAddress(
+        scheme,
+        _connectable(hostname),
+        port,
+        ("/" + path).rstrip("/") if slash else "",
+        username,
+        password,
+        query,
+    )
 
 
 def _unquote(text: str) -> str:
@@ -206,8 +221,7 @@ def _unquote(text: str) -> str:
     return unquote(text)
 
 
-def _split_hostport(hostport: str, default_port: int, source: str, value: str
-                    ) -> tuple[str, int]:
+def _split_hostport(hostport: str, default_port: int, source: str, value: str) -> tuple[str, int]:
     """(host name, port) of `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address."""
     if hostport.startswith("["):
         address, closed, after = hostport[1:].partition("]")
@@ -220,8 +234,9 @@ def _split_hostport(hostport: str, default_port: int, source: str, value: str
         return address, _port(after[1:], source, value) if after else default_port
     if hostport.count(":") > 1:  # an IPv6 address without brackets: Ollama gives it no port
         if not _is_ipv6(hostport):
-            raise _refuse(source, value, f"{hostport!r} is not an IPv6 address; write "
-                          "[address]:port")
+            raise _refuse(
+                source, value, f"{hostport!r} is not an IPv6 address; write [address]:port"
+            )
         return hostport, default_port
     if not hostport:
         raise _refuse(source, value, "no host name")
@@ -268,6 +283,8 @@ def _refuse(source: str, value: str, problem: str) -> InputError:
     quoting that part would print it."""
     shown = redact(value.strip())
     if any(word in problem for word in secret_words(value.strip())):
-        problem = ("not http(s)://[USER:PASSWORD@]HOST[:PORT][/PATH]; in a password, write "
-                   "/ ? # @ as %2F %3F %23 %40")
+        problem = (
+            "not http(s)://[USER:PASSWORD@]HOST[:PORT][/PATH]; in a password, write "
+            "/ ? # @ as %2F %3F %23 %40"
+        )
     return InputError(f"{shown!r}: {problem}", field=source)

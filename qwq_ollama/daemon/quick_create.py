@@ -30,18 +30,30 @@ _OPTIONS = ("--weights", "--catalog", "--host")
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def request_for(variants: list[str] | None, weights: str | None,
-                catalog: str | os.PathLike[str] | None, host: str | None) -> list[object]:
+def request_for(
+    variants: list[str] | None,
+    weights: str | None,
+    catalog: str | os.PathLike[str] | None,
+    host: str | None,
+) -> list[object]:
     """What a `create` was asked, with everything its catalog and daemon lookup depend on.
 
     Raw values, not resolved ones, so that the quick check needs no resolving: an equal request
     resolves to the same catalog file and daemon (see paths.default_catalog_path, hosts).
     """
-    return [STAMP_FORMAT, sys.prefix, list(variants or []), weights,
-            os.path.normpath(catalog) if catalog is not None else None, host, os.getcwd(),
-            os.environ.get("QWQ_OLLAMA_CATALOG"), os.environ.get("OLLAMA_HOST"),
-            os.environ.get("HOME"),  # a `~` in a GGUF path
-            os.path.exists(os.path.join("modelfiles", "models.yaml"))]
+    return [
+        STAMP_FORMAT,
+        sys.prefix,
+        list(variants or []),
+        weights,
+        os.path.normpath(catalog) if catalog is not None else None,
+        host,
+        os.getcwd(),
+        os.environ.get("QWQ_OLLAMA_CATALOG"),
+        os.environ.get("OLLAMA_HOST"),
+        os.environ.get("HOME"),  # a `~` in a GGUF path
+        os.path.exists(os.path.join("modelfiles", "models.yaml")),
+    ]
 
 
 def parse_create_args(args: list[str]) -> list[object] | None:
@@ -67,8 +79,9 @@ def parse_create_args(args: list[str]) -> list[object] | None:
                 return None
             value = following
         options[name] = value
-    return request_for(variants, options.get("--weights"), options.get("--catalog"),
-                       options.get("--host"))
+    return request_for(
+        variants, options.get("--weights"), options.get("--catalog"), options.get("--host")
+    )
 
 
 def stamp_path(request: list[object]) -> str:
@@ -104,8 +117,9 @@ def _code_paths() -> list[str]:
     return sorted([*modules, *installed])
 
 
-def fingerprint(catalog_file: str, templates_dir: str, weights_files: list[str]
-                ) -> dict[str, object]:
+def fingerprint(
+    catalog_file: str, templates_dir: str, weights_files: list[str]
+) -> dict[str, object]:
     """Every input a `create` reads, in a form that changes whenever the input does."""
     content = {p: _text(p) for p in [catalog_file, *_files_under(templates_dir)]}
     stats = {p: _stat_signature(p) for p in [*weights_files, *_code_paths()]}
@@ -129,8 +143,7 @@ def connection_target(host_url: str) -> list[object] | None:
     from qwq_ollama.daemon.host import parse_host
 
     address = parse_host(host_url, "--host")
-    if (address.scheme != "http" or address.path or not address.hostname.isascii()
-            or address.secret):
+    if address.scheme != "http" or address.path or not address.hostname.isascii() or address.secret:
         return None  # https, a path prefix, an IDN host or a proxy's credentials: full client
     return [address.hostname, address.port, address.netloc]
 
@@ -152,8 +165,11 @@ def _get_json(target: list[object], path: str, timeout: float) -> object:
     request = f"GET {path} HTTP/1.0\r\nHost: {netloc}\r\nAccept: application/json\r\n\r\n"
     failure: OSError = ConnectionError(f"no address for {netloc}")
     for family, kind, proto, _name, address in _socket.getaddrinfo(
-            str(hostname).encode("ascii"), port if isinstance(port, int) else None, 0,
-            _socket.SOCK_STREAM):
+        str(hostname).encode("ascii"),
+        port if isinstance(port, int) else None,
+        0,
+        _socket.SOCK_STREAM,
+    ):
         sock = _socket.socket(family, kind, proto)
         try:
             sock.settimeout(timeout)
@@ -221,9 +237,17 @@ def answer(args: list[str]) -> list[str] | None:
     return list(stamp.get("variants") or [])
 
 
-def record(request: list[object], *, host_url: str, catalog_file: str, templates_dir: str,
-           weights_files: list[str], variants: list[str], models: list[str],
-           listed: dict[str, str]) -> bool:
+def record(
+    request: list[object],
+    *,
+    host_url: str,
+    catalog_file: str,
+    templates_dir: str,
+    weights_files: list[str],
+    variants: list[str],
+    models: list[str],
+    listed: dict[str, str],
+) -> bool:
     """Stamp a finished `create`; False (and no stamp) if a model it made is not listed.
 
     Written atomically; a stamp that cannot be written only costs the next run its shortcut.
@@ -235,13 +259,21 @@ def record(request: list[object], *, host_url: str, catalog_file: str, templates
     if target is None or not all(digests.values()) or _names_a_secret(request):
         forget(request)
         return False
-    sources = {"catalog_file": catalog_file, "templates_dir": templates_dir,
-               "weights_files": list(weights_files)}
-    stamp = {"request": request, "target": target, "sources": sources,
-             "inputs": fingerprint(catalog_file, templates_dir, list(weights_files)), "models": digests, "variants": variants}
+    sources = {
+        "catalog_file": catalog_file,
+        "templates_dir": templates_dir,
+        "weights_files": list(weights_files),
+    }
+    stamp = {
+        "request": request,
+        "target": target,
+        "sources": sources,
+        "inputs": fingerprint(catalog_file, templates_dir, list(weights_files)),
+        "models": digests,
+        "variants": variants,
+    }
     try:
-        write_text_atomic(stamp_path(request),
-                          json.dumps(stamp, indent=1, sort_keys=True) + "\n")
+        write_text_atomic(stamp_path(request), json.dumps(stamp, indent=1, sort_keys=True) + "\n")
     except OSError:
         return False
     return True

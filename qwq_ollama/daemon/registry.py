@@ -69,8 +69,11 @@ class Desired:
     license: str | None
 
     def create_fields(self, base: str) -> dict[str, Any]:
-        fields: dict[str, Any] = {"from_": base, "template": self.template,
-                                  "parameters": self.parameters}
+        fields: dict[str, Any] = {
+            "from_": base,
+            "template": self.template,
+            "parameters": self.parameters,
+        }
         if self.system is not None:
             fields["system"] = self.system
         if self.license:
@@ -80,8 +83,13 @@ class Desired:
 
 def desired_state(catalog: Catalog, variant: Variant, weights: Weights) -> Desired:
     rendered = render_variant(catalog, variant, weights=weights)
-    return Desired(variant.name, rendered.ollama_template, variant.system,
-                   variant.parameters.as_dict(), weights.license)
+    return Desired(
+        variant.name,
+        rendered.ollama_template,
+        variant.system,
+        variant.parameters.as_dict(),
+        weights.license,
+    )
 
 
 def same_value(a: Any, b: Any) -> bool:
@@ -150,16 +158,19 @@ class CreateReport:
 
     def to_dict(self) -> dict[str, Any]:
         """What `create --json` prints (docs/reference.md: JSON output)."""
-        return {"created": self.created, "up_to_date": self.up_to_date,
-                "base_created": self.base_created, "bases": self.bases,
-                "weights_files": [str(p) for p in self.weights_files]}
+        return {
+            "created": self.created,
+            "up_to_date": self.up_to_date,
+            "base_created": self.base_created,
+            "bases": self.bases,
+            "weights_files": [str(p) for p in self.weights_files],
+        }
 
 
 class Registrar:
     """Creates variants on one daemon; a lock per daemon keeps concurrent runs apart."""
 
-    def __init__(self, api: OllamaAPI, catalog: Catalog, progress: Progress | None = None
-                 ) -> None:
+    def __init__(self, api: OllamaAPI, catalog: Catalog, progress: Progress | None = None) -> None:
         self.api = api
         self.catalog = catalog
         self.progress = progress or (lambda _name, _update: None)
@@ -172,8 +183,9 @@ class Registrar:
         path.parent.mkdir(parents=True, exist_ok=True)
         return FileLock(str(path), timeout=0)
 
-    def create(self, names: list[str] | None = None, weights_name: str | None = None
-               ) -> CreateReport:
+    def create(
+        self, names: list[str] | None = None, weights_name: str | None = None
+    ) -> CreateReport:
         variants = self.catalog.chosen(names)
         # Unreachable or too old: said before any work is done.
         self.version = self.api.supported_version()
@@ -184,7 +196,8 @@ class Registrar:
         except Timeout:
             raise EnvironmentProblem(
                 f"another `qwq-ollama create` is registering models with {self.api.host} "
-                f"(lock {lock.lock_file}); wait for it to finish") from None
+                f"(lock {lock.lock_file}); wait for it to finish"
+            ) from None
         try:
             return self._create_locked(variants, weights_name)
         finally:
@@ -216,9 +229,12 @@ class Registrar:
         for variant in variants:
             for name in refused_by(variant.parameters.as_dict(), self.version):
                 raise self.catalog.parameter_error(
-                    variant.name, name, f"Ollama {self.version} at {self.api.host} refuses "
+                    variant.name,
+                    name,
+                    f"Ollama {self.version} at {self.api.host} refuses "
                     f"{name} (no longer supported from {'.'.join(map(str, REFUSED_SINCE[name]))}"
-                    f"); remove it from the catalog")
+                    f"); remove it from the catalog",
+                )
 
     def ensure_base(self, weights: Weights, report: CreateReport) -> tuple[str, str | None]:
         """Import the weights once; returns the base model name and its blob digest."""
@@ -265,8 +281,7 @@ class Registrar:
             for update in self.api.create(base, files={path.name: digest}):
                 self.progress(base, update)
         except RefusedError as exc:
-            raise self._gguf_error(weights, path, f"Ollama cannot use it: {exc.detail}"
-                                   ) from None
+            raise self._gguf_error(weights, path, f"Ollama cannot use it: {exc.detail}") from None
 
     def _forget_other_sources(self, base: str, alias: str) -> None:
         """Drop the aliases of files imported before: each would keep its old blob alive."""
@@ -281,8 +296,9 @@ class Registrar:
         local = local_daemon(self.api.host)
         if local is None:
             return
-        problem = import_space_problem(path.stat().st_size, self.version, local.models_dir,
-                                       blob_present)
+        problem = import_space_problem(
+            path.stat().st_size, self.version, local.models_dir, blob_present
+        )
         if problem:
             raise EnvironmentProblem(f"{path.name}: {problem}")
 
@@ -296,9 +312,11 @@ class Registrar:
 
             files = download_gguf(str(weights.hf_repo), str(weights.hf_quant))
             if len(files) != 1:
-                raise self.catalog.error(f"{weights.hf_repo} {weights.hf_quant} is split into "
-                                         f"{len(files)} files; Ollama needs one GGUF: merge "
-                                         "them with llama-gguf-split --merge")
+                raise self.catalog.error(
+                    f"{weights.hf_repo} {weights.hf_quant} is split into "
+                    f"{len(files)} files; Ollama needs one GGUF: merge "
+                    "them with llama-gguf-split --merge"
+                )
             return files[0]
         path = Path(str(weights.gguf_path))
         if not path.is_file():
@@ -309,18 +327,23 @@ class Registrar:
         return self.catalog.error(f"{path}: {problem}", "weights", weights.name, "gguf")
 
 
-def stamp_create(api: OllamaAPI, catalog: Catalog, report: CreateReport,
-                 request: list[Any]) -> bool:
+def stamp_create(
+    api: OllamaAPI, catalog: Catalog, report: CreateReport, request: list[Any]
+) -> bool:
     """Leave the stamp that lets an unchanged re-run skip all of this (see daemon.quick_create)."""
     if report.from_hub:
         quick_create.forget(request)
         return False
     return quick_create.record(
-        request, host_url=api.host, catalog_file=str(catalog.path.resolve()),
+        request,
+        host_url=api.host,
+        catalog_file=str(catalog.path.resolve()),
         templates_dir=str(catalog.templates_dir),
         weights_files=[str(p.resolve()) for p in report.weights_files],
-        variants=report.variants, models=report.variants + report.bases,
-        listed=api.model_digests())
+        variants=report.variants,
+        models=report.variants + report.bases,
+        listed=api.model_digests(),
+    )
 
 
 class BaseDigests:
@@ -334,7 +357,8 @@ class BaseDigests:
     def __getitem__(self, weights_name: str) -> str | None:
         if weights_name not in self._known:
             self._known[weights_name] = base_digest(
-                self.api, self.catalog.weights_named(weights_name))
+                self.api, self.catalog.weights_named(weights_name)
+            )
         return self._known[weights_name]
 
     def owner_of(self, digest: str) -> str | None:
@@ -376,13 +400,23 @@ class Registration:
 
     def to_dict(self) -> dict[str, Any]:
         """What `list --json` prints per variant (docs/reference.md: JSON output)."""
-        return {"variant": self.variant, "weights": self.weights, "registered": self.registered,
-                "up_to_date": self.up_to_date, "over": self.over, "drift": self.drift}
+        return {
+            "variant": self.variant,
+            "weights": self.weights,
+            "registered": self.registered,
+            "up_to_date": self.up_to_date,
+            "over": self.over,
+            "drift": self.drift,
+        }
 
 
-def registration(api: OllamaAPI, catalog: Catalog, variant: Variant,
-                 weights_name: str | None = None, bases: BaseDigests | None = None
-                 ) -> Registration:
+def registration(
+    api: OllamaAPI,
+    catalog: Catalog,
+    variant: Variant,
+    weights_name: str | None = None,
+    bases: BaseDigests | None = None,
+) -> Registration:
     """Which weights the live variant runs over, and every field that differs from the catalog.
 
     The other fields are compared with what the catalog makes over the weights actually in
@@ -396,8 +430,11 @@ def registration(api: OllamaAPI, catalog: Catalog, variant: Variant,
     if shown is None:
         return Registration(variant.name, expected, None, None, {})
     live = shown.blob_digest
-    over = expected if live is not None and bases[expected] == live else (
-        bases.owner_of(live) if live else None)
+    over = (
+        expected
+        if live is not None and bases[expected] == live
+        else (bases.owner_of(live) if live else None)
+    )
     diffs: dict[str, str] = {}
     if over != expected:
         diffs["weights"] = _weights_detail(expected, over, bases[expected])
@@ -410,24 +447,34 @@ def _weights_detail(expected: str, over: str | None, expected_digest: str | None
     if over is not None:
         return f"weights (registered over {over}, not {expected})"
     if expected_digest is None:
-        return (f"weights (cannot be confirmed: the base model {BASE_NAMESPACE}/{expected} is "
-                "not registered)")
+        return (
+            f"weights (cannot be confirmed: the base model {BASE_NAMESPACE}/{expected} is "
+            "not registered)"
+        )
     return f"weights (not those of {expected})"
 
 
-def require_registered(api: OllamaAPI, catalog: Catalog, names: list[str],
-                       weights: str | None) -> None:
+def require_registered(
+    api: OllamaAPI, catalog: Catalog, names: list[str], weights: str | None
+) -> None:
     """Refuse (bad input) a variant that is not registered as `catalog` says, naming the fix."""
     for name in names:
         found = registration(api, catalog, catalog.variant(name), weights)
         if not found.up_to_date:
             again = f" --weights {weights}" if weights else ""
-            raise InputError(f"{name} is not as {catalog.path} says ({found.describe()}): run "
-                             f"`qwq-ollama create {name}{again}`", field="VARIANTS")
+            raise InputError(
+                f"{name} is not as {catalog.path} says ({found.describe()}): run "
+                f"`qwq-ollama create {name}{again}`",
+                field="VARIANTS",
+            )
 
 
-def status(api: OllamaAPI, catalog: Catalog, weights_name: str | None = None,
-           names: list[str] | None = None) -> list[Registration]:
+def status(
+    api: OllamaAPI,
+    catalog: Catalog,
+    weights_name: str | None = None,
+    names: list[str] | None = None,
+) -> list[Registration]:
     """The registration on this daemon of each variant named (default: the default set)."""
     api.supported_version()
     bases = BaseDigests(api, catalog)

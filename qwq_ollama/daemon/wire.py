@@ -70,4 +70,3 @@ def parse_show_parameters(text: str) -> dict[str, Any]:
         else:
             values[name] = value
     return values
-

@@ -16,9 +16,11 @@ from qwq_ollama.errors import EnvironmentProblem
 from qwq_ollama.pypi import download_distribution
 from qwq_ollama.weights_file import sha256_file
 
-NETWORK_TROUBLE = re.compile(r"dial tcp|no such host|connection refused|i/o timeout|proxyconnect"
-                             r"|Temporary failure in name resolution|Network is unreachable"
-                             r"|NewConnectionError|ConnectTimeout")
+NETWORK_TROUBLE = re.compile(
+    r"dial tcp|no such host|connection refused|i/o timeout|proxyconnect"
+    r"|Temporary failure in name resolution|Network is unreachable"
+    r"|NewConnectionError|ConnectTimeout"
+)
 
 
 class BuildStep:
@@ -32,8 +34,15 @@ class BuildStep:
     def log(self, step: str) -> Path:
         return self.log_dir / f"{step.replace(' ', '-')}.log"
 
-    def run(self, step: str, cmd: list[str], *, env: dict[str, str] | None = None,
-            cwd: Path | None = None, check: bool = True) -> str:
+    def run(
+        self,
+        step: str,
+        cmd: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        check: bool = True,
+    ) -> str:
         """Run `cmd`, all output into the step's log; return this command's output.
 
         `check=False` lets a non-zero exit through, for programs whose --help exits 1.
@@ -69,7 +78,8 @@ class BuildStep:
         return EnvironmentProblem(
             f"building Ollama v{self.version} failed at step '{step}': {reason}{log}; fix "
             f"that, then retry with `qwq-ollama install-ollama --version {self.version}` or "
-            "`make ollama`")
+            "`make ollama`"
+        )
 
     def pip_download(self, requirement: str, dest: Path, sha256: str | None = None) -> Path:
         """The source distribution of `requirement` from PyPI (never a wheel), into `dest`,
@@ -80,8 +90,9 @@ class BuildStep:
             except EnvironmentProblem as exc:
                 raise self.failed("download", str(exc)) from None
             if sha256 and sha256_file(sdist) != sha256:
-                raise self.failed("download", f"{sdist.name} does not have the pinned "
-                                  f"sha256 {sha256}")
+                raise self.failed(
+                    "download", f"{sdist.name} does not have the pinned sha256 {sha256}"
+                )
             target = dest / sdist.name
             move_into_place(sdist, target)
         return target
@@ -89,8 +100,10 @@ class BuildStep:
 
 def _reason(log_text: str) -> str:
     if NETWORK_TROUBLE.search(log_text):
-        return ("could not reach the network (the Go module proxy or PyPI); check network "
-                "access, GOPROXY or pip's index settings")
+        return (
+            "could not reach the network (the Go module proxy or PyPI); check network "
+            "access, GOPROXY or pip's index settings"
+        )
     lines = [ln.strip() for ln in log_text.splitlines() if ln.strip()]
     first_error = next((ln for ln in lines if re.search(r"(?i)\berror\b|\bfatal\b", ln)), None)
     return (first_error or (lines[-1] if lines else "no output"))[:200]

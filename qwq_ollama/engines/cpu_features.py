@@ -44,42 +44,91 @@ class Feature:
 
 _AVX512 = ("AVX512",)
 FEATURES = (
-    Feature("SSE42", frozenset({"sse4_2"}), ("-msse4.2",), (),
-            "sink = _mm_crc32_u32((unsigned)seed, 7u);"),
-    Feature("AVX", frozenset({"avx"}), ("-mavx",), ("SSE42",),
-            "__m256 a = _mm256_set1_ps((float)seed); a = _mm256_add_ps(a, a);"
-            " sink = (long long)_mm256_cvtss_f32(a);"),
-    Feature("AVX2", frozenset({"avx2"}), ("-mavx2",), ("AVX",),
-            "__m256i a = _mm256_set1_epi32(seed); a = _mm256_add_epi32(a, a);"
-            " sink = _mm256_cvtsi256_si32(a);"),
-    Feature("FMA", frozenset({"fma"}), ("-mfma",), ("AVX",),
-            "__m256 a = _mm256_set1_ps((float)seed); a = _mm256_fmadd_ps(a, a, a);"
-            " sink = (long long)_mm256_cvtss_f32(a);"),
-    Feature("F16C", frozenset({"f16c"}), ("-mf16c",), ("AVX",),
-            "__m128 f = _mm_cvtph_ps(_mm_set1_epi16((short)seed));"
-            " sink = (long long)_mm_cvtss_f32(f);"),
-    Feature("BMI2", frozenset({"bmi2"}), ("-mbmi2",), (),
-            "sink = _pdep_u32((unsigned)seed, 0xff00ffu);"),
-    Feature("AVX_VNNI", frozenset({"avx_vnni"}), ("-mavxvnni",), ("AVX2",),
-            "__m256i a = _mm256_set1_epi32(seed);"
-            " sink = _mm256_cvtsi256_si32(_mm256_dpbusd_avx_epi32(a, a, a));"),
-    Feature("AVX512", frozenset({"avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512bw"}),
-            ("-mavx512f", "-mavx512cd", "-mavx512vl", "-mavx512dq", "-mavx512bw"), ("AVX2",),
-            "__m512i a = _mm512_set1_epi32(seed); a = _mm512_conflict_epi32(a);"
-            " a = _mm512_add_epi8(a, a); a = _mm512_castps_si512(_mm512_xor_ps("
-            "_mm512_castsi512_ps(a), _mm512_castsi512_ps(a))); sink = _mm512_cvtsi512_si32(a)"
-            " + _mm256_cvtsi256_si32(_mm256_maskz_add_epi32(3, _mm256_set1_epi32(seed),"
-            " _mm256_set1_epi32(seed)));"),
-    Feature("AVX512_VBMI", frozenset({"avx512vbmi"}), ("-mavx512vbmi",), _AVX512,
-            "__m512i a = _mm512_set1_epi32(seed);"
-            " sink = _mm512_cvtsi512_si32(_mm512_permutexvar_epi8(a, a));"),
-    Feature("AVX512_VNNI", frozenset({"avx512_vnni"}), ("-mavx512vnni",), _AVX512,
-            "__m512i a = _mm512_set1_epi32(seed);"
-            " sink = _mm512_cvtsi512_si32(_mm512_dpbusd_epi32(a, a, a));"),
-    Feature("AVX512_BF16", frozenset({"avx512_bf16"}), ("-mavx512bf16",), _AVX512,
-            "__m512 a = _mm512_set1_ps((float)seed);"
-            " __m512bh b = _mm512_cvtne2ps_pbh(a, a);"
-            " sink = _mm512_cvtsi512_si32((__m512i)b);"),
+    Feature(
+        "SSE42",
+        frozenset({"sse4_2"}),
+        ("-msse4.2",),
+        (),
+        "sink = _mm_crc32_u32((unsigned)seed, 7u);",
+    ),
+    Feature(
+        "AVX",
+        frozenset({"avx"}),
+        ("-mavx",),
+        ("SSE42",),
+        "__m256 a = _mm256_set1_ps((float)seed); a = _mm256_add_ps(a, a);"
+        " sink = (long long)_mm256_cvtss_f32(a);",
+    ),
+    Feature(
+        "AVX2",
+        frozenset({"avx2"}),
+        ("-mavx2",),
+        ("AVX",),
+        "__m256i a = _mm256_set1_epi32(seed); a = _mm256_add_epi32(a, a);"
+        " sink = _mm256_cvtsi256_si32(a);",
+    ),
+    Feature(
+        "FMA",
+        frozenset({"fma"}),
+        ("-mfma",),
+        ("AVX",),
+        "__m256 a = _mm256_set1_ps((float)seed); a = _mm256_fmadd_ps(a, a, a);"
+        " sink = (long long)_mm256_cvtss_f32(a);",
+    ),
+    Feature(
+        "F16C",
+        frozenset({"f16c"}),
+        ("-mf16c",),
+        ("AVX",),
+        "__m128 f = _mm_cvtph_ps(_mm_set1_epi16((short)seed)); sink = (long long)_mm_cvtss_f32(f);",
+    ),
+    Feature(
+        "BMI2", frozenset({"bmi2"}), ("-mbmi2",), (), "sink = _pdep_u32((unsigned)seed, 0xff00ffu);"
+    ),
+    Feature(
+        "AVX_VNNI",
+        frozenset({"avx_vnni"}),
+        ("-mavxvnni",),
+        ("AVX2",),
+        "__m256i a = _mm256_set1_epi32(seed);"
+        " sink = _mm256_cvtsi256_si32(_mm256_dpbusd_avx_epi32(a, a, a));",
+    ),
+    Feature(
+        "AVX512",
+        frozenset({"avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512bw"}),
+        ("-mavx512f", "-mavx512cd", "-mavx512vl", "-mavx512dq", "-mavx512bw"),
+        ("AVX2",),
+        "__m512i a = _mm512_set1_epi32(seed); a = _mm512_conflict_epi32(a);"
+        " a = _mm512_add_epi8(a, a); a = _mm512_castps_si512(_mm512_xor_ps("
+        "_mm512_castsi512_ps(a), _mm512_castsi512_ps(a))); sink = _mm512_cvtsi512_si32(a)"
+        " + _mm256_cvtsi256_si32(_mm256_maskz_add_epi32(3, _mm256_set1_epi32(seed),"
+        " _mm256_set1_epi32(seed)));",
+    ),
+    Feature(
+        "AVX512_VBMI",
+        frozenset({"avx512vbmi"}),
+        ("-mavx512vbmi",),
+        _AVX512,
+        "__m512i a = _mm512_set1_epi32(seed);"
+        " sink = _mm512_cvtsi512_si32(_mm512_permutexvar_epi8(a, a));",
+    ),
+    Feature(
+        "AVX512_VNNI",
+        frozenset({"avx512_vnni"}),
+        ("-mavx512vnni",),
+        _AVX512,
+        "__m512i a = _mm512_set1_epi32(seed);"
+        " sink = _mm512_cvtsi512_si32(_mm512_dpbusd_epi32(a, a, a));",
+    ),
+    Feature(
+        "AVX512_BF16",
+        frozenset({"avx512_bf16"}),
+        ("-mavx512bf16",),
+        _AVX512,
+        "__m512 a = _mm512_set1_ps((float)seed);"
+        " __m512bh b = _mm512_cvtne2ps_pbh(a, a);"
+        " sink = _mm512_cvtsi512_si32((__m512i)b);",
+    ),
 )
 BY_OPTION = {f.option: f for f in FEATURES}
 # Never turned on, whatever the CPU claims (see the module docstring).
@@ -121,8 +170,9 @@ def cmake_options(options: Iterable[str], *, x86: bool = True) -> list[str]:
     if not x86:
         return []
     on = set(options)
-    return ([f"-DGGML_{f.option}={'ON' if f.option in on else 'OFF'}" for f in FEATURES]
-            + [f"-DGGML_{name}=OFF" for name in NEVER])
+    return [f"-DGGML_{f.option}={'ON' if f.option in on else 'OFF'}" for f in FEATURES] + [
+        f"-DGGML_{name}=OFF" for name in NEVER
+    ]
 
 
 def gcc_flags(options: Iterable[str], *, x86: bool = True) -> list[str]:
@@ -139,19 +189,28 @@ def gcc_flags(options: Iterable[str], *, x86: bool = True) -> list[str]:
 
 def probe_source() -> str:
     """One C program: `cpu-probe OPTION ...` executes an instruction of each; SIGILL if not."""
-    parts = ["#include <immintrin.h>", "#include <string.h>",
-             "static volatile int seed = 3;", "static volatile long long sink;"]
+    parts = [
+        "#include <immintrin.h>",
+        "#include <string.h>",
+        "static volatile int seed = 3;",
+        "static volatile long long sink;",
+    ]
     dispatch = []
     for feature in FEATURES:
         target = ",".join(flag[2:] for flag in feature.gcc)
         for need in feature.needs:  # a function's target must include what its body uses
             target = ",".join(flag[2:] for flag in BY_OPTION[need].gcc) + "," + target
         name = f"probe_{feature.option.lower()}"
-        parts.append(f'__attribute__((target("{target}"), noinline)) static void {name}(void)'
-                     f" {{ {feature.probe} }}")
+        parts.append(
+            f'__attribute__((target("{target}"), noinline)) static void {name}(void)'
+            f" {{ {feature.probe} }}"
+        )
         dispatch.append(f'if (!strcmp(argv[i], "{feature.option}")) {name}(); else')
-    parts.append("int main(int argc, char **argv) {\n  for (int i = 1; i < argc; i++) {\n    "
-                 + "\n    ".join(dispatch) + "\n    return 2;\n  }\n  return 0;\n}")
+    parts.append(
+        "int main(int argc, char **argv) {\n  for (int i = 1; i < argc; i++) {\n    "
+        + "\n    ".join(dispatch)
+        + "\n    return 2;\n  }\n  return 0;\n}"
+    )
     return "\n".join(parts) + "\n"
 
 
@@ -165,13 +224,18 @@ def compile_probe(out: Path, cc: str = "gcc") -> Path:
         source = partial.parent / "cpu-probe.c"
         source.write_text(probe_source())
         try:
-            proc = subprocess.run([cc, "-O1", "-march=x86-64", "-o", str(partial), str(source)],
-                                  capture_output=True, text=True, timeout=120)
+            proc = subprocess.run(
+                [cc, "-O1", "-march=x86-64", "-o", str(partial), str(source)],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise ProbeError(f"cannot run {cc}: {exc}") from None
         if proc.returncode != 0:
-            first = next((ln for ln in proc.stderr.splitlines() if "error" in ln),
-                         proc.stderr.strip()[:200])
+            first = next(
+                (ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip()[:200]
+            )
             raise ProbeError(f"{cc} could not compile the instruction-set probe: {first}")
     return out
 
@@ -206,7 +270,8 @@ def runnable(probe: Path, flags: Iterable[str]) -> tuple[tuple[str, ...], dict[s
     for option in listed:
         if option not in kept and option not in refused:
             refused[option] = "needs " + ", ".join(
-                n for n in BY_OPTION[option].needs if n not in kept)
+                n for n in BY_OPTION[option].needs if n not in kept
+            )
     return kept, refused
 
 
@@ -257,8 +322,10 @@ def wanted_options(value: str | None) -> frozenset[str] | None:
     if unknown:
         from qwq_ollama.errors import InputError
 
-        raise InputError(f"unknown option {unknown[0][:40]!r}: use ggml's names "
-                         f"({', '.join(known)}), or none", field="QWQ_OLLAMA_CPU_OPTIONS")
+        raise InputError(
+            f"unknown option {unknown[0][:40]!r}: use ggml's names ({', '.join(known)}), or none",
+            field="QWQ_OLLAMA_CPU_OPTIONS",
+        )
     wanted: set[str] = set()
     pending = list(names)
     while pending:
@@ -269,8 +336,9 @@ def wanted_options(value: str | None) -> frozenset[str] | None:
     return frozenset(wanted)
 
 
-def choose(probe_dir: Path, cpuinfo: Path = Path("/proc/cpuinfo"),
-           limit: frozenset[str] | None = None) -> Choice:
+def choose(
+    probe_dir: Path, cpuinfo: Path = Path("/proc/cpuinfo"), limit: frozenset[str] | None = None
+) -> Choice:
     """Every option this CPU claims and runs (at most those in `limit`), the probe compiled
     into `probe_dir` and kept there; no options and no probe off x86 (ggml's defaults)."""
     flags = cpu_flags(cpuinfo)
@@ -285,9 +353,18 @@ def choose(probe_dir: Path, cpuinfo: Path = Path("/proc/cpuinfo"),
 
 def write_record(prefix: Path, choice: Choice) -> None:
     """What this build needs of a CPU, beside the probe that checks it, in the prefix."""
-    write_text_atomic(prefix / RECORD, json.dumps(
-        {"options": list(choice.options), "built_on": choice.cpu,
-         "claimed_not_run": choice.refused}, indent=2) + "\n")
+    write_text_atomic(
+        prefix / RECORD,
+        json.dumps(
+            {
+                "options": list(choice.options),
+                "built_on": choice.cpu,
+                "claimed_not_run": choice.refused,
+            },
+            indent=2,
+        )
+        + "\n",
+    )
 
 
 def read_record(prefix: Path) -> dict[str, object] | None:
@@ -315,6 +392,8 @@ def still_runs(prefix: Path) -> str | None:
         return f"{prefix / RECORD} names instruction sets this tool does not know: {unknown}"
     problem = probe_runs(prefix / PROBE, options)
     if problem:
-        return (f"built on {record.get('built_on', 'another CPU')} for {' '.join(options)}, "
-                f"which this CPU does not run ({problem})")
+        return (
+            f"built on {record.get('built_on', 'another CPU')} for {' '.join(options)}, "
+            f"which this CPU does not run ({problem})"
+        )
     return None

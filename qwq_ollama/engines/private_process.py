@@ -41,8 +41,9 @@ class PrivateProcess:
     label = "server"
     api: ServerAPI | None
 
-    def __init__(self, *, state_dir: Path | None, log_name: str, prefix: str,
-                 startup_timeout: float) -> None:
+    def __init__(
+        self, *, state_dir: Path | None, log_name: str, prefix: str, startup_timeout: float
+    ) -> None:
         self._own_state = state_dir is None
         self.state_dir = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix=prefix))
         self.log_path = self.state_dir / log_name
@@ -66,8 +67,14 @@ class PrivateProcess:
         with open(self.log_path, "wb") as log:
             try:
                 self.process = subprocess.Popen(
-                    argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    env=env, cwd=cwd, start_new_session=True)
+                    argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    cwd=cwd,
+                    start_new_session=True,
+                )
             except OSError as exc:
                 raise EnvironmentProblem(f"cannot run {argv[0]}: {exc.strerror}") from None
         try:
@@ -87,11 +94,14 @@ class PrivateProcess:
             time.sleep(0.1)
         if process.poll() is not None:
             code = process.returncode
-            ended = (f"died of {signal.Signals(-code).name}" if code < 0 else
-                     f"exited with code {code}")
+            ended = (
+                f"died of {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+            )
             raise DaemonError(f"{self.label} {ended} while starting; log: {self.log_tail()}")
-        raise DaemonError(f"{self.label} did not answer on {api.host} within "
-                          f"{self.startup_timeout:.0f} s; log: {self.log_tail()}")
+        raise DaemonError(
+            f"{self.label} did not answer on {api.host} within "
+            f"{self.startup_timeout:.0f} s; log: {self.log_tail()}"
+        )
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the process group, then SIGKILL what is left; always reaps the server.
@@ -119,8 +129,12 @@ class PrivateProcess:
         self.start()  # type: ignore[attr-defined]
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 

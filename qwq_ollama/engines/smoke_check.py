@@ -40,23 +40,42 @@ def explain(part: str, text: str) -> str:
     """One line a user can act on, from an error and the log it quotes."""
     quoted = text.strip().replace("\n", " | ")[-300:]
     if _ILLEGAL.search(text):
-        return (f"{part} died of an illegal instruction: the build uses an instruction set "
-                "this CPU does not execute. Leave it out with QWQ_OLLAMA_CPU_OPTIONS (the "
-                f"ggml options to keep, e.g. 'AVX2 FMA F16C', or 'none'); log: {quoted}")
+        return (
+            f"{part} died of an illegal instruction: the build uses an instruction set "
+            "this CPU does not execute. Leave it out with QWQ_OLLAMA_CPU_OPTIONS (the "
+            f"ggml options to keep, e.g. 'AVX2 FMA F16C', or 'none'); log: {quoted}"
+        )
     return f"{part} could not load the small model and generate: {quoted}"
 
 
 def check_llama_server(server: Path, gguf: Path, log: Path) -> None:
     """llama-server alone serves `gguf` and answers a few tokens."""
     port = free_port()
-    argv = [str(server), "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
-            "--ctx-size", "512", "--threads", "2", "--parallel", "1"]
+    argv = [
+        str(server),
+        "--model",
+        str(gguf),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ctx-size",
+        "512",
+        "--threads",
+        "2",
+        "--parallel",
+        "1",
+    ]
     running: PrivateProcess | None = None
     try:
-        with LlamaServer(argv, f"http://127.0.0.1:{port}", startup_timeout=120.0,
-                         timeout=120.0) as running:
-            parts = list(running.api.chat_stream(
-                "smoke", SMOKE_MESSAGES, options={"num_predict": SMOKE_TOKENS, "seed": 1}))
+        with LlamaServer(
+            argv, f"http://127.0.0.1:{port}", startup_timeout=120.0, timeout=120.0
+        ) as running:
+            parts = list(
+                running.api.chat_stream(
+                    "smoke", SMOKE_MESSAGES, options={"num_predict": SMOKE_TOKENS, "seed": 1}
+                )
+            )
             _keep_log(running, log)
     except QwqOllamaError as exc:
         raise SmokeFailure("llama-server", explain("llama-server", str(exc))) from None
@@ -69,8 +88,13 @@ def check_llama_server(server: Path, gguf: Path, log: Path) -> None:
 def check_daemon(binary: Path, gguf: Path, log: Path) -> None:
     """`ollama serve` imports `gguf`, loads it in its engine and streams a few tokens."""
     with tempfile.TemporaryDirectory(prefix="qwq-ollama-smoke-") as tmp:
-        daemon = OllamaDaemon(binary, Path(tmp) / "models", state_dir=Path(tmp) / "state",
-                              env={"OLLAMA_KEEP_ALIVE": "0"}, startup_timeout=60.0)
+        daemon = OllamaDaemon(
+            binary,
+            Path(tmp) / "models",
+            state_dir=Path(tmp) / "state",
+            env={"OLLAMA_KEEP_ALIVE": "0"},
+            startup_timeout=60.0,
+        )
         try:
             with daemon:
                 try:
@@ -90,8 +114,11 @@ def _generate(api: OllamaAPI, gguf: Path) -> None:
         api.push_blob(digest, gguf)
     for _ in api.create(SMOKE_MODEL, files={gguf.name: digest}):
         pass
-    chunks = list(api.chat_stream(SMOKE_MODEL, SMOKE_MESSAGES,
-                                  options={"num_predict": SMOKE_TOKENS, "seed": 1}))
+    chunks = list(
+        api.chat_stream(
+            SMOKE_MODEL, SMOKE_MESSAGES, options={"num_predict": SMOKE_TOKENS, "seed": 1}
+        )
+    )
     final = chunks[-1] if chunks else None
     if not final or not getattr(final, "eval_count", 0):
         raise SmokeFailure("ollama", "the daemon streamed no tokens for the small model")
