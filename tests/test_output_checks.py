@@ -14,6 +14,7 @@ from transformers.utils.chat_template_utils import _compile_jinja_template
 from qwq_ollama.catalog import gotemplate
 from qwq_ollama.catalog.chat_template import compile_chat_template
 from qwq_ollama.catalog.modelfile import ModelfileSyntaxError, parse_modelfile
+from qwq_ollama.go_helpers import GoHelper
 
 from .conftest import run_cli
 
@@ -110,7 +111,7 @@ def test_the_go_checker_is_built_once_per_source(
     assert first.is_file() and first.parent.parent == tmp_path / "tools"
     stamp = first.stat().st_mtime_ns
     assert gotemplate.helper_binary() == first and first.stat().st_mtime_ns == stamp
-    monkeypatch.setattr(gotemplate, "helper_source", lambda: b"package main\nnot go\n")
+    monkeypatch.setattr(GoHelper, "source", lambda self: b"package main\nnot go\n")
     with pytest.raises(gotemplate.GoUnavailable, match="`go build` of the template checker"):
         gotemplate.helper_binary()  # another source is another build, and this one fails
 

@@ -123,27 +123,15 @@ def budgeted_watched(
 ) -> tuple[ChatResult, Any, BudgetOutcome]:
     """`generate_watched` under a thinking budget: the loop detector watches the thinking up
     to the cap (a loop found first ends the run as a loop, not as a capped thought)."""
-    from qwq_ollama.checks.generation import REPEAT_LIMIT, repeat_limit_verdict
-    from qwq_ollama.checks.loops import LoopDetector
+    from qwq_ollama.checks.generation import LoopWatch
 
-    detector = LoopDetector()
-    verdicts: list[Any] = []
-
-    def watch(result: ChatResult) -> str | None:
-        verdict = detector.feed(result.chunks[-1][1]) if result.chunks else None
-        if verdict is not None:
-            verdicts.append(verdict)
-            return str(verdict.reason)
-        return None
-
+    watch = LoopWatch()
     result, outcome = run_budgeted_chat(
         api,
         variant,
         [{"role": "user", "content": text}],
         budget=budget,
         options=options,
-        should_stop=watch,
+        should_stop=watch.should_stop,
     )
-    if not verdicts and result.done_reason == REPEAT_LIMIT:
-        verdicts.append(repeat_limit_verdict(result))
-    return result, (verdicts[0] if verdicts else None), outcome
+    return result, watch.verdict(result), outcome

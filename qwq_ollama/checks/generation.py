@@ -121,28 +121,42 @@ def _consume(
                 break
 
 
+class LoopWatch:
+    """The loop detector watching one stream: `should_stop` for run_chat, then `verdict`, the
+    detector's, else the daemon's own repeat cut, else None."""
+
+    def __init__(self) -> None:
+        from qwq_ollama.checks.loops import LoopDetector
+
+        self._detector = LoopDetector()
+        self._verdicts: list[Any] = []
+
+    def should_stop(self, result: ChatResult) -> str | None:
+        verdict = self._detector.feed(result.chunks[-1][1]) if result.chunks else None
+        if verdict is None:
+            return None
+        self._verdicts.append(verdict)
+        return str(verdict.reason)
+
+    def verdict(self, result: ChatResult) -> Any:
+        if not self._verdicts and result.done_reason == REPEAT_LIMIT:
+            self._verdicts.append(repeat_limit_verdict(result))
+        return self._verdicts[0] if self._verdicts else None
+
+
 def generate_watched(
     api: ChatEngine, variant: str, text: str, *, options: dict[str, Any]
 ) -> tuple[ChatResult, Any]:
     """Stream one answer with the loop detector watching; returns the result and any verdict."""
-    from qwq_ollama.checks.loops import LoopDetector
-
-    detector = LoopDetector()
-    verdicts: list[Any] = []
-
-    def watch(result: ChatResult) -> str | None:
-        verdict = detector.feed(result.chunks[-1][1]) if result.chunks else None
-        if verdict is not None:
-            verdicts.append(verdict)
-            return str(verdict.reason)
-        return None
-
+    watch = LoopWatch()
     result = run_chat(
-        api, variant, [{"role": "user", "content": text}], options=options, should_stop=watch
+        api,
+        variant,
+        [{"role": "user", "content": text}],
+        options=options,
+        should_stop=watch.should_stop,
     )
-    if not verdicts and result.done_reason == REPEAT_LIMIT:
-        verdicts.append(repeat_limit_verdict(result))
-    return result, (verdicts[0] if verdicts else None)
+    return result, watch.verdict(result)
 
 
 def repeat_limit_verdict(result: ChatResult) -> Any:

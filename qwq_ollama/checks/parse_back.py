@@ -15,21 +15,11 @@ folder per release and source hash, like the template checker (catalog/gotemplat
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass, field
-from importlib.resources import files
-from pathlib import Path
 from typing import TypedDict
 
-from qwq_ollama.paths import tools_dir
-
-HELPER = "parseback"
-BUILD_TIMEOUT = 600.0
+from qwq_ollama.go_helpers import GoHelper
 
 
 class ParseBackUnavailable(Exception):
@@ -170,7 +160,6 @@ def parse_back(
 ) -> list[ParsedMessage]:
     """Each output (a list of streamed pieces) through release `version`'s parsers: those the
     TEMPLATE implies, or the built-in `parser` a Modelfile's PARSER names."""
-    binary = helper_binary(version)
     cases = [
         {
             "template": template,
@@ -183,17 +172,7 @@ def parse_back(
         }
         for chunks in outputs
     ]
-    try:
-        done = subprocess.run(
-            [str(binary)], input=json.dumps(cases), text=True, capture_output=True, timeout=120
-        )
-        results = json.loads(done.stdout) if done.returncode == 0 else None
-    except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
-        raise ParseBackUnavailable(f"the parse-back helper {binary} failed: {exc}") from None
-    if not isinstance(results, list) or len(results) != len(cases):
-        raise ParseBackUnavailable(
-            f"the parse-back helper {binary} failed: {_last_line(done.stderr)}"
-        )
+    results = helper(version).run(cases)
     for result in results:
         if result.get("error"):
             raise ParseBackUnavailable(
@@ -202,61 +181,13 @@ def parse_back(
     return [assemble(result["parts"]) for result in results]
 
 
-def helper_source() -> bytes:
-    return files("qwq_ollama").joinpath(f"data/{HELPER}/main.go").read_bytes()
-
-
-def helper_binary(version: str) -> Path:
-    """The helper built against Ollama `version`, building it first if needed."""
-    source = helper_source()
-    digest = hashlib.sha256(source).hexdigest()[:16]
-    folder = tools_dir() / f"{HELPER}-{version}-{digest}"
-    binary = folder / HELPER
-    if not binary.is_file():
-        _build(source, version, folder, binary)
-    return binary
-
-
-def _build(source: bytes, version: str, folder: Path, binary: Path) -> None:
-    go = shutil.which("go")
-    if go is None:
-        raise ParseBackUnavailable("Go is not installed (no `go` on PATH)")
-    # -mod=mod lets `go build` resolve the module graph and write go.sum itself (from the module
-    # cache, else the Go proxy); the user's GOFLAGS and workspace must not apply.
-    env = {
-        **os.environ,
-        "GOTOOLCHAIN": "local",
-        "GOFLAGS": "-mod=mod",
-        "GOWORK": "off",
-        "CGO_ENABLED": "0",
-    }
-    go_mod = f"module {HELPER}\n\ngo 1.24\n\nrequire github.com/ollama/ollama v{version}\n"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder, prefix=".build-") as tmp:
-            (Path(tmp) / "main.go").write_bytes(source)
-            (Path(tmp) / "go.mod").write_text(go_mod)
-            done = subprocess.run(
-                [go, "build", "-o", HELPER, "."],
-                cwd=tmp,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=BUILD_TIMEOUT,
-            )
-            if done.returncode != 0:
-                raise ParseBackUnavailable(
-                    f"`go build` of the parse-back helper against "
-                    f"Ollama {version} failed: "
-                    f"{_last_line(done.stderr)}"
-                )
-            os.replace(Path(tmp) / HELPER, binary)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ParseBackUnavailable(
-            f"cannot build the parse-back helper in {folder}: {exc}"
-        ) from None
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
+def helper(version: str) -> GoHelper:
+    """The parse-back program built against Ollama `version`'s module (the Go proxy or a warm
+    module cache fetches it on the first build)."""
+    return GoHelper(
+        "parseback",
+        "the parse-back helper",
+        ParseBackUnavailable,
+        requires=f"github.com/ollama/ollama v{version}",
+        build_timeout=600.0,
+    )
