@@ -12,7 +12,7 @@ import pytest
 
 from qwq_ollama.catalog.conversation import load_corpus
 from qwq_ollama.catalog.schema import Catalog
-from qwq_ollama.checks.generation import generate_watched
+from qwq_ollama.checks.generation import REPEAT_LIMIT, generate_watched
 from qwq_ollama.checks.llama_cpp import check_fidelity as llama_cpp_fidelity
 from qwq_ollama.checks.validate import validate
 from qwq_ollama.daemon.client import OllamaAPI
@@ -119,8 +119,13 @@ def test_a_runaway_on_the_qwen3_path_is_cut(family_api: OllamaAPI) -> None:
         options={"temperature": 0, "seed": 1, "num_predict": 2000},
     )
     assert verdict is not None and result.stopped_early is not None
-    # cut by us, long before the 2000-token cap: the stream was closed, not finished
-    assert not result.done and 0 < len(result.chunks) < 1000, len(result.chunks)
+    # Cut long before the 2000-token cap: by our detector (the stream closed, not finished), or,
+    # where the runaway is blank chunks the detector never sees (v0.32, v0.24), by the daemon's
+    # own repeat guard, which validate reads as a loop. A run to the cap fails both.
+    if result.done_reason == REPEAT_LIMIT:
+        assert len(result.chunks) < 1000 and "repeat guard" in result.stopped_early
+    else:
+        assert not result.done and 0 < len(result.chunks) < 1000, len(result.chunks)
 
 
 def test_generation_over_the_small_model_splits_thinking_and_holds_stops(
@@ -171,5 +176,14 @@ def test_llama_server_builds_the_hf_prompt_from_the_exported_template(
 ) -> None:
     api = stand_in_servers[name](name)
     finding = llama_cpp_fidelity(api, catalog, catalog.variant(name))
-    assert finding.status == "pass", finding.message
     assert finding.details["template"] == "the variant's"
+    if name != "r1-distill-qwen":
+        assert finding.status == "pass", finding.message
+        return
+    # R1 writes an assistant's tool calls only for null content, which llama-server reads as
+    # empty (its KNOWN_DIVERGENCES): that one conversation is compared with the HF rendering of
+    # the conversation as llama-server reads it; the other 18 are identical.
+    known = {c["name"]: c for c in finding.details["conversations"] if c["status"] != "pass"}
+    assert set(known) == {"openai-tool-call"}, finding.message
+    assert known["openai-tool-call"]["compared_with"] == "transformed"
+    assert finding.status == "known" and finding.message.startswith("18/19 identical")

@@ -7,8 +7,8 @@ from __future__ import annotations
 from qwq_ollama.catalog.conversation import (
     Conversation,
     content_printed_whole,
+    null_content_read_as_empty,
     ollama_merges_roles,
-    ollama_reads_null_content_as_empty,
     ollama_strips_earlier_reasoning,
 )
 from qwq_ollama.catalog.render import hf_prompter
@@ -82,7 +82,7 @@ def test_content_printed_whole_is_the_official_rendering_with_the_cut_undone() -
 
 def test_null_content_reaches_a_go_template_as_empty() -> None:
     conv = Conversation([{"role": "assistant", "content": None, "tool_calls": []}])
-    assert ollama_reads_null_content_as_empty(conv)[0].messages[0]["content"] == ""
+    assert null_content_read_as_empty(conv)[0].messages[0]["content"] == ""
 
 
 def test_a_divergence_is_judged_by_its_exact_expectation() -> None:

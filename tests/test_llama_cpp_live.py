@@ -231,7 +231,7 @@ def test_every_corpus_prompt_is_the_hf_prompt_byte_for_byte(
     hf = hf_prompter(catalog, catalog.variant(name))
     corpus = load_corpus()
     # llama-server decodes string tool-call arguments for the templates that print them with
-    # tojson (its one divergence, KNOWN_DIVERGENCES); every other prompt is the HF one.
+    # tojson (KNOWN_DIVERGENCES); every other prompt is the HF one.
     decoded = {c.name for c in corpus if CONDITIONS["tool_call_arguments_as_string"](c)}
     assert len(decoded) == 2  # openai-tool-call, tool-call-string-arguments-and-ids
     for conv in corpus:
@@ -245,7 +245,7 @@ def test_every_corpus_prompt_is_the_hf_prompt_byte_for_byte(
     assert finding.status == "known", finding.message
     assert finding.message == (
         f"{len(corpus) - len(decoded)}/{len(corpus)} identical; the rest "
-        "differ only by known divergences: tool-call-arguments-string"
+        "differ only by known divergences: null-content-read-as-empty, tool-call-arguments-string"
     )
     assert finding.details["template"] == "the variant's"
 
@@ -480,4 +480,6 @@ def test_an_embedded_template_is_the_variants_on_llama_server(
     assert finding.status == "known" and finding.details["template"] == "the variant's", (
         finding.message
     )
-    assert finding.message.endswith("known divergences: tool-call-arguments-string")
+    assert finding.message.endswith(
+        "known divergences: null-content-read-as-empty, tool-call-arguments-string"
+    )

@@ -40,7 +40,8 @@ def requests_of(report: Any, variant: str) -> dict[str, dict[str, Any]]:
 def test_every_variant_does_what_its_family_declares_for_each_request(
     api: OllamaAPI, registered: Catalog
 ) -> None:
-    report = validate(api, registered, checks=("thinking",), seed=1, num_predict=32)
+    every = list(registered.variants)  # all families, not only the default set
+    report = validate(api, registered, every, checks=("thinking",), seed=1, num_predict=32)
     for finding in report.findings:
         if finding.check == "thinking":
             assert finding.status == "pass", (finding.subject, finding.message)

@@ -324,18 +324,19 @@ def string_arguments_decoded(
     return Conversation(as_ollama_messages(conv.messages), conv.tools, conv.name), _unchanged
 
 
-def ollama_reads_null_content_as_empty(
+def null_content_read_as_empty(
     conv: Conversation,
     architecture: str = "",
 ) -> tuple[Conversation, Restore]:
-    """`content: null` reaches an Ollama template as the empty string (Go's JSON decoding
-    leaves a string field empty), so a template cannot tell it from `""`."""
+    """`content: null` reaches the template as the empty string, so it cannot tell it from `""`:
+    in Ollama because Go's JSON decoding leaves a string field empty, in llama-server because
+    it reads a null content as empty."""
     messages = [{**m, "content": ""} if m["content"] is None else m for m in conv.messages]
     return Conversation(messages, conv.tools, conv.name), _unchanged
 
 
 EXPECTATIONS: dict[str, Expectation] = {
-    "ollama_reads_null_content_as_empty": ollama_reads_null_content_as_empty,
+    "null_content_read_as_empty": null_content_read_as_empty,
     "string_arguments_decoded": string_arguments_decoded,
     "ollama_strips_earlier_reasoning": ollama_strips_earlier_reasoning,
     "ollama_merges_roles": ollama_merges_roles,
