@@ -30,6 +30,35 @@ BUDGET = 24
 OPTIONS = {"seed": 1, "num_predict": 160}
 ASK = [{"role": "user", "content": "Why is the sky blue?"}]
 HAIKU = [{"role": "user", "content": "Write a haiku about rain."}]
+COLOUR = [{"role": "user", "content": "Name a colour."}]
+
+
+@dataclasses.dataclass(frozen=True)
+class Reply:
+    thinking_pieces: tuple[str, ...]
+    content: str
+
+    @property
+    def thinking(self) -> str:
+        return "".join(self.thinking_pieces)
+
+    def pieces_before(self, prefix: str) -> list[str]:
+        """The streamed thinking pieces that lie wholly within `prefix` (one token each)."""
+        ends, total = [], 0
+        for piece in self.thinking_pieces:
+            total += len(piece)
+            ends.append(total)
+        return [p for p, end in zip(self.thinking_pieces, ends, strict=True) if end <= len(prefix)]
+
+
+def _chat(api: Any, messages: list[dict[str, Any]], options: dict[str, Any]) -> Reply:
+    """One streamed chat, its thinking and its answer joined."""
+    thinking, content = [], []
+    for part in api.chat_stream("qwq-capped", messages, options=options):
+        if part.message.thinking:
+            thinking.append(part.message.thinking)
+        content.append(part.message.content or "")
+    return Reply(tuple(thinking), "".join(content))
 
 
 def requests_of(report: Any, variant: str) -> dict[str, dict[str, Any]]:
@@ -227,6 +256,17 @@ def test_the_exported_budget_holds_on_a_real_llama_server(
         for part in server.api.chat_stream("qwq-capped", HAIKU, options=OPTIONS):
             if part.message.thinking:
                 thinking.append(part.message.thinking)
+        # The model answers after the forced close: SmolLM2 often ends its turn right there,
+        # so six seeds are asked; none thinks past the budget (a run may end its thinking
+        # sooner on its own), and at least one answers (seed 3 does at both budgets,
+        # deterministically on this build).
+        answers = []
+        for seed in range(1, 7):
+            reply = _chat(server.api, COLOUR, {"seed": seed, "num_predict": 160})
+            before = reply.thinking.split(early)[0]
+            assert len(reply.pieces_before(before)) <= budget + 2, (seed, reply.thinking)
+            answers.append(reply.content.strip())
+        assert any(answers), answers
     finally:
         server.stop()
     text = "".join(thinking)
