@@ -33,12 +33,12 @@ CASES = [
     Bad("ctx-huge", ("plan", "--ctx", "99999999999999999999"), "Invalid value for '--ctx'"),
     Bad(
         "timeout-nan",
-        ("validate", "--timeout", "nan", "--host", DOWN),
+        ("validate", "--timeout", "nan", "--host", DOWN),  # unseeded: refused first
         "--timeout: nan is not a number of seconds",
     ),
     Bad(
         "timeout-negative",
-        ("validate", "--timeout", "-1", "--host", DOWN),
+        ("validate", "--timeout", "-1", "--host", DOWN),  # unseeded: refused first
         "--timeout: -1.0 is not a number of seconds",
     ),
     Bad(

@@ -133,6 +133,7 @@ def test_chat_with_an_unknown_model_says_how_to_register_it(
         {"error": "model 'qwq-nowhere' not found"}, status=404
     )
     with pytest.raises(DaemonError) as caught:
+        # unseeded: a fake server answers
         list(fake_api.chat_stream("qwq-nowhere", [{"role": "user", "content": "hi"}]))
     assert str(caught.value) == (
         f"model qwq-nowhere is not registered at {fake_api.host}: run "

@@ -144,7 +144,7 @@ def unload_everything(api: OllamaAPI) -> None:
 def test_a_loaded_model_shows_its_offload_and_context(api: OllamaAPI, in_sync: Catalog) -> None:
     unload_everything(api)
     for _ in api.chat_stream(
-        "qwq-fixed", [{"role": "user", "content": "Hi"}], options={"num_predict": 1}
+        "qwq-fixed", [{"role": "user", "content": "Hi"}], options={"num_predict": 1, "seed": 1}
     ):
         pass
     loaded = {m.name: m for m in api.loaded_models()}

@@ -27,7 +27,7 @@ DOWN = "127.0.0.1:9"
 
 
 def test_daemon_down_before_the_run_is_one_clear_line() -> None:
-    for args in (["create"], ["list"], ["validate", "qwq-fixed"]):
+    for args in (["create"], ["list"], ["validate", "qwq-fixed"]):  # unseeded: no daemon
         result = run_cli(*args, "--host", DOWN)
         assert result.returncode == 3, args
         assert result.stderr == (
@@ -48,6 +48,8 @@ def test_a_daemon_that_never_answers_is_exit_3_with_the_step_marked(
         "smollm2-135m",
         "--checks",
         "registration,generation",
+        "--seed",
+        "1",
         "--timeout",
         "0.5",
         "--host",
@@ -242,7 +244,7 @@ def test_two_creates_at_once_end_consistent(
 
 
 def test_chat_with_an_unregistered_variant_suggests_create(daemon) -> None:
-    result = run_cli("chat", "qwq-nowhere", "hi", "--host", daemon.host)
+    result = run_cli("chat", "qwq-nowhere", "hi", "--seed", "1", "--host", daemon.host)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         f"Error: model qwq-nowhere is not registered at {daemon.host}: "

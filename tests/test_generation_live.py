@@ -28,7 +28,7 @@ class RecordingAPI(OllamaAPI):
         self, model: str, messages: list[dict[str, Any]], **kwargs: Any
     ) -> Iterator[Any]:
         self.streams.append([])
-        stream = super().chat_stream(model, messages, **kwargs)
+        stream = super().chat_stream(model, messages, **kwargs)  # unseeded: the caller's options
         try:
             for part in stream:
                 self.streams[-1].append(part)

@@ -149,8 +149,8 @@ BAD_HOST_COMMANDS = [
     ["create"],
     ["list"],
     ["doctor"],
-    ["validate"],
-    ["chat", "qwq-fixed", "hi"],
+    ["validate"],  # unseeded: refused first
+    ["chat", "qwq-fixed", "hi"],  # unseeded: refused first
     ["compare", "qwq-fixed", "--seeds", "1"],
     ["prompt", "qwq-fixed", "--messages", "conversation.json", "--engine", "ollama"],
 ]
@@ -165,7 +165,7 @@ def test_every_command_refuses_a_bad_host_up_front(
     catalog named here does not even exist, and that is not what is reported."""
     bad = "[::1:11434"
     args = [*command, "--catalog", str(tmp_path / "missing.yaml")]
-    if command[0] in ("chat", "compare"):
+    if command[0] in {"chat", "compare"}:
         args = command  # these take no catalog
     if source == "--host":
         result = run_cli(*args, "--host", bad, cwd=tmp_path)

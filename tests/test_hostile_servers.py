@@ -235,7 +235,7 @@ def test_a_chat_may_wait_for_its_first_byte_but_not_fall_silent(
     parts = []
     started = time.monotonic()
     with pytest.raises(DaemonUnreachable, match=r"within 1.5 s during a chat with m \(silent"):
-        for part in api.chat_stream("m", [{"role": "user", "content": "hi"}]):
+        for part in api.chat_stream("m", [{"role": "user", "content": "hi"}]):  # unseeded: a fake
             parts.append(part)
     assert [p.message.content for p in parts] == ["hi"]
     assert time.monotonic() - started < 6  # 2 s to the first byte, 1.5 s of silence
@@ -247,7 +247,7 @@ def test_a_chat_with_no_first_byte_fails_at_the_first_byte_deadline(
     server = serve(chat_lines(first_after=30, then_silent=False))
     started = time.monotonic()
     with pytest.raises(DaemonUnreachable, match=r"within 2 s during a chat with m before its "):
-        list(OllamaAPI(server.host, timeout=2.0).chat_stream("m", []))
+        list(OllamaAPI(server.host, timeout=2.0).chat_stream("m", []))  # unseeded: a fake
     assert time.monotonic() - started < 6
 
 

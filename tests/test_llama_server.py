@@ -338,7 +338,10 @@ def test_compare_shows_an_engine_column_only_for_several_engines() -> None:
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["validate", "qwq-fixed", "--engine", "llama-cpp"], "needs either --llama-server URL"),
+        (
+            ["validate", "qwq-fixed", "--engine", "llama-cpp"],  # unseeded: refused first
+            "needs either --llama-server URL",
+        ),
         (
             [
                 "validate",
@@ -353,10 +356,14 @@ def test_compare_shows_an_engine_column_only_for_several_engines() -> None:
             "unknown check 'registration' for llama-cpp",
         ),
         (
+            # unseeded: refused first
             ["validate", "--engine", "llama-cpp", "--llama-server", "127.0.0.1:1"],
             "a running llama-server runs one variant",
         ),
-        (["validate", "qwq-fixed", "--engine", "vllm"], "unknown engine 'vllm'"),
+        (
+            ["validate", "qwq-fixed", "--engine", "vllm"],  # unseeded: refused first
+            "unknown engine 'vllm'",
+        ),
         (["compare", "qwq-fixed", "--engines", "ollama,vllm"], "unknown engine 'vllm'"),
         (
             ["compare", "qwq-fixed", "qwq-minp", "--engines", "llama-cpp", "--llama-server", "h:1"],

@@ -246,7 +246,7 @@ def test_a_wrong_password_is_one_line_without_the_password(proxy: Proxy, written
     for args in (
         ["list", "--weights", SMALL],
         ["create", "qwq-fixed", "--weights", SMALL],
-        ["validate", "qwq-fixed", "--weights", SMALL],
+        ["validate", "qwq-fixed", "--weights", SMALL],  # unseeded: refused credentials
     ):
         result = run_cli(*args, "--host", proxy.basic(wrong), env=env_for(proxy, written))
         assert result.returncode == 2, result.stdout + result.stderr

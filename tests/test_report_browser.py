@@ -85,6 +85,8 @@ def test_validate_html_report_in_a_browser(api: OllamaAPI, registered, tmp_path:
         "fidelity,registration,generation",
         "--num-predict",
         "32",
+        "--seed",
+        "1",
         "--host",
         api.host,
         "--report",

@@ -110,6 +110,8 @@ def test_validate_report_format_follows_the_suffix(tmp_path: Path, name: str, ma
         "qwq-fixed",
         "--host",
         "127.0.0.1:9",
+        "--seed",
+        "1",
         "--timeout",
         "2",
         "--report",

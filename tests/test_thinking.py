@@ -117,7 +117,13 @@ def test_chat_sends_switched_requests_notes_ignored_ones_and_refuses_the_rest(
 
 def test_chat_refuses_think_off_for_qwq_before_reaching_a_daemon() -> None:
     result = run_cli(
-        "chat", "qwq-fixed", "Hi", "--no-think", env={"OLLAMA_HOST": "http://127.0.0.1:9"}
+        "chat",
+        "qwq-fixed",
+        "Hi",
+        "--no-think",
+        "--seed",
+        "1",
+        env={"OLLAMA_HOST": "http://127.0.0.1:9"},
     )
     assert result.returncode == 2, result.stderr
     assert "qwq-fixed refuses think: false" in result.stderr

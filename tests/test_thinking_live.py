@@ -174,9 +174,11 @@ def test_chat_caps_the_thinking_and_refuses_think_off_for_r1(
     assert capped.returncode == 0, capped.stderr
     assert f"reached its budget of {BUDGET} tokens" in capped.stdout
     assert "--- answer ---" in capped.stdout
-    refused = run_cli("chat", "r1-distill-qwen", "Hi", "--effort", "none", env=env)
+    refused = run_cli("chat", "r1-distill-qwen", "Hi", "--effort", "none", "--seed", "1", env=env)
     assert refused.returncode == 2 and "refuses reasoning_effort none" in refused.stderr
-    noted = run_cli("chat", "qwen3-nothink", "Hi", "--think", "--num-predict", "8", env=env)
+    noted = run_cli(
+        "chat", "qwen3-nothink", "Hi", "--think", "--num-predict", "8", "--seed", "1", env=env
+    )
     assert noted.returncode == 0 and "is ignored for qwen3-nothink" in noted.stdout
 
 

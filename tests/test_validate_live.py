@@ -100,6 +100,8 @@ def test_validate_unregistered_variant_is_exit_2_with_a_hint(daemon, project_cop
         "qwq-nowhere",
         "--catalog",
         str(catalog_file),
+        "--seed",
+        "1",
         "--host",
         daemon.host,
         "--json-file",
