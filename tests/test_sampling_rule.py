@@ -183,6 +183,8 @@ def unseeded_calls(source: str, path: str) -> Iterator[Unseeded]:
     lines = source.splitlines()
     assigned = _bindings(tree)
     for node in ast.walk(tree):
+        if not isinstance(node, (ast.Call, ast.List, ast.Tuple)):
+            continue
         if _command_list(node):
             # a command line kept for later (`run_cli(*args)`), written as a list
             words = _strings(node)
@@ -192,7 +194,7 @@ def unseeded_calls(source: str, path: str) -> Iterator[Unseeded]:
             what = "ollama run" if _ollama_run(node) else _generating(node)
             seeded = "--seed" in _command_line(node) or _seeded(node, assigned)
         else:
-            continue
+            continue  # a list of other words
         if what is None:
             continue
         if what == "ollama run":
