@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from qwq_ollama.catalog.conversation import load_corpus
+from qwq_ollama.catalog.render import hf_prompter
 from qwq_ollama.catalog.schema import Catalog
+from qwq_ollama.checks.fidelity import judge_prompts, official_renderer
 from qwq_ollama.checks.generation import REPEAT_LIMIT, generate_watched
 from qwq_ollama.checks.llama_cpp import check_fidelity as llama_cpp_fidelity
 from qwq_ollama.checks.validate import validate
@@ -20,11 +22,12 @@ from qwq_ollama.daemon.client import OllamaAPI
 from .test_llama_cpp_live import ExportedServers, llama_server_binary  # noqa: F401 - fixture
 
 NEW_FAMILIES = ("qwen3-thinking", "qwen3-nothink", "r1-distill-qwen")
-# Per variant, how its 19 corpus conversations compare on every pinned daemon. R1's prompts all
-# differ by the BOS its tokenizer adds (masked); "transformed" counts merged roles, reasoning
-# printed whole or stripped as Ollama does, string tool-call arguments decoded.
-_QWQ = {"identical": 11, "masked": 4, "transformed": 2, "transformed+masked": 2}
-_QWEN3 = {"identical": 12, "masked": 6, "transformed": 1}
+# Per variant, how its 19 corpus conversations compare on every pinned daemon, byte for byte
+# (no masks). R1's prompts all differ by the BOS its tokenizer adds; "transformed" counts tool
+# lists and arguments as Ollama's Go json prints them, merged roles, reasoning printed whole or
+# stripped as Ollama does, string tool-call arguments decoded.
+_QWQ = {"identical": 11, "transformed": 8}
+_QWEN3 = {"identical": 12, "transformed": 7}
 EXACT = {
     "qwq-fixed": _QWQ,
     "qwq-noprefill": _QWQ,
@@ -32,7 +35,7 @@ EXACT = {
     "qwq-minp": _QWQ,
     "qwen3-thinking": _QWEN3,
     "qwen3-nothink": _QWEN3,
-    "r1-distill-qwen": {"masked": 15, "transformed+masked": 4},
+    "r1-distill-qwen": {"transformed": 19},
 }
 
 
@@ -62,13 +65,59 @@ def test_every_familys_prompt_is_identical_or_a_named_divergence_of_that_family(
             d.key for d in family.divergences
         }
         # Every conversation compared byte for byte, and with what, exactly (docs/fidelity.md
-        # prints the same counts): the official rendering, it masked, or the official rendering
-        # of the conversation as Ollama transforms it.
+        # prints the same counts): the official rendering, or the official rendering of the
+        # conversation as Ollama transforms it.
         compared = Counter(
             "identical" if c["status"] == "pass" else c["compared_with"] for c in conversations
         )
         assert len(conversations) == len(load_corpus())
         assert dict(compared) == EXACT[finding.subject], (finding.subject, conversations)
+
+
+def test_tool_mutants_reaching_the_daemon_fail_the_comparison(
+    family_api: OllamaAPI, stand_ins: Catalog
+) -> None:
+    """What the masks once called identical: the daemon builds its prompt from a conversation
+    whose schema was gutted, whose tool was dropped, or whose call's arguments were emptied or
+    changed; judged against the conversation sent, each fails, while the one sent passes."""
+    [conv] = [c for c in load_corpus() if c.name == "tools-system-call-result"]
+    [index] = [i for i, m in enumerate(conv.messages) if m.get("tool_calls")]
+    tools = conv.tools or []
+
+    def with_arguments(arguments: dict[str, object]) -> list[dict[str, object]]:
+        messages = [dict(m) for m in conv.messages]
+        messages[index] = {
+            **messages[index],
+            "tool_calls": [
+                {**c, "function": {**c["function"], "arguments": arguments}}
+                for c in messages[index]["tool_calls"]
+            ],
+        }
+        return messages
+
+    mutants = {
+        "gutted schema": (conv.messages, [{"type": "function", "function": {"name": "WRONG"}}]),
+        "dropped tool": (conv.messages, tools[:1]),
+        "emptied arguments": (with_arguments({}), tools),
+        "changed arguments": (with_arguments({"a": 2, "b": 41}), tools),
+    }
+    for name in ("qwq-fixed", "qwen3-thinking"):
+        variant = stand_ins.variant(name)
+        render = official_renderer(hf_prompter(stand_ins, variant))
+        verdicts = [
+            judge_prompts(
+                conv.name,
+                conv,
+                render(conv),
+                family_api.render_prompt(name, messages, mutant_tools),
+                known=variant.family.divergences,
+                render=render,
+                architecture=variant.family.architectures[0],
+            ).status
+            for messages, mutant_tools in [(conv.messages, tools), *mutants.values()]
+        ]
+        # The conversation sent is compared with its exact expectation; every mutant fails.
+        assert verdicts == ["known"] + ["fail"] * len(mutants), (name, list(mutants), verdicts)
 
 
 def test_ollama_strips_earlier_reasoning_for_qwen3_only(

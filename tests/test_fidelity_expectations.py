@@ -4,13 +4,18 @@ against every pinned daemon (tests/test_families_live.py)."""
 
 from __future__ import annotations
 
+import pytest
+
 from qwq_ollama.catalog.conversation import (
+    EXPECTATIONS,
     Conversation,
     content_printed_whole,
+    load_corpus,
     null_content_read_as_empty,
     ollama_merges_roles,
     ollama_strips_earlier_reasoning,
 )
+from qwq_ollama.catalog.ollama_json import go_json, go_template_arguments, go_tool_json
 from qwq_ollama.catalog.render import hf_prompter
 from qwq_ollama.catalog.schema import load_catalog
 from qwq_ollama.checks.fidelity import judge_prompts, official_renderer
@@ -102,3 +107,142 @@ def test_a_divergence_is_judged_by_its_exact_expectation() -> None:
     # Without a way to render the expectation, nothing is excused.
     blind = judge_prompts("history", HISTORY, render(HISTORY), daemon, known=known)
     assert blind.status == "fail"
+
+
+# A tool conversation of the corpus: two tools, two calls with their results, a new user turn.
+TOOLS = next(c for c in load_corpus() if c.name == "tools-system-call-result")
+
+
+def _engine_prompt(variant_name: str, conv: Conversation) -> tuple[str, str]:
+    """The official prompt of `conv`, and the one Ollama builds for it (the exact expectation,
+    which tests/test_families_live.py holds against every pinned daemon)."""
+    variant = CATALOG.variant(variant_name)
+    render = official_renderer(hf_prompter(CATALOG, variant))
+    expected, restores = conv, []
+    for divergence in [d for d in variant.family.divergences if d.applies(conv)]:
+        expected, restore = EXPECTATIONS[divergence.expect](expected, "", divergence.bos_token)
+        restores.append(restore)
+    prompt = render(expected)
+    for restore in reversed(restores):
+        prompt = restore(prompt)
+    return render(conv), prompt
+
+
+def _judge(variant_name: str, conv: Conversation, engine_prompt: str) -> str:
+    variant = CATALOG.variant(variant_name)
+    render = official_renderer(hf_prompter(CATALOG, variant))
+    result = judge_prompts(
+        conv.name,
+        conv,
+        render(conv),
+        engine_prompt,
+        known=variant.family.divergences,
+        render=render,
+    )
+    return result.status
+
+
+@pytest.mark.parametrize("variant_name", ["qwq-fixed", "qwen3-thinking"])
+def test_tool_mutants_fail_where_a_mask_called_them_identical(variant_name: str) -> None:
+    """Each engine prompt below was judged "masked: identical" while masks hid the tool list and
+    the arguments: a gutted schema, a dropped tool, emptied or reordered arguments."""
+    official, prompt = _engine_prompt(variant_name, TOOLS)
+    assert official != prompt and _judge(variant_name, TOOLS, prompt) == "known"
+    weather, add = (go_tool_json(t) for t in TOOLS.tools or [])
+    assert weather in prompt and add in prompt  # each tool printed as Go's json does
+    gutted = prompt.replace(weather, '{"name":"WRONG_TOOL"}')
+    dropped = prompt.replace("\n" + add, "")
+    emptied = prompt.replace('"arguments": {"a": 2, "b": 40}', '"arguments": {}')
+    reordered = prompt.replace('"arguments": {"a": 2, "b": 40}', '"arguments": {"b": 40, "a": 2}')
+    for mutant in (gutted, dropped, emptied, reordered):
+        assert mutant != prompt
+        assert _judge(variant_name, TOOLS, mutant) == "fail"
+
+
+@pytest.mark.parametrize("variant_name", ["qwq-fixed", "qwen3-thinking"])
+def test_a_mutated_conversation_reaching_the_engine_fails(variant_name: str) -> None:
+    """The engine builds its prompt from a conversation other than the one sent (a tool lost,
+    a schema emptied, arguments lost or changed): judged against the conversation sent, it
+    fails."""
+    tools = TOOLS.tools or []
+    gutted_tool = {"type": "function", "function": {"name": "WRONG_TOOL"}}
+    calls = [i for i, m in enumerate(TOOLS.messages) if m.get("tool_calls")]
+    emptied = [dict(m) for m in TOOLS.messages]
+    [index] = calls
+    emptied[index] = {
+        **emptied[index],
+        "tool_calls": [
+            {**c, "function": {**c["function"], "arguments": {}}}
+            for c in emptied[index]["tool_calls"]
+        ],
+    }
+    changed = [dict(m) for m in TOOLS.messages]
+    changed[index] = {
+        **changed[index],
+        "tool_calls": [
+            {**c, "function": {**c["function"], "arguments": {"a": 2, "b": 41}}}
+            if c["function"]["name"] == "add"
+            else c
+            for c in changed[index]["tool_calls"]
+        ],
+    }
+    for mutated in (
+        Conversation(TOOLS.messages, tools[:1], TOOLS.name),
+        Conversation(TOOLS.messages, [gutted_tool, tools[1]], TOOLS.name),
+        Conversation(emptied, tools, TOOLS.name),
+        Conversation(changed, tools, TOOLS.name),
+    ):
+        _, engine_prompt = _engine_prompt(variant_name, mutated)
+        assert _judge(variant_name, TOOLS, engine_prompt) == "fail"
+
+
+def test_go_json_prints_as_encoding_json_does() -> None:
+    """encoding/json (Go 1.22+, the pinned builds use 1.26): compact, map keys sorted, <, >, &,
+    U+2028 escaped, \\b and \\f short, non-ASCII as it is, every number a float64 printed in
+    its shortest form (no `.0`, an exponent only below 1e-6 or from 1e21, `e-7` not `e-07`)."""
+    assert go_json({"b": [1, 2.0, 2.5], "a": "<x&y> é\u2028\b\x01"}) == (
+        '{"a":"\\u003cx\\u0026y\\u003e é\\u2028\\b\\u0001","b":[1,2,2.5]}'
+    )
+    assert [go_json(n) for n in (1e-7, 1e21, 1e20, 0.1, -0.0)] == [
+        "1e-7",
+        "1e+21",
+        "100000000000000000000",
+        "0.1",
+        "-0",
+    ]
+    # Our TEMPLATE joins the sorted keys with Python's separators itself.
+    assert go_template_arguments({"q": "a<b", "n": 3, "o": {"z": 1, "a": None}}) == (
+        '{"n": 3, "o": {"a":null,"z":1}, "q": "a\\u003cb"}'
+    )
+
+
+def test_a_tool_prints_in_ollamas_struct_order_with_unknown_schema_keys_dropped() -> None:
+    """templateTool (template/template.go) and ToolProperty (api/types.go): description always
+    printed at the function, top-level property names sorted, nested ones in the client's
+    order, keys outside the structs (default, minimum, additionalProperties) gone. The same
+    text came out of Ollama's template package at v0.24.0 and v0.34.4 (`{{ json . }}`)."""
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "f",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "z": {"type": "integer", "default": 1, "minimum": 0},
+                    "a": {
+                        "description": "nested",
+                        "type": "object",
+                        "properties": {"y": {"type": ["string", "null"]}, "b": {"enum": [1]}},
+                        "additionalProperties": False,
+                    },
+                },
+                "required": ["z"],
+            },
+        },
+    }
+    assert go_tool_json(tool) == (
+        '{"type":"function","function":{"name":"f","description":"","parameters":'
+        '{"type":"object","required":["z"],"properties":{"a":{"type":"object",'
+        '"description":"nested","properties":{"y":{"type":["string","null"]},'
+        '"b":{"enum":[1]}}},"z":{"type":"integer"}}}}}'
+    )

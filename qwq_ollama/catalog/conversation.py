@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from qwq_ollama.catalog.load import load_json
+from qwq_ollama.catalog.ollama_json import go_template_arguments, go_tool_json
 from qwq_ollama.errors import InputError
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -164,16 +164,17 @@ def _assistants(conv: Conversation) -> list[dict[str, Any]]:
     return [m for m in conv.messages if m["role"] == "assistant"]
 
 
-def _args_differ_in_go(conv: Conversation) -> bool:
-    """Go prints arguments with sorted keys, compact nested JSON and HTML-escaped <, >, &."""
+def _args_print_differently(conv: Conversation) -> bool:
+    """A call whose arguments our TEMPLATE prints (sorted keys, Go's `json` for each value)
+    other than transformers' `tojson` does, or that a client sent as a JSON string."""
     for message in _assistants(conv):
         for call in message.get("tool_calls") or []:
-            args = _arguments(call["function"]["arguments"])
-            if list(args) != sorted(args):
+            sent = call["function"]["arguments"]
+            args = _arguments(sent)
+            if isinstance(sent, str) or go_template_arguments(args) != json.dumps(
+                args, ensure_ascii=False
+            ):
                 return True
-            for value in args.values():
-                if isinstance(value, (dict, list)) or re.search(r"[<>&]", str(value)):
-                    return True
     return False
 
 
@@ -191,7 +192,7 @@ def _earlier_assistants(conv: Conversation) -> list[dict[str, Any]]:
 CONDITIONS: dict[str, Callable[[Conversation], bool]] = {
     "always": lambda c: True,
     "has_tools": lambda c: bool(c.tools),
-    "tool_call_arguments_unsorted_or_nested": _args_differ_in_go,
+    "tool_call_arguments_print_differently": _args_print_differently,
     "reasoning_in_assistant_content": lambda c: any(
         "</think>" in (m["content"] or "") for m in _assistants(c)
     ),
@@ -220,14 +221,14 @@ def as_hf_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**m, "reasoning_content": m["thinking"]} if m.get("thinking") else m for m in messages]
 
 
-# How Ollama changes a conversation before (or instead of) what the official template does: a
-# divergence with no mask names one (`expect:` in family.yaml), and the engine's prompt must then
-# equal, byte for byte, the official rendering of the conversation so transformed. Each takes
-# the conversation and the model's architecture as the daemon reports it (Ollama decides some
-# of this by architecture; "" when unknown) and returns the conversation to render and what to
-# apply to that rendering.
+# How Ollama changes a conversation before (or instead of) what the official template does: every
+# divergence names one (`expect:` in family.yaml; no mask hides any span), and the engine's
+# prompt must then equal, byte for byte, the official rendering of the conversation so
+# transformed. Each takes the conversation, the model's architecture as the daemon reports it
+# (Ollama decides some of this by architecture; "" when unknown) and the family's bos_token
+# ("" if none), and returns the conversation to render and what to apply to that rendering.
 Restore = Callable[[str], str]
-Expectation = Callable[[Conversation, str], tuple[Conversation, Restore]]
+Expectation = Callable[[Conversation, str, str], tuple[Conversation, Restore]]
 
 
 def _unchanged(text: str) -> str:
@@ -237,6 +238,7 @@ def _unchanged(text: str) -> str:
 def ollama_merges_roles(
     conv: Conversation,
     architecture: str = "",
+    bos_token: str = "",
 ) -> tuple[Conversation, Restore]:
     """Ollama's `collate` (template/template.go, v0.24 to v0.34): a message whose role equals
     the previous one's, tool results apart, is appended to its content after a blank line, and
@@ -258,6 +260,7 @@ def ollama_merges_roles(
 def content_printed_whole(
     conv: Conversation,
     architecture: str = "",
+    bos_token: str = "",
 ) -> tuple[Conversation, Restore]:
     """A Go template prints an assistant message's `.Content` as it came, where the official
     template cuts it up to the last `</think>` and strips leading newlines: each such content
@@ -298,6 +301,7 @@ def _ollama_think_filter(content: str) -> str:
 def ollama_strips_earlier_reasoning(
     conv: Conversation,
     architecture: str = "",
+    bos_token: str = "",
 ) -> tuple[Conversation, Restore]:
     """Ollama's `filterThinkTags` (server/routes.go): for a qwen3-architecture model the
     assistant messages before the last user message lose their think block; for any other, the
@@ -317,6 +321,7 @@ def ollama_strips_earlier_reasoning(
 def string_arguments_decoded(
     conv: Conversation,
     architecture: str = "",
+    bos_token: str = "",
 ) -> tuple[Conversation, Restore]:
     """Tool-call arguments sent as a JSON string reach the template as the object they hold:
     Ollama's /v1 decodes them (/api/chat takes only objects), and llama-server decodes them for
@@ -327,6 +332,7 @@ def string_arguments_decoded(
 def null_content_read_as_empty(
     conv: Conversation,
     architecture: str = "",
+    bos_token: str = "",
 ) -> tuple[Conversation, Restore]:
     """`content: null` reaches the template as the empty string, so it cannot tell it from `""`:
     in Ollama because Go's JSON decoding leaves a string field empty, in llama-server because
@@ -335,7 +341,79 @@ def null_content_read_as_empty(
     return Conversation(messages, conv.tools, conv.name), _unchanged
 
 
+def _placeholder(kind: str, *numbers: int) -> str:
+    """Text no conversation holds, which a template prints as it is (or `tojson` quotes)."""
+    return "\u2063" + "-".join([kind, *map(str, numbers)]) + "\u2063"
+
+
+def _put_back(kept: dict[str, str]) -> Restore:
+    """Each placeholder, quoted by `tojson` or printed as it is, replaced by its text."""
+
+    def restore(text: str) -> str:
+        for placeholder, printed in kept.items():
+            text = text.replace(json.dumps(placeholder, ensure_ascii=False), printed)
+            text = text.replace(placeholder, printed)
+        return text
+
+    return restore
+
+
+def tools_printed_by_go_json(
+    conv: Conversation,
+    architecture: str = "",
+    bos_token: str = "",
+) -> tuple[Conversation, Restore]:
+    """Each tool where the official template writes `tool | tojson`: what Ollama's `json`
+    prints of the tool as its structs keep it (catalog/ollama_json.py): compact, HTML-escaped,
+    top-level property names sorted, schema keys outside its structs dropped."""
+    if not conv.tools:
+        return conv, _unchanged
+    kept = {_placeholder("tool", n): go_tool_json(t) for n, t in enumerate(conv.tools)}
+    return Conversation(conv.messages, list(kept), conv.name), _put_back(kept)  # type: ignore[arg-type]
+
+
+def arguments_printed_sorted(
+    conv: Conversation,
+    architecture: str = "",
+    bos_token: str = "",
+) -> tuple[Conversation, Restore]:
+    """Each tool call's arguments where the official template writes them: what our TEMPLATE
+    prints of the map Ollama hands it (decoded from a client's JSON string, keys sorted, each
+    value by Go's `json`)."""
+    kept: dict[str, str] = {}
+    messages: list[dict[str, Any]] = []
+    for number, message in enumerate(conv.messages):
+        calls = message.get("tool_calls")
+        if not calls:
+            messages.append(message)
+            continue
+        replaced = []
+        for index, call in enumerate(calls):
+            placeholder = _placeholder("arguments", number, index)
+            kept[placeholder] = go_template_arguments(_arguments(call["function"]["arguments"]))
+            replaced.append({**call, "function": {**call["function"], "arguments": placeholder}})
+        messages.append({**message, "tool_calls": replaced})
+    return Conversation(messages, conv.tools, conv.name), _put_back(kept)
+
+
+def bos_left_to_tokenizer(
+    conv: Conversation,
+    architecture: str = "",
+    bos_token: str = "",
+) -> tuple[Conversation, Restore]:
+    """The official rendering without the bos_token text it opens with: an Ollama template
+    leaves BOS to the tokenizer, which adds it as a token (add_bos_token)."""
+
+    def restore(text: str) -> str:
+        return text.removeprefix(bos_token) if bos_token else text
+
+    return conv, restore
+
+
 EXPECTATIONS: dict[str, Expectation] = {
+    "tools_printed_by_go_json": tools_printed_by_go_json,
+    "arguments_printed_sorted": arguments_printed_sorted,
+    "bos_left_to_tokenizer": bos_left_to_tokenizer,
     "null_content_read_as_empty": null_content_read_as_empty,
     "string_arguments_decoded": string_arguments_decoded,
     "ollama_strips_earlier_reasoning": ollama_strips_earlier_reasoning,
