@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from qwq_ollama.catalog.conversation import load_corpus
+from qwq_ollama.catalog.conversation import load_corpus, parse_conversation
 from qwq_ollama.catalog.render import hf_prompter
 from qwq_ollama.catalog.schema import Catalog
 from qwq_ollama.checks.fidelity import judge_prompts, official_renderer
@@ -118,6 +118,30 @@ def test_tool_mutants_reaching_the_daemon_fail_the_comparison(
         ]
         # The conversation sent is compared with its exact expectation; every mutant fails.
         assert verdicts == ["known"] + ["fail"] * len(mutants), (name, list(mutants), verdicts)
+
+
+def test_openai_message_shapes_build_the_expected_prompt(
+    family_api: OllamaAPI, stand_ins: Catalog
+) -> None:
+    """An agent loop as the OpenAI SDK sends it (tool `name` and `tool_call_id`, `content:
+    null`, content parts, `reasoning_content`, string arguments with `type` and `id`), read at
+    the one door: the daemon's prompt equals its exact expectation on every pinned version."""
+    from .test_client_shapes import OPENAI, TOOL
+
+    conv = parse_conversation({"messages": OPENAI, "tools": [TOOL]}, source="openai")
+    for name in ("qwen3-thinking", "r1-distill-qwen"):
+        variant = stand_ins.variant(name)
+        render = official_renderer(hf_prompter(stand_ins, variant))
+        result = judge_prompts(
+            conv.name,
+            conv,
+            render(conv),
+            family_api.render_prompt(name, conv.messages, conv.tools),
+            known=variant.family.divergences,
+            render=render,
+            architecture=variant.family.architectures[0],
+        )
+        assert result.status in ("pass", "known"), (name, result.detail)
 
 
 def test_ollama_strips_earlier_reasoning_for_qwen3_only(

@@ -14,6 +14,10 @@ from qwq_ollama.errors import InputError
 
 ROLES = ("system", "user", "assistant", "tool")
 MESSAGE_KEYS = {"role", "content", "thinking", "tool_calls", "tool_name", "tool_call_id", "images"}
+# The same message as OpenAI and Hugging Face clients send it: read at the one door below and
+# turned into the keys above, as Ollama's /v1 endpoint reads them (openai/openai.go
+# FromChatRequest, the same at v0.24.0, v0.32.15 and v0.34.4).
+CLIENT_KEYS = {"name", "reasoning_content"}
 
 
 @dataclass(frozen=True)
@@ -42,8 +46,14 @@ def parse_conversation(data: Any, source: Path | str = "<conversation>") -> Conv
     messages = data.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InputError("`messages` must be a non-empty list", file=source, field="messages")
-    for index, message in enumerate(messages):
-        _check_message(message, f"messages[{index}]", source)
+    messages = [
+        _check_message(
+            _from_client_shape(message, messages, f"messages[{index}]", source),
+            f"messages[{index}]",
+            source,
+        )
+        for index, message in enumerate(messages)
+    ]
     tools = data.get("tools")
     if tools is not None:
         if not isinstance(tools, list) or not all(_is_tool(t) for t in tools):
@@ -63,7 +73,84 @@ def _is_tool(tool: Any) -> bool:
     )
 
 
-def _check_message(message: Any, where: str, source: Path | str) -> None:
+def _from_client_shape(message: Any, messages: list[Any], where: str, source: Path | str) -> Any:
+    """One message in the keys Ollama's /api/chat takes, from the shapes OpenAI and Hugging
+    Face clients send (each as Ollama's /v1 reads it):
+
+    - `name` on a tool message is its `tool_name` (on another role no engine or official
+      template reads it, so it is dropped); a tool message with only `tool_call_id` takes the
+      name of the call with that id, as /v1 does;
+    - `reasoning_content` (transformers, vLLM) is `thinking`;
+    - content as a list of text parts is their texts joined by a blank line: /v1 makes one
+      message per part and Ollama joins same-role neighbours so (template.go `collate`);
+    - `type: function` and `id` on a tool call are kept (Ollama reads the id)."""
+    if not isinstance(message, dict):
+        return message
+    unnamed_result = message.get("role") == "tool" and "tool_name" not in message
+    if not (
+        CLIENT_KEYS & set(message) or isinstance(message.get("content"), list) or unnamed_result
+    ):
+        return message
+    out = {k: v for k, v in message.items() if k not in CLIENT_KEYS}
+    name = message.get("name")
+    if name is not None and not isinstance(name, str):
+        raise InputError("name must be a string", file=source, field=f"{where}.name")
+    if message.get("role") == "tool":
+        named = name or _call_name(messages, message.get("tool_call_id"))
+        if named and out.setdefault("tool_name", named) != named:
+            raise InputError(
+                "name and tool_name differ: which tool answered?",
+                file=source,
+                field=f"{where}.name",
+            )
+    reasoning = message.get("reasoning_content")
+    if reasoning is not None:
+        if not isinstance(reasoning, str):
+            raise InputError(
+                "reasoning_content must be a string",
+                file=source,
+                field=f"{where}.reasoning_content",
+            )
+        if out.setdefault("thinking", reasoning) != reasoning:
+            raise InputError(
+                "reasoning_content and thinking differ: send one",
+                file=source,
+                field=f"{where}.reasoning_content",
+            )
+    content = message.get("content")
+    if isinstance(content, list):
+        texts = []
+        for number, part in enumerate(content):
+            if not (
+                isinstance(part, dict)
+                and part.get("type") == "text"
+                and isinstance(part.get("text"), str)
+            ):
+                raise InputError(
+                    "a content part must be {type: text, text: <string>} (images and audio "
+                    "are not read here)",
+                    file=source,
+                    field=f"{where}.content[{number}]",
+                )
+            texts.append(part["text"])
+        if not texts:
+            raise InputError("content has no parts", file=source, field=f"{where}.content")
+        out["content"] = "\n\n".join(texts)
+    return out
+
+
+def _call_name(messages: list[Any], call_id: Any) -> str:
+    """The function name of the tool call with `call_id` in the conversation ("" if none)."""
+    for message in messages:
+        for call in (message.get("tool_calls") if isinstance(message, dict) else None) or []:
+            if isinstance(call, dict) and call.get("id") == call_id and call_id:
+                function = call.get("function")
+                if isinstance(function, dict) and isinstance(function.get("name"), str):
+                    return str(function["name"])
+    return ""
+
+
+def _check_message(message: Any, where: str, source: Path | str) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise InputError("each message must be an object", file=source, field=where)
     extra = set(message) - MESSAGE_KEYS
@@ -89,7 +176,7 @@ def _check_message(message: Any, where: str, source: Path | str) -> None:
             raise InputError(f"{key} must be a string", file=source, field=f"{where}.{key}")
     calls = message.get("tool_calls")
     if calls is None:
-        return
+        return message
     if role != "assistant" or not isinstance(calls, list):
         raise InputError(
             "tool_calls must be a list on an assistant message",
@@ -116,6 +203,13 @@ def _check_message(message: Any, where: str, source: Path | str) -> None:
                 file=source,
                 field=f"{where}.tool_calls[{number}].id",
             )
+        if call.get("type", "function") != "function":
+            raise InputError(
+                "a tool call's type must be function",
+                file=source,
+                field=f"{where}.tool_calls[{number}].type",
+            )
+    return message
 
 
 def _arguments(value: Any) -> Any:
