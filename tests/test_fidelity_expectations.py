@@ -4,16 +4,21 @@ against every pinned daemon (tests/test_families_live.py)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from qwq_ollama.catalog.conversation import (
+    CONDITIONS,
     EXPECTATIONS,
     Conversation,
     content_printed_whole,
+    integral_floats_printed_whole,
     load_corpus,
     null_content_read_as_empty,
     ollama_merges_roles,
     ollama_strips_earlier_reasoning,
+    tool_description_defaulted,
 )
 from qwq_ollama.catalog.ollama_json import go_json, go_template_arguments, go_tool_json
 from qwq_ollama.catalog.render import hf_prompter
@@ -246,3 +251,30 @@ def test_a_tool_prints_in_ollamas_struct_order_with_unknown_schema_keys_dropped(
         '"description":"nested","properties":{"y":{"type":["string","null"]},'
         '"b":{"enum":[1]}}},"z":{"type":"integer"}}}}}'
     )
+
+
+def test_llama_servers_tool_expectations() -> None:
+    """llama-server (b11076) fills in an empty description after a tool's name and prints an
+    integral float argument without `.0`; tests/test_llama_cpp_live.py holds both live."""
+    conv = Conversation(
+        [
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"function": {"name": "f", "arguments": {"n": 1500.0, "x": 0.5}}}],
+            }
+        ],
+        [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+    )
+    assert CONDITIONS["tool_without_description"](conv)
+    assert CONDITIONS["integral_float_in_arguments"](conv)
+    [tool] = tool_description_defaulted(conv)[0].tools or []
+    assert list(tool["function"].items()) == [
+        ("name", "f"),
+        ("description", ""),
+        ("parameters", {"type": "object"}),
+    ]
+    [message] = integral_floats_printed_whole(conv)[0].messages
+    arguments = message["tool_calls"][0]["function"]["arguments"]
+    assert json.dumps(arguments) == '{"n": 1500, "x": 0.5}'
+    assert conv.messages[0]["tool_calls"][0]["function"]["arguments"]["n"] == 1500.0  # untouched

@@ -286,6 +286,14 @@ def _earlier_assistants(conv: Conversation) -> list[dict[str, Any]]:
 CONDITIONS: dict[str, Callable[[Conversation], bool]] = {
     "always": lambda c: True,
     "has_tools": lambda c: bool(c.tools),
+    "integral_float_in_arguments": lambda c: any(
+        _has_integral_float(call["function"]["arguments"])
+        for m in _assistants(c)
+        for call in m.get("tool_calls") or []
+    ),
+    "tool_without_description": lambda c: any(
+        "description" not in (t.get("function") or {}) for t in c.tools or []
+    ),
     "tool_call_arguments_print_differently": _args_print_differently,
     "reasoning_in_assistant_content": lambda c: any(
         "</think>" in (m["content"] or "") for m in _assistants(c)
@@ -504,7 +512,71 @@ def bos_left_to_tokenizer(
     return conv, restore
 
 
+def tool_description_defaulted(
+    conv: Conversation,
+    architecture: str = "",
+    bos_token: str = "",
+) -> tuple[Conversation, Restore]:
+    """A tool sent without a description reaches llama-server's template with `description: ""`
+    after its name (its OpenAI-compatible parsing fills it in; measured on b11076)."""
+    if not conv.tools:
+        return conv, _unchanged
+    tools = []
+    for tool in conv.tools:
+        function = tool.get("function")
+        if isinstance(function, dict) and "description" not in function:
+            filled = {"name": function.get("name"), "description": ""}
+            filled.update({k: v for k, v in function.items() if k != "name"})
+            tool = {**tool, "function": filled}
+        tools.append(tool)
+    return Conversation(conv.messages, tools, conv.name), _unchanged
+
+
+def _integral_floats_as_ints(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral_floats_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral_floats_as_ints(v) for v in value]
+    return value
+
+
+def _has_integral_float(value: Any) -> bool:
+    return json.dumps(value) != json.dumps(_integral_floats_as_ints(value))
+
+
+def integral_floats_printed_whole(
+    conv: Conversation,
+    architecture: str = "",
+    bos_token: str = "",
+) -> tuple[Conversation, Restore]:
+    """A tool-call argument like 1500.0 reaches llama-server's template as the number 1500,
+    which tojson prints without `.0` (measured on b11076); transformers prints `1500.0`."""
+    messages = [
+        {
+            **m,
+            "tool_calls": [
+                {
+                    **c,
+                    "function": {
+                        **c["function"],
+                        "arguments": _integral_floats_as_ints(c["function"]["arguments"]),
+                    },
+                }
+                for c in m["tool_calls"]
+            ],
+        }
+        if m.get("tool_calls")
+        else m
+        for m in conv.messages
+    ]
+    return Conversation(messages, conv.tools, conv.name), _unchanged
+
+
 EXPECTATIONS: dict[str, Expectation] = {
+    "integral_floats_printed_whole": integral_floats_printed_whole,
+    "tool_description_defaulted": tool_description_defaulted,
     "tools_printed_by_go_json": tools_printed_by_go_json,
     "arguments_printed_sorted": arguments_printed_sorted,
     "bos_left_to_tokenizer": bos_left_to_tokenizer,
