@@ -106,11 +106,11 @@ def test_a_family_with_a_mask_is_refused_when_it_loads(project_copy: Path) -> No
 
     family_file = project_copy / "templates" / "qwen3" / "family.yaml"
     text = family_file.read_text()
-    line = text.splitlines().index("    expect: tools_printed_by_go_json") + 1
+    line = text.splitlines().index("    expect: tools_as_ollama_keeps_them") + 1
     family_file.write_text(
         text.replace(
-            "    expect: tools_printed_by_go_json\n",
-            "    expect: tools_printed_by_go_json\n"
+            "    expect: tools_as_ollama_keeps_them\n",
+            "    expect: tools_as_ollama_keeps_them\n"
             '    mask: {pattern: "<tools>.*?</tools>", replace: ""}\n',
         )
     )

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from qwq_ollama.catalog.load import load_json
-from qwq_ollama.catalog.ollama_json import go_template_arguments, go_tool_json
 from qwq_ollama.errors import InputError
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -259,15 +258,13 @@ def _assistants(conv: Conversation) -> list[dict[str, Any]]:
 
 
 def _args_print_differently(conv: Conversation) -> bool:
-    """A call whose arguments our TEMPLATE prints (sorted keys, Go's `json` for each value)
-    other than transformers' `tojson` does, or that a client sent as a JSON string."""
+    """A call whose arguments a Go TEMPLATE sees other than as sent: keys out of sorted order,
+    a whole float, or a JSON string (which Ollama decodes)."""
     for message in _assistants(conv):
         for call in message.get("tool_calls") or []:
             sent = call["function"]["arguments"]
             args = _arguments(sent)
-            if isinstance(sent, str) or go_template_arguments(args) != json.dumps(
-                args, ensure_ascii=False
-            ):
+            if isinstance(sent, str) or json.dumps(args) != json.dumps(_as_go_holds_it(args)):
                 return True
     return False
 
@@ -460,42 +457,103 @@ def _put_back(kept: dict[str, str]) -> Restore:
     return restore
 
 
-def tools_printed_by_go_json(
+def _as_go_holds_it(value: Any) -> Any:
+    """A JSON value as a TEMPLATE prints it from Go's `any`: maps with their keys sorted,
+    numbers as float64 (a whole one without `.0`)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _as_go_holds_it(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_as_go_holds_it(v) for v in value]
+    return value
+
+
+def _property_kept(schema: Any) -> dict[str, Any]:
+    """One property schema as Ollama's `ToolProperty` keeps it and our TEMPLATE prints it:
+    anyOf, type (one type as a string), description, enum, items, properties (the client's
+    order), required; empty ones and every other key gone."""
+    schema = schema if isinstance(schema, dict) else {}
+    kept: dict[str, Any] = {}
+    if schema.get("anyOf"):
+        kept["anyOf"] = [_property_kept(p) for p in schema["anyOf"]]
+    types = schema.get("type")
+    types = [types] if isinstance(types, str) else types
+    if isinstance(types, list) and types:
+        kept["type"] = types[0] if len(types) == 1 else list(types)
+    for key in ("description", "enum", "items"):
+        if schema.get(key):
+            kept[key] = _as_go_holds_it(schema[key])
+    if isinstance(schema.get("properties"), dict):
+        kept["properties"] = {k: _property_kept(v) for k, v in schema["properties"].items()}
+    if schema.get("required"):
+        kept["required"] = list(schema["required"])
+    return kept
+
+
+def tool_as_ollama_keeps_it(tool: dict[str, Any]) -> dict[str, Any]:
+    """A tool as a TEMPLATE sees it and ours prints it: `type`, `function` (`name`, a
+    non-empty `description`, `parameters`: `type`, `properties` with top-level names sorted,
+    `required`, `$defs` and `items` if any); schema keys outside Ollama's structs dropped."""
+    function = tool.get("function") or {}
+    parameters = function.get("parameters") or {}
+    properties = parameters.get("properties")
+    properties = properties if isinstance(properties, dict) else {}
+    kept_parameters: dict[str, Any] = {
+        "type": parameters.get("type") or "",
+        "properties": {k: _property_kept(properties[k]) for k in sorted(properties)},
+    }
+    for key in ("required", "$defs", "items"):
+        if parameters.get(key):
+            kept_parameters[key] = _as_go_holds_it(parameters[key])
+    kept_function: dict[str, Any] = {"name": function.get("name", "")}
+    if function.get("description"):
+        kept_function["description"] = function["description"]
+    kept_function["parameters"] = kept_parameters
+    return {"type": tool.get("type", ""), "function": kept_function}
+
+
+def tools_as_ollama_keeps_them(
     conv: Conversation,
     architecture: str = "",
     bos_token: str = "",
 ) -> tuple[Conversation, Restore]:
-    """Each tool where the official template writes `tool | tojson`: what Ollama's `json`
-    prints of the tool as its structs keep it (catalog/ollama_json.py): compact, HTML-escaped,
-    top-level property names sorted, schema keys outside its structs dropped."""
+    """The official rendering of the tools as a Go TEMPLATE sees them (tool_as_ollama_keeps_it):
+    our TEMPLATE prints them as transformers' `tojson` does, so only what the data cannot carry
+    differs: the client's order of top-level property names, of a tool's own fields and of a
+    property's keys, empty fields and the schema keys Ollama drops."""
     if not conv.tools:
         return conv, _unchanged
-    kept = {_placeholder("tool", n): go_tool_json(t) for n, t in enumerate(conv.tools)}
-    return Conversation(conv.messages, list(kept), conv.name), _put_back(kept)  # type: ignore[arg-type]
+    tools = [tool_as_ollama_keeps_it(t) for t in conv.tools]
+    return Conversation(conv.messages, tools, conv.name), _unchanged
 
 
-def arguments_printed_sorted(
+def arguments_sorted(
     conv: Conversation,
     architecture: str = "",
     bos_token: str = "",
 ) -> tuple[Conversation, Restore]:
-    """Each tool call's arguments where the official template writes them: what our TEMPLATE
-    prints of the map Ollama hands it (decoded from a client's JSON string, keys sorted, each
-    value by Go's `json`)."""
-    kept: dict[str, str] = {}
-    messages: list[dict[str, Any]] = []
-    for number, message in enumerate(conv.messages):
-        calls = message.get("tool_calls")
-        if not calls:
-            messages.append(message)
-            continue
-        replaced = []
-        for index, call in enumerate(calls):
-            placeholder = _placeholder("arguments", number, index)
-            kept[placeholder] = go_template_arguments(_arguments(call["function"]["arguments"]))
-            replaced.append({**call, "function": {**call["function"], "arguments": placeholder}})
-        messages.append({**message, "tool_calls": replaced})
-    return Conversation(messages, conv.tools, conv.name), _put_back(kept)
+    """The official rendering of each tool call's arguments as a Go TEMPLATE sees them: decoded
+    from a client's JSON string, keys sorted at every level, whole floats without `.0`."""
+    messages = [
+        {
+            **m,
+            "tool_calls": [
+                {
+                    **c,
+                    "function": {
+                        **c["function"],
+                        "arguments": _as_go_holds_it(_arguments(c["function"]["arguments"])),
+                    },
+                }
+                for c in m["tool_calls"]
+            ],
+        }
+        if m.get("tool_calls")
+        else m
+        for m in conv.messages
+    ]
+    return Conversation(messages, conv.tools, conv.name), _unchanged
 
 
 def bos_left_to_tokenizer(
@@ -577,8 +635,8 @@ def integral_floats_printed_whole(
 EXPECTATIONS: dict[str, Expectation] = {
     "integral_floats_printed_whole": integral_floats_printed_whole,
     "tool_description_defaulted": tool_description_defaulted,
-    "tools_printed_by_go_json": tools_printed_by_go_json,
-    "arguments_printed_sorted": arguments_printed_sorted,
+    "tools_as_ollama_keeps_them": tools_as_ollama_keeps_them,
+    "arguments_sorted": arguments_sorted,
     "bos_left_to_tokenizer": bos_left_to_tokenizer,
     "null_content_read_as_empty": null_content_read_as_empty,
     "string_arguments_decoded": string_arguments_decoded,

@@ -35,12 +35,6 @@ class FidelityResult:
     compared_with: str = "official"
 
 
-# How Ollama's Go `json` prints a tool schema: compact, in its own struct's field order. Jinja's
-# `tojson` (transformers, llama.cpp) puts a space after `,` and `:`, so one tool conversation
-# tells which engine built a prompt, on any daemon, through the API alone.
-GO_TOOL_JSON = '{"type":"function","function":{"name":'
-
-
 def official_renderer(prompt: Prompter) -> Renderer:
     """A conversation's official rendering, through a variant's `hf_prompter`."""
 
@@ -51,16 +45,21 @@ def official_renderer(prompt: Prompter) -> Renderer:
 
 
 def template_source(results: list[FidelityResult], conversations: list[Conversation]) -> str:
-    """Which template the daemon used: `go_template` (the Modelfile TEMPLATE), `jinja` (a
-    chat template rendering exactly like the catalog's, e.g. a GGUF's own), `other`, or
-    `unknown` when no conversation with tools was rendered."""
+    """Which template the daemon used: `go_template` (the Modelfile TEMPLATE: a tool list equal
+    to its exact expectation where that differs from the official rendering, as for a schema
+    whose top-level property names are not sorted), `jinja` (a chat template rendering exactly
+    like the catalog's, e.g. a GGUF's own), `other`, or `unknown` when no conversation with
+    tools was rendered."""
     with_tools = {c.name for c in conversations if c.tools}
+    source = "unknown"
     for result in results:
         if result.conversation in with_tools and "<tools>" in result.hf_prompt:
-            if GO_TOOL_JSON in result.ollama_prompt:
+            if result.status == "known" and "tool-schema-json" in result.divergences:
                 return "go_template"
-            return "jinja" if result.ollama_prompt == result.hf_prompt else "other"
-    return "unknown"
+            if result.ollama_prompt != result.hf_prompt:
+                return "other"
+            source = "jinja"
+    return source
 
 
 def first_difference(a: str, b: str, other: str = "Ollama") -> str:

@@ -63,9 +63,9 @@ official template does). Otherwise the cell names the family's divergences (`div
 transforms it*: the official rendering of the conversation after what Ollama does to it
 (consecutive same-role messages merged with a blank line, earlier reasoning stripped on qwen3,
 an assistant's content printed whole where the official template would cut its reasoning, the
-BOS left to the tokenizer), with each tool and each call's arguments where the official
-template prints them written as Ollama's Go `json` prints the data it hands a template
-(qwq_ollama/catalog/ollama_json.py). Nothing is masked. A
+BOS left to the tokenizer, tools and tool-call arguments as a Go TEMPLATE sees them: top-level
+property names and argument keys sorted, schema keys Ollama drops gone; our TEMPLATE prints them
+as transformers does). Nothing is masked. A
 *FAIL* would be a bug. Each family's line of counts is held exactly by `make test`. Where the
 official templates come from, and what Ollama parses back from a model's output:
 [oracles.md](oracles.md).
