@@ -28,7 +28,6 @@ from qwq_ollama.catalog.builtin_weights import ensure_smollm2
 from qwq_ollama.catalog.conversation import load_corpus
 from qwq_ollama.catalog.render import hf_prompter, render_variant
 from qwq_ollama.catalog.schema import Catalog, Variant, load_catalog
-from qwq_ollama.checks.fidelity import GO_TOOL_JSON
 from qwq_ollama.checks.fidelity_table import over_stand_ins
 from qwq_ollama.checks.parse_back import (
     WEATHER_TOOL,
@@ -62,12 +61,15 @@ def register(binary: Path, models: Path, catalog: Catalog, env: dict[str, str]) 
     return daemon
 
 
-def source(api: OllamaAPI, name: str) -> str:
-    [conv] = [c for c in load_corpus() if c.name == "tools-user"]
+def source(api: OllamaAPI, catalog: Catalog, variant: Variant, name: str) -> str:
+    """Our TEMPLATE sorts a tool's top-level property names (a Go map), which agent-loop's
+    schema sends unsorted; a Jinja template keeps the client's order."""
+    [conv] = [c for c in load_corpus() if c.name == "agent-loop"]
     prompt = api.render_prompt(name, conv.messages, conv.tools)
     if "<tools>" not in prompt:
         return "unknown"  # R1's official template prints no tool schema to tell by
-    return "go" if GO_TOOL_JSON in prompt else "jinja"
+    official = hf_prompter(catalog, variant)(conv.messages, conv.tools)
+    return "jinja" if prompt == official else "go"
 
 
 def parse_score(version: str, catalog: Catalog, variant: Variant, parser: str) -> str:
@@ -126,7 +128,9 @@ def main() -> None:
             daemon = register(binary, Path(tmp) / "b", catalog, {"OLLAMA_GO_TEMPLATE": "0"})
             api = OllamaAPI(daemon.host)
             chosen = {
-                name: f"{source(api, name)} / {source(api, name + '-parser')}" for name in VARIANTS
+                name: f"{source(api, catalog, catalog.variant(name), name)} / "
+                f"{source(api, catalog, catalog.variant(name), name + '-parser')}"
+                for name in VARIANTS
             }
             daemon.__exit__(None, None, None)
         for name in VARIANTS:

@@ -306,7 +306,8 @@ CASES: list[Case] = [
     conv_case("conv-empty-list", [], "messages"),
     conv_case("conv-missing-role", [{"content": "hi"}], "messages[0].role"),
     conv_case("conv-unknown-role", [{"role": "robot", "content": "hi"}], "messages[0].role"),
-    conv_case("conv-content-list", [{"role": "user", "content": ["hi"]}], "messages[0].content"),
+    # content as a list holds text parts ({type: text, text}), as OpenAI clients send it
+    conv_case("conv-content-list", [{"role": "user", "content": ["hi"]}], "messages[0].content[0]"),
     # null content is an assistant's, beside its tool calls, and nobody else's
     conv_case("conv-content-null", [{"role": "user", "content": None}], "messages[0].content"),
     conv_case(
@@ -328,7 +329,9 @@ CASES: list[Case] = [
         "messages[1].tool_calls[0]",
     ),
     conv_case(
-        "conv-unknown-message-key", [{"role": "user", "content": "x", "name": "bob"}], "messages[0]"
+        "conv-unknown-message-key",
+        [{"role": "user", "content": "x", "speaker": "bob"}],
+        "messages[0]",
     ),
     conv_case(
         "conv-tools-not-list",

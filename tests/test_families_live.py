@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from qwq_ollama.catalog.conversation import load_corpus
+from qwq_ollama.catalog.conversation import load_corpus, parse_conversation
+from qwq_ollama.catalog.render import hf_prompter
 from qwq_ollama.catalog.schema import Catalog
+from qwq_ollama.checks.fidelity import judge_prompts, official_renderer
 from qwq_ollama.checks.generation import REPEAT_LIMIT, generate_watched
 from qwq_ollama.checks.llama_cpp import check_fidelity as llama_cpp_fidelity
 from qwq_ollama.checks.validate import validate
@@ -20,11 +22,14 @@ from qwq_ollama.daemon.client import OllamaAPI
 from .test_llama_cpp_live import ExportedServers, llama_server_binary  # noqa: F401 - fixture
 
 NEW_FAMILIES = ("qwen3-thinking", "qwen3-nothink", "r1-distill-qwen")
-# Per variant, how its 19 corpus conversations compare on every pinned daemon. R1's prompts all
-# differ by the BOS its tokenizer adds (masked); "transformed" counts merged roles, reasoning
-# printed whole or stripped as Ollama does, string tool-call arguments decoded.
-_QWQ = {"identical": 11, "masked": 4, "transformed": 2, "transformed+masked": 2}
-_QWEN3 = {"identical": 12, "masked": 6, "transformed": 1}
+# Per variant, how its 21 corpus conversations compare on every pinned daemon, byte for byte
+# (no masks). R1's prompts all differ by the BOS its tokenizer adds; "transformed" counts tool
+# lists and arguments as a TEMPLATE sees them (top-level property names and argument keys
+# sorted, schema keys Ollama drops gone), merged roles, reasoning printed whole or stripped as
+# Ollama does, string tool-call arguments decoded. The tool lists whose names are sorted and
+# whose schemas use only what Ollama keeps are identical.
+_QWQ = {"identical": 14, "transformed": 7}
+_QWEN3 = {"identical": 17, "transformed": 4}
 EXACT = {
     "qwq-fixed": _QWQ,
     "qwq-noprefill": _QWQ,
@@ -32,7 +37,7 @@ EXACT = {
     "qwq-minp": _QWQ,
     "qwen3-thinking": _QWEN3,
     "qwen3-nothink": _QWEN3,
-    "r1-distill-qwen": {"masked": 15, "transformed+masked": 4},
+    "r1-distill-qwen": {"transformed": 21},
 }
 
 
@@ -62,13 +67,85 @@ def test_every_familys_prompt_is_identical_or_a_named_divergence_of_that_family(
             d.key for d in family.divergences
         }
         # Every conversation compared byte for byte, and with what, exactly (docs/fidelity.md
-        # prints the same counts): the official rendering, it masked, or the official rendering
-        # of the conversation as Ollama transforms it.
+        # prints the same counts): the official rendering, or the official rendering of the
+        # conversation as Ollama transforms it.
         compared = Counter(
             "identical" if c["status"] == "pass" else c["compared_with"] for c in conversations
         )
         assert len(conversations) == len(load_corpus())
         assert dict(compared) == EXACT[finding.subject], (finding.subject, conversations)
+
+
+def test_tool_mutants_reaching_the_daemon_fail_the_comparison(
+    family_api: OllamaAPI, stand_ins: Catalog
+) -> None:
+    """What the masks once called identical: the daemon builds its prompt from a conversation
+    whose schema was gutted, whose tool was dropped, or whose call's arguments were emptied or
+    changed; judged against the conversation sent, each fails, while the one sent is
+    identical."""
+    [conv] = [c for c in load_corpus() if c.name == "tools-system-call-result"]
+    [index] = [i for i, m in enumerate(conv.messages) if m.get("tool_calls")]
+    tools = conv.tools or []
+
+    def with_arguments(arguments: dict[str, object]) -> list[dict[str, object]]:
+        messages = [dict(m) for m in conv.messages]
+        messages[index] = {
+            **messages[index],
+            "tool_calls": [
+                {**c, "function": {**c["function"], "arguments": arguments}}
+                for c in messages[index]["tool_calls"]
+            ],
+        }
+        return messages
+
+    mutants = {
+        "gutted schema": (conv.messages, [{"type": "function", "function": {"name": "WRONG"}}]),
+        "dropped tool": (conv.messages, tools[:1]),
+        "emptied arguments": (with_arguments({}), tools),
+        "changed arguments": (with_arguments({"a": 2, "b": 41}), tools),
+    }
+    for name in ("qwq-fixed", "qwen3-thinking"):
+        variant = stand_ins.variant(name)
+        render = official_renderer(hf_prompter(stand_ins, variant))
+        verdicts = [
+            judge_prompts(
+                conv.name,
+                conv,
+                render(conv),
+                family_api.render_prompt(name, messages, mutant_tools),
+                known=variant.family.divergences,
+                render=render,
+                architecture=variant.family.architectures[0],
+            ).status
+            for messages, mutant_tools in [(conv.messages, tools), *mutants.values()]
+        ]
+        # The conversation sent (sorted names, only what Ollama keeps) is byte-identical to the
+        # official rendering; every mutant fails.
+        assert verdicts == ["pass"] + ["fail"] * len(mutants), (name, list(mutants), verdicts)
+
+
+def test_openai_message_shapes_build_the_expected_prompt(
+    family_api: OllamaAPI, stand_ins: Catalog
+) -> None:
+    """An agent loop as the OpenAI SDK sends it (tool `name` and `tool_call_id`, `content:
+    null`, content parts, `reasoning_content`, string arguments with `type` and `id`), read at
+    the one door: the daemon's prompt equals its exact expectation on every pinned version."""
+    from .test_client_shapes import OPENAI, TOOL
+
+    conv = parse_conversation({"messages": OPENAI, "tools": [TOOL]}, source="openai")
+    for name in ("qwen3-thinking", "r1-distill-qwen"):
+        variant = stand_ins.variant(name)
+        render = official_renderer(hf_prompter(stand_ins, variant))
+        result = judge_prompts(
+            conv.name,
+            conv,
+            render(conv),
+            family_api.render_prompt(name, conv.messages, conv.tools),
+            known=variant.family.divergences,
+            render=render,
+            architecture=variant.family.architectures[0],
+        )
+        assert result.status in ("pass", "known"), (name, result.detail)
 
 
 def test_ollama_strips_earlier_reasoning_for_qwen3_only(
@@ -177,13 +254,17 @@ def test_llama_server_builds_the_hf_prompt_from_the_exported_template(
     api = stand_in_servers[name](name)
     finding = llama_cpp_fidelity(api, catalog, catalog.variant(name))
     assert finding.details["template"] == "the variant's"
-    if name != "r1-distill-qwen":
-        assert finding.status == "pass", finding.message
-        return
-    # R1 writes an assistant's tool calls only for null content, which llama-server reads as
-    # empty (its KNOWN_DIVERGENCES): that one conversation is compared with the HF rendering of
-    # the conversation as llama-server reads it; the other 18 are identical.
     known = {c["name"]: c for c in finding.details["conversations"] if c["status"] != "pass"}
+    assert finding.status == "known", finding.message
+    assert all(c["compared_with"] == "transformed" for c in known.values()), finding.message
+    if name != "r1-distill-qwen":
+        # Qwen3 prints the agent loops' tools and arguments: llama-server gives the tool sent
+        # without a description an empty one and prints 1500.0 as 1500 (KNOWN_DIVERGENCES).
+        assert set(known) == {"agent-loop", "agent-loop-in-progress"}, finding.message
+        assert finding.message.startswith("19/21 identical")
+        return
+    # R1 prints no tools, and writes an assistant's tool calls only for null content, which
+    # llama-server reads as empty: that conversation is compared with the HF rendering of the
+    # conversation as llama-server reads it; the other 20 are identical.
     assert set(known) == {"openai-tool-call"}, finding.message
-    assert known["openai-tool-call"]["compared_with"] == "transformed"
-    assert finding.status == "known" and finding.message.startswith("18/19 identical")
+    assert finding.message.startswith("20/21 identical")

@@ -26,9 +26,11 @@ from qwq_ollama.artifacts.export import (
 )
 from qwq_ollama.catalog.conversation import (
     CONDITIONS,
-    as_ollama_messages,
+    integral_floats_printed_whole,
     load_conversation,
     load_corpus,
+    string_arguments_decoded,
+    tool_description_defaulted,
 )
 from qwq_ollama.catalog.prompts import get_prompt
 from qwq_ollama.catalog.render import hf_prompter, render_variant
@@ -231,21 +233,30 @@ def test_every_corpus_prompt_is_the_hf_prompt_byte_for_byte(
     hf = hf_prompter(catalog, catalog.variant(name))
     corpus = load_corpus()
     # llama-server decodes string tool-call arguments for the templates that print them with
-    # tojson (KNOWN_DIVERGENCES); every other prompt is the HF one.
+    # tojson, gives a tool sent without a description an empty one and prints 1500.0 as 1500
+    # (KNOWN_DIVERGENCES; the two agent loops carry the last two);
+    # every other prompt is the HF one.
     decoded = {c.name for c in corpus if CONDITIONS["tool_call_arguments_as_string"](c)}
     assert len(decoded) == 2  # openai-tool-call, tool-call-string-arguments-and-ids
+    described = {c.name for c in corpus if CONDITIONS["tool_without_description"](c)}
+    assert described == {"agent-loop", "agent-loop-in-progress"}
+    assert {c.name for c in corpus if CONDITIONS["integral_float_in_arguments"](c)} == described
     for conv in corpus:
+        expected_conv = conv
         if conv.name in decoded:
-            expected = hf(as_ollama_messages(conv.messages), conv.tools)
-        else:
-            expected = hf(conv.messages, conv.tools)
+            expected_conv = string_arguments_decoded(expected_conv)[0]
+        if conv.name in described:
+            expected_conv = tool_description_defaulted(expected_conv)[0]
+            expected_conv = integral_floats_printed_whole(expected_conv)[0]
+        expected = hf(expected_conv.messages, expected_conv.tools)
         assert api.render_prompt(name, conv.messages, conv.tools) == expected, conv.name
     finding = check_fidelity(api, catalog, catalog.variant(name))
     # Every variant here is QwQ's, whose template prints arguments with tojson.
     assert finding.status == "known", finding.message
     assert finding.message == (
-        f"{len(corpus) - len(decoded)}/{len(corpus)} identical; the rest "
-        "differ only by known divergences: null-content-read-as-empty, tool-call-arguments-string"
+        f"{len(corpus) - len(decoded) - len(described)}/{len(corpus)} identical; the rest "
+        "differ only by known divergences: integral-float-printed-whole, "
+        "null-content-read-as-empty, tool-call-arguments-string, tool-description-defaulted"
     )
     assert finding.details["template"] == "the variant's"
 
@@ -475,11 +486,13 @@ def test_an_embedded_template_is_the_variants_on_llama_server(
             render_variant(catalog, variant).hf_template
         )
         finding = check_fidelity(server.api, catalog, variant)
-    # "known": llama-server decodes string tool-call arguments (KNOWN_DIVERGENCES), as it does
-    # with the exported --chat-template-file; nothing else differs.
+    # "known": llama-server decodes string tool-call arguments, fills in a missing tool
+    # description and prints 1500.0 as 1500 (KNOWN_DIVERGENCES), as it does with the exported
+    # --chat-template-file; nothing else differs.
     assert finding.status == "known" and finding.details["template"] == "the variant's", (
         finding.message
     )
     assert finding.message.endswith(
-        "known divergences: null-content-read-as-empty, tool-call-arguments-string"
+        "known divergences: integral-float-printed-whole, null-content-read-as-empty, "
+        "tool-call-arguments-string, tool-description-defaulted"
     )

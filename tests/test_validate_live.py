@@ -15,9 +15,9 @@ from qwq_ollama.daemon.registry import Registrar
 from .conftest import DATA, run_cli
 
 OVER_SMOLLM2 = {
-    "qwq": {"identical": 11, "masked": 4, "transformed": 2, "transformed+masked": 2},
-    "qwen3": {"identical": 11, "masked": 6, "transformed": 2},
-    "deepseek-r1": {"masked": 15, "transformed+masked": 4},
+    "qwq": {"identical": 14, "transformed": 7},
+    "qwen3": {"identical": 16, "transformed": 5},
+    "deepseek-r1": {"transformed": 21},
 }
 
 

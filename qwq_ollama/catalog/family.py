@@ -46,35 +46,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class MaskSpec(_Strict):
-    pattern: str = Field(min_length=1)
-    replace: str
-
-    @field_validator("pattern")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        import regex
-
-        try:
-            regex.compile(value, regex.S)
-        except regex.error as exc:
-            raise ValueError(f"not a regular expression: {exc}") from None
-        return value
-
-
 class DivergenceSpec(_Strict):
     key: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     when: str
     reason: str = Field(min_length=1)
-    mask: MaskSpec | None = None
-    # Or, where no mask can hide it, how Ollama transforms the conversation: the engine's prompt
-    # must equal the official rendering of the transformed one (catalog/conversation.py).
-    expect: str | None = None
+    # How the engine transforms the conversation: its prompt must equal, byte for byte, the
+    # official rendering of the transformed one (catalog/conversation.py). There is no mask:
+    # a span hidden from the comparison would hide a regression in it too.
+    expect: str
 
     @field_validator("expect")
     @classmethod
-    def _known_expectation(cls, value: str | None) -> str | None:
-        if value is not None and value not in EXPECTATIONS:
+    def _known_expectation(cls, value: str) -> str:
+        if value not in EXPECTATIONS:
             raise ValueError(f"unknown expectation (known: {', '.join(EXPECTATIONS)})")
         return value
 
@@ -150,52 +134,19 @@ class ThinkRequest:
         return self.request not in ("think_off", "effort_none")
 
 
-MASK_SECONDS = 1.0  # per prompt: the masks we ship take microseconds
-
-
 @dataclass(frozen=True)
 class Divergence:
     """A way an engine's prompt may differ from the official one, and why: it applies to the
-    conversations its condition names, and its mask (if any) hides the differing span so the
-    rest can be proven equal."""
+    conversations its condition names, and `expect` names the exact prompt it must then be."""
 
     key: str
     reason: str
     when: str
-    mask_pattern: str | None = None
-    mask_replace: str = ""
-    expect: str | None = None
-    source: str = ""  # the family.yaml it came from, named when its mask is refused
+    expect: str
+    bos_token: str = ""  # the family's, for an expectation that leaves it to the tokenizer
 
     def applies(self, conversation: Conversation) -> bool:
         return CONDITIONS[self.when](conversation)
-
-    @property
-    def maskable(self) -> bool:
-        return self.mask_pattern is not None
-
-    def mask(self, text: str) -> str:
-        """`text` with the differing span masked. The pattern is data (a family.yaml), so it
-        runs with a time bound: one that backtracks catastrophically is refused in one line
-        instead of hanging `validate`. (The `regex` module: `re` has no timeout.)"""
-        import regex
-
-        if self.mask_pattern is None:
-            return text
-        try:
-            return str(
-                regex.sub(
-                    self.mask_pattern, self.mask_replace, text, flags=regex.S, timeout=MASK_SECONDS
-                )
-            )
-        except TimeoutError:
-            raise InputError(
-                f"the mask ran past {MASK_SECONDS:g} s on a prompt of {len(text)} "
-                "characters: a pattern that backtracks catastrophically? write it "
-                "without nested repetition",
-                file=self.source or None,
-                field=f"divergences.{self.key}.mask.pattern",
-            ) from None
 
 
 @dataclass(frozen=True)
@@ -269,6 +220,13 @@ def _load(folder: Path, mtime_ns: int) -> Family:
     located = load_yaml_with_lines(file)
     if not isinstance(located.data, dict):
         raise located.error("a family file must be a mapping", ())
+    for number, divergence in enumerate(located.data.get("divergences") or []):
+        if isinstance(divergence, dict) and "mask" in divergence:
+            raise located.error(
+                "masks are refused: a hidden span would hide a regression in it too; name "
+                "the exact prompt the engine builds with `expect`",
+                ("divergences", number, "mask"),
+            )
     try:
         spec = FamilySpec.model_validate(located.data)
     except ValidationError as exc:
@@ -306,24 +264,9 @@ def _load(folder: Path, mtime_ns: int) -> Family:
             )
         requests[request] = ThinkRequest(request, declared.does, declared.why or "")
     divergences = tuple(
-        Divergence(
-            d.key,
-            d.reason,
-            d.when,
-            d.mask.pattern if d.mask else None,
-            d.mask.replace if d.mask else "",
-            d.expect,
-            str(file),
-        )
+        Divergence(d.key, d.reason, d.when, d.expect, spec.bos_token or "")
         for d in spec.divergences
     )
-    for number, d in enumerate(spec.divergences):
-        if (d.mask is None) == (d.expect is None):
-            raise located.error(
-                "a divergence needs exactly one of `mask` and `expect`: how the "
-                "prompts are still compared byte for byte",
-                ("divergences", number),
-            )
     keys = [d.key for d in divergences]
     repeated = next((k for k in keys if keys.count(k) > 1), None)
     if repeated is not None:

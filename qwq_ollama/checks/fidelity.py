@@ -30,16 +30,9 @@ class FidelityResult:
     hf_prompt: str
     ollama_prompt: str
     reasons: tuple[str, ...] = ()  # one per divergence, as its family explains it
-    # What the engine's prompt was compared with, byte for byte: "official" (the HF rendering),
-    # "masked" (both with the divergences' masks applied), "transformed" (the HF rendering of
-    # the conversation as Ollama transforms it), or "transformed+masked".
+    # What the engine's prompt was compared with, byte for byte: "official" (the HF rendering)
+    # or "transformed" (the HF rendering of the conversation as the engine transforms it).
     compared_with: str = "official"
-
-
-# How Ollama's Go `json` prints a tool schema: compact, in its own struct's field order. Jinja's
-# `tojson` (transformers, llama.cpp) puts a space after `,` and `:`, so one tool conversation
-# tells which engine built a prompt, on any daemon, through the API alone.
-GO_TOOL_JSON = '{"type":"function","function":{"name":'
 
 
 def official_renderer(prompt: Prompter) -> Renderer:
@@ -52,16 +45,21 @@ def official_renderer(prompt: Prompter) -> Renderer:
 
 
 def template_source(results: list[FidelityResult], conversations: list[Conversation]) -> str:
-    """Which template the daemon used: `go_template` (the Modelfile TEMPLATE), `jinja` (a
-    chat template rendering exactly like the catalog's, e.g. a GGUF's own), `other`, or
-    `unknown` when no conversation with tools was rendered."""
+    """Which template the daemon used: `go_template` (the Modelfile TEMPLATE: a tool list equal
+    to its exact expectation where that differs from the official rendering, as for a schema
+    whose top-level property names are not sorted), `jinja` (a chat template rendering exactly
+    like the catalog's, e.g. a GGUF's own), `other`, or `unknown` when no conversation with
+    tools was rendered."""
     with_tools = {c.name for c in conversations if c.tools}
+    source = "unknown"
     for result in results:
         if result.conversation in with_tools and "<tools>" in result.hf_prompt:
-            if GO_TOOL_JSON in result.ollama_prompt:
+            if result.status == "known" and "tool-schema-json" in result.divergences:
                 return "go_template"
-            return "jinja" if result.ollama_prompt == result.hf_prompt else "other"
-    return "unknown"
+            if result.ollama_prompt != result.hf_prompt:
+                return "other"
+            source = "jinja"
+    return source
 
 
 def first_difference(a: str, b: str, other: str = "Ollama") -> str:
@@ -87,8 +85,8 @@ def judge_prompts(
     """Classify one conversation's two prompts; `known` are the engine's explained divergences
     (for Ollama, the variant's family's; none for an engine that runs the Jinja itself).
 
-    A divergence never excuses a difference unseen: a masked one must leave the rest equal, and
-    one that says how Ollama transforms the conversation (`expect`) must give, through
+    A divergence never excuses a difference unseen: each says how the engine transforms the
+    conversation (`expect`), and must give, through
     `render`, exactly the engine's prompt; `architecture` is the model's, as Ollama reports it
     (it strips earlier reasoning for qwen3 only)."""
     if hf == live:
@@ -97,39 +95,33 @@ def judge_prompts(
     if not applicable:
         return FidelityResult(name, "fail", (), first_difference(hf, live, engine), hf, live)
     keys = tuple(d.key for d in applicable)
-    expected, how = hf, "official"
-    transforms = [d.expect for d in applicable if d.expect is not None]
-    if transforms:
-        if render is None:
-            return FidelityResult(
-                name,
-                "fail",
-                keys,
-                "no renderer to build the expected prompt of " + ", ".join(transforms),
-                hf,
-                live,
-            )
-        transformed, restores = conv, list[Callable[[str], str]]()
-        for key in dict.fromkeys(transforms):  # each once, in the family's order
-            transformed, restore = EXPECTATIONS[key](transformed, architecture)
-            restores.append(restore)
-        expected = render(transformed)
-        for restore in reversed(restores):
-            expected = restore(expected)
-        how = "transformed"
-    masks = [d.mask for d in applicable if d.maskable]
-    live_compare = live  # the report keeps the engine's prompt unmasked
-    for mask in masks:
-        expected, live_compare = mask(expected), mask(live_compare)
-    if masks:
-        how = "masked" if how == "official" else how + "+masked"
-    if expected != live_compare:
+    if render is None:
+        return FidelityResult(
+            name,
+            "fail",
+            keys,
+            "no renderer to build the expected prompt of "
+            + ", ".join(d.expect for d in applicable),
+            hf,
+            live,
+        )
+    transformed, restores = conv, list[Callable[[str], str]]()
+    for divergence in {d.expect: d for d in applicable}.values():  # each once, in family order
+        transformed, restore = EXPECTATIONS[divergence.expect](
+            transformed, architecture, divergence.bos_token
+        )
+        restores.append(restore)
+    expected = render(transformed)
+    for restore in reversed(restores):
+        expected = restore(expected)
+    how = "transformed"
+    if expected != live:
         return FidelityResult(
             name,
             "fail",
             keys,
             f"differs from the expected prompt ({how}): "
-            + first_difference(expected, live_compare, engine),
+            + first_difference(expected, live, engine),
             hf,
             live,
             compared_with=how,

@@ -59,11 +59,13 @@ transformers does. One table per template family (`templates/<family>/`), with a
 each distinct generation prompt. Every cell is a byte-for-byte comparison; it says what with.
 *identical* alone: the official rendering (the variant's HF template, which renders as the
 official template does). Otherwise the cell names the family's divergences (`divergences` in its
-`family.yaml`, listed at the end) and the exact expectation the prompt equalled: *masked* (both
-prompts with the divergence's span masked, e.g. Go's compact tool JSON), or *as Ollama transforms
-it* (the official rendering of the conversation after what Ollama does to it first: consecutive
-same-role messages merged with a blank line, earlier reasoning stripped on qwen3, or an
-assistant's content printed whole where the official template would cut its reasoning). A
+`family.yaml`, listed at the end) and the exact expectation the prompt equalled, *as Ollama
+transforms it*: the official rendering of the conversation after what Ollama does to it
+(consecutive same-role messages merged with a blank line, earlier reasoning stripped on qwen3,
+an assistant's content printed whole where the official template would cut its reasoning, the
+BOS left to the tokenizer, tools and tool-call arguments as a Go TEMPLATE sees them: top-level
+property names and argument keys sorted, schema keys Ollama drops gone; our TEMPLATE prints them
+as transformers does). Nothing is masked. A
 *FAIL* would be a bug. Each family's line of counts is held exactly by `make test`. Where the
 official templates come from, and what Ollama parses back from a model's output:
 [oracles.md](oracles.md).
@@ -134,28 +136,23 @@ def _family_table(api: OllamaAPI, catalog: Catalog, variants: list[Variant]) -> 
 def _counts(results: list[FidelityResult]) -> str:
     """How many prompts equalled each kind of expectation (tests/test_families_live.py holds
     the same numbers)."""
-    kinds = dict.fromkeys(("identical", "masked", "transformed", "transformed+masked", "fail"), 0)
+    kinds = dict.fromkeys(("identical", "transformed", "fail"), 0)
     for r in results:
         kinds[
             "identical" if r.status == "pass" else "fail" if r.status == "fail" else r.compared_with
         ] += 1
     return (
-        f"{kinds['identical']} identical, {kinds['masked']} masked, "
-        f"{kinds['transformed']} as transformed, {kinds['transformed+masked']} as "
-        f"transformed and masked, {kinds['fail']} failed"
+        f"{kinds['identical']} identical, {kinds['transformed']} as transformed, "
+        f"{kinds['fail']} failed"
     )
 
 
-_COMPARED = {
-    "masked": "masked",
-    "transformed": "as Ollama transforms it",
-    "transformed+masked": "as Ollama transforms it, masked",
-}
+_COMPARED = {"transformed": "as Ollama transforms it"}
 
 
 def _cell(result: FidelityResult) -> str:
     """What the daemon's prompt equalled, byte for byte: the official rendering (identical),
-    or the official rendering masked or of the conversation as Ollama transforms it."""
+    or the official rendering of the conversation as Ollama transforms it."""
     if result.status == "pass":
         return "identical"
     if result.status == "known":

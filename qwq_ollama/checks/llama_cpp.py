@@ -53,6 +53,21 @@ KNOWN_DIVERGENCES: tuple[Divergence, ...] = (
         when="null_content",
         expect="null_content_read_as_empty",
     ),
+    Divergence(
+        key="tool-description-defaulted",
+        reason="llama-server hands the template a tool sent without a description with "
+        '`"description": ""` after its name, so tojson prints it; the HF template prints the '
+        "tool as sent",
+        when="tool_without_description",
+        expect="tool_description_defaulted",
+    ),
+    Divergence(
+        key="integral-float-printed-whole",
+        reason="llama-server hands the template a tool-call argument like 1500.0 as the number "
+        "1500, so tojson prints no `.0`; transformers prints 1500.0",
+        when="integral_float_in_arguments",
+        expect="integral_floats_printed_whole",
+    ),
 )
 SERVER_FIX = (
     "start llama-server with the command `qwq-ollama export llama-cpp {name} --binary "
