@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 QO     := $(BIN)/qwq-ollama
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast models render ollama ollama-current ollama-build-deps browser nginx lmstudio-schema smollm2 bench deps lint clean
+.PHONY: cli demo test test-fast models render ollama ollama-current ollama-build-deps browser nginx lmstudio-schema smollm2 bench deps lint clean
 
 deps: $(VENV)/.installed
 
@@ -75,6 +75,12 @@ render: deps
 
 demo: ollama-current smollm2
 	$(QO) demo
+	@sh scripts/link-cli.sh $(QO)
+
+# `qwq-ollama` where your shell finds it: a link in ~/.local/bin or ~/bin when that folder is on
+# your PATH; otherwise one line gives the command that works (.venv/bin/qwq-ollama).
+cli: deps
+	@sh scripts/link-cli.sh $(QO)
 
 # Lint first: it takes a second, the live tier takes minutes.
 test: lint ollama smollm2 browser nginx lmstudio-schema
@@ -93,6 +99,7 @@ VARIANTS ?=
 models: deps
 	$(QO) render
 	$(QO) create $(VARIANTS) $(if $(WEIGHTS),--weights $(WEIGHTS))
+	@sh scripts/link-cli.sh $(QO)
 
 bench: ollama-current smollm2
 	$(BIN)/python bench/run.py
