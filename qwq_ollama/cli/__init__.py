@@ -14,11 +14,12 @@ import typer
 
 from qwq_ollama.cli import catalog, checks, daemon, export, plan, tools
 from qwq_ollama.cli._options import FLEET_COMMANDS, HostOpt
-from qwq_ollama.cli._output import err, say
+from qwq_ollama.cli._output import err, print_json_error, say
 from qwq_ollama.errors import QwqOllamaError
 
 app = typer.Typer(
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},  # as `ollama` and `hf` take
     pretty_exceptions_enable=False,
     help="Make reasoning models such as QwQ-32B run well on Ollama.",
 )
@@ -87,8 +88,11 @@ def main() -> None:
     try:
         code = app(standalone_mode=False, prog_name="qwq-ollama")
     except QwqOllamaError as exc:
-        err("Error: " + str(exc).replace("\r", "\\r").replace("\n", "\\n"))  # one line
+        line = str(exc).replace("\r", "\\r").replace("\n", "\\n")  # one line
+        err("Error: " + line)
         code = exc.exit_code
+        if "--json" in sys.argv[1:]:
+            print_json_error(line, code)
     except typer.Exit as exc:
         code = exc.exit_code
     except typer.Abort:

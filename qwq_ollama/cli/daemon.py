@@ -98,11 +98,13 @@ def list_(
     from qwq_ollama.daemon.fleet import fleet_hosts, run_fleet, status_cells
     from qwq_ollama.daemon.registry import status
 
+    cat = catalog_at(catalog)
+    cat.chosen(variants)  # a misspelt name is bad input, said before any request
     hosts = fleet_hosts(host, fleet)
     if hosts is not None:
-        work = status_cells(catalog_at(catalog), weights, variants or None)
+        work = status_cells(cat, weights, variants or None)
         return print_fleet(run_fleet(hosts, work, parallel), json_)
-    rows = status(OllamaAPI(first_host(host)), catalog_at(catalog), weights, variants or None)
+    rows = status(OllamaAPI(first_host(host)), cat, weights, variants or None)
     if json_:
         print_json({"variants": [row.to_dict() for row in rows]})
     else:
@@ -148,6 +150,9 @@ def doctor(
         print_json({"failed": failed(findings), "findings": [f.to_dict() for f in findings]})
     else:
         print_findings(findings)
+    for finding in findings:  # the daemon's own failure: the code every command gives for it
+        if finding.check == "daemon" and "exit_code" in finding.details:
+            return int(finding.details["exit_code"])
     return 1 if failed(findings) else 0
 
 
@@ -201,9 +206,8 @@ def chat(
         if asked:
             raise
         cat = None
-    known = cat.variants.get(variant) if cat is not None else None
-    if known is None and cat is not None and asked:
-        known = cat.variant(variant)  # not a catalog variant: one clear error
+    # not a catalog variant: bad input, said before any request reaches the daemon
+    known = cat.variant(variant) if cat is not None else None
     sent, note = resolve_think(known, request) if known is not None else (None, None)
     if known is not None and budget is None:
         budget = known.think_budget

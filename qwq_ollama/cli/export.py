@@ -13,11 +13,18 @@ from qwq_ollama.cli._output import err, say, write_raw
 
 export_app = typer.Typer(
     rich_markup_mode=None,
-    no_args_is_help=True,
     help="Write a variant's settings for another engine: llama.cpp, a "
     "Hugging Face GGUF repository, vLLM, LM Studio, the Ollama Helm "
     "chart.",
 )
+
+
+@export_app.callback(invoke_without_command=True)
+def _export_group(ctx: typer.Context) -> None:
+    """A group named without its subcommand: its help on stdout, as written, and exit 2."""
+    if ctx.invoked_subcommand is None:
+        say(ctx.get_help())
+        raise typer.Exit(2)
 
 
 @export_app.command("llama-cpp")
