@@ -108,13 +108,14 @@ JSON_COMMANDS = ["list", "create", "doctor", "validate", "compare"]
 
 def documented_fields(row: str) -> set[str]:
     """The top-level fields docs/reference.md's JSON table gives for `row` (its first cell):
-    the backticked names of the second cell outside parentheses, up to the first colon."""
+    the backticked names of the second cell outside parentheses, each before its colon."""
     match = re.search(rf"^\| `{re.escape(row)}`[^|]*\| (.+) \|$", REFERENCE, re.M)
     assert match, f"docs/reference.md has no JSON row for {row}"
     text = match.group(1).split(" as in ")[0]
     while re.search(r"\([^()]*\)", text):
         text = re.sub(r"\([^()]*\)", "", text)
-    return set(re.findall(r"`(\w+)`", text.split(":")[0]))  # after a colon: nested fields
+    # after a colon: a field's nested fields, up to the next semicolon
+    return {n for part in text.split("; ") for n in re.findall(r"`(\w+)`", part.split(":")[0])}
 
 
 @pytest.mark.parametrize("command", JSON_COMMANDS)

@@ -26,6 +26,7 @@ app = typer.Typer(
 
 # In the order `--help` lists them.
 app.command("render")(catalog.render)
+app.command("catalog")(catalog.show_catalog)
 app.command("create")(daemon.create)
 app.command("list")(daemon.list_)
 app.command("prompt")(daemon.prompt)

