@@ -266,3 +266,36 @@ def prompt(
     where = EngineChoice(host=host, llama_server=llama_server, gguf=gguf)
     write_raw(prompt_on(engine, where, cat, cat.variant(variant), load_conversation(messages)))
     return 0
+
+
+def remove(
+    variants: VariantsArg = None,
+    weights: Annotated[
+        bool,
+        typer.Option(
+            "--weights",
+            help="Also remove the imported weights (qwq-ollama-weights/*), unless a variant "
+            "left on the daemon runs over them.",
+        ),
+    ] = False,
+    catalog: CatalogOpt = None,
+    host: HostOpt = None,
+    json_: JsonOpt = False,
+) -> int:
+    """Unregister variants that qwq-ollama created (never another model), and its weights."""
+    from qwq_ollama.daemon.client import OllamaAPI
+    from qwq_ollama.daemon.removal import remove as removing
+
+    cat = catalog_at(catalog)
+    cat.chosen(variants)  # a misspelt name is bad input, said before any request
+    report = removing(OllamaAPI(host), cat, variants or None, weights)
+    if json_:
+        print_json(report.to_dict())
+        return 0
+    for name in report.removed:
+        say(f"removed {name}")
+    for name in report.absent:
+        say(f"{name} is not registered")
+    for name, why in report.kept.items():
+        say(f"kept {name}: {why}")
+    return 0
