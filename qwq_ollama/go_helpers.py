@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,7 +70,9 @@ class GoHelper:
         return results
 
     def _build(self, source: bytes, binary: Path) -> None:
-        go = shutil.which("go")
+        from qwq_ollama.go_toolchain import find_go
+
+        go = find_go((1, 24))  # the go.mod written below
         if go is None:
             raise self.unavailable("Go is not installed (no `go` on PATH)")
         # The user's GOFLAGS and workspace must not reach a program outside their module, nor

