@@ -158,3 +158,21 @@ def test_dash_h_is_help(command: list[str]) -> None:
     short, long = run_cli(*command, "-h"), run_cli(*command, "--help")
     assert short.returncode == 0 and short.stdout == long.stdout
     assert short.stdout.startswith("Usage: qwq-ollama")
+
+
+def test_every_commands_help_reads_as_a_person_writes_it() -> None:
+    """`--vram VRAM` and `VARIANT`, never typer's `<str>`, `<list[str]>` or `{variant}`."""
+    from qwq_ollama.cli import app
+
+    from .test_readme import _command_paths
+
+    paths = [p.split()[1:] for p in _command_paths(app)]
+    assert len(paths) > 10
+    for path in paths:
+        shown = run_cli(*path, "-h")
+        assert shown.returncode == 0, (path, shown.stderr)
+        labels = re.findall(
+            r"<(?:str|int|float|path|bool|list\[[^\]]*\]|[a-z]+ range)>", shown.stdout
+        )
+        labels += re.findall(r"\{[a-z_]+\}", shown.stdout.splitlines()[0])  # typer's usage
+        assert labels == [], f"qwq-ollama {' '.join(path)} -h shows {labels}"

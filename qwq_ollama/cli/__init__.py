@@ -8,9 +8,10 @@ Heavy modules are imported inside each command so that `--help` stays fast.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.main
 
 from qwq_ollama.cli import catalog, checks, daemon, export, plan, tools
 from qwq_ollama.cli._options import FLEET_COMMANDS, HostOpt
@@ -84,11 +85,29 @@ def _print_versions(host: str | None) -> None:
         say(f"Ollama: no daemon answers at {api.host}")
 
 
+def readable_help(command: Any) -> Any:
+    """Help as `ollama` and `hf` write it: `--vram VRAM`, `VARIANT`, `[VARIANTS]...`, instead of
+    typer's `<str>` and `<list[str]>` type labels and `{variant}`. Set once on the built command."""
+    for param in command.params:
+        if getattr(param, "is_flag", False) or param.metavar is not None or param.name == "help":
+            continue
+        param.metavar = str(param.name).upper()
+        if param.param_type_name == "argument":
+            param.display_type_rich = lambda ctx: ""
+            shown = param.metavar if param.required else f"[{param.metavar}]"
+            shown += "..." if param.nargs != 1 else ""
+            param._usage_display_name = lambda shown=shown: shown
+    for sub in getattr(command, "commands", {}).values():
+        readable_help(sub)
+    return command
+
+
 def main() -> None:
     """Entry point and the only exit: a command's return code; a library error as `Error: …`
     on stderr with its code (2 bad input, 3 no daemon answers, 1 otherwise); usage errors 2."""
     try:
-        code = app(standalone_mode=False, prog_name="qwq-ollama")
+        command = readable_help(typer.main.get_command(app))
+        code = command.main(standalone_mode=False, prog_name="qwq-ollama")
     except QwqOllamaError as exc:
         line = str(exc).replace("\r", "\\r").replace("\n", "\\n")  # one line
         err("Error: " + line)
