@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,6 +25,7 @@ from qwq_ollama.cli._options import (
 from qwq_ollama.cli._output import (
     Progress,
     answer_printer,
+    err,
     print_chat_end,
     print_findings,
     print_fleet,
@@ -34,6 +35,9 @@ from qwq_ollama.cli._output import (
     thinking_printer,
     write_raw,
 )
+
+if TYPE_CHECKING:
+    from qwq_ollama.checks.generation import ChatResult
 
 
 def create(
@@ -187,6 +191,13 @@ def chat(
     think_budget: BudgetOpt = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed, for a run that repeats.")] = None,
     catalog: CatalogOpt = None,
+    answer_only: Annotated[
+        bool,
+        typer.Option(
+            "--answer-only", help="Print only the answer, as it streams (no thinking, no footer)."
+        ),
+    ] = False,
+    json_: JsonOpt = False,
 ) -> int:
     """Chat once with a registered variant, showing its thinking and its answer apart."""
     from qwq_ollama.checks.budget import check_budget, run_budgeted_chat
@@ -213,9 +224,15 @@ def chat(
         budget = known.think_budget
     api = OllamaAPI(host)
     api.supported_version()
-    if note:
+    plain = not (json_ or answer_only)  # the headed, streamed form
+    if note and plain:
         say(f"({note})")
-    say("--- thinking ---")
+    elif note:
+        err(f"({note})")
+    if plain:
+        say("--- thinking ---")
+    on_thinking = thinking_printer if plain else None
+    on_content = answer_printer() if plain else (None if json_ else _answer_sink)
     messages = [{"role": "user", "content": message}]
     options = {"num_predict": num_predict} | ({} if seed is None else {"seed": seed})
     if budget is not None and known is not None and sent is not False:
@@ -225,9 +242,11 @@ def chat(
             messages,
             budget=budget,
             options=options,
-            on_thinking=thinking_printer,
-            on_content=answer_printer(),
+            on_thinking=on_thinking,
+            on_content=on_content,
         )
+        if not plain:
+            return _chat_end(result, json_, variant, capped_at=budget if outcome.capped else None)
         if outcome.capped:
             say(
                 f"\n--- the thinking reached its budget of {budget} tokens "
@@ -235,17 +254,41 @@ def chat(
             )
         print_chat_end(result)
         return 0
-    print_chat_end(
-        run_chat(
-            api,
-            variant,
-            messages,
-            options=options,
-            think=sent,
-            on_thinking=thinking_printer,
-            on_content=answer_printer(),
-        )
+    result = run_chat(
+        api,
+        variant,
+        messages,
+        options=options,
+        think=sent,
+        on_thinking=on_thinking,
+        on_content=on_content,
     )
+    if not plain:
+        return _chat_end(result, json_, variant, capped_at=None)
+    print_chat_end(result)
+    return 0
+
+
+def _answer_sink(text: str) -> None:
+    say(text, nl=False)
+
+
+def _chat_end(result: ChatResult, as_json: bool, variant: str, capped_at: int | None) -> int:
+    """--json: one document; --answer-only: the answer ends with a newline."""
+    if as_json:
+        print_json(
+            {
+                "variant": variant,
+                "thinking": result.thinking,
+                "content": result.content,
+                "done_reason": result.done_reason,
+                "eval_count": result.eval_count,
+                "tokens_per_second": round(result.tokens_per_second, 2),
+                "thinking_capped_at": capped_at,
+            }
+        )
+    else:
+        say("")
     return 0
 
 
