@@ -176,3 +176,11 @@ def test_every_commands_help_reads_as_a_person_writes_it() -> None:
         )
         labels += re.findall(r"\{[a-z_]+\}", shown.stdout.splitlines()[0])  # typer's usage
         assert labels == [], f"qwq-ollama {' '.join(path)} -h shows {labels}"
+
+
+def test_render_over_other_weights_never_rewrites_the_committed_files() -> None:
+    committed = {p: p.read_bytes() for p in (ROOT / "modelfiles").rglob("*") if p.is_file()}
+    result = run_cli("render", "--weights", "smollm2-135m")
+    assert result.returncode == 2
+    assert result.stderr.startswith("Error: --out: render --weights writes Modelfiles")
+    assert {p: p.read_bytes() for p in committed} == committed

@@ -33,6 +33,14 @@ def render(
 
     cat = catalog_at(catalog)
     chosen = cat.weights_named(weights) if weights else None
+    if chosen is not None and out is None and not check:
+        from qwq_ollama.errors import InputError
+
+        raise InputError(
+            "render --weights writes Modelfiles over other weights: give --out DIR, so the "
+            "committed ones stay as the catalog says",
+            field="--out",
+        )
     result = render_all(cat, check=check, out_dir=out, weights=chosen)
     for note in result.notes:
         err(f"note: {note}")

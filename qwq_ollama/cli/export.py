@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from qwq_ollama.cli._options import CatalogOpt, OutOpt, catalog_at
+from qwq_ollama.cli._options import CatalogOpt, OutOpt, VariantsArg, catalog_at
 from qwq_ollama.cli._output import err, say, write_raw
 
 export_app = typer.Typer(
@@ -168,7 +168,7 @@ def export_vllm(
 
 @export_app.command("lmstudio")
 def export_lmstudio(
-    variants: Annotated[list[str] | None, typer.Argument(help="Variants (default: all).")] = None,
+    variants: VariantsArg = None,
     out: Annotated[
         Path,
         typer.Option(
@@ -183,8 +183,8 @@ def export_lmstudio(
     from qwq_ollama.artifacts.lmstudio import export_lmstudio as write
 
     cat = catalog_at(catalog)
-    names = variants or [
-        n for n, v in cat.variants.items() if cat.weights_named(v.weights).source == "hf"
+    names = variants or [  # the default set, as every command named none
+        v.name for v in cat.chosen() if cat.weights_named(v.weights).source == "hf"
     ]
     for path in write(cat, [cat.variant(n).name for n in names], out):
         say(f"wrote {path}")
