@@ -44,3 +44,18 @@ def test_a_build_says_why_it_starts_before_it_starts(
         f"building Ollama v0.34.4 once: no such build in {tmp_path / 'tools'} nor on PATH; "
         "about 5-10 minutes on two cores (docs/ollama-versions.md)"
     ]
+
+
+def test_the_first_render_says_it_builds_the_go_checker(tmp_path: Path) -> None:
+    from .conftest import run_cli
+
+    env = {"QWQ_OLLAMA_TOOLS": str(tmp_path / "tools")}
+    said = "building the template checker with Go, once (about 20 s; then cached)\n"
+    first = run_cli("render", "--out", str(tmp_path / "a"), env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.startswith(said)
+    again = run_cli("render", "--out", str(tmp_path / "b"), env=env)
+    assert again.returncode == 0 and said not in again.stderr
+    own = {"QWQ_OLLAMA_TOOLS": str(tmp_path / "other-tools")}  # a build to come, but -q
+    quiet = run_cli("render", "--out", str(tmp_path / "q"), "-q", env=own)
+    assert quiet.returncode == 0 and said not in quiet.stderr

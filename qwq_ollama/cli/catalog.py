@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from qwq_ollama.cli._options import CatalogOpt, JsonOpt, WeightsOpt, catalog_at
+from qwq_ollama.cli._options import CatalogOpt, JsonOpt, QuietOpt, WeightsOpt, catalog_at
 from qwq_ollama.cli._output import err, print_json, say
 
 if TYPE_CHECKING:
@@ -27,12 +27,14 @@ def render(
             "--out", help="Write into this folder instead of the catalog's (e.g. with --weights)."
         ),
     ] = None,
+    quiet: QuietOpt = False,
 ) -> int:
     """Render chat templates and Modelfiles from the catalog, atomically."""
     from qwq_ollama.catalog.render import render_all
 
     cat = catalog_at(catalog)
     chosen = cat.weights_named(weights) if weights else None
+    _say_checker_build(quiet)
     if chosen is not None and out is None and not check:
         from qwq_ollama.errors import InputError
 
@@ -59,6 +61,15 @@ def render(
         say(f"wrote {path}")
     say(f"{len(result.written)} written, {len(result.unchanged)} unchanged")
     return 0
+
+
+def _say_checker_build(quiet: bool) -> None:
+    """The first render builds Go's template checker (about 20 s on two cores): said first."""
+    from qwq_ollama.catalog.gotemplate import CHECKER
+    from qwq_ollama.go_toolchain import find_go
+
+    if not quiet and CHECKER.needs_build() and find_go((1, 24)) is not None:
+        err(f"building {CHECKER.what} with Go, once (about 20 s; then cached)")
 
 
 _HEADER_FACTS = (
