@@ -118,8 +118,7 @@ def inspect(
         return 0
     facts = report.to_dict()
     for key in _HEADER_FACTS:
-        value = facts.get(key)
-        say(f"{key + ':':<30} {value!r}" if isinstance(value, str) else f"{key + ':':<30} {value}")
+        say(f"{key + ':':<30} {_readable(facts.get(key))}")
     sampling = ", ".join(
         f"{k.removeprefix('general.sampling.')}={v}" for k, v in report.sampling.items()
     )
@@ -131,6 +130,24 @@ def inspect(
     for warning in report.warnings:
         say(f"warning: {warning}")
     return 0
+
+
+def _readable(value: object) -> str:
+    """A header value as a person reads it: `-` for none, text without quotes (line breaks
+    shown as \\n), tokens as `bos 1 <|im_start|>`, mappings as `key value, ...`."""
+    if value is None or value == {} or value == []:
+        return "-"
+    if isinstance(value, str):
+        return value.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {_readable_item(item)}" for key, item in value.items())
+    return str(value)
+
+
+def _readable_item(item: object) -> str:
+    if isinstance(item, dict) and set(item) == {"id", "text"}:
+        return f"{item['id']} {_readable(item['text'])}"
+    return _readable(item)
 
 
 def fix_tokenizer(
