@@ -40,6 +40,16 @@ app.command("fetch-smollm2")(tools.fetch_smollm2)
 app.command("demo")(tools.demo)
 app.command("fidelity-table")(checks.fidelity_table)
 app.add_typer(export.export_app, name="export")
+
+
+@export.export_app.callback(invoke_without_command=True)
+def _group_without_subcommand(ctx: typer.Context) -> None:
+    """A group named without its subcommand: its help on stdout, as written, and exit 2."""
+    if ctx.invoked_subcommand is None:
+        say(ctx.get_help())
+        raise typer.Exit(2)
+
+
 app.command("embed-template")(export.embed_template)
 app.command("doctor")(daemon.doctor)
 app.command("inspect")(catalog.inspect)

@@ -19,14 +19,6 @@ export_app = typer.Typer(
 )
 
 
-@export_app.callback(invoke_without_command=True)
-def _export_group(ctx: typer.Context) -> None:
-    """A group named without its subcommand: its help on stdout, as written, and exit 2."""
-    if ctx.invoked_subcommand is None:
-        say(ctx.get_help())
-        raise typer.Exit(2)
-
-
 @export_app.command("llama-cpp")
 def export_llama_cpp(
     variant: str,
