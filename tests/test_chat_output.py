@@ -25,8 +25,8 @@ def test_chat_json_and_answer_only(
         host = ["--host", daemon.host]
         made = run_cli("create", VARIANT, "--weights", "smollm2-135m", "-q", *host)
         assert made.returncode == 0, made.stderr
-        ask = (VARIANT, "Say hi.", "--num-predict", "24", "--seed", "3", *host)
-        as_json = run_cli("chat", *ask, "--json")
+        ask = (VARIANT, "Say hi.", "--num-predict", "24", *host)
+        as_json = run_cli("chat", *ask, "--seed", "3", "--json")
         assert as_json.returncode == 0, as_json.stderr
         document = json.loads(as_json.stdout)  # stdout is the one document: nothing streamed
         assert set(document) - {"schema_version"} == documented_fields("chat --json")
@@ -34,9 +34,9 @@ def test_chat_json_and_answer_only(
         assert isinstance(document["thinking"], str) and isinstance(document["content"], str)
         assert 0 <= document["eval_count"] <= 24
         assert document["done_reason"] in ("stop", "length", REPEAT_LIMIT)
-        answer = run_cli("chat", *ask, "--answer-only")
+        answer = run_cli("chat", *ask, "--seed", "3", "--answer-only")
         assert answer.returncode == 0, answer.stderr
         assert not answer.stdout.startswith("--- thinking ---")
         assert "\n--- done: " not in answer.stdout and answer.stdout.endswith("\n")
-        plain = run_cli("chat", *ask)
+        plain = run_cli("chat", *ask, "--seed", "3")
         assert plain.stdout.startswith("--- thinking ---\n") and "\n--- done: " in plain.stdout
