@@ -1,5 +1,6 @@
-"""Progress on an Ollama build: why it starts and about how long it takes, then each step with
-its log and the time so far, on the reporter `install-ollama` prints to stderr (not with -q)."""
+"""Progress on long work, on stderr and silenced by -q: an Ollama build (why it starts, about
+how long, each step with its log and the time so far), the first render's Go checker build, a
+GGUF copy (each phase and the copier's byte bar)."""
 
 from __future__ import annotations
 
@@ -59,3 +60,16 @@ def test_the_first_render_says_it_builds_the_go_checker(tmp_path: Path) -> None:
     own = {"QWQ_OLLAMA_TOOLS": str(tmp_path / "other-tools")}  # a build to come, but -q
     quiet = run_cli("render", "--out", str(tmp_path / "q"), "-q", env=own)
     assert quiet.returncode == 0 and said not in quiet.stderr
+
+
+def test_a_gguf_copy_says_each_phase_and_q_silences_it(small_gguf: Path, tmp_path: Path) -> None:
+    from .conftest import run_cli
+
+    args = ("embed-template", "qwq-fixed", str(small_gguf), "--out")
+    loud = run_cli(*args, str(tmp_path / "a.gguf"))
+    assert loud.returncode == 0, loud.stderr
+    assert loud.stdout.startswith("wrote ") and loud.stdout.count("\n") == 1  # stdout: the answer
+    assert re.search(r"^  copying \d+ tensors \([\d.]+ GB\) to ", loud.stderr, re.M), loud.stderr
+    assert "  checking every tensor of the copy against the source\n" in loud.stderr
+    quiet = run_cli(*args, str(tmp_path / "b.gguf"), "-q")
+    assert (quiet.returncode, quiet.stderr) == (0, "")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from qwq_ollama.cli._options import CatalogOpt, OutOpt, VariantsArg, catalog_at
+from qwq_ollama.cli._options import CatalogOpt, OutOpt, QuietOpt, VariantsArg, catalog_at
 from qwq_ollama.cli._output import err, say, write_raw
 
 export_app = typer.Typer(
@@ -194,6 +194,10 @@ def export_helm(variant: str, out: OutOpt, catalog: CatalogOpt = None) -> int:
     return 0
 
 
+def _note(line: str) -> None:
+    err(f"  {line}")
+
+
 def embed_template(
     variant: str,
     gguf: Annotated[Path, typer.Argument(help="The GGUF to copy.")],
@@ -202,6 +206,7 @@ def embed_template(
         typer.Option("--out", help="The new GGUF (never the source; written whole or not at all)."),
     ],
     catalog: CatalogOpt = None,
+    quiet: QuietOpt = False,
 ) -> int:
     """Copy a GGUF with the variant's chat template embedded; every tensor proven identical."""
     from qwq_ollama.artifacts.gguf_template import write_with_chat_template
@@ -210,7 +215,8 @@ def embed_template(
     cat = catalog_at(catalog)
     template = render_variant(cat, cat.variant(variant)).hf_template
     say(
-        f"wrote {write_with_chat_template(gguf, out, template)} (tensors identical to "
+        f"wrote {write_with_chat_template(gguf, out, template, None if quiet else _note)} "
+        f"(tensors identical to "
         f"{gguf}; chat template of {variant})"
     )
     return 0
