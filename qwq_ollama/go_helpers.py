@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,12 +41,19 @@ class GoHelper:
     def source(self) -> bytes:
         return files("qwq_ollama").joinpath(f"data/{self.name}/main.go").read_bytes()
 
+    def _built_path(self, source: bytes) -> Path:
+        pinned = f"-{self.requires.rsplit(' v', 1)[-1]}" if self.requires else ""
+        digest = hashlib.sha256(source).hexdigest()[:16]
+        return tools_dir() / f"{self.name}{pinned}-{digest}" / self.name
+
+    def needs_build(self) -> bool:
+        """Whether the next use builds it first (so a command can say so before the wait)."""
+        return not self._built_path(self.source()).is_file()
+
     def binary(self) -> Path:
         """The built program, building it first if this source and module have no build yet."""
         source = self.source()
-        pinned = f"-{self.requires.rsplit(' v', 1)[-1]}" if self.requires else ""
-        digest = hashlib.sha256(source).hexdigest()[:16]
-        binary = tools_dir() / f"{self.name}{pinned}-{digest}" / self.name
+        binary = self._built_path(source)
         if not binary.is_file():
             self._build(source, binary)
         return binary
@@ -71,7 +77,9 @@ class GoHelper:
         return results
 
     def _build(self, source: bytes, binary: Path) -> None:
-        go = shutil.which("go")
+        from qwq_ollama.go_toolchain import find_go
+
+        go = find_go((1, 24))  # the go.mod written below
         if go is None:
             raise self.unavailable("Go is not installed (no `go` on PATH)")
         # The user's GOFLAGS and workspace must not reach a program outside their module, nor

@@ -243,8 +243,19 @@ def test_two_creates_at_once_end_consistent(
         ), name
 
 
-def test_chat_with_an_unregistered_variant_suggests_create(daemon) -> None:
-    result = run_cli("chat", "qwq-nowhere", "hi", "--seed", "1", "--host", daemon.host)
+def test_chat_with_an_unregistered_variant_suggests_create(daemon, tmp_path) -> None:
+    # a catalog that names qwq-nowhere (a name outside every catalog is refused before any
+    # request: tests/test_cli_contract.py), so that the daemon is asked and says no
+    source = (ROOT / "modelfiles" / "models.yaml").read_text()
+    nowhere = tmp_path / "models.yaml"
+    nowhere.write_text(
+        source.replace("templates: ../templates", f"templates: {ROOT / 'templates'}").replace(
+            "qwq-fixed", "qwq-nowhere"
+        )
+    )
+    result = run_cli(
+        "chat", "qwq-nowhere", "hi", "--seed", "1", "--catalog", str(nowhere), "--host", daemon.host
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         f"Error: model qwq-nowhere is not registered at {daemon.host}: "

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,11 +16,43 @@ from .test_gguf_info import NO_PREFILL, write_qwen2
 def test_inspect_the_small_model(small_gguf: Path) -> None:
     result = run_cli("inspect", str(small_gguf))
     assert result.returncode == 0, result.stderr
-    assert "architecture:                  'llama'" in result.stdout
-    assert "quantization:                  'Q4_1'" in result.stdout
+    # values as a person reads them: no Python reprs (quotes, None, dicts)
+    lines = result.stdout.splitlines()
+    assert "architecture:                  llama" in lines
+    assert "quantization:                  Q4_1" in lines
+    assert "rope_scaling_type:             -" in lines
+    assert (
+        "special_tokens:                bos 1 <|im_start|>, eos 2 <|im_end|>, pad 2 <|im_end|>, "
+        "unk 0 <|endoftext|>"
+    ) in lines
+    assert "generation_prompt:             <|im_start|>assistant\\n" in lines
+    assert not any(re.search(r":\s+(None|'.*'|\{.*\})$", line) for line in lines), lines
     assert "chat template vs qwq-fixed:    differs" in result.stdout
     assert "warning: PAD token id 2 equals EOS ('<|im_end|>')" in result.stdout
     assert "  first difference: user: " in result.stdout
+    # a Llama template is no QwQ one: QwQ's prefill warning only when QwQ is named
+    assert "prefill" not in result.stdout
+    named = run_cli("inspect", str(small_gguf), "--variant", "qwq-fixed")
+    assert (
+        "warning: the template's generation prompt lacks the '<think>\\n' prefill" in named.stdout
+    )
+
+
+def test_inspect_reads_the_header_once(small_gguf: Path, monkeypatch) -> None:
+    from qwq_ollama.artifacts import gguf
+    from qwq_ollama.catalog.schema import load_catalog
+    from qwq_ollama.checks.gguf_verdict import inspect_for_variant
+
+    opened: list[Path] = []
+    real = gguf._open_reader
+
+    def counting(path: Path, size: int) -> Any:
+        opened.append(path)
+        return real(path, size)
+
+    monkeypatch.setattr(gguf, "_open_reader", counting)
+    inspect_for_variant(small_gguf, load_catalog())
+    assert len(opened) == 1
 
 
 def test_official_template_text_counts_as_the_same_as_ours(tmp_path: Path) -> None:

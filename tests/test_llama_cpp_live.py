@@ -471,8 +471,8 @@ def test_an_embedded_template_is_the_variants_on_llama_server(
     llama_server_binary: Path, small_gguf: Path, catalog: Catalog, tmp_path: Path
 ) -> None:
     copy = tmp_path / "smollm2-qwq-fixed.gguf"
-    made = run_cli("embed-template", "qwq-fixed", str(small_gguf), "--out", str(copy))
-    assert made.returncode == 0 and made.stderr == "", made.stderr  # no progress bar
+    made = run_cli("embed-template", "qwq-fixed", str(small_gguf), "--out", str(copy), "-q")
+    assert made.returncode == 0 and made.stderr == "", made.stderr  # -q: no progress
     inspected = run_cli("inspect", str(copy), "--variant", "qwq-fixed")
     assert "chat template vs qwq-fixed:    same" in inspected.stdout
     port = free_port()

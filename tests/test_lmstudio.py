@@ -55,10 +55,16 @@ def fields(definition: dict[str, Any], part: str = "operation") -> dict[str, Any
 
 
 def test_lmstudios_schema_accepts_every_exported_variant(catalog: Catalog, tmp_path: Path) -> None:
-    result = run_cli("export", "lmstudio", "--out", str(tmp_path))
+    result = run_cli("export", "lmstudio", *catalog.variants, "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     written = sorted(tmp_path.glob("*/model.yaml"))
     assert {p.parent.name for p in written} == set(catalog.variants)
+    # named none: the default set, as every command that takes variant names
+    default = run_cli("export", "lmstudio", "--out", str(tmp_path / "default"))
+    assert default.returncode == 0, default.stderr
+    assert {p.parent.name for p in (tmp_path / "default").glob("*/model.yaml")} == set(
+        catalog.default_names
+    )
     definitions = {p.parent.name: yaml.safe_load(p.read_text()) for p in written}
     assert lmstudio_problems(definitions) == {name: [] for name in definitions}
 

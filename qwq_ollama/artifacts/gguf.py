@@ -317,23 +317,32 @@ def _warnings(
             "(qwq-ollama render), or the runtime falls back to a generic one"
         )
         return warnings
-    gen = report.generation_prompt
-    if gen is None:
+    if report.generation_prompt is None:
         warnings.append(
             "the embedded chat template could not be rendered: check it with "
             "qwq-ollama render, or set TEMPLATE in the Modelfile"
         )
-    elif expect_prefill is False and gen.endswith(PREFILL):
-        warnings.append(
+    prefill = prefill_warning(report, expect_prefill)
+    return warnings + ([prefill] if prefill else [])
+
+
+def prefill_warning(report: GGUFReport, expect_prefill: bool | None) -> str | None:
+    """Whether the generation prompt has the `<think>` prefill a variant expects (None: the
+    variant's family does not prefill, or the template could not be rendered)."""
+    gen = report.generation_prompt
+    if gen is None or expect_prefill is None:
+        return None
+    if expect_prefill is False and gen.endswith(PREFILL):
+        return (
             "the template's generation prompt ends with '<think>\\n' but this variant "
             "expects the model to open <think> itself: use the no-prefill template"
         )
-    elif expect_prefill is True and not gen.endswith(PREFILL):
-        warnings.append(
+    if expect_prefill is True and not gen.endswith(PREFILL):
+        return (
             "the template's generation prompt lacks the '<think>\\n' prefill: use the "
             "official template (it ends with '<|im_start|>assistant\\n<think>\\n')"
         )
-    return warnings
+    return None
 
 
 # The smallest encoding of each piece of a GGUF header, so that a count can be checked against

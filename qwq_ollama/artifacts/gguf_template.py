@@ -8,7 +8,7 @@ and published only once every tensor is proven byte-identical to the source's.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,8 +23,14 @@ from qwq_ollama.errors import InputError
 CHAT_TEMPLATE_KEY = gguf.Keys.Tokenizer.CHAT_TEMPLATE
 
 
-def write_with_chat_template(source: Path, target: Path, template: str | None) -> Path:
-    """`source` with `template` as its chat template (None: without one), at `target`."""
+def write_with_chat_template(
+    source: Path,
+    target: Path,
+    template: str | None,
+    report: Callable[[str], None] | None = None,
+) -> Path:
+    """`source` with `template` as its chat template (None: without one), at `target`.
+    With `report`, each phase is told to it and the copier's byte bar shows on stderr."""
     if source.resolve() == target.resolve():
         raise InputError("the copy must not overwrite its source", file=target)
     inspect_gguf(source)  # one line naming the file if it is missing, not a GGUF, or cut short
@@ -38,10 +44,16 @@ def write_with_chat_template(source: Path, target: Path, template: str | None) -
         else {}
     )
     removed = [] if template is not None else [CHAT_TEMPLATE_KEY]
+    size = source.stat().st_size / 1e9
     with staged_file(target) as staged:
         writer = gguf.GGUFWriter(staged, arch=str(arch.contents()), endianess=reader.endianess)
-        with _no_progress_bar():
+        if report is not None:
+            report(f"copying {len(reader.tensors)} tensors ({size:.1f} GB) to {target}")
             copy_with_new_metadata(reader, writer, new, removed)
+            report("checking every tensor of the copy against the source")
+        else:
+            with _no_progress_bar():
+                copy_with_new_metadata(reader, writer, new, removed)
         _check_tensors_identical(reader, staged)
     return target
 

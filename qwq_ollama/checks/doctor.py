@@ -60,7 +60,8 @@ def diagnose(
             if vram is not None and found.shown is not None:
                 findings.append(_gpu_memory(api, variant, vram, local, shapes, found.shown))
     except DaemonError as exc:  # the daemon went away or refused a request mid-way
-        return [*findings, Finding(api.host, "daemon", "error", str(exc))]
+        lost = Finding(api.host, "daemon", "error", str(exc), details={"exit_code": exc.exit_code})
+        return [*findings, lost]
     findings += _loaded(api, catalog, registrations)
     return findings
 
@@ -74,9 +75,15 @@ def _daemon_problem(api: OllamaAPI, exc: DaemonError) -> Finding:
             "error",
             f"no Ollama daemon answers at {api.host}",
             "start one (`ollama serve`) or point --host / OLLAMA_HOST at it",
+            {"exit_code": exc.exit_code},
         )
     return Finding(
-        api.host, "daemon", "error", str(exc), "point --host / OLLAMA_HOST at an Ollama daemon"
+        api.host,
+        "daemon",
+        "error",
+        str(exc),
+        "point --host / OLLAMA_HOST at an Ollama daemon",
+        {"exit_code": exc.exit_code},
     )
 
 

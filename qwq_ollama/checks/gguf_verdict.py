@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qwq_ollama.artifacts.gguf import GGUFReport, inspect_gguf
+from qwq_ollama.artifacts.gguf import GGUFReport, inspect_gguf, prefill_warning
 from qwq_ollama.catalog.recognise import recognise_family
 from qwq_ollama.catalog.render import render_variant
 from qwq_ollama.catalog.schema import Catalog
@@ -16,19 +16,23 @@ from qwq_ollama.checks.fidelity import template_behaviour_diff
 def inspect_for_variant(
     path: Path, catalog: Catalog, variant_name: str | None = None
 ) -> GGUFReport:
-    """The header of `path`, judged against `variant_name`'s template and reasoning prefill;
-    without a name, against the variant of the family the embedded template renders like (or
-    the nearest), so a Qwen3 file is not held to QwQ's prefill."""
-    embedded = inspect_gguf(path).chat_template
+    """The header of `path` (read once), judged against `variant_name`'s template and reasoning
+    prefill; without a name, against the variant of the family the embedded template renders
+    like (or the nearest). A family's own warning (the prefill) is given only when the file is
+    of that family or the variant was named: a Llama or Qwen3 file is not held to QwQ's."""
+    report = inspect_gguf(path)
+    embedded = report.chat_template
     match = recognise_family(catalog, embedded) if embedded is not None else None
+    named = variant_name is not None
     if variant_name is None:
         found = match and (match.variant or match.nearest_variant)
         variant_name = found or next(iter(catalog.variants))
     variant = catalog.variant(variant_name)
-    report = inspect_gguf(
-        path,
-        expect_prefill=variant.prefills_reasoning if variant.family.switch == "prefill" else None,
-    )
+    if named or (match is not None and match.variant is not None):
+        expect = variant.prefills_reasoning if variant.family.switch == "prefill" else None
+        prefill = prefill_warning(report, expect)
+        if prefill:
+            report.warnings.append(prefill)
     report.variant = variant.name
     if match is not None:
         report.family, report.family_match = match.family, match.describe()

@@ -39,8 +39,20 @@ def versioned_json(document: dict[str, Any]) -> str:
     )
 
 
+_printed_json = False  # whether this run's stdout already holds its JSON document
+
+
 def print_json(document: dict[str, Any]) -> None:
+    global _printed_json
+    _printed_json = True
     say(versioned_json(document))
+
+
+def print_json_error(message: str, exit_code: int) -> None:
+    """With --json, a refusal is a JSON document too (unless one was printed): a script reading
+    stdout always gets one object, `error` holding the stderr line's text and the exit code."""
+    if not _printed_json:
+        print_json({"error": {"message": message, "exit_code": exit_code}})
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:

@@ -111,6 +111,7 @@ def validate(
 
         require_extra("game", "validate --checks code")
     cat = catalog_at(catalog)
+    cat.chosen(variants)  # a misspelt name is bad input, said before any request
     options = ValidateOptions(checks_for(engine, checks), weights, num_predict, code_prompt, seed)
     hosts = fleet_hosts(host, fleet)
     if hosts is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,6 +25,7 @@ from qwq_ollama.cli._options import (
 from qwq_ollama.cli._output import (
     Progress,
     answer_printer,
+    err,
     print_chat_end,
     print_findings,
     print_fleet,
@@ -34,6 +35,9 @@ from qwq_ollama.cli._output import (
     thinking_printer,
     write_raw,
 )
+
+if TYPE_CHECKING:
+    from qwq_ollama.checks.generation import ChatResult
 
 
 def create(
@@ -98,11 +102,13 @@ def list_(
     from qwq_ollama.daemon.fleet import fleet_hosts, run_fleet, status_cells
     from qwq_ollama.daemon.registry import status
 
+    cat = catalog_at(catalog)
+    cat.chosen(variants)  # a misspelt name is bad input, said before any request
     hosts = fleet_hosts(host, fleet)
     if hosts is not None:
-        work = status_cells(catalog_at(catalog), weights, variants or None)
+        work = status_cells(cat, weights, variants or None)
         return print_fleet(run_fleet(hosts, work, parallel), json_)
-    rows = status(OllamaAPI(first_host(host)), catalog_at(catalog), weights, variants or None)
+    rows = status(OllamaAPI(first_host(host)), cat, weights, variants or None)
     if json_:
         print_json({"variants": [row.to_dict() for row in rows]})
     else:
@@ -148,6 +154,9 @@ def doctor(
         print_json({"failed": failed(findings), "findings": [f.to_dict() for f in findings]})
     else:
         print_findings(findings)
+    for finding in findings:  # the daemon's own failure: the code every command gives for it
+        if finding.check == "daemon" and "exit_code" in finding.details:
+            return int(finding.details["exit_code"])
     return 1 if failed(findings) else 0
 
 
@@ -182,6 +191,13 @@ def chat(
     think_budget: BudgetOpt = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed, for a run that repeats.")] = None,
     catalog: CatalogOpt = None,
+    answer_only: Annotated[
+        bool,
+        typer.Option(
+            "--answer-only", help="Print only the answer, as it streams (no thinking, no footer)."
+        ),
+    ] = False,
+    json_: JsonOpt = False,
 ) -> int:
     """Chat once with a registered variant, showing its thinking and its answer apart."""
     from qwq_ollama.checks.budget import check_budget, run_budgeted_chat
@@ -201,17 +217,22 @@ def chat(
         if asked:
             raise
         cat = None
-    known = cat.variants.get(variant) if cat is not None else None
-    if known is None and cat is not None and asked:
-        known = cat.variant(variant)  # not a catalog variant: one clear error
+    # not a catalog variant: bad input, said before any request reaches the daemon
+    known = cat.variant(variant) if cat is not None else None
     sent, note = resolve_think(known, request) if known is not None else (None, None)
     if known is not None and budget is None:
         budget = known.think_budget
     api = OllamaAPI(host)
     api.supported_version()
-    if note:
+    plain = not (json_ or answer_only)  # the headed, streamed form
+    if note and plain:
         say(f"({note})")
-    say("--- thinking ---")
+    elif note:
+        err(f"({note})")
+    if plain:
+        say("--- thinking ---")
+    on_thinking = thinking_printer if plain else None
+    on_content = answer_printer() if plain else (None if json_ else _answer_sink)
     messages = [{"role": "user", "content": message}]
     options = {"num_predict": num_predict} | ({} if seed is None else {"seed": seed})
     if budget is not None and known is not None and sent is not False:
@@ -221,9 +242,11 @@ def chat(
             messages,
             budget=budget,
             options=options,
-            on_thinking=thinking_printer,
-            on_content=answer_printer(),
+            on_thinking=on_thinking,
+            on_content=on_content,
         )
+        if not plain:
+            return _chat_end(result, json_, variant, capped_at=budget if outcome.capped else None)
         if outcome.capped:
             say(
                 f"\n--- the thinking reached its budget of {budget} tokens "
@@ -231,17 +254,41 @@ def chat(
             )
         print_chat_end(result)
         return 0
-    print_chat_end(
-        run_chat(
-            api,
-            variant,
-            messages,
-            options=options,
-            think=sent,
-            on_thinking=thinking_printer,
-            on_content=answer_printer(),
-        )
+    result = run_chat(
+        api,
+        variant,
+        messages,
+        options=options,
+        think=sent,
+        on_thinking=on_thinking,
+        on_content=on_content,
     )
+    if not plain:
+        return _chat_end(result, json_, variant, capped_at=None)
+    print_chat_end(result)
+    return 0
+
+
+def _answer_sink(text: str) -> None:
+    say(text, nl=False)
+
+
+def _chat_end(result: ChatResult, as_json: bool, variant: str, capped_at: int | None) -> int:
+    """--json: one document; --answer-only: the answer ends with a newline."""
+    if as_json:
+        print_json(
+            {
+                "variant": variant,
+                "thinking": result.thinking,
+                "content": result.content,
+                "done_reason": result.done_reason,
+                "eval_count": result.eval_count,
+                "tokens_per_second": round(result.tokens_per_second, 2),
+                "thinking_capped_at": capped_at,
+            }
+        )
+    else:
+        say("")
     return 0
 
 
@@ -261,4 +308,37 @@ def prompt(
     cat = catalog_at(catalog)
     where = EngineChoice(host=host, llama_server=llama_server, gguf=gguf)
     write_raw(prompt_on(engine, where, cat, cat.variant(variant), load_conversation(messages)))
+    return 0
+
+
+def remove(
+    variants: VariantsArg = None,
+    weights: Annotated[
+        bool,
+        typer.Option(
+            "--weights",
+            help="Also remove the imported weights (qwq-ollama-weights/*), unless a variant "
+            "left on the daemon runs over them.",
+        ),
+    ] = False,
+    catalog: CatalogOpt = None,
+    host: HostOpt = None,
+    json_: JsonOpt = False,
+) -> int:
+    """Unregister variants that qwq-ollama created (never another model), and its weights."""
+    from qwq_ollama.daemon.client import OllamaAPI
+    from qwq_ollama.daemon.removal import remove as removing
+
+    cat = catalog_at(catalog)
+    cat.chosen(variants)  # a misspelt name is bad input, said before any request
+    report = removing(OllamaAPI(host), cat, variants or None, weights)
+    if json_:
+        print_json(report.to_dict())
+        return 0
+    for name in report.removed:
+        say(f"removed {name}")
+    for name in report.absent:
+        say(f"{name} is not registered")
+    for name, why in report.kept.items():
+        say(f"kept {name}: {why}")
     return 0

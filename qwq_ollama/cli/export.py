@@ -8,12 +8,11 @@ from typing import Annotated
 
 import typer
 
-from qwq_ollama.cli._options import CatalogOpt, OutOpt, catalog_at
+from qwq_ollama.cli._options import CatalogOpt, OutOpt, QuietOpt, VariantsArg, catalog_at
 from qwq_ollama.cli._output import err, say, write_raw
 
 export_app = typer.Typer(
     rich_markup_mode=None,
-    no_args_is_help=True,
     help="Write a variant's settings for another engine: llama.cpp, a "
     "Hugging Face GGUF repository, vLLM, LM Studio, the Ollama Helm "
     "chart.",
@@ -161,7 +160,7 @@ def export_vllm(
 
 @export_app.command("lmstudio")
 def export_lmstudio(
-    variants: Annotated[list[str] | None, typer.Argument(help="Variants (default: all).")] = None,
+    variants: VariantsArg = None,
     out: Annotated[
         Path,
         typer.Option(
@@ -176,8 +175,8 @@ def export_lmstudio(
     from qwq_ollama.artifacts.lmstudio import export_lmstudio as write
 
     cat = catalog_at(catalog)
-    names = variants or [
-        n for n, v in cat.variants.items() if cat.weights_named(v.weights).source == "hf"
+    names = variants or [  # the default set, as every command named none
+        v.name for v in cat.chosen() if cat.weights_named(v.weights).source == "hf"
     ]
     for path in write(cat, [cat.variant(n).name for n in names], out):
         say(f"wrote {path}")
@@ -195,6 +194,10 @@ def export_helm(variant: str, out: OutOpt, catalog: CatalogOpt = None) -> int:
     return 0
 
 
+def _note(line: str) -> None:
+    err(f"  {line}")
+
+
 def embed_template(
     variant: str,
     gguf: Annotated[Path, typer.Argument(help="The GGUF to copy.")],
@@ -203,6 +206,7 @@ def embed_template(
         typer.Option("--out", help="The new GGUF (never the source; written whole or not at all)."),
     ],
     catalog: CatalogOpt = None,
+    quiet: QuietOpt = False,
 ) -> int:
     """Copy a GGUF with the variant's chat template embedded; every tensor proven identical."""
     from qwq_ollama.artifacts.gguf_template import write_with_chat_template
@@ -211,7 +215,8 @@ def embed_template(
     cat = catalog_at(catalog)
     template = render_variant(cat, cat.variant(variant)).hf_template
     say(
-        f"wrote {write_with_chat_template(gguf, out, template)} (tensors identical to "
+        f"wrote {write_with_chat_template(gguf, out, template, None if quiet else _note)} "
+        f"(tensors identical to "
         f"{gguf}; chat template of {variant})"
     )
     return 0

@@ -4,12 +4,19 @@ before it fetches)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from qwq_ollama.cli._options import CatalogOpt, HostOpt, VariantsArg, WeightsOpt, catalog_at
-from qwq_ollama.cli._output import err, say
+from qwq_ollama.cli._options import (
+    CatalogOpt,
+    HostOpt,
+    JsonOpt,
+    VariantsArg,
+    WeightsOpt,
+    catalog_at,
+)
+from qwq_ollama.cli._output import err, print_json, say
 
 if TYPE_CHECKING:
     from qwq_ollama.checks.memory_plan import ContextChoice, Plan, ShapeSource
@@ -65,6 +72,7 @@ def plan(
     host: HostOpt = None,
     weights: WeightsOpt = None,
     catalog: CatalogOpt = None,
+    json_: JsonOpt = False,
 ) -> int:
     """GPU memory each variant needs at its num_ctx under Ollama v0.32 and v0.34, from the GGUF
     header: the file, or its header read where it lies (Hugging Face, a URL) before any download."""
@@ -81,6 +89,7 @@ def plan(
         weights_shape,
     )
     from qwq_ollama.errors import InputError
+    from qwq_ollama.facts import DAEMON_DEFAULT_CONTEXT
 
     free = parse_size(vram)
     if kv_cache not in KV_TYPES:  # before any header is read
@@ -96,6 +105,8 @@ def plan(
 
         on_daemon = model_shape(OllamaAPI(host), model)
     if ctx is not None:
+        if json_:
+            raise InputError("--json answers the table form; with --ctx it is not offered yet")
         if on_daemon is None:
             first = cat.variant((variants or list(cat.variants))[0])
             on_daemon = weights_shape(cat.weights_named(weights or first.weights), gguf, source)
@@ -105,11 +116,26 @@ def plan(
     rows = catalog_plans(cat, variants, free, kv_cache, flash, gguf, weights, source, on_daemon)
     _say_source(source)
     first_plan = rows[0][1]
+    asked = {
+        name: cat.variant(name).parameters.num_ctx or DAEMON_DEFAULT_CONTEXT for name, _ in rows
+    }
+    if json_:
+        print_json(_plan_document(rows, asked, kv_cache, flash))
+        return 0
+    if first_plan.budget > 0:
+        may_use = (
+            f"llama-server may use {first_plan.budget / GIB:.1f} (its CUDA context and "
+            "--fit's 1 GiB margin aside)"
+        )
+    else:  # a negative budget is no budget: say why
+        may_use = (
+            "less than llama-server's CUDA context and --fit's 1 GiB margin take "
+            f"({(first_plan.vram - first_plan.budget) / GIB:.1f} GiB), so no layer goes on it"
+        )
     say(
-        f"{first_plan.vram / GIB:.1f} GiB free: llama-server may use "
-        f"{first_plan.budget / GIB:.1f} (its CUDA context and --fit's 1 GiB margin "
-        f"aside); KV cache {kv_cache}, flash attention {'on' if flash else 'off'}; "
-        f"RECOMMENDED leaves {RELOAD_HEADROOM // MIB} MiB more for a reload"
+        f"{first_plan.vram / GIB:.1f} GiB free: {may_use}; KV cache {kv_cache}, flash "
+        f"attention {'on' if flash else 'off'}; RECOMMENDED leaves "
+        f"{RELOAD_HEADROOM // MIB} MiB more for a reload"
     )
     say(
         f"{'VARIANT':<16} {'NUM_CTX':>7} {'WEIGHTS':>8} {'KV':>6} {'COMPUTE':>7} "
@@ -122,7 +148,59 @@ def plan(
             f"{n.compute / GIB:>7.2f} {n.total / GIB:>6.1f}  "
             f"{_on_gpu(p):<7} {p.max_ctx:>7} {p.recommended_ctx}"
         )
+    for line in _plan_notes(rows, asked):  # on stderr, as --ctx's: stdout stays the table
+        err(line)
     return 0
+
+
+def _plan_notes(rows: list[tuple[str, Plan]], asked: dict[str, int]) -> list[str]:
+    """What the table cannot say by itself: a num_ctx planned shorter than the catalog's (the
+    training context), and why MAX is 0."""
+    from qwq_ollama.checks.memory_plan import GIB
+
+    notes = []
+    for name, p in rows:
+        if p.need.num_ctx < asked[name]:
+            notes.append(
+                f"{name}: num_ctx {asked[name]} is beyond the model's training context: Ollama "
+                f"runs it at {p.need.num_ctx}, and the row is planned at that"
+            )
+        if p.max_ctx == 0:
+            room = max(p.budget, 0) / GIB
+            notes.append(
+                f"{name}: MAX 0: no num_ctx keeps every layer on the GPU (the weights alone "
+                f"need {p.need.weights / GIB:.1f} GiB, the GPU can hold {room:.1f}); Ollama "
+                "puts layers on the CPU and decodes slower: a larger GPU or a smaller quant"
+            )
+    return notes
+
+
+def _plan_document(
+    rows: list[tuple[str, Plan]], asked: dict[str, int], kv_cache: str, flash: bool
+) -> dict[str, Any]:
+    first = rows[0][1]
+    return {
+        "vram": first.vram,
+        "budget": first.budget,
+        "kv_cache": kv_cache,
+        "flash_attention": flash,
+        "variants": [
+            {
+                "variant": name,
+                "num_ctx_asked": asked[name],
+                "num_ctx": p.need.num_ctx,
+                "weights": p.need.weights,
+                "kv": p.need.kv_cache,
+                "compute": p.need.compute,
+                "total": p.need.total,
+                "on_gpu": _on_gpu(p),
+                "max_ctx": p.max_ctx,
+                "recommended_ctx": p.recommended_ctx,
+            }
+            for name, p in rows
+        ],
+        "notes": _plan_notes(rows, asked),
+    }
 
 
 def _on_gpu(p: Plan) -> str:

