@@ -180,14 +180,17 @@ def test_answers_ollama_never_gives_are_one_line(
     assert expected in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_a_gzip_bomb_is_refused_once_it_inflates_past_the_bound(
+def test_a_gzip_bomb_is_refused_before_it_inflates(
     serve: Callable[[Handler], RawServer],
 ) -> None:
+    """The door asks for plain answers (Accept-Encoding: identity) and refuses a compressed
+    one unread: a bomb never inflates (issue 39; it was cut at 64 MiB decoded before)."""
     bomb = gzip.compress(b"{" + b" " * (MAX_ANSWER + (1 << 20)), compresslevel=9)
     assert len(bomb) < 1 << 20
     server = serve(lambda c, r: answer(c, 200, bomb, {"Content-Encoding": "gzip"}))
-    with pytest.raises(DaemonError, match=r"more than 64 MiB: not an Ollama daemon"):
+    with pytest.raises(DaemonError, match=r"compressed its answer \(gzip\) though asked not to"):
         OllamaAPI(server.host).list_names()
+    assert header_of(server.requests[0], "Accept-Encoding") == "identity"
 
 
 def test_a_ten_megabyte_error_body_is_cut_to_one_short_line(

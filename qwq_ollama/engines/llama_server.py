@@ -29,6 +29,7 @@ from qwq_ollama.errors import (
     InputError,
     RefusedError,
 )
+from qwq_ollama.transport import boundary_problem, bounded_client
 
 # Ollama's request options and the /v1/chat/completions fields llama-server reads for them.
 OPTION_FIELDS = {
@@ -233,13 +234,22 @@ class LlamaServerAPI:
     def __init__(self, host: str, timeout: float = 600.0) -> None:
         self.host = server_url(host)
         self.timeout = timeout
-        self.http = httpx.Client(base_url=self.host, timeout=timeout)
+        self.http = bounded_client(base_url=self.host, timeout=timeout)
 
     def _unreachable(self) -> DaemonError:
         return DaemonUnreachable(
             f"cannot reach llama-server at {self.host}: start it (the command "
             "`qwq-ollama export llama-cpp VARIANT --binary llama-server` prints) "
             "or pass --llama-server URL of a running one"
+        )
+
+    def _breached(self, exc: BaseException) -> DaemonError | None:
+        """The door's one line for an answer that broke a bound (slow, big, redirect)."""
+        problem = boundary_problem(exc)
+        return (
+            None
+            if problem is None
+            else DaemonUnreachable(f"llama-server at {self.host} {problem.says}")
         )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -250,8 +260,8 @@ class LlamaServerAPI:
                 f"llama-server at {self.host} did not answer within "
                 f"{self.timeout:g} s ({method} {path})"
             ) from None
-        except httpx.TransportError:
-            raise self._unreachable() from None
+        except httpx.TransportError as exc:
+            raise self._breached(exc) or self._unreachable() from None
         self._raise_for(reply, f"{method} {path}")
         return reply
 
@@ -346,8 +356,8 @@ class LlamaServerAPI:
                 f"llama-server at {self.host} did not answer within "
                 f"{self.timeout:g} s during a chat"
             ) from None
-        except httpx.TransportError:
-            raise self._unreachable() from None
+        except httpx.TransportError as exc:
+            raise self._breached(exc) or self._unreachable() from None
 
     def close(self) -> None:
         self.http.close()
