@@ -524,6 +524,33 @@ def test_a_listing_naming_a_path_outside_the_repository_is_refused(
         gguf_header.hub_quant_file("o/r", "Q4_K_M")
 
 
+def test_a_download_listing_naming_a_path_outside_the_repository_is_one_line(
+    serve: Callable[[Handler], RawServer],
+    hub_at: Callable[[RawServer], None],
+    tmp_path: Path,
+) -> None:
+    """snapshot_download's listing with `../` in a name: one line, nothing written (it was
+    huggingface_hub's ValueError traceback; issue 39)."""
+    from qwq_ollama.artifacts.download import download_gguf
+
+    commit = "a" * 40
+
+    def hub(connection: socket.socket, request: bytes) -> None:
+        if "/tree/" in path_of(request):
+            entry = {"type": "file", "path": "../../evil-Q4_K_M.gguf", "size": 1, "oid": "b" * 40}
+            body = json.dumps([entry]).encode()
+        else:
+            body = json.dumps({"id": "o/r", "sha": commit, "siblings": []}).encode()
+        answer(connection, 200, body, {"Content-Type": "application/json", "X-Repo-Commit": commit})
+
+    hub_at(serve(hub))
+    with pytest.raises(EnvironmentProblem, match=r"leaves the repository's folder") as caught:
+        download_gguf("o/r", "Q4_K_M", local_dir=tmp_path / "dl")
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "evil-Q4_K_M.gguf").exists()
+    assert not any(p.is_file() for p in (tmp_path / "dl").rglob("*.gguf"))
+
+
 def test_a_malformed_hf_endpoint_is_one_line_exit_2_without_its_password(tmp_path: Path) -> None:
     result = run_cli(
         "plan",

@@ -308,3 +308,24 @@ def test_llama_server_goes_through_the_door_too(serve: Callable[[Handler], RawSe
     server = serve(redirect)
     text = one_line_within(lambda: LlamaServerAPI(f"http://{server.host}").models())
     assert "redirect" in text
+
+
+def test_chat_against_a_redirecting_daemon_is_exit_3_not_a_false_success(
+    serve: Callable[[Handler], RawServer], tmp_path: Path
+) -> None:
+    """A daemon that redirects its chats: it said "done: repeat_limit, 0 tokens" and exited 0
+    (issue 39)."""
+    from .conftest import run_cli
+
+    def handler(connection: socket.socket, request: bytes) -> None:
+        if path_of(request) == "/api/chat":
+            redirect(connection, request)
+        else:
+            version = json.dumps({"version": "0.34.4"}).encode()
+            answer(connection, 200, version, {"Content-Type": "application/json"})
+
+    server = serve(handler)
+    done = run_cli("chat", "qwq-fixed", "hi", "--seed", "1", "--host", server.host, cwd=tmp_path)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "redirect" in done.stderr and "not followed" in done.stderr
+    assert "Traceback" not in done.stderr and "done:" not in done.stdout
