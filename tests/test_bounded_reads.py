@@ -49,3 +49,15 @@ def test_the_depth_check_is_linear_on_a_truncated_run_of_escaped_quotes(size: in
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "done", done.stderr
+
+
+def test_embed_template_into_an_existing_directory_is_one_line_before_any_copy(
+    small_gguf: Path, tmp_path: Path
+) -> None:
+    """It copied the whole GGUF and then ended in IsADirectoryError (issue 39)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    done = run_cli("embed-template", "qwq-fixed", str(small_gguf), "--out", str(out))
+    assert done.returncode == 2, done.stderr
+    assert "a directory, not a regular file" in done.stderr and "Traceback" not in done.stderr
+    assert list(out.iterdir()) == [] and list(tmp_path.iterdir()) == [out]
