@@ -61,3 +61,16 @@ def test_embed_template_into_an_existing_directory_is_one_line_before_any_copy(
     assert done.returncode == 2, done.stderr
     assert "a directory, not a regular file" in done.stderr and "Traceback" not in done.stderr
     assert list(out.iterdir()) == [] and list(tmp_path.iterdir()) == [out]
+
+
+def test_the_thinking_budget_counts_each_chunk_once() -> None:
+    """Linear in the run's length: each chunk is looked at once however often the stream asks
+    (it re-counted every chunk for each new one: 26 s against 1 s at 40,000 tokens)."""
+    from qwq_ollama.checks.budget import ThinkingCount
+    from qwq_ollama.checks.generation import ChatResult
+
+    result, count = ChatResult(), ThinkingCount()
+    for number in range(3000):
+        result.chunks.append(("thinking" if number % 3 else "content", "x"))
+        count.update(result)
+    assert count.thinking == 2000 and count.examined == 3000
