@@ -66,8 +66,10 @@ def staging_folder(beside: str | os.PathLike[str]) -> Iterator[Path]:
 def staged_file(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A path, not yet existing, on the file system of `path`, for a tool that writes a file
     by name; on a clean exit what it wrote there is fsynced and renamed over `path`, on an
-    exception removed (and `path` left as it was)."""
+    exception removed (and `path` left as it was). A `path` that exists and is not a regular
+    file (a directory, a FIFO) is refused here, before the tool does its work."""
     target = Path(path)
+    check_output(target)
     with staging_folder(target) as folder:
         staged = folder / target.name
         yield staged

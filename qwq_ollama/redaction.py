@@ -97,3 +97,50 @@ def holds_secret(text: str) -> bool:
     (True, False, False)
     """
     return redact(text) != text
+
+
+class SecretURL:
+    """A URL that cannot be shown with its secrets: `str`, `repr` and f-strings give the
+    redacted form, JSON and pickling refuse it; only `parts()` (for the transport) reveals the
+    user, password and query, each kept out of the base URL.
+
+    >>> url = SecretURL("http://u:pw@h:1/p?token=t")
+    >>> f"{url}", repr(url), url.parts()
+    ('http://u:***@h:1/p?token=***', "SecretURL('http://u:***@h:1/p?token=***')", ('http://h:1/p', ('u', 'pw'), [('token', 't')]))
+    """
+
+    __slots__ = ("_url",)
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    def __str__(self) -> str:
+        return redact(self._url)
+
+    def __repr__(self) -> str:
+        return f"SecretURL({redact(self._url)!r})"
+
+    def __format__(self, spec: str) -> str:
+        return format(redact(self._url), spec)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a SecretURL is not written anywhere")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretURL) and other._url == self._url
+
+    def __hash__(self) -> int:
+        return hash(self._url)
+
+    def parts(self) -> tuple[str, tuple[str, str] | None, list[tuple[str, str]]]:
+        """The base URL with no user, password, query or fragment; the (user, password) to
+        send as Basic auth; the query items to send as parameters."""
+        from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+
+        split = urlsplit(self._url)
+        auth = None
+        if split.username is not None or split.password is not None:
+            auth = (unquote(split.username or ""), unquote(split.password or ""))
+        netloc = split.netloc.rpartition("@")[2]
+        base = urlunsplit((split.scheme, netloc, split.path, "", ""))
+        return base, auth, parse_qsl(split.query, keep_blank_values=True)

@@ -180,14 +180,17 @@ def test_answers_ollama_never_gives_are_one_line(
     assert expected in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_a_gzip_bomb_is_refused_once_it_inflates_past_the_bound(
+def test_a_gzip_bomb_is_refused_before_it_inflates(
     serve: Callable[[Handler], RawServer],
 ) -> None:
+    """The door asks for plain answers (Accept-Encoding: identity) and refuses a compressed
+    one unread: a bomb never inflates (issue 39; it was cut at 64 MiB decoded before)."""
     bomb = gzip.compress(b"{" + b" " * (MAX_ANSWER + (1 << 20)), compresslevel=9)
     assert len(bomb) < 1 << 20
     server = serve(lambda c, r: answer(c, 200, bomb, {"Content-Encoding": "gzip"}))
-    with pytest.raises(DaemonError, match=r"more than 64 MiB: not an Ollama daemon"):
+    with pytest.raises(DaemonError, match=r"compressed its answer \(gzip\) though asked not to"):
         OllamaAPI(server.host).list_names()
+    assert header_of(server.requests[0], "Accept-Encoding") == "identity"
 
 
 def test_a_ten_megabyte_error_body_is_cut_to_one_short_line(
@@ -519,6 +522,33 @@ def test_a_listing_naming_a_path_outside_the_repository_is_refused(
     hub_at(server)
     with pytest.raises(EnvironmentProblem, match=r"not a path inside a repository"):
         gguf_header.hub_quant_file("o/r", "Q4_K_M")
+
+
+def test_a_download_listing_naming_a_path_outside_the_repository_is_one_line(
+    serve: Callable[[Handler], RawServer],
+    hub_at: Callable[[RawServer], None],
+    tmp_path: Path,
+) -> None:
+    """snapshot_download's listing with `../` in a name: one line, nothing written (it was
+    huggingface_hub's ValueError traceback; issue 39)."""
+    from qwq_ollama.artifacts.download import download_gguf
+
+    commit = "a" * 40
+
+    def hub(connection: socket.socket, request: bytes) -> None:
+        if "/tree/" in path_of(request):
+            entry = {"type": "file", "path": "../../evil-Q4_K_M.gguf", "size": 1, "oid": "b" * 40}
+            body = json.dumps([entry]).encode()
+        else:
+            body = json.dumps({"id": "o/r", "sha": commit, "siblings": []}).encode()
+        answer(connection, 200, body, {"Content-Type": "application/json", "X-Repo-Commit": commit})
+
+    hub_at(serve(hub))
+    with pytest.raises(EnvironmentProblem, match=r"leaves the repository's folder") as caught:
+        download_gguf("o/r", "Q4_K_M", local_dir=tmp_path / "dl")
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "evil-Q4_K_M.gguf").exists()
+    assert not any(p.is_file() for p in (tmp_path / "dl").rglob("*.gguf"))
 
 
 def test_a_malformed_hf_endpoint_is_one_line_exit_2_without_its_password(tmp_path: Path) -> None:

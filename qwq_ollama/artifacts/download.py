@@ -290,6 +290,13 @@ def _translate(exc: Exception, repo_id: str, quant: str) -> QwqOllamaError | Non
             f"{what}: download failed ({exc.strerror or type(exc).__name__}): check free "
             "disk space and the permissions of the cache (HF_HOME)"
         )
+    elif isinstance(exc, ValueError) and "'..'" in str(exc):
+        # huggingface_hub refuses a listed name with a `..` segment (a path out of the
+        # folder) before anything is written: the Hub's answer is hostile, not our call
+        text = (
+            f"{what}: the Hub listed a file whose name leaves the repository's folder "
+            "(a '..' segment): refused, nothing was downloaded"
+        )
     elif is_http_error(exc):
         text = (
             f"{what}: network error during download ({type(exc).__name__}): check the "

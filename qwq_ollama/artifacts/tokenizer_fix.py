@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from qwq_ollama.atomic import write_text_atomic
-from qwq_ollama.catalog.load import check_json_depth
+from qwq_ollama.catalog.load import MAX_JSON_BYTES, check_json_depth, read_user_file
 from qwq_ollama.errors import InputError
 
 VISION_PAD = "<|vision_pad|>"
@@ -51,14 +51,12 @@ def fix_tokenizer_config(
 
 
 def _read(path: Path) -> str:
+    """Through the one bounded read of a user's file: regular, at most 64 MiB (documented)."""
+    data = read_user_file(path, MAX_JSON_BYTES)
     try:
-        return path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise InputError("no such file", file=path) from None
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 (byte {exc.start}); nothing written", file=path) from None
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=path) from None
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

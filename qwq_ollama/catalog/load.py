@@ -9,6 +9,7 @@ parser's event stream or on the raw text, in linear time, before anything is bui
 from __future__ import annotations
 
 import json
+import os
 import re
 from itertools import accumulate
 from pathlib import Path
@@ -52,20 +53,42 @@ class LocatedYaml:
 
 
 def read_text(file: Path, limit: int) -> str:
-    """The file as UTF-8 text, refused if it is larger than `limit` bytes."""
-    try:
-        with open(file, "rb") as handle:
-            data = handle.read(limit + 1)
-    except FileNotFoundError:
-        raise InputError("file not found", file=file) from None
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=file) from None
-    if len(data) > limit:
-        raise InputError(f"larger than {limit >> 10} KiB; refused unread", file=file)
+    """The file as UTF-8 text, through `read_user_file`."""
+    data = read_user_file(file, limit)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 text ({exc.reason})", file=file) from None
+
+
+def read_user_file(file: Path, limit: int) -> bytes:
+    """The file's bytes: the one read of a file a user names. Anything but a regular
+    file (a FIFO, /dev/zero, a directory) is refused before a byte is read, and so is one whose
+    size is above `limit`; what is read stops at `limit` in case it grows meanwhile."""
+    import stat
+
+    from qwq_ollama.atomic import _kind
+
+    try:
+        # O_NONBLOCK: opening a FIFO with no writer must not hang before it can be refused
+        descriptor = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise InputError("file not found", file=file) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", file=file) from None
+    with os.fdopen(descriptor, "rb") as handle:
+        try:
+            status = os.fstat(descriptor)
+            if not stat.S_ISREG(status.st_mode):
+                raise InputError(f"is {_kind(status.st_mode)}, not a regular file", file=file)
+            if status.st_size > limit:
+                raise InputError(f"larger than {limit >> 10} KiB; refused unread", file=file)
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror}", file=file) from None
+    if len(data) > limit:
+        raise InputError(f"larger than {limit >> 10} KiB; refused unread", file=file)
+    return data
 
 
 def load_yaml_with_lines(file: Path, text: str | None = None) -> LocatedYaml:
@@ -178,7 +201,9 @@ def _check_encodable(node: yaml.ScalarNode, path: KeyPath, file: Path) -> None:
         ) from None
 
 
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A string, or an unterminated one up to the end: the match never fails, so no start is
+# retried (a closing quote required made a truncated run of escaped quotes quadratic).
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 

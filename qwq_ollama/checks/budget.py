@@ -50,6 +50,22 @@ def thinking_tokens(result: ChatResult) -> int:
     return sum(1 for kind, _ in result.chunks if kind == "thinking")
 
 
+class ThinkingCount:
+    """The thinking chunks of a growing result, counted once each: `update` looks only at the
+    chunks that came since its last call (re-counting them all for each new one made a 40,000
+    token run 26 times slower). `examined` says how many it looked at, in all."""
+
+    def __init__(self) -> None:
+        self.thinking = 0
+        self.examined = 0
+
+    def update(self, result: ChatResult) -> int:
+        new = result.chunks[self.examined :]
+        self.thinking += sum(1 for kind, _ in new if kind == "thinking")
+        self.examined += len(new)
+        return self.thinking
+
+
 def continuation_prompt(variant: Variant, prompt: str, thinking: str) -> str:
     """The exact text the model saw and wrote, then the early-stop text: where raw generation
     picks up. A prompt that does not open the reasoning itself (the model wrote the open tag,
@@ -76,8 +92,10 @@ def run_budgeted_chat(
     `should_stop` (a loop detector) still watches every chunk."""
     prompt = api.render_prompt(variant.name, messages)
 
+    count = ThinkingCount()
+
     def stop(result: ChatResult) -> str | None:
-        if not result.content and thinking_tokens(result) >= budget:
+        if not result.content and count.update(result) >= budget:
             return BUDGET_REACHED
         return should_stop(result) if should_stop is not None else None
 

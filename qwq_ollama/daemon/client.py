@@ -33,6 +33,14 @@ from qwq_ollama.errors import (
 )
 from qwq_ollama.facts import OLLAMA_MINIMUM, is_supported
 from qwq_ollama.limits import Deadline, TooBig, TooSlow, network_deadline, one_line, read_bounded
+from qwq_ollama.transport import (
+    DEADLINE_EXTENSION,
+    MAX_BODY,
+    MAX_LINE,
+    boundary_problem,
+    bounded_client,
+    bounded_client_options,
+)
 
 # What a thinking request may be on the wire: Ollama's `think` (true/false, or a level from
 # v0.24 on), and reasoning_effort on /v1/chat/completions.
@@ -62,10 +70,10 @@ class RawReply:
 # reads and sends as `Authorization: Bearer` (its Client), so one setting serves both clients.
 TOKEN_VARIABLE = "OLLAMA_API_KEY"
 REFUSED_CREDENTIALS = (401, 403, 407)
-MAX_ANSWER = 64 << 20  # decoded bytes of one answer (a verbose /api/show of QwQ: about 12 MB)
-MAX_CHAT_LINE = 4 << 20  # one line of a streamed chat (one token's update)
+MAX_ANSWER = MAX_BODY  # bytes of one answer: the door's cap (transport.py)
+MAX_CHAT_LINE = MAX_LINE  # one line of a streamed chat (one token's update)
 # What a daemon's answer may hold that our parsers do not expect: an unexpected shape.
-_SHAPE_ERRORS = (KeyError, TypeError, AttributeError, ValueError, SyntaxError)
+_SHAPE_ERRORS = (LookupError, TypeError, AttributeError, ValueError, SyntaxError)
 
 
 @dataclass(frozen=True)
@@ -147,13 +155,25 @@ class OllamaAPI:
             extra["params"] = address.params
         token = os.environ.get(TOKEN_VARIABLE)
         headers = {"Authorization": f"Bearer {token}"} if token and not address.auth else {}
+        # both clients go through the one bounded door (transport.py)
         self.client = ollama.Client(
-            host=address.url, timeout=timeout, verify=tls, headers=headers, **extra
+            host=address.url,
+            timeout=timeout,
+            headers=headers,
+            **bounded_client_options(tls),
+            **extra,
         )
         self._url, self._tls, self._extra, self._token = address.url, tls, extra, token
-        self.http = httpx.Client(
+        self.http = bounded_client(
             base_url=address.url, timeout=timeout, verify=tls, headers=headers, **extra
         )
+
+    def _breached(self, exc: BaseException, during: str) -> DaemonError | None:
+        """The door's one line for an answer that broke a bound (slow, big, redirect)."""
+        problem = boundary_problem(exc)
+        if problem is None:
+            return None
+        return DaemonUnreachable(f"Ollama at {self.host} {problem.says} {during}")
 
     def _unreachable(self, exc: BaseException | None = None) -> DaemonError:
         problem = _tls_problem(exc) if exc is not None else None
@@ -201,7 +221,13 @@ class OllamaAPI:
         seconds = min(network_deadline(), self.timeout) if deadline is None else deadline
         limit = Deadline(seconds)
         try:
-            with self.http.stream(method, path, timeout=httpx.Timeout(seconds), **kwargs) as reply:
+            with self.http.stream(
+                method,
+                path,
+                timeout=httpx.Timeout(seconds),
+                extensions={DEADLINE_EXTENSION: seconds},
+                **kwargs,
+            ) as reply:
                 body = read_bounded(reply.iter_bytes(), limit=MAX_ANSWER, deadline=limit)
                 return Answer(reply.status_code, body, self.host, path)
         except (httpx.TimeoutException, TooSlow):
@@ -217,7 +243,7 @@ class OllamaAPI:
                 "decode (its Content-Encoding lies)"
             ) from None
         except httpx.TransportError as exc:
-            raise self._unreachable(exc) from None
+            raise self._breached(exc, f"({method} {path})") or self._unreachable(exc) from None
 
     @contextmanager
     def _shape(self, what: str) -> Iterator[None]:
@@ -335,13 +361,20 @@ class OllamaAPI:
             raise RefusedError(
                 f"{refused}: {one_line(str(exc.error))}", detail=one_line(str(exc.error), 2000)
             ) from None
-        except httpx.TimeoutException:
-            raise self._too_slow(during) from None
+        except httpx.TimeoutException as exc:
+            raise self._breached(exc, during) or self._too_slow(during) from None
         except ConnectionError as exc:
             raise self._unreachable(exc) from None
         except httpx.TransportError as exc:
+            if (breach := self._breached(exc, during)) is not None:
+                raise breach from None
             raise DaemonUnreachable(
                 f"lost the connection to Ollama at {self.host} {during} ({type(exc).__name__})"
+            ) from None
+        except _SHAPE_ERRORS as exc:  # an HTML page, a broken JSON line, a foreign shape
+            raise DaemonError(
+                f"{self.host} answered in a shape Ollama does not use {during} "
+                f"({type(exc).__name__}: {one_line(str(exc), 80)})"
             ) from None
 
     def create(self, model: str, **fields: Any) -> Iterator[ProgressUpdate]:
@@ -358,6 +391,7 @@ class OllamaAPI:
             self.client.copy(source, destination)
 
     def delete(self, model: str) -> None:
+        """Remove `model`; one that is not there is already gone."""
         try:
             self.client.delete(model)
         except ollama.ResponseError as exc:
@@ -369,6 +403,11 @@ class OllamaAPI:
                 ) from None
         except ConnectionError as exc:
             raise self._unreachable(exc) from None
+        except httpx.TransportError as exc:
+            during = f"while deleting {model}"
+            raise self._breached(exc, during) or DaemonUnreachable(
+                f"lost the connection to Ollama at {self.host} {during} ({type(exc).__name__})"
+            ) from None
 
     def render_prompt(
         self,
@@ -420,7 +459,13 @@ class OllamaAPI:
         during = f"during a chat with {model}"
         waited = self.timeout
         try:
-            with self.http.stream("POST", "/api/chat", json=body, timeout=first_byte) as reply:
+            with self.http.stream(
+                "POST",
+                "/api/chat",
+                json=body,
+                timeout=first_byte,
+                extensions={DEADLINE_EXTENSION: self.timeout},
+            ) as reply:
                 if reply.status_code >= 400:
                     text = read_bounded(
                         reply.iter_bytes(), limit=MAX_ANSWER, deadline=Deadline(silence)
@@ -451,6 +496,8 @@ class OllamaAPI:
         except ConnectionError as exc:
             raise self._unreachable(exc) from None
         except httpx.TransportError as exc:
+            if (breach := self._breached(exc, during)) is not None:
+                raise breach from None
             if isinstance(exc, httpx.ConnectError):
                 raise self._unreachable(exc) from None
             raise DaemonUnreachable(
@@ -537,7 +584,7 @@ class OllamaAPI:
             api_key=self._token or "ollama",
             timeout=self.timeout,
             max_retries=0,
-            http_client=httpx.Client(verify=self._tls, **self._extra),
+            http_client=bounded_client(verify=self._tls, **self._extra),
         )
         sent: list[ChatCompletionMessageParam] = cast("list[ChatCompletionMessageParam]", messages)
         effort = cast("ReasoningEffort", reasoning_effort)
@@ -552,12 +599,13 @@ class OllamaAPI:
                         seed=openai.omit if seed is None else seed,
                         max_tokens=openai.omit if max_tokens is None else max_tokens,
                     )
-                    choice = reply.choices[0]
-                    return OpenAIReply(
-                        str(getattr(choice.message, "reasoning", None) or ""),
-                        choice.message.content or "",
-                        choice.finish_reason,
-                    )
+                    with self._shape("/v1/chat/completions"):
+                        choice = reply.choices[0]
+                        return OpenAIReply(
+                            str(getattr(choice.message, "reasoning", None) or ""),
+                            choice.message.content or "",
+                            choice.finish_reason,
+                        )
                 reasoning, content, finish = "", "", None
                 for chunk in client.chat.completions.create(
                     model=model,
@@ -567,16 +615,22 @@ class OllamaAPI:
                     seed=openai.omit if seed is None else seed,
                     max_tokens=openai.omit if max_tokens is None else max_tokens,
                 ):
-                    for delta_choice in chunk.choices:
-                        delta = delta_choice.delta
-                        reasoning += str(getattr(delta, "reasoning", None) or "")
-                        content += delta.content or ""
-                        finish = delta_choice.finish_reason or finish
+                    with self._shape("/v1/chat/completions"):
+                        for delta_choice in chunk.choices:
+                            delta = delta_choice.delta
+                            reasoning += str(getattr(delta, "reasoning", None) or "")
+                            content += delta.content or ""
+                            finish = delta_choice.finish_reason or finish
                 return OpenAIReply(reasoning, content, finish)
-        except openai.APITimeoutError:
-            raise self._too_slow(f"during a /v1 chat with {model}") from None
+        except openai.APITimeoutError as exc:
+            during = f"during a /v1 chat with {model}"
+            raise self._breached(exc, during) or self._too_slow(during) from None
         except openai.APIConnectionError as exc:
-            raise self._unreachable(exc) from None
+            during = f"during a /v1 chat with {model}"
+            raise self._breached(exc, during) or self._unreachable(exc) from None
+        except httpx.TransportError as exc:  # a stream's body breaks a bound as it is read
+            during = f"during a /v1 chat with {model}"
+            raise self._breached(exc, during) or self._unreachable(exc) from None
         except openai.APIStatusError as exc:
             if exc.status_code in REFUSED_CREDENTIALS:
                 raise self._refused_credentials(exc.status_code) from None

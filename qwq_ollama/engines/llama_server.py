@@ -14,6 +14,7 @@ which binary and which command a catalog variant gets is variant_server.py's bus
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ from qwq_ollama.errors import (
     InputError,
     RefusedError,
 )
+from qwq_ollama.redaction import SecretURL, redact
+from qwq_ollama.transport import boundary_problem, bounded_client
 
 # Ollama's request options and the /v1/chat/completions fields llama-server reads for them.
 OPTION_FIELDS = {
@@ -63,7 +66,7 @@ def server_url(value: str) -> str:
         valid = False
     if not valid:
         raise InputError(
-            f"not a llama-server address: {value!r} (e.g. http://127.0.0.1:8080)",
+            f"not a llama-server address: {redact(value)!r} (e.g. http://127.0.0.1:8080)",
             field="--llama-server",
         )
     return text.rstrip("/")
@@ -87,8 +90,19 @@ def check_server_choice(
                 "a running llama-server runs one variant: name exactly that one",
                 field="--llama-server",
             )
+    elif _looks_like_url(str(gguf)):
+        # a Path keeps `https:/`: shown whole again, and without its secrets
+        shown = redact(re.sub(r"^([A-Za-z][\w+.-]*):/+", r"\1://", str(gguf)))
+        raise InputError(
+            f"{shown!r} is a URL: --gguf takes a local GGUF file (download it first)",
+            field="--gguf",
+        )
     elif not Path(gguf).is_file():  # type: ignore[arg-type]
         raise InputError("no such GGUF file", file=gguf, field="--gguf")
+
+
+def _looks_like_url(text: str) -> bool:
+    return re.match(r"^[A-Za-z][\w+.-]*:/", text) is not None
 
 
 def openai_message(message: dict[str, Any]) -> dict[str, Any]:
@@ -231,15 +245,26 @@ class LlamaServerAPI:
     """A llama-server at `host` (a base URL)."""
 
     def __init__(self, host: str, timeout: float = 600.0) -> None:
-        self.host = server_url(host)
+        url = SecretURL(server_url(host))
+        self.host = str(url)  # what every message shows: no password, no query token
         self.timeout = timeout
-        self.http = httpx.Client(base_url=self.host, timeout=timeout)
+        base, auth, params = url.parts()
+        self.http = bounded_client(base_url=base, timeout=timeout, auth=auth, params=params)
 
     def _unreachable(self) -> DaemonError:
         return DaemonUnreachable(
             f"cannot reach llama-server at {self.host}: start it (the command "
             "`qwq-ollama export llama-cpp VARIANT --binary llama-server` prints) "
             "or pass --llama-server URL of a running one"
+        )
+
+    def _breached(self, exc: BaseException) -> DaemonError | None:
+        """The door's one line for an answer that broke a bound (slow, big, redirect)."""
+        problem = boundary_problem(exc)
+        return (
+            None
+            if problem is None
+            else DaemonUnreachable(f"llama-server at {self.host} {problem.says}")
         )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -250,8 +275,8 @@ class LlamaServerAPI:
                 f"llama-server at {self.host} did not answer within "
                 f"{self.timeout:g} s ({method} {path})"
             ) from None
-        except httpx.TransportError:
-            raise self._unreachable() from None
+        except httpx.TransportError as exc:
+            raise self._breached(exc) or self._unreachable() from None
         self._raise_for(reply, f"{method} {path}")
         return reply
 
@@ -346,8 +371,8 @@ class LlamaServerAPI:
                 f"llama-server at {self.host} did not answer within "
                 f"{self.timeout:g} s during a chat"
             ) from None
-        except httpx.TransportError:
-            raise self._unreachable() from None
+        except httpx.TransportError as exc:
+            raise self._breached(exc) or self._unreachable() from None
 
     def close(self) -> None:
         self.http.close()
