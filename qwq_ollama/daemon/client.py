@@ -23,6 +23,14 @@ import ollama
 from qwq_ollama.catalog.conversation import as_ollama_messages
 from qwq_ollama.daemon.answers import LoadedModel, ProgressUpdate, Shown
 from qwq_ollama.daemon.host import resolve_address
+from qwq_ollama.daemon.transport import (
+    DEADLINE_EXTENSION,
+    MAX_BODY,
+    MAX_LINE,
+    boundary_problem,
+    bounded_client,
+    bounded_client_options,
+)
 from qwq_ollama.daemon.wire import listed_digests
 from qwq_ollama.errors import (
     DaemonError,
@@ -33,14 +41,6 @@ from qwq_ollama.errors import (
 )
 from qwq_ollama.facts import OLLAMA_MINIMUM, is_supported
 from qwq_ollama.limits import Deadline, TooBig, TooSlow, network_deadline, one_line, read_bounded
-from qwq_ollama.transport import (
-    DEADLINE_EXTENSION,
-    MAX_BODY,
-    MAX_LINE,
-    boundary_problem,
-    bounded_client,
-    bounded_client_options,
-)
 
 # What a thinking request may be on the wire: Ollama's `think` (true/false, or a level from
 # v0.24 on), and reasoning_effort on /v1/chat/completions.

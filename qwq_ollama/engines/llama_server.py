@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from qwq_ollama.daemon.transport import boundary_problem, bounded_client
 from qwq_ollama.engines.private_process import PrivateProcess
 from qwq_ollama.errors import (
     DaemonError,
@@ -31,7 +32,6 @@ from qwq_ollama.errors import (
     RefusedError,
 )
 from qwq_ollama.redaction import SecretURL, redact
-from qwq_ollama.transport import boundary_problem, bounded_client
 
 # Ollama's request options and the /v1/chat/completions fields llama-server reads for them.
 OPTION_FIELDS = {
