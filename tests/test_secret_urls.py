@@ -35,7 +35,7 @@ def commands(url: str, out: Path) -> list[list[str]]:
     messages = next(CONVERSATION.glob("*.json"))
     return [
         [
-            "validate",
+            "validate",  # unseeded: no server answers (none, or one that redirects)
             "qwq-fixed",
             "--engine",
             "llama-cpp",
@@ -69,7 +69,7 @@ def commands(url: str, out: Path) -> list[list[str]]:
             str(out / "c.md"),
         ],
         [
-            "validate",
+            "validate",  # unseeded: no server answers (none, or one that redirects)
             "qwq-fixed",
             "--engine",
             "llama-cpp",
@@ -79,7 +79,7 @@ def commands(url: str, out: Path) -> list[list[str]]:
             str(out / "g.json"),
         ],
         [
-            "validate",
+            "validate",  # unseeded: no server answers (none, or one that redirects)
             "qwq-fixed",
             "--host",
             url,

@@ -330,7 +330,9 @@ Restore = Callable[[str], str]
 Expectation = Callable[[Conversation, str, str], tuple[Conversation, Restore]]
 
 
-def _unchanged(text: str) -> str:
+def unchanged(text: str) -> str:
+    """The restore of an expectation that leaves the rendered text as it is (checks/fidelity.py
+    tells by it which expectations changed nothing)."""
     return text
 
 
@@ -353,7 +355,7 @@ def ollama_merges_roles(
             }
         else:
             merged.append(dict(message))
-    return Conversation(merged, conv.tools, conv.name), _unchanged
+    return Conversation(merged, conv.tools, conv.name), unchanged
 
 
 def content_printed_whole(
@@ -414,7 +416,7 @@ def ollama_strips_earlier_reasoning(
         else m
         for i, m in enumerate(conv.messages)
     ]
-    return Conversation(messages, conv.tools, conv.name), _unchanged
+    return Conversation(messages, conv.tools, conv.name), unchanged
 
 
 def string_arguments_decoded(
@@ -425,7 +427,7 @@ def string_arguments_decoded(
     """Tool-call arguments sent as a JSON string reach the template as the object they hold:
     Ollama's /v1 decodes them (/api/chat takes only objects), and llama-server decodes them for
     a template that prints arguments with `tojson`."""
-    return Conversation(as_ollama_messages(conv.messages), conv.tools, conv.name), _unchanged
+    return Conversation(as_ollama_messages(conv.messages), conv.tools, conv.name), unchanged
 
 
 def null_content_read_as_empty(
@@ -437,7 +439,7 @@ def null_content_read_as_empty(
     in Ollama because Go's JSON decoding leaves a string field empty, in llama-server because
     it reads a null content as empty."""
     messages = [{**m, "content": ""} if m["content"] is None else m for m in conv.messages]
-    return Conversation(messages, conv.tools, conv.name), _unchanged
+    return Conversation(messages, conv.tools, conv.name), unchanged
 
 
 def _placeholder(kind: str, *numbers: int) -> str:
@@ -523,9 +525,9 @@ def tools_as_ollama_keeps_them(
     differs: the client's order of top-level property names, of a tool's own fields and of a
     property's keys, empty fields and the schema keys Ollama drops."""
     if not conv.tools:
-        return conv, _unchanged
+        return conv, unchanged
     tools = [tool_as_ollama_keeps_it(t) for t in conv.tools]
-    return Conversation(conv.messages, tools, conv.name), _unchanged
+    return Conversation(conv.messages, tools, conv.name), unchanged
 
 
 def arguments_sorted(
@@ -553,7 +555,7 @@ def arguments_sorted(
         else m
         for m in conv.messages
     ]
-    return Conversation(messages, conv.tools, conv.name), _unchanged
+    return Conversation(messages, conv.tools, conv.name), unchanged
 
 
 def bos_left_to_tokenizer(
@@ -578,7 +580,7 @@ def tool_description_defaulted(
     """A tool sent without a description reaches llama-server's template with `description: ""`
     after its name (its OpenAI-compatible parsing fills it in; measured on b11076)."""
     if not conv.tools:
-        return conv, _unchanged
+        return conv, unchanged
     tools = []
     for tool in conv.tools:
         function = tool.get("function")
@@ -587,7 +589,7 @@ def tool_description_defaulted(
             filled.update({k: v for k, v in function.items() if k != "name"})
             tool = {**tool, "function": filled}
         tools.append(tool)
-    return Conversation(conv.messages, tools, conv.name), _unchanged
+    return Conversation(conv.messages, tools, conv.name), unchanged
 
 
 def _integral_floats_as_ints(value: Any) -> Any:
@@ -629,7 +631,7 @@ def integral_floats_printed_whole(
         else m
         for m in conv.messages
     ]
-    return Conversation(messages, conv.tools, conv.name), _unchanged
+    return Conversation(messages, conv.tools, conv.name), unchanged
 
 
 EXPECTATIONS: dict[str, Expectation] = {

@@ -8,11 +8,12 @@ than hiding them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from qwq_ollama.catalog.chat_template import render_chat
-from qwq_ollama.catalog.conversation import EXPECTATIONS, Conversation
+from qwq_ollama.catalog.conversation import EXPECTATIONS, Conversation, unchanged
 from qwq_ollama.catalog.family import Divergence
 from qwq_ollama.catalog.render import Prompter
 
@@ -47,19 +48,19 @@ def official_renderer(prompt: Prompter) -> Renderer:
 def template_source(results: list[FidelityResult], conversations: list[Conversation]) -> str:
     """Which template the daemon used: `go_template` (the Modelfile TEMPLATE: a tool list equal
     to its exact expectation where that differs from the official rendering, as for a schema
-    whose top-level property names are not sorted), `jinja` (a chat template rendering exactly
-    like the catalog's, e.g. a GGUF's own), `other`, or `unknown` when no conversation with
-    tools was rendered."""
+    whose top-level property names are not sorted), `jinja` (a chat template rendering every
+    tool conversation exactly like the official one, e.g. a GGUF's own), or `unknown`: no
+    conversation with tools was rendered, or one matches neither (then the prompts are wrong,
+    whichever template built them, and the fidelity verdict names the first difference)."""
     with_tools = {c.name for c in conversations if c.tools}
-    source = "unknown"
+    statuses = set()
     for result in results:
         if result.conversation in with_tools and "<tools>" in result.hf_prompt:
             if result.status == "known" and "tool-schema-json" in result.divergences:
                 return "go_template"
-            if result.ollama_prompt != result.hf_prompt:
-                return "other"
-            source = "jinja"
-    return source
+            # `known` by other divergences only (arguments decoded from strings) fits either
+            statuses.add(result.status)
+    return "jinja" if statuses and "fail" not in statuses and "pass" in statuses else "unknown"
 
 
 def first_difference(a: str, b: str, other: str = "Ollama") -> str:
@@ -94,8 +95,8 @@ def judge_prompts(
     applicable = [d for d in known if d.applies(conv)]
     if not applicable:
         return FidelityResult(name, "fail", (), first_difference(hf, live, engine), hf, live)
-    keys = tuple(d.key for d in applicable)
     if render is None:
+        keys = tuple(d.key for d in applicable)
         return FidelityResult(
             name,
             "fail",
@@ -105,12 +106,19 @@ def judge_prompts(
             hf,
             live,
         )
-    transformed, restores = conv, list[Callable[[str], str]]()
+    transformed, restores, effective = conv, list[Callable[[str], str]](), set[str]()
     for divergence in {d.expect: d for d in applicable}.values():  # each once, in family order
+        before = _as_sent(transformed)
         transformed, restore = EXPECTATIONS[divergence.expect](
             transformed, architecture, divergence.bos_token
         )
         restores.append(restore)
+        if _as_sent(transformed) != before or restore is not unchanged:
+            effective.add(divergence.expect)
+    # only the divergences that changed something explain this prompt (a tool list already as
+    # Ollama keeps it is no evidence of which template printed it: template_source)
+    applicable = [d for d in applicable if d.expect in effective]
+    keys = tuple(d.key for d in applicable)
     expected = render(transformed)
     for restore in reversed(restores):
         expected = restore(expected)
@@ -137,6 +145,11 @@ def judge_prompts(
         tuple(d.reason for d in applicable),
         compared_with=how,
     )
+
+
+def _as_sent(conv: Conversation) -> str:
+    """A conversation's data in its own key order: what a template is handed, order included."""
+    return json.dumps([conv.messages, conv.tools], ensure_ascii=False, default=str)
 
 
 def template_behaviour_diff(expected: str, actual: str) -> str | None:

@@ -221,7 +221,6 @@ def live_prompt(api: ChatEngine, name: str, conv: Conversation) -> str:
 _SOURCE_WORDS = {
     "go_template": "Modelfile TEMPLATE (Go)",
     "jinja": "a Jinja chat template (the GGUF's own)",
-    "other": "a template that is not the catalog's (the GGUF's own?)",
     "unknown": "a template this check could not identify",
 }
 _SOURCE_FIX = (
