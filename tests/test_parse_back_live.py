@@ -48,6 +48,10 @@ DAEMON_FAILURES = {
     ("qwen3-thinking", "other-opening"): "as for qwq-noprefill",
     ("qwq-noprefill", "close-first"): "'</think>' without '<think>' stays in the content",
     ("qwen3-thinking", "close-first"): "as for qwq-noprefill",
+    ("qwq-fixed", "tool-call-inside-thinking"): "the tool parser reads the content only, and "
+    "everything before '</think>' is thinking: the call stays there as text and is never made",
+    ("qwq-noprefill", "tool-call-inside-thinking"): "as for qwq-fixed",
+    ("qwen3-thinking", "tool-call-inside-thinking"): "as for qwq-fixed",
 }
 
 
@@ -75,3 +79,43 @@ def test_model_output_comes_back_as_the_message_it_encodes(version: str, name: s
             if (normal(got) == case.want) == expected_failure:
                 wrong.append((case.name, mode, got, "fixed?" if expected_failure else "wrong"))
     assert not wrong, wrong
+
+
+# What the built-in `PARSER qwen3-thinking` gets wrong, per variant (docs/oracles.md, "PARSER
+# qwen3-thinking, measured"): the evidence the per-variant decision rests on. Nothing for the
+# prefilled variants, which is why it is the better parser there; the answer filed as thinking
+# for the others, which is why it is not adopted for them.
+BUILTIN_PARSER = "qwen3-thinking"
+BUILTIN_PARSER_FAILURES = {
+    "qwq-fixed": set(),
+    "r1-distill-qwen": set(),
+    "qwq-noprefill": {"no-reasoning"},
+    "qwen3-thinking": {"no-reasoning"},
+    "qwen3-nothink": {"answer", "code-with-think-tags"},
+}
+
+
+@pytest.mark.parametrize("version", OLLAMA_TESTED, ids=lambda v: f"ollama-{v}")
+@pytest.mark.parametrize("name", VARIANTS)
+def test_builtin_parser_gets_wrong_only_what_the_decision_says(version: str, name: str) -> None:
+    variant = CATALOG.variant(name)
+    rendered = render_variant(CATALOG, variant)
+    cases, tools = cases_for(variant)
+    last: dict[str, object] = {"role": "user", "content": "Weather?"}
+    prompt = hf_prompter(CATALOG, variant)([last], tools)
+    wrong: dict[str, set[str]] = {}
+    for mode, outputs in (
+        ("streamed", [chunks_of(c.output, c.split_at) for c in cases]),
+        ("whole", [[c.output] for c in cases]),
+    ):
+        got = parse_back(
+            version,
+            rendered.ollama_template,
+            prompt,
+            outputs,
+            tools=tools,
+            parser=BUILTIN_PARSER,
+            last_message=last,
+        )
+        wrong[mode] = {c.name for c, g in zip(cases, got, strict=True) if normal(g) != c.want}
+    assert wrong == {m: BUILTIN_PARSER_FAILURES[name] for m in ("streamed", "whole")}
