@@ -1,8 +1,8 @@
 """What does adding `PARSER qwen3-thinking` to a variant change, on each pinned Ollama?
 
 For each family's variants (over stand-ins of the family's architecture, as docs/fidelity.md),
-a private daemon registers the variant as the catalog renders it and a copy `<name>-parser` made
-`from` it with `parser: qwen3-thinking`. Compared:
+a private daemon registers the variant as the catalog renders it without its own `parser`, and
+a copy `<name>-parser` made `from` it with `parser: qwen3-thinking`. Compared:
 
 - prompt: the corpus prompts of the copy against the variant's (`_debug_render_only`);
 - selection: the same with OLLAMA_GO_TEMPLATE=0, which source builds the prompt (as `validate`
@@ -19,6 +19,7 @@ Prints a Markdown table (docs/oracles.md quotes it).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -111,7 +112,12 @@ def main() -> None:
     parser.add_argument("--version", nargs="*", default=list(OLLAMA_TESTED))
     args = parser.parse_args()
     ensure_smollm2()
+    # each variant as the TEMPLATE's parsers alone would run it, whatever the catalog adopted
     catalog = over_stand_ins(load_catalog())
+    catalog = dataclasses.replace(
+        catalog,
+        variants={n: dataclasses.replace(v, parser=None) for n, v in catalog.variants.items()},
+    )
     print(
         f"| Ollama | variant | prompt ({len(load_corpus())}) | "
         "source, GO_TEMPLATE=0: TEMPLATE / +PARSER | "
