@@ -1,12 +1,12 @@
 """What does adding `PARSER qwen3-thinking` to a variant change, on each pinned Ollama?
 
 For each family's variants (over stand-ins of the family's architecture, as docs/fidelity.md),
-a private daemon registers the variant as the catalog renders it and a copy `<name>-parser` made
-`from` it with `parser: qwen3-thinking`. Compared:
+a private daemon registers the variant as the catalog renders it without its own `parser`, and
+a copy `<name>-parser` made `from` it with `parser: qwen3-thinking`. Compared:
 
 - prompt: the corpus prompts of the copy against the variant's (`_debug_render_only`);
-- selection: the same with OLLAMA_GO_TEMPLATE=0, which source builds the prompt (the tool
-  schema's JSON tells Ollama's Go template from a Jinja one);
+- selection: the same with OLLAMA_GO_TEMPLATE=0, which source builds the prompt (as `validate`
+  tells it: checks.fidelity.template_source over the corpus);
 - capabilities: what /api/show reports for each;
 - parse-back: the variant's output shapes (checks/parse_back.py) through the release's own code,
   the TEMPLATE's parsers against the built-in parser, streamed; right = the message it encodes.
@@ -19,6 +19,7 @@ Prints a Markdown table (docs/oracles.md quotes it).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from qwq_ollama.catalog.builtin_weights import ensure_smollm2
 from qwq_ollama.catalog.conversation import load_corpus
 from qwq_ollama.catalog.render import hf_prompter, render_variant
 from qwq_ollama.catalog.schema import Catalog, Variant, load_catalog
+from qwq_ollama.checks.fidelity import judge_prompts, official_renderer, template_source
 from qwq_ollama.checks.fidelity_table import over_stand_ins
 from qwq_ollama.checks.parse_back import (
     WEATHER_TOOL,
@@ -36,6 +38,7 @@ from qwq_ollama.checks.parse_back import (
     output_cases,
     parse_back,
 )
+from qwq_ollama.checks.validate import live_prompt
 from qwq_ollama.daemon.client import OllamaAPI
 from qwq_ollama.daemon.registry import Registrar
 from qwq_ollama.engines.install import ensure_ollama
@@ -62,14 +65,25 @@ def register(binary: Path, models: Path, catalog: Catalog, env: dict[str, str]) 
 
 
 def source(api: OllamaAPI, catalog: Catalog, variant: Variant, name: str) -> str:
-    """Our TEMPLATE sorts a tool's top-level property names (a Go map), which agent-loop's
-    schema sends unsorted; a Jinja template keeps the client's order."""
-    [conv] = [c for c in load_corpus() if c.name == "agent-loop"]
-    prompt = api.render_prompt(name, conv.messages, conv.tools)
-    if "<tools>" not in prompt:
-        return "unknown"  # R1's official template prints no tool schema to tell by
-    official = hf_prompter(catalog, variant)(conv.messages, conv.tools)
-    return "jinja" if prompt == official else "go"
+    """Which template built `name`'s corpus prompts, as `validate` tells it
+    (checks.fidelity.template_source): go_template, jinja, other, or unknown (R1's official
+    template prints no tool schema to tell by)."""
+    render = official_renderer(hf_prompter(catalog, variant))
+    shown = api.show(name)
+    corpus = load_corpus()
+    results = [
+        judge_prompts(
+            c.name,
+            c,
+            render(c),
+            live_prompt(api, name, c),
+            known=variant.family.divergences,
+            render=render,
+            architecture=(shown.architecture if shown else None) or "",
+        )
+        for c in corpus
+    ]
+    return template_source(results, corpus)
 
 
 def parse_score(version: str, catalog: Catalog, variant: Variant, parser: str) -> str:
@@ -98,9 +112,15 @@ def main() -> None:
     parser.add_argument("--version", nargs="*", default=list(OLLAMA_TESTED))
     args = parser.parse_args()
     ensure_smollm2()
+    # each variant as the TEMPLATE's parsers alone would run it, whatever the catalog adopted
     catalog = over_stand_ins(load_catalog())
+    catalog = dataclasses.replace(
+        catalog,
+        variants={n: dataclasses.replace(v, parser=None) for n, v in catalog.variants.items()},
+    )
     print(
-        "| Ollama | variant | prompt (19) | source, GO_TEMPLATE=0: TEMPLATE / +PARSER | "
+        f"| Ollama | variant | prompt ({len(load_corpus())}) | "
+        "source, GO_TEMPLATE=0: TEMPLATE / +PARSER | "
         "capabilities | parse-back TEMPLATE | parse-back +PARSER |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")

@@ -206,7 +206,9 @@ def show_answer(
         "template": want.template,
         "system": want.system or "",
         "parameters": "\n".join(lines),
-        "modelfile": f"# Modelfile\nFROM /models/blobs/{blob.replace(':', '-')}\n",
+        # as Ollama prints it: the PARSER only there (its own `parser` field stays unset)
+        "modelfile": f"# Modelfile\nFROM /models/blobs/{blob.replace(':', '-')}\n"
+        + (f"PARSER {want.parser}\n" if want.parser else ""),
         "license": [want.license] if want.license else [],
         "capabilities": ["completion", "tools", "thinking"],
         "model_info": {"general.architecture": "llama", "llama.context_length": 8192},

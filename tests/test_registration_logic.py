@@ -35,6 +35,48 @@ def test_a_variant_as_the_catalog_says_is_up_to_date(
     assert found.up_to_date and found.over == "smollm2-135m" and found.drift == {}
 
 
+@pytest.mark.parametrize(
+    ("name", "modelfile_tail", "drift"),
+    [
+        # registered without the PARSER the catalog gives it (an older create, a hand edit)
+        ("qwq-fixed", "", {"parser": "parser (catalog qwen3-thinking, live unset)"}),
+        # a PARSER written inside the TEMPLATE's text is template, not a command
+        (
+            "qwq-fixed",
+            'TEMPLATE """x\nPARSER qwen3-thinking\n"""\n',
+            {"parser": "parser (catalog qwen3-thinking, live unset)"},
+        ),
+        # a PARSER on a variant the catalog gives none (it would file answers as thinking)
+        (
+            "qwq-noprefill",
+            "PARSER qwen3-thinking\n",
+            {"parser": "parser (catalog unset, live qwen3-thinking)"},
+        ),
+    ],
+)
+def test_the_parser_is_read_from_the_modelfile_and_a_wrong_one_is_drift(
+    catalog: Catalog,
+    fake: FakeDaemon,
+    fake_api: OllamaAPI,
+    name: str,
+    modelfile_tail: str,
+    drift: dict[str, str],
+) -> None:
+    """Ollama reports a model's PARSER only in its Modelfile text (no pinned release fills
+    /api/show's `parser`), so that is where registration must read it."""
+    fake.base("smollm2-135m", SMALL_BLOB)
+    fake.models[name] = show_answer(
+        catalog,
+        name,
+        "smollm2-135m",
+        SMALL_BLOB,
+        modelfile=f"# Modelfile\nFROM /models/blobs/{SMALL_BLOB.replace(':', '-')}\n"
+        + modelfile_tail,
+    )
+    found = registration(fake_api, catalog, catalog.variant(name), "smollm2-135m")
+    assert found.drift == drift
+
+
 def test_other_weights_are_named_not_the_license_that_follows(
     catalog: Catalog, fake: FakeDaemon, fake_api: OllamaAPI
 ) -> None:

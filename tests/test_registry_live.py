@@ -21,6 +21,9 @@ def test_every_variant_registers_with_the_catalogs_template_and_parameters(
         assert shown.template == render_variant(registered, variant).ollama_template
         assert shown.parameters == variant.parameters.as_dict()
         assert "num_ctx" in shown.parameters
+        # read back from the daemon's Modelfile text: the prefilled variants' PARSER, else none
+        assert shown.parser == variant.parser, variant.name
+    assert {v.parser for v in registered.variants.values()} == {"qwen3-thinking", None}
 
 
 def test_variants_are_thinking_and_tool_capable(api: OllamaAPI, registered) -> None:
@@ -83,18 +86,20 @@ def test_rendered_modelfiles_work_with_ollama_create_by_hand(
     ollama_binary, daemon, api: OllamaAPI, registered, tmp_path: Path
 ) -> None:
     render_all(registered, out_dir=tmp_path, weights=registered.weights["smollm2-135m"])
-    modelfile = tmp_path / "qwq-noprefill.Modelfile"
-    subprocess.run(
-        [str(ollama_binary.path), "create", "by-hand", "-f", str(modelfile)],
-        check=True,
-        capture_output=True,
-        env={"OLLAMA_HOST": daemon.host, "HOME": str(tmp_path)},
-    )
-    by_hand, ours = api.show("by-hand"), api.show("qwq-noprefill")
-    assert by_hand is not None and ours is not None
-    assert by_hand.template == ours.template
-    assert by_hand.parameters == ours.parameters
-    assert by_hand.license == ours.license
+    for name in ("qwq-noprefill", "qwq-fixed"):  # without a PARSER and with one
+        modelfile = tmp_path / f"{name}.Modelfile"
+        subprocess.run(
+            [str(ollama_binary.path), "create", f"by-hand-{name}", "-f", str(modelfile)],
+            check=True,
+            capture_output=True,
+            env={"OLLAMA_HOST": daemon.host, "HOME": str(tmp_path)},
+        )
+        by_hand, ours = api.show(f"by-hand-{name}"), api.show(name)
+        assert by_hand is not None and ours is not None
+        assert by_hand.template == ours.template
+        assert by_hand.parameters == ours.parameters
+        assert by_hand.license == ours.license
+        assert by_hand.parser == ours.parser == registered.variant(name).parser
 
 
 def test_the_daemon_remembers_which_file_the_weights_came_from(

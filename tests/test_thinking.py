@@ -206,3 +206,22 @@ def test_the_docs_table_says_what_the_catalog_declares(catalog: Catalog) -> None
     start = page.index("-->\n", page.index("<!-- requests-table")) + 4
     shown = page[start : page.index("<!-- /requests-table -->")].strip()
     assert shown == requests_table(list(catalog.variants.values())).strip()
+
+
+@pytest.mark.parametrize("base", ["qwq-noprefill", "qwen3-thinking", "qwen3-nothink"])
+def test_a_parser_on_a_variant_that_does_not_open_the_reasoning_is_refused_at_its_line(
+    project_copy: Path, base: str
+) -> None:
+    """PARSER qwen3-thinking files an answer written without <think> as thinking
+    (docs/oracles.md): only a prompt that opens the reasoning may use it."""
+    catalog = project_copy / "modelfiles" / "models.yaml"
+    catalog.write_text(
+        catalog.read_text() + f"\n  parsed:\n    extends: {base}\n    parser: qwen3-thinking\n"
+    )
+    with pytest.raises(InputError) as caught:
+        load_catalog(catalog)
+    assert caught.value.field == "variants.parsed.parser"
+    assert "opens the reasoning" in str(caught.value)
+    assert caught.value.line is not None
+    lines = catalog.read_text().splitlines()
+    assert lines[caught.value.line - 1].strip() == "parser: qwen3-thinking"

@@ -218,6 +218,8 @@ def _meant_commands(
     commands = [("model", from_text), ("template", ollama_template)]
     if variant.system is not None:
         commands.append(("system", variant.system))
+    if variant.parser is not None:
+        commands.append(("parser", variant.parser))
     commands += parameter_texts(variant.parameters.as_dict())
     if weights.license:
         commands.append(("license", weights.license))

@@ -132,6 +132,9 @@ class VariantSpec(BaseModel):
     # render the GGUF's own chat template instead of the Modelfile TEMPLATE; only our verified
     # Go TEMPLATE is a choice today (docs/fidelity.md says why), and validate checks it holds.
     template_source: Literal["go_template"] | None = None
+    # Ollama's built-in output parser (Modelfile PARSER) in place of the ones it derives from
+    # the TEMPLATE; only where it was measured better (docs/oracles.md: the prefilled variants).
+    parser: Literal["qwen3-thinking"] | None = None
     system: str | None = Field(default=None, min_length=1)
     parameters: Parameters | None = None
 
@@ -208,6 +211,7 @@ class Variant:
     enable_thinking: bool = True
     template_source: str = "go_template"
     think_budget: int | None = None
+    parser: str | None = None  # a built-in Ollama parser (Modelfile PARSER); None: the TEMPLATE's
 
     @property
     def generation_prompt(self) -> str:
@@ -443,6 +447,12 @@ def _resolve_variant(
             "GPU) silently truncates long reasoning",
             (*where, "parameters"),
         )
+    if "parser" in merged and not (family.switch == "prefill" and switched["think_prefill"]):
+        raise located.error(
+            f"parser {merged['parser']} needs a prompt that opens the reasoning (think_prefill "
+            "true): it files an answer written without <think> as thinking (docs/oracles.md)",
+            origin["parser"],
+        )
     return Variant(
         name=name,
         description=merged.get("description", ""),
@@ -456,6 +466,7 @@ def _resolve_variant(
         enable_thinking=switched["enable_thinking"],
         template_source=merged.get("template_source", "go_template"),
         think_budget=_think_budget(merged.get("think_budget"), family, switched, located, origin),
+        parser=merged.get("parser"),
     )
 
 

@@ -83,7 +83,8 @@ def output_cases(
     A prompt that ends inside the reasoning (a `<think>` prefill) is answered without the
     opening tag; one that leaves it to the model, with it; one that closes it (thinking off),
     with an answer. The other opening (a prefilled model that opens again, a self-opening one
-    that does not) and a bare closing tag come too: real models write them."""
+    that does not), a bare closing tag and a tool call written inside the reasoning come too:
+    real models write them."""
     stripped = generation_prompt.rstrip()
     if stripped.endswith(think_close):
         cases = [
@@ -108,6 +109,11 @@ def output_cases(
             ParseCase(
                 "thinking-then-tool-call",
                 f"{opened}Need it.\n{think_close}\n\n{_CALL}",
+                ParsedMessage("", "Need it.", _OSLO),
+            ),
+            ParseCase(  # the call written before the reasoning closes; the model then stops
+                "tool-call-inside-thinking",
+                f"{opened}Need it.\n{_CALL}",
                 ParsedMessage("", "Need it.", _OSLO),
             ),
             ParseCase(

@@ -33,6 +33,7 @@ class Shown:
     model_info: dict[str, Any] = field(default_factory=dict)
     tensors: tuple[dict[str, Any], ...] = ()  # only in a verbose answer
     modelfile: str = ""  # the daemon's own Modelfile text, as it answered it
+    parser: str | None = None  # the built-in output parser (Modelfile PARSER), if any
 
     @classmethod
     def from_json(cls, answer: Mapping[str, Any]) -> Shown:
@@ -46,6 +47,7 @@ class Shown:
             model_info=dict(answer.get("model_info") or {}),
             tensors=tuple(answer.get("tensors") or ()),
             modelfile=str(answer.get("modelfile") or ""),
+            parser=_parser_of(answer),
         )
 
     @property
@@ -113,3 +115,24 @@ class ProgressUpdate:
             total if isinstance(total, int) else None,
             completed if isinstance(completed, int) else None,
         )
+
+
+def _parser_of(answer: Mapping[str, Any]) -> str | None:
+    """The model's PARSER. No pinned release fills /api/show's `parser` field (v0.24.0, v0.32.15,
+    v0.34.4: the handler never sets it), so it is read from the `modelfile` text the way Ollama
+    reads a Modelfile (a TEMPLATE may hold a line that starts with PARSER); a Modelfile that
+    does not parse reads as a parser of its own name, which no catalog wants (drift says so)."""
+    from qwq_ollama.catalog.modelfile import ModelfileSyntaxError, parse_modelfile
+
+    given = answer.get("parser")
+    if isinstance(given, str) and given:
+        return given
+    text = str(answer.get("modelfile") or "")
+    if not text:
+        return None  # an answer without its Modelfile says nothing of a parser
+    try:
+        commands = parse_modelfile(text)
+    except ModelfileSyntaxError:
+        return "(a Modelfile that does not parse)"
+    found = [value for command, value in commands if command == "parser"]
+    return found[-1] if found and found[-1] else None

@@ -19,6 +19,7 @@ from typing import Any, cast
 
 import httpx
 import ollama
+from ollama._types import CreateRequest, ProgressResponse
 
 from qwq_ollama.catalog.conversation import as_ollama_messages
 from qwq_ollama.daemon.answers import LoadedModel, ProgressUpdate, Shown
@@ -382,7 +383,23 @@ class OllamaAPI:
         with self._client_errors(
             f"Ollama refused {model}", f"while creating {model}; run create again"
         ):
-            for update in self.client.create(model=model, stream=True, **fields):
+            parser = fields.pop("parser", None)
+            if parser is None:
+                updates = self.client.create(model=model, stream=True, **fields)
+            else:
+                # ollama-python's create() has no `parser` (0.6.3): the same request, the
+                # client's own body and streaming, with the field /api/create reads added
+                body = CreateRequest(model=model, stream=True, **fields).model_dump(
+                    exclude_none=True
+                )
+                updates = self.client._request(
+                    ProgressResponse,
+                    "POST",
+                    "/api/create",
+                    json={**body, "parser": parser},
+                    stream=True,
+                )
+            for update in updates:
                 yield ProgressUpdate(update.status or "", update.total, update.completed)
 
     def copy(self, source: str, destination: str) -> None:

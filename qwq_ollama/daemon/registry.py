@@ -67,6 +67,7 @@ class Desired:
     system: str | None
     parameters: dict[str, Any]
     license: str | None
+    parser: str | None = None
 
     def create_fields(self, base: str) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -78,6 +79,8 @@ class Desired:
             fields["system"] = self.system
         if self.license:
             fields["license"] = self.license
+        if self.parser is not None:
+            fields["parser"] = self.parser
         return fields
 
 
@@ -89,6 +92,7 @@ def desired_state(catalog: Catalog, variant: Variant, weights: Weights) -> Desir
         variant.system,
         variant.parameters.as_dict(),
         weights.license,
+        variant.parser,
     )
 
 
@@ -129,6 +133,8 @@ def drift(desired: Desired, shown: Shown) -> dict[str, str]:
     want_license = (desired.license,) if desired.license else ()
     if shown.license != want_license:
         diffs["license"] = "license"
+    if shown.parser != desired.parser:
+        diffs["parser"] = f"parser (catalog {_shown(desired.parser)}, live {_shown(shown.parser)})"
     return diffs
 
 
