@@ -199,7 +199,13 @@ CASES = [
         '{{- "<|im_end|>\\n" }\n  {{- else if eq .Role "tool" }}',
         line=True,
     ),
-    Case("go-template-unknown-function", GO_J2, "{{ json $v }}", "{{ tojson $v }}", line=True),
+    Case(
+        "go-template-unknown-function",
+        GO_J2,
+        "{{ .Function.Name }}",
+        "{{ tojson .Function.Name }}",
+        line=True,
+    ),
     Case(
         "go-template-call-without-pipeline",
         GO_J2,
